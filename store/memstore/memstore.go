@@ -1,0 +1,264 @@
+// Package memstore is an in-memory store.Store: complete and safe for concurrent use, but
+// nothing survives the process. It serves tests, examples and short-lived tools.
+package memstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"iter"
+	"sync"
+
+	"github.com/commseal/commseal/store"
+)
+
+// Store is an in-memory store.Store. The zero value is not usable; call New.
+type Store struct {
+	mu       sync.RWMutex
+	closed   bool
+	entries  []store.Entry
+	hashes   []store.Hash
+	identity map[store.Hash]uint64
+	lastConv map[store.Hash]uint64
+	cps      []store.Checkpoint
+	blobs    map[store.Hash][]byte
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		identity: map[store.Hash]uint64{},
+		lastConv: map[store.Hash]uint64{},
+		blobs:    map[store.Hash][]byte{},
+	}
+}
+
+func (s *Store) rlock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// Size implements store.Log.
+func (s *Store) Size(ctx context.Context) (uint64, error) {
+	if err := s.rlock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	return uint64(len(s.entries)), nil
+}
+
+// HashCount implements store.Log.
+func (s *Store) HashCount(ctx context.Context) (int64, error) {
+	if err := s.rlock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	return int64(len(s.hashes)), nil
+}
+
+// Append implements store.Log.
+func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if err := store.CheckBatch(b, uint64(len(s.entries)), int64(len(s.hashes))); err != nil {
+		return err
+	}
+	for _, e := range b.Entries {
+		if e.Identity == (store.Hash{}) {
+			continue
+		}
+		if i, ok := s.identity[e.Identity]; ok {
+			return fmt.Errorf("%w: entry %d repeats the identity of entry %d", store.ErrDuplicate, e.Index, i)
+		}
+	}
+	for _, e := range b.Entries {
+		s.entries = append(s.entries, clone(e))
+		if e.Identity != (store.Hash{}) {
+			s.identity[e.Identity] = e.Index
+		}
+		if e.Conversation != (store.Hash{}) {
+			s.lastConv[e.Conversation] = e.Index
+		}
+	}
+	s.hashes = append(s.hashes, b.Hashes...)
+	return nil
+}
+
+func clone(e store.Entry) store.Entry {
+	e.Leaf = append([]byte(nil), e.Leaf...)
+	e.Payload = append([]byte(nil), e.Payload...)
+	return e
+}
+
+// Entry implements store.Log.
+func (s *Store) Entry(ctx context.Context, i uint64) (store.Entry, error) {
+	if err := s.rlock(ctx); err != nil {
+		return store.Entry{}, err
+	}
+	defer s.mu.RUnlock()
+	if i >= uint64(len(s.entries)) {
+		return store.Entry{}, fmt.Errorf("%w: entry %d (size %d)", store.ErrNotFound, i, len(s.entries))
+	}
+	return clone(s.entries[i]), nil
+}
+
+// Entries implements store.Log.
+func (s *Store) Entries(ctx context.Context, start uint64) iter.Seq2[store.Entry, error] {
+	return func(yield func(store.Entry, error) bool) {
+		end, err := s.Size(ctx)
+		if err != nil {
+			yield(store.Entry{}, err)
+			return
+		}
+		for i := start; i < end; i++ {
+			e, err := s.Entry(ctx, i)
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// ReadHashes implements store.Log.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error) {
+	if err := s.rlock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := make([]store.Hash, len(indexes))
+	for k, x := range indexes {
+		if x < 0 || x >= int64(len(s.hashes)) {
+			return nil, fmt.Errorf("%w: stored hash %d (count %d)", store.ErrNotFound, x, len(s.hashes))
+		}
+		out[k] = s.hashes[x]
+	}
+	return out, nil
+}
+
+// Lookup implements store.Log.
+func (s *Store) Lookup(ctx context.Context, identity store.Hash) (uint64, bool, error) {
+	if err := s.rlock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer s.mu.RUnlock()
+	i, ok := s.identity[identity]
+	return i, ok, nil
+}
+
+// LastInConversation implements store.Log.
+func (s *Store) LastInConversation(ctx context.Context, conv store.Hash) (uint64, bool, error) {
+	if err := s.rlock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer s.mu.RUnlock()
+	i, ok := s.lastConv[conv]
+	return i, ok, nil
+}
+
+// PutCheckpoint implements store.Checkpoints.
+func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if len(c.Note) == 0 {
+		return fmt.Errorf("%w: empty checkpoint note", store.ErrInvalid)
+	}
+	if n := len(s.cps); n > 0 && c.Size <= s.cps[n-1].Size {
+		return fmt.Errorf("%w: checkpoint size %d does not exceed the latest, %d", store.ErrOutOfOrder, c.Size, s.cps[n-1].Size)
+	}
+	s.cps = append(s.cps, store.Checkpoint{Size: c.Size, Note: append([]byte(nil), c.Note...)})
+	return nil
+}
+
+// LatestCheckpoint implements store.Checkpoints.
+func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
+	if err := s.rlock(ctx); err != nil {
+		return store.Checkpoint{}, err
+	}
+	defer s.mu.RUnlock()
+	if len(s.cps) == 0 {
+		return store.Checkpoint{}, fmt.Errorf("%w: no checkpoint", store.ErrNotFound)
+	}
+	c := s.cps[len(s.cps)-1]
+	return store.Checkpoint{Size: c.Size, Note: append([]byte(nil), c.Note...)}, nil
+}
+
+// AllCheckpoints implements store.Checkpoints.
+func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error] {
+	return func(yield func(store.Checkpoint, error) bool) {
+		if err := s.rlock(ctx); err != nil {
+			yield(store.Checkpoint{}, err)
+			return
+		}
+		cps := make([]store.Checkpoint, len(s.cps))
+		for k, c := range s.cps {
+			cps[k] = store.Checkpoint{Size: c.Size, Note: append([]byte(nil), c.Note...)}
+		}
+		s.mu.RUnlock()
+		for _, c := range cps {
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
+// PutBlob implements store.Blobs.
+func (s *Store) PutBlob(ctx context.Context, sum store.Hash, data []byte) error {
+	if sha256.Sum256(data) != sum {
+		return fmt.Errorf("%w: blob %x", store.ErrHashMismatch, sum[:8])
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.blobs[sum]; !ok {
+		s.blobs[sum] = append([]byte(nil), data...)
+	}
+	return nil
+}
+
+// Blob implements store.Blobs.
+func (s *Store) Blob(ctx context.Context, sum store.Hash) ([]byte, error) {
+	if err := s.rlock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	b, ok := s.blobs[sum]
+	if !ok {
+		return nil, fmt.Errorf("%w: blob %x", store.ErrNotFound, sum[:8])
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// Close implements store.Store. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
