@@ -326,14 +326,14 @@ func TestProofRoundTripAndIndependentParser(t *testing.T) {
 	require.ErrorIs(t, err, seal.ErrProof)
 
 	for name, bad := range map[string]string{
-		"header":     strings.Replace(string(text), "tlog-proof@v1", "tlog-proof@v2", 1),
-		"no blank":   strings.Replace(string(text), "\n\n", "\n", 1),
-		"index":      strings.Replace(string(text), "index 7", "index 07", 1),
-		"no index":   strings.Replace(string(text), "index 7\n", "", 1),
-		"bad hash":   strings.Replace(string(text), "index 7\n", "index 7\nAAAA\n", 1),
-		"bad extra":  strings.Replace(string(text), "extra ", "extra !", 1),
-		"empty cp":   ProofHeaderOnly(),
-		"too large":  strings.Repeat("x", seal.MaxProofSize+1),
+		"header":    strings.Replace(string(text), "tlog-proof@v1", "tlog-proof@v2", 1),
+		"no blank":  strings.Replace(string(text), "\n\n", "\n", 1),
+		"index":     strings.Replace(string(text), "index 7", "index 07", 1),
+		"no index":  strings.Replace(string(text), "index 7\n", "", 1),
+		"bad hash":  strings.Replace(string(text), "index 7\n", "index 7\nAAAA\n", 1),
+		"bad extra": strings.Replace(string(text), "extra ", "extra !", 1),
+		"empty cp":  ProofHeaderOnly(),
+		"too large": strings.Repeat("x", seal.MaxProofSize+1),
 	} {
 		_, err := seal.ParseProof([]byte(bad))
 		require.ErrorIs(t, err, seal.ErrMalformedProof, name)
