@@ -1,7 +1,9 @@
 package seal
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,4 +47,42 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 		return nil, fmt.Errorf("%w: verifier key: %v", ErrBadKey, err)
 	}
 	return v, nil
+}
+
+// Keys is a ledger's checkpoint signing key with its verifier.
+type Keys struct {
+	Signer      note.Signer
+	Verifier    note.Verifier
+	VerifierKey string // the verifier key in sumdb/note text form, to publish
+}
+
+// ParseSigningKey parses an Ed25519 signing key in sumdb/note format ("PRIVATE+KEY+name+hash+
+// key") and derives its verifier.
+func ParseSigningKey(skey string) (*Keys, error) {
+	skey = strings.TrimSpace(skey)
+	s, err := NewSigner(skey)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(skey, "+")
+	if len(parts) != 5 {
+		return nil, fmt.Errorf("%w: signing key has %d fields", ErrBadKey, len(parts))
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, fmt.Errorf("%w: signing key is not an Ed25519 key", ErrBadKey)
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	if v.KeyHash() != s.KeyHash() {
+		return nil, fmt.Errorf("%w: derived verifier does not match the signing key", ErrBadKey)
+	}
+	return &Keys{Signer: s, Verifier: v, VerifierKey: vkey}, nil
 }

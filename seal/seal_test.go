@@ -388,3 +388,20 @@ func FuzzParseProof(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSigningKeyDerivesVerifier(t *testing.T) {
+	skey, vkey, err := seal.GenerateKey("example.com/k")
+	require.NoError(t, err)
+	k, err := seal.ParseSigningKey(skey + "\n")
+	require.NoError(t, err)
+	require.Equal(t, vkey, k.VerifierKey)
+	c := seal.Checkpoint{Origin: "example.com/k", Size: 1}
+	signed, err := seal.SignCheckpoint(c, k.Signer)
+	require.NoError(t, err)
+	_, err = seal.OpenCheckpoint(signed, k.Verifier)
+	require.NoError(t, err)
+	for _, bad := range []string{"", "PRIVATE+KEY+x", vkey, strings.Replace(skey, "+", "-", 1)} {
+		_, err := seal.ParseSigningKey(bad)
+		require.ErrorIs(t, err, seal.ErrBadKey, bad)
+	}
+}
