@@ -3,10 +3,15 @@ module github.com/commseal/commseal
 go 1.26.0
 
 require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/open-dingtalk/dingtalk-stream-sdk-go v0.9.2-beta.1
 	github.com/stretchr/testify v1.12.1
 	github.com/transparency-dev/formats v0.1.1
 	github.com/transparency-dev/merkle v0.0.2
 	golang.org/x/mod v0.43.0
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	github.com/google/uuid v1.3.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

@@ -11,10 +11,10 @@ import (
 
 func TestParseBotMessageKinds(t *testing.T) {
 	cases := []struct {
-		name, raw string
+		name, raw  string
 		kind, text string
-		atts        int
-		convType    string
+		atts       int
+		convType   string
 	}{
 		{"text", `{"msgId":"m1","msgtype":"text","text":{"content":" 買入 0700 "},"conversationType":"1","conversationId":"c1","senderId":"u1","senderNick":"陳大文","senderStaffId":"s1","chatbotCorpId":"corp","createAt":1700000000000}`,
 			capture.KindText, "買入 0700", 0, capture.ConversationDirect},
@@ -50,12 +50,12 @@ func TestParseBotMessageKinds(t *testing.T) {
 
 func TestParseBotMessageErrors(t *testing.T) {
 	for name, raw := range map[string]string{
-		"not json":      `{"msgId":`,
-		"no msgId":      `{"msgtype":"text"}`,
-		"trailing":      `{"msgId":"a"} {}`,
-		"bad createAt":  `{"msgId":"a","createAt":1.5}`,
-		"bad content":   `{"msgId":"a","msgtype":"file","content":{"fileName":3}}`,
-		"array":         `[]`,
+		"not json":     `{"msgId":`,
+		"no msgId":     `{"msgtype":"text"}`,
+		"trailing":     `{"msgId":"a"} {}`,
+		"bad createAt": `{"msgId":"a","createAt":1.5}`,
+		"bad content":  `{"msgId":"a","msgtype":"file","content":{"fileName":3}}`,
+		"array":        `[]`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := dingtalk.ParseBotMessage([]byte(raw))
