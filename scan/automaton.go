@@ -1,0 +1,377 @@
+package scan
+
+import (
+	"unicode/utf8"
+)
+
+// State values. A transition holds the value of the target state: for a dense state with no
+// output that is simply its row offset in trans (row number times stride), so the hot loop is
+// one load and one add per byte. Values at or above specialMin carry flags: flagMatch (the state
+// ends at least one key: record a hit) and flagSparse (the state has no dense row: the low bits
+// index sparse instead). One comparison per byte tells the common case from the rare ones.
+const (
+	flagMatch  = 1 << 30
+	flagSparse = 1 << 29
+	specialMin = 1 << 29
+	offMask    = 1<<29 - 1
+)
+
+// Byte classes. Class 0 is every byte that occurs in no key: from any state it leads back to
+// the root. In normalizing automata class 1 is "removed by normalization": it leaves the state
+// as it is, which is how spacing and punctuation inside a term are skipped without a second
+// pass over the text.
+const (
+	classNone = 0
+	classSkip = 1
+)
+
+// denseBudget caps the dense transition table, in entries. States are made dense in
+// breadth-first order, so the shallow states where a scan spends nearly all its time get the
+// one-load transition and the long tails of rare terms use sparse edges plus failure links.
+const denseBudget = 1 << 20
+
+// automaton is an Aho-Corasick automaton over keys of bytes, compiled to a byte-class DFA. It is
+// immutable once built and safe for concurrent use.
+type automaton struct {
+	cls     [256]uint8 // key byte -> class (raw mode: text byte -> class)
+	acls    [128]uint8 // normalizing: ASCII text byte -> class of its folded form, or classSkip
+	stride  uint32     // classes per row
+	nDense  uint32     // states 0..nDense-1 have dense rows
+	trans   []uint32   // dense rows, premultiplied
+	sparse  []sparseState
+	edges   []sparseEdge
+	keyAt   []int32 // per state: the key ending exactly here, or -1
+	dict    []int32 // per state: the nearest proper suffix state with a key, or -1
+	norm    bool
+	skipCls uint32 // classSkip when normalizing, otherwise an impossible class
+	runes   *runeTable
+}
+
+type sparseState struct {
+	lo, hi uint32 // edges[lo:hi]
+	fail   uint32 // state number of the failure link
+	self   uint32 // this state's value without flagMatch
+}
+
+type sparseEdge struct {
+	cls uint32
+	val uint32
+}
+
+// hit is a raw match: the automaton reached state (by number) after consuming text[:end].
+type hit struct {
+	state uint32
+	end   int
+}
+
+// buildAutomaton compiles keys (byte strings over the key alphabet; none empty, no duplicates).
+// When norm is set the keys are symbol codes (see symbolCode) and acls maps ASCII text.
+func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
+	a := &automaton{norm: norm, skipCls: 1 << 31}
+	next := uint8(1)
+	if norm {
+		a.skipCls = classSkip
+		next = 2
+	}
+	var used [256]bool
+	for _, k := range keys {
+		for _, b := range k {
+			used[b] = true
+		}
+	}
+	for b := range used {
+		if used[b] {
+			a.cls[b] = next
+			next++
+		}
+	}
+	a.stride = uint32(next)
+	if norm {
+		for b := range a.acls {
+			if f := asciiFold[b]; f == foldSkip {
+				a.acls[b] = classSkip
+			} else {
+				a.acls[b] = a.cls[f]
+			}
+		}
+	}
+
+	// The trie, with children in singly linked lists (the root's in an array).
+	total := 1
+	for _, k := range keys {
+		total += len(k)
+	}
+	first := make([]int32, 1, total)
+	keyAt := make([]int32, 1, total)
+	first[0], keyAt[0] = -1, -1
+	elab := make([]uint8, 0, total)
+	echild := make([]int32, 0, total)
+	enext := make([]int32, 0, total)
+	var rootKids [256]int32
+	for i := range rootKids {
+		rootKids[i] = -1
+	}
+	child := func(n int32, c uint8) int32 {
+		if n == 0 {
+			return rootKids[c]
+		}
+		for e := first[n]; e >= 0; e = enext[e] {
+			if elab[e] == c {
+				return echild[e]
+			}
+		}
+		return -1
+	}
+	for ki, k := range keys {
+		n := int32(0)
+		for _, b := range k {
+			c := a.cls[b]
+			m := child(n, c)
+			if m < 0 {
+				m = int32(len(first))
+				first = append(first, -1)
+				keyAt = append(keyAt, -1)
+				elab = append(elab, c)
+				echild = append(echild, m)
+				enext = append(enext, first[n])
+				first[n] = int32(len(elab) - 1)
+				if n == 0 {
+					rootKids[c] = m
+				}
+			}
+			n = m
+		}
+		keyAt[n] = int32(ki)
+	}
+	nStates := len(first)
+
+	// Breadth-first order, failure and dictionary links (by trie node).
+	order := make([]int32, 0, nStates)
+	order = append(order, 0)
+	fail := make([]int32, nStates)
+	dict := make([]int32, nStates)
+	dict[0] = -1
+	for qi := 0; qi < len(order); qi++ {
+		u := order[qi]
+		for e := first[u]; e >= 0; e = enext[e] {
+			v, c := echild[e], elab[e]
+			order = append(order, v)
+			f := int32(0)
+			if u != 0 {
+				for f = fail[u]; ; f = fail[f] {
+					if w := child(f, c); w >= 0 {
+						f = w
+						break
+					}
+					if f == 0 {
+						break
+					}
+				}
+			}
+			fail[v] = f
+			if keyAt[f] >= 0 {
+				dict[v] = f
+			} else {
+				dict[v] = dict[f]
+			}
+		}
+	}
+	num := make([]int32, nStates) // trie node -> state number
+	for i, u := range order {
+		num[u] = int32(i)
+	}
+
+	nDense := nStates
+	if budget > 0 && nDense*int(a.stride) > budget {
+		nDense = max(1, budget/int(a.stride))
+	}
+	a.nDense = uint32(nDense)
+	val := make([]uint32, nStates) // by state number
+	a.keyAt = make([]int32, nStates)
+	a.dict = make([]int32, nStates)
+	for i, u := range order {
+		v := uint32(i) * a.stride
+		if i >= nDense {
+			v = flagSparse | uint32(i-nDense)
+		}
+		if keyAt[u] >= 0 || dict[u] >= 0 {
+			v |= flagMatch
+		}
+		val[i] = v
+		a.keyAt[i] = keyAt[u]
+		a.dict[i] = -1
+		if dict[u] >= 0 {
+			a.dict[i] = num[dict[u]]
+		}
+	}
+
+	a.trans = make([]uint32, nDense*int(a.stride))
+	for i := 0; i < nDense; i++ {
+		u := order[i]
+		row := a.trans[i*int(a.stride) : (i+1)*int(a.stride)]
+		if i > 0 {
+			f := int(num[fail[u]])
+			copy(row, a.trans[f*int(a.stride):(f+1)*int(a.stride)])
+		}
+		for e := first[u]; e >= 0; e = enext[e] {
+			row[elab[e]] = val[num[echild[e]]]
+		}
+		if norm {
+			row[classSkip] = val[i] &^ flagMatch
+		}
+	}
+	a.sparse = make([]sparseState, nStates-nDense)
+	for i := nDense; i < nStates; i++ {
+		u := order[i]
+		sp := &a.sparse[i-nDense]
+		sp.lo = uint32(len(a.edges))
+		for e := first[u]; e >= 0; e = enext[e] {
+			a.edges = append(a.edges, sparseEdge{cls: uint32(elab[e]), val: val[num[echild[e]]]})
+		}
+		sp.hi = uint32(len(a.edges))
+		sp.fail = uint32(num[fail[u]])
+		sp.self = val[i] &^ flagMatch
+	}
+	return a
+}
+
+// slowStep is the transition from a sparse state value v (without flagMatch) on class c.
+func (a *automaton) slowStep(v, c uint32) uint32 {
+	if c == a.skipCls {
+		return v
+	}
+	n := a.nDense + v&offMask
+	for {
+		if n < a.nDense {
+			return a.trans[n*a.stride+c]
+		}
+		sp := &a.sparse[n-a.nDense]
+		for _, e := range a.edges[sp.lo:sp.hi] {
+			if e.cls == c {
+				return e.val
+			}
+		}
+		n = sp.fail
+	}
+}
+
+// stateNum converts a state value back to its state number.
+func (a *automaton) stateNum(v uint32) uint32 {
+	if v&flagSparse != 0 {
+		return a.nDense + v&offMask
+	}
+	return (v & offMask) / a.stride
+}
+
+// scanRaw runs the automaton over text byte by byte, appending a hit for every state with
+// output. This is the path for lexicons whose rules are all exact.
+func (a *automaton) scanRaw(text []byte, hits []hit) []hit {
+	trans, cls := a.trans, &a.cls
+	s := uint32(0)
+	for i := 0; i < len(text); {
+		s = trans[s+uint32(cls[text[i]])]
+		i++
+		if s < specialMin {
+			continue
+		}
+		for {
+			if s&flagMatch != 0 {
+				hits = append(hits, hit{a.stateNum(s), i})
+				s &^= flagMatch
+			}
+			if s < specialMin || i >= len(text) {
+				break
+			}
+			s = a.slowStep(s, uint32(cls[text[i]]))
+			i++
+		}
+	}
+	return hits
+}
+
+// scanNorm runs a normalizing automaton over text. ASCII goes through acls, where case folding
+// and skipping are already in the classes; other runes are decoded and looked up in the rune
+// table, which gives their folded symbol's classes, or says to skip them, or (for a rune in no
+// key) to go straight back to the root.
+func (a *automaton) scanNorm(text []byte, hits []hit) []hit {
+	trans, acls, rt := a.trans, &a.acls, a.runes
+	s := uint32(0)
+	for i := 0; i < len(text); {
+		b := text[i]
+		if b < utf8.RuneSelf {
+			i++
+			c := uint32(acls[b])
+			if s < specialMin {
+				s = trans[s+c]
+				if s < specialMin {
+					continue
+				}
+			} else {
+				s = a.slowStep(s, c)
+			}
+		} else {
+			var r rune
+			var size int
+			if b >= 0xE0 && b < 0xF0 && i+2 < len(text) {
+				r = rune(b&0x0F)<<12 | rune(text[i+1]&0x3F)<<6 | rune(text[i+2]&0x3F)
+				size = 3
+				if text[i+1]&0xC0 != 0x80 || text[i+2]&0xC0 != 0x80 || r < 0x800 || r >= 0xD800 && r < 0xE000 {
+					r, size = utf8.DecodeRune(text[i:])
+				}
+			} else {
+				r, size = utf8.DecodeRune(text[i:])
+			}
+			i += size
+			act := rt.lookup(r)
+			n := act & actLenMask
+			if n == 0 {
+				if act == actBreak {
+					s = 0
+				}
+				continue
+			}
+			for k := uint32(0); k < n; k++ {
+				c := act >> (8 + 8*k) & 0xff
+				if s < specialMin {
+					s = trans[s+c]
+				} else {
+					s = a.slowStep(s&^flagMatch, c)
+				}
+			}
+		}
+		if s&flagMatch != 0 {
+			hits = append(hits, hit{a.stateNum(s), i})
+			s &^= flagMatch
+		}
+	}
+	return hits
+}
+
+// Rune actions of a normalizing automaton: the number of symbol-code bytes in the low bits and
+// their classes in the bytes above, or one of the two specials.
+const (
+	actLenMask = 3
+	actBreak   = 0 // the rune's folded form is in no key: back to the root
+	actSkip    = 4 // normalization removes the rune: stay
+)
+
+// runeTable maps a text rune to its action, in pages of 256 runes for the planes foldPlanes
+// covers; identical pages are shared, and the few rarer runes sit in a map.
+type runeTable struct {
+	top   [foldPlanes >> 8]uint16
+	pages [][256]uint32
+	high  map[rune]uint32 // runes >= foldPlanes whose folded form is a key symbol
+}
+
+func (t *runeTable) lookup(r rune) uint32 {
+	if uint32(r) < foldPlanes {
+		return t.pages[t.top[r>>8]][r&0xff]
+	}
+	if act, ok := t.high[r]; ok {
+		return act
+	}
+	if foldRune(r) == foldSkip {
+		return actSkip
+	}
+	return actBreak
+}

@@ -1,0 +1,503 @@
+package scan
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Finding is one rule hit in one message.
+type Finding struct {
+	Rule     string   `json:"rule"`     // the rule's id
+	Category string   `json:"category"` // the rule's category
+	Severity Severity `json:"severity"` // the rule's severity
+	// Term is the lexicon term that matched, as written in the lexicon; for a near rule, the two
+	// terms joined by " … ".
+	Term string `json:"term"`
+	// Start and End are byte offsets into the original text: text[Start:End] is the matched
+	// passage, from the first to the last character that matched (characters removed by
+	// normalization inside it included).
+	Start int `json:"start"`
+	End   int `json:"end"`
+	// Lexicon is the version of the lexicon that produced the finding (see Lexicon.Version).
+	Lexicon string `json:"lexicon"`
+}
+
+// Roles of a term within its rule.
+const (
+	roleTerm = iota
+	roleExclude
+	roleNearA
+	roleNearB
+)
+
+// entry is one term of one rule, compiled.
+type entry struct {
+	rule  int32
+	role  uint8
+	order int32  // position of the term in its (sorted) list: earlier wins a tie
+	term  string // as written
+	// exact terms (in a normalizing automaton): leading and trailing bytes the key lacks
+	lead, trail int
+	caseRunes   []rune // case-sensitive rules: the term folded without case folding
+	wordStart   bool   // word boundary needed before the match
+	wordEnd     bool   // word boundary needed after the match
+}
+
+type compiledRule struct {
+	Rule
+	near bool
+}
+
+// Scanner is a compiled lexicon. It is immutable and safe for concurrent use by any number of
+// goroutines; to change lexicons, compile a new Scanner and swap it in (see Live).
+type Scanner struct {
+	version  string
+	name     string
+	rules    []compiledRule // sorted by id
+	auto     *automaton
+	keyLen   []int32 // per key: bytes (raw) or runes (normalizing)
+	keyEnts  []int32 // entries of key k: ents[keyEnts[k]:keyEnts[k+1]]
+	ents     []entry
+	scratch  sync.Pool
+	nearUsed bool
+}
+
+// Compile validates lex and compiles it into a Scanner.
+//
+// If every rule is exact the automaton runs on the raw bytes. Otherwise it runs on normalized
+// symbols and the hits of exact and case-sensitive rules are confirmed against the original
+// text, so one pass serves every rule.
+func Compile(lex *Lexicon) (*Scanner, error) {
+	return compile(lex, denseBudget)
+}
+
+func compile(lex *Lexicon, budget int) (*Scanner, error) {
+	version, err := lex.Version()
+	if err != nil {
+		return nil, err
+	}
+	s := &Scanner{version: version, name: lex.Name}
+	for _, r := range lex.Rules {
+		cr := compiledRule{Rule: r}
+		cr.Terms = sortedCopy(r.Terms)
+		cr.Exclude = sortedCopy(r.Exclude)
+		if r.Near != nil {
+			cr.Near = &Near{A: sortedCopy(r.Near.A), B: sortedCopy(r.Near.B), Within: r.Near.Within}
+			cr.near = true
+			s.nearUsed = true
+		}
+		s.rules = append(s.rules, cr)
+	}
+	slices.SortFunc(s.rules, func(a, b compiledRule) int { return strings.Compare(a.ID, b.ID) })
+
+	norm := false
+	for _, r := range s.rules {
+		if !r.Exact {
+			norm = true
+		}
+	}
+
+	// Keys: the raw bytes of each term (raw mode) or its folded runes (normalizing).
+	type keyed struct {
+		key   string
+		runes []rune
+		e     entry
+	}
+	var all []keyed
+	for ri, r := range s.rules {
+		add := func(role uint8, terms []string) {
+			for i, t := range terms {
+				e := entry{rule: int32(ri), role: role, order: int32(i), term: t}
+				var k keyed
+				if norm {
+					for _, c := range t {
+						if f := foldRune(c); f != foldSkip {
+							k.runes = append(k.runes, f)
+						}
+					}
+					if r.Exact {
+						e.lead, e.trail = edgeSkips(t)
+					} else if r.CaseSensitive {
+						for _, c := range t {
+							if f := foldRuneCase(c); f != foldSkip {
+								e.caseRunes = append(e.caseRunes, f)
+							}
+						}
+					}
+				} else {
+					k.key = t
+				}
+				if r.WordBoundary {
+					first, last := edgeRunes(t, r.Exact)
+					e.wordStart, e.wordEnd = isWordRune(first), isWordRune(last)
+				}
+				k.e = e
+				all = append(all, k)
+			}
+		}
+		add(roleTerm, r.Terms)
+		add(roleExclude, r.Exclude)
+		if r.Near != nil {
+			add(roleNearA, r.Near.A)
+			add(roleNearB, r.Near.B)
+		}
+	}
+	var symbols map[rune][]byte
+	if norm {
+		freq := map[rune]int{}
+		for _, k := range all {
+			for _, r := range k.runes {
+				if r >= utf8.RuneSelf {
+					freq[r]++
+				}
+			}
+		}
+		if len(freq) > maxSymbols {
+			return nil, &LexiconError{Lexicon: lex.Name, Field: "rules", Err: fmt.Errorf("%w: %d distinct characters, limit %d", ErrTooLarge, len(freq), maxSymbols)}
+		}
+		order := make([]rune, 0, len(freq))
+		for r := range freq {
+			order = append(order, r)
+		}
+		slices.SortFunc(order, func(a, b rune) int {
+			return cmp.Or(cmp.Compare(freq[b], freq[a]), cmp.Compare(a, b))
+		})
+		symbols = make(map[rune][]byte, len(order)+36)
+		for id, r := range order {
+			symbols[r] = appendSymbolCode(nil, id)
+		}
+		buf := make([]byte, 0, 64)
+		for i := range all {
+			buf = buf[:0]
+			for _, r := range all[i].runes {
+				if r < utf8.RuneSelf {
+					buf = append(buf, byte(r))
+					symbols[r] = []byte{byte(r)}
+				} else {
+					buf = append(buf, symbols[r]...)
+				}
+			}
+			all[i].key = string(buf)
+		}
+	}
+	// Group entries by key; keys in first-seen order, entries in rule and term order.
+	index := map[string]int{}
+	var keys [][]byte
+	var groups [][]entry
+	for _, k := range all {
+		i, ok := index[k.key]
+		if !ok {
+			i = len(keys)
+			index[k.key] = i
+			keys = append(keys, []byte(k.key))
+			n := len(k.key)
+			if norm {
+				n = len(k.runes)
+			}
+			s.keyLen = append(s.keyLen, int32(n))
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], k.e)
+	}
+	s.keyEnts = make([]int32, 0, len(groups)+1)
+	for _, g := range groups {
+		s.keyEnts = append(s.keyEnts, int32(len(s.ents)))
+		s.ents = append(s.ents, g...)
+	}
+	s.keyEnts = append(s.keyEnts, int32(len(s.ents)))
+
+	s.auto = buildAutomaton(keys, norm, budget)
+	if norm {
+		s.auto.runes = buildRuneTable(s.auto, symbols)
+	}
+	return s, nil
+}
+
+// edgeSkips returns the byte lengths of the runes at the start and end of t that normalization
+// removes.
+func edgeSkips(t string) (lead, trail int) {
+	for i, r := range t {
+		if foldRune(r) != foldSkip {
+			lead = i
+			break
+		}
+	}
+	for i := len(t); i > 0; {
+		r, n := utf8.DecodeLastRuneInString(t[:i])
+		if foldRune(r) != foldSkip {
+			trail = len(t) - i
+			break
+		}
+		i -= n
+	}
+	return lead, trail
+}
+
+// edgeRunes returns the first and last runes of t that a match starts and ends on.
+func edgeRunes(t string, exact bool) (first, last rune) {
+	first, last = -1, -1
+	for _, r := range t {
+		if exact || foldRune(r) != foldSkip {
+			if first < 0 {
+				first = r
+			}
+			last = r
+		}
+	}
+	return first, last
+}
+
+// Version returns the version of the compiled lexicon (see Lexicon.Version).
+func (s *Scanner) Version() string { return s.version }
+
+// Name returns the name of the compiled lexicon.
+func (s *Scanner) Name() string { return s.name }
+
+// Scan returns the findings in text, ordered by start, end and rule id. It returns nil when
+// nothing matches.
+func (s *Scanner) Scan(text []byte) []Finding {
+	return s.AppendScan(nil, text)
+}
+
+// ScanString is Scan for a string.
+func (s *Scanner) ScanString(text string) []Finding {
+	return s.AppendScan(nil, []byte(text))
+}
+
+// AppendScan appends the findings in text to dst and returns the extended slice. With a reused
+// dst, a scan that finds nothing does not allocate.
+func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
+	sc, _ := s.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	if s.auto.norm {
+		sc.hits = s.auto.scanNorm(text, sc.hits[:0])
+	} else {
+		sc.hits = s.auto.scanRaw(text, sc.hits[:0])
+	}
+	if len(sc.hits) > 0 {
+		dst = s.finish(sc, text, sc.hits, dst)
+	}
+	s.scratch.Put(sc)
+	return dst
+}
+
+// scratch is per-scan working memory, pooled in the Scanner.
+type scratch struct {
+	hits []hit
+	occs []occ
+	near []occ
+}
+
+// occ is a confirmed occurrence of an entry.
+type occ struct {
+	ent        int32
+	start, end int
+}
+
+// finish turns raw hits into findings: expand each state's keys, locate starts, confirm
+// exact, case-sensitive and word-boundary rules, apply exclusions, pair near terms.
+func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []Finding {
+	a := s.auto
+	occs := sc.occs[:0]
+	for _, h := range hits {
+		for st := int32(h.state); st >= 0; st = a.dict[st] {
+			k := a.keyAt[st]
+			if k < 0 {
+				continue
+			}
+			start := h.end - int(s.keyLen[k])
+			if a.norm {
+				start = startOf(text, h.end, int(s.keyLen[k]))
+			}
+			for ei := s.keyEnts[k]; ei < s.keyEnts[k+1]; ei++ {
+				if st, en, ok := s.confirm(&s.ents[ei], text, start, h.end); ok {
+					occs = append(occs, occ{ei, st, en})
+				}
+			}
+		}
+	}
+	// Rule, then role, then position, then term order.
+	slices.SortFunc(occs, func(x, y occ) int {
+		ex, ey := &s.ents[x.ent], &s.ents[y.ent]
+		return cmp.Or(cmp.Compare(ex.rule, ey.rule), cmp.Compare(ex.role, ey.role),
+			cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end), cmp.Compare(ex.order, ey.order))
+	})
+	n0 := len(dst)
+	for i := 0; i < len(occs); {
+		j := i
+		for j < len(occs) && s.ents[occs[j].ent].rule == s.ents[occs[i].ent].rule {
+			j++
+		}
+		dst = s.ruleFindings(sc, text, occs[i:j], dst)
+		i = j
+	}
+	sc.occs = occs
+	found := dst[n0:]
+	slices.SortFunc(found, func(x, y Finding) int {
+		return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End), strings.Compare(x.Rule, y.Rule))
+	})
+	return dst
+}
+
+// ruleFindings handles the occurrences of one rule, sorted by role, position and term order.
+func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Finding) []Finding {
+	r := &s.rules[s.ents[occs[0].ent].rule]
+	nRule := len(dst)
+	var terms, excl, nearA, nearB []occ
+	for i := 0; i < len(occs); {
+		role := s.ents[occs[i].ent].role
+		j := i
+		for j < len(occs) && s.ents[occs[j].ent].role == role {
+			j++
+		}
+		switch role {
+		case roleTerm:
+			terms = occs[i:j]
+		case roleExclude:
+			excl = occs[i:j]
+		case roleNearA:
+			nearA = occs[i:j]
+		case roleNearB:
+			nearB = occs[i:j]
+		}
+		i = j
+	}
+	excluded := func(o occ) bool {
+		for _, x := range excl {
+			if x.start <= o.start && o.end <= x.end {
+				return true
+			}
+		}
+		return false
+	}
+	add := func(term string, start, end int) {
+		dst = append(dst, Finding{Rule: r.ID, Category: r.Category, Severity: r.Severity, Term: term, Start: start, End: end, Lexicon: s.version})
+	}
+	for i, o := range terms {
+		if i > 0 && o.start == terms[i-1].start && o.end == terms[i-1].end {
+			continue // same span, an earlier term already reported it
+		}
+		if !excluded(o) {
+			add(s.ents[o.ent].term, o.start, o.end)
+		}
+	}
+	if len(nearA) == 0 || len(nearB) == 0 {
+		return dst
+	}
+	bs := sc.near[:0]
+	for i, o := range nearB {
+		if (i == 0 || o.start != nearB[i-1].start || o.end != nearB[i-1].end) && !excluded(o) {
+			bs = append(bs, o)
+		}
+	}
+	sc.near = bs
+	for i, o := range nearA {
+		if i > 0 && o.start == nearA[i-1].start && o.end == nearA[i-1].end || excluded(o) {
+			continue
+		}
+		best, bestGap := -1, 0
+		for k, b := range bs {
+			g := gap(text, o, b)
+			if g > r.Near.Within {
+				continue
+			}
+			if best < 0 || g < bestGap || g == bestGap && (b.start < bs[best].start || b.start == bs[best].start && b.end < bs[best].end) {
+				best, bestGap = k, g
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		b := bs[best]
+		start, end := min(o.start, b.start), max(o.end, b.end)
+		dup := false
+		for _, f := range dst[nRule:] {
+			if f.Start == start && f.End == end {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			add(s.ents[o.ent].term+" … "+s.ents[b.ent].term, start, end)
+		}
+	}
+	return dst
+}
+
+// gap is the number of characters of text between two occurrences, 0 if they overlap or touch.
+func gap(text []byte, x, y occ) int {
+	switch {
+	case x.end <= y.start:
+		return utf8.RuneCount(text[x.end:y.start])
+	case y.end <= x.start:
+		return utf8.RuneCount(text[y.end:x.start])
+	}
+	return 0
+}
+
+// startOf walks back from end over n characters that normalization keeps and returns where
+// the first of them starts.
+func startOf(text []byte, end, n int) int {
+	pos := end
+	for n > 0 && pos > 0 {
+		r, size := utf8.DecodeLastRune(text[:pos])
+		pos -= size
+		if r < utf8.RuneSelf {
+			if asciiFold[r] != foldSkip {
+				n--
+			}
+		} else if foldRune(r) != foldSkip {
+			n--
+		}
+	}
+	return pos
+}
+
+// confirm checks a raw match of e's key at text[start:end] against the rule's options and
+// returns the span to report.
+func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool) {
+	r := &s.rules[e.rule]
+	if r.Exact && s.auto.norm {
+		t := e.term
+		core := t[e.lead : len(t)-e.trail]
+		if start < e.lead || end+e.trail > len(text) || string(text[start:end]) != core ||
+			string(text[start-e.lead:start]) != t[:e.lead] || string(text[end:end+e.trail]) != t[len(t)-e.trail:] {
+			return 0, 0, false
+		}
+		start, end = start-e.lead, end+e.trail
+	} else if r.CaseSensitive && !r.Exact {
+		k := 0
+		for i := start; i < end; {
+			c, n := utf8.DecodeRune(text[i:])
+			i += n
+			f := foldRuneCase(c)
+			if f == foldSkip {
+				continue
+			}
+			if k >= len(e.caseRunes) || e.caseRunes[k] != f {
+				return 0, 0, false
+			}
+			k++
+		}
+		if k != len(e.caseRunes) {
+			return 0, 0, false
+		}
+	}
+	if e.wordStart && start > 0 {
+		if c, _ := utf8.DecodeLastRune(text[:start]); isWordRune(c) {
+			return 0, 0, false
+		}
+	}
+	if e.wordEnd && end < len(text) {
+		if c, _ := utf8.DecodeRune(text[end:]); isWordRune(c) {
+			return 0, 0, false
+		}
+	}
+	return start, end, true
+}
