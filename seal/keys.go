@@ -64,7 +64,7 @@ func ParseSigningKey(skey string) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 {
 		return nil, fmt.Errorf("%w: signing key has %d fields", ErrBadKey, len(parts))
 	}

@@ -1,0 +1,592 @@
+// Package ledger is commseal's append-only evidence ledger. It composes seal (formats and
+// proofs) with a store.Store (durability): Append seals a captured message into a Merkle-tree
+// log and returns once the entry is durable; Get reads it back; InclusionProof, ConsistencyProof
+// and Prove answer for any entry; checkpoints are signed on a policy; Verify checks a whole
+// ledger in one streaming pass with nothing but its verifier key.
+//
+// # Appending
+//
+// Many goroutines may call Append at once. A single sequencer takes every request that is
+// waiting, assigns consecutive indices, extends the tree once and makes the batch durable in one
+// store commit (group commit); each caller returns when its batch is durable. Work that does not
+// need the order (encoding, hashing the payload, the commitment) happens in the caller's
+// goroutine, so the sequencer only links, hashes leaves and writes.
+//
+// A Ledger implements capture.Sink, capture.RecordSink and capture.BlobStore, so sources write
+// into it directly. It deduplicates on the source identity (platform, tenant, message id): a
+// message delivered again returns its original index with Duplicate set and writes nothing.
+//
+// # Checkpoints
+//
+// After every CheckpointEvery entries, after CheckpointInterval when entries are uncovered, and
+// on Close, the ledger signs a C2SP checkpoint of its tree. It never signs two inconsistent
+// checkpoints: on Open it checks that the stored tree reproduces the latest checkpoint's root
+// and refuses a store that does not, and before each signature it verifies a consistency proof
+// from the previous checkpoint.
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Options configure a Ledger. Keys is required; the rest have defaults.
+type Options struct {
+	// Keys signs checkpoints; its key name is the ledger's origin.
+	Keys *seal.Keys
+	// CheckpointEvery signs a checkpoint once this many entries are uncovered. Default 1000.
+	CheckpointEvery uint64
+	// CheckpointInterval signs a checkpoint when entries have been uncovered this long.
+	// Default 10s.
+	CheckpointInterval time.Duration
+	// MaxBatch bounds the entries of one group commit. Default 1024.
+	MaxBatch int
+	// Logger receives the ledger's events. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for capture times. Default time.Now.
+	Now func() time.Time
+	// Rand is the source of commitment salts. Default crypto/rand.
+	Rand io.Reader
+}
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrClosed is returned by calls on a closed ledger.
+	ErrClosed = errors.New("ledger: closed")
+	// ErrInconsistent means the store does not reproduce the ledger's own signed checkpoint:
+	// entries were lost or altered. The ledger refuses to open rather than sign a fork.
+	ErrInconsistent = errors.New("ledger: store is inconsistent with its signed checkpoint")
+	// ErrNotFound is returned for an index beyond the ledger's size.
+	ErrNotFound = errors.New("ledger: entry not found")
+)
+
+// Ledger is an open, writable ledger. It is safe for concurrent use.
+type Ledger struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+	keys *seal.Keys
+
+	reqs chan *request
+	stop chan struct{}
+	done chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	size atomic.Uint64 // durable entries, for readers
+
+	// Owned by the sequencer goroutine.
+	frontier seal.Frontier
+	convs    map[seal.Hash]convHead
+	cp       seal.Checkpoint // latest signed checkpoint (Size 0 if none)
+	cpAt     time.Time
+	cpMu     sync.RWMutex // guards cpNote and cp for readers
+	cpNote   []byte
+}
+
+// convHead is the latest entry of a conversation: what the next one links to.
+type convHead struct {
+	seq  uint64
+	hash seal.Hash
+}
+
+// maxConvCache bounds the sequencer's cache of conversation heads; beyond it the cache is
+// dropped and heads are read from the store again.
+const maxConvCache = 1 << 16
+
+type request struct {
+	kind     seal.Kind
+	identity seal.Hash
+	conv     seal.Hash
+	time     time.Time
+	commit   seal.Hash
+	payHash  seal.Hash
+	keyID    string
+	payload  []byte
+	done     chan result
+}
+
+type result struct {
+	index uint64
+	dup   bool
+	err   error
+}
+
+// Open opens a ledger on st, which may be empty or hold a ledger written earlier with the same
+// keys. It checks the store against its latest signed checkpoint first. The caller keeps
+// ownership of st: Close does not close it.
+func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
+	if opts.Keys == nil || opts.Keys.Signer == nil || opts.Keys.Verifier == nil {
+		return nil, errors.New("ledger: Options.Keys is required")
+	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 1000
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 10 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	l := &Ledger{
+		st: st, opts: opts, log: opts.Logger, keys: opts.Keys,
+		reqs:  make(chan *request),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		convs: map[seal.Hash]convHead{},
+	}
+	if err := l.load(ctx); err != nil {
+		return nil, err
+	}
+	l.cpAt = opts.Now()
+	go l.run()
+	return l, nil
+}
+
+// load reads the tree's frontier and the latest checkpoint and checks they agree.
+func (l *Ledger) load(ctx context.Context) error {
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: reading size: %w", err)
+	}
+	hc, err := l.st.HashCount(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: reading stored hash count: %w", err)
+	}
+	if hc != seal.StoredHashCount(size) {
+		return fmt.Errorf("%w: %d entries but %d stored hashes (want %d)", store.ErrCorrupt, size, hc, seal.StoredHashCount(size))
+	}
+	hs, err := l.st.ReadHashes(ctx, seal.FrontierIndexes(size))
+	if err != nil {
+		return fmt.Errorf("ledger: reading tree frontier: %w", err)
+	}
+	f, err := seal.LoadFrontier(size, toSeal(hs))
+	if err != nil {
+		return err
+	}
+	l.frontier = f
+	l.size.Store(size)
+
+	sc, err := l.st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
+	}
+	cp, err := seal.OpenCheckpoint(sc.Note, l.keys.Verifier)
+	if err != nil {
+		return fmt.Errorf("%w: latest checkpoint: %w", ErrInconsistent, err)
+	}
+	if cp.Size != sc.Size {
+		return fmt.Errorf("%w: checkpoint stored for size %d says %d", ErrInconsistent, sc.Size, cp.Size)
+	}
+	if cp.Size > size {
+		return fmt.Errorf("%w: checkpoint covers %d entries but the store holds %d", ErrInconsistent, cp.Size, size)
+	}
+	root, err := seal.TreeHash(cp.Size, l.hashReader(ctx))
+	if err != nil {
+		return fmt.Errorf("ledger: computing tree hash at %d: %w", cp.Size, err)
+	}
+	if root != cp.Root {
+		return fmt.Errorf("%w: stored tree at size %d has root %v, checkpoint says %v", ErrInconsistent, cp.Size, root, cp.Root)
+	}
+	l.cp = cp
+	l.cpNote = sc.Note
+	return nil
+}
+
+func toSeal(hs []store.Hash) []seal.Hash {
+	out := make([]seal.Hash, len(hs))
+	for i := range hs {
+		out[i] = hs[i]
+	}
+	return out
+}
+
+// hashReader adapts the store to tlog.HashReader for proofs.
+func (l *Ledger) hashReader(ctx context.Context) tlog.HashReader {
+	return hashReader(ctx, l.st)
+}
+
+func hashReader(ctx context.Context, r interface {
+	ReadHashes(context.Context, []int64) ([]store.Hash, error)
+}) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		hs, err := r.ReadHashes(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		return toSeal(hs), nil
+	})
+}
+
+// Origin returns the ledger's origin, the name on its checkpoints.
+func (l *Ledger) Origin() string { return l.keys.Signer.Name() }
+
+// VerifierKey returns the key that verifies the ledger's checkpoints, in sumdb/note form.
+func (l *Ledger) VerifierKey() string { return l.keys.VerifierKey }
+
+// Size returns the number of durable entries.
+func (l *Ledger) Size() uint64 { return l.size.Load() }
+
+// Append seals m and returns when it is durable. A message whose source identity is already in
+// the ledger is not written again: the receipt gives the original index with Duplicate set.
+// m is not modified; a zero CapturedAt is recorded as the time of the call.
+func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
+	if err := m.Validate(); err != nil {
+		return capture.Receipt{}, err
+	}
+	mm := *m
+	if mm.CapturedAt.IsZero() {
+		mm.CapturedAt = l.opts.Now()
+	}
+	mm.CapturedAt = mm.CapturedAt.UTC()
+	body, err := json.Marshal(&mm)
+	if err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: encoding message %s: %w", m.Key(), err)
+	}
+	r := &request{
+		kind:     seal.KindMessage,
+		identity: seal.IdentityDigest("message", mm.Platform, mm.Tenant, mm.ID),
+		time:     mm.CapturedAt,
+	}
+	if mm.Conversation.ID != "" {
+		r.conv = seal.ConversationDigest(mm.Platform, mm.Tenant, mm.Conversation.ID)
+	}
+	return l.submit(ctx, r, body)
+}
+
+// recordKinds maps capture record kinds to entry kinds.
+var recordKinds = map[string]seal.Kind{
+	capture.RecordContext:      seal.KindContext,
+	capture.RecordMedia:        seal.KindMedia,
+	capture.RecordCaptureError: seal.KindCaptureError,
+	capture.RecordAnnotation:   seal.KindAnnotation,
+}
+
+// AppendRecord seals a non-message record (context event, media result, capture error,
+// annotation) and returns when it is durable. Records with an ID are deduplicated on (kind,
+// platform, tenant, ID) like messages; records without one are always appended.
+func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture.Receipt, error) {
+	if err := rec.Validate(); err != nil {
+		return capture.Receipt{}, err
+	}
+	rr := *rec
+	if rr.At.IsZero() {
+		rr.At = l.opts.Now()
+	}
+	rr.At = rr.At.UTC()
+	body, err := json.Marshal(&rr)
+	if err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: encoding record: %w", err)
+	}
+	r := &request{kind: recordKinds[rr.Kind], time: rr.At}
+	if rr.ID != "" {
+		r.identity = seal.IdentityDigest(rr.Kind, rr.Platform, rr.Tenant, rr.ID)
+	}
+	if rr.Conversation.ID != "" {
+		r.conv = seal.ConversationDigest(rr.Platform, rr.Tenant, rr.Conversation.ID)
+	}
+	return l.submit(ctx, r, body)
+}
+
+// submit seals body into r's payload and commitment, hands r to the sequencer and waits.
+func (l *Ledger) submit(ctx context.Context, r *request, body []byte) (capture.Receipt, error) {
+	var salt [seal.SaltSize]byte
+	if _, err := io.ReadFull(l.opts.Rand, salt[:]); err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: drawing salt: %w", err)
+	}
+	r.payload = seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+len(body)), &salt, body)
+	r.commit = seal.Commitment(&salt, body)
+	r.payHash = sha256.Sum256(r.payload)
+	r.done = make(chan result, 1)
+	select {
+	case l.reqs <- r:
+	case <-l.done:
+		return capture.Receipt{}, ErrClosed
+	case <-ctx.Done():
+		return capture.Receipt{}, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return capture.Receipt{Index: res.index, Duplicate: res.dup}, res.err
+	case <-ctx.Done():
+		// The entry may still become durable; a retry is safe for deduplicated entries.
+		return capture.Receipt{}, ctx.Err()
+	}
+}
+
+// run is the sequencer: it takes waiting requests in batches and commits them.
+func (l *Ledger) run() {
+	defer close(l.done)
+	tick := time.NewTicker(l.tickEvery())
+	defer tick.Stop()
+	batch := make([]*request, 0, l.opts.MaxBatch)
+	for {
+		select {
+		case r := <-l.reqs:
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < l.opts.MaxBatch {
+				select {
+				case r := <-l.reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			l.commit(batch)
+			clear(batch)
+			if l.Size()-l.cp.Size >= l.opts.CheckpointEvery {
+				l.checkpointNow()
+			}
+		case <-tick.C:
+			if l.Size() > l.cp.Size && l.opts.Now().Sub(l.cpAt) >= l.opts.CheckpointInterval {
+				l.checkpointNow()
+			}
+		case <-l.stop:
+			// Senders racing with Close either handed their request over before this point or
+			// see l.done closed; finish what was handed over.
+			for {
+				select {
+				case r := <-l.reqs:
+					l.commit([]*request{r})
+					continue
+				default:
+				}
+				break
+			}
+			if l.Size() > l.cp.Size {
+				if err := l.checkpointNow(); err != nil {
+					l.closeErr = err
+				}
+			}
+			return
+		}
+	}
+}
+
+func (l *Ledger) tickEvery() time.Duration {
+	d := l.opts.CheckpointInterval / 4
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	return d
+}
+
+// commit assigns indices to batch, extends the tree and makes it durable in one store append.
+func (l *Ledger) commit(batch []*request) {
+	ctx := context.Background() // one caller's cancellation must not abort the others' commit
+	base := l.Size()
+	f := l.frontier.Clone()
+	results := make([]result, len(batch))
+	sb := &store.Batch{Entries: make([]store.Entry, 0, len(batch))}
+	inBatch := map[seal.Hash]uint64{}
+	heads := map[seal.Hash]convHead{}
+	var leafBuf []byte
+	fail := func(err error) {
+		for k, r := range batch {
+			r.done <- result{err: err}
+			batch[k] = nil
+		}
+	}
+	for k, r := range batch {
+		if r.identity != (seal.Hash{}) {
+			if i, ok := inBatch[r.identity]; ok {
+				results[k] = result{index: i, dup: true}
+				continue
+			}
+			i, ok, err := l.st.Lookup(ctx, r.identity)
+			if err != nil {
+				fail(fmt.Errorf("ledger: dedup lookup: %w", err))
+				return
+			}
+			if ok {
+				results[k] = result{index: i, dup: true}
+				continue
+			}
+		}
+		idx := base + uint64(len(sb.Entries))
+		leaf := seal.Leaf{
+			Kind: r.kind, Index: idx, Time: r.time, Identity: r.identity,
+			Commitment: r.commit, PayloadHash: r.payHash, KeyID: r.keyID,
+		}
+		if r.conv != (seal.Hash{}) {
+			h, ok := heads[r.conv]
+			if !ok {
+				var err error
+				if h, err = l.convHead(ctx, r.conv); err != nil {
+					fail(err)
+					return
+				}
+			}
+			leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, h.seq+1, h.hash
+		}
+		var err error
+		leafBuf, err = leaf.AppendBinary(leafBuf[:0])
+		if err != nil {
+			results[k] = result{err: fmt.Errorf("ledger: %w", err)}
+			continue
+		}
+		leafBytes := append([]byte(nil), leafBuf...)
+		lh := seal.LeafHash(leafBytes)
+		sb.Hashes = appendStore(sb.Hashes, f.Append(lh, nil))
+		if r.conv != (seal.Hash{}) {
+			heads[r.conv] = convHead{seq: leaf.ConvSeq, hash: lh}
+		}
+		if r.identity != (seal.Hash{}) {
+			inBatch[r.identity] = idx
+		}
+		sb.Entries = append(sb.Entries, store.Entry{
+			Index: idx, Identity: r.identity, Conversation: r.conv, Leaf: leafBytes, Payload: r.payload,
+		})
+		results[k] = result{index: idx}
+	}
+	if len(sb.Entries) > 0 {
+		if err := l.st.Append(ctx, sb); err != nil {
+			l.log.Error("ledger: commit failed", "first", base, "entries", len(sb.Entries), "err", err)
+			l.resync(ctx)
+			fail(fmt.Errorf("ledger: commit of %d entries at %d: %w", len(sb.Entries), base, err))
+			return
+		}
+		l.frontier = f
+		if len(l.convs)+len(heads) > maxConvCache {
+			clear(l.convs)
+		}
+		for c, h := range heads {
+			l.convs[c] = h
+		}
+		l.size.Store(base + uint64(len(sb.Entries)))
+	}
+	for k, r := range batch {
+		r.done <- results[k]
+	}
+}
+
+func appendStore(dst []store.Hash, src []seal.Hash) []store.Hash {
+	for _, h := range src {
+		dst = append(dst, h)
+	}
+	return dst
+}
+
+// convHead returns the latest entry of a conversation, from the cache or the store.
+func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error) {
+	if h, ok := l.convs[conv]; ok {
+		return h, nil
+	}
+	i, ok, err := l.st.LastInConversation(ctx, conv)
+	if err != nil {
+		return convHead{}, fmt.Errorf("ledger: conversation lookup: %w", err)
+	}
+	if !ok {
+		return convHead{}, nil
+	}
+	e, err := l.st.Entry(ctx, i)
+	if err != nil {
+		return convHead{}, fmt.Errorf("ledger: reading conversation head %d: %w", i, err)
+	}
+	leaf, err := seal.ParseLeaf(e.Leaf)
+	if err != nil {
+		return convHead{}, fmt.Errorf("%w: conversation head %d: %w", store.ErrCorrupt, i, err)
+	}
+	if leaf.Conversation != conv {
+		return convHead{}, fmt.Errorf("%w: entry %d is indexed under another conversation", store.ErrCorrupt, i)
+	}
+	return convHead{seq: leaf.ConvSeq, hash: seal.LeafHash(e.Leaf)}, nil
+}
+
+// resync reloads the tree state from the store after a failed commit, whose outcome in the
+// store is then known only to the store.
+func (l *Ledger) resync(ctx context.Context) {
+	clear(l.convs)
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		l.log.Error("ledger: resync: reading size", "err", err)
+		return
+	}
+	hs, err := l.st.ReadHashes(ctx, seal.FrontierIndexes(size))
+	if err != nil {
+		l.log.Error("ledger: resync: reading frontier", "err", err)
+		return
+	}
+	f, err := seal.LoadFrontier(size, toSeal(hs))
+	if err != nil {
+		l.log.Error("ledger: resync", "err", err)
+		return
+	}
+	if size != l.Size() {
+		l.log.Warn("ledger: store size changed by a failed commit", "was", l.Size(), "now", size)
+	}
+	l.frontier = f
+	l.size.Store(size)
+}
+
+// checkpointNow signs and stores a checkpoint of the current tree. It runs on the sequencer.
+func (l *Ledger) checkpointNow() error {
+	ctx := context.Background()
+	cp := seal.Checkpoint{Origin: l.Origin(), Size: l.frontier.Size(), Root: l.frontier.Root()}
+	if cp.Size == 0 || cp.Size == l.cp.Size {
+		return nil
+	}
+	if l.cp.Size > 0 {
+		// Never sign a head that does not extend the previous one.
+		p, err := seal.ConsistencyProof(cp.Size, l.cp.Size, l.hashReader(ctx))
+		if err == nil {
+			err = seal.CheckConsistency(p, cp.Size, cp.Root, l.cp.Size, l.cp.Root)
+		}
+		if err != nil {
+			l.log.Error("ledger: refusing to sign an inconsistent checkpoint", "size", cp.Size, "previous", l.cp.Size, "err", err)
+			return fmt.Errorf("%w: %w", ErrInconsistent, err)
+		}
+	}
+	signed, err := seal.SignCheckpoint(cp, l.keys.Signer)
+	if err != nil {
+		return fmt.Errorf("ledger: signing checkpoint: %w", err)
+	}
+	if err := l.st.PutCheckpoint(ctx, store.Checkpoint{Size: cp.Size, Note: signed}); err != nil {
+		l.log.Error("ledger: storing checkpoint failed", "size", cp.Size, "err", err)
+		return fmt.Errorf("ledger: storing checkpoint at %d: %w", cp.Size, err)
+	}
+	l.cpMu.Lock()
+	l.cp, l.cpNote = cp, signed
+	l.cpMu.Unlock()
+	l.cpAt = l.opts.Now()
+	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
+	return nil
+}
+
+// Close stops taking appends, finishes those already handed over, signs a final checkpoint and
+// returns. It does not close the store. Calling it again returns the first result.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+	})
+	return l.closeErr
+}

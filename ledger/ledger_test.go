@@ -1,0 +1,567 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/memstore"
+	"github.com/stretchr/testify/require"
+	tdproof "github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+func TestAppendGetDedup(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l := openLedger(t, st, keys, 1000)
+	m := msg(1)
+	rc, err := l.Append(ctx, m)
+	require.NoError(t, err)
+	require.Equal(t, capture.Receipt{Index: 0}, rc)
+	rc2, err := l.Append(ctx, msg(1))
+	require.NoError(t, err)
+	require.Equal(t, capture.Receipt{Index: 0, Duplicate: true}, rc2)
+	require.Equal(t, uint64(1), l.Size())
+
+	e, err := l.Get(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindMessage, e.Leaf.Kind)
+	require.Equal(t, m.Text, e.Message.Text)
+	require.Equal(t, m.Raw, e.Message.Raw)
+	require.Equal(t, uint64(1), e.Leaf.ConvSeq)
+	require.Equal(t, "msg-000001", e.SourceID())
+	_, err = l.Get(ctx, 1)
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+
+	i, ok, err := l.Lookup(ctx, m.Key())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, uint64(0), i)
+
+	// An invalid message is refused and nothing is written.
+	_, err = l.Append(ctx, &capture.Message{Platform: "dingtalk"})
+	require.ErrorIs(t, err, capture.ErrInvalidMessage)
+	require.Equal(t, uint64(1), l.Size())
+
+	// Records: deduplicated by ID when set, chained into their conversation.
+	rec := &capture.Record{Kind: capture.RecordContext, Platform: "dingtalk", Tenant: "corp1", ID: "ev1",
+		Conversation: m.Conversation, Body: []byte(`{"eventType":"chat_add_member"}`)}
+	rr, err := l.AppendRecord(ctx, rec)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), rr.Index)
+	rr, err = l.AppendRecord(ctx, rec)
+	require.NoError(t, err)
+	require.True(t, rr.Duplicate)
+	e, err = l.Get(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindContext, e.Leaf.Kind)
+	require.Equal(t, uint64(2), e.Leaf.ConvSeq)
+	require.Equal(t, "ev1", e.Record.ID)
+	_, err = l.AppendRecord(ctx, &capture.Record{Kind: "bogus", Platform: "x"})
+	require.ErrorIs(t, err, capture.ErrInvalidMessage)
+
+	// Blobs.
+	sum, err := l.PutBlob(ctx, []byte("attachment"))
+	require.NoError(t, err)
+	b, err := l.Blob(ctx, sum)
+	require.NoError(t, err)
+	require.Equal(t, "attachment", string(b))
+	_, err = l.Blob(ctx, [32]byte{9})
+	require.ErrorIs(t, err, capture.ErrBlobNotFound)
+
+	require.NoError(t, l.Close())
+	_, err = l.Append(ctx, msg(2))
+	require.ErrorIs(t, err, ledger.ErrClosed)
+	// Close signed a checkpoint of everything.
+	cp, err := st.LatestCheckpoint(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), cp.Size)
+	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), rep.Entries)
+	require.Zero(t, rep.Uncovered)
+}
+
+func TestConcurrentAppendsAreDenseAndDeduplicated(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l := openLedger(t, st, keys, 500)
+	const writers, perWriter = 64, 10_000 / 64
+	// Each writer appends its own messages and, every 4th call, one from a shared pool that
+	// others append too: those must all get one index.
+	var mu sync.Mutex
+	byID := map[string][]capture.Receipt{}
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < perWriter; k++ {
+				var m *capture.Message
+				if k%4 == 0 {
+					m = msg(1_000_000 + k) // shared
+				} else {
+					m = msg(w*perWriter + k)
+				}
+				rc, err := l.Append(ctx, m)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				byID[m.ID] = append(byID[m.ID], rc)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, l.Close())
+	seen := map[uint64]string{}
+	for id, rcs := range byID {
+		orig := -1
+		for _, rc := range rcs {
+			if !rc.Duplicate {
+				require.Equal(t, -1, orig, "%s stored twice", id)
+				orig = int(rc.Index)
+			}
+		}
+		require.NotEqual(t, -1, orig, "%s never stored", id)
+		for _, rc := range rcs {
+			require.Equal(t, uint64(orig), rc.Index, "duplicate of %s must return the original index", id)
+		}
+		_, taken := seen[uint64(orig)]
+		require.False(t, taken, "index %d given twice", orig)
+		seen[uint64(orig)] = id
+	}
+	require.Equal(t, uint64(len(seen)), l.Size())
+	for i := uint64(0); i < l.Size(); i++ {
+		require.Contains(t, seen, i, "indices must be dense")
+		e, err := l.Get(ctx, i)
+		require.NoError(t, err)
+		require.Equal(t, seen[i], e.Message.ID)
+	}
+	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, l.Size(), rep.Entries)
+	require.Equal(t, 37, rep.Conversations)
+}
+
+func TestProofsFromTheLedgerVerifyIndependently(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l := openLedger(t, st, keys, 100)
+	for i := 0; i < 1000; i++ {
+		_, err := l.Append(ctx, msg(i))
+		require.NoError(t, err)
+	}
+	_, err := l.Prove(ctx, 999)
+	require.NoError(t, err, "entry 999 is covered by the checkpoint at 1000")
+	signed, cp, err := l.Checkpoint()
+	require.NoError(t, err)
+	require.Equal(t, uint64(1000), cp.Size)
+	for _, i := range []uint64{0, 1, 99, 500, 999} {
+		p, err := l.Prove(ctx, i)
+		require.NoError(t, err)
+		require.Equal(t, signed, p.Checkpoint)
+		parsed, err := seal.ParseProof(p.Marshal())
+		require.NoError(t, err)
+		_, leaf, err := seal.VerifyProof(&parsed, keys.Verifier)
+		require.NoError(t, err)
+		require.Equal(t, i, leaf.Index)
+		lh := seal.LeafHash(p.Extra)
+		require.NoError(t, tdproof.VerifyInclusion(rfc6962.DefaultHasher, i, cp.Size, lh[:], hashesBytes(p.Hashes), cp.Root[:]))
+	}
+	for _, old := range []uint64{1, 100, 333, 999} {
+		p, err := l.ConsistencyProof(ctx, old, 1000)
+		require.NoError(t, err)
+		oldRoot, err := seal.TreeHash(old, hashReaderFor(st))
+		require.NoError(t, err)
+		require.NoError(t, tdproof.VerifyConsistency(rfc6962.DefaultHasher, old, 1000, hashesBytes(p), oldRoot[:], cp.Root[:]))
+	}
+	_, err = l.InclusionProof(ctx, 5, 2000)
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	// An entry appended after the latest checkpoint has no proof yet.
+	_, err = l.Append(ctx, msg(5000))
+	require.NoError(t, err)
+	_, err = l.Prove(ctx, 1000)
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	require.NoError(t, l.Close())
+	p, err := ledger.Prove(ctx, st, 1000, keys.Verifier)
+	require.NoError(t, err, "Close checkpointed the last entry")
+	require.Equal(t, uint64(1000), p.Index)
+}
+
+func TestReopenContinuesAndRefusesAlteredStore(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l := openLedger(t, st, keys, 10)
+	for i := 0; i < 25; i++ {
+		_, err := l.Append(ctx, msg(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.Close())
+	l = openLedger(t, st, keys, 10)
+	require.Equal(t, uint64(25), l.Size())
+	rc, err := l.Append(ctx, msg(3))
+	require.NoError(t, err)
+	require.True(t, rc.Duplicate, "dedup survives reopening")
+	rc, err = l.Append(ctx, msg(37)) // same conversation as msg(0): chain continues across reopen
+	require.NoError(t, err)
+	require.Equal(t, uint64(25), rc.Index)
+	require.NoError(t, l.Close())
+	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(26), rep.Entries)
+
+	// Opening with another key: the stored checkpoint does not verify.
+	_, err = ledger.Open(ctx, st, ledger.Options{Keys: testKeys(t)})
+	require.ErrorIs(t, err, ledger.ErrInconsistent)
+	_, err = ledger.Open(ctx, st, ledger.Options{})
+	require.Error(t, err)
+}
+
+// failingStore fails Append while fail is set.
+type failingStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *failingStore) Append(ctx context.Context, b *store.Batch) error {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if fail {
+		return errors.New("disk full")
+	}
+	return f.Store.Append(ctx, b)
+}
+
+func TestStoreFailureLosesNothingAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	fs := &failingStore{Store: memstore.New()}
+	keys := testKeys(t)
+	l := openLedger(t, fs, keys, 1000)
+	for i := 0; i < 10; i++ {
+		_, err := l.Append(ctx, msg(i))
+		require.NoError(t, err)
+	}
+	fs.mu.Lock()
+	fs.fail = true
+	fs.mu.Unlock()
+	_, err := l.Append(ctx, msg(10))
+	require.ErrorContains(t, err, "disk full")
+	require.Equal(t, uint64(10), l.Size())
+	fs.mu.Lock()
+	fs.fail = false
+	fs.mu.Unlock()
+	rc, err := l.Append(ctx, msg(10))
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), rc.Index, "the failed message is stored on retry at the next index")
+	require.NoError(t, l.Close())
+	_, err = ledger.Verify(ctx, fs, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+}
+
+func TestCheckpointOnInterval(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l, err := ledger.Open(ctx, st, ledger.Options{Keys: keys, CheckpointEvery: 1 << 30, CheckpointInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	defer l.Close()
+	_, err = l.Append(ctx, msg(1))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, cp, err := l.Checkpoint()
+		return err == nil && cp.Size == 1
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestAppendHonoursContext(t *testing.T) {
+	st := memstore.New()
+	l := openLedger(t, st, testKeys(t), 1000)
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := l.Append(ctx, msg(1))
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func hashesBytes(hs []seal.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+func hashReaderFor(st store.Store) hashReaderFunc {
+	return func(idx []int64) ([]seal.Hash, error) {
+		hs, err := st.ReadHashes(context.Background(), idx)
+		out := make([]seal.Hash, len(hs))
+		for i := range hs {
+			out[i] = hs[i]
+		}
+		return out, err
+	}
+}
+
+type hashReaderFunc func([]int64) ([]seal.Hash, error)
+
+func (f hashReaderFunc) ReadHashes(idx []int64) ([]seal.Hash, error) { return f(idx) }
+
+// buildTamperLedger returns a closed ledger of n entries with a checkpoint every 1000.
+func buildTamperLedger(t *testing.T, n int) (*snapshot, *seal.Keys) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	l := openLedger(t, st, keys, 1000)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := l.Append(ctx, msg(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, l.Close())
+	return takeSnapshot(t, st), keys
+}
+
+func entryOfHash(x int64) uint64 {
+	// The entry whose append created stored hash x.
+	lo, hi := uint64(0), uint64(1)<<40
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if store.StoredHashCount(mid+1) > x {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+func TestTamperMatrix(t *testing.T) {
+	const N = 10_000
+	base, keys := buildTamperLedger(t, N)
+	ctx := context.Background()
+	rep, err := ledger.Verify(ctx, base, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(N), rep.Entries)
+	require.Equal(t, 10, rep.Checkpoints)
+	rng := rand.New(rand.NewPCG(7, 8))
+
+	otherKeys := testKeys(t)
+	trustedLatest := base.cps[len(base.cps)-1].Note
+
+	type tc struct {
+		name    string
+		tamper  func(s *snapshot) uint64 // returns the index Verify must report
+		opts    ledger.VerifyOptions
+		trusted bool
+	}
+	var cases []tc
+	for k := 0; k < 12; k++ {
+		i := rng.Uint64N(N)
+		inLeaf := k%2 == 0
+		cases = append(cases, tc{name: fmt.Sprintf("flip byte %d of entry %d", k, i), tamper: func(s *snapshot) uint64 {
+			e := &s.entries[i]
+			if inLeaf {
+				e.Leaf[rng.IntN(len(e.Leaf))] ^= 1 << rng.IntN(8)
+			} else {
+				e.Payload[rng.IntN(len(e.Payload))] ^= 1 << rng.IntN(8)
+			}
+			return i
+		}})
+	}
+	cases = append(cases,
+		tc{name: "flip byte of the first leaf's index", tamper: func(s *snapshot) uint64 { s.entries[0].Leaf[9] ^= 1; return 0 }},
+		tc{name: "flip byte in the last payload", tamper: func(s *snapshot) uint64 {
+			p := s.entries[N-1].Payload
+			p[len(p)-1] ^= 0x80
+			return N - 1
+		}},
+		tc{name: "delete an entry", tamper: func(s *snapshot) uint64 {
+			s.entries = append(s.entries[:4321], s.entries[4322:]...)
+			return 4321
+		}},
+		tc{name: "delete an entry and renumber the rest", tamper: func(s *snapshot) uint64 {
+			s.entries = append(s.entries[:4321], s.entries[4322:]...)
+			for k := 4321; k < len(s.entries); k++ {
+				s.entries[k].Index = uint64(k)
+			}
+			return 4321
+		}},
+		tc{name: "duplicate an entry", tamper: func(s *snapshot) uint64 {
+			s.entries = append(s.entries[:5001], s.entries[5000:]...)
+			return 5001
+		}},
+		tc{name: "reorder two entries", tamper: func(s *snapshot) uint64 {
+			s.entries[777], s.entries[778] = s.entries[778], s.entries[777]
+			return 777
+		}},
+		tc{name: "reorder two entries with their store indices", tamper: func(s *snapshot) uint64 {
+			s.entries[777], s.entries[778] = s.entries[778], s.entries[777]
+			s.entries[777].Index, s.entries[778].Index = 777, 778
+			return 777
+		}},
+		tc{name: "truncate entries", tamper: func(s *snapshot) uint64 {
+			s.entries = s.entries[:9500]
+			s.hashes = s.hashes[:store.StoredHashCount(9500)]
+			return 9500
+		}},
+		tc{name: "truncate the last entry only", tamper: func(s *snapshot) uint64 {
+			s.entries = s.entries[:N-1]
+			return N - 1
+		}},
+		tc{name: "replace a stored hash", tamper: func(s *snapshot) uint64 {
+			x := rng.Int64N(int64(len(s.hashes)))
+			s.hashes[x][0] ^= 1
+			return entryOfHash(x)
+		}},
+		tc{name: "replace a stored interior hash", tamper: func(s *snapshot) uint64 {
+			x := seal.StoredHashIndex(3, 100) // the root of entries 800..807, made by entry 807
+			s.hashes[x][31] ^= 1
+			return 807
+		}},
+		tc{name: "drop stored hashes", tamper: func(s *snapshot) uint64 {
+			s.hashes = s.hashes[:store.StoredHashCount(6000)]
+			return 6000
+		}},
+		tc{name: "checkpoint signed by another key", tamper: func(s *snapshot) uint64 {
+			c, err := seal.OpenCheckpoint(s.cps[4].Note, keys.Verifier)
+			require.NoError(t, err)
+			s.cps[4].Note, err = seal.SignCheckpoint(c, otherKeys.Signer)
+			require.NoError(t, err)
+			return c.Size
+		}},
+		tc{name: "checkpoint body altered", tamper: func(s *snapshot) uint64 {
+			n := s.cps[2].Size
+			s.cps[2].Note = bytes.Replace(s.cps[2].Note, fmt.Appendf(nil, "\n%d\n", n), fmt.Appendf(nil, "\n%d\n", n+1), 1)
+			return n
+		}},
+		tc{name: "checkpoint with a forged root signed by another key", tamper: func(s *snapshot) uint64 {
+			c := seal.Checkpoint{Origin: origin, Size: s.cps[1].Size, Root: seal.Hash{1}}
+			var err error
+			s.cps[1].Note, err = seal.SignCheckpoint(c, otherKeys.Signer)
+			require.NoError(t, err)
+			return c.Size
+		}},
+		tc{name: "rewritten tree re-signed by another key", tamper: func(s *snapshot) uint64 {
+			for k := range s.cps {
+				c, err := seal.OpenCheckpoint(s.cps[k].Note, keys.Verifier)
+				require.NoError(t, err)
+				s.cps[k].Note, err = seal.SignCheckpoint(c, otherKeys.Signer)
+				require.NoError(t, err)
+			}
+			return s.cps[0].Size
+		}},
+		tc{name: "roll back entries and checkpoints, trusted checkpoint held", trusted: true, tamper: func(s *snapshot) uint64 {
+			n := s.cps[7].Size
+			s.entries = s.entries[:n]
+			s.hashes = s.hashes[:store.StoredHashCount(n)]
+			s.cps = s.cps[:8]
+			return n
+		}},
+		tc{name: "roll back the checkpoints only, trusted checkpoint held", trusted: true, tamper: func(s *snapshot) uint64 {
+			s.cps = s.cps[:7]
+			return s.cps[6].Size
+		}},
+	)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := base.clone()
+			want := c.tamper(s)
+			opts := c.opts
+			if c.trusted {
+				opts.Trusted = trustedLatest
+			}
+			_, err := ledger.Verify(ctx, s, keys.Verifier, opts)
+			require.ErrorIs(t, err, ledger.ErrTampered)
+			var ve *ledger.VerifyError
+			require.True(t, errors.As(err, &ve))
+			require.Equal(t, want, ve.Index, "reason: %s", ve.Reason)
+			t.Logf("index %d: %s", ve.Index, ve.Reason)
+		})
+	}
+	// Without a trusted checkpoint, a ledger rolled back to an earlier consistent state is
+	// indistinguishable from that state; with one, it is caught (above).
+	s := base.clone()
+	n := s.cps[7].Size
+	s.entries, s.hashes, s.cps = s.entries[:n], s.hashes[:store.StoredHashCount(n)], s.cps[:8]
+	rep, err = ledger.Verify(ctx, s, keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, n, rep.Entries)
+	// The untouched ledger verifies against its own latest checkpoint as trusted.
+	_, err = ledger.Verify(ctx, base, keys.Verifier, ledger.VerifyOptions{Trusted: trustedLatest})
+	require.NoError(t, err)
+}
+
+func TestVerifyRejectsAForkAgainstTrustedCheckpoint(t *testing.T) {
+	// Two ledgers with the same key diverge after a common prefix: a trusted checkpoint from one
+	// rejects the other.
+	ctx := context.Background()
+	keys := testKeys(t)
+	a, b := memstore.New(), memstore.New()
+	la, lb := openLedger(t, a, keys, 1000), openLedger(t, b, keys, 1000)
+	for i := 0; i < 50; i++ {
+		_, err := la.Append(ctx, msg(i))
+		require.NoError(t, err)
+		_, err = lb.Append(ctx, msg(i+1000))
+		require.NoError(t, err)
+	}
+	require.NoError(t, la.Close())
+	require.NoError(t, lb.Close())
+	cpA, err := a.LatestCheckpoint(ctx)
+	require.NoError(t, err)
+	_, err = ledger.Verify(ctx, b, keys.Verifier, ledger.VerifyOptions{Trusted: cpA.Note})
+	var ve *ledger.VerifyError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, uint64(50), ve.Index, "a trusted checkpoint problem names its tree size")
+}
+
+func ExampleLedger_Append() {
+	ctx := context.Background()
+	skey, _, _ := seal.GenerateKey("example.com/hk-equities")
+	keys, _ := seal.ParseSigningKey(skey)
+	st := memstore.New()
+	l, err := ledger.Open(ctx, st, ledger.Options{Keys: keys})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: "msg1", Kind: capture.KindText,
+		Conversation: capture.Conversation{ID: "cid1", Type: capture.ConversationDirect},
+		Text:         "please buy 1,000 shares of 0700.HK at market", Raw: []byte(`{"msgId":"msg1"}`)}
+	rc, _ := l.Append(ctx, m)
+	again, _ := l.Append(ctx, m) // delivered twice: stored once
+	fmt.Println(rc.Index, again.Index, again.Duplicate)
+	_ = l.Close() // signs a checkpoint covering every entry
+	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	fmt.Println(rep.Entries, rep.Checkpoints, err)
+	// Output:
+	// 0 0 true
+	// 1 1 <nil>
+}
