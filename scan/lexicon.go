@@ -130,9 +130,11 @@ type Rule struct {
 	ID       string   // unique within the lexicon; reported on every finding
 	Category string   // groups rules for reporting, e.g. "guarantee_of_returns"
 	Severity Severity // how serious a finding is
-	Terms    []string // words or phrases; any one occurring is a finding
-	Exclude  []string // phrases that cancel a hit of this rule when they cover it
-	Near     *Near    // optional: two term sets that must occur within a distance
+	// Description says what the rule is for, for reviewers; it has no effect on matching.
+	Description string
+	Terms       []string // words or phrases; any one occurring is a finding
+	Exclude     []string // phrases that cancel a hit of this rule when they cover it
+	Near        *Near    // optional: two term sets that must occur within a distance
 
 	// CaseSensitive keeps letter case significant (all other folding still applies).
 	CaseSensitive bool
@@ -155,8 +157,9 @@ type Near struct {
 // The JSON shapes. Strings are decoded through jstr so that invalid UTF-8 is reported with its
 // rule and field instead of being silently replaced by encoding/json.
 type lexiconJSON struct {
-	Name  jstr              `json:"name"`
-	Rules []json.RawMessage `json:"rules"`
+	Format jstr              `json:"format"`
+	Name   jstr              `json:"name"`
+	Rules  []json.RawMessage `json:"rules"`
 }
 
 type ruleJSON struct {
@@ -204,6 +207,9 @@ func ParseLexicon(data []byte) (*Lexicon, error) {
 	lex := &Lexicon{Name: lj.Name.s}
 	if lj.Name.bad {
 		return nil, &LexiconError{Field: "name", Err: ErrInvalidUTF8}
+	}
+	if lj.Format.bad || lj.Format.s != "" && lj.Format.s != canonicalFormat {
+		return nil, &LexiconError{Lexicon: lex.Name, Field: "format", Err: fmt.Errorf("%w: want %q or nothing", ErrInvalidValue, canonicalFormat)}
 	}
 	if len(lj.Rules) > MaxRules {
 		return nil, &LexiconError{Lexicon: lex.Name, Field: "rules", Err: fmt.Errorf("%w: %d rules, limit %d", ErrTooLarge, len(lj.Rules), MaxRules)}
@@ -292,7 +298,7 @@ func (rj *ruleJSON) rule(lexName string, i int) (Rule, error) {
 			return fail(f.name, ErrInvalidUTF8)
 		}
 	}
-	r := Rule{ID: rj.ID.s, Category: rj.Category.s, CaseSensitive: rj.CaseSensitive, WordBoundary: rj.WordBoundary, Exact: rj.Exact}
+	r := Rule{ID: rj.ID.s, Category: rj.Category.s, Description: rj.Description.s, CaseSensitive: rj.CaseSensitive, WordBoundary: rj.WordBoundary, Exact: rj.Exact}
 	if rj.Severity.s == "" {
 		return fail("severity", ErrMissingField)
 	}
@@ -358,6 +364,12 @@ func (l *Lexicon) Validate() error {
 		ids[r.ID] = i
 		if err := checkID(r.Category); err != nil {
 			return fail("category", err)
+		}
+		if !utf8.ValidString(r.Description) {
+			return fail("description", ErrInvalidUTF8)
+		}
+		if len(r.Description) > MaxTermBytes*4 {
+			return fail("description", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(r.Description), MaxTermBytes*4))
 		}
 		if r.Severity < Info || r.Severity > High {
 			return fail("severity", fmt.Errorf("%w: %d", ErrUnknownSeverity, uint8(r.Severity)))
@@ -472,6 +484,7 @@ type canonicalRule struct {
 	ID            string         `json:"id"`
 	Category      string         `json:"category"`
 	Severity      string         `json:"severity"`
+	Description   string         `json:"description,omitempty"`
 	Terms         []string       `json:"terms,omitempty"`
 	Exclude       []string       `json:"exclude,omitempty"`
 	Near          *canonicalNear `json:"near,omitempty"`
@@ -506,7 +519,7 @@ func (l *Lexicon) Canonical() ([]byte, error) {
 	c := canonicalJSON{Format: canonicalFormat, Name: l.Name}
 	for _, r := range l.Rules {
 		cr := canonicalRule{
-			ID: r.ID, Category: r.Category, Severity: r.Severity.String(),
+			ID: r.ID, Category: r.Category, Severity: r.Severity.String(), Description: r.Description,
 			Terms: sortedCopy(r.Terms), Exclude: sortedCopy(r.Exclude),
 			CaseSensitive: r.CaseSensitive, WordBoundary: r.WordBoundary, Exact: r.Exact,
 		}
