@@ -46,6 +46,7 @@ func open(t *testing.T, g *dingtalktest.Gateway, id, secret string) (*http.Respo
 // dial opens a raw websocket connection the way the SDK does.
 func dial(t *testing.T, g *dingtalktest.Gateway) *websocket.Conn {
 	t.Helper()
+	before := g.Stats().Connections
 	resp, r := open(t, g, dingtalktest.DefaultClientID, dingtalktest.DefaultClientSecret)
 	require.Equal(t, 200, resp.StatusCode)
 	require.True(t, strings.HasPrefix(r.Endpoint, "ws://127.0.0.1:"), r.Endpoint)
@@ -53,6 +54,8 @@ func dial(t *testing.T, g *dingtalktest.Gateway) *websocket.Conn {
 	ws, _, err := websocket.DefaultDialer.Dial(r.Endpoint+"?ticket="+r.Ticket, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { ws.Close() })
+	// The client sees the upgrade answer a moment before the gateway registers the connection.
+	require.Eventually(t, func() bool { return g.Stats().Connections > before }, 5*time.Second, time.Millisecond)
 	return ws
 }
 
@@ -245,6 +248,7 @@ func TestZombieAbruptCloseRawAndDrop(t *testing.T) {
 	require.ErrorIs(t, g.Zombie("conn-99"), dingtalktest.ErrNoConn)
 
 	ws2 := dial(t, g)
+	require.NoError(t, g.WaitConns(ctxT(t, 5*time.Second), 1))
 	require.True(t, g.PushRaw([]byte(`{"headers":{"messageId":1}}`)))
 	_, b, err := ws2.ReadMessage()
 	require.NoError(t, err)
