@@ -362,9 +362,6 @@ func (l *Ledger) run() {
 			}
 			l.commit(batch)
 			clear(batch)
-			if l.Size()-l.cp.Size >= l.opts.CheckpointEvery {
-				l.checkpointNow()
-			}
 		case <-tick.C:
 			if l.Size() > l.cp.Size && l.opts.Now().Sub(l.cpAt) >= l.opts.CheckpointInterval {
 				l.checkpointNow()
@@ -482,6 +479,11 @@ func (l *Ledger) commit(batch []*request) {
 			l.convs[c] = h
 		}
 		l.size.Store(base + uint64(len(sb.Entries)))
+		// Sign before replying, so that a caller whose append completed the policy's count
+		// finds its checkpoint in place.
+		if l.Size()-l.cp.Size >= l.opts.CheckpointEvery {
+			_ = l.checkpointNow() // logged; the entries are durable either way
+		}
 	}
 	for k, r := range batch {
 		r.done <- results[k]
