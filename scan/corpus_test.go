@@ -155,9 +155,9 @@ func genMessages(seed uint64, n int, terms []string, disguise bool) [][]byte {
 	return out
 }
 
-// genTerms returns n distinct terms: 60% English phrases of two or three words (from a larger
-// vocabulary than the filler's, so that not every term is everywhere), 40% Chinese phrases of
-// two to five characters.
+// genTerms returns n distinct terms: 60% English phrases of two or three words, the last one
+// made up (so that, as with a real lexicon, most messages match nothing unless a term was put
+// in them), 40% Chinese phrases of two to five characters.
 func genTerms(seed uint64, n int) []string {
 	rng := rand.New(rand.NewPCG(seed, 0x7e53))
 	chars := corpusChars()
@@ -169,7 +169,7 @@ func genTerms(seed uint64, n int) []string {
 		if rng.IntN(10) < 6 {
 			var ws []string
 			for k := 2 + rng.IntN(2); k > 0; k-- {
-				if rng.IntN(2) == 0 {
+				if k > 1 && rng.IntN(2) == 0 { // the last word is always made up
 					ws = append(ws, englishWords[rng.IntN(len(englishWords))])
 				} else {
 					w := ""

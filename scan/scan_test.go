@@ -167,17 +167,17 @@ func TestOverlappingAndNested(t *testing.T) {
 func TestNormalizedMatchingKeepsOriginalOffsets(t *testing.T) {
 	r := Rule{Terms: []string{"whatsapp", "微信", "guaranteed return", "保證回報"}}
 	for text, want := range map[string]string{
-		"add me on W h a t s A p p pls":  "W h a t s A p p",
-		"ＷｈａｔｓＡｐｐ？":                    "ＷｈａｔｓＡｐｐ",
-		"加我微.信":                          "微.信",
-		"加我微\u200b信":                     "微\u200b信",
-		"GUARANTEED-RETURN!!":            "GUARANTEED-RETURN",
-		"呢個保证回报㗎":                        "保证回报",
-		"呢個保 證 回 報㗎":                     "保 證 回 報",
-		"what\u00adsapp (soft hyphen)":   "what\u00adsapp",
+		"add me on W h a t s A p p pls": "W h a t s A p p",
+		"ＷｈａｔｓＡｐｐ？":                     "ＷｈａｔｓＡｐｐ",
+		"加我微.信":                         "微.信",
+		"加我微\u200b信":                    "微\u200b信",
+		"GUARANTEED-RETURN!!":           "GUARANTEED-RETURN",
+		"呢個保证回报㗎":                       "保证回报",
+		"呢個保 證 回 報㗎":                    "保 證 回 報",
+		"what\u00adsapp (soft hyphen)":  "what\u00adsapp",
 		"👍whats😀app👍":                   "whats😀app",
-		"guaranteed\n\treturn":           "guaranteed\n\treturn",
-		"Ｇｕａｒａｎｔｅｅｄ　Ｒｅｔｕｒｎ": "Ｇｕａｒａｎｔｅｅｄ　Ｒｅｔｕｒｎ",
+		"guaranteed\n\treturn":          "guaranteed\n\treturn",
+		"Ｇｕａｒａｎｔｅｅｄ　Ｒｅｔｕｒｎ":             "Ｇｕａｒａｎｔｅｅｄ　Ｒｅｔｕｒｎ",
 	} {
 		got := scanRule(t, r, text)
 		require.Len(t, got, 1, text)
@@ -261,16 +261,16 @@ func TestDefaultLexicon(t *testing.T) {
 	}
 	for text, rule := range map[string]string{
 		"This fund has a guaranteed return of 8%": "guarantee.returns",
-		"呢隻股穩賺唔蝕":                         "guarantee.returns",
-		"保证回报":                            "guarantee.returns",
-		"我收到風，下星期有收購":                     "inside.information",
-		"Let's move this to WhatsApp":        "off-channel.move",
-		"加我微信傾":                           "off-channel.move",
-		"睇完刪咗佢":                           "records.destruction-secrecy",
-		"Delete this chat after reading":     "records.destruction-secrecy",
-		"我哋一齊谷股價":                         "market.manipulation",
-		"收咗佢個紅包":                          "gifts.entertainment",
-		"大單入嚟喇":                           "front-running.order",
+		"呢隻股穩賺唔蝕":                                 "guarantee.returns",
+		"保证回报":                                    "guarantee.returns",
+		"我收到風，下星期有收購":                             "inside.information",
+		"Let's move this to WhatsApp":             "off-channel.move",
+		"加我微信傾":                                   "off-channel.move",
+		"睇完刪咗佢":                                   "records.destruction-secrecy",
+		"Delete this chat after reading":          "records.destruction-secrecy",
+		"我哋一齊谷股價":                                 "market.manipulation",
+		"收咗佢個紅包":                                  "gifts.entertainment",
+		"大單入嚟喇":                                   "front-running.order",
 	} {
 		var rules []string
 		for _, f := range s.ScanString(text) {
