@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
+	"sync"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -136,81 +138,74 @@ func Verify(ctx context.Context, r Reader, v note.Verifier, opts VerifyOptions) 
 	convs := map[seal.Hash]convHead{}
 	var stored []seal.Hash
 	var pos uint64
-	for e, err := range r.Entries(ctx, 0) {
-		if err != nil {
-			return rep, fmt.Errorf("ledger: verify: reading entry %d: %w", pos, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for c := range checkChunks(ctx, r) {
+		if c.err != nil {
+			return rep, fmt.Errorf("ledger: verify: reading entry %d: %w", c.start+uint64(len(c.entries)), c.err)
 		}
-		bad := func(format string, args ...any) error {
-			return &VerifyError{Index: pos, Reason: fmt.Sprintf(format, args...)}
-		}
-		if e.Index != pos {
-			return rep, bad("the entry at position %d says it is entry %d (entries deleted, duplicated or reordered)", pos, e.Index)
-		}
-		leaf, err := seal.ParseLeaf(e.Leaf)
-		if err != nil {
-			return rep, bad("%v", err)
-		}
-		if leaf.Index != pos {
-			return rep, bad("the leaf at position %d is the leaf of entry %d", pos, leaf.Index)
-		}
-		if sha256.Sum256(e.Payload) != leaf.PayloadHash {
-			return rep, bad("payload does not match the hash in its leaf (altered payload)")
-		}
-		if leaf.KeyID == "" {
-			c, err := seal.CommitEnvelope(e.Payload)
-			if err != nil {
-				return rep, bad("payload: %v", err)
+		for k := range c.entries {
+			e, ck := &c.entries[k], &c.checks[k]
+			bad := func(format string, args ...any) error {
+				return &VerifyError{Index: pos, Reason: fmt.Sprintf(format, args...)}
 			}
-			if c != leaf.Commitment {
-				return rep, bad("content does not match the commitment in its leaf")
+			if e.Index != pos {
+				return rep, bad("the entry at position %d says it is entry %d (entries deleted, duplicated or reordered)", pos, e.Index)
 			}
-		} else {
-			rep.Encrypted++
-		}
-		if e.Identity != leaf.Identity || e.Conversation != leaf.Conversation {
-			return rep, bad("the store's index fields disagree with the leaf")
-		}
-		lh := seal.LeafHash(e.Leaf)
-		if leaf.Conversation != (seal.Hash{}) {
-			h := convs[leaf.Conversation]
-			if leaf.ConvSeq != h.seq+1 {
-				return rep, bad("conversation chain broken: entry is number %d of its conversation, expected %d (a conversation entry is missing or repeated)", leaf.ConvSeq, h.seq+1)
+			if ck.reason != "" {
+				return rep, bad("%s", ck.reason)
 			}
-			if leaf.ConvPrev != h.hash {
-				return rep, bad("conversation chain broken: entry %d of its conversation does not link to the leaf hash of entry %d", leaf.ConvSeq, h.seq)
+			leaf := &ck.leaf
+			if leaf.Index != pos {
+				return rep, bad("the leaf at position %d is the leaf of entry %d", pos, leaf.Index)
 			}
-			convs[leaf.Conversation] = convHead{seq: leaf.ConvSeq, hash: lh}
-		}
-		stored = f.Append(lh, stored[:0])
-		for level, want := range stored {
-			got, err := hs.next()
-			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return rep, bad("stored hashes end before this entry's (level %d)", level)
+			if leaf.KeyID != "" {
+				rep.Encrypted++
+			}
+			if leaf.Conversation != (seal.Hash{}) {
+				h := convs[leaf.Conversation]
+				if leaf.ConvSeq != h.seq+1 {
+					return rep, bad("conversation chain broken: entry is number %d of its conversation, expected %d (a conversation entry is missing or repeated)", leaf.ConvSeq, h.seq+1)
 				}
-				return rep, fmt.Errorf("ledger: verify: reading stored hashes at entry %d: %w", pos, err)
+				if leaf.ConvPrev != h.hash {
+					return rep, bad("conversation chain broken: entry %d of its conversation does not link to the leaf hash of entry %d", leaf.ConvSeq, h.seq)
+				}
+				convs[leaf.Conversation] = convHead{seq: leaf.ConvSeq, hash: ck.leafHash}
 			}
-			if got != want {
-				return rep, bad("stored hash at level %d differs from the one recomputed from the entries", level)
+			stored = f.Append(ck.leafHash, stored[:0])
+			for level, want := range stored {
+				got, err := hs.next()
+				if err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return rep, bad("stored hashes end before this entry's (level %d)", level)
+					}
+					return rep, fmt.Errorf("ledger: verify: reading stored hashes at entry %d: %w", pos, err)
+				}
+				if got != want {
+					return rep, bad("stored hash at level %d differs from the one recomputed from the entries", level)
+				}
+			}
+			rep.Kinds[leaf.Kind.String()]++
+			rep.Bytes += int64(len(e.Leaf) + len(e.Payload))
+			pos++
+			if trusted != nil && trusted.Size == pos && f.Root() != trusted.Root {
+				return rep, bad("the tree of %d entries differs from the trusted checkpoint's (forked or rewritten)", pos)
+			}
+			for pending != nil && pending.Size == pos {
+				if root := f.Root(); root != pending.Root {
+					return rep, bad("the checkpoint for tree size %d has root %v, the entries give %v", pos, pending.Root, root)
+				}
+				if err := advance(); err != nil {
+					return rep, err
+				}
+			}
+			if opts.Progress != nil && pos%(1<<16) == 0 {
+				opts.Progress(pos)
 			}
 		}
-		rep.Kinds[leaf.Kind.String()]++
-		rep.Bytes += int64(len(e.Leaf) + len(e.Payload))
-		pos++
-		if trusted != nil && trusted.Size == pos && f.Root() != trusted.Root {
-			return rep, bad("the tree of %d entries differs from the trusted checkpoint's (forked or rewritten)", pos)
-		}
-		for pending != nil && pending.Size == pos {
-			if root := f.Root(); root != pending.Root {
-				return rep, bad("the checkpoint for tree size %d has root %v, the entries give %v", pos, pending.Root, root)
-			}
-			if err := advance(); err != nil {
-				return rep, err
-			}
-		}
-		if opts.Progress != nil && pos%(1<<16) == 0 {
-			opts.Progress(pos)
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	rep.Entries = pos
 	if pos != size {
@@ -262,4 +257,124 @@ func (h *hashStream) next() (seal.Hash, error) {
 	}
 	h.pos++
 	return h.buf[h.pos-1], nil
+}
+
+// A chunk is a run of consecutive entries with the results of the checks that need no order:
+// decoding the leaf, the payload hash, the commitment, the leaf hash. Workers fill checks in
+// parallel; Verify consumes chunks in order and does the rest.
+type chunk struct {
+	start   uint64
+	entries []store.Entry
+	checks  []entryCheck
+	err     error // reading failed after entries
+	done    chan struct{}
+}
+
+type entryCheck struct {
+	leaf     seal.Leaf
+	leafHash seal.Hash
+	reason   string // why the entry fails on its own, or ""
+}
+
+const chunkEntries = 256
+
+func checkEntry(e *store.Entry, ck *entryCheck) {
+	leaf, err := seal.ParseLeaf(e.Leaf)
+	if err != nil {
+		ck.reason = err.Error()
+		return
+	}
+	ck.leaf = leaf
+	ck.leafHash = seal.LeafHash(e.Leaf)
+	if sha256.Sum256(e.Payload) != leaf.PayloadHash {
+		ck.reason = "payload does not match the hash in its leaf (altered payload)"
+		return
+	}
+	if leaf.KeyID == "" {
+		c, err := seal.CommitEnvelope(e.Payload)
+		if err != nil {
+			ck.reason = "payload: " + err.Error()
+			return
+		}
+		if c != leaf.Commitment {
+			ck.reason = "content does not match the commitment in its leaf"
+			return
+		}
+	}
+	if e.Identity != leaf.Identity || e.Conversation != leaf.Conversation {
+		ck.reason = "the store's index fields disagree with the leaf"
+	}
+}
+
+// checkChunks streams r's entries as checked chunks, in order, checking them on all
+// processors. It stops when ctx ends.
+func checkChunks(ctx context.Context, r Reader) iter.Seq[*chunk] {
+	return func(yield func(*chunk) bool) {
+		workers := runtime.GOMAXPROCS(0)
+		work := make(chan *chunk, 2*workers)
+		ordered := make(chan *chunk, 2*workers)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range work {
+					for k := range c.entries {
+						checkEntry(&c.entries[k], &c.checks[k])
+					}
+					close(c.done)
+				}
+			}()
+		}
+		go func() {
+			defer close(ordered)
+			defer close(work)
+			send := func(c *chunk) bool {
+				c.checks = make([]entryCheck, len(c.entries))
+				select {
+				case work <- c:
+				case <-ctx.Done():
+					return false
+				}
+				select {
+				case ordered <- c:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			c := &chunk{done: make(chan struct{})}
+			for e, err := range r.Entries(ctx, 0) {
+				if err != nil {
+					c.err = err
+					break
+				}
+				c.entries = append(c.entries, e)
+				if len(c.entries) == chunkEntries {
+					if !send(c) {
+						return
+					}
+					c = &chunk{start: c.start + chunkEntries, done: make(chan struct{})}
+				}
+			}
+			send(c)
+		}()
+		defer func() {
+			// Unblock and retire the reader and the workers if the consumer stopped early.
+			for c := range ordered {
+				<-c.done
+			}
+			wg.Wait()
+		}()
+		for c := range ordered {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return
+			}
+			if !yield(c) || c.err != nil {
+				return
+			}
+		}
+	}
 }
