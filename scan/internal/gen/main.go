@@ -93,10 +93,16 @@ func run(dict, out string) error {
 			m[e[0][0]] = e[1][0]
 		}
 	}
+	// A rune that is already some character's Simplified form must stay put, or folding would
+	// run in circles (台 is both the Simplified form of 臺 and Hong Kong's variant of it).
+	target := map[rune]bool{}
+	for _, v := range m {
+		target[v] = true
+	}
 	// Simplified -> Traditional, reversed, for Traditional forms TSCharacters does not list.
 	for _, e := range st {
 		for _, t := range e[1] {
-			if _, ok := m[t]; !ok && t != e[0][0] {
+			if _, ok := m[t]; !ok && t != e[0][0] && !target[t] {
 				m[t] = e[0][0]
 			}
 		}
@@ -104,7 +110,7 @@ func run(dict, out string) error {
 	// Hong Kong variant -> OpenCC standard Traditional (then on to Simplified below).
 	for _, e := range hk {
 		for _, v := range e[1] {
-			if _, ok := m[v]; !ok && v != e[0][0] {
+			if _, ok := m[v]; !ok && v != e[0][0] && !target[v] {
 				m[v] = e[0][0]
 			}
 		}
