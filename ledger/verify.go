@@ -141,8 +141,8 @@ func Verify(ctx context.Context, r Reader, v note.Verifier, opts VerifyOptions) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for c := range checkChunks(ctx, r) {
-		if c.err != nil {
-			return rep, fmt.Errorf("ledger: verify: reading entry %d: %w", c.start+uint64(len(c.entries)), c.err)
+		if c.err != nil && len(c.entries) == 0 {
+			return rep, readErr(c.start, c.err)
 		}
 		for k := range c.entries {
 			e, ck := &c.entries[k], &c.checks[k]
@@ -179,7 +179,7 @@ func Verify(ctx context.Context, r Reader, v note.Verifier, opts VerifyOptions) 
 					if errors.Is(err, store.ErrNotFound) {
 						return rep, bad("stored hashes end before this entry's (level %d)", level)
 					}
-					return rep, fmt.Errorf("ledger: verify: reading stored hashes at entry %d: %w", pos, err)
+					return rep, readErr(pos, err)
 				}
 				if got != want {
 					return rep, bad("stored hash at level %d differs from the one recomputed from the entries", level)
@@ -203,6 +203,9 @@ func Verify(ctx context.Context, r Reader, v note.Verifier, opts VerifyOptions) 
 				opts.Progress(pos)
 			}
 		}
+		if c.err != nil {
+			return rep, readErr(pos, c.err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, err
@@ -223,6 +226,15 @@ func Verify(ctx context.Context, r Reader, v note.Verifier, opts VerifyOptions) 
 	rep.Uncovered = size - rep.Latest.Size
 	rep.Conversations = len(convs)
 	return rep, nil
+}
+
+// readErr reports a failure to read at entry i: corruption the store detected is tampering
+// like any other; anything else is an I/O error.
+func readErr(i uint64, err error) error {
+	if errors.Is(err, store.ErrCorrupt) {
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("the store finds its copy corrupt: %v", err)}
+	}
+	return fmt.Errorf("ledger: verify: reading at entry %d: %w", i, err)
 }
 
 // hashStream reads stored hashes sequentially in chunks.

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/stretchr/testify/require"
+)
+
+func runV(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// makeLedger writes n messages to a ledger directory and closes it.
+func makeLedger(t *testing.T, n int) string {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, "commseal.test/verify", ledger.Options{CheckpointEvery: 40})
+	require.NoError(t, err)
+	for i := 0; i < n; i++ {
+		_, err := l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: "msg-" + string(rune('A'+i%26)) + strings.Repeat("x", i/26),
+			Kind: capture.KindText, Conversation: capture.Conversation{ID: "cid", Type: capture.ConversationGroup},
+			Text: "SECRET-ORDER-TEXT buy 0700.HK", Raw: []byte(`{"msgId":"x"}`)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.Close())
+	return dir
+}
+
+func TestVerifyIntactLedger(t *testing.T) {
+	dir := makeLedger(t, 100)
+	code, out, errs := runV("-dir", dir)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "OK:")
+	require.Contains(t, out, "100 entries")
+
+	code, vkey, _ := runV("-dir", dir, "-vkey")
+	require.Equal(t, 0, code)
+	v, err := seal.NewVerifier(vkey)
+	require.NoError(t, err)
+
+	code, cp, _ := runV("-dir", dir, "-checkpoint")
+	require.Equal(t, 0, code)
+	c, err := seal.OpenCheckpoint([]byte(cp), v)
+	require.NoError(t, err)
+	require.Equal(t, uint64(100), c.Size)
+
+	code, proof, errs := runV("-dir", dir, "-proof", "42")
+	require.Equal(t, 0, code, errs)
+	p, err := seal.ParseProof([]byte(proof))
+	require.NoError(t, err)
+	_, leaf, err := seal.VerifyProof(&p, v)
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), leaf.Index)
+	st, err := ledgerdir.OpenStore(context.Background(), dir, true, nil)
+	require.NoError(t, err)
+	e, err := st.Entry(context.Background(), 42)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	require.Equal(t, e.Leaf, p.Extra, "the proof's extra line is the exact leaf bytes")
+
+	code, list, _ := runV("-dir", dir, "-list")
+	require.Equal(t, 0, code)
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	require.Len(t, lines, 100)
+	require.Equal(t, "0 msg-A", lines[0])
+	require.Equal(t, "27 msg-Bx", lines[27])
+
+	// With the key given explicitly, and with a trusted checkpoint from earlier.
+	cpFile := filepath.Join(t.TempDir(), "cp")
+	require.NoError(t, os.WriteFile(cpFile, []byte(cp), 0o644))
+	code, _, errs = runV("-dir", dir, "-key", vkey, "-trusted", cpFile, "-q")
+	require.Equal(t, 0, code, errs)
+	// Another key: the checkpoints do not verify.
+	_, other, _ := seal.GenerateKey("commseal.test/verify")
+	code, out, _ = runV("-dir", dir, "-key", other)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "ALTERED")
+	code, _, _ = runV("-dir", dir, "-key", other, "-checkpoint")
+	require.Equal(t, 1, code)
+}
+
+func TestVerifyUsageAndIOErrors(t *testing.T) {
+	dir := makeLedger(t, 3)
+	for _, args := range [][]string{
+		{},
+		{"-dir", dir, "stray"},
+		{"-dir", dir, "-vkey", "-list"},
+		{"-dir", dir, "-proof", "-5"},
+		{"-dir", dir, "-key", "x", "-key-file", "y"},
+		{"-dir", dir, "-key", "not a key"},
+		{"-dir", filepath.Join(dir, "nope")},
+		{"-dir", dir, "-proof", "3"}, // beyond the checkpoint
+		{"-dir", dir, "-trusted", filepath.Join(dir, "missing")},
+		{"-nosuchflag"},
+	} {
+		code, _, errs := runV(args...)
+		require.Equal(t, 2, code, "%v: %s", args, errs)
+		require.NotEmpty(t, errs)
+	}
+}
+
+// segments returns the ledger's segment files.
+func segments(t *testing.T, dir string) []string {
+	segs, err := filepath.Glob(filepath.Join(dir, ledgerdir.StoreDir, "*.seg"))
+	require.NoError(t, err)
+	require.NotEmpty(t, segs)
+	return segs
+}
+
+func TestVerifyDetectsAlteredFiles(t *testing.T) {
+	t.Run("flipped byte", func(t *testing.T) {
+		dir := makeLedger(t, 100)
+		seg := segments(t, dir)[0]
+		require.NoError(t, os.Chmod(seg, 0o644))
+		b, err := os.ReadFile(seg)
+		require.NoError(t, err)
+		at := bytes.LastIndex(b, []byte("SECRET-ORDER-TEXT"))
+		require.Positive(t, at)
+		b[at] ^= 0x20
+		require.NoError(t, os.WriteFile(seg, b, 0o644))
+		code, out, errs := runV("-dir", dir)
+		require.Equal(t, 1, code, out+errs)
+		require.Contains(t, out, "the first bad entry is 99")
+	})
+	t.Run("altered text with a recomputed frame checksum", func(t *testing.T) {
+		// Someone who knows the file format rewrites a message and fixes the frame's CRC:
+		// the store accepts the frame, the ledger does not.
+		dir := makeLedger(t, 100)
+		seg := segments(t, dir)[0]
+		require.NoError(t, os.Chmod(seg, 0o644))
+		b, err := os.ReadFile(seg)
+		require.NoError(t, err)
+		at := bytes.Index(b, []byte("buy 0700.HK"))
+		require.Positive(t, at)
+		copy(b[at:], "BUY")
+		// Find the frame holding it: walk frames after the 32-byte segment header.
+		off := 32
+		for off+12 <= len(b) {
+			n := int(binary.LittleEndian.Uint32(b[off:]))
+			if at >= off+12 && at < off+12+n {
+				tab := crc32.MakeTable(crc32.Castagnoli)
+				binary.LittleEndian.PutUint32(b[off+4:], crc32.Checksum(b[off+12:off+12+n], tab))
+				binary.LittleEndian.PutUint32(b[off+8:], crc32.Checksum(b[off:off+8], tab)^0x5345414c)
+				break
+			}
+			off += 12 + n
+		}
+		require.NoError(t, os.WriteFile(seg, b, 0o644))
+		code, out, errs := runV("-dir", dir)
+		require.Equal(t, 1, code, out+errs)
+		require.Contains(t, out, "the first bad entry is 0: payload does not match the hash in its leaf")
+	})
+}
