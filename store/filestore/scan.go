@@ -147,7 +147,8 @@ func judgeDamage(f file, path string, off, size int64, next uint64, pending []lo
 		rest[frameHeaderSize] == typeCommit &&
 		binary.LittleEndian.Uint64(rest[frameHeaderSize+1:]) == first &&
 		int(binary.LittleEndian.Uint32(rest[frameHeaderSize+9:])) == len(pending)
-	if herr == nil && n == want || herr != nil && (lengthField == want || looksLikeCommit) {
+	notEntry := len(rest) > frameHeaderSize && rest[frameHeaderSize] != typeEntry
+	if herr == nil && n == want && notEntry || herr != nil && (lengthField == want && notEntry || looksLikeCommit) {
 		frame := rest[:min(len(rest), frameHeaderSize+want)]
 		if len(frame) == frameHeaderSize+want && !hasZeroSector(frame, off) {
 			return corruptf(path, off, "checksum mismatch in the commit frame of entries %d to %d", first, first+uint64(len(pending))-1)
