@@ -11,7 +11,7 @@ import (
 func TestNormalize(t *testing.T) {
 	for in, want := range map[string]string{
 		"W h a t s A p p":      "whatsapp",
-		"ＷｈａｔｓＡｐｐ１２３":         "whatsapp123",
+		"ＷｈａｔｓＡｐｐ１２３":          "whatsapp123",
 		"微.信":                  "微信",
 		"微\u200b\u200c\u200d信": "微信",
 		"\ufeffBOM":            "bom",

@@ -281,3 +281,26 @@ func TestDefaultLexicon(t *testing.T) {
 	assert.Empty(t, s.ScanString("用微信支付就得"), "exclusion: WeChat Pay is not a channel move")
 	assert.Empty(t, s.ScanString("Please note there is no guaranteed return."))
 }
+
+// TestScanBatchEqualsScan checks the interleaved batch paths against Scan, message by message,
+// for batch sizes around the lane count and with empty messages.
+func TestScanBatchEqualsScan(t *testing.T) {
+	terms := append(genTerms(5, 1000), allTerms(DefaultLexicon())...)
+	slices.Sort(terms)
+	terms = slices.Compact(terms)
+	msgs := genMessages(8, 3000, terms, true)
+	msgs[7], msgs[100] = nil, []byte{}
+	for _, lex := range []*Lexicon{termsLexicon(terms, true), termsLexicon(terms, false), testLexicon()} {
+		for _, budget := range []int{denseBudget, 1} {
+			s, err := compile(lex, budget)
+			require.NoError(t, err)
+			for _, n := range []int{0, 1, 3, 4, 5, 9, len(msgs)} {
+				got := make([][]Finding, n)
+				s.ScanBatch(msgs[:n], func(i int, f Finding) { got[i] = append(got[i], f) })
+				for i, m := range msgs[:n] {
+					require.Equal(t, s.Scan(m), got[i], "norm=%v budget=%d batch=%d message %d", s.auto.norm, budget, n, i)
+				}
+			}
+		}
+	}
+}

@@ -289,9 +289,11 @@ func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
 
 // scratch is per-scan working memory, pooled in the Scanner.
 type scratch struct {
-	hits []hit
-	occs []occ
-	near []occ
+	hits  []hit
+	lanes [4][]hit
+	found []Finding
+	occs  []occ
+	near  []occ
 }
 
 // occ is a confirmed occurrence of an entry.
@@ -508,10 +510,30 @@ func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool
 // because several messages are in flight at once and the loads of one hide the latency of the
 // others.
 func (s *Scanner) ScanBatch(msgs [][]byte, emit func(msg int, f Finding)) {
-	var dst []Finding
+	sc, _ := s.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	defer s.scratch.Put(sc)
+	if !s.auto.norm {
+		s.auto.scanRawLanes(msgs, &sc.lanes, func(msg int, hits []hit) {
+			if len(hits) == 0 {
+				return
+			}
+			sc.found = s.finish(sc, msgs[msg], hits, sc.found[:0])
+			for _, f := range sc.found {
+				emit(msg, f)
+			}
+		})
+		return
+	}
 	for i, m := range msgs {
-		dst = s.AppendScan(dst[:0], m)
-		for _, f := range dst {
+		sc.hits = s.auto.scanNorm(m, sc.hits[:0])
+		if len(sc.hits) == 0 {
+			continue
+		}
+		sc.found = s.finish(sc, m, sc.hits, sc.found[:0])
+		for _, f := range sc.found {
 			emit(i, f)
 		}
 	}
