@@ -28,10 +28,13 @@ const (
 	classSkip = 1
 )
 
-// denseBudget caps the dense transition table, in entries. States are made dense in
+// denseBudget caps the dense transition table, in entries (16 MiB). States are made dense in
 // breadth-first order, so the shallow states where a scan spends nearly all its time get the
 // one-load transition and the long tails of rare terms use sparse edges plus failure links.
-const denseBudget = 1 << 20
+const denseBudget = 1 << 22
+
+// maxMergedEdges bounds the edges a sparse state copies from its failure chain.
+const maxMergedEdges = 16
 
 // automaton is an Aho-Corasick automaton over keys of bytes, compiled to a byte-class DFA. It is
 // immutable once built and safe for concurrent use.
@@ -253,17 +256,34 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 			row[classSkip] = val[i] &^ flagMatch
 		}
 	}
+	// A sparse state also takes the edges of the sparse states on its failure chain (those
+	// its own edges do not shadow), up to maxMergedEdges, so that a miss usually falls
+	// straight through to a dense row instead of walking the chain.
 	a.sparse = make([]sparseState, nStates-nDense)
+	var have [256]bool
 	for i := nDense; i < nStates; i++ {
 		u := order[i]
 		sp := &a.sparse[i-nDense]
 		sp.lo = uint32(len(a.edges))
-		for e := first[u]; e >= 0; e = enext[e] {
-			a.edges = append(a.edges, sparseEdge{cls: uint32(elab[e]), val: val[num[echild[e]]]})
+		sp.self = val[i] &^ flagMatch
+		f := u
+		for {
+			for e := first[f]; e >= 0; e = enext[e] {
+				if !have[elab[e]] {
+					have[elab[e]] = true
+					a.edges = append(a.edges, sparseEdge{cls: uint32(elab[e]), val: val[num[echild[e]]]})
+				}
+			}
+			f = fail[f]
+			if int(num[f]) < nDense || len(a.edges)-int(sp.lo) >= maxMergedEdges {
+				break
+			}
 		}
 		sp.hi = uint32(len(a.edges))
-		sp.fail = uint32(num[fail[u]])
-		sp.self = val[i] &^ flagMatch
+		sp.fail = uint32(num[f])
+		for _, e := range a.edges[sp.lo:sp.hi] {
+			have[e.cls] = false
+		}
 	}
 	return a
 }
@@ -537,4 +557,173 @@ func (a *automaton) finishLane(l *lane) {
 		l.i++
 	}
 	l.t = nil
+}
+
+// normRune consumes the non-ASCII rune at text[i] in a normalizing automaton: the state after
+// it (which may be special) and the index after it.
+func (a *automaton) normRune(s uint32, text []byte, i int) (uint32, int) {
+	var r rune
+	var size int
+	if b := text[i]; b >= 0xE0 && b < 0xF0 && i+2 < len(text) {
+		r = rune(b&0x0F)<<12 | rune(text[i+1]&0x3F)<<6 | rune(text[i+2]&0x3F)
+		size = 3
+		if text[i+1]&0xC0 != 0x80 || text[i+2]&0xC0 != 0x80 || r < 0x800 || r >= 0xD800 && r < 0xE000 {
+			r, size = utf8.DecodeRune(text[i:])
+		}
+	} else {
+		r, size = utf8.DecodeRune(text[i:])
+	}
+	i += size
+	act := a.runes.lookup(r)
+	n := act & actLenMask
+	if n == 0 {
+		if act == actBreak {
+			return 0, i
+		}
+		return s, i
+	}
+	for k := uint32(0); k < n; k++ {
+		c := act >> (8 + 8*k) & 0xff
+		if s < specialMin {
+			s = a.trans[s+c]
+		} else {
+			s = a.slowStep(s&^flagMatch, c)
+		}
+	}
+	return s, i
+}
+
+// resolveNorm is resolve for a normalizing automaton: it steps symbol by symbol.
+func (a *automaton) resolveNorm(l *lane) {
+	s, i, t := l.s, l.i, l.t
+	for {
+		if s&flagMatch != 0 {
+			l.hits = append(l.hits, hit{a.stateNum(s), i})
+			s &^= flagMatch
+		}
+		if s < specialMin || i >= len(t) {
+			break
+		}
+		if b := t[i]; b < utf8.RuneSelf {
+			s = a.slowStep(s, uint32(a.acls[b]))
+			i++
+		} else {
+			s, i = a.normRune(s, t, i)
+		}
+	}
+	l.s, l.i = s, i
+}
+
+// finishNormLane runs the rest of a lane's text one symbol at a time.
+func (a *automaton) finishNormLane(l *lane) {
+	for {
+		if l.s >= specialMin {
+			a.resolveNorm(l)
+		}
+		if l.i >= len(l.t) {
+			break
+		}
+		if b := l.t[l.i]; b < utf8.RuneSelf {
+			l.s = a.trans[l.s+uint32(a.acls[b])]
+			l.i++
+		} else {
+			l.s, l.i = a.normRune(l.s, l.t, l.i)
+		}
+	}
+	l.t = nil
+}
+
+// scanNormLanes is scanRawLanes for a normalizing automaton: four messages in flight, one
+// symbol (an ASCII byte or a whole rune) per lane per round.
+func (a *automaton) scanNormLanes(msgs [][]byte, bufs *[4][]hit, done func(msg int, hits []hit)) {
+	var ln [4]lane
+	for k := range ln {
+		ln[k].hits = bufs[k][:0]
+	}
+	defer func() {
+		for k := range ln {
+			bufs[k] = ln[k].hits
+		}
+	}()
+	next := 0
+	refill := func(l *lane) bool {
+		for next < len(msgs) {
+			m := next
+			next++
+			if len(msgs[m]) == 0 {
+				continue
+			}
+			*l = lane{t: msgs[m], msg: m, hits: l.hits[:0]}
+			return true
+		}
+		l.t = nil
+		return false
+	}
+	for k := range ln {
+		if !refill(&ln[k]) {
+			for j := 0; j < k; j++ {
+				a.finishNormLane(&ln[j])
+				done(ln[j].msg, ln[j].hits)
+			}
+			return
+		}
+	}
+	trans, acls := a.trans, &a.acls
+	for {
+		t0, t1, t2, t3 := ln[0].t, ln[1].t, ln[2].t, ln[3].t
+		i0, i1, i2, i3 := ln[0].i, ln[1].i, ln[2].i, ln[3].i
+		s0, s1, s2, s3 := ln[0].s, ln[1].s, ln[2].s, ln[3].s
+		for i0 < len(t0) && i1 < len(t1) && i2 < len(t2) && i3 < len(t3) {
+			if b := t0[i0]; b < utf8.RuneSelf {
+				s0 = trans[s0+uint32(acls[b])]
+				i0++
+			} else {
+				s0, i0 = a.normRune(s0, t0, i0)
+			}
+			if b := t1[i1]; b < utf8.RuneSelf {
+				s1 = trans[s1+uint32(acls[b])]
+				i1++
+			} else {
+				s1, i1 = a.normRune(s1, t1, i1)
+			}
+			if b := t2[i2]; b < utf8.RuneSelf {
+				s2 = trans[s2+uint32(acls[b])]
+				i2++
+			} else {
+				s2, i2 = a.normRune(s2, t2, i2)
+			}
+			if b := t3[i3]; b < utf8.RuneSelf {
+				s3 = trans[s3+uint32(acls[b])]
+				i3++
+			} else {
+				s3, i3 = a.normRune(s3, t3, i3)
+			}
+			if (s0|s1|s2|s3)&(flagMatch|flagSparse) != 0 {
+				break
+			}
+		}
+		ln[0].i, ln[1].i, ln[2].i, ln[3].i = i0, i1, i2, i3
+		ln[0].s, ln[1].s, ln[2].s, ln[3].s = s0, s1, s2, s3
+		for j := range ln {
+			if ln[j].s >= specialMin {
+				a.resolveNorm(&ln[j])
+			}
+		}
+		for j := range ln {
+			l := &ln[j]
+			if l.i < len(l.t) {
+				continue
+			}
+			done(l.msg, l.hits)
+			if !refill(l) {
+				for o := range ln {
+					if ln[o].t != nil {
+						a.finishNormLane(&ln[o])
+						done(ln[o].msg, ln[o].hits)
+					}
+				}
+				return
+			}
+		}
+	}
 }

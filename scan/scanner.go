@@ -515,26 +515,17 @@ func (s *Scanner) ScanBatch(msgs [][]byte, emit func(msg int, f Finding)) {
 		sc = new(scratch)
 	}
 	defer s.scratch.Put(sc)
-	if !s.auto.norm {
-		s.auto.scanRawLanes(msgs, &sc.lanes, func(msg int, hits []hit) {
-			if len(hits) == 0 {
-				return
-			}
-			sc.found = s.finish(sc, msgs[msg], hits, sc.found[:0])
-			for _, f := range sc.found {
-				emit(msg, f)
-			}
-		})
-		return
+	lanes := s.auto.scanRawLanes
+	if s.auto.norm {
+		lanes = s.auto.scanNormLanes
 	}
-	for i, m := range msgs {
-		sc.hits = s.auto.scanNorm(m, sc.hits[:0])
-		if len(sc.hits) == 0 {
-			continue
+	lanes(msgs, &sc.lanes, func(msg int, hits []hit) {
+		if len(hits) == 0 {
+			return
 		}
-		sc.found = s.finish(sc, m, sc.hits, sc.found[:0])
+		sc.found = s.finish(sc, msgs[msg], hits, sc.found[:0])
 		for _, f := range sc.found {
-			emit(i, f)
+			emit(msg, f)
 		}
-	}
+	})
 }
