@@ -95,9 +95,8 @@ func TestMediaFetchedHashedAndSealedAfterTheMessage(t *testing.T) {
 		require.False(t, msgAt.IsZero())
 	}
 	require.Equal(t, 1, g.TokenRequests(), "one token, cached")
-	h := src.Health()
-	require.Zero(t, h.PendingMedia)
-	require.EqualValues(t, 6, h.MediaStored)
+	require.Eventually(t, func() bool { return src.Health().MediaStored == 6 }, 5*time.Second, 5*time.Millisecond)
+	require.Zero(t, src.Health().PendingMedia)
 	ents, _ := os.ReadDir(dir)
 	require.Empty(t, ents, "journal is empty once every fetch is sealed")
 }

@@ -542,17 +542,22 @@ func (s *Source) captureError(df *payload.DataFrame, cause error) bool {
 		Body:         b,
 		Raw:          raw,
 	}
-	if id := safeID(df.GetMessageId()); id != "" {
-		rec.ID = "frame:" + id
-	}
+	// Identified by content, so that a redelivery of the same bytes (which may carry a new frame
+	// messageId) is recorded once; distinct payloads differ at least in msgId or createAt.
+	rec.ID = "data:" + body["data_sha256"].(string)[:32]
 	ctx, cancel := context.WithTimeout(s.workCtx, s.opts.AppendTimeout)
 	defer cancel()
-	if _, err := s.records.AppendRecord(ctx, rec); err != nil {
+	r, err := s.records.AppendRecord(ctx, rec)
+	if err != nil {
 		s.count(func(h *healthCounters) { h.sinkErrors++ })
 		s.opts.Logger.Warn("dingtalk: capture error could not be recorded; the frame will be pushed again", "cause", cause, "err", err)
 		return false
 	}
 	s.count(func(h *healthCounters) {
+		if r.Duplicate {
+			h.duplicates++
+			return
+		}
 		h.captureErrors++
 		if quota {
 			h.quotaExhausted++
