@@ -10,6 +10,9 @@ import (
 	"github.com/commseal/commseal/store"
 )
 
+// allocChunk is how far ahead the active segment's space is reserved.
+const allocChunk = 4 << 20
+
 // request is one Append waiting for the group committer.
 type request struct {
 	ctx  context.Context
@@ -30,29 +33,43 @@ type accepted struct {
 // rejected or the write failed, in which case nothing of the batch is in the log). A batch
 // queued behind another is checked against the size that one leaves, so a caller that pipelines
 // (queues batch k+1 before batch k returns) gets both in order, or ErrOutOfOrder for the
-// second if the first fails.
+// second if the first fails (see Submit).
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	return <-s.Submit(ctx, b)
+}
+
+// Submit queues b for the group committer and returns at once; the channel receives what Append
+// would return, once. Batches are checked in the order they were submitted, each against the
+// log as the batches submitted before it leave it, so a caller may submit batch k+1 while batch
+// k is being synced (pipelining) as long as it submits them in order. b must not be modified
+// until the result arrives.
+func (s *Store) Submit(ctx context.Context, b *store.Batch) <-chan error {
+	done := make(chan error, 1)
 	if err := s.rlock(ctx); err != nil {
-		return err
+		done <- err
+		return done
 	}
 	ro, failed := s.readOnly, s.failed
 	s.mu.RUnlock()
 	if ro {
-		return fmt.Errorf("%w: append", store.ErrReadOnly)
+		done <- fmt.Errorf("%w: append", store.ErrReadOnly)
+		return done
 	}
 	if failed != nil {
-		return fmt.Errorf("filestore: an earlier write failure could not be undone; reopen the store: %w", failed)
+		done <- fmt.Errorf("filestore: an earlier write failure could not be undone; reopen the store: %w", failed)
+		return done
 	}
-	r := &request{ctx: ctx, b: b, done: make(chan error, 1)}
+	r := &request{ctx: ctx, b: b, done: done}
 	s.qmu.Lock()
 	if s.qclosed {
 		s.qmu.Unlock()
-		return store.ErrClosed
+		done <- store.ErrClosed
+		return done
 	}
 	s.queue = append(s.queue, r)
 	s.qcond.Signal()
 	s.qmu.Unlock()
-	return <-r.done
+	return done
 }
 
 func (s *Store) committer() {
@@ -128,7 +145,16 @@ func (s *Store) commit(reqs []*request) {
 	if len(ok) == 0 {
 		return
 	}
-	_, err := seg.f.WriteAt(buf, base)
+	var err error
+	if need := base + int64(len(buf)); need > s.alloc {
+		// Reserve space ahead, so that most syncs need not journal a new file size.
+		if aerr := seg.f.Allocate(s.alloc, max(need-s.alloc, allocChunk)); aerr == nil {
+			s.alloc = max(need, s.alloc+allocChunk)
+		} else {
+			s.alloc = need
+		}
+	}
+	_, err = seg.f.WriteAt(buf, base)
 	if err == nil {
 		err = seg.f.Sync()
 		s.syncs.Add(1)
@@ -137,6 +163,7 @@ func (s *Store) commit(reqs []*request) {
 		err = fmt.Errorf("filestore: append to %s: %w", seg.path, err)
 		// Undo the partial write so the next group starts on a clean frame boundary. If that
 		// fails too, the tail is unknown: refuse appends until a reopen recovers it.
+		s.alloc = base
 		if uerr := s.undo(seg, base); uerr != nil {
 			s.mu.Lock()
 			s.failed = fmt.Errorf("%w (undoing it: %v)", err, uerr)
@@ -237,6 +264,14 @@ func (s *Store) maybeRoll() error {
 	if err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
+	// The closed segment keeps no preallocated tail.
+	if err := old.f.Truncate(end); err != nil {
+		return fmt.Errorf("filestore: close segment: %w", err)
+	}
+	if err := old.f.Sync(); err != nil {
+		return fmt.Errorf("filestore: close segment: %w", err)
+	}
+	s.syncs.Add(1)
 	ro, err := s.openFile(old.path, os.O_RDONLY, 0)
 	if err != nil {
 		f.Close()
@@ -250,6 +285,7 @@ func (s *Store) maybeRoll() error {
 	old.f = ro
 	s.segs = append(s.segs, &segment{seq: seq, first: size, path: path, f: f})
 	s.end = segmentHeaderSize
+	s.alloc = segmentHeaderSize
 	s.mu.Unlock()
 	prev.Close()
 	s.log.Info("filestore: new segment", "file", path, "first", size)

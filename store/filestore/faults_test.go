@@ -110,6 +110,11 @@ func tornFixture(t *testing.T) (dir, seg string, begin, end int64, before uint64
 	end = s.end
 	s.abandon()
 	seg = filepath.Join(dir, segmentName(1))
+	// Drop the preallocated tail, so the cases below control every byte after the last commit
+	// (TestPreallocatedTailIsNotACut covers the tail).
+	if err := os.Truncate(seg, end); err != nil {
+		t.Fatal(err)
+	}
 	fi, err := os.Stat(seg)
 	if err != nil || fi.Size() != end {
 		t.Fatalf("segment size %v, %v; want %d", fi, err, end)
@@ -148,8 +153,8 @@ func TestTornTailTruncatedAtEveryOffset(t *testing.T) {
 			if len(cuts) != 0 {
 				t.Fatalf("cut at a batch boundary %d: Recovery reports cuts %+v; want none", o, cuts)
 			}
-		case len(cuts) != 1 || cuts[0].Offset != begin || cuts[0].Bytes != o-begin || cuts[0].File != seg:
-			t.Fatalf("cut at %d: Recovery.Cut = %+v; want one cut of %d bytes at %d", o, cuts, o-begin, begin)
+		case len(cuts) != 1 || cuts[0].Offset != begin || cuts[0].Bytes != written(orig[begin:o]) || cuts[0].File != seg:
+			t.Fatalf("cut at %d: Recovery.Cut = %+v; want one cut of %d bytes at %d", o, cuts, written(orig[begin:o]), begin)
 		}
 		checkEntries(t, s, want)
 		if writer {
@@ -257,7 +262,7 @@ func TestFlippedBytesInTornBatchAreCut(t *testing.T) {
 		size, _ := s.Size(context.Background())
 		cuts := s.Recovery().Cut
 		s.abandonOrClose()
-		if size != before || len(cuts) != 1 || cuts[0].Offset != begin || cuts[0].Bytes != c.cut-begin {
+		if size != before || len(cuts) != 1 || cuts[0].Offset != begin || cuts[0].Bytes != written(b[begin:]) {
 			t.Fatalf("torn at %d with byte %d flipped: Size %d, cuts %+v; want %d and one cut at %d", c.cut, c.flip, size, cuts, before, begin)
 		}
 		restoreCrashImage(t, dir, seg, orig)
@@ -287,11 +292,26 @@ func TestGarbageAfterLastCommitIsCut(t *testing.T) {
 		cuts := s.Recovery().Cut
 		checkEntries(t, s, before+5)
 		s.Close()
-		if len(cuts) != 1 || cuts[0].Offset != end || cuts[0].Bytes != int64(len(garbage)) || cuts[0].Reason == "" {
+		if written(garbage) == 0 {
+			if len(cuts) != 0 {
+				t.Fatalf("%d zero bytes after the last commit (preallocated space): cuts %+v; want none", len(garbage), cuts)
+			}
+		} else if len(cuts) != 1 || cuts[0].Offset != end || cuts[0].Bytes != written(garbage) || cuts[0].Reason == "" {
 			t.Fatalf("%d bytes of garbage: cuts %+v; want one cut of them at %d", len(garbage), cuts, end)
 		}
 		restoreCrashImage(t, dir, seg, orig)
 	}
+}
+
+// written is the length of b up to its last non-zero byte: what a Cut reports, since zeros at
+// the end cannot be told from preallocated space.
+func written(b []byte) int64 {
+	for k := len(b) - 1; k >= 0; k-- {
+		if b[k] != 0 {
+			return int64(k + 1)
+		}
+	}
+	return 0
 }
 
 func randomBytes(rng *rand.Rand, n int) []byte {
@@ -300,6 +320,46 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 		b[k] = byte(rng.Uint32())
 	}
 	return b
+}
+
+func TestPreallocatedTailIsNotACut(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, &Options{FlushEvery: 1 << 30})
+	n := mustAppend(t, s, 0, 3)
+	n = mustAppend(t, s, n, 4)
+	end := s.end
+	s.abandon()
+	seg := filepath.Join(dir, segmentName(1))
+	if fi, _ := os.Stat(seg); fi.Size() <= end {
+		t.Fatalf("segment has %d bytes, the commits end at %d: nothing preallocated", fi.Size(), end)
+	}
+	s = mustOpen(t, dir, nil)
+	if cuts := s.Recovery().Cut; len(cuts) != 0 {
+		t.Fatalf("preallocated zeros reported as cut: %+v", cuts)
+	}
+	checkEntries(t, s, n)
+	n = mustAppend(t, s, n, 2)
+	s.abandon()
+	// A crash in the middle of a write leaves a prefix of it before the preallocated zeros.
+	b, _ := os.ReadFile(seg)
+	s = mustOpen(t, dir, &Options{ReadOnly: true})
+	last := s.end
+	s.Close()
+	// The write reached the disk up to a sector boundary inside the last batch.
+	from := (last - 1) &^ 511
+	if from <= last-int64(len(b)) || from < segmentHeaderSize {
+		t.Fatalf("no sector boundary before %d", last)
+	}
+	copy(b[from:last], make([]byte, last-from))
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, nil)
+	defer s.Close()
+	if cuts := s.Recovery().Cut; len(cuts) != 1 || cuts[0].Entries > 2 || cuts[0].Offset+cuts[0].Bytes > from {
+		t.Fatalf("torn write before preallocated zeros: cuts %+v; want the batch of 2, written up to %d", cuts, from)
+	}
+	checkEntries(t, s, n-2)
 }
 
 func TestTornTailIsReportedToLogger(t *testing.T) {

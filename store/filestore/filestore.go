@@ -97,6 +97,7 @@ type Store struct {
 	hc       int64
 	segs     []*segment // segs[k] has sequence number k+1
 	end      int64      // end of the last commit in the last segment
+	alloc    int64      // bytes of the last segment allocated (its size)
 	indexF   file
 	hashesF  file
 	durable  state        // what the state file says
@@ -164,6 +165,23 @@ func Open(ctx context.Context, dir string, opts *Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// A reader beside a running writer can catch a group commit half copied into the page
+	// cache, which looks like damage followed by a valid commit; it looks again before
+	// calling that corruption.
+	for attempt := 0; ; attempt++ {
+		s, err := open(ctx, dir, o)
+		if err == nil || !o.ReadOnly || !errors.Is(err, store.ErrCorrupt) || attempt == 8 {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(1<<attempt) * time.Millisecond):
+		}
+	}
+}
+
+func open(ctx context.Context, dir string, o Options) (*Store, error) {
 	s := &Store{
 		dir: dir, readOnly: o.ReadOnly, segSize: o.SegmentSize, flushN: o.FlushEvery, log: o.Logger, wrap: o.wrap,
 		ids: map[uint64]uint64{}, idsMore: map[store.Hash]uint64{}, convs: map[store.Hash]uint64{},
@@ -528,6 +546,9 @@ func (s *Store) replaySegments(ctx context.Context) error {
 			return fmt.Errorf("filestore: %w", err)
 		}
 		last.f = f
+		if s.alloc, err = f.Size(); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
 	}
 	return nil
 }

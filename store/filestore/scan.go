@@ -22,6 +22,16 @@ func corruptf(path string, off int64, format string, args ...any) error {
 	return fmt.Errorf("%w: %s at offset %d: %s", store.ErrCorrupt, path, off, fmt.Sprintf(format, args...))
 }
 
+// readErr reports a failed read during a scan. A file that ends before the size the scan began
+// with has shrunk under it: damage for a writer (who holds the lock), a roll in progress for a
+// reader beside a writer (who then looks again).
+func readErr(path string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %s shrank while being read", store.ErrCorrupt, path)
+	}
+	return fmt.Errorf("filestore: read %s: %w", path, err)
+}
+
 // readFull reads len(p) bytes at off; io.ErrUnexpectedEOF if the file is shorter.
 func readFull(f file, p []byte, off int64) error {
 	n, err := f.ReadAt(p, off)
@@ -49,18 +59,39 @@ func scanSegment(f file, path string, seq uint64, off, size int64, next uint64, 
 				return nil, err
 			}
 		}
-		res.tail = &Cut{File: path, Offset: res.end, Bytes: size - res.end, Entries: len(pending), Reason: reason}
+		used, err := usedTo(f, res.end, size)
+		if err != nil {
+			return nil, readErr(path, err)
+		}
+		res.tail = &Cut{File: path, Offset: res.end, Bytes: used - res.end, Entries: len(pending), Reason: reason}
 		return res, nil
 	}
 	for off < size {
 		if size-off < frameHeaderSize {
+			if zero, err := zeroTo(f, off, size); err != nil {
+				return nil, readErr(path, err)
+			} else if zero && len(pending) == 0 {
+				res.end = off
+				return res, nil
+			}
 			return damage(off, "incomplete frame header at the end of the file", true)
 		}
 		if err := readFull(f, hdr, off); err != nil {
-			return nil, fmt.Errorf("filestore: read %s: %w", path, err)
+			return nil, readErr(path, err)
 		}
 		n, sum, err := parseFrameHeader(hdr)
 		if err != nil {
+			if isZero(hdr) && len(pending) == 0 {
+				zero, err := zeroTo(f, off, size)
+				if err != nil {
+					return nil, readErr(path, err)
+				}
+				if zero {
+					// Preallocated space that no commit reached: the clean end of the segment.
+					res.end = off
+					return res, nil
+				}
+			}
 			return damage(off, fmt.Sprintf("invalid frame header at offset %d", off), false)
 		}
 		if off+frameHeaderSize+int64(n) > size {
@@ -71,7 +102,7 @@ func scanSegment(f file, path string, seq uint64, off, size int64, next uint64, 
 		}
 		body = body[:n]
 		if err := readFull(f, body, off+frameHeaderSize); err != nil {
-			return nil, fmt.Errorf("filestore: read %s: %w", path, err)
+			return nil, readErr(path, err)
 		}
 		if crc(body) != sum {
 			return damage(off, fmt.Sprintf("checksum mismatch in the frame at offset %d", off), false)
@@ -121,7 +152,7 @@ func scanSegment(f file, path string, seq uint64, off, size int64, next uint64, 
 func judgeDamage(f file, path string, off, size int64, next uint64, pending []location) error {
 	rest := make([]byte, size-off)
 	if err := readFull(f, rest, off); err != nil {
-		return fmt.Errorf("filestore: read %s: %w", path, err)
+		return readErr(path, err)
 	}
 	if isZero(rest) {
 		return nil
@@ -157,6 +188,42 @@ func judgeDamage(f file, path string, off, size int64, next uint64, pending []lo
 	return nil
 }
 
+// usedTo returns the offset just past the last non-zero byte of f in [from, size), or from if
+// there is none: the end of what was written before the preallocated zeros.
+func usedTo(f file, from, size int64) (int64, error) {
+	buf := make([]byte, min(size-from, 1<<20))
+	for end := size; end > from; {
+		b := buf[:min(int64(len(buf)), end-from)]
+		start := end - int64(len(b))
+		if err := readFull(f, b, start); err != nil {
+			return 0, err
+		}
+		for k := len(b) - 1; k >= 0; k-- {
+			if b[k] != 0 {
+				return start + int64(k) + 1, nil
+			}
+		}
+		end = start
+	}
+	return from, nil
+}
+
+// zeroTo reports whether f holds only zero bytes from off to size.
+func zeroTo(f file, off, size int64) (bool, error) {
+	buf := make([]byte, min(size-off, 1<<20))
+	for off < size {
+		b := buf[:min(int64(len(buf)), size-off)]
+		if err := readFull(f, b, off); err != nil {
+			return false, err
+		}
+		if !isZero(b) {
+			return false, nil
+		}
+		off += int64(len(b))
+	}
+	return true, nil
+}
+
 func isZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
@@ -167,14 +234,14 @@ func isZero(b []byte) bool {
 }
 
 // hasZeroSector reports whether frame (which starts at file offset off) contains an all-zero,
-// 512-byte aligned sector, or ends with at least 32 zero bytes from a sector boundary: the mark of
-// a write that reached the disk only in part.
+// 512-byte aligned sector, or ends with zero bytes from a sector boundary on: the mark of a write
+// that reached the disk only in part (the space after it is preallocated, hence zero).
 func hasZeroSector(frame []byte, off int64) bool {
 	const sector = 512
 	start := (sector - off%sector) % sector
 	for p := start; p < int64(len(frame)); p += sector {
 		end := min(p+sector, int64(len(frame)))
-		if (end-p == sector || end-p >= 32) && isZero(frame[p:end]) {
+		if isZero(frame[p:end]) {
 			return true
 		}
 	}
