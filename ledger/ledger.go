@@ -29,6 +29,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +60,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for capture times. Default time.Now.
 	Now func() time.Time
-	// Rand is the source of commitment salts. Default crypto/rand.
+	// Rand is the source of commitment salts and nonces. Default crypto/rand.
 	Rand io.Reader
+	// Encryption, if set, encrypts payloads and blobs at rest; see Encryption.
+	Encryption *Encryption
 }
 
 // Errors callers branch on with errors.Is.
@@ -80,6 +83,7 @@ type Ledger struct {
 	opts Options
 	log  *slog.Logger
 	keys *seal.Keys
+	dk   *keyCache // data keys; nil when payloads are not encrypted
 
 	reqs chan *request
 	stop chan struct{}
@@ -110,6 +114,11 @@ type convHead struct {
 const maxConvCache = 1 << 16
 
 type request struct {
+	// the data key's scope, for entries that are encrypted
+	encrypt     bool
+	tenant, cid string
+	scopeTime   time.Time
+
 	kind     seal.Kind
 	identity seal.Hash
 	conv     seal.Hash
@@ -158,6 +167,12 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		convs: map[seal.Hash]convHead{},
+	}
+	if e := opts.Encryption; e != nil {
+		if e.Keyring == nil || e.Vault == nil {
+			return nil, errors.New("ledger: Options.Encryption needs a Keyring and a Vault")
+		}
+		l.dk = newKeyCache(e)
 	}
 	if err := l.load(ctx); err != nil {
 		return nil, err
@@ -274,6 +289,10 @@ func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receip
 		kind:     seal.KindMessage,
 		identity: seal.IdentityDigest("message", mm.Platform, mm.Tenant, mm.ID),
 		time:     mm.CapturedAt,
+		encrypt:  true, tenant: mm.Tenant, cid: mm.Conversation.ID, scopeTime: mm.SentAt,
+	}
+	if r.scopeTime.IsZero() {
+		r.scopeTime = mm.CapturedAt
 	}
 	if mm.Conversation.ID != "" {
 		r.conv = seal.ConversationDigest(mm.Platform, mm.Tenant, mm.Conversation.ID)
@@ -305,14 +324,29 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 	if err != nil {
 		return capture.Receipt{}, fmt.Errorf("ledger: encoding record: %w", err)
 	}
-	r := &request{kind: recordKinds[rr.Kind], time: rr.At}
+	r := &request{kind: recordKinds[rr.Kind], time: rr.At, encrypt: true, tenant: rr.Tenant, cid: rr.Conversation.ID, scopeTime: rr.At}
 	if rr.ID != "" {
 		r.identity = seal.IdentityDigest(rr.Kind, rr.Platform, rr.Tenant, rr.ID)
 	}
 	if rr.Conversation.ID != "" {
 		r.conv = seal.ConversationDigest(rr.Platform, rr.Tenant, rr.Conversation.ID)
 	}
-	return l.submit(ctx, r, body)
+	rc, err := l.submit(ctx, r, body)
+	if err == nil && l.dk != nil && rr.Kind == capture.RecordMedia {
+		// A media record ties its blob's key to the record's scope, so that shredding the scope
+		// can shred the blob too.
+		var ref struct{ SHA256 string }
+		if json.Unmarshal(rr.Body, &ref) == nil && len(ref.SHA256) == 64 {
+			var sum [32]byte
+			if _, herr := hex.Decode(sum[:], []byte(ref.SHA256)); herr == nil {
+				scope, _ := scopeKeyID(rr.Tenant, rr.Conversation.ID, rr.At)
+				if err := l.dk.addBlobScope(ctx, sum, scope); err != nil {
+					l.log.Warn("ledger: linking blob to its scope failed", "blob", ref.SHA256, "err", err)
+				}
+			}
+		}
+	}
+	return rc, err
 }
 
 // submit seals body into r's payload and commitment, hands r to the sequencer and waits.
@@ -323,6 +357,14 @@ func (l *Ledger) submit(ctx context.Context, r *request, body []byte) (capture.R
 	}
 	r.payload = seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+len(body)), &salt, body)
 	r.commit = seal.Commitment(&salt, body)
+	if r.encrypt && l.dk != nil {
+		ct, err := l.encrypt(ctx, r, r.payload, r.tenant, r.cid, r.scopeTime, r.kind.String())
+		clear(r.payload)
+		if err != nil {
+			return capture.Receipt{}, err
+		}
+		r.payload = ct
+	}
 	r.payHash = sha256.Sum256(r.payload)
 	r.done = make(chan result, 1)
 	select {

@@ -56,32 +56,39 @@ func Decode(e store.Entry) (*Entry, error) {
 	if leaf.KeyID != "" {
 		return out, fmt.Errorf("entry %d under key %q: %w", e.Index, leaf.KeyID, ErrEncrypted)
 	}
-	salt, body, err := seal.OpenEnvelope(e.Payload)
+	return out, decodeEnvelope(out, e.Payload)
+}
+
+// decodeEnvelope checks a plaintext envelope against the entry's commitment and decodes it.
+func decodeEnvelope(out *Entry, env []byte) error {
+	salt, body, err := seal.OpenEnvelope(env)
 	if err != nil {
-		return out, fmt.Errorf("entry %d: %w", e.Index, err)
+		return fmt.Errorf("entry %d: %w", out.Index, err)
 	}
-	if seal.Commitment(&salt, body) != leaf.Commitment {
-		return out, fmt.Errorf("%w: entry %d: content does not match its commitment", store.ErrCorrupt, e.Index)
+	if seal.Commitment(&salt, body) != out.Leaf.Commitment {
+		return fmt.Errorf("%w: entry %d: content does not match its commitment", store.ErrCorrupt, out.Index)
 	}
 	out.Body = body
-	switch leaf.Kind {
+	switch out.Leaf.Kind {
 	case seal.KindMessage:
 		var m capture.Message
 		if err := json.Unmarshal(body, &m); err != nil {
-			return out, fmt.Errorf("entry %d: decoding message: %w", e.Index, err)
+			return fmt.Errorf("entry %d: decoding message: %w", out.Index, err)
 		}
 		out.Message = &m
 	case seal.KindContext, seal.KindMedia, seal.KindCaptureError, seal.KindAnnotation:
 		var r capture.Record
 		if err := json.Unmarshal(body, &r); err != nil {
-			return out, fmt.Errorf("entry %d: decoding record: %w", e.Index, err)
+			return fmt.Errorf("entry %d: decoding record: %w", out.Index, err)
 		}
 		out.Record = &r
 	}
-	return out, nil
+	return nil
 }
 
-// Get reads, checks and decodes entry i.
+// Get reads, checks and decodes entry i. The content of an encrypted entry is not decrypted
+// (the error wraps ErrEncrypted and the leaf is returned): decrypting reads go through an
+// Accessor, which records them.
 func (l *Ledger) Get(ctx context.Context, i uint64) (*Entry, error) {
 	if i >= l.Size() {
 		return nil, fmt.Errorf("%w: %d (size %d)", ErrNotFound, i, l.Size())
@@ -98,8 +105,12 @@ func (l *Ledger) Lookup(ctx context.Context, k capture.Key) (uint64, bool, error
 	return l.st.Lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
 }
 
-// PutBlob stores attachment content durably and returns its SHA-256.
+// PutBlob stores attachment content durably and returns its SHA-256. In an encrypted ledger
+// the content is stored encrypted under a data key of its own.
 func (l *Ledger) PutBlob(ctx context.Context, data []byte) ([32]byte, error) {
+	if l.dk != nil {
+		return l.putBlob(ctx, data)
+	}
 	sum := sha256.Sum256(data)
 	if err := l.st.PutBlob(ctx, sum, data); err != nil {
 		return sum, fmt.Errorf("ledger: storing blob: %w", err)
@@ -107,13 +118,14 @@ func (l *Ledger) PutBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	return sum, nil
 }
 
-// Blob returns attachment content by its SHA-256 (capture.ErrBlobNotFound if absent).
+// Blob returns attachment content by its SHA-256 (capture.ErrBlobNotFound if absent). In an
+// encrypted ledger the read is recorded as an access by "ledger"; use an Accessor to name who
+// reads and why.
 func (l *Ledger) Blob(ctx context.Context, sum [32]byte) ([]byte, error) {
-	b, err := l.st.Blob(ctx, sum)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %x", capture.ErrBlobNotFound, sum[:8])
+	if l.dk != nil {
+		return l.Access("ledger", "capture.BlobStore read").Blob(ctx, sum)
 	}
-	return b, err
+	return l.blob(ctx, sum)
 }
 
 var (

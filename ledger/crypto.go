@@ -1,0 +1,424 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+)
+
+// Encryption turns on envelope encryption: every message and record payload (content,
+// metadata, raw source bytes) and every blob is encrypted with XChaCha20-Poly1305 under a data
+// key; data keys are wrapped by the Keyring and kept in the Vault. A message's data key is
+// scoped to its tenant, conversation and month (UTC, of the time it was sent), so shredding one
+// scope never touches another. The leaf carries the key id, the hash of the ciphertext and the
+// salted commitment to the plaintext; the salt is inside the ciphertext, so it goes with the key.
+//
+// Entries that are the ledger's own audit trail (access, hold, shred) are not encrypted.
+type Encryption struct {
+	Keyring seal.Keyring
+	Vault   store.KeyVault
+}
+
+// ErrShredded is returned when reading content whose data key was destroyed. The entry's leaf,
+// commitment and proofs remain; the content is gone.
+var ErrShredded = errors.New("ledger: content shredded (its data key was destroyed)")
+
+// keyScope is what a data key covers; it is kept as the key's metadata.
+type keyScope struct {
+	Tenant       string   `json:"tenant"`
+	Conversation string   `json:"conversation,omitempty"`
+	Month        string   `json:"month"` // YYYY-MM, UTC
+	Kinds        []string `json:"kinds,omitempty"`
+	Blob         string   `json:"blob,omitempty"`   // for a blob key: the hex SHA-256 of its stored ciphertext
+	Scopes       []string `json:"scopes,omitempty"` // for a blob key: the scope keys of the records that reference it
+}
+
+// scopeKeyID returns the key id of a scope: the month in clear (retention needs it) and a digest
+// of tenant and conversation (which leaves must not reveal).
+func scopeKeyID(tenant, conversation string, t time.Time) (string, keyScope) {
+	month := t.UTC().Format("2006-01")
+	d := sha256.Sum256([]byte("commseal/scope/v1\x00" + tenant + "\x00" + conversation))
+	return "dk1." + month + "." + hex.EncodeToString(d[:12]), keyScope{Tenant: tenant, Conversation: conversation, Month: month}
+}
+
+func blobKeyID(sum [32]byte) string { return "blob1." + hex.EncodeToString(sum[:16]) }
+
+// keyCache holds unwrapped data keys in memory and creates new ones single-flight.
+type keyCache struct {
+	enc   *Encryption
+	mu    sync.Mutex
+	keys  map[string]*cachedKey
+	limit int
+}
+
+type cachedKey struct {
+	dek   []byte
+	scope keyScope
+}
+
+func newKeyCache(enc *Encryption) *keyCache {
+	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096}
+}
+
+// get returns the data key for id, creating it with scope sc when absent and create is set.
+// A kind not yet recorded in the key's metadata is added.
+func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool, kind string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ck, ok := c.keys[id]
+	if !ok {
+		wk, err := c.enc.Vault.Key(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrDestroyed):
+			return nil, fmt.Errorf("%w: key %s", ErrShredded, id)
+		case errors.Is(err, store.ErrNotFound) && create:
+			dek, err := seal.NewDataKey()
+			if err != nil {
+				return nil, err
+			}
+			wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: wrapping data key %s: %w", id, err)
+			}
+			if kind != "" {
+				sc.Kinds = []string{kind}
+			}
+			meta, _ := json.Marshal(sc)
+			if err := c.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: c.enc.Keyring.ID(), Wrapped: wrapped, Meta: meta}); err != nil {
+				return nil, fmt.Errorf("ledger: storing data key %s: %w", id, err)
+			}
+			ck = &cachedKey{dek: dek, scope: sc}
+		case err != nil:
+			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+		default:
+			dek, err := c.enc.Keyring.Unwrap(ctx, id, wk.Wrapped)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+			}
+			ck = &cachedKey{dek: dek}
+			if err := json.Unmarshal(wk.Meta, &ck.scope); err != nil {
+				return nil, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, id, err)
+			}
+		}
+		if len(c.keys) >= c.limit {
+			clear(c.keys)
+		}
+		c.keys[id] = ck
+	}
+	if kind != "" && !slices.Contains(ck.scope.Kinds, kind) {
+		sc := ck.scope
+		sc.Kinds = append(slices.Clone(sc.Kinds), kind)
+		if err := c.updateMeta(ctx, id, sc); err != nil {
+			return nil, err
+		}
+		ck.scope = sc
+	}
+	return ck.dek, nil
+}
+
+func (c *keyCache) updateMeta(ctx context.Context, id string, sc keyScope) error {
+	wk, err := c.enc.Vault.Key(ctx, id)
+	if err != nil {
+		return fmt.Errorf("ledger: data key %s: %w", id, err)
+	}
+	wk.Meta, _ = json.Marshal(sc)
+	if err := c.enc.Vault.UpdateKey(ctx, wk); err != nil {
+		return fmt.Errorf("ledger: updating data key %s: %w", id, err)
+	}
+	return nil
+}
+
+// forget drops a key from the cache (after it is destroyed).
+func (c *keyCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ck, ok := c.keys[id]; ok {
+		clear(ck.dek)
+		delete(c.keys, id)
+	}
+}
+
+// addBlobScope records that a record under scope key scopeID references blob sum.
+func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := blobKeyID(sum)
+	wk, err := c.enc.Vault.Key(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not a blob this ledger stored
+	}
+	if err != nil {
+		return err
+	}
+	var sc keyScope
+	if err := json.Unmarshal(wk.Meta, &sc); err != nil {
+		return fmt.Errorf("%w: blob key %s metadata: %v", store.ErrCorrupt, id, err)
+	}
+	if slices.Contains(sc.Scopes, scopeID) {
+		return nil
+	}
+	sc.Scopes = append(sc.Scopes, scopeID)
+	wk.Meta, _ = json.Marshal(sc)
+	return c.enc.Vault.UpdateKey(ctx, wk)
+}
+
+// encrypt seals r's envelope under the data key of its scope.
+func (l *Ledger) encrypt(ctx context.Context, r *request, env []byte, tenant, conversation string, t time.Time, kind string) ([]byte, error) {
+	id, sc := scopeKeyID(tenant, conversation, t)
+	dek, err := l.dk.get(ctx, id, sc, true, kind)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := seal.EncryptPayload(l.opts.Rand, dek, id, env)
+	if err != nil {
+		return nil, err
+	}
+	r.keyID = id
+	return ct, nil
+}
+
+// openPayload returns the envelope of a stored entry, decrypting it if needed.
+func (l *Ledger) openPayload(ctx context.Context, leaf *seal.Leaf, payload []byte) ([]byte, error) {
+	if leaf.KeyID == "" {
+		return payload, nil
+	}
+	if l.dk == nil {
+		return nil, fmt.Errorf("entry %d under key %q: %w", leaf.Index, leaf.KeyID, ErrEncrypted)
+	}
+	dek, err := l.dk.get(ctx, leaf.KeyID, keyScope{}, false, "")
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", leaf.Index, err)
+	}
+	env, err := seal.DecryptPayload(dek, leaf.KeyID, payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry %d: %w", store.ErrCorrupt, leaf.Index, err)
+	}
+	return env, nil
+}
+
+// Accessor reads decrypted content on behalf of someone, for a stated reason, and records every
+// read in the ledger itself as an access entry before it returns any content: the audit trail
+// of access is part of the sealed record.
+type Accessor struct {
+	l        *Ledger
+	who, why string
+}
+
+// Access returns an accessor for who (a person or system) reading for why (a case, a request).
+func (l *Ledger) Access(who, why string) *Accessor { return &Accessor{l: l, who: who, why: why} }
+
+type accessBody struct {
+	Who   string   `json:"who"`
+	Why   string   `json:"why"`
+	Op    string   `json:"op"`
+	From  uint64   `json:"from"`
+	To    uint64   `json:"to"` // exclusive
+	Blobs []string `json:"blobs,omitempty"`
+	At    string   `json:"at"`
+}
+
+// record appends an access entry and returns when it is durable.
+func (a *Accessor) record(ctx context.Context, op string, from, to uint64, blob string) error {
+	if a.who == "" || a.why == "" {
+		return errors.New("ledger: an accessor needs who and why")
+	}
+	b := accessBody{Who: a.who, Why: a.why, Op: op, From: from, To: to, At: a.l.opts.Now().UTC().Format(time.RFC3339Nano)}
+	if blob != "" {
+		b.Blobs = []string{blob}
+	}
+	body, _ := json.Marshal(b)
+	_, err := a.l.submit(ctx, &request{kind: seal.KindAccess, time: a.l.opts.Now().UTC()}, body)
+	if err != nil {
+		return fmt.Errorf("ledger: recording access: %w", err)
+	}
+	return nil
+}
+
+// Get records the access, then reads, decrypts, checks and decodes entry i. A shredded entry
+// returns its leaf (commitment, key id) and an error wrapping ErrShredded.
+func (a *Accessor) Get(ctx context.Context, i uint64) (*Entry, error) {
+	if i >= a.l.Size() {
+		return nil, fmt.Errorf("%w: %d (size %d)", ErrNotFound, i, a.l.Size())
+	}
+	if err := a.record(ctx, "get", i, i+1, ""); err != nil {
+		return nil, err
+	}
+	return a.l.read(ctx, i)
+}
+
+// Scan records one access for the range [from, to), then calls fn with every entry in it,
+// decrypted; shredded entries come with Body nil and their error passed to fn.
+func (a *Accessor) Scan(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
+	to = min(to, a.l.Size())
+	if from >= to {
+		return nil
+	}
+	if err := a.record(ctx, "scan", from, to, ""); err != nil {
+		return err
+	}
+	for i := from; i < to; i++ {
+		e, err := a.l.read(ctx, i)
+		if err != nil && e == nil {
+			return err
+		}
+		if err := fn(e, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Blob records the access, then returns the attachment content with the given SHA-256.
+func (a *Accessor) Blob(ctx context.Context, sum [32]byte) ([]byte, error) {
+	if err := a.record(ctx, "blob", 0, 0, hex.EncodeToString(sum[:])); err != nil {
+		return nil, err
+	}
+	return a.l.blob(ctx, sum)
+}
+
+// read reads entry i and decodes it, decrypting when needed.
+func (l *Ledger) read(ctx context.Context, i uint64) (*Entry, error) {
+	e, err := l.st.Entry(ctx, i)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading entry %d: %w", i, err)
+	}
+	out, err := Decode(e)
+	if !errors.Is(err, ErrEncrypted) {
+		return out, err
+	}
+	env, err := l.openPayload(ctx, &out.Leaf, e.Payload)
+	if err != nil {
+		return out, err
+	}
+	if err := decodeEnvelope(out, env); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// putBlob stores data encrypted under its own data key and returns the plaintext's SHA-256.
+func (l *Ledger) putBlob(ctx context.Context, data []byte) ([32]byte, error) {
+	sum := sha256.Sum256(data)
+	id := blobKeyID(sum)
+	if _, err := l.dk.enc.Vault.Key(ctx, id); err == nil {
+		return sum, nil // stored before
+	} else if errors.Is(err, store.ErrDestroyed) {
+		return sum, fmt.Errorf("%w: blob %x", ErrShredded, sum[:8])
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return sum, err
+	}
+	dek, err := seal.NewDataKey()
+	if err != nil {
+		return sum, err
+	}
+	ct, err := seal.EncryptPayload(l.opts.Rand, dek, id, data)
+	if err != nil {
+		return sum, err
+	}
+	addr := sha256.Sum256(ct)
+	if err := l.st.PutBlob(ctx, addr, ct); err != nil {
+		return sum, fmt.Errorf("ledger: storing blob: %w", err)
+	}
+	wrapped, err := l.dk.enc.Keyring.Wrap(ctx, id, dek)
+	if err != nil {
+		return sum, fmt.Errorf("ledger: wrapping blob key: %w", err)
+	}
+	meta, _ := json.Marshal(keyScope{Blob: hex.EncodeToString(addr[:])})
+	err = l.dk.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: l.dk.enc.Keyring.ID(), Wrapped: wrapped, Meta: meta})
+	if errors.Is(err, store.ErrDuplicate) {
+		return sum, nil // a concurrent put of the same content won
+	}
+	if err != nil {
+		return sum, fmt.Errorf("ledger: storing blob key: %w", err)
+	}
+	return sum, nil
+}
+
+// blob returns blob content, decrypting it when the ledger is encrypted.
+func (l *Ledger) blob(ctx context.Context, sum [32]byte) ([]byte, error) {
+	if l.dk == nil {
+		b, err := l.st.Blob(ctx, sum)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %x", capture.ErrBlobNotFound, sum[:8])
+		}
+		return b, err
+	}
+	id := blobKeyID(sum)
+	wk, err := l.dk.enc.Vault.Key(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: %x", capture.ErrBlobNotFound, sum[:8])
+	case errors.Is(err, store.ErrDestroyed):
+		return nil, fmt.Errorf("%w: blob %x", ErrShredded, sum[:8])
+	case err != nil:
+		return nil, err
+	}
+	var sc keyScope
+	if err := json.Unmarshal(wk.Meta, &sc); err != nil {
+		return nil, fmt.Errorf("%w: blob key metadata: %v", store.ErrCorrupt, err)
+	}
+	addr, err := hex.DecodeString(sc.Blob)
+	if err != nil || len(addr) != 32 {
+		return nil, fmt.Errorf("%w: blob key metadata has no address", store.ErrCorrupt)
+	}
+	ct, err := l.st.Blob(ctx, store.Hash(addr))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading blob: %w", err)
+	}
+	dek, err := l.dk.enc.Keyring.Unwrap(ctx, id, wk.Wrapped)
+	if err != nil {
+		return nil, err
+	}
+	data, err := seal.DecryptPayload(dek, id, ct)
+	if err != nil {
+		return nil, fmt.Errorf("%w: blob %x: %w", store.ErrCorrupt, sum[:8], err)
+	}
+	if sha256.Sum256(data) != sum {
+		return nil, fmt.Errorf("%w: blob %x does not match its hash", store.ErrCorrupt, sum[:8])
+	}
+	return data, nil
+}
+
+// RotateKEK rewraps every live data key in vault from the old keyring to the new one. Entries
+// are not touched; afterwards the old keyring opens nothing. It returns how many keys it
+// rewrapped. A failure part way leaves every key wrapped by one keyring or the other (each
+// records which), so running it again finishes the job.
+func RotateKEK(ctx context.Context, vault store.KeyVault, old, new seal.Keyring) (int, error) {
+	n := 0
+	for wk, err := range vault.Keys(ctx) {
+		if err != nil {
+			return n, err
+		}
+		if wk.Destroyed || wk.Keyring == new.ID() {
+			continue
+		}
+		if wk.Keyring != old.ID() {
+			return n, fmt.Errorf("ledger: key %s is wrapped by keyring %q, neither %q nor %q", wk.ID, wk.Keyring, old.ID(), new.ID())
+		}
+		dek, err := old.Unwrap(ctx, wk.ID, wk.Wrapped)
+		if err != nil {
+			return n, err
+		}
+		wk.Wrapped, err = new.Wrap(ctx, wk.ID, dek)
+		clear(dek)
+		if err != nil {
+			return n, err
+		}
+		wk.Keyring = new.ID()
+		if err := vault.UpdateKey(ctx, wk); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

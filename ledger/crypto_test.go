@@ -1,0 +1,207 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/memstore"
+	"github.com/stretchr/testify/require"
+)
+
+type encLedger struct {
+	*ledger.Ledger
+	st    *memstore.Store
+	vault *memstore.KeyVault
+	ring  *seal.KEKKeyring
+	keys  *seal.Keys
+	now   *time.Time
+}
+
+func newKEK(t testing.TB, id string) *seal.KEKKeyring {
+	k, err := seal.NewKEKKeyring(id, bytes.Repeat([]byte{byte(len(id))}, 32))
+	require.NoError(t, err)
+	return k
+}
+
+func openEnc(t testing.TB, st *memstore.Store, vault *memstore.KeyVault, ring seal.Keyring, keys *seal.Keys, now *time.Time) *ledger.Ledger {
+	t.Helper()
+	opts := ledger.Options{Keys: keys, CheckpointEvery: 100, CheckpointInterval: time.Hour,
+		Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}}
+	if now != nil {
+		opts.Now = func() time.Time { return *now }
+	}
+	l, err := ledger.Open(context.Background(), st, opts)
+	require.NoError(t, err)
+	return l
+}
+
+func newEnc(t testing.TB) *encLedger {
+	e := &encLedger{st: memstore.New(), vault: &memstore.KeyVault{}, ring: newKEK(t, "kek-1"), keys: testKeys(t)}
+	now := time.Date(2026, 7, 2, 9, 0, 0, 0, time.UTC)
+	e.now = &now
+	e.Ledger = openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
+	return e
+}
+
+func secretMsg(i int, conv string, sent time.Time, text string) *capture.Message {
+	return &capture.Message{
+		Platform: "dingtalk", Tenant: "corp1", ID: fmt.Sprintf("m-%s-%d", conv, i),
+		Conversation: capture.Conversation{ID: conv, Type: capture.ConversationGroup, Title: "Confidential Desk 機密交易組"},
+		Sender:       capture.Party{ID: "u1", Name: "Wong Siu Ming 黃小明"},
+		SentAt:       sent, Kind: capture.KindText, Text: text,
+		Raw: []byte(`{"text":{"content":"` + text + `"},"senderNick":"Wong Siu Ming 黃小明"}`),
+	}
+}
+
+// encodings returns the obvious encodings of s that a careless store might leave on disk.
+func encodings(s string) [][]byte {
+	u16 := utf16.Encode([]rune(s))
+	le, be := make([]byte, 2*len(u16)), make([]byte, 2*len(u16))
+	for i, c := range u16 {
+		le[2*i], le[2*i+1] = byte(c), byte(c>>8)
+		be[2*i], be[2*i+1] = byte(c>>8), byte(c)
+	}
+	out := [][]byte{[]byte(s), le, be, []byte(hex.EncodeToString([]byte(s)))}
+	if len(s) >= 6 { // base64 of a substring aligned at any offset contains this much of it
+		for off := 0; off < 3; off++ {
+			enc := base64.StdEncoding.EncodeToString([]byte(s)[off:])
+			out = append(out, []byte(enc[:len(enc)-4]))
+		}
+	}
+	return out
+}
+
+func TestEncryptedLedgerStoresNoPlaintextAndAuditsAccess(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	secrets := []string{"BUY-9988-SECRET-ORDER", "Wong Siu Ming", "黃小明", "Confidential Desk", "機密交易組"}
+	for i := 0; i < 20; i++ {
+		_, err := e.Append(ctx, secretMsg(i, "cid-a", time.Date(2026, 6, 1+i, 0, 0, 0, 0, time.UTC), "BUY-9988-SECRET-ORDER now"))
+		require.NoError(t, err)
+	}
+	sum, err := e.PutBlob(ctx, []byte("ATTACHMENT-PLAINTEXT-CONTENT"))
+	require.NoError(t, err)
+	secrets = append(secrets, "ATTACHMENT-PLAINTEXT-CONTENT")
+	require.NoError(t, e.Close())
+
+	// Nothing stored anywhere (entries, blobs, wrapped keys, checkpoints) holds a secret.
+	var all [][]byte
+	for en, err := range e.st.Entries(ctx, 0) {
+		require.NoError(t, err)
+		all = append(all, en.Leaf, en.Payload)
+	}
+	for wk, err := range e.vault.Keys(ctx) {
+		require.NoError(t, err)
+		all = append(all, wk.Wrapped, wk.Meta, []byte(wk.ID))
+		var meta struct{ Blob string }
+		require.NoError(t, json.Unmarshal(wk.Meta, &meta))
+		if meta.Blob != "" {
+			addr, _ := hex.DecodeString(meta.Blob)
+			b, err := e.st.Blob(ctx, store.Hash(addr))
+			require.NoError(t, err)
+			all = append(all, b)
+		}
+	}
+	joined := bytes.Join(all, nil)
+	for _, s := range secrets {
+		for _, enc := range encodings(s) {
+			require.False(t, bytes.Contains(joined, enc), "stored bytes contain %q in some encoding", s)
+		}
+	}
+
+	// Reading: plain Get does not decrypt; an accessor does, and leaves an access entry first.
+	l := openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
+	defer l.Close()
+	_, err = l.Get(ctx, 3)
+	require.ErrorIs(t, err, ledger.ErrEncrypted)
+	before := l.Size()
+	got, err := l.Access("alice@compliance", "SFC request 2026-117").Get(ctx, 3)
+	require.NoError(t, err)
+	require.Equal(t, "BUY-9988-SECRET-ORDER now", got.Message.Text)
+	require.Equal(t, before+1, l.Size())
+	acc, err := l.Get(ctx, before)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindAccess, acc.Leaf.Kind)
+	require.Contains(t, string(acc.Body), `"who":"alice@compliance"`)
+	require.Contains(t, string(acc.Body), `"from":3,"to":4`)
+	b, err := l.Access("bob", "review").Blob(ctx, sum)
+	require.NoError(t, err)
+	require.Equal(t, "ATTACHMENT-PLAINTEXT-CONTENT", string(b))
+	n := 0
+	require.NoError(t, l.Access("carol", "drill").Scan(ctx, 0, 20, func(e *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		n++
+		return nil
+	}))
+	require.Equal(t, 20, n)
+	_, err = l.Access("", "").Get(ctx, 1)
+	require.Error(t, err, "an access needs who and why")
+	require.NoError(t, l.Close())
+	rep, err := ledger.Verify(ctx, e.st, e.keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(20), rep.Encrypted)
+	require.Equal(t, uint64(3), rep.Kinds["access"])
+}
+
+// tamperStore returns entry `index` altered by mutate.
+type tamperStore struct {
+	store.Store
+	index  uint64
+	mutate func(*store.Entry)
+}
+
+func (s *tamperStore) Entry(ctx context.Context, i uint64) (store.Entry, error) {
+	e, err := s.Store.Entry(ctx, i)
+	if err == nil && i == s.index {
+		s.mutate(&e)
+	}
+	return e, err
+}
+
+func TestTamperedCiphertextIsDetected(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	for i := 0; i < 10; i++ {
+		_, err := e.Append(ctx, secretMsg(i, "cid-a", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), "order"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, e.Close())
+	// Verify: the ciphertext no longer matches the hash in its leaf.
+	s := takeSnapshot(t, e.st)
+	s.entries[6].Payload[40] ^= 1
+	_, err := ledger.Verify(ctx, s, e.keys.Verifier, ledger.VerifyOptions{})
+	var ve *ledger.VerifyError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, uint64(6), ve.Index)
+
+	// Decryption: someone rewrites the ciphertext and the payload hash in its leaf (which Verify
+	// catches in the tree); a reader is stopped by the authentication tag and told which entry.
+	ts := &tamperStore{Store: e.st, index: 6, mutate: func(en *store.Entry) {
+		en.Payload[40] ^= 1
+		leaf, err := seal.ParseLeaf(en.Leaf)
+		require.NoError(t, err)
+		leaf.PayloadHash = sha256.Sum256(en.Payload)
+		en.Leaf, err = leaf.MarshalBinary()
+		require.NoError(t, err)
+	}}
+	l2, err := ledger.Open(ctx, ts, ledger.Options{Keys: e.keys, Encryption: &ledger.Encryption{Keyring: e.ring, Vault: e.vault}})
+	require.NoError(t, err)
+	defer l2.Close()
+	_, err = l2.Access("auditor", "test").Get(ctx, 6)
+	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.ErrorContains(t, err, "entry 6")
+	_, err = l2.Access("auditor", "test").Get(ctx, 5)
+	require.NoError(t, err)
+}

@@ -1,0 +1,147 @@
+package seal
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// DataKeySize is the size of a data key (XChaCha20-Poly1305).
+const DataKeySize = chacha20poly1305.KeySize
+
+// ErrDecrypt is wrapped when a ciphertext does not authenticate: it was altered, or the key
+// is wrong.
+var ErrDecrypt = errors.New("seal: decryption failed: ciphertext altered or wrong key")
+
+const (
+	cipherVersion = 1
+	payloadAAD    = "commseal/payload/v1\x00"
+	wrapAAD       = "commseal/wrap/v1\x00"
+)
+
+// EncryptPayload encrypts a payload envelope under a data key with XChaCha20-Poly1305 and a
+// random 192-bit nonce. The key id is authenticated, so a ciphertext cannot be passed off under
+// another key's name. The result is: version byte 1, nonce, ciphertext with tag.
+func EncryptPayload(rnd io.Reader, dek []byte, keyID string, envelope []byte) ([]byte, error) {
+	return seal(rnd, dek, payloadAAD+keyID, envelope)
+}
+
+// DecryptPayload reverses EncryptPayload; it fails with ErrDecrypt if anything was altered.
+func DecryptPayload(dek []byte, keyID string, payload []byte) ([]byte, error) {
+	return open(dek, payloadAAD+keyID, payload)
+}
+
+func seal(rnd io.Reader, key []byte, aad string, pt []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(pt)+aead.Overhead())
+	out[0] = cipherVersion
+	if _, err := io.ReadFull(rnd, out[1:]); err != nil {
+		return nil, fmt.Errorf("seal: drawing nonce: %w", err)
+	}
+	return aead.Seal(out, out[1:], pt, []byte(aad)), nil
+}
+
+func open(key []byte, aad string, ct []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	if len(ct) < 1+aead.NonceSize()+aead.Overhead() || ct[0] != cipherVersion {
+		return nil, fmt.Errorf("%w: malformed ciphertext", ErrDecrypt)
+	}
+	pt, err := aead.Open(nil, ct[1:1+aead.NonceSize()], ct[1+aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// A Keyring wraps and unwraps data keys under a key-encryption key (KEK) that never leaves it.
+// It is what a KMS or HSM adapter implements; the file keyring of this package (NewKEKKeyring)
+// keeps the KEK in memory. Wrapped keys are bound to their key id. Destroying a data key is
+// destroying its wrapped form wherever it is kept (store.KeyVault); rotating the KEK is
+// unwrapping every wrapped key with the old keyring and wrapping it with the new one, which
+// touches no entry.
+type Keyring interface {
+	// ID names the KEK, so a wrapped key says which keyring it needs.
+	ID() string
+	Wrap(ctx context.Context, keyID string, dek []byte) ([]byte, error)
+	Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]byte, error)
+}
+
+// KEKKeyring is a Keyring holding a 256-bit KEK in memory: data keys are wrapped with
+// XChaCha20-Poly1305 under it.
+type KEKKeyring struct {
+	id  string
+	kek [32]byte
+}
+
+// NewKEKKeyring returns a keyring for a 32-byte KEK; id names it (e.g. "file-1").
+func NewKEKKeyring(id string, kek []byte) (*KEKKeyring, error) {
+	if len(kek) != 32 {
+		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadKey, len(kek))
+	}
+	k := &KEKKeyring{id: id}
+	copy(k.kek[:], kek)
+	return k, nil
+}
+
+// ID implements Keyring.
+func (k *KEKKeyring) ID() string { return k.id }
+
+// Wrap implements Keyring.
+func (k *KEKKeyring) Wrap(_ context.Context, keyID string, dek []byte) ([]byte, error) {
+	if len(dek) != DataKeySize {
+		return nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadKey, DataKeySize, len(dek))
+	}
+	return seal(rand.Reader, k.kek[:], wrapAAD+keyID, dek)
+}
+
+// Unwrap implements Keyring. A wrong KEK or an altered wrapped key fails with ErrDecrypt.
+func (k *KEKKeyring) Unwrap(_ context.Context, keyID string, wrapped []byte) ([]byte, error) {
+	dek, err := open(k.kek[:], wrapAAD+keyID, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("unwrapping data key %q: %w", keyID, err)
+	}
+	return dek, nil
+}
+
+// Argon2id parameters for passphrase-derived KEKs (RFC 9106's second recommended option:
+// 64 MiB, 3 passes).
+const (
+	argonTime    = 3
+	argonMemory  = 64 << 10 // KiB
+	argonThreads = 4
+)
+
+// PassphraseKEK derives a 32-byte KEK from a passphrase and a 16-byte or longer random salt
+// with Argon2id.
+func PassphraseKEK(passphrase, salt []byte) ([]byte, error) {
+	if len(passphrase) == 0 {
+		return nil, fmt.Errorf("%w: empty passphrase", ErrBadKey)
+	}
+	if len(salt) < 16 {
+		return nil, fmt.Errorf("%w: salt of %d bytes, want at least 16", ErrBadKey, len(salt))
+	}
+	return argon2.IDKey(passphrase, salt, argonTime, argonMemory, argonThreads, 32), nil
+}
+
+// NewDataKey returns a fresh random data key.
+func NewDataKey() ([]byte, error) {
+	k := make([]byte, DataKeySize)
+	if _, err := io.ReadFull(rand.Reader, k); err != nil {
+		return nil, fmt.Errorf("seal: drawing data key: %w", err)
+	}
+	return k, nil
+}

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"iter"
+)
+
+// WrappedKey is a data key as a KeyVault keeps it: wrapped by a keyring's KEK, never in plain.
+type WrappedKey struct {
+	ID        string // the key id, as it appears in leaves
+	Keyring   string // the id of the keyring (KEK) that wrapped it
+	Wrapped   []byte // nil once destroyed
+	Meta      []byte // JSON the ledger keeps with the key (its scope, blob address, ...)
+	Destroyed bool
+}
+
+// ErrDestroyed is returned for a key that was destroyed: the data it encrypted is gone.
+var ErrDestroyed = errors.New("store: key destroyed")
+
+// KeyVault keeps wrapped data keys. Unlike the log, it is mutable on purpose: destroying a key
+// (crypto-shredding) is how a ledger forgets content without rewriting a single entry. A store
+// that implements it can hold an encrypted ledger's keys beside its entries; the vault never
+// sees a key in plain.
+type KeyVault interface {
+	// PutKey durably stores a new key. It fails with ErrDuplicate if the id exists, live or
+	// destroyed.
+	PutKey(ctx context.Context, k WrappedKey) error
+	// Key returns a live key, ErrDestroyed for a destroyed one, ErrNotFound for an unknown id.
+	Key(ctx context.Context, id string) (WrappedKey, error)
+	// UpdateKey durably replaces a live key's Keyring, Wrapped and Meta (for KEK rotation and
+	// metadata); ErrDestroyed or ErrNotFound otherwise.
+	UpdateKey(ctx context.Context, k WrappedKey) error
+	// DestroyKey durably destroys a key's wrapped material; the id stays known as destroyed.
+	// Destroying a destroyed key is harmless.
+	DestroyKey(ctx context.Context, id string) error
+	// Keys yields every key, live and destroyed (with Wrapped nil), in id order.
+	Keys(ctx context.Context) iter.Seq2[WrappedKey, error]
+}
