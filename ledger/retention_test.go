@@ -1,0 +1,252 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/memstore"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRetentionShredsExactlyTheExpiredUnheldScopes builds 36 months of messages in three
+// conversations, puts one on legal hold, and applies a 24-month policy.
+func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	start := time.Date(2023, 7, 1, 0, 0, 0, 0, time.UTC)
+	convs := []string{"cid-desk", "cid-held", "cid-client"}
+	type sent struct {
+		index uint64
+		conv  string
+		month int
+		text  string
+	}
+	var all []sent
+	for m := 0; m < 36; m++ {
+		for k, c := range convs {
+			text := fmt.Sprintf("month %d order %d", m, k)
+			if m == 0 && c == "cid-desk" {
+				text = "ok" // a short message whose commitment someone might try to brute-force
+			}
+			msg := secretMsg(m*10+k, c, start.AddDate(0, m, 3), text)
+			rc, err := e.Append(ctx, msg)
+			require.NoError(t, err)
+			all = append(all, sent{rc.Index, c, m, text})
+		}
+	}
+	// An attachment referenced from a month that will be shredded, and one from the held chat.
+	blobGone, err := e.PutBlob(ctx, []byte("scanned order ticket, month 0"))
+	require.NoError(t, err)
+	blobHeld, err := e.PutBlob(ctx, []byte("held chat attachment"))
+	require.NoError(t, err)
+	for _, ref := range []struct {
+		sum  [32]byte
+		conv string
+	}{{blobGone, "cid-desk"}, {blobHeld, "cid-held"}} {
+		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(ref.sum[:])})
+		_, err := e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
+			ID: "media-" + ref.conv, Conversation: capture.Conversation{ID: ref.conv}, At: start.AddDate(0, 0, 5), Body: body})
+		require.NoError(t, err)
+	}
+	_, err = e.PlaceHold(ctx, ledger.Hold{ID: "hold-1", Tenant: "corp1", Conversation: "cid-held",
+		Reason: "SFC investigation 2026/17", By: "general counsel"})
+	require.NoError(t, err)
+	// A hold placed and released does not protect anything.
+	_, err = e.PlaceHold(ctx, ledger.Hold{ID: "hold-2", Tenant: "corp1", Conversation: "cid-client", Reason: "dispute", By: "legal"})
+	require.NoError(t, err)
+	_, err = e.ReleaseHold(ctx, "hold-2", "legal", "settled")
+	require.NoError(t, err)
+	holds, err := e.Holds(ctx)
+	require.NoError(t, err)
+	require.Len(t, holds, 1)
+
+	// Capture the salt of the "ok" message while its key exists, as an insider could.
+	first := all[0]
+	en, err := e.st.Entry(ctx, first.index)
+	require.NoError(t, err)
+	leaf, err := seal.ParseLeaf(en.Leaf)
+	require.NoError(t, err)
+	wk, err := e.vault.Key(ctx, leaf.KeyID)
+	require.NoError(t, err)
+	dek, err := e.ring.Unwrap(ctx, leaf.KeyID, wk.Wrapped)
+	require.NoError(t, err)
+	env, err := seal.DecryptPayload(dek, leaf.KeyID, en.Payload)
+	require.NoError(t, err)
+	salt, body, err := seal.OpenEnvelope(env)
+	require.NoError(t, err)
+	guesses := []string{"yes", "no", "ok", "buy", "sell", "done"}
+	bruteForce := func(salt [32]byte) string {
+		for _, g := range guesses {
+			var m capture.Message
+			require.NoError(t, json.Unmarshal(body, &m))
+			m.Text = g
+			cand, _ := json.Marshal(&m)
+			if seal.Commitment(&salt, cand) == leaf.Commitment {
+				return g
+			}
+		}
+		return ""
+	}
+	require.Equal(t, "ok", bruteForce(salt), "with the salt, a short message falls to a dictionary")
+
+	policy := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "order records: 2 years", Keep: ledger.Period{Years: 2}}}}
+	now := start.AddDate(0, 36, 0).Add(time.Hour) // just after the 36th month
+	dry, err := e.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: now, DryRun: true})
+	require.NoError(t, err)
+	// Months 0..11 of the two unheld conversations: month m expires 24 months after its end.
+	require.Len(t, dry, 24)
+	sizeBefore := e.Size()
+	_, err = e.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: now})
+	require.Error(t, err, "a real run needs an authority")
+	require.Equal(t, sizeBefore, e.Size(), "the dry run and the refused run wrote nothing")
+	shreds, err := e.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: now, Authority: "retention job, approved by CCO"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 24)
+	blobKeysGone := 0
+	for _, s := range shreds {
+		require.NotEqual(t, "cid-held", s.Conversation)
+		require.Equal(t, "order records: 2 years", s.Rule)
+		m, err := time.Parse("2006-01", s.Month)
+		require.NoError(t, err)
+		require.True(t, m.Before(start.AddDate(0, 12, 0)), "month %s is not expired", s.Month)
+		blobKeysGone += len(s.Blobs)
+		// The shred entry says what went.
+		se, err := e.Get(ctx, s.Index)
+		require.NoError(t, err)
+		require.Equal(t, seal.KindShred, se.Leaf.Kind)
+		require.Contains(t, string(se.Body), s.KeyID)
+		require.Contains(t, string(se.Body), "approved by CCO")
+	}
+	require.Equal(t, 1, blobKeysGone, "the attachment of the shredded month went with it")
+	// Running again changes nothing.
+	again, err := e.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: now, Authority: "retention job"})
+	require.NoError(t, err)
+	require.Empty(t, again)
+
+	acc := e.Access("auditor", "retention check")
+	for _, s := range all {
+		got, err := acc.Get(ctx, s.index)
+		expired := s.month < 12 && s.conv != "cid-held"
+		if expired {
+			require.ErrorIs(t, err, ledger.ErrShredded, "%+v", s)
+			require.NotNil(t, got, "the leaf survives")
+			require.NotEqual(t, seal.Hash{}, got.Leaf.Commitment)
+		} else {
+			require.NoError(t, err, "%+v", s)
+			require.Equal(t, s.text, got.Message.Text)
+		}
+	}
+	_, err = acc.Blob(ctx, blobGone)
+	require.ErrorIs(t, err, ledger.ErrShredded)
+	b, err := acc.Blob(ctx, blobHeld)
+	require.NoError(t, err)
+	require.Equal(t, "held chat attachment", string(b))
+
+	// The salt went with the key: the stored ciphertext no longer opens, and guessing fails.
+	_, err = e.vault.Key(ctx, leaf.KeyID)
+	require.ErrorIs(t, err, store.ErrDestroyed)
+	require.Empty(t, bruteForce([32]byte{}), "without the salt the dictionary finds nothing")
+	require.Empty(t, bruteForce(sha256.Sum256(leaf.Commitment[:])))
+
+	// Proofs and verification are untouched.
+	require.NoError(t, e.Close())
+	rep, err := ledger.Verify(ctx, e.st, e.keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(24), rep.Kinds["shred"])
+	p, err := ledger.Prove(ctx, e.st, first.index, e.keys.Verifier)
+	require.NoError(t, err)
+	_, _, err = seal.VerifyProof(p, e.keys.Verifier)
+	require.NoError(t, err)
+}
+
+func TestKEKRotationRewrapsEveryKeyAndTouchesNoEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	for i := 0; i < 30; i++ {
+		_, err := e.Append(ctx, secretMsg(i, fmt.Sprintf("cid-%d", i%3), time.Date(2026, time.Month(1+(i/3)%6), 1, 0, 0, 0, 0, time.UTC), "text"))
+		require.NoError(t, err)
+	}
+	_, err := e.PutBlob(ctx, []byte("blob"))
+	require.NoError(t, err)
+	require.NoError(t, e.Close())
+	before := takeSnapshot(t, e.st)
+	newRing := newKEK(t, "kek-2-rotated")
+	n, err := ledger.RotateKEK(ctx, e.vault, e.ring, newRing)
+	require.NoError(t, err)
+	require.Equal(t, 19, n, "18 scope keys (3 conversations x 6 months) and 1 blob key")
+	after := takeSnapshot(t, e.st)
+	require.Equal(t, before.entries, after.entries, "no entry changed")
+	for wk, err := range e.vault.Keys(ctx) {
+		require.NoError(t, err)
+		require.Equal(t, newRing.ID(), wk.Keyring)
+		_, err := e.ring.Unwrap(ctx, wk.ID, wk.Wrapped)
+		require.ErrorIs(t, err, seal.ErrDecrypt, "the old KEK opens nothing")
+	}
+	// Running it again is a no-op; the ledger reads with the new keyring only.
+	n, err = ledger.RotateKEK(ctx, e.vault, e.ring, newRing)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	l := openEnc(t, e.st, e.vault, newRing, e.keys, e.now)
+	got, err := l.Access("a", "b").Get(ctx, 7)
+	require.NoError(t, err)
+	require.Equal(t, "text", got.Message.Text)
+	require.NoError(t, l.Close())
+	old := openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
+	_, err = old.Access("a", "b").Get(ctx, 7)
+	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.NoError(t, old.Close())
+}
+
+func TestWrongOrCorruptKeysFailClearlyAndWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	_, err := e.Append(ctx, secretMsg(1, "cid", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), "x"))
+	require.NoError(t, err)
+	require.NoError(t, e.Close())
+	size, _ := e.st.Size(ctx)
+
+	// A wrong KEK cannot append to an existing scope: the error says so and nothing is written.
+	wrong := openEnc(t, e.st, e.vault, newKEK(t, "kek-wrong"), e.keys, e.now)
+	_, err = wrong.Append(ctx, secretMsg(2, "cid", time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC), "y"))
+	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.NoError(t, wrong.Close())
+	got, _ := e.st.Size(ctx)
+	require.Equal(t, size, got, "nothing appended")
+
+	// A corrupted wrapped key: clear error naming the key, nothing written.
+	for wk, err := range e.vault.Keys(ctx) {
+		require.NoError(t, err)
+		wk.Wrapped[5] ^= 1
+		require.NoError(t, e.vault.UpdateKey(ctx, wk))
+	}
+	l := openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
+	defer l.Close()
+	_, err = l.Append(ctx, secretMsg(3, "cid", time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC), "z"))
+	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.ErrorContains(t, err, "dk1.2026-06.")
+	got, _ = e.st.Size(ctx)
+	require.Equal(t, size, got)
+
+	// Misconfiguration is refused at Open.
+	_, err = ledger.Open(ctx, memstore.New(), ledger.Options{Keys: e.keys, Encryption: &ledger.Encryption{}})
+	require.Error(t, err)
+	// Retention needs encryption and an authority.
+	plain := openLedger(t, memstore.New(), e.keys, 10)
+	defer plain.Close()
+	_, err = plain.ApplyRetention(ctx, ledger.RetentionPolicy{}, ledger.ApplyOptions{DryRun: true})
+	require.Error(t, err)
+	_, err = plain.PlaceHold(ctx, ledger.Hold{ID: "x"})
+	require.Error(t, err)
+	_, err = plain.ReleaseHold(ctx, "nope", "a", "b")
+	require.True(t, errors.Is(err, ledger.ErrNotFound))
+}
