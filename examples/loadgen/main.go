@@ -1,0 +1,225 @@
+// Command loadgen appends synthetic chat messages to a commseal ledger on the embedded file store
+// as fast as it can. It is a benchmark and the subject of crash tests.
+//
+//	go run ./examples/loadgen -dir DIR [-n N] [-duration D] [-concurrency C] [-size BYTES]
+//
+// Each of -concurrency goroutines appends one message at a time through ledger.Append, which
+// returns once the message is durable. For every durable append loadgen prints one line to
+// stdout, "<index> <source message id>", and flushes it as it goes (a line is never printed
+// before its entry is durable, so after a kill -9 every printed line names an entry the ledger
+// must still hold). At the end it prints to stderr the throughput, the commit latency
+// percentiles (time from Append to its return) and the store's syncs per second.
+//
+// It stops after -n messages, after -duration, or on SIGINT/SIGTERM, whichever comes first. The
+// checkpoint signing key is kept in DIR/loadgen.key (created on the first run), so a ledger
+// that loadgen has written can be reopened and verified; the verifier key is printed to stderr.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store/filestore"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dir         string
+	n           int
+	duration    time.Duration
+	concurrency int
+	size        int
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var c config
+	fl.StringVar(&c.dir, "dir", "", "ledger directory (created if missing)")
+	fl.IntVar(&c.n, "n", 0, "messages to append (0: until -duration)")
+	fl.DurationVar(&c.duration, "duration", 0, "how long to run (0: until -n; 10s if neither is set)")
+	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
+	fl.IntVar(&c.size, "size", 300, "bytes of message text")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 {
+		fl.Usage()
+		return errors.New("-dir is required; -concurrency must be positive; -n, -size and -duration non-negative")
+	}
+	if c.n == 0 && c.duration == 0 {
+		c.duration = 10 * time.Second
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if c.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.duration)
+		defer cancel()
+	}
+	return generate(ctx, c, stdout, stderr)
+}
+
+// signingKey returns the ledger's keys, made on the first run and kept in DIR/loadgen.key.
+func signingKey(dir string) (*seal.Keys, error) {
+	path := filepath.Join(dir, "loadgen.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		skey, _, gerr := seal.GenerateKey("loadgen.commseal.example/" + filepath.Base(dir))
+		if gerr != nil {
+			return nil, gerr
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return nil, err
+		}
+		b = []byte(skey)
+	} else if err != nil {
+		return nil, err
+	}
+	return seal.ParseSigningKey(strings.TrimSpace(string(b)))
+}
+
+func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	keys, err := signingKey(c.dir)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	st, err := filestore.Open(context.Background(), c.dir, nil)
+	if err != nil {
+		return err
+	}
+	led, err := ledger.Open(context.Background(), st, ledger.Options{Keys: keys})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	fmt.Fprintf(stderr, "loadgen: %s opened with %d entries (open %v); verifier key %s\n",
+		c.dir, led.Size(), st.Recovery().Duration.Round(time.Millisecond), led.VerifierKey())
+
+	// One writer owns stdout: lines arrive on a channel and are flushed whenever it runs dry.
+	lines := make(chan string, 4096)
+	outDone := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriterSize(stdout, 64<<10)
+		var werr error
+		for l := range lines {
+			if werr == nil {
+				_, werr = w.WriteString(l)
+			}
+			if len(lines) == 0 && werr == nil {
+				werr = w.Flush()
+			}
+		}
+		if werr == nil {
+			werr = w.Flush()
+		}
+		outDone <- werr
+	}()
+
+	run := make([]byte, 6)
+	rand.Read(run)
+	runID := hex.EncodeToString(run)
+	text := strings.Repeat("Q3 allocation for client 12: confirm the block trade at the agreed price. ", c.size/70+1)[:c.size]
+	var issued atomic.Int64
+	lat := make([][]time.Duration, c.concurrency)
+	errs := make(chan error, c.concurrency)
+	before := st.Stats()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range c.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k := issued.Add(1)
+				if c.n > 0 && k > int64(c.n) {
+					return
+				}
+				m := &capture.Message{
+					Platform: capture.PlatformDingTalk, Tenant: "loadgen",
+					ID:           fmt.Sprintf("lg-%s-%d", runID, k),
+					Conversation: capture.Conversation{ID: fmt.Sprintf("cid-%d", k%997), Type: capture.ConversationGroup},
+					Sender:       capture.Party{ID: fmt.Sprintf("staff-%d", w), StaffID: fmt.Sprintf("E%04d", w)},
+					SentAt:       time.Now().UTC(), Kind: capture.KindText, Text: text,
+				}
+				m.Raw = []byte(`{"msgId":"` + m.ID + `"}`)
+				t0 := time.Now()
+				r, err := led.Append(context.WithoutCancel(ctx), m)
+				if err != nil {
+					errs <- fmt.Errorf("append %s: %w", m.ID, err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				lines <- fmt.Sprintf("%d %s\n", r.Index, m.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	after := st.Stats()
+	close(lines)
+	outErr := <-outDone
+	closeErr := led.Close()
+	if err := st.Close(); closeErr == nil {
+		closeErr = err
+	}
+	close(errs)
+	var appendErr error
+	for e := range errs {
+		appendErr = errors.Join(appendErr, e)
+	}
+
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(p*float64(len(all))))]
+	}
+	var maxLat time.Duration
+	if len(all) > 0 {
+		maxLat = all[len(all)-1]
+	}
+	secs := elapsed.Seconds()
+	fmt.Fprintf(stderr, "loadgen: %d durable appends in %.2fs: %.0f appends/s (concurrency %d, %d-byte text)\n",
+		len(all), secs, float64(len(all))/secs, c.concurrency, c.size)
+	fmt.Fprintf(stderr, "loadgen: commit latency p50 %v p90 %v p99 %v max %v\n",
+		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), maxLat.Round(time.Microsecond))
+	fmt.Fprintf(stderr, "loadgen: store: %d group commits (%.1f entries each), %.0f syncs/s\n",
+		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(max(1, after.Commits-before.Commits)),
+		float64(after.Syncs-before.Syncs)/secs)
+	return errors.Join(appendErr, outErr, closeErr)
+}
