@@ -26,7 +26,7 @@ var errTransient = errors.New("transient: storage busy")
 // gateway and the sink misbehave: every 10th message is held by a slow sink past the gateway's
 // redelivery delay (so it is pushed again while unacknowledged), a SYSTEM disconnect follows
 // every 1,000, every connection is cut abruptly once, pings are swallowed for a window until
-// the SDK gives the connections up, malformed frames and a quota payload arrive, and the sink
+// the SDK gives the connections up (one of them a zombie), malformed frames and a quota payload arrive, and the sink
 // fails 1% of calls. Afterwards every msgId is stored exactly once, no push was acknowledged
 // before its message's append returned, and nothing was given up.
 //
@@ -101,6 +101,16 @@ func TestStreamSurvivesEverything(t *testing.T) {
 			g.PushBotMessage(dingtalktest.QuotaPayload("quota-1"))
 		case 5:
 			require.Positive(t, g.AbruptCloseAll())
+		case 6:
+			// A zombie: the gateway keeps routing to a connection that delivers nothing. Its
+			// pushes are redelivered (to either connection at random) until the swallowed-ping
+			// window below makes the SDK give it up.
+			for _, c := range g.Conns() {
+				if c.State == dingtalktest.ConnLive {
+					require.NoError(t, g.Zombie(c.ID))
+					break
+				}
+			}
 		}
 		g.PushBurst(payloads[half:])
 		settle(fmt.Sprintf("batch %d", b))
