@@ -28,10 +28,14 @@ const (
 	classSkip = 1
 )
 
-// denseBudget caps the dense transition table, in entries (16 MiB). States are made dense in
+// denseBudget caps the dense transition table, in entries (32 MiB). States are made dense in
 // breadth-first order, so the shallow states where a scan spends nearly all its time get the
 // one-load transition and the long tails of rare terms use sparse edges plus failure links.
-const denseBudget = 1 << 22
+const denseBudget = 1 << 23
+
+// failToRoot is the failure link of a sparse state inside a symbol code whose failure state
+// is the root: every transition left leads to the root.
+const failToRoot = ^uint32(0)
 
 // maxMergedEdges bounds the edges a sparse state copies from its failure chain.
 const maxMergedEdges = 16
@@ -41,15 +45,16 @@ const maxMergedEdges = 16
 type automaton struct {
 	cls     [256]uint8 // key byte -> class (raw mode: text byte -> class)
 	acls    [128]uint8 // normalizing: ASCII text byte -> class of its folded form, or classSkip
-	stride  uint32     // classes per row
+	strideB uint32     // row length of a state at a symbol boundary (all states when raw)
+	strideM uint32     // row length of a state inside a symbol code (normalizing only)
 	nDense  uint32     // states 0..nDense-1 have dense rows
 	trans   []uint32   // dense rows, premultiplied
+	rowOff  []uint32   // per dense state: its row's offset in trans
 	sparse  []sparseState
 	edges   []sparseEdge
 	keyAt   []int32 // per state: the key ending exactly here, or -1
 	dict    []int32 // per state: the nearest proper suffix state with a key, or -1
 	norm    bool
-	skipCls uint32 // classSkip when normalizing, otherwise an impossible class
 	runes   *runeTable
 }
 
@@ -73,11 +78,15 @@ type hit struct {
 // buildAutomaton compiles keys (byte strings over the key alphabet; none empty, no duplicates).
 // When norm is set the keys are symbol codes (see symbolCode) and acls maps ASCII text.
 func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
-	a := &automaton{norm: norm, skipCls: 1 << 31}
-	next := uint8(1)
+	// Normalizing automata run on symbol codes, whose continuation bytes (0x80-0xBF) follow
+	// a lead byte and nothing else, while ASCII and lead bytes come only at a symbol
+	// boundary. So a state inside a code needs a row for continuation bytes only and a state
+	// at a boundary one for the others: two short rows instead of one long one, and the rows
+	// a scan touches take half the cache. Raw automata see arbitrary bytes and have one kind.
+	a := &automaton{norm: norm}
+	nextB, nextM := uint8(1), uint8(0)
 	if norm {
-		a.skipCls = classSkip
-		next = 2
+		nextB = 2
 	}
 	var used [256]bool
 	for _, k := range keys {
@@ -86,12 +95,17 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 		}
 	}
 	for b := range used {
-		if used[b] {
-			a.cls[b] = next
-			next++
+		switch {
+		case !used[b]:
+		case norm && b >= 0x80 && b < 0xC0:
+			a.cls[b] = nextM
+			nextM++
+		default:
+			a.cls[b] = nextB
+			nextB++
 		}
 	}
-	a.stride = uint32(next)
+	a.strideB, a.strideM = uint32(nextB), uint32(nextM)
 	if norm {
 		for b := range a.acls {
 			if f := asciiFold[b]; f == foldSkip {
@@ -108,6 +122,7 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 		total += len(k)
 	}
 	first := make([]int32, 1, total)
+	mid := make([]bool, 1, total)
 	keyAt := make([]int32, 1, total)
 	first[0], keyAt[0] = -1, -1
 	elab := make([]uint8, 0, total)
@@ -130,12 +145,24 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 	}
 	for ki, k := range keys {
 		n := int32(0)
+		need := 0 // bytes still to come in the current symbol code
 		for _, b := range k {
+			switch {
+			case !norm || b < 0x80:
+				need = 0
+			case b >= 0xF0:
+				need = 2
+			case b >= 0xC0:
+				need = 1
+			default:
+				need--
+			}
 			c := a.cls[b]
 			m := child(n, c)
 			if m < 0 {
 				m = int32(len(first))
 				first = append(first, -1)
+				mid = append(mid, need > 0)
 				keyAt = append(keyAt, -1)
 				elab = append(elab, c)
 				echild = append(echild, m)
@@ -165,6 +192,9 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 			f := int32(0)
 			if u != 0 {
 				for f = fail[u]; ; f = fail[f] {
+					if f == 0 && mid[u] {
+						break // class numbers inside a code are not the root's
+					}
 					if w := child(f, c); w >= 0 {
 						f = w
 						break
@@ -217,17 +247,33 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 		num[u] = int32(i)
 	}
 
-	nDense := nStates
-	if budget > 0 && nDense*int(a.stride) > budget {
-		nDense = max(1, budget/int(a.stride))
+	rowLen := func(u int32) int {
+		if mid[u] {
+			return int(a.strideM)
+		}
+		return int(a.strideB)
+	}
+	// Each row but the root's (which is at 0, so that 0 is the root's value and a zeroed
+	// entry leads to it) is preceded by its state's number, for stateNum.
+	a.rowOff = append(a.rowOff, 0)
+	nDense, size := 1, rowLen(0)
+	for _, u := range order[1:] {
+		if budget > 0 && size+1+rowLen(u) > budget {
+			break
+		}
+		a.rowOff = append(a.rowOff, uint32(size+1))
+		size += 1 + rowLen(u)
+		nDense++
 	}
 	a.nDense = uint32(nDense)
 	val := make([]uint32, nStates) // by state number
 	a.keyAt = make([]int32, nStates)
 	a.dict = make([]int32, nStates)
 	for i, u := range order {
-		v := uint32(i) * a.stride
-		if i >= nDense {
+		var v uint32
+		if i < nDense {
+			v = a.rowOff[i]
+		} else {
 			v = flagSparse | uint32(i-nDense)
 		}
 		if keyAt[u] >= 0 || dict[u] >= 0 {
@@ -241,18 +287,24 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 		}
 	}
 
-	a.trans = make([]uint32, nDense*int(a.stride))
+	a.trans = make([]uint32, size)
 	for i := 0; i < nDense; i++ {
 		u := order[i]
-		row := a.trans[i*int(a.stride) : (i+1)*int(a.stride)]
 		if i > 0 {
-			f := int(num[fail[u]])
-			copy(row, a.trans[f*int(a.stride):(f+1)*int(a.stride)])
+			a.trans[a.rowOff[i]-1] = uint32(i)
+		}
+		row := a.trans[a.rowOff[i]:][:rowLen(u)]
+		if f := fail[u]; i > 0 && (f != 0 || !mid[u]) {
+			// The failure state is a suffix ending at the same place: same kind, same row
+			// length. Except the root, which is at a boundary: from inside a code, its
+			// transitions all lead back to the root (no key starts with a continuation
+			// byte), which the zeroed row already says.
+			copy(row, a.trans[a.rowOff[num[f]]:][:rowLen(u)])
 		}
 		for e := first[u]; e >= 0; e = enext[e] {
 			row[elab[e]] = val[num[echild[e]]]
 		}
-		if norm {
+		if norm && !mid[u] {
 			row[classSkip] = val[i] &^ flagMatch
 		}
 	}
@@ -281,6 +333,9 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 		}
 		sp.hi = uint32(len(a.edges))
 		sp.fail = uint32(num[f])
+		if f == 0 && mid[u] {
+			sp.fail = failToRoot
+		}
 		for _, e := range a.edges[sp.lo:sp.hi] {
 			have[e.cls] = false
 		}
@@ -288,15 +343,16 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 	return a
 }
 
-// slowStep is the transition from a sparse state value v (without flagMatch) on class c.
+// slowStep is the transition from a sparse state value v (without flagMatch) on class c,
+// which is never classSkip (callers handle that: it leaves the state as it is).
 func (a *automaton) slowStep(v, c uint32) uint32 {
-	if c == a.skipCls {
-		return v
-	}
 	n := a.nDense + v&offMask
 	for {
 		if n < a.nDense {
-			return a.trans[n*a.stride+c]
+			return a.trans[a.rowOff[n]+c]
+		}
+		if n == failToRoot {
+			return 0
 		}
 		sp := &a.sparse[n-a.nDense]
 		for _, e := range a.edges[sp.lo:sp.hi] {
@@ -313,7 +369,10 @@ func (a *automaton) stateNum(v uint32) uint32 {
 	if v&flagSparse != 0 {
 		return a.nDense + v&offMask
 	}
-	return (v & offMask) / a.stride
+	if v&offMask == 0 {
+		return 0
+	}
+	return a.trans[v&offMask-1]
 }
 
 // scanRaw runs the automaton over text byte by byte, appending a hit for every state with
@@ -359,7 +418,7 @@ func (a *automaton) scanNorm(text []byte, hits []hit) []hit {
 				if s < specialMin {
 					continue
 				}
-			} else {
+			} else if c != classSkip {
 				s = a.slowStep(s, c)
 			}
 		} else {
@@ -605,7 +664,9 @@ func (a *automaton) resolveNorm(l *lane) {
 			break
 		}
 		if b := t[i]; b < utf8.RuneSelf {
-			s = a.slowStep(s, uint32(a.acls[b]))
+			if c := uint32(a.acls[b]); c != classSkip {
+				s = a.slowStep(s, c)
+			}
 			i++
 		} else {
 			s, i = a.normRune(s, t, i)
