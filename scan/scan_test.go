@@ -304,3 +304,39 @@ func TestScanBatchEqualsScan(t *testing.T) {
 		}
 	}
 }
+
+// TestManySymbols covers lexicons with more distinct characters than two-byte symbol codes
+// can hold (3,072), so that three-byte codes and their two levels of in-code rows are used.
+func TestManySymbols(t *testing.T) {
+	var terms []string
+	var chars []rune
+	for r := rune(0x4E00); len(chars) < 4500; r++ {
+		if foldRune(r) == r {
+			chars = append(chars, r)
+		}
+	}
+	for i := 0; i+3 <= len(chars); i += 3 {
+		terms = append(terms, string(chars[i:i+3]), string(chars[i+1:i+3])+"ab")
+	}
+	lex := termsLexicon(terms, false)
+	s := compileT(t, lex)
+	require.NotZero(t, s.auto.cls[0xF0], "three-byte symbol codes are in use")
+	msgs := genMessages(21, 5000, terms, true)
+	for i := range msgs {
+		if i%3 == 0 { // also some text made of the lexicon's own characters
+			msgs[i] = append(msgs[i], string(chars[i%len(chars):min(len(chars), i%len(chars)+20)])...)
+		}
+	}
+	n := compareWithReference(t, s, newRefMatcher(lex), msgs)
+	require.Greater(t, n, 1500)
+	for _, budget := range []int{1, 5000} {
+		s, err := compile(lex, budget)
+		require.NoError(t, err)
+		compareWithReference(t, s, newRefMatcher(lex), msgs[:1000])
+		got := map[int][]Finding{}
+		s.ScanBatch(msgs, func(i int, f Finding) { got[i] = append(got[i], f) })
+		for i, m := range msgs {
+			require.Equal(t, s.Scan(m), got[i])
+		}
+	}
+}
