@@ -70,7 +70,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "quickstart: opening ledger in %s: %v\n", *dir, err)
 		return 2
 	}
-	before := l.Size()
 	start := time.Now()
 	im := capture.Importer{
 		Parse: func(raw []byte) (*capture.Message, error) {
@@ -85,7 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return nil
 		},
 	}
-	st, ierr := im.Import(ctx, in, l)
+	tally := &tally{sink: l, kinds: map[string]int{}, convs: map[string]string{}}
+	st, ierr := im.Import(ctx, in, tally)
 	elapsed := time.Since(start)
 	if err := l.Close(); err != nil && ierr == nil {
 		ierr = err
@@ -105,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer rs.Close()
 	rep, verr := ledger.Verify(ctx, rs, l.Keys.Verifier, ledger.VerifyOptions{})
 	vel := time.Since(vstart)
-	kinds, convs := summarize(ctx, rs, before)
+	kinds, convs := tally.summary()
 
 	w := func(label, format string, args ...any) {
 		fmt.Fprintf(stdout, "  %-13s %s\n", label, fmt.Sprintf(format, args...))
@@ -125,16 +125,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	w("verified", "%d entries and %d signed checkpoints in %v: every leaf, payload hash, commitment,",
+	w("verified", "%d entries and %d signed checkpoints in %v, read-only with the verifier key:",
 		rep.Entries, rep.Checkpoints, vel.Round(time.Millisecond))
-	w("", "conversation chain, Merkle hash and signature recomputed")
+	w("", "every leaf, ciphertext hash, conversation chain, Merkle hash and signature recomputed")
 	w("checkpoint", "tree size %d, root %s", rep.Latest.Size, rep.Latest.Root)
 	w("ledger", "%s (origin %s)", *dir, l.Origin())
 	w("stored", "%s/store/: append-only segment files of checksummed frames (entries with", *dir)
-	w("", "their raw DingTalk payloads byte for byte), Merkle stored hashes, signed checkpoints,")
-	w("", "dedup and conversation indexes; %s/%s: checkpoint signing key (0600);", *dir, ledgerdir.KeyFile)
-	w("", "%s/%s: the verifier key to give auditors", *dir, ledgerdir.VKeyFile)
-	w("note", "payloads are not yet encrypted at rest: message text is readable in the segments")
+	w("", "their raw DingTalk payloads byte for byte, encrypted), Merkle stored hashes, signed")
+	w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, ledgerdir.VaultDir)
+	w("", "tenant, conversation and month) wrapped by the key-encryption key;")
+	w("", "%s/%s: checkpoint signing key (0600); %s/%s: the verifier key for auditors", *dir, ledgerdir.KeyFile, *dir, ledgerdir.VKeyFile)
+	if l.DemoKEK {
+		w("encryption", "XChaCha20-Poly1305; the key-encryption key is %s/%s, a DEMONSTRATION", *dir, ledgerdir.KEKFile)
+		w("", "key kept beside the data: for real use start a new ledger with %s set", ledgerdir.PassphraseEnv)
+		w("", "(Argon2id) or plug a KMS into ledger.Encryption")
+	} else {
+		w("encryption", "XChaCha20-Poly1305; data keys wrapped by a KEK derived from %s (Argon2id)", ledgerdir.PassphraseEnv)
+	}
 	fmt.Fprintln(stdout, "next")
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s            # verify offline\n", *dir)
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s -proof 0   # a C2SP tlog-proof for entry 0\n", *dir)
@@ -144,34 +151,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// summarize counts the kinds and conversations of the entries from index `from` on.
-func summarize(ctx context.Context, r ledger.Reader, from uint64) (kinds, convs string) {
-	k := map[string]int{}
-	c := map[string]string{}
-	for e, err := range r.Entries(ctx, from) {
-		if err != nil {
-			break
-		}
-		d, err := ledger.Decode(e)
-		if err != nil || d.Message == nil {
-			continue
-		}
-		k[d.Message.Kind]++
-		c[d.Message.Conversation.ID] = d.Message.Conversation.Type
+// tally passes messages to the ledger and counts what was stored, by kind and conversation.
+type tally struct {
+	sink  capture.Sink
+	kinds map[string]int
+	convs map[string]string
+}
+
+func (t *tally) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
+	rc, err := t.sink.Append(ctx, m)
+	if err == nil && !rc.Duplicate {
+		t.kinds[m.Kind]++
+		t.convs[m.Conversation.ID] = m.Conversation.Type
 	}
+	return rc, err
+}
+
+func (t *tally) summary() (kinds, convs string) {
 	var parts []string
-	for name, v := range k {
+	for name, v := range t.kinds {
 		parts = append(parts, fmt.Sprintf("%s %d", name, v))
 	}
 	sort.Strings(parts)
 	groups := 0
-	for _, t := range c {
-		if t == capture.ConversationGroup {
+	for _, ty := range t.convs {
+		if ty == capture.ConversationGroup {
 			groups++
 		}
 	}
 	if len(parts) == 0 {
 		parts = []string{"none"}
 	}
-	return strings.Join(parts, ", "), fmt.Sprintf("%d (%d group, %d one-to-one)", len(c), groups, len(c)-groups)
+	return strings.Join(parts, ", "), fmt.Sprintf("%d (%d group, %d one-to-one)", len(t.convs), groups, len(t.convs)-groups)
 }

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -34,20 +40,23 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
-	// Raw payloads are kept byte for byte and the samples mix scripts.
-	st, err := ledgerdir.OpenStore(context.Background(), dir, true, nil)
+	// Raw payloads are kept byte for byte and the samples mix scripts: read back through an
+	// audited accessor (the payloads are encrypted).
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.NoError(t, err)
-	defer st.Close()
 	payloads := samplePayloads(120, 1)
 	seenRaw := map[string]bool{}
 	var text strings.Builder
-	for e, err := range st.Entries(context.Background(), 0) {
+	require.NoError(t, l.Access("test", "quickstart check").Scan(ctx, 0, l.Size(), func(e *ledger.Entry, err error) error {
 		require.NoError(t, err)
-		d, err := ledger.Decode(e)
-		require.NoError(t, err)
-		seenRaw[string(d.Message.Raw)] = true
-		text.WriteString(d.Message.Text)
-	}
+		if e.Message != nil {
+			seenRaw[string(e.Message.Raw)] = true
+			text.WriteString(e.Message.Text)
+		}
+		return nil
+	}))
+	require.NoError(t, l.Close())
 	for _, p := range payloads {
 		require.True(t, seenRaw[string(p)], "raw payload not kept verbatim: %s", p)
 	}
@@ -59,6 +68,80 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	code, out, _ = runQS(t, "-dir", dir, "-n", "120")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "captured      0 new entries, 120 redeliveries dropped")
+}
+
+// secretsOf lists what a captured sample reveals: message texts, sender names, conversation
+// titles (and the ASR text of audio), in every sample language.
+func secretsOf(t *testing.T, payloads [][]byte) []string {
+	seen := map[string]bool{}
+	for _, p := range payloads {
+		var b struct {
+			SenderNick, ConversationTitle string
+			Text                          *struct{ Content string }
+		}
+		require.NoError(t, json.Unmarshal(p, &b))
+		seen[b.SenderNick] = true
+		if b.ConversationTitle != "" {
+			seen[b.ConversationTitle] = true
+		}
+		if b.Text != nil {
+			seen[b.Text.Content] = true
+		}
+	}
+	for _, texts := range sampleTexts {
+		for _, s := range texts {
+			seen[s] = true
+		}
+	}
+	var out []string
+	for s := range seen {
+		out = append(out, s)
+	}
+	return out
+}
+
+// encodings returns the obvious ways s could sit in a file.
+func encodings(s string) [][]byte {
+	u16 := utf16.Encode([]rune(s))
+	le, be := make([]byte, 2*len(u16)), make([]byte, 2*len(u16))
+	for i, c := range u16 {
+		le[2*i], le[2*i+1] = byte(c), byte(c>>8)
+		be[2*i], be[2*i+1] = byte(c>>8), byte(c)
+	}
+	esc, _ := json.Marshal(s) // JSON with \u escapes for non-ASCII
+	ascii := strings.Trim(strconv.QuoteToASCII(s), `"`)
+	out := [][]byte{[]byte(s), le, be, []byte(hex.EncodeToString([]byte(s))), esc[1 : len(esc)-1], []byte(ascii)}
+	for off := 0; off < 3 && len(s) > off+6; off++ {
+		enc := base64.StdEncoding.EncodeToString([]byte(s)[off:])
+		out = append(out, []byte(enc[:len(enc)-4]))
+	}
+	return out
+}
+
+func TestQuickstartLeavesNoPlaintextOnDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, _, errs := runQS(t, "-dir", dir, "-n", "200")
+	require.Equal(t, 0, code, errs)
+	secrets := secretsOf(t, samplePayloads(200, 1))
+	require.Greater(t, len(secrets), 20)
+	files := 0
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		files++
+		for _, s := range secrets {
+			for _, enc := range encodings(s) {
+				if len(enc) >= 4 && bytes.Contains(b, enc) {
+					t.Errorf("%s holds %q (as %q)", p, s, enc)
+				}
+			}
+		}
+		return nil
+	}))
+	require.Greater(t, files, 5)
 }
 
 func TestQuickstartMessagesFileReportsBadLinesAndKeepsTheRest(t *testing.T) {

@@ -15,7 +15,10 @@
 //
 // -vkey prints the verifier key; -checkpoint the latest signed checkpoint; -proof N a C2SP
 // tlog-proof@v1 for entry N against the latest checkpoint, whose extra line is the base64 of the
-// exact leaf bytes; -list one line per entry: "<index> <source message id>".
+// exact leaf bytes; -list one line per entry: "<index> <source message id>", where an encrypted
+// entry shows its key id unless -who and -why are given: then the ids are decrypted through an
+// audited accessor, which seals the access into the ledger first (this needs the ledger's keys
+// and no writer running).
 package main
 
 import (
@@ -56,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	printCP := fl.Bool("checkpoint", false, "print the latest signed checkpoint")
 	proof := fl.Int64("proof", -1, "print a C2SP tlog-proof@v1 for entry `N` against the latest checkpoint")
 	list := fl.Bool("list", false, "print one line per entry: <index> <source message id>")
+	who := fl.String("who", "", "with -list: decrypt source ids as this person, recording the access in the ledger (needs the keys and no running writer)")
+	why := fl.String("why", "", "with -who: the reason for the access, recorded with it")
 	quiet := fl.Bool("q", false, "print nothing when the ledger verifies")
 	if err := fl.Parse(args); err != nil {
 		return exitUsageErr
@@ -81,6 +86,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *key != "" && *keyFile != "" {
 		return usage("give -key or -key-file, not both")
+	}
+	if (*who == "") != (*why == "") || (*who != "" && !*list) {
+		return usage("-who and -why go together, with -list")
 	}
 	if fl.Lookup("proof").Value.String() != "-1" && *proof < 0 {
 		return usage("-proof takes an entry index >= 0")
@@ -117,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if *list && *who != "" {
+		return listDecrypted(ctx, *dir, *who, *why, stdout, stderr)
+	}
+
 	st, err := ledgerdir.OpenStore(ctx, *dir, true, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fail(err)
@@ -147,13 +159,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		stdout.Write(p.Marshal())
 		return exitOK
 	case *list:
-		code := exitOK
+		code, encrypted := exitOK, 0
 		for e, err := range st.Entries(ctx, 0) {
 			if err != nil {
 				return fail(err)
 			}
 			d, err := ledger.Decode(e)
-			if err != nil && !errors.Is(err, ledger.ErrEncrypted) {
+			switch {
+			case errors.Is(err, ledger.ErrEncrypted):
+				encrypted++
+				fmt.Fprintf(stdout, "%d encrypted:%s\n", e.Index, d.Leaf.KeyID)
+				continue
+			case err != nil:
 				fmt.Fprintf(stderr, "verify: entry %d: %v\n", e.Index, err)
 				code = exitAltered
 				continue
@@ -163,6 +180,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 				id = "-"
 			}
 			fmt.Fprintf(stdout, "%d %s\n", e.Index, id)
+		}
+		if encrypted > 0 {
+			fmt.Fprintf(stderr, "verify: %d entries are encrypted; -who NAME -why REASON decrypts their ids and records that access\n", encrypted)
 		}
 		return code
 	}
@@ -200,4 +220,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  verifier key %s\n", keySource)
 	}
 	return exitOK
+}
+
+// listDecrypted lists source ids through an audited accessor: the access is sealed into the
+// ledger before any content is read, so it opens the ledger for writing.
+func listDecrypted(ctx context.Context, dir, who, why string, stdout, stderr io.Writer) int {
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return exitUsageErr
+	}
+	size := l.Size()
+	code := exitOK
+	err = l.Access(who, why).Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
+		id := e.SourceID()
+		switch {
+		case errors.Is(err, ledger.ErrShredded):
+			id = "shredded:" + e.Leaf.KeyID
+		case err != nil:
+			fmt.Fprintf(stderr, "verify: entry %d: %v\n", e.Index, err)
+			code = exitAltered
+			return nil
+		case id == "":
+			id = "-"
+		}
+		fmt.Fprintf(stdout, "%d %s\n", e.Index, id)
+		return nil
+	})
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return exitUsageErr
+	}
+	fmt.Fprintf(stderr, "verify: this access (%s: %s) is recorded as entry %d\n", who, why, size)
+	return code
 }

@@ -71,12 +71,22 @@ func TestVerifyIntactLedger(t *testing.T) {
 	require.NoError(t, st.Close())
 	require.Equal(t, e.Leaf, p.Extra, "the proof's extra line is the exact leaf bytes")
 
-	code, list, _ := runV("-dir", dir, "-list")
+	code, list, errs := runV("-dir", dir, "-list")
 	require.Equal(t, 0, code)
 	lines := strings.Split(strings.TrimSpace(list), "\n")
 	require.Len(t, lines, 100)
+	require.Regexp(t, `^0 encrypted:dk1\.`, lines[0], "offline, an encrypted entry shows only its key id")
+	require.Contains(t, errs, "100 entries are encrypted")
+	code, list, errs = runV("-dir", dir, "-list", "-who", "auditor", "-why", "test")
+	require.Equal(t, 0, code, errs)
+	lines = strings.Split(strings.TrimSpace(list), "\n")
+	require.Len(t, lines, 100)
 	require.Equal(t, "0 msg-A", lines[0])
 	require.Equal(t, "27 msg-Bx", lines[27])
+	require.Contains(t, errs, "recorded as entry 100")
+	code, list, _ = runV("-dir", dir, "-list")
+	require.Equal(t, 0, code)
+	require.Contains(t, list, "100 -\n", "the access entry is itself in the ledger")
 
 	// With the key given explicitly, and with a trusted checkpoint from earlier.
 	cpFile := filepath.Join(t.TempDir(), "cp")
@@ -104,6 +114,8 @@ func TestVerifyUsageAndIOErrors(t *testing.T) {
 		{"-dir", filepath.Join(dir, "nope")},
 		{"-dir", dir, "-proof", "3"}, // beyond the checkpoint
 		{"-dir", dir, "-trusted", filepath.Join(dir, "missing")},
+		{"-dir", dir, "-list", "-who", "x"},
+		{"-dir", dir, "-who", "x", "-why", "y"},
 		{"-nosuchflag"},
 	} {
 		code, _, errs := runV(args...)
@@ -120,46 +132,51 @@ func segments(t *testing.T, dir string) []string {
 	return segs
 }
 
+// entryFrames returns the offsets and lengths of the entry frames ('E') of a segment.
+func entryFrames(b []byte) (offs, lens []int) {
+	off := 32 // segment header
+	for off+12 <= len(b) {
+		n := int(binary.LittleEndian.Uint32(b[off:]))
+		if n == 0 || off+12+n > len(b) {
+			break
+		}
+		if b[off+12] == 'E' {
+			offs, lens = append(offs, off), append(lens, n)
+		}
+		off += 12 + n
+	}
+	return offs, lens
+}
+
 func TestVerifyDetectsAlteredFiles(t *testing.T) {
-	t.Run("flipped byte", func(t *testing.T) {
+	alter := func(t *testing.T, which int, fixCRC bool) (string, string, int) {
 		dir := makeLedger(t, 100)
 		seg := segments(t, dir)[0]
 		require.NoError(t, os.Chmod(seg, 0o644))
 		b, err := os.ReadFile(seg)
 		require.NoError(t, err)
-		at := bytes.LastIndex(b, []byte("SECRET-ORDER-TEXT"))
-		require.Positive(t, at)
-		b[at] ^= 0x20
-		require.NoError(t, os.WriteFile(seg, b, 0o644))
-		code, out, errs := runV("-dir", dir)
-		require.Equal(t, 1, code, out+errs)
-		require.Contains(t, out, "the first bad entry is 99")
-	})
-	t.Run("altered text with a recomputed frame checksum", func(t *testing.T) {
-		// Someone who knows the file format rewrites a message and fixes the frame's CRC:
-		// the store accepts the frame, the ledger does not.
-		dir := makeLedger(t, 100)
-		seg := segments(t, dir)[0]
-		require.NoError(t, os.Chmod(seg, 0o644))
-		b, err := os.ReadFile(seg)
-		require.NoError(t, err)
-		at := bytes.Index(b, []byte("buy 0700.HK"))
-		require.Positive(t, at)
-		copy(b[at:], "BUY")
-		// Find the frame holding it: walk frames after the 32-byte segment header.
-		off := 32
-		for off+12 <= len(b) {
-			n := int(binary.LittleEndian.Uint32(b[off:]))
-			if at >= off+12 && at < off+12+n {
-				tab := crc32.MakeTable(crc32.Castagnoli)
-				binary.LittleEndian.PutUint32(b[off+4:], crc32.Checksum(b[off+12:off+12+n], tab))
-				binary.LittleEndian.PutUint32(b[off+8:], crc32.Checksum(b[off:off+8], tab)^0x5345414c)
-				break
-			}
-			off += 12 + n
+		offs, lens := entryFrames(b)
+		require.Len(t, offs, 100)
+		off, n := offs[which], lens[which]
+		b[off+12+n-20] ^= 0x20 // a byte of the payload's ciphertext
+		if fixCRC {
+			// Someone who knows the file format fixes the frame's checksums: the store accepts
+			// the frame, the ledger does not.
+			tab := crc32.MakeTable(crc32.Castagnoli)
+			binary.LittleEndian.PutUint32(b[off+4:], crc32.Checksum(b[off+12:off+12+n], tab))
+			binary.LittleEndian.PutUint32(b[off+8:], crc32.Checksum(b[off:off+8], tab)^0x5345414c)
 		}
 		require.NoError(t, os.WriteFile(seg, b, 0o644))
 		code, out, errs := runV("-dir", dir)
+		return out, errs, code
+	}
+	t.Run("flipped byte", func(t *testing.T) {
+		out, errs, code := alter(t, 99, false)
+		require.Equal(t, 1, code, out+errs)
+		require.Contains(t, out, "the first bad entry is 99")
+	})
+	t.Run("altered ciphertext with a recomputed frame checksum", func(t *testing.T) {
+		out, errs, code := alter(t, 0, true)
 		require.Equal(t, 1, code, out+errs)
 		require.Contains(t, out, "the first bad entry is 0: payload does not match the hash in its leaf")
 	})

@@ -4,6 +4,12 @@
 //	DIR/ledger.key    the Ed25519 checkpoint signing key (sumdb/note format), mode 0600
 //	DIR/ledger.vkey   its verifier key, to publish and to hand to auditors
 //	DIR/store/        the store/filestore directory: entries, stored hashes, checkpoints, blobs
+//	DIR/ledger.keyring how the key-encryption key (KEK) is obtained, and a check value
+//	DIR/ledger.kek    the KEK (hex, 0600) when no passphrase is used: a demonstration setup
+//	DIR/keys/         data keys wrapped by the KEK (store/keydir); destroyed keys leave tombstones
+//
+// Payloads and blobs are always encrypted at rest (ledger.Encryption); no key is written in
+// plain except the demonstration KEK file.
 //
 // Library users keep keys their own way (a KMS, an HSM); this layout serves the examples.
 package ledgerdir
@@ -21,6 +27,7 @@ import (
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store/filestore"
+	"github.com/commseal/commseal/store/keydir"
 )
 
 // File names inside a ledger directory.
@@ -95,9 +102,13 @@ func OpenStore(ctx context.Context, dir string, readOnly bool, log *slog.Logger)
 // Ledger is an open ledger directory: its store and the ledger on it.
 type Ledger struct {
 	*ledger.Ledger
-	Store *filestore.Store
-	Keys  *seal.Keys
-	Dir   string
+	Store   *filestore.Store
+	Keys    *seal.Keys
+	Keyring seal.Keyring
+	Vault   *keydir.Vault
+	// DemoKEK is set when the KEK is the key file beside the data (no passphrase).
+	DemoKEK bool
+	Dir     string
 }
 
 // Open opens (creating if needed) the ledger in dir for writing. opts.Keys is filled from the
@@ -107,17 +118,26 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 	if err != nil {
 		return nil, err
 	}
+	ring, demo, err := Keyring(ctx, dir, true)
+	if err != nil {
+		return nil, err
+	}
+	vault, err := Vault(dir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, dir, false, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	opts.Keys = keys
+	opts.Encryption = &ledger.Encryption{Keyring: ring, Vault: vault}
 	l, err := ledger.Open(ctx, st, opts)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Ledger{Ledger: l, Store: st, Keys: keys, Dir: dir}, nil
+	return &Ledger{Ledger: l, Store: st, Keys: keys, Keyring: ring, Vault: vault, DemoKEK: demo, Dir: dir}, nil
 }
 
 // Close closes the ledger (signing a final checkpoint) and then its store.

@@ -1,0 +1,136 @@
+package ledgerdir_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/stretchr/testify/require"
+)
+
+func msg(id string) *capture.Message {
+	return &capture.Message{Platform: "dingtalk", Tenant: "t", ID: id, Kind: capture.KindText, Text: "hello",
+		Conversation: capture.Conversation{ID: "c"}}
+}
+
+// snapshot lists every file under dir with its size, to show that a refused open wrote nothing.
+func snapshot(t *testing.T, dir string) map[string]int64 {
+	out := map[string]int64{}
+	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			out[p] = fi.Size()
+		}
+		return err
+	}))
+	return out
+}
+
+func TestPassphraseProtectedLedger(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	t.Setenv(ledgerdir.PassphraseEnv, "correct horse battery staple")
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	require.False(t, l.DemoKEK)
+	_, err = l.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	_, err = os.Stat(filepath.Join(dir, ledgerdir.KEKFile))
+	require.True(t, os.IsNotExist(err), "no KEK file when a passphrase is used")
+
+	before := snapshot(t, dir)
+	t.Setenv(ledgerdir.PassphraseEnv, "wrong")
+	_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.ErrorIs(t, err, ledgerdir.ErrWrongKEK)
+	t.Setenv(ledgerdir.PassphraseEnv, "")
+	_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.ErrorIs(t, err, ledgerdir.ErrMissingKEK)
+	require.ErrorContains(t, err, ledgerdir.PassphraseEnv)
+	require.Equal(t, before, snapshot(t, dir), "refused opens wrote nothing")
+
+	t.Setenv(ledgerdir.PassphraseEnv, "correct horse battery staple")
+	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	e, err := l.Access("t", "t").Get(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, "hello", e.Message.Text)
+	require.NoError(t, l.Close())
+}
+
+func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(ledgerdir.PassphraseEnv, "")
+	dir := t.TempDir()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	require.True(t, l.DemoKEK)
+	_, err = l.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	fi, err := os.Stat(filepath.Join(dir, ledgerdir.KEKFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	kek, err := os.ReadFile(filepath.Join(dir, ledgerdir.KEKFile))
+	require.NoError(t, err)
+
+	cases := []struct {
+		name  string
+		setup func()
+		want  error
+	}{
+		{"missing key file", func() { os.Remove(filepath.Join(dir, ledgerdir.KEKFile)) }, ledgerdir.ErrMissingKEK},
+		{"corrupt key file", func() { os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), []byte("zz\n"), 0o600) }, ledgerdir.ErrCorruptKEK},
+		{"another key", func() {
+			os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600)
+		}, ledgerdir.ErrWrongKEK},
+		{"corrupt keyring file", func() { os.WriteFile(filepath.Join(dir, ledgerdir.KeyringFile), []byte("{"), 0o644) }, ledgerdir.ErrCorruptKEK},
+	}
+	keyring, err := os.ReadFile(filepath.Join(dir, ledgerdir.KeyringFile))
+	require.NoError(t, err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
+			before := snapshot(t, dir)
+			_, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+			require.ErrorIs(t, err, c.want)
+			require.Equal(t, before, snapshot(t, dir), "nothing written")
+			require.NoError(t, os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), kek, 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, ledgerdir.KeyringFile), keyring, 0o644))
+		})
+	}
+	// Restored, it opens and reads.
+	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	_, err = l.Access("t", "t").Get(ctx, 0)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+
+	// A corrupted wrapped data key: the read names the key, nothing is lost elsewhere.
+	keys, err := filepath.Glob(filepath.Join(dir, ledgerdir.VaultDir, "*.key"))
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	b, err := os.ReadFile(keys[0])
+	require.NoError(t, err)
+	var kf map[string]any
+	require.NoError(t, json.Unmarshal(b, &kf))
+	w, err := base64.StdEncoding.DecodeString(kf["wrapped"].(string))
+	require.NoError(t, err)
+	w[len(w)/2] ^= 1
+	kf["wrapped"] = w
+	b, err = json.Marshal(kf)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(keys[0], b, 0o600))
+	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	defer l.Close()
+	_, err = l.Access("t", "t").Get(ctx, 0)
+	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.ErrorContains(t, err, "dk1.")
+}
