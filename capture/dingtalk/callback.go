@@ -289,7 +289,6 @@ func (h *CallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MsgID     string `json:"msgId"`
 		MsgType   string `json:"msgtype"`
 		CorpID    string `json:"CorpId"`
-		TimeStamp any    `json:"TimeStamp"`
 	}
 	if err := json.Unmarshal(msg, &head); err != nil {
 		h.refuse(w, http.StatusBadRequest, fmt.Errorf("%w: decrypted payload is not a JSON object: %v", ErrCallbackMalformed, err))

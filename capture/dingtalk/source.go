@@ -279,6 +279,9 @@ func (s *Source) Run(ctx context.Context, sink capture.Sink) error {
 		cancelWork()
 		<-drained
 	}
+	// The SDK writes each ack after its handler returned: give the last ones a moment on the wire
+	// before closing (an ack lost here only makes DingTalk push a duplicate).
+	time.Sleep(ackGrace)
 	for _, sl := range slots {
 		// AutoReconnect was off from the start (writing the field now would race the SDK).
 		sl.cli.Close()
@@ -498,6 +501,9 @@ func (s *Source) captureBot(df *payload.DataFrame) bool {
 	}
 	return true
 }
+
+// ackGrace is how long Run waits between the last handler returning and closing connections.
+const ackGrace = 50 * time.Millisecond
 
 // maxErrorRaw keeps a capture error record within capture.MaxRawLen with room for its body.
 const maxErrorRaw = capture.MaxRawLen - 64<<10

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,8 +33,7 @@ func (e *APIError) Unwrap() error { return ErrAPI }
 
 // Throttled reports whether the answer is a rate limit (HTTP 429, or a QPS-limit code).
 func (e *APIError) Throttled() bool {
-	return e.Status == http.StatusTooManyRequests || bytes.Contains([]byte(e.Code), []byte("QpsLimit")) ||
-		bytes.Contains([]byte(e.Code), []byte("Throttl"))
+	return e.Status == http.StatusTooManyRequests || strings.Contains(e.Code, "QpsLimit") || strings.Contains(e.Code, "Throttl")
 }
 
 // Unauthorized reports whether the access token was refused.
