@@ -247,3 +247,96 @@ func TestSourceSilence(t *testing.T) {
 }
 
 var _ = io.Discard
+
+// recordingHandler keeps slog records for assertions.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Level.String()+" "+r.Message)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+func (h *recordingHandler) has(s string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSourceLogsHealthEvents(t *testing.T) {
+	g := dingtalktest.New(dingtalktest.Config{})
+	defer g.Close()
+	rec := &recordingHandler{}
+	opts := fastOptions(t, g)
+	opts.Logger = slog.New(rec)
+	opts.SilenceWindow = 50 * time.Millisecond
+	opts.Connections = 1
+	src, err := dingtalk.NewSource(opts)
+	require.NoError(t, err)
+	stop := running(t, src, dingtalktest.NewSink())
+	require.Eventually(t, func() bool { return rec.has("WARN dingtalk: no bot message or event within the silence window") }, 5*time.Second, 5*time.Millisecond)
+	require.True(t, rec.has("INFO dingtalk: connected"))
+	require.NoError(t, g.WaitConns(ctxT(t, 5*time.Second), 1))
+	g.DisconnectAll()
+	require.Eventually(t, func() bool { return src.Health().Reconnects == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.True(t, rec.has("INFO dingtalk: gateway asked to disconnect"))
+	stop()
+	require.True(t, rec.has("INFO dingtalk: source stopped"))
+}
+
+func TestSourceFinishesInFlightAppendsOnStop(t *testing.T) {
+	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: time.Minute})
+	defer g.Close()
+	sink := dingtalktest.NewSink()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	sink.Before = func(ctx context.Context, m *capture.Message, r *capture.Record) error {
+		if m != nil && m.ID == "slow" {
+			close(entered)
+			<-release
+		}
+		return nil
+	}
+	opts := fastOptions(t, g)
+	opts.Connections = 1
+	src, err := dingtalk.NewSource(opts)
+	require.NoError(t, err)
+	stop := running(t, src, sink)
+	p := g.PushBotMessage(dingtalktest.TextMessage("slow", "in flight when stopping"))
+	<-entered
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// While stopping, a new frame is refused so that DingTalk pushes it again.
+	require.Eventually(t, func() bool {
+		return g.PushBotMessage(dingtalktest.TextMessage("late", "x")) != nil && func() bool {
+			for _, d := range g.Deliveries() {
+				if strings.Contains(d.Data, `"late"`) && d.Acked && d.Code == 500 {
+					return true
+				}
+			}
+			return false
+		}()
+	}, 5*time.Second, 50*time.Millisecond)
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with an append in flight")
+	default:
+	}
+	close(release)
+	<-stopped
+	<-p.Done()
+	d := g.Deliveries()[0]
+	require.Equal(t, 200, d.Code, "the in-flight append finished and was acknowledged before closing")
+	require.Len(t, sink.Messages(), 1)
+}
