@@ -24,6 +24,7 @@ type APIError struct {
 	RetryAfter time.Duration // from a Retry-After header, if any
 }
 
+// Error describes the answer.
 func (e *APIError) Error() string {
 	return fmt.Sprintf("dingtalk: OpenAPI answered %d %s: %s", e.Status, e.Code, e.Message)
 }

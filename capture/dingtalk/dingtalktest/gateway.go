@@ -181,6 +181,7 @@ const (
 	ConnClosed                         // gone
 )
 
+// String names the state.
 func (s ConnState) String() string {
 	switch s {
 	case ConnLive:
@@ -890,7 +891,7 @@ func (g *Gateway) findLocked(id string) *conn {
 	return nil
 }
 
-// liveLocked returns the connections in one of the given states.
+// inStateLocked returns the connections in one of the given states.
 func (g *Gateway) inStateLocked(states ...ConnState) []*conn {
 	var out []*conn
 	for _, c := range g.conns {
