@@ -71,13 +71,20 @@
 // # Engine
 //
 // The engine is an Aho-Corasick automaton compiled to a DFA over byte classes: every byte that
-// occurs in some term has its own class and all others share one, which keeps rows short. The
-// shallow states, where a scan spends nearly all of its time, get dense rows (one load per
-// byte); the long tails of rare terms keep sparse edges and failure links, so memory grows with
-// the lexicon's size rather than with states times 256. Normalized Chinese characters are
-// encoded as two-byte symbols, not three-byte UTF-8, before the automaton is built. Every
-// match is reported, overlapping and nested ones included ("insider" inside "insider
-// information").
+// occurs in some term has its own class and all others share one, which keeps rows short. It
+// reports every match, overlapping and nested ones included ("insider" inside "insider
+// information"). States are ranked by how likely a scan is to be in them (estimated from byte
+// frequencies in the terms) and the likeliest get dense rows, one load per byte, up to a
+// 32 MiB cap; the long tails of rare terms keep sparse edges (merged with those of their
+// failure chain) and failure links, so memory grows with the lexicon, not with states times
+// 256. For normalized matching each Chinese character of the lexicon gets a two-byte symbol
+// code (three beyond 3,072 characters) instead of its three UTF-8 bytes, and states inside a
+// code have rows of continuation bytes only, half the size of the others.
+//
+// Scan and AppendScan walk one message with one state chain. ScanBatch keeps four messages in
+// flight and advances them in turn: the four chains are independent, so the processor overlaps
+// their table loads instead of waiting on each, which on short chat messages is worth about
+// 1.3x (normalized) to 1.6x (byte-exact) over scanning the same messages one at a time.
 //
 // # Why github.com/cloudflare/ahocorasick is the baseline and not the engine
 //
