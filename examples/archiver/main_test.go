@@ -161,7 +161,7 @@ func TestArchiverCapturesIntoAVerifiedLedger(t *testing.T) {
 //
 //	go test -run XXX -bench ArchiverPushToAck -benchtime 20000x ./examples/archiver/
 func BenchmarkArchiverPushToAck(b *testing.B) {
-	for _, window := range []int{32, 64, 128} {
+	for _, window := range []int{1, 32, 64, 128} {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
 			g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 30 * time.Second})
 			defer g.Close()
