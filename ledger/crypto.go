@@ -56,9 +56,40 @@ func blobKeyID(sum [32]byte) string { return "blob1." + hex.EncodeToString(sum[:
 // keyCache holds unwrapped data keys in memory and creates new ones single-flight.
 type keyCache struct {
 	enc   *Encryption
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	keys  map[string]*cachedKey
 	limit int
+
+	idMu sync.Mutex
+	ids  map[scopeName]string // memoized scopeKeyID
+}
+
+type scopeName struct {
+	tenant, conversation string
+	year                 int
+	month                time.Month
+}
+
+// keyID returns scopeKeyID's id for a scope, memoized: the digest is on every append's path.
+func (c *keyCache) keyID(tenant, conversation string, t time.Time) (string, keyScope) {
+	t = t.UTC()
+	n := scopeName{tenant, conversation, t.Year(), t.Month()}
+	c.idMu.Lock()
+	id, ok := c.ids[n]
+	c.idMu.Unlock()
+	sc := keyScope{Tenant: tenant, Conversation: conversation}
+	if ok {
+		sc.Month = id[4:11]
+		return id, sc
+	}
+	id, sc = scopeKeyID(tenant, conversation, t)
+	c.idMu.Lock()
+	if len(c.ids) >= 1<<16 {
+		clear(c.ids)
+	}
+	c.ids[n] = id
+	c.idMu.Unlock()
+	return id, sc
 }
 
 type cachedKey struct {
@@ -67,12 +98,19 @@ type cachedKey struct {
 }
 
 func newKeyCache(enc *Encryption) *keyCache {
-	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096}
+	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096, ids: map[scopeName]string{}}
 }
 
 // get returns the data key for id, creating it with scope sc when absent and create is set.
 // A kind not yet recorded in the key's metadata is added.
 func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool, kind string) ([]byte, error) {
+	c.mu.RLock()
+	if ck, ok := c.keys[id]; ok && (kind == "" || slices.Contains(ck.scope.Kinds, kind)) {
+		dek := ck.dek
+		c.mu.RUnlock()
+		return dek, nil
+	}
+	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ck, ok := c.keys[id]
@@ -174,7 +212,7 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 
 // encrypt seals r's envelope under the data key of its scope.
 func (l *Ledger) encrypt(ctx context.Context, r *request, env []byte, tenant, conversation string, t time.Time, kind string) ([]byte, error) {
-	id, sc := scopeKeyID(tenant, conversation, t)
+	id, sc := l.dk.keyID(tenant, conversation, t)
 	dek, err := l.dk.get(ctx, id, sc, true, kind)
 	if err != nil {
 		return nil, err
