@@ -146,6 +146,18 @@ func TestStreamSurvivesEverything(t *testing.T) {
 		require.Equal(t, 1, ids[msgID(i)], msgID(i))
 	}
 
+	// Every 10th message, held by the slow sink, was pushed again while unacknowledged.
+	deliveries := map[string]int{}
+	for _, d := range g.Deliveries() {
+		var p struct{ MsgID string }
+		if json.Unmarshal([]byte(d.Data), &p) == nil {
+			deliveries[p.MsgID]++
+		}
+	}
+	for i := 0; i < n; i += 10 {
+		require.GreaterOrEqual(t, deliveries[msgID(i)], 2, "%s was not redelivered", msgID(i))
+	}
+
 	// No push acknowledged before its append returned.
 	acked := 0
 	for _, d := range g.Deliveries() {
