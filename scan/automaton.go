@@ -516,13 +516,13 @@ func (a *automaton) resolve(l *lane) {
 	l.s, l.i = s, i
 }
 
-// scanRawLanes scans msgs four at a time. The four state chains are independent, so the
+// scanRawLanes scans msgs eight at a time. The eight state chains are independent, so the
 // processor overlaps their table loads instead of waiting for each in turn; this is what makes
 // a batch of short messages faster than the same messages one by one. done is called with
 // each message's hits when the message is finished; bufs are the lanes' hit buffers, kept for
 // reuse.
-func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[4][]hit, done func(msg int, hits []hit)) {
-	var ln [4]lane
+func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[8][]hit, done func(msg int, hits []hit)) {
+	var ln [8]lane
 	for k := range ln {
 		ln[k].hits = bufs[k][:0]
 	}
@@ -548,7 +548,7 @@ func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[4][]hit, done func(msg in
 	}
 	for k := range ln {
 		if !refill(&ln[k]) {
-			// fewer than four messages: scan them one by one
+			// fewer messages than lanes: scan them one by one
 			for j := 0; j < k; j++ {
 				a.finishLane(&ln[j])
 				done(ln[j].msg, ln[j].hits)
@@ -558,24 +558,32 @@ func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[4][]hit, done func(msg in
 	}
 	trans, cls := a.trans, &a.cls
 	for {
-		m := min(len(ln[0].t)-ln[0].i, len(ln[1].t)-ln[1].i, len(ln[2].t)-ln[2].i, len(ln[3].t)-ln[3].i)
+		m := min(len(ln[0].t)-ln[0].i, len(ln[1].t)-ln[1].i, len(ln[2].t)-ln[2].i, len(ln[3].t)-ln[3].i, len(ln[4].t)-ln[4].i, len(ln[5].t)-ln[5].i, len(ln[6].t)-ln[6].i, len(ln[7].t)-ln[7].i)
 		t0 := ln[0].t[ln[0].i : ln[0].i+m]
 		t1 := ln[1].t[ln[1].i : ln[1].i+m]
 		t2 := ln[2].t[ln[2].i : ln[2].i+m]
 		t3 := ln[3].t[ln[3].i : ln[3].i+m]
-		s0, s1, s2, s3 := ln[0].s, ln[1].s, ln[2].s, ln[3].s
+		t4 := ln[4].t[ln[4].i : ln[4].i+m]
+		t5 := ln[5].t[ln[5].i : ln[5].i+m]
+		t6 := ln[6].t[ln[6].i : ln[6].i+m]
+		t7 := ln[7].t[ln[7].i : ln[7].i+m]
+		s0, s1, s2, s3, s4, s5, s6, s7 := ln[0].s, ln[1].s, ln[2].s, ln[3].s, ln[4].s, ln[5].s, ln[6].s, ln[7].s
 		k := 0
-		for k < len(t0) && k < len(t1) && k < len(t2) && k < len(t3) {
+		for k < len(t0) && k < len(t1) && k < len(t2) && k < len(t3) && k < len(t4) && k < len(t5) && k < len(t6) && k < len(t7) {
 			s0 = trans[s0+uint32(cls[t0[k]])]
 			s1 = trans[s1+uint32(cls[t1[k]])]
 			s2 = trans[s2+uint32(cls[t2[k]])]
 			s3 = trans[s3+uint32(cls[t3[k]])]
+			s4 = trans[s4+uint32(cls[t4[k]])]
+			s5 = trans[s5+uint32(cls[t5[k]])]
+			s6 = trans[s6+uint32(cls[t6[k]])]
+			s7 = trans[s7+uint32(cls[t7[k]])]
 			k++
-			if (s0|s1|s2|s3)&(flagMatch|flagSparse) != 0 {
+			if (s0|s1|s2|s3|s4|s5|s6|s7)&(flagMatch|flagSparse) != 0 {
 				break
 			}
 		}
-		ln[0].s, ln[1].s, ln[2].s, ln[3].s = s0, s1, s2, s3
+		ln[0].s, ln[1].s, ln[2].s, ln[3].s, ln[4].s, ln[5].s, ln[6].s, ln[7].s = s0, s1, s2, s3, s4, s5, s6, s7
 		for j := range ln {
 			l := &ln[j]
 			l.i += k
@@ -694,8 +702,9 @@ func (a *automaton) finishNormLane(l *lane) {
 	l.t = nil
 }
 
-// scanNormLanes is scanRawLanes for a normalizing automaton: four messages in flight, one
-// symbol (an ASCII byte or a whole rune) per lane per round.
+// scanNormLanes is scanRawLanes for a normalizing automaton: four messages in flight (more
+// lanes did not pay: this loop branches on every symbol), one symbol (an ASCII byte or a
+// whole rune) per lane per round.
 func (a *automaton) scanNormLanes(msgs [][]byte, bufs *[4][]hit, done func(msg int, hits []hit)) {
 	var ln [4]lane
 	for k := range ln {

@@ -289,11 +289,12 @@ func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
 
 // scratch is per-scan working memory, pooled in the Scanner.
 type scratch struct {
-	hits  []hit
-	lanes [4][]hit
-	found []Finding
-	occs  []occ
-	near  []occ
+	hits   []hit
+	lanes  [4][]hit
+	lanes8 [8][]hit
+	found  []Finding
+	occs   []occ
+	near   []occ
 }
 
 // occ is a confirmed occurrence of an entry.
@@ -515,11 +516,7 @@ func (s *Scanner) ScanBatch(msgs [][]byte, emit func(msg int, f Finding)) {
 		sc = new(scratch)
 	}
 	defer s.scratch.Put(sc)
-	lanes := s.auto.scanRawLanes
-	if s.auto.norm {
-		lanes = s.auto.scanNormLanes
-	}
-	lanes(msgs, &sc.lanes, func(msg int, hits []hit) {
+	f := func(msg int, hits []hit) {
 		if len(hits) == 0 {
 			return
 		}
@@ -527,5 +524,11 @@ func (s *Scanner) ScanBatch(msgs [][]byte, emit func(msg int, f Finding)) {
 		for _, f := range sc.found {
 			emit(msg, f)
 		}
-	})
+	}
+	switch {
+	case s.auto.norm:
+		s.auto.scanNormLanes(msgs, &sc.lanes, f)
+	default:
+		s.auto.scanRawLanes(msgs, &sc.lanes8, f)
+	}
 }
