@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -22,6 +21,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/commseal/commseal/capture"
@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	var in io.Reader
-	source := fmt.Sprintf("%d sample DingTalk bot messages", *n)
+	source := fmt.Sprintf("%d sample DingTalk bot messages, pushed through a local DingTalk gateway to the official Stream SDK", *n)
 	if *messages != "" {
 		f, err := os.Open(*messages)
 		if err != nil {
@@ -60,9 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		defer f.Close()
-		in, source = f, *messages
-	} else {
-		in = bytes.NewReader(bytes.Join(samplePayloads(*n, 1), []byte("\n")))
+		in, source = f, *messages+" (backfill import)"
 	}
 
 	l, err := ledgerdir.Open(ctx, *dir, ledgerdir.DefaultOrigin, ledger.Options{Logger: log})
@@ -85,7 +83,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 	}
 	tally := &tally{sink: l, kinds: map[string]int{}, convs: map[string]string{}}
-	st, ierr := im.Import(ctx, in, tally)
+	var st capture.ImportStats
+	var gwRun gatewayRun
+	var ierr error
+	if in != nil {
+		st, ierr = im.Import(ctx, in, tally)
+	} else {
+		gwRun, ierr = captureViaGateway(ctx, l, tally, samplePayloads(*n, 1), log)
+		st.Stored, st.Duplicates = tally.stored, tally.dups
+	}
 	elapsed := time.Since(start)
 	if err := l.Close(); err != nil && ierr == nil {
 		ierr = err
@@ -112,8 +118,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "commseal quickstart")
 	w("source", "%s", source)
-	w("captured", "%d new entries, %d redeliveries dropped (already sealed), %d malformed lines skipped, in %v",
-		st.Stored, st.Duplicates, len(st.Skipped), elapsed.Round(time.Millisecond))
+	if in != nil {
+		w("captured", "%d new messages, %d redeliveries dropped (already sealed), %d malformed lines skipped, in %v",
+			st.Stored, st.Duplicates, len(st.Skipped), elapsed.Round(time.Millisecond))
+	} else {
+		h := gwRun.health
+		w("captured", "%d new messages, %d redeliveries dropped (already sealed), in %v", st.Stored, st.Duplicates, elapsed.Round(time.Millisecond))
+		w("stream", "%d pushes acknowledged %d times with 200, each only after its message was durable;", gwRun.pushes, h.Acks["200"])
+		w("", "push-to-ack p50 %v, p99 %v; %d reconnects, %d capture errors", gwRun.ackP50.Round(time.Microsecond), gwRun.ackP99.Round(time.Microsecond), h.Reconnects, h.CaptureErrors)
+		w("media", "%d attachments fetched through the download API, stored encrypted and sealed", h.MediaStored)
+		w("", "as media records (%d failed, %d pending)", h.MediaFailed, h.PendingMedia)
+	}
 	w("new by kind", "%s", kinds)
 	w("conversations", "%s", convs)
 	if verr != nil {
@@ -153,14 +168,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // tally passes messages to the ledger and counts what was stored, by kind and conversation.
 type tally struct {
-	sink  capture.Sink
-	kinds map[string]int
-	convs map[string]string
+	sink   capture.Sink
+	mu     sync.Mutex // sources append concurrently
+	kinds  map[string]int
+	convs  map[string]string
+	stored int
+	dups   int
 }
 
 func (t *tally) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
 	rc, err := t.sink.Append(ctx, m)
-	if err == nil && !rc.Duplicate {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil:
+	case rc.Duplicate:
+		t.dups++
+	default:
+		t.stored++
 		t.kinds[m.Kind]++
 		t.convs[m.Conversation.ID] = m.Conversation.Type
 	}

@@ -31,6 +31,10 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "verified")
 	require.Contains(t, out, "redeliveries dropped")
+	require.Contains(t, out, "official Stream SDK")
+	require.Regexp(t, `120 pushes acknowledged 120 times with 200`, out)
+	require.Regexp(t, `\d+ attachments fetched through the download API`, out)
+	require.Contains(t, out, "(0 failed, 0 pending)")
 	// Every kind the issue names, and both conversation types, are among the samples.
 	for _, k := range []string{"text", "rich_text", "picture", "audio", "file"} {
 		require.Contains(t, out, k+" ")
@@ -67,7 +71,7 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	// A second run delivers the same messages again: nothing new is stored.
 	code, out, _ = runQS(t, "-dir", dir, "-n", "120")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "captured      0 new entries, 120 redeliveries dropped")
+	require.Contains(t, out, "captured      0 new messages, 120 redeliveries dropped")
 }
 
 // secretsOf lists what a captured sample reveals: message texts, sender names, conversation
@@ -155,7 +159,7 @@ func TestQuickstartMessagesFileReportsBadLinesAndKeepsTheRest(t *testing.T) {
 	require.Equal(t, 1, code, "a malformed line makes the exit status 1")
 	require.Contains(t, errs, "line 2 skipped")
 	require.Contains(t, errs, "line 4 skipped")
-	require.Contains(t, out, "3 new entries")
+	require.Contains(t, out, "3 new messages")
 	require.Contains(t, out, "2 malformed lines skipped")
 
 	code, _, errs = runQS(t, "-dir", dir, "-messages", filepath.Join(tmp, "missing.jsonl"))
