@@ -271,18 +271,23 @@ func (s *Scanner) ScanString(text string) []Finding {
 // AppendScan appends the findings in text to dst and returns the extended slice. With a reused
 // dst, a scan that finds nothing does not allocate.
 func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
+	// Most messages match nothing: scan into a buffer on the stack and touch the pool of
+	// working memory only when there is something to work out.
+	var buf [16]hit
+	var hits []hit
+	if s.auto.norm {
+		hits = s.auto.scanNorm(text, buf[:0])
+	} else {
+		hits = s.auto.scanRaw(text, buf[:0])
+	}
+	if len(hits) == 0 {
+		return dst
+	}
 	sc, _ := s.scratch.Get().(*scratch)
 	if sc == nil {
 		sc = new(scratch)
 	}
-	if s.auto.norm {
-		sc.hits = s.auto.scanNorm(text, sc.hits[:0])
-	} else {
-		sc.hits = s.auto.scanRaw(text, sc.hits[:0])
-	}
-	if len(sc.hits) > 0 {
-		dst = s.finish(sc, text, sc.hits, dst)
-	}
+	dst = s.finish(sc, text, hits, dst)
 	s.scratch.Put(sc)
 	return dst
 }
