@@ -23,7 +23,7 @@ func BenchmarkPushToAck(b *testing.B) {
 	for _, window := range []int{1, 64, 128} {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
 			g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 30 * time.Second})
-			defer g.Close()
+			b.Cleanup(g.Close)
 			opts := fastOptions(b, g)
 			opts.MaxInFlight = 256 // pushes pick a connection at random: keep any window below the cap
 			src, err := dingtalk.NewSource(opts)

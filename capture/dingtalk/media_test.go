@@ -53,7 +53,7 @@ func mediaRecords(t testing.TB, sink *dingtalktest.Sink) []mediaBody {
 
 func TestMediaFetchedHashedAndSealedAfterTheMessage(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: time.Second})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	served := map[string][]byte{}
 	for _, code := range []string{"pic", "aud", "vid", "doc", "rt1", "rt2"} {
 		b := make([]byte, 1000+len(served)*777)
@@ -103,7 +103,7 @@ func TestMediaFetchedHashedAndSealedAfterTheMessage(t *testing.T) {
 
 func TestMediaFailureSealedThenRetriedAfterRestart(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: time.Second})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	g.AddFile("flaky", "image/png", []byte("PNG bytes"))
 	g.FailDownloads("flaky", 3)
 	sink := dingtalktest.NewSink()
@@ -143,7 +143,7 @@ func TestMediaFailureSealedThenRetriedAfterRestart(t *testing.T) {
 
 func TestMediaThrottledDownloadsBackOff(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 5 * time.Second, DownloadQPS: 4})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	sink := dingtalktest.NewSink()
 	opts := mediaOptions(t, g, t.TempDir())
 	opts.Media.MaxAttempts = 1 // a throttled answer must not count as a failed attempt
@@ -167,7 +167,7 @@ func TestMediaThrottledDownloadsBackOff(t *testing.T) {
 
 func TestTokenCacheSharesOneRefreshAndRenewsBeforeExpiry(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{TokenTTL: 2 * time.Second})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	c := dingtalk.NewTokenCache(g.URL, dingtalktest.DefaultClientID, dingtalktest.DefaultClientSecret, nil)
 	var wg sync.WaitGroup
 	toks := make([]string, 50)

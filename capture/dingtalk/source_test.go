@@ -76,7 +76,7 @@ func running(t testing.TB, src *dingtalk.Source, sink capture.Sink) (stop func()
 
 func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 200 * time.Millisecond})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	sink := dingtalktest.NewSink()
 	src, err := dingtalk.NewSource(fastOptions(t, g))
 	require.NoError(t, err)
@@ -147,7 +147,7 @@ func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 // failingSink fails every call with a transient error.
 func TestSourceSinkErrorIsPushedAgain(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 100 * time.Millisecond})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	sink := dingtalktest.NewSink()
 	var mu sync.Mutex
 	fails := map[string]int{}
@@ -208,7 +208,7 @@ func TestSourceConfigErrors(t *testing.T) {
 
 func TestSourceBadCredentialsAndFailingOpens(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	opts := fastOptions(t, g)
 	opts.Connections = 1
 	opts.ClientSecret = "wrong"
@@ -232,7 +232,7 @@ func TestSourceBadCredentialsAndFailingOpens(t *testing.T) {
 
 func TestSourceSilence(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	opts := fastOptions(t, g)
 	opts.SilenceWindow = 100 * time.Millisecond
 	src, err := dingtalk.NewSource(opts)
@@ -276,7 +276,7 @@ func (h *recordingHandler) has(s string) bool {
 
 func TestSourceLogsHealthEvents(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	rec := &recordingHandler{}
 	opts := fastOptions(t, g)
 	opts.Logger = slog.New(rec)
@@ -297,7 +297,7 @@ func TestSourceLogsHealthEvents(t *testing.T) {
 
 func TestSourceFinishesInFlightAppendsOnStop(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: time.Minute})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 	sink := dingtalktest.NewSink()
 	entered := make(chan struct{})
 	release := make(chan struct{})

@@ -40,7 +40,7 @@ func TestStreamSurvivesEverything(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{
 		RedeliverAfter: redeliver, MaxRedeliveries: 1000, DisconnectGrace: 300 * time.Millisecond,
 	})
-	defer g.Close()
+	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 
 	sink := dingtalktest.NewSink()
 	var mu sync.Mutex
@@ -63,7 +63,7 @@ func TestStreamSurvivesEverything(t *testing.T) {
 		}
 		if first && strings.HasSuffix(m.ID, "0") { // every 10th: slower than the redelivery delay
 			select {
-			case <-time.After(redeliver + 150*time.Millisecond):
+			case <-time.After(redeliver + 500*time.Millisecond): // a margin for late timers under -race
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -432,6 +432,9 @@ func (g *Gateway) handleConnect(w http.ResponseWriter, r *http.Request) {
 	waiting := g.waiting
 	g.waiting = nil
 	g.notifyLocked()
+	// Added under g.mu while not closed, so that Close's Wait never races this Add: the
+	// connection is hijacked and httptest.Server.Close does not wait for this handler.
+	g.bg.Add(1)
 	g.mu.Unlock()
 
 	ws.SetPingHandler(func(data string) error {
@@ -458,7 +461,6 @@ func (g *Gateway) handleConnect(w http.ResponseWriter, r *http.Request) {
 	for _, p := range waiting {
 		g.deliver(p)
 	}
-	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
 		g.readLoop(c)
