@@ -290,13 +290,12 @@ func NewUnstarted(cfg Config) *Gateway {
 	return g
 }
 
-// Start starts listening. It panics if called twice, like httptest.Server.Start: that is a bug
-// in the test, not bad input.
+// Start starts listening. Calling it again does nothing.
 func (g *Gateway) Start() {
 	g.mu.Lock()
 	if g.started {
 		g.mu.Unlock()
-		panic("dingtalktest: Gateway already started")
+		return
 	}
 	g.started = true
 	g.Config.defaults()
