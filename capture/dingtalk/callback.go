@@ -367,7 +367,10 @@ func (h *CallbackHandler) store(ctx context.Context, msg []byte, eventType, corp
 		if err == nil {
 			m.CapturedAt = h.opts.Now().UTC()
 			_, err = h.opts.Sink.Append(ctx, m)
-			return err
+			if !errors.Is(err, capture.ErrInvalidMessage) {
+				return err
+			}
+			// Permanent: a retry cannot help, so the payload is sealed as a capture error.
 		}
 		return h.captureError(ctx, msg, err)
 	}
