@@ -19,9 +19,10 @@ const (
 	MaxLexiconBytes = 64 << 20  // size of a lexicon file
 	MaxRules        = 100_000   // rules in one lexicon
 	MaxTerms        = 1_000_000 // terms, exclusions and near terms of all rules together
-	MaxTermBytes    = 1024      // one term, in bytes of UTF-8
-	MaxNameBytes    = 128       // a lexicon name, rule id or category
-	MaxNearWithin   = 200       // the largest "within" of a near clause, in characters
+	// (and their bytes together no more than MaxLexiconBytes, also for lexicons built in code)
+	MaxTermBytes  = 1024 // one term, in bytes of UTF-8
+	MaxNameBytes  = 128  // a lexicon name, rule id or category
+	MaxNearWithin = 200  // the largest "within" of a near clause, in characters
 )
 
 // Sentinel errors that a *LexiconError wraps; branch on them with errors.Is.
@@ -345,7 +346,7 @@ func (l *Lexicon) Validate() error {
 		return &LexiconError{Lexicon: l.Name, Field: "rules", Err: fmt.Errorf("%w: %d rules, limit %d", ErrTooLarge, len(l.Rules), MaxRules)}
 	}
 	ids := make(map[string]int, len(l.Rules))
-	total := 0
+	total, totalBytes := 0, 0
 	for i := range l.Rules {
 		r := &l.Rules[i]
 		label := r.ID
@@ -418,6 +419,12 @@ func (l *Lexicon) Validate() error {
 			total += len(list.terms)
 			if total > MaxTerms {
 				return fail(list.name, fmt.Errorf("%w: more than %d terms in the lexicon", ErrTooLarge, MaxTerms))
+			}
+			for _, t := range list.terms {
+				totalBytes += len(t)
+			}
+			if totalBytes > MaxLexiconBytes {
+				return fail(list.name, fmt.Errorf("%w: more than %d bytes of terms in the lexicon", ErrTooLarge, MaxLexiconBytes))
 			}
 		}
 	}

@@ -104,6 +104,17 @@ func TestValidateLimits(t *testing.T) {
 	assert.Equal(t, "r", le.Rule)
 	assert.Equal(t, "terms", le.Field)
 
+	big := strings.Repeat("x", MaxTermBytes-10)
+	terms = terms[:0]
+	for i := 0; i <= MaxLexiconBytes/len(big); i++ {
+		terms = append(terms, fmt.Sprint(i, big))
+	}
+	lex = &Lexicon{Name: "bytes", Rules: []Rule{{ID: "r", Category: "c", Severity: Low, Terms: terms}}}
+	err = lex.Validate()
+	assert.ErrorIs(t, err, ErrTooLarge)
+	require.ErrorAs(t, err, &le)
+	assert.Contains(t, err.Error(), "bytes of terms")
+
 	lex = &Lexicon{Name: "sev", Rules: []Rule{{ID: "r", Category: "c", Terms: []string{"a"}}}}
 	assert.ErrorIs(t, lex.Validate(), ErrUnknownSeverity)
 	_, err = Compile(lex)

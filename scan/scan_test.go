@@ -351,3 +351,21 @@ func TestManySymbols(t *testing.T) {
 		}
 	}
 }
+
+// TestNearOnALongMessage: proximity on a message with tens of thousands of occurrences of both
+// sets stays linear (only B occurrences within reach of an A are considered) and pairs each A
+// with its nearest B.
+func TestNearOnALongMessage(t *testing.T) {
+	r := Rule{ID: "r", Category: "c", Severity: Low, WordBoundary: true, Near: &Near{A: []string{"buy"}, B: []string{"業績"}, Within: 3}}
+	s := compileT(t, &Lexicon{Name: "t", Rules: []Rule{r}})
+	text := strings.Repeat("buy 业绩 ", 30_000)
+	fs := s.ScanString(text)
+	require.Len(t, fs, 30_000)
+	require.Equal(t, "buy 业绩", text[fs[0].Start:fs[0].End])
+	for i, f := range fs[1:] {
+		// equally near on both sides: the earlier B wins
+		require.Equal(t, "业绩 buy", text[f.Start:f.End], "finding %d", i+1)
+	}
+	short := []byte(strings.Repeat("buy 业绩 ", 50))
+	assert.Equal(t, newRefMatcher(&Lexicon{Name: "t", Rules: []Rule{r}}).findings(short), s.Scan(short))
+}

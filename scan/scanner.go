@@ -294,12 +294,14 @@ func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
 
 // scratch is per-scan working memory, pooled in the Scanner.
 type scratch struct {
-	hits   []hit
-	lanes  [4][]hit
-	lanes8 [8][]hit
-	found  []Finding
-	occs   []occ
-	near   []occ
+	runes   []int // runeIndex of the message being finished
+	runesOK bool
+	hits    []hit
+	lanes   [4][]hit
+	lanes8  [8][]hit
+	found   []Finding
+	occs    []occ
+	near    []occ
 }
 
 // occ is a confirmed occurrence of an entry.
@@ -312,6 +314,7 @@ type occ struct {
 // exact, case-sensitive and word-boundary rules, apply exclusions, pair near terms.
 func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []Finding {
 	a := s.auto
+	sc.runesOK = false
 	occs := sc.occs[:0]
 	for _, h := range hits {
 		for st := int32(h.state); st >= 0; st = a.dict[st] {
@@ -399,23 +402,41 @@ func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Findi
 		return dst
 	}
 	bs := sc.near[:0]
+	maxSpan := 0
 	for i, o := range nearB {
 		if (i == 0 || o.start != nearB[i-1].start || o.end != nearB[i-1].end) && !excluded(o) {
 			bs = append(bs, o)
+			maxSpan = max(maxSpan, o.end-o.start)
 		}
 	}
 	sc.near = bs
+	if len(bs) == 0 {
+		return dst
+	}
+	// Each A occurrence pairs with its nearest B occurrence. bs is sorted by start, so only
+	// the B occurrences that can be within reach are looked at: a character is at most four
+	// bytes, and an invalid byte counts as one character.
+	runes := sc.runeIndex(text)
+	reach := 4 * r.Near.Within
 	for i, o := range nearA {
 		if i > 0 && o.start == nearA[i-1].start && o.end == nearA[i-1].end || excluded(o) {
 			continue
 		}
 		best, bestGap := -1, 0
-		for k, b := range bs {
-			g := gap(text, o, b)
+		lo, _ := slices.BinarySearchFunc(bs, o.start-reach-maxSpan, func(b occ, t int) int { return cmp.Compare(b.start, t) })
+		for k := lo; k < len(bs) && bs[k].start <= o.end+reach; k++ {
+			b := bs[k]
+			g := 0
+			switch {
+			case o.end <= b.start:
+				g = runes[b.start] - runes[o.end]
+			case b.end <= o.start:
+				g = runes[o.start] - runes[b.end]
+			}
 			if g > r.Near.Within {
 				continue
 			}
-			if best < 0 || g < bestGap || g == bestGap && (b.start < bs[best].start || b.start == bs[best].start && b.end < bs[best].end) {
+			if best < 0 || g < bestGap { // ties: bs is in (start, end) order, the first stays
 				best, bestGap = k, g
 			}
 		}
@@ -423,30 +444,32 @@ func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Findi
 			continue
 		}
 		b := bs[best]
-		start, end := min(o.start, b.start), max(o.end, b.end)
-		dup := false
-		for _, f := range dst[nRule:] {
-			if f.Start == start && f.End == end {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			add(s.ents[o.ent].term+" … "+s.ents[b.ent].term, start, end)
-		}
+		add(s.ents[o.ent].term+" … "+s.ents[b.ent].term, min(o.start, b.start), max(o.end, b.end))
 	}
-	return dst
+	// One finding per span: a term's finding first, then the first near pair.
+	mine := dst[nRule:]
+	slices.SortStableFunc(mine, func(x, y Finding) int { return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End)) })
+	mine = slices.CompactFunc(mine, func(x, y Finding) bool { return x.Start == y.Start && x.End == y.End })
+	return dst[:nRule+len(mine)]
 }
 
-// gap is the number of characters of text between two occurrences, 0 if they overlap or touch.
-func gap(text []byte, x, y occ) int {
-	switch {
-	case x.end <= y.start:
-		return utf8.RuneCount(text[x.end:y.start])
-	case y.end <= x.start:
-		return utf8.RuneCount(text[y.end:x.start])
+// runeIndex returns, for each rune boundary i of text (as forward decoding finds them), the
+// number of runes before i; computed once per message, and only for near rules.
+func (sc *scratch) runeIndex(text []byte) []int {
+	if sc.runesOK {
+		return sc.runes
 	}
-	return 0
+	idx := slices.Grow(sc.runes[:0], len(text)+1)[:len(text)+1]
+	n := 0
+	for i := 0; i < len(text); {
+		_, size := utf8.DecodeRune(text[i:])
+		idx[i] = n
+		n++
+		i += size
+	}
+	idx[len(text)] = n
+	sc.runes, sc.runesOK = idx, true
+	return idx
 }
 
 // startOf walks back from end over n characters that normalization keeps and returns where
