@@ -27,17 +27,17 @@ const (
 
 // Sentinel errors that a *LexiconError wraps; branch on them with errors.Is.
 var (
-	ErrSyntax          = errors.New("malformed JSON")
-	ErrUnknownField    = errors.New("unknown field")
-	ErrMissingField    = errors.New("missing or empty")
-	ErrEmptyTerms      = errors.New("no terms")
-	ErrEmptyTerm       = errors.New("term has no letters or digits")
-	ErrDuplicateTerm   = errors.New("duplicate term")
-	ErrDuplicateID     = errors.New("duplicate rule id")
-	ErrUnknownSeverity = errors.New("unknown severity (want info, low, medium or high)")
-	ErrInvalidUTF8     = errors.New("invalid UTF-8")
-	ErrInvalidValue    = errors.New("invalid value")
-	ErrTooLarge        = errors.New("too large")
+	ErrSyntax          = errors.New("malformed JSON")                                    // not JSON, wrong types, trailing data
+	ErrUnknownField    = errors.New("unknown field")                                     // a misspelt or unsupported field
+	ErrMissingField    = errors.New("missing or empty")                                  // a required field is absent or empty
+	ErrEmptyTerms      = errors.New("no terms")                                          // a rule (or near set) with no terms
+	ErrEmptyTerm       = errors.New("term has no letters or digits")                     // a term that matches nothing
+	ErrDuplicateTerm   = errors.New("duplicate term")                                    // the same term twice in one list
+	ErrDuplicateID     = errors.New("duplicate rule id")                                 // two rules with one id
+	ErrUnknownSeverity = errors.New("unknown severity (want info, low, medium or high)") // a severity not in the list
+	ErrInvalidUTF8     = errors.New("invalid UTF-8")                                     // a string that is not UTF-8
+	ErrInvalidValue    = errors.New("invalid value")                                     // a bad id, format or distance
+	ErrTooLarge        = errors.New("too large")                                         // beyond one of the Max limits
 )
 
 // LexiconError reports what is wrong with a lexicon and where: the rule (its id, or "#N" for the
@@ -50,6 +50,7 @@ type LexiconError struct {
 	Err     error  // a sentinel error, possibly wrapped with detail
 }
 
+// Error formats the error as `scan: lexicon "name": rule "id": field "f": problem`.
 func (e *LexiconError) Error() string {
 	var b strings.Builder
 	b.WriteString("scan: lexicon")
@@ -187,6 +188,7 @@ type jstr struct {
 	bad bool // the raw JSON string held invalid UTF-8
 }
 
+// UnmarshalJSON keeps a string's invalid UTF-8 as a flag for validation to report.
 func (j *jstr) UnmarshalJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		j.bad = true
