@@ -43,7 +43,7 @@ type Health struct {
 	Frames         int64            `json:"frames"`          // bot message and event frames handled
 	SystemFrames   int64            `json:"system_frames"`   // SYSTEM ping and disconnect frames
 	Messages       int64            `json:"messages"`        // bot messages appended (duplicates included)
-	Events         int64            `json:"events"`          // events recorded as context
+	Events         int64            `json:"events"`          // events recorded as context (duplicates included)
 	Acks           map[string]int64 `json:"acks"`            // answers by code ("200", "500")
 	Later          int64            `json:"later"`           // events answered LATER
 	Duplicates     int64            `json:"duplicates"`      // appends the sink reported as already stored

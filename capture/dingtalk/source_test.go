@@ -87,6 +87,11 @@ func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 	g.PushBotMessage(text)
 	g.PushBotMessage(text) // DingTalk may push twice: stored once
 	g.PushEvent("chat_add_member", "corp-test", []byte(`{"openConversationId":"cid-g1","userIds":["u9"]}`))
+	// DingTalk may push an event again even after it was acked: same eventId, recorded once.
+	again := dingtalktest.Frame{Type: dingtalktest.TypeEvent, Topic: dingtalktest.TopicAllEvents, Data: []byte(`{"chatId":"c7"}`),
+		Headers: map[string]string{"eventId": "evt-fixed", "eventType": "chat_quit", "eventCorpId": "corp-test", "eventBornTime": "1700000000000"}}
+	<-g.PushFrame(again).Done()
+	<-g.PushFrame(again).Done()
 	g.PushBotMessage(dingtalktest.QuotaPayload("q1"))
 	g.PushBotMessage([]byte(`{"msgId":`))
 	require.True(t, g.PushRaw([]byte(`not a frame`)))
@@ -99,7 +104,10 @@ func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 	require.False(t, msgs[0].CapturedAt.IsZero())
 
 	ctxRecs := sink.Records(capture.RecordContext)
-	require.Len(t, ctxRecs, 1)
+	require.Len(t, ctxRecs, 2)
+	require.Equal(t, "event:evt-fixed", ctxRecs[1].ID)
+	require.Equal(t, time.UnixMilli(1700000000000).UTC(), ctxRecs[1].At)
+	require.Equal(t, `{"chatId":"c7"}`, string(ctxRecs[1].Raw))
 	require.Equal(t, "cid-g1", ctxRecs[0].Conversation.ID)
 	require.Equal(t, "corp-test", ctxRecs[0].Tenant)
 	require.Contains(t, string(ctxRecs[0].Body), `"event_type":"chat_add_member"`)
@@ -128,11 +136,11 @@ func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 	require.Equal(t, dingtalk.StateConnected, h.State)
 	require.Len(t, h.Connections, 2)
 	require.EqualValues(t, 2, h.Messages)
-	require.EqualValues(t, 1, h.Duplicates)
+	require.EqualValues(t, 2, h.Duplicates)
 	require.EqualValues(t, 2, h.CaptureErrors)
 	require.EqualValues(t, 1, h.QuotaExhausted)
-	require.EqualValues(t, 1, h.Events)
-	require.EqualValues(t, 5, h.Acks["200"])
+	require.EqualValues(t, 3, h.Events)
+	require.EqualValues(t, 7, h.Acks["200"])
 
 	stop()
 	conns := g.Stats().Connections

@@ -17,6 +17,8 @@
 //	                      DINGTALK_CALLBACK_AES_KEY and DINGTALK_CALLBACK_OWNER_KEY
 //	-health-addr ADDR     serve the capture health snapshot as JSON at http://ADDR/health
 //	-connections N        Stream connections to keep open (default 2)
+//	-keepalive D          ping the gateway after D of silence, give up 5 s later (default 30s;
+//	                      a dead connection the gateway still routes to is found within D+5s)
 //	-silence D            report silence when no message or event arrives for D (default 0: off)
 //	-v                    log every capture event, not only warnings
 //
@@ -60,7 +62,7 @@ type ready func(healthURL, callbackURL string)
 type config struct {
 	dir, host, callbackAddr, healthAddr string
 	connections                         int
-	silence                             time.Duration
+	silence, keepAlive                  time.Duration
 	verbose                             bool
 	id, secret                          string
 	cbToken, cbAESKey, cbOwner          string
@@ -76,6 +78,7 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.healthAddr, "health-addr", "", "serve the health snapshot as JSON on this address")
 	fl.IntVar(&c.connections, "connections", 2, "Stream connections to keep open")
 	fl.DurationVar(&c.silence, "silence", 0, "report silence beyond this window (0: off)")
+	fl.DurationVar(&c.keepAlive, "keepalive", 30*time.Second, "ping the gateway after this much silence (at least 3s)")
 	fl.BoolVar(&c.verbose, "v", false, "log every capture event")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
@@ -85,6 +88,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	}
 	if c.dir == "" {
 		return nil, errors.New("-dir is required")
+	}
+	if c.keepAlive < 3*time.Second {
+		return nil, errors.New("-keepalive must be at least 3s (the SDK's minimum)")
 	}
 	if c.connections < 1 || c.connections > 50 {
 		return nil, errors.New("-connections must be between 1 and 50 (DingTalk's limit per app)")
@@ -136,7 +142,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	src, err := dingtalk.NewSource(dingtalk.Options{
 		ClientID: c.id, ClientSecret: c.secret, OpenAPIHost: c.host,
-		Connections: c.connections, SilenceWindow: c.silence,
+		Connections: c.connections, SilenceWindow: c.silence, KeepAlive: c.keepAlive,
 		Media:  dingtalk.MediaOptions{Journal: journal},
 		Logger: log,
 	})
