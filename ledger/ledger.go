@@ -94,19 +94,30 @@ type Ledger struct {
 
 	size atomic.Uint64 // durable entries, for readers
 
-	// Owned by the sequencer goroutine.
+	// Owned by the sequencer (run): the tree and the chains as they will be once every
+	// submitted batch is durable.
+	next     uint64
 	frontier seal.Frontier
 	convs    map[seal.Hash]convHead
-	cp       seal.Checkpoint // latest signed checkpoint (Size 0 if none)
-	cpAt     time.Time
-	cpMu     sync.RWMutex // guards cpNote and cp for readers
-	cpNote   []byte
+	pending  map[seal.Hash]uint64 // identities submitted, perhaps not yet durable
+
+	// Between the sequencer and the completer.
+	flights chan *flight
+	nflight atomic.Int64
+	failed  atomic.Bool // a commit failed: in-flight batches are refused until the sequencer resyncs
+
+	// Owned by the completer (complete): checkpoints.
+	cp     seal.Checkpoint // latest signed checkpoint (Size 0 if none)
+	cpAt   time.Time
+	cpMu   sync.RWMutex // guards cpNote and cp for readers
+	cpNote []byte
 }
 
 // convHead is the latest entry of a conversation: what the next one links to.
 type convHead struct {
-	seq  uint64
-	hash seal.Hash
+	seq   uint64
+	hash  seal.Hash
+	index uint64
 }
 
 // maxConvCache bounds the sequencer's cache of conversation heads; beyond it the cache is
@@ -163,10 +174,12 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{
 		st: st, opts: opts, log: opts.Logger, keys: opts.Keys,
-		reqs:  make(chan *request),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-		convs: map[seal.Hash]convHead{},
+		reqs:    make(chan *request),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		convs:   map[seal.Hash]convHead{},
+		pending: map[seal.Hash]uint64{},
+		flights: make(chan *flight, maxFlights),
 	}
 	if e := opts.Encryption; e != nil {
 		if e.Keyring == nil || e.Vault == nil {
@@ -179,6 +192,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	}
 	l.cpAt = opts.Now()
 	go l.run()
+	go l.complete()
 	return l, nil
 }
 
@@ -205,6 +219,7 @@ func (l *Ledger) load(ctx context.Context) error {
 	}
 	l.frontier = f
 	l.size.Store(size)
+	l.next = size
 
 	sc, err := l.st.LatestCheckpoint(ctx)
 	if errors.Is(err, store.ErrNotFound) {
@@ -381,256 +396,4 @@ func (l *Ledger) submit(ctx context.Context, r *request, body []byte) (capture.R
 		// The entry may still become durable; a retry is safe for deduplicated entries.
 		return capture.Receipt{}, ctx.Err()
 	}
-}
-
-// run is the sequencer: it takes waiting requests in batches and commits them.
-func (l *Ledger) run() {
-	defer close(l.done)
-	tick := time.NewTicker(l.tickEvery())
-	defer tick.Stop()
-	batch := make([]*request, 0, l.opts.MaxBatch)
-	for {
-		select {
-		case r := <-l.reqs:
-			batch = append(batch[:0], r)
-		drain:
-			for len(batch) < l.opts.MaxBatch {
-				select {
-				case r := <-l.reqs:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-			l.commit(batch)
-			clear(batch)
-		case <-tick.C:
-			if l.Size() > l.cp.Size && l.opts.Now().Sub(l.cpAt) >= l.opts.CheckpointInterval {
-				l.checkpointNow()
-			}
-		case <-l.stop:
-			// Senders racing with Close either handed their request over before this point or
-			// see l.done closed; finish what was handed over.
-			for {
-				select {
-				case r := <-l.reqs:
-					l.commit([]*request{r})
-					continue
-				default:
-				}
-				break
-			}
-			if l.Size() > l.cp.Size {
-				if err := l.checkpointNow(); err != nil {
-					l.closeErr = err
-				}
-			}
-			return
-		}
-	}
-}
-
-func (l *Ledger) tickEvery() time.Duration {
-	d := l.opts.CheckpointInterval / 4
-	if d < 10*time.Millisecond {
-		d = 10 * time.Millisecond
-	}
-	return d
-}
-
-// commit assigns indices to batch, extends the tree and makes it durable in one store append.
-func (l *Ledger) commit(batch []*request) {
-	ctx := context.Background() // one caller's cancellation must not abort the others' commit
-	base := l.Size()
-	f := l.frontier.Clone()
-	results := make([]result, len(batch))
-	sb := &store.Batch{Entries: make([]store.Entry, 0, len(batch))}
-	inBatch := map[seal.Hash]uint64{}
-	heads := map[seal.Hash]convHead{}
-	var leafBuf []byte
-	fail := func(err error) {
-		for k, r := range batch {
-			r.done <- result{err: err}
-			batch[k] = nil
-		}
-	}
-	for k, r := range batch {
-		if r.identity != (seal.Hash{}) {
-			if i, ok := inBatch[r.identity]; ok {
-				results[k] = result{index: i, dup: true}
-				continue
-			}
-			i, ok, err := l.st.Lookup(ctx, r.identity)
-			if err != nil {
-				fail(fmt.Errorf("ledger: dedup lookup: %w", err))
-				return
-			}
-			if ok {
-				results[k] = result{index: i, dup: true}
-				continue
-			}
-		}
-		idx := base + uint64(len(sb.Entries))
-		leaf := seal.Leaf{
-			Kind: r.kind, Index: idx, Time: r.time, Identity: r.identity,
-			Commitment: r.commit, PayloadHash: r.payHash, KeyID: r.keyID,
-		}
-		if r.conv != (seal.Hash{}) {
-			h, ok := heads[r.conv]
-			if !ok {
-				var err error
-				if h, err = l.convHead(ctx, r.conv); err != nil {
-					fail(err)
-					return
-				}
-			}
-			leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, h.seq+1, h.hash
-		}
-		var err error
-		leafBuf, err = leaf.AppendBinary(leafBuf[:0])
-		if err != nil {
-			results[k] = result{err: fmt.Errorf("ledger: %w", err)}
-			continue
-		}
-		leafBytes := append([]byte(nil), leafBuf...)
-		lh := seal.LeafHash(leafBytes)
-		sb.Hashes = appendStore(sb.Hashes, f.Append(lh, nil))
-		if r.conv != (seal.Hash{}) {
-			heads[r.conv] = convHead{seq: leaf.ConvSeq, hash: lh}
-		}
-		if r.identity != (seal.Hash{}) {
-			inBatch[r.identity] = idx
-		}
-		sb.Entries = append(sb.Entries, store.Entry{
-			Index: idx, Identity: r.identity, Conversation: r.conv, Leaf: leafBytes, Payload: r.payload,
-		})
-		results[k] = result{index: idx}
-	}
-	if len(sb.Entries) > 0 {
-		if err := l.st.Append(ctx, sb); err != nil {
-			l.log.Error("ledger: commit failed", "first", base, "entries", len(sb.Entries), "err", err)
-			l.resync(ctx)
-			fail(fmt.Errorf("ledger: commit of %d entries at %d: %w", len(sb.Entries), base, err))
-			return
-		}
-		l.frontier = f
-		if len(l.convs)+len(heads) > maxConvCache {
-			clear(l.convs)
-		}
-		for c, h := range heads {
-			l.convs[c] = h
-		}
-		l.size.Store(base + uint64(len(sb.Entries)))
-		// Sign before replying, so that a caller whose append completed the policy's count
-		// finds its checkpoint in place.
-		if l.Size()-l.cp.Size >= l.opts.CheckpointEvery {
-			_ = l.checkpointNow() // logged; the entries are durable either way
-		}
-	}
-	for k, r := range batch {
-		r.done <- results[k]
-	}
-}
-
-func appendStore(dst []store.Hash, src []seal.Hash) []store.Hash {
-	for _, h := range src {
-		dst = append(dst, h)
-	}
-	return dst
-}
-
-// convHead returns the latest entry of a conversation, from the cache or the store.
-func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error) {
-	if h, ok := l.convs[conv]; ok {
-		return h, nil
-	}
-	i, ok, err := l.st.LastInConversation(ctx, conv)
-	if err != nil {
-		return convHead{}, fmt.Errorf("ledger: conversation lookup: %w", err)
-	}
-	if !ok {
-		return convHead{}, nil
-	}
-	e, err := l.st.Entry(ctx, i)
-	if err != nil {
-		return convHead{}, fmt.Errorf("ledger: reading conversation head %d: %w", i, err)
-	}
-	leaf, err := seal.ParseLeaf(e.Leaf)
-	if err != nil {
-		return convHead{}, fmt.Errorf("%w: conversation head %d: %w", store.ErrCorrupt, i, err)
-	}
-	if leaf.Conversation != conv {
-		return convHead{}, fmt.Errorf("%w: entry %d is indexed under another conversation", store.ErrCorrupt, i)
-	}
-	return convHead{seq: leaf.ConvSeq, hash: seal.LeafHash(e.Leaf)}, nil
-}
-
-// resync reloads the tree state from the store after a failed commit, whose outcome in the
-// store is then known only to the store.
-func (l *Ledger) resync(ctx context.Context) {
-	clear(l.convs)
-	size, err := l.st.Size(ctx)
-	if err != nil {
-		l.log.Error("ledger: resync: reading size", "err", err)
-		return
-	}
-	hs, err := l.st.ReadHashes(ctx, seal.FrontierIndexes(size))
-	if err != nil {
-		l.log.Error("ledger: resync: reading frontier", "err", err)
-		return
-	}
-	f, err := seal.LoadFrontier(size, toSeal(hs))
-	if err != nil {
-		l.log.Error("ledger: resync", "err", err)
-		return
-	}
-	if size != l.Size() {
-		l.log.Warn("ledger: store size changed by a failed commit", "was", l.Size(), "now", size)
-	}
-	l.frontier = f
-	l.size.Store(size)
-}
-
-// checkpointNow signs and stores a checkpoint of the current tree. It runs on the sequencer.
-func (l *Ledger) checkpointNow() error {
-	ctx := context.Background()
-	cp := seal.Checkpoint{Origin: l.Origin(), Size: l.frontier.Size(), Root: l.frontier.Root()}
-	if cp.Size == 0 || cp.Size == l.cp.Size {
-		return nil
-	}
-	if l.cp.Size > 0 {
-		// Never sign a head that does not extend the previous one.
-		p, err := seal.ConsistencyProof(cp.Size, l.cp.Size, l.hashReader(ctx))
-		if err == nil {
-			err = seal.CheckConsistency(p, cp.Size, cp.Root, l.cp.Size, l.cp.Root)
-		}
-		if err != nil {
-			l.log.Error("ledger: refusing to sign an inconsistent checkpoint", "size", cp.Size, "previous", l.cp.Size, "err", err)
-			return fmt.Errorf("%w: %w", ErrInconsistent, err)
-		}
-	}
-	signed, err := seal.SignCheckpoint(cp, l.keys.Signer)
-	if err != nil {
-		return fmt.Errorf("ledger: signing checkpoint: %w", err)
-	}
-	if err := l.st.PutCheckpoint(ctx, store.Checkpoint{Size: cp.Size, Note: signed}); err != nil {
-		l.log.Error("ledger: storing checkpoint failed", "size", cp.Size, "err", err)
-		return fmt.Errorf("ledger: storing checkpoint at %d: %w", cp.Size, err)
-	}
-	l.cpMu.Lock()
-	l.cp, l.cpNote = cp, signed
-	l.cpMu.Unlock()
-	l.cpAt = l.opts.Now()
-	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
-	return nil
-}
-
-// Close stops taking appends, finishes those already handed over, signs a final checkpoint and
-// returns. It does not close the store. Calling it again returns the first result.
-func (l *Ledger) Close() error {
-	l.closeOnce.Do(func() {
-		close(l.stop)
-		<-l.done
-	})
-	return l.closeErr
 }
