@@ -305,7 +305,8 @@ func TestScanBatchEqualsScan(t *testing.T) {
 		for _, budget := range []int{denseBudget, 1} {
 			s, err := compile(lex, budget)
 			require.NoError(t, err)
-			for _, n := range []int{0, 1, 3, 4, 5, 9, len(msgs)} {
+			for _, n := range []int{0, 1, 3, 4, 5, 9, 17, len(msgs)} {
+				s.normLanesMin = n % 2 * normLanesMin // both normalizing batch paths
 				got := make([][]Finding, n)
 				s.ScanBatch(msgs[:n], func(i int, f Finding) { got[i] = append(got[i], f) })
 				for i, m := range msgs[:n] {
@@ -345,6 +346,7 @@ func TestManySymbols(t *testing.T) {
 		require.NoError(t, err)
 		compareWithReference(t, s, newRefMatcher(lex), msgs[:1000])
 		got := map[int][]Finding{}
+		s.normLanesMin = 0 // lanes
 		s.ScanBatch(msgs, func(i int, f Finding) { got[i] = append(got[i], f) })
 		for i, m := range msgs {
 			require.Equal(t, s.Scan(m), got[i])
