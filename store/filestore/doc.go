@@ -17,10 +17,14 @@
 // A crash can leave, at the end of the newest segment, part of a group commit that was never
 // acknowledged: an incomplete frame, entry frames without their commit frame, zero-filled or
 // garbage bytes. Open cuts such a tail back to the end of the last commit frame, reports it in
-// Recovery and to Options.Logger, and never cuts anything before that point. Open tells damage to
-// acknowledged data from a torn tail and refuses it with store.ErrCorrupt: a damaged frame
-// followed by any valid commit frame, a complete commit frame whose checksum fails without the
-// all-zero sector of a torn write, damage anywhere in a segment that has a successor, or in a
+// Recovery and to Options.Logger, and never cuts anything before that point. Since the space
+// after the last commit is preallocated (zeros), an unsynced write that reached the disk only in
+// part shows as 512-byte sectors that read as zeros, possibly followed by sectors that did land,
+// commit frames included: a damaged frame that touches such a sector (all zero from the frame on)
+// is the start of a torn tail, whatever follows it. Open tells other damage to acknowledged data
+// from a torn tail and refuses it with store.ErrCorrupt: a damaged frame followed by any valid
+// commit frame, a complete commit frame whose checksum fails without the all-zero sector of a
+// torn write, damage anywhere in a segment that has a successor, or in a
 // frame that an index snapshot covers (found when it is read: every read checks its frame).
 // Open never re-hashes the log: the identity and conversation indexes are rebuilt by one
 // sequential read of the index file, plus the frames written after the last index snapshot.

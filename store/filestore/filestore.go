@@ -369,8 +369,8 @@ func (s *Store) trimDerived() error {
 // read of fixed-size records, no hashing.
 func (s *Store) loadIndex(ctx context.Context) error {
 	const chunk = 1 << 14
-	buf := make([]byte, chunk*indexRecordSize)
 	n := s.durable.entries
+	buf := make([]byte, min(chunk, n)*indexRecordSize)
 	for i := uint64(0); i < n; i += chunk {
 		if err := ctx.Err(); err != nil {
 			return err

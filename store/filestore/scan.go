@@ -157,6 +157,17 @@ func judgeDamage(f file, path string, off, size int64, next uint64, pending []lo
 	if isZero(rest) {
 		return nil
 	}
+	// A crash before the sync of the last groups leaves them as an arbitrary mix of sectors that
+	// reached the disk and sectors that did not (zeros: the space is preallocated). Then the first
+	// damaged frame has a sector whose bytes from the frame on are all zero, and valid commit
+	// frames of later, unacknowledged batches may follow the hole: a torn tail, not damage.
+	extent := frameHeaderSize
+	if n, _, err := parseFrameHeader(rest); err == nil {
+		extent += n
+	}
+	if tornSector(rest, off, extent) {
+		return nil
+	}
 	for p := 1; p+frameHeaderSize <= len(rest); p++ {
 		n, sum, err := parseFrameHeader(rest[p:])
 		if err != nil || p+frameHeaderSize+n > len(rest) {
@@ -242,6 +253,24 @@ func hasZeroSector(frame []byte, off int64) bool {
 	for p := start; p < int64(len(frame)); p += sector {
 		end := min(p+sector, int64(len(frame)))
 		if isZero(frame[p:end]) {
+			return true
+		}
+	}
+	return false
+}
+
+// tornSector reports whether the frame that begins rest (at file offset off, extent bytes long as
+// far as is known) has a sector that did not reach the disk: a 512-byte aligned sector, among
+// those the frame touches, whose bytes from off on are all zero (the preallocated content).
+// The zero run is judged over the whole sector, not just the frame's part of it, so that a short
+// stretch of zeros inside a frame is not taken for a lost sector.
+func tornSector(rest []byte, off int64, extent int) bool {
+	const sector = 512
+	extent = min(extent, len(rest))
+	for p := off - off%sector; p < off+int64(extent); p += sector {
+		lo := max(p, off) - off
+		hi := min(p+sector-off, int64(len(rest)))
+		if isZero(rest[lo:hi]) {
 			return true
 		}
 	}
