@@ -84,6 +84,7 @@ func benchAppend(b *testing.B, writers int) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "entries/s")
 	b.ReportMetric(float64(st.Syncs-before.Syncs)/elapsed.Seconds(), "syncs/s")
 	b.ReportMetric(float64(b.N)/float64(max(1, st.Commits-before.Commits)), "entries/commit")
+	b.ReportMetric(float64(st.Writes-before.Writes)/float64(max(1, st.Commits-before.Commits)), "writes/commit")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(all[len(all)-1].Microseconds())/1000, "max-ms")

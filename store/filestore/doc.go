@@ -6,7 +6,13 @@
 //
 // When Append returns nil, its batch has been written and fdatasync'd: it survives the crash of
 // the process and of the machine. Concurrent Append calls share one write and one sync (group
-// commit); a caller returns only after the sync that covers its batch. A batch is atomic: its
+// commit); a caller returns only after a sync that began after its batch was written. The group
+// commit is a two-stage pipeline: while the sync of group k is in flight, the batches queued
+// meanwhile are checked and written as group k+1, and the next sync covers every group written
+// before it began. So a crash may leave written but unsynced groups after the last synced one;
+// recovery treats them as a torn tail (below). The active segment is filled with written zeros
+// a megabyte ahead of the commits, so that a group's sync overwrites blocks that are already
+// allocated and sized and needs no journal commit. A batch is atomic: its
 // entry frames count only once the commit frame that follows them is on disk, so after a crash a
 // batch is either entirely present or entirely absent. The creation of a segment is followed by
 // a sync of the directory. Checkpoints are synced before PutCheckpoint returns. Blobs are written

@@ -13,8 +13,6 @@ type file interface {
 	// Sync makes the file's data and size durable (fdatasync where the system has it).
 	Sync() error
 	Truncate(size int64) error
-	// Allocate reserves disk space for [off, off+n), extending the file with zeros.
-	Allocate(off, n int64) error
 	Size() (int64, error)
 	Close() error
 }
@@ -22,8 +20,6 @@ type file interface {
 type osFile struct{ *os.File }
 
 func (f osFile) Sync() error { return datasync(f.File) }
-
-func (f osFile) Allocate(off, n int64) error { return allocate(f.File, off, n) }
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()

@@ -73,7 +73,8 @@ type Recovery struct {
 
 // Stats counts the work of the group committer since Open.
 type Stats struct {
-	Commits uint64 // group commits: one write and one sync each
+	Commits uint64 // group commits: syncs of the log, each covering one or more writes
+	Writes  uint64 // group writes: one write call each
 	Batches uint64 // batches made durable
 	Entries uint64 // entries made durable
 	Syncs   uint64 // file syncs of every kind (segments, checkpoints, blobs, snapshots)
@@ -117,13 +118,34 @@ type Store struct {
 	queue   []*request
 	qclosed bool
 
+	w writerState // the committer's
+
+	smu      sync.Mutex // the syncer's queue
+	scond    *sync.Cond
+	sq       []*group // written, waiting for a sync
+	inPipe   int      // groups handed to the syncer and not yet finished
+	sbroken  error    // a failed sync the committer has not undone yet
+	wdone    bool     // the committer has stopped
+	finished atomic.Uint64
+
 	flushMu sync.Mutex // serializes snapshots
 	flushCh chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
 
-	commits, batches, entries, syncs atomic.Uint64
-	buf                              []byte // the committer's
+	commits, writes, batches, entries, syncs atomic.Uint64
+	buf                                      []byte // the committer's
+}
+
+// writerState is the log as the committer has written it, ahead of the published (durable) log
+// by the groups in the pipeline.
+type writerState struct {
+	size     uint64
+	hc       int64
+	end      int64
+	inflight map[store.Hash]struct{} // identities of the groups in the pipeline
+	fifo     []*group                // the groups in the pipeline, oldest first
+	forgot   uint64                  // groups finished by the syncer and dropped from fifo
 }
 
 type segment struct {
@@ -188,6 +210,7 @@ func open(ctx context.Context, dir string, o Options) (*Store, error) {
 		flushCh: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	s.qcond = sync.NewCond(&s.qmu)
+	s.scond = sync.NewCond(&s.smu)
 	start := time.Now()
 	if err := s.open(ctx); err != nil {
 		s.closeFiles()
@@ -205,8 +228,10 @@ func open(ctx context.Context, dir string, o Options) (*Store, error) {
 	s.log.Info("filestore: opened", "dir", dir, "entries", s.size, "indexed", s.recovery.Indexed,
 		"replayed", s.recovery.Replayed, "readonly", s.readOnly, "duration", s.recovery.Duration)
 	if !s.readOnly {
-		s.wg.Add(2)
+		s.w = writerState{size: s.size, hc: s.hc, end: s.end, inflight: map[store.Hash]struct{}{}}
+		s.wg.Add(3)
 		go s.committer()
+		go s.syncer()
 		go s.flusher()
 	}
 	return s, nil
@@ -221,7 +246,7 @@ func (s *Store) Recovery() Recovery {
 
 // Stats returns the counters of the store's work since Open.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Batches: s.batches.Load(), Entries: s.entries.Load(), Syncs: s.syncs.Load()}
+	return Stats{Commits: s.commits.Load(), Writes: s.writes.Load(), Batches: s.batches.Load(), Entries: s.entries.Load(), Syncs: s.syncs.Load()}
 }
 
 // Dir returns the directory of the store.

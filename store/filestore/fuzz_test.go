@@ -25,7 +25,6 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) { return 0, io.ErrShortWrite }
 func (m *memFile) Sync() error                              { return nil }
 func (m *memFile) Truncate(int64) error                     { return nil }
-func (m *memFile) Allocate(int64, int64) error              { return nil }
 func (m *memFile) Size() (int64, error)                     { return int64(len(m.b)), nil }
 func (m *memFile) Close() error                             { return nil }
 

@@ -28,12 +28,3 @@ func lockFile(f *os.File) error {
 	}
 	return nil
 }
-
-func allocate(f *os.File, off, n int64) error {
-	for {
-		err := syscall.Fallocate(int(f.Fd()), 0, off, n)
-		if err != syscall.EINTR {
-			return err
-		}
-	}
-}

@@ -12,5 +12,3 @@ func datasync(f *os.File) error { return f.Sync() }
 func lockFile(f *os.File) error {
 	return fmt.Errorf("filestore: exclusive locking is implemented on linux only")
 }
-
-func allocate(f *os.File, off, n int64) error { return nil }
