@@ -8,7 +8,10 @@
 // Flags:
 //
 //	-dir DIR              ledger directory (created if absent): DIR/store, DIR/ledger.key,
-//	                      DIR/ledger.vkey, and DIR/media-journal for pending attachment fetches
+//	                      DIR/ledger.vkey, DIR/keys and DIR/ledger.keyring (encryption at rest:
+//	                      set COMMSEAL_PASSPHRASE before the first run, or a demonstration
+//	                      key file DIR/ledger.kek is made), and DIR/media-journal for pending
+//	                      attachment fetches
 //	-openapi-host URL     DingTalk OpenAPI host: https://api.dingtalk.com (mainland, default) or
 //	                      https://api.dingtalk.io (overseas DingTalk; check which one a Hong Kong
 //	                      tenant's developer console uses)
