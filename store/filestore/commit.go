@@ -18,9 +18,6 @@ import (
 // once per chunk.
 const zeroChunk = 1 << 20
 
-// zeros is what the committer writes ahead of the commits.
-var zeros = make([]byte, zeroChunk)
-
 // request is one Append waiting for the group committer.
 type request struct {
 	ctx  context.Context
@@ -35,8 +32,8 @@ type request struct {
 // committer writes the next group. Append returns only after a sync that began after its write (or with the reason its batch was
 // rejected or the write failed, in which case nothing of the batch is in the log). A batch
 // queued behind another is checked against the size that one leaves, so a caller that pipelines
-// (queues batch k+1 before batch k returns) gets both in order, or ErrOutOfOrder for the
-// second if the first fails (see Submit).
+// (queues batch k+1 before batch k returns) gets both in order, or an error for the second if
+// the first fails: ErrOutOfOrder, or the failed sync of the first (see Submit).
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	return <-s.Submit(ctx, b)
 }
@@ -248,7 +245,10 @@ func (s *Store) write(reqs []*request) {
 	if need := base + int64(len(buf)); need > s.alloc {
 		// Zeros ahead, so that the next groups overwrite written blocks. A crash leaves them
 		// as zeros or not at all: either way the preallocated tail that Open expects.
-		if _, zerr := seg.f.WriteAt(zeros, need); zerr == nil {
+		if s.zeros == nil {
+			s.zeros = make([]byte, zeroChunk)
+		}
+		if _, zerr := seg.f.WriteAt(s.zeros, need); zerr == nil {
 			s.alloc = need + zeroChunk
 		} else {
 			s.alloc = need

@@ -135,6 +135,7 @@ type Store struct {
 
 	commits, writes, batches, entries, syncs atomic.Uint64
 	buf                                      []byte // the committer's
+	zeros                                    []byte // the committer's: written ahead of the commits
 }
 
 // writerState is the log as the committer has written it, ahead of the published (durable) log
