@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 
 	"github.com/commseal/commseal/store"
 )
@@ -146,7 +145,7 @@ func (s *Store) resync(cause error) {
 		s.mu.Unlock()
 		s.log.Error("filestore: write failure left the store unwritable until reopened", "err", s.failed)
 	}
-	s.w = writerState{size: size, hc: hc, end: end, inflight: s.w.inflight, fifo: s.w.fifo[:0], forgot: s.finished.Load()}
+	s.w = writerState{size: size, hc: hc, end: end, inflight: s.w.inflight, fifo: s.w.fifo[:0], forgot: s.finished.Load(), free: s.w.free}
 	clear(s.w.inflight)
 	s.smu.Lock()
 	s.sbroken = nil
@@ -157,8 +156,14 @@ func (s *Store) resync(cause error) {
 func (s *Store) forget() {
 	done := s.finished.Load()
 	for ; s.w.forgot < done; s.w.forgot++ {
-		for _, id := range s.w.fifo[0].ids {
+		g := s.w.fifo[0]
+		for _, id := range g.ids {
 			delete(s.w.inflight, id)
+		}
+		if len(s.w.free) < 4 {
+			clear(g.reqs)
+			*g = group{reqs: g.reqs[:0], n: g.n[:0], locs: g.locs[:0], ids: g.ids[:0]}
+			s.w.free = append(s.w.free, g)
 		}
 		s.w.fifo[0] = nil
 		s.w.fifo = s.w.fifo[1:]
@@ -200,7 +205,13 @@ func (s *Store) write(reqs []*request) {
 	base := s.w.end
 	size, hc := s.w.size, s.w.hc
 	buf := s.buf[:0]
-	g := &group{seg: seg}
+	var g *group
+	if k := len(s.w.free); k > 0 {
+		g, s.w.free = s.w.free[k-1], s.w.free[:k-1]
+	} else {
+		g = &group{}
+	}
+	g.seg = seg
 	s.mu.RLock()
 	for _, r := range reqs {
 		if err := r.ctx.Err(); err != nil {
@@ -504,8 +515,10 @@ func (s *Store) flush() error {
 	}
 	s.syncs.Add(4)
 	s.mu.Lock()
-	s.overlay = slices.Clone(s.overlay[n:])
-	s.ovHashes = slices.Clone(s.ovHashes[len(hashes):])
+	// Keep the arrays (their capacity is what the next snapshot needs again); nothing else
+	// holds them: readers copy out of them under the lock.
+	s.overlay = s.overlay[:copy(s.overlay, s.overlay[n:])]
+	s.ovHashes = s.ovHashes[:copy(s.ovHashes, s.ovHashes[len(hashes):])]
 	s.durable = to
 	s.mu.Unlock()
 	return nil

@@ -147,6 +147,7 @@ type writerState struct {
 	inflight map[store.Hash]struct{} // identities of the groups in the pipeline
 	fifo     []*group                // the groups in the pipeline, oldest first
 	forgot   uint64                  // groups finished by the syncer and dropped from fifo
+	free     []*group                // finished groups, for reuse
 }
 
 type segment struct {
