@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"slices"
@@ -31,6 +32,9 @@ func (v *KeyVault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	}
 	if k.ID == "" || len(k.Wrapped) == 0 {
 		return fmt.Errorf("%w: a key needs an id and wrapped bytes", store.ErrInvalid)
+	}
+	if err := checkMeta(k); err != nil {
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -64,14 +68,24 @@ func (v *KeyVault) Key(ctx context.Context, id string) (store.WrappedKey, error)
 
 // UpdateKey implements store.KeyVault.
 func (v *KeyVault) UpdateKey(ctx context.Context, k store.WrappedKey) error {
-	if _, err := v.Key(ctx, k.ID); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(k.Wrapped) == 0 {
-		return fmt.Errorf("%w: key %q without wrapped bytes", store.ErrInvalid, k.ID)
+	if k.ID == "" || len(k.Wrapped) == 0 {
+		return fmt.Errorf("%w: key %q without id or wrapped bytes", store.ErrInvalid, k.ID)
 	}
+	if err := checkMeta(k); err != nil {
+		return err
+	}
+	// Checked and replaced under one lock, so a racing DestroyKey is never undone.
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	switch old, ok := v.keys[k.ID]; {
+	case !ok:
+		return fmt.Errorf("%w: key %q", store.ErrNotFound, k.ID)
+	case old.Destroyed:
+		return fmt.Errorf("%w: key %q", store.ErrDestroyed, k.ID)
+	}
 	k.Destroyed = false
 	v.keys[k.ID] = cloneKey(k)
 	return nil
@@ -114,6 +128,14 @@ func (v *KeyVault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] 
 			}
 		}
 	}
+}
+
+// checkMeta refuses metadata that is not JSON, as a persistent vault that stores it as JSON must.
+func checkMeta(k store.WrappedKey) error {
+	if len(k.Meta) > 0 && !json.Valid(k.Meta) {
+		return fmt.Errorf("%w: key %q metadata is not JSON", store.ErrInvalid, k.ID)
+	}
+	return nil
 }
 
 func cmpString(a, b string) int {

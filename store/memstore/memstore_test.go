@@ -27,3 +27,7 @@ func Example() {
 	fmt.Println(n, hc)
 	// Output: 3 4
 }
+
+func TestKeyVaultConformance(t *testing.T) {
+	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return &memstore.KeyVault{} })
+}

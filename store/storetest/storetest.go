@@ -18,6 +18,12 @@
 // hashes in the suite's batches are correctly counted (store.StoredHashesFor) but their values
 // are arbitrary, deterministic functions of their stored-hash index: a store does not compute
 // Merkle hashes, it keeps them.
+//
+// RunKeyVault is the same for store.KeyVault adapters (wrapped data keys, destroyed on demand):
+//
+//	func TestKeyVaultConformance(t *testing.T) {
+//		storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return &memstore.KeyVault{} })
+//	}
 package storetest
 
 import (
