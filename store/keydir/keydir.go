@@ -8,7 +8,7 @@
 // useless without the KEK anyway; the overwrite removes them from the file system's view
 // (storage media may keep remapped blocks, which is why the keys are wrapped in the first place).
 //
-// File name: the hex of the key id plus ".key". File content: JSON
+// File name: the hex of the key id plus ".key" (so an id has at most 125 bytes). File content: JSON
 // {"id","keyring","wrapped","meta"} or {"id","destroyed":true}.
 package keydir
 
@@ -125,9 +125,13 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// maxID is the longest id whose file name (hex, ".key") fits the 255 bytes that file systems
+// allow a name.
+const maxID = (255 - len(".key")) / 2
+
 func checkID(id string) error {
-	if id == "" || len(id) > 255 {
-		return fmt.Errorf("%w: key id must be 1 to 255 bytes", store.ErrInvalid)
+	if id == "" || len(id) > maxID {
+		return fmt.Errorf("%w: key id must be 1 to %d bytes", store.ErrInvalid, maxID)
 	}
 	return nil
 }
