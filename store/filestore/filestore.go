@@ -126,6 +126,8 @@ type Store struct {
 	inPipe   int      // groups handed to the syncer and not yet finished
 	sbroken  error    // a failed sync the committer has not undone yet
 	wdone    bool     // the committer has stopped
+	passes   uint64   // write calls of the committer (see gather)
+	draining bool     // the committer waits for the pipeline to empty
 	finished atomic.Uint64
 
 	flushMu sync.Mutex // serializes snapshots
