@@ -212,8 +212,12 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 
 // encrypt seals r's envelope under the data key of its scope.
 func (l *Ledger) encrypt(ctx context.Context, r *request, env []byte, tenant, conversation string, t time.Time, kind string) ([]byte, error) {
-	id, sc := l.dk.keyID(tenant, conversation, t)
-	dek, err := l.dk.get(ctx, id, sc, true, kind)
+	id, sc, create := r.keyID, keyScope{}, false // a key chosen by the caller already exists
+	if id == "" {
+		id, sc = l.dk.keyID(tenant, conversation, t)
+		create = true
+	}
+	dek, err := l.dk.get(ctx, id, sc, create, kind)
 	if err != nil {
 		return nil, err
 	}

@@ -346,6 +346,15 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 	if rr.Conversation.ID != "" {
 		r.conv = seal.ConversationDigest(rr.Platform, rr.Tenant, rr.Conversation.ID)
 	}
+	if l.dk != nil && rr.About != nil {
+		// A record about a message (its media, a finding) lives and dies with that message:
+		// it is encrypted under the message's data key, whenever it is sealed.
+		id, err := l.messageKeyID(ctx, *rr.About)
+		if err != nil {
+			return capture.Receipt{}, err
+		}
+		r.keyID = id
+	}
 	rc, err := l.submit(ctx, r, body)
 	if err == nil && l.dk != nil && rr.Kind == capture.RecordMedia {
 		// A media record ties its blob's key to the record's scope, so that shredding the scope
@@ -354,7 +363,10 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		if json.Unmarshal(rr.Body, &ref) == nil && len(ref.SHA256) == 64 {
 			var sum [32]byte
 			if _, herr := hex.Decode(sum[:], []byte(ref.SHA256)); herr == nil {
-				scope, _ := scopeKeyID(rr.Tenant, rr.Conversation.ID, rr.At)
+				scope := r.keyID
+				if scope == "" {
+					scope, _ = scopeKeyID(rr.Tenant, rr.Conversation.ID, rr.At)
+				}
 				if err := l.dk.addBlobScope(ctx, sum, scope); err != nil {
 					l.log.Warn("ledger: linking blob to its scope failed", "blob", ref.SHA256, "err", err)
 				}
@@ -362,6 +374,24 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		}
 	}
 	return rc, err
+}
+
+// messageKeyID returns the data key id of the stored message with key k, or "" if it is not
+// stored (or not encrypted).
+func (l *Ledger) messageKeyID(ctx context.Context, k capture.Key) (string, error) {
+	i, ok, err := l.st.Lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
+	if err != nil || !ok {
+		return "", err
+	}
+	e, err := l.st.Entry(ctx, i)
+	if err != nil {
+		return "", fmt.Errorf("ledger: reading message %s: %w", k, err)
+	}
+	leaf, err := seal.ParseLeaf(e.Leaf)
+	if err != nil {
+		return "", fmt.Errorf("%w: message %s: %w", store.ErrCorrupt, k, err)
+	}
+	return leaf.KeyID, nil
 }
 
 // submit seals body into r's payload and commitment, hands r to the sequencer and waits.

@@ -49,13 +49,17 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 	require.NoError(t, err)
 	blobHeld, err := e.PutBlob(ctx, []byte("held chat attachment"))
 	require.NoError(t, err)
-	for _, ref := range []struct {
+	for k, ref := range []struct {
 		sum  [32]byte
 		conv string
 	}{{blobGone, "cid-desk"}, {blobHeld, "cid-held"}} {
+		// The media record is sealed long after its message (fetches can be retried for
+		// months): it still lives and dies with the message's month-0 scope.
 		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(ref.sum[:])})
+		about := secretMsg(0*10+[]int{0, 1}[k], ref.conv, start.AddDate(0, 0, 3), "").Key()
 		_, err := e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
-			ID: "media-" + ref.conv, Conversation: capture.Conversation{ID: ref.conv}, At: start.AddDate(0, 0, 5), Body: body})
+			ID: "media-" + ref.conv, Conversation: capture.Conversation{ID: ref.conv}, About: &about,
+			At: start.AddDate(0, 30, 0), Body: body})
 		require.NoError(t, err)
 	}
 	_, err = e.PlaceHold(ctx, ledger.Hold{ID: "hold-1", Tenant: "corp1", Conversation: "cid-held",

@@ -1,0 +1,181 @@
+// Command retention applies a retention policy and manages legal holds on a ledger directory
+// (as the quickstart or the archiver write them). Every action is sealed into the ledger.
+//
+//	go run ./examples/retention -dir DIR -holds
+//	go run ./examples/retention -dir DIR -hold ID -tenant T [-conversation C] -reason R -by WHO
+//	go run ./examples/retention -dir DIR -release ID -reason R -by WHO
+//	go run ./examples/retention -dir DIR -keep 2y [-tenant T] [-kinds message,media] [-now 2029-01-01] -dry-run
+//	go run ./examples/retention -dir DIR -keep 2y -authority "retention job approved by CCO"
+//
+// -keep takes years, months and days ("7y", "24m", "2y6m", "90d"); scopes (tenant × conversation
+// × month) whose month ended longer ago than that, and that no legal hold covers, have their data
+// keys destroyed and a shred entry sealed for each. -dry-run lists them and changes nothing. A
+// scope that no rule matches is kept. Exit status: 0 done, 1 failed, 2 usage.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/ledger"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+var periodRE = regexp.MustCompile(`^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)d)?$`)
+
+// parsePeriod reads "2y", "24m", "2y6m", "90d".
+func parsePeriod(s string) (ledger.Period, error) {
+	m := periodRE.FindStringSubmatch(s)
+	if m == nil || s == "" {
+		return ledger.Period{}, fmt.Errorf("period %q: want years, months and days such as 7y, 24m, 2y6m or 90d", s)
+	}
+	n := func(x string) int { v, _ := strconv.Atoi(x); return v }
+	p := ledger.Period{Years: n(m[1]), Months: n(m[2]), Days: n(m[3])}
+	if p == (ledger.Period{}) {
+		return p, fmt.Errorf("period %q is zero", s)
+	}
+	return p, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("retention", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	dir := fl.String("dir", "", "ledger directory (required)")
+	holds := fl.Bool("holds", false, "list the active legal holds")
+	hold := fl.String("hold", "", "place a legal hold with this `id`")
+	release := fl.String("release", "", "release the legal hold with this `id`")
+	tenant := fl.String("tenant", "", "tenant of a hold, or of the retention rule (default: every tenant)")
+	conv := fl.String("conversation", "", "conversation id of a hold (default: the whole tenant)")
+	reason := fl.String("reason", "", "reason for a hold or a release")
+	by := fl.String("by", "", "who places or releases a hold")
+	keep := fl.String("keep", "", "retention period of the rule to apply, e.g. 2y or 7y")
+	kinds := fl.String("kinds", "", "comma-separated entry kinds the rule applies to (default: all)")
+	now := fl.String("now", "", "judge expiry at this date (YYYY-MM-DD, UTC); default now")
+	dry := fl.Bool("dry-run", false, "list what the policy would shred; change nothing")
+	authority := fl.String("authority", "", "who authorized shredding (required without -dry-run)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	usage := func(msg string) int {
+		fmt.Fprintf(stderr, "retention: %s\n", msg)
+		return 2
+	}
+	actions := 0
+	for _, on := range []bool{*holds, *hold != "", *release != "", *keep != ""} {
+		if on {
+			actions++
+		}
+	}
+	switch {
+	case *dir == "":
+		return usage("-dir is required")
+	case fl.NArg() > 0:
+		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
+	case actions != 1:
+		return usage("give exactly one of -holds, -hold ID, -release ID, -keep PERIOD")
+	case *hold != "" && (*tenant == "" || *reason == "" || *by == ""):
+		return usage("-hold needs -tenant, -reason and -by")
+	case *release != "" && (*reason == "" || *by == ""):
+		return usage("-release needs -reason and -by")
+	case *keep != "" && !*dry && *authority == "":
+		return usage("shredding needs -authority (or -dry-run)")
+	}
+	var policy ledger.RetentionPolicy
+	var at time.Time
+	if *keep != "" {
+		p, err := parsePeriod(*keep)
+		if err != nil {
+			return usage(err.Error())
+		}
+		rule := ledger.RetentionRule{Name: "keep " + *keep, Tenant: *tenant, Keep: p}
+		if *kinds != "" {
+			rule.Kinds = strings.Split(*kinds, ",")
+		}
+		policy.Rules = []ledger.RetentionRule{rule}
+		if *now != "" {
+			if at, err = time.Parse("2006-01-02", *now); err != nil {
+				return usage(fmt.Sprintf("-now %q: want YYYY-MM-DD", *now))
+			}
+		}
+	}
+	if _, err := os.Stat(*dir); err != nil {
+		return usage(err.Error())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	l, err := ledgerdir.Open(ctx, *dir, "", ledger.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "retention: %v\n", err)
+		return 1
+	}
+	code := act(ctx, l, stderr, func(ctx context.Context) error {
+		switch {
+		case *holds:
+			hs, err := l.Holds(ctx)
+			for _, h := range hs {
+				scope := h.Tenant
+				if h.Conversation != "" {
+					scope += "/" + h.Conversation
+				}
+				fmt.Fprintf(stdout, "%s\t%s\tsince %s\tby %s\t%s\n", h.ID, scope, h.From.Format(time.RFC3339), h.By, h.Reason)
+			}
+			if err == nil && len(hs) == 0 {
+				fmt.Fprintln(stdout, "no active legal holds")
+			}
+			return err
+		case *hold != "":
+			i, err := l.PlaceHold(ctx, ledger.Hold{ID: *hold, Tenant: *tenant, Conversation: *conv, Reason: *reason, By: *by})
+			if err == nil {
+				fmt.Fprintf(stdout, "hold %s placed: entry %d\n", *hold, i)
+			}
+			return err
+		case *release != "":
+			i, err := l.ReleaseHold(ctx, *release, *by, *reason)
+			if err == nil {
+				fmt.Fprintf(stdout, "hold %s released: entry %d\n", *release, i)
+			}
+			return err
+		}
+		shreds, err := l.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: at, DryRun: *dry, Authority: *authority})
+		verb := "shredded"
+		if *dry {
+			verb = "would shred"
+		}
+		for _, s := range shreds {
+			line := fmt.Sprintf("%s %s: tenant %s, conversation %s, month %s, expired %s", verb, s.KeyID, s.Tenant, s.Conversation, s.Month, s.ExpiredAt.Format("2006-01-02"))
+			if len(s.Blobs) > 0 {
+				line += fmt.Sprintf(", %d attachments", len(s.Blobs))
+			}
+			if !*dry {
+				line += fmt.Sprintf(" (entry %d)", s.Index)
+			}
+			fmt.Fprintln(stdout, line)
+		}
+		fmt.Fprintf(stdout, "%d scopes %s\n", len(shreds), verb)
+		return err
+	})
+	return code
+}
+
+// act runs f on the open ledger and closes it (signing a final checkpoint).
+func act(ctx context.Context, l *ledgerdir.Ledger, stderr io.Writer, f func(context.Context) error) int {
+	err := f(ctx)
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "retention: %v\n", err)
+		return 1
+	}
+	return 0
+}

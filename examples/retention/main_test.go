@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/ledger"
+	"github.com/stretchr/testify/require"
+)
+
+func runR(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// makeLedger writes messages in three conversations in July 2026, one with an attachment whose
+// media record is sealed months later.
+func makeLedger(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	for i := 0; i < 9; i++ {
+		_, err := l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: fmt.Sprint("m", i),
+			Conversation: capture.Conversation{ID: fmt.Sprint("cid", i%3)}, Kind: capture.KindText, Text: "order",
+			SentAt: time.Date(2026, 7, 1+i, 0, 0, 0, 0, time.UTC)})
+		require.NoError(t, err)
+	}
+	sum, err := l.PutBlob(ctx, []byte("ticket scan"))
+	require.NoError(t, err)
+	body, _ := json.Marshal(map[string]string{"status": "stored", "sha256": hex.EncodeToString(sum[:])})
+	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp", ID: "m0/0",
+		Conversation: capture.Conversation{ID: "cid0"}, About: &capture.Key{Platform: "dingtalk", Tenant: "corp", ID: "m0"},
+		At: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Body: body})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	return dir
+}
+
+func TestRetentionCommand(t *testing.T) {
+	dir := makeLedger(t)
+	code, out, errs := runR("-dir", dir, "-keep", "1m", "-now", "2026-10-01", "-dry-run")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "3 scopes would shred")
+
+	code, out, errs = runR("-dir", dir, "-hold", "case-1", "-tenant", "corp", "-conversation", "cid1", "-reason", "SFC inquiry", "-by", "counsel")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "hold case-1 placed")
+	code, out, _ = runR("-dir", dir, "-holds")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "case-1\tcorp/cid1")
+
+	code, out, errs = runR("-dir", dir, "-keep", "1m", "-now", "2026-10-01", "-authority", "CCO")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "2 scopes shredded")
+	require.Contains(t, out, "conversation cid0, month 2026-07, expired 2026-09-01, 1 attachments")
+	require.NotContains(t, out, "cid1")
+
+	// The held conversation reads; the shredded ones do not; the ledger verifies.
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	shredded := 0
+	require.NoError(t, l.Access("auditor", "test").Scan(ctx, 0, 9, func(e *ledger.Entry, err error) error {
+		if errors.Is(err, ledger.ErrShredded) {
+			shredded++
+			return nil
+		}
+		require.NoError(t, err)
+		require.Equal(t, "cid1", e.Message.Conversation.ID)
+		return nil
+	}))
+	require.Equal(t, 6, shredded)
+	require.NoError(t, l.Close())
+	st, err := ledgerdir.OpenStore(ctx, dir, true, nil)
+	require.NoError(t, err)
+	_, err = ledger.Verify(ctx, st, l.Keys.Verifier, ledger.VerifyOptions{})
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+
+	code, out, errs = runR("-dir", dir, "-release", "case-1", "-reason", "closed", "-by", "counsel")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "released")
+	code, out, _ = runR("-dir", dir, "-holds")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "no active legal holds")
+	code, _, errs = runR("-dir", dir, "-release", "case-1", "-reason", "again", "-by", "counsel")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "no active hold")
+}
+
+func TestRetentionCommandUsage(t *testing.T) {
+	dir := makeLedger(t)
+	for _, args := range [][]string{
+		{},
+		{"-dir", dir},
+		{"-dir", dir, "-holds", "-keep", "1y"},
+		{"-dir", dir, "-keep", "1y"},             // no authority
+		{"-dir", dir, "-keep", "1x", "-dry-run"}, // bad period
+		{"-dir", dir, "-keep", "0y", "-dry-run"}, // zero period
+		{"-dir", dir, "-keep", "1y", "-dry-run", "-now", "01/02/2026"},
+		{"-dir", dir, "-hold", "h", "-tenant", "corp"}, // no reason
+		{"-dir", dir, "-release", "h"},
+		{"-dir", filepath.Join(dir, "missing"), "-holds"},
+		{"-dir", dir, "-holds", "extra"},
+	} {
+		code, _, errs := runR(args...)
+		require.Equal(t, 2, code, "%v: %s", args, errs)
+		require.True(t, strings.HasPrefix(errs, "retention: ") || strings.Contains(errs, "flag"), errs)
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	for s, want := range map[string]ledger.Period{"7y": {Years: 7}, "24m": {Months: 24}, "2y6m": {Years: 2, Months: 6}, "90d": {Days: 90}} {
+		p, err := parsePeriod(s)
+		require.NoError(t, err)
+		require.Equal(t, want, p)
+	}
+	for _, s := range []string{"", "y", "1m2y", "-1y", "1 y"} {
+		_, err := parsePeriod(s)
+		require.Error(t, err, s)
+	}
+}
