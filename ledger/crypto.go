@@ -23,6 +23,10 @@ import (
 // scope never touches another. The leaf carries the key id, the hash of the ciphertext and the
 // salted commitment to the plaintext; the salt is inside the ciphertext, so it goes with the key.
 //
+// A record about a message (capture.Record.About) is encrypted under the message's data key,
+// so that it goes when the message goes. Appending to a scope that was already shredded (a
+// backfilled message from an expired month) fails with ErrShredded: its key cannot come back.
+//
 // Entries that are the ledger's own audit trail (access, hold, shred) are not encrypted.
 type Encryption struct {
 	Keyring seal.Keyring
