@@ -132,6 +132,11 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 		require.Contains(t, string(se.Body), "approved by CCO")
 	}
 	require.Equal(t, 1, blobKeysGone, "the attachment of the shredded month went with it")
+	// A late backfill into a shredded month cannot bring its key back.
+	sizeNow := e.Size()
+	_, err = e.Append(ctx, secretMsg(999, "cid-desk", start.AddDate(0, 0, 9), "late backfill"))
+	require.ErrorIs(t, err, ledger.ErrShredded)
+	require.Equal(t, sizeNow, e.Size(), "nothing written")
 	// Running again changes nothing.
 	again, err := e.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: now, Authority: "retention job"})
 	require.NoError(t, err)
