@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 )
 
@@ -36,4 +38,18 @@ type KeyVault interface {
 	DestroyKey(ctx context.Context, id string) error
 	// Keys yields every key, live and destroyed (with Wrapped nil), in id order.
 	Keys(ctx context.Context) iter.Seq2[WrappedKey, error]
+}
+
+// CheckKey reports whether k can be stored by PutKey or UpdateKey: a non-empty id, wrapped
+// bytes, and metadata that is empty or JSON. Vaults call it before writing.
+func CheckKey(k WrappedKey) error {
+	switch {
+	case k.ID == "":
+		return fmt.Errorf("%w: a key needs an id", ErrInvalid)
+	case len(k.Wrapped) == 0:
+		return fmt.Errorf("%w: key %q without wrapped bytes", ErrInvalid, k.ID)
+	case len(k.Meta) > 0 && !json.Valid(k.Meta):
+		return fmt.Errorf("%w: key %q metadata is not JSON", ErrInvalid, k.ID)
+	}
+	return nil
 }

@@ -80,9 +80,6 @@ func (v *Vault) read(id string) (store.WrappedKey, error) {
 }
 
 func (v *Vault) write(f fileKey) error {
-	if f.Meta != nil && !json.Valid(f.Meta) {
-		return fmt.Errorf("%w: key %q metadata is not JSON", store.ErrInvalid, f.ID)
-	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("keydir: %w", err)
@@ -136,16 +133,21 @@ func checkID(id string) error {
 	return nil
 }
 
-// PutKey implements store.KeyVault.
-func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
+// checkKey refuses a PutKey or UpdateKey that cannot be written.
+func checkKey(ctx context.Context, k store.WrappedKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := checkID(k.ID); err != nil {
 		return err
 	}
-	if len(k.Wrapped) == 0 {
-		return fmt.Errorf("%w: key %q without wrapped bytes", store.ErrInvalid, k.ID)
+	return store.CheckKey(k)
+}
+
+// PutKey implements store.KeyVault.
+func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
+	if err := checkKey(ctx, k); err != nil {
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -170,14 +172,8 @@ func (v *Vault) Key(ctx context.Context, id string) (store.WrappedKey, error) {
 
 // UpdateKey implements store.KeyVault.
 func (v *Vault) UpdateKey(ctx context.Context, k store.WrappedKey) error {
-	if err := ctx.Err(); err != nil {
+	if err := checkKey(ctx, k); err != nil {
 		return err
-	}
-	if err := checkID(k.ID); err != nil {
-		return err
-	}
-	if len(k.Wrapped) == 0 {
-		return fmt.Errorf("%w: key %q without wrapped bytes", store.ErrInvalid, k.ID)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

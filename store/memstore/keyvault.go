@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"slices"
@@ -30,10 +29,7 @@ func (v *KeyVault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if k.ID == "" || len(k.Wrapped) == 0 {
-		return fmt.Errorf("%w: a key needs an id and wrapped bytes", store.ErrInvalid)
-	}
-	if err := checkMeta(k); err != nil {
+	if err := store.CheckKey(k); err != nil {
 		return err
 	}
 	v.mu.Lock()
@@ -71,10 +67,7 @@ func (v *KeyVault) UpdateKey(ctx context.Context, k store.WrappedKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if k.ID == "" || len(k.Wrapped) == 0 {
-		return fmt.Errorf("%w: key %q without id or wrapped bytes", store.ErrInvalid, k.ID)
-	}
-	if err := checkMeta(k); err != nil {
+	if err := store.CheckKey(k); err != nil {
 		return err
 	}
 	// Checked and replaced under one lock, so a racing DestroyKey is never undone.
@@ -128,14 +121,6 @@ func (v *KeyVault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] 
 			}
 		}
 	}
-}
-
-// checkMeta refuses metadata that is not JSON, as a persistent vault that stores it as JSON must.
-func checkMeta(k store.WrappedKey) error {
-	if len(k.Meta) > 0 && !json.Valid(k.Meta) {
-		return fmt.Errorf("%w: key %q metadata is not JSON", store.ErrInvalid, k.ID)
-	}
-	return nil
 }
 
 func cmpString(a, b string) int {
