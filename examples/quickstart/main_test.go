@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
+	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/stretchr/testify/require"
@@ -104,24 +101,6 @@ func secretsOf(t *testing.T, payloads [][]byte) []string {
 	return out
 }
 
-// encodings returns the obvious ways s could sit in a file.
-func encodings(s string) [][]byte {
-	u16 := utf16.Encode([]rune(s))
-	le, be := make([]byte, 2*len(u16)), make([]byte, 2*len(u16))
-	for i, c := range u16 {
-		le[2*i], le[2*i+1] = byte(c), byte(c>>8)
-		be[2*i], be[2*i+1] = byte(c>>8), byte(c)
-	}
-	esc, _ := json.Marshal(s) // JSON with \u escapes for non-ASCII
-	ascii := strings.Trim(strconv.QuoteToASCII(s), `"`)
-	out := [][]byte{[]byte(s), le, be, []byte(hex.EncodeToString([]byte(s))), esc[1 : len(esc)-1], []byte(ascii)}
-	for off := 0; off < 3 && len(s) > off+6; off++ {
-		enc := base64.StdEncoding.EncodeToString([]byte(s)[off:])
-		out = append(out, []byte(enc[:len(enc)-4]))
-	}
-	return out
-}
-
 func TestQuickstartLeavesNoPlaintextOnDisk(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	code, _, errs := runQS(t, "-dir", dir, "-n", "200")
@@ -136,12 +115,8 @@ func TestQuickstartLeavesNoPlaintextOnDisk(t *testing.T) {
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
 		files++
-		for _, s := range secrets {
-			for _, enc := range encodings(s) {
-				if len(enc) >= 4 && bytes.Contains(b, enc) {
-					t.Errorf("%s holds %q (as %q)", p, s, enc)
-				}
-			}
+		if s, enc, found := leakcheck.Find(b, secrets); found {
+			t.Errorf("%s holds %q (as %q)", p, s, enc)
 		}
 		return nil
 	}))
