@@ -12,7 +12,6 @@ import (
 
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/store/filestore"
-	"github.com/commseal/commseal/store/memstore"
 )
 
 // BenchmarkDurableAppend measures Append on the embedded file store with 64 concurrent
@@ -27,14 +26,7 @@ func BenchmarkDurableAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			opts := ledger.Options{Keys: testKeys(b)}
-			if mode == "encrypted" {
-				opts.Encryption = &ledger.Encryption{Keyring: newKEK(b, "kek"), Vault: &memstore.KeyVault{}}
-			}
-			l, err := ledger.Open(ctx, st, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
+			l := benchLedger(b, st, mode)
 			const writers = 64
 			var next atomic.Uint64
 			lat := make([][]time.Duration, writers)
@@ -130,15 +122,7 @@ func BenchmarkVerifyFromDisk(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ro.Close()
-	var total int64
-	var blobs [][]byte
-	for e, err := range ro.Entries(ctx, 0) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += int64(len(e.Leaf) + len(e.Payload))
-		blobs = append(blobs, e.Leaf, e.Payload)
-	}
+	blobs, total := storedBytes(b, ro)
 	b.Run("engine=verify", func(b *testing.B) {
 		b.SetBytes(total)
 		for b.Loop() {

@@ -10,6 +10,7 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 )
 
@@ -57,6 +58,34 @@ func parallelAppends(b *testing.B, l *ledger.Ledger, par int) {
 	_ = l.Close()
 }
 
+// benchLedger opens a ledger on st, encrypted (data keys in memory) when mode is "encrypted".
+func benchLedger(b *testing.B, st store.Store, mode string) *ledger.Ledger {
+	opts := ledger.Options{Keys: testKeys(b), CheckpointEvery: 1000}
+	if mode == "encrypted" {
+		opts.Encryption = &ledger.Encryption{Keyring: newKEK(b, "kek"), Vault: &memstore.KeyVault{}}
+	}
+	l, err := ledger.Open(context.Background(), st, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// storedBytes returns every stored leaf and payload of r, and their total size: what Verify
+// hashes, for the SHA-256 baseline.
+func storedBytes(b *testing.B, r ledger.Reader) ([][]byte, int64) {
+	var total int64
+	var blobs [][]byte
+	for e, err := range r.Entries(context.Background(), 0) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += int64(len(e.Leaf) + len(e.Payload))
+		blobs = append(blobs, e.Leaf, e.Payload)
+	}
+	return blobs, total
+}
+
 // sha256Baseline is the same-run baseline for Verify: plain SHA-256 over the stored bytes.
 func sha256Baseline(b *testing.B, blobs [][]byte, total int64) {
 	b.SetBytes(total)
@@ -95,15 +124,7 @@ func BenchmarkVerify(b *testing.B) {
 		<-done
 	}
 	_ = l.Close()
-	var total int64
-	var blobs [][]byte
-	for e, err := range st.Entries(ctx, 0) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += int64(len(e.Leaf) + len(e.Payload))
-		blobs = append(blobs, e.Leaf, e.Payload)
-	}
+	blobs, total := storedBytes(b, st)
 	b.Run("engine=verify", func(b *testing.B) {
 		b.SetBytes(total)
 		for b.Loop() {
@@ -149,15 +170,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 func BenchmarkSealedAppend(b *testing.B) {
 	for _, mode := range []string{"plain", "encrypted"} {
 		b.Run("mode="+mode, func(b *testing.B) {
-			ctx := context.Background()
-			opts := ledger.Options{Keys: testKeys(b), CheckpointEvery: 1000}
-			if mode == "encrypted" {
-				opts.Encryption = &ledger.Encryption{Keyring: newKEK(b, "kek"), Vault: &memstore.KeyVault{}}
-			}
-			l, err := ledger.Open(ctx, memstore.New(), opts)
-			if err != nil {
-				b.Fatal(err)
-			}
+			l := benchLedger(b, memstore.New(), mode)
 			parallelAppends(b, l, 64)
 		})
 	}
@@ -170,14 +183,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, mode := range []string{"plain", "encrypted"} {
 		b.Run("mode="+mode, func(b *testing.B) {
 			ctx := context.Background()
-			opts := ledger.Options{Keys: testKeys(b), CheckpointEvery: 1000}
-			if mode == "encrypted" {
-				opts.Encryption = &ledger.Encryption{Keyring: newKEK(b, "kek"), Vault: &memstore.KeyVault{}}
-			}
-			l, err := ledger.Open(ctx, memstore.New(), opts)
-			if err != nil {
-				b.Fatal(err)
-			}
+			l := benchLedger(b, memstore.New(), mode)
 			defer l.Close()
 			for i := uint64(0); i < n; i++ {
 				if _, err := l.Append(ctx, benchMsg(i)); err != nil {
