@@ -516,6 +516,81 @@ func (a *automaton) resolve(l *lane) {
 	l.s, l.i = s, i
 }
 
+// feeder hands the non-empty messages of a batch to a set of lanes, in order, and takes back
+// the finished ones: the plumbing the lane loops share; they differ only in how a lane steps.
+type feeder struct {
+	msgs   [][]byte
+	next   int
+	done   func(msg int, hits []hit) // called with a message's hits once it is finished
+	finish func(*lane)               // runs the rest of one lane's text alone
+}
+
+// refill gives lane l the next non-empty message, keeping its hit buffer; false when none is
+// left.
+func (f *feeder) refill(l *lane) bool {
+	for f.next < len(f.msgs) {
+		m := f.next
+		f.next++
+		if len(f.msgs[m]) == 0 {
+			continue
+		}
+		*l = lane{t: f.msgs[m], msg: m, hits: l.hits[:0]}
+		return true
+	}
+	l.t = nil
+	return false
+}
+
+// start fills every lane. With fewer messages than lanes it scans them one by one and returns
+// false.
+func (f *feeder) start(ln []lane) bool {
+	for k := range ln {
+		if !f.refill(&ln[k]) {
+			for j := 0; j < k; j++ {
+				f.finish(&ln[j])
+				f.done(ln[j].msg, ln[j].hits)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// rotate hands back each lane whose text is used up and refills it. When no message is left
+// it finishes the other lanes one by one and returns false.
+func (f *feeder) rotate(ln []lane) bool {
+	for j := range ln {
+		l := &ln[j]
+		if l.i < len(l.t) {
+			continue
+		}
+		f.done(l.msg, l.hits)
+		if !f.refill(l) {
+			for o := range ln {
+				if ln[o].t != nil {
+					f.finish(&ln[o])
+					f.done(ln[o].msg, ln[o].hits)
+				}
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// attach gives each lane its kept hit buffer; detach keeps them for the next batch.
+func attach(ln []lane, bufs [][]hit) {
+	for k := range ln {
+		ln[k].hits = bufs[k][:0]
+	}
+}
+
+func detach(ln []lane, bufs [][]hit) {
+	for k := range ln {
+		bufs[k] = ln[k].hits
+	}
+}
+
 // scanRawLanes scans msgs eight at a time. The eight state chains are independent, so the
 // processor overlaps their table loads instead of waiting for each in turn; this is what makes
 // a batch of short messages faster than the same messages one by one. done is called with
@@ -523,38 +598,11 @@ func (a *automaton) resolve(l *lane) {
 // reuse.
 func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[8][]hit, done func(msg int, hits []hit)) {
 	var ln [8]lane
-	for k := range ln {
-		ln[k].hits = bufs[k][:0]
-	}
-	defer func() {
-		for k := range ln {
-			bufs[k] = ln[k].hits
-		}
-	}()
-	next := 0
-	// refill gives lane l the next non-empty message; false when there are none left.
-	refill := func(l *lane) bool {
-		for next < len(msgs) {
-			m := next
-			next++
-			if len(msgs[m]) == 0 {
-				continue
-			}
-			*l = lane{t: msgs[m], msg: m, hits: l.hits[:0]}
-			return true
-		}
-		l.t = nil
-		return false
-	}
-	for k := range ln {
-		if !refill(&ln[k]) {
-			// fewer messages than lanes: scan them one by one
-			for j := 0; j < k; j++ {
-				a.finishLane(&ln[j])
-				done(ln[j].msg, ln[j].hits)
-			}
-			return
-		}
+	attach(ln[:], bufs[:])
+	defer detach(ln[:], bufs[:])
+	f := feeder{msgs: msgs, done: done, finish: a.finishLane}
+	if !f.start(ln[:]) {
+		return
 	}
 	trans, cls := a.trans, &a.cls
 	for {
@@ -591,22 +639,8 @@ func (a *automaton) scanRawLanes(msgs [][]byte, bufs *[8][]hit, done func(msg in
 				a.resolve(l)
 			}
 		}
-		for j := range ln {
-			l := &ln[j]
-			if l.i < len(l.t) {
-				continue
-			}
-			done(l.msg, l.hits)
-			if !refill(l) {
-				// no more messages: finish the others one by one
-				for o := range ln {
-					if ln[o].t != nil {
-						a.finishLane(&ln[o])
-						done(ln[o].msg, ln[o].hits)
-					}
-				}
-				return
-			}
+		if !f.rotate(ln[:]) {
+			return
 		}
 	}
 }
@@ -707,36 +741,11 @@ func (a *automaton) finishNormLane(l *lane) {
 // whole rune) per lane per round.
 func (a *automaton) scanNormLanes(msgs [][]byte, bufs *[4][]hit, done func(msg int, hits []hit)) {
 	var ln [4]lane
-	for k := range ln {
-		ln[k].hits = bufs[k][:0]
-	}
-	defer func() {
-		for k := range ln {
-			bufs[k] = ln[k].hits
-		}
-	}()
-	next := 0
-	refill := func(l *lane) bool {
-		for next < len(msgs) {
-			m := next
-			next++
-			if len(msgs[m]) == 0 {
-				continue
-			}
-			*l = lane{t: msgs[m], msg: m, hits: l.hits[:0]}
-			return true
-		}
-		l.t = nil
-		return false
-	}
-	for k := range ln {
-		if !refill(&ln[k]) {
-			for j := 0; j < k; j++ {
-				a.finishNormLane(&ln[j])
-				done(ln[j].msg, ln[j].hits)
-			}
-			return
-		}
+	attach(ln[:], bufs[:])
+	defer detach(ln[:], bufs[:])
+	f := feeder{msgs: msgs, done: done, finish: a.finishNormLane}
+	if !f.start(ln[:]) {
+		return
 	}
 	trans, acls := a.trans, &a.acls
 	for {
@@ -779,21 +788,8 @@ func (a *automaton) scanNormLanes(msgs [][]byte, bufs *[4][]hit, done func(msg i
 				a.resolveNorm(&ln[j])
 			}
 		}
-		for j := range ln {
-			l := &ln[j]
-			if l.i < len(l.t) {
-				continue
-			}
-			done(l.msg, l.hits)
-			if !refill(l) {
-				for o := range ln {
-					if ln[o].t != nil {
-						a.finishNormLane(&ln[o])
-						done(ln[o].msg, ln[o].hits)
-					}
-				}
-				return
-			}
+		if !f.rotate(ln[:]) {
+			return
 		}
 	}
 }
