@@ -65,8 +65,10 @@ type keyCache struct {
 	limit int
 
 	idMu sync.Mutex
-	ids  map[scopeName]string // memoized scopeKeyID
+	ids  map[scopeName]scopeID // memoized scopeKeyID
 }
+
+type scopeID struct{ id, month string }
 
 type scopeName struct {
 	tenant, conversation string
@@ -74,24 +76,22 @@ type scopeName struct {
 	month                time.Month
 }
 
-// keyID returns scopeKeyID's id for a scope, memoized: the digest is on every append's path.
+// keyID returns scopeKeyID's id and scope, memoized: the digest is on every append's path.
 func (c *keyCache) keyID(tenant, conversation string, t time.Time) (string, keyScope) {
 	t = t.UTC()
 	n := scopeName{tenant, conversation, t.Year(), t.Month()}
 	c.idMu.Lock()
-	id, ok := c.ids[n]
+	m, ok := c.ids[n]
 	c.idMu.Unlock()
-	sc := keyScope{Tenant: tenant, Conversation: conversation}
 	if ok {
-		sc.Month = id[4:11]
-		return id, sc
+		return m.id, keyScope{Tenant: tenant, Conversation: conversation, Month: m.month}
 	}
-	id, sc = scopeKeyID(tenant, conversation, t)
+	id, sc := scopeKeyID(tenant, conversation, t)
 	c.idMu.Lock()
 	if len(c.ids) >= 1<<16 {
 		clear(c.ids)
 	}
-	c.ids[n] = id
+	c.ids[n] = scopeID{id: id, month: sc.Month}
 	c.idMu.Unlock()
 	return id, sc
 }
@@ -102,7 +102,7 @@ type cachedKey struct {
 }
 
 func newKeyCache(enc *Encryption) *keyCache {
-	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096, ids: map[scopeName]string{}}
+	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096, ids: map[scopeName]scopeID{}}
 }
 
 // get returns the data key for id, creating it with scope sc when absent and create is set.

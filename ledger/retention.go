@@ -103,8 +103,8 @@ func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: reading holds: %w", err)
 		}
-		if len(e.Leaf) < 2 || seal.Kind(e.Leaf[1]) != seal.KindHold {
-			continue
+		if k, err := seal.LeafKind(e.Leaf); err != nil || k != seal.KindHold {
+			continue // a malformed leaf is Verify's to report
 		}
 		d, err := Decode(e)
 		if err != nil {

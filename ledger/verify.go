@@ -242,7 +242,7 @@ type hashStream struct {
 	ctx   context.Context
 	r     Reader
 	count int64
-	next_ int64
+	off   int64
 	buf   []store.Hash
 	pos   int
 	idx   []int64
@@ -252,20 +252,20 @@ const hashChunk = 4096
 
 func (h *hashStream) next() (seal.Hash, error) {
 	if h.pos == len(h.buf) {
-		n := min(int64(hashChunk), h.count-h.next_)
+		n := min(int64(hashChunk), h.count-h.off)
 		if n <= 0 {
-			return seal.Hash{}, fmt.Errorf("%w: stored hash %d", store.ErrNotFound, h.next_)
+			return seal.Hash{}, fmt.Errorf("%w: stored hash %d", store.ErrNotFound, h.off)
 		}
 		h.idx = h.idx[:0]
 		for k := int64(0); k < n; k++ {
-			h.idx = append(h.idx, h.next_+k)
+			h.idx = append(h.idx, h.off+k)
 		}
 		buf, err := h.r.ReadHashes(h.ctx, h.idx)
 		if err != nil {
 			return seal.Hash{}, err
 		}
 		h.buf, h.pos = buf, 0
-		h.next_ += n
+		h.off += n
 	}
 	h.pos++
 	return h.buf[h.pos-1], nil

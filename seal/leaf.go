@@ -112,6 +112,15 @@ func (l *Leaf) MarshalBinary() ([]byte, error) {
 	return l.AppendBinary(make([]byte, 0, leafFixedLen+len(l.KeyID)))
 }
 
+// LeafKind returns the kind of an encoded leaf without decoding the rest, for scans that
+// look for entries of one kind. ParseLeaf still checks the whole leaf.
+func LeafKind(b []byte) (Kind, error) {
+	if len(b) < 2 || b[0] != LeafVersion || !Kind(b[1]).Valid() {
+		return 0, fmt.Errorf("%w: no version %d leaf with a known kind", ErrMalformedLeaf, LeafVersion)
+	}
+	return Kind(b[1]), nil
+}
+
 // ParseLeaf decodes a leaf strictly: the version must be LeafVersion, the kind known, the
 // length exact, the key id printable ASCII, and the conversation fields consistent.
 func ParseLeaf(b []byte) (Leaf, error) {

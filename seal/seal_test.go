@@ -429,3 +429,16 @@ func TestParseSigningKeyDerivesVerifier(t *testing.T) {
 		require.ErrorIs(t, err, seal.ErrBadKey, bad)
 	}
 }
+
+func TestLeafKind(t *testing.T) {
+	l := sampleLeaf()
+	b, err := l.MarshalBinary()
+	require.NoError(t, err)
+	k, err := seal.LeafKind(b)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindMessage, k)
+	for _, bad := range [][]byte{nil, {1}, {2, 1}, {1, 0}, {1, 99}} {
+		_, err := seal.LeafKind(bad)
+		require.ErrorIs(t, err, seal.ErrMalformedLeaf, "%v", bad)
+	}
+}
