@@ -193,24 +193,36 @@ func (v *Vault) DestroyKey(ctx context.Context, id string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	k, err := v.read(id)
+	_, err := v.read(id)
 	if errors.Is(err, store.ErrDestroyed) {
 		return nil
 	}
 	if err != nil && !errors.Is(err, store.ErrCorrupt) {
 		return err
 	}
-	_ = k
-	// Overwrite in place first, so the wrapped bytes do not survive in the old file's blocks.
-	p := v.path(id)
-	if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-		if fi, err := f.Stat(); err == nil {
-			_, _ = f.WriteAt(make([]byte, fi.Size()), 0)
-			_ = f.Sync()
-		}
-		f.Close()
+	// Overwrite in place first, so the wrapped bytes do not survive in the old file's blocks. A
+	// failure leaves the key live and says so: the caller retries, never believing it gone.
+	if err := zeroFile(v.path(id)); err != nil {
+		return fmt.Errorf("keydir: overwriting key %q before destroying it: %w", id, err)
 	}
 	return v.write(fileKey{ID: id, Destroyed: true})
+}
+
+// zeroFile overwrites a file's contents with zeros and syncs it.
+func zeroFile(p string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, fi.Size()), 0); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // Keys implements store.KeyVault.
