@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,7 @@ type keyScope struct {
 	Kinds        []string `json:"kinds,omitempty"`
 	Blob         string   `json:"blob,omitempty"`   // for a blob key: the hex SHA-256 of its stored ciphertext
 	Scopes       []string `json:"scopes,omitempty"` // for a blob key: the scope keys of the records that reference it
+	State        string   `json:"state,omitempty"`  // for a state key: the name of the local state it protects
 }
 
 // scopeKeyID returns the key id of a scope: the month in clear (retention needs it) and a digest
@@ -56,6 +58,29 @@ func scopeKeyID(tenant, conversation string, t time.Time) (string, keyScope) {
 }
 
 func blobKeyID(sum [32]byte) string { return "blob1." + hex.EncodeToString(sum[:16]) }
+
+// ErrBadStateName is returned by StateKey for a name that is not 1 to 64 characters of
+// lowercase letters, digits and hyphens.
+var ErrBadStateName = errors.New("ledger: a state key name is 1 to 64 of a-z, 0-9 and -")
+
+// StateKey returns the data key that protects the named local state a program keeps beside the
+// ledger (a media journal, a search index), so that nothing of a message is ever on disk in
+// plain. The key is created on first use, wrapped by the keyring and kept in the vault like
+// every data key (so KEK rotation rewraps it), and retention never destroys it: the state it
+// protects must itself forget what retention shreds. It fails without Options.Encryption.
+func (l *Ledger) StateKey(ctx context.Context, name string) ([]byte, error) {
+	if l.dk == nil {
+		return nil, errors.New("ledger: state keys need an encrypted ledger (Options.Encryption)")
+	}
+	if name == "" || len(name) > 64 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return nil, fmt.Errorf("%w: %q", ErrBadStateName, name)
+	}
+	dek, err := l.dk.get(ctx, "state1."+name, keyScope{State: name}, true, "")
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(dek), nil
+}
 
 // keyCache holds unwrapped data keys in memory and creates new ones single-flight.
 type keyCache struct {

@@ -182,3 +182,41 @@ func TestTamperedCiphertextIsDetected(t *testing.T) {
 	_, err = l2.Access("auditor", "test").Get(ctx, 5)
 	require.NoError(t, err)
 }
+
+func TestStateKeyIsStableWrappedAndNeverShredded(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	k1, err := e.StateKey(ctx, "media-journal")
+	require.NoError(t, err)
+	require.Len(t, k1, seal.DataKeySize)
+	other, err := e.StateKey(ctx, "search-index")
+	require.NoError(t, err)
+	require.NotEqual(t, k1, other, "each state has its own key")
+	for _, bad := range []string{"", "Media", "a/b", "x y", string(bytes.Repeat([]byte("a"), 65))} {
+		_, err := e.StateKey(ctx, bad)
+		require.ErrorIs(t, err, ledger.ErrBadStateName, "%q", bad)
+	}
+	// The key is kept wrapped, never in plain, and survives a reopen.
+	wk, err := e.vault.Key(ctx, "state1.media-journal")
+	require.NoError(t, err)
+	require.NotContains(t, string(wk.Wrapped), string(k1))
+	require.NoError(t, e.Close())
+	e.Ledger = openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
+	k2, err := e.StateKey(ctx, "media-journal")
+	require.NoError(t, err)
+	require.Equal(t, k1, k2)
+	// Retention that keeps nothing leaves it alone.
+	_, err = e.Append(ctx, secretMsg(1, "c1", e.now.AddDate(-5, 0, 0), "old"))
+	require.NoError(t, err)
+	shreds, err := e.ApplyRetention(ctx, ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "none"}}},
+		ledger.ApplyOptions{Authority: "test"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1, "the old message's scope goes")
+	k3, err := e.StateKey(ctx, "media-journal")
+	require.NoError(t, err)
+	require.Equal(t, k1, k3)
+	// Without encryption there is no state key.
+	plain := openLedger(t, memstore.New(), testKeys(t), 100)
+	_, err = plain.StateKey(ctx, "media-journal")
+	require.Error(t, err)
+}

@@ -199,6 +199,9 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 			blobs = append(blobs, blobKey{wk.ID, sc.Scopes})
 			continue
 		}
+		if sc.State != "" {
+			continue // local state (a journal, an index) forgets shredded content itself
+		}
 		month, err := time.Parse("2006-01", sc.Month)
 		if err != nil {
 			return nil, fmt.Errorf("%w: data key %s has month %q", store.ErrCorrupt, wk.ID, sc.Month)
