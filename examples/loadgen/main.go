@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ type config struct {
 	duration    time.Duration
 	concurrency int
 	size        int
+	cpuprofile  string
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -65,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.DurationVar(&c.duration, "duration", 0, "how long to run (0: until -n; 10s if neither is set)")
 	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
 	fl.IntVar(&c.size, "size", 300, "bytes of message text")
+	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +84,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.duration)
 		defer cancel()
+	}
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return generate(ctx, c, stdout, stderr)
 }
