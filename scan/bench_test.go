@@ -188,3 +188,82 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 }
+
+// chatText joins generated messages (with the default lexicon's terms, disguised, in about one
+// in three when terms is set) into one text of at least size bytes, with sep between them.
+func chatText(seed uint64, size int, terms bool, sep string) []byte {
+	var ts []string
+	if terms {
+		ts = allTerms(DefaultLexicon())
+	}
+	var out []byte
+	for _, m := range genMessages(seed, size/90+1, ts, true) {
+		out = append(append(out, m...), sep...)
+	}
+	return out
+}
+
+// adversarialSize is the size of each text of BenchmarkAdversarial but the huge one.
+const adversarialSize = 1 << 20
+
+var adversarialTexts = sync.OnceValue(func() map[string][]byte {
+	return map[string][]byte{
+		"plain":     chatText(61, adversarialSize, false, "\n"),
+		"long-line": chatText(62, adversarialSize, true, " "),
+		"huge":      chatText(63, 16*adversarialSize, true, "\n"),
+	}
+})
+
+// BenchmarkAdversarial scans texts built to make a scan expensive: the adversarial cases of
+// TestResolveWorkIsLinear (repeated terms, repeated and overlapping exclusions, near terms,
+// spans covering most of the text) at about 1 MiB, a 1 MiB line of chat with no line break
+// and one 16 MiB message. Each is scanned as one message, alternated in every iteration with
+// 1 MiB of plain chat (no lexicon term put in) scanned by the same scanner, so both see the
+// same machine load. It reports both speeds and slowdown, the plain speed over the
+// adversarial one: the figure to compare across versions. plain is the baseline against
+// itself, the noise floor.
+func BenchmarkAdversarial(b *testing.B) {
+	texts := adversarialTexts()
+	def, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	type input struct {
+		name string
+		s    *Scanner
+		text []byte
+	}
+	inputs := []input{{"plain", def, texts["plain"]}}
+	for _, c := range adversarialCases {
+		s, err := Compile(c.lex())
+		if err != nil {
+			b.Fatal(err)
+		}
+		unit := len(c.text(1000)) / 1000
+		inputs = append(inputs, input{c.name, s, c.text(adversarialSize / unit)})
+	}
+	inputs = append(inputs, input{"long-line", def, texts["long-line"]}, input{"huge", def, texts["huge"]})
+	plain := texts["plain"]
+	for _, in := range inputs {
+		b.Run("text="+in.name, func(b *testing.B) {
+			var ta, tp time.Duration
+			var dst []Finding
+			found := 0
+			for b.Loop() {
+				t0 := time.Now()
+				dst = in.s.AppendScan(dst[:0], in.text)
+				ta += time.Since(t0)
+				found = len(dst)
+				t0 = time.Now()
+				dst = in.s.AppendScan(dst[:0], plain)
+				tp += time.Since(t0)
+			}
+			adv := float64(len(in.text)) * float64(b.N) / ta.Seconds() / 1e6
+			base := float64(len(plain)) * float64(b.N) / tp.Seconds() / 1e6
+			b.ReportMetric(adv, "MB/s")
+			b.ReportMetric(base, "plain-MB/s")
+			b.ReportMetric(base/adv, "slowdown")
+			b.ReportMetric(float64(found), "findings")
+		})
+	}
+}
