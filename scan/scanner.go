@@ -313,6 +313,7 @@ type scratch struct {
 // occ is a confirmed occurrence of an entry.
 type occ struct {
 	ent        int32
+	group      int32 // the entry's rule and role, rule<<2 | role: the first sort key
 	start, end int
 }
 
@@ -333,22 +334,24 @@ func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []
 				start = startOf(text, h.end, int(s.keyLen[k]))
 			}
 			for ei := s.keyEnts[k]; ei < s.keyEnts[k+1]; ei++ {
-				if st, en, ok := s.confirm(&s.ents[ei], text, start, h.end); ok {
-					occs = append(occs, occ{ei, st, en})
+				e := &s.ents[ei]
+				if st, en, ok := s.confirm(e, text, start, h.end); ok {
+					occs = append(occs, occ{ei, e.rule<<2 | int32(e.role), st, en})
 				}
 			}
 		}
 	}
 	// Rule, then role, then position, then term order.
 	slices.SortFunc(occs, func(x, y occ) int {
-		ex, ey := &s.ents[x.ent], &s.ents[y.ent]
-		return cmp.Or(cmp.Compare(ex.rule, ey.rule), cmp.Compare(ex.role, ey.role),
-			cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end), cmp.Compare(ex.order, ey.order))
+		if c := cmp.Or(cmp.Compare(x.group, y.group), cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end)); c != 0 {
+			return c
+		}
+		return cmp.Compare(s.ents[x.ent].order, s.ents[y.ent].order)
 	})
 	n0 := len(dst)
 	for i := 0; i < len(occs); {
 		j := i
-		for j < len(occs) && s.ents[occs[j].ent].rule == s.ents[occs[i].ent].rule {
+		for j < len(occs) && occs[j].group>>2 == occs[i].group>>2 {
 			j++
 		}
 		dst = s.ruleFindings(sc, text, occs[i:j], dst)
@@ -368,9 +371,9 @@ func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Findi
 	nRule := len(dst)
 	var terms, excl, nearA, nearB []occ
 	for i := 0; i < len(occs); {
-		role := s.ents[occs[i].ent].role
+		role := occs[i].group & 3
 		j := i
-		for j < len(occs) && s.ents[occs[j].ent].role == role {
+		for j < len(occs) && occs[j].group&3 == role {
 			j++
 		}
 		switch role {
