@@ -76,126 +76,183 @@ type hit struct {
 }
 
 // buildAutomaton compiles keys (byte strings over the key alphabet; none empty, no duplicates).
-// When norm is set the keys are symbol codes (see symbolCode) and acls maps ASCII text.
+// When norm is set the keys are symbol codes (see symbolCode) and acls maps ASCII text. Dense
+// rows take at most budget entries of trans (0: no limit).
+//
+// The build runs in phases over a builder, each a method that reads what the earlier ones
+// left: byte classes, the trie, failure and dictionary links, ranking the states, the row
+// layout and state values, the dense rows, the sparse states.
 func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
-	// Normalizing automata run on symbol codes, whose continuation bytes (0x80-0xBF) follow
-	// a lead byte and nothing else, while ASCII and lead bytes come only at a symbol
-	// boundary. So a state inside a code needs a row for continuation bytes only and a state
-	// at a boundary one for the others: two short rows instead of one long one, and the rows
-	// a scan touches take half the cache. Raw automata see arbitrary bytes and have one kind.
-	a := &automaton{norm: norm}
+	b := &builder{a: &automaton{norm: norm}, keys: keys, norm: norm, budget: budget}
+	b.classes()
+	b.trie()
+	b.links()
+	b.rank()
+	b.layout()
+	b.denseRows()
+	b.sparseStates()
+	return b.a
+}
+
+// builder is the working state of one buildAutomaton. The trie's nodes are numbered in the
+// order they are made; the automaton's states are numbered by rank (see rank), and num and
+// order translate between the two.
+type builder struct {
+	a      *automaton
+	keys   [][]byte
+	norm   bool
+	budget int
+
+	// The trie (see trie): children in singly linked lists of edges, the root's also in an
+	// array.
+	first    []int32 // per node: its first edge, or -1
+	mid      []bool  // per node: inside a symbol code
+	keyAt    []int32 // per node: the key ending exactly here, or -1
+	elab     []uint8 // per edge: its class
+	echild   []int32 // per edge: the node it leads to
+	enext    []int32 // per edge: the next edge of the same node, or -1
+	rootKids [256]int32
+
+	// Links (see links), by node.
+	fail []int32 // the failure link: the longest proper suffix that is a node
+	dict []int32 // the nearest proper suffix with a key, or -1
+
+	// Ranking and layout (see rank and layout).
+	order  []int32  // state number -> node: breadth-first, then by rank
+	num    []int32  // node -> state number
+	nDense int      // states 0..nDense-1 have dense rows
+	size   int      // entries of dense rows, with their state-number slots
+	val    []uint32 // per state number: its value
+}
+
+// classes gives every byte that occurs in a key a class of its own; class 0 is all the
+// others. Normalizing automata run on symbol codes, whose continuation bytes (0x80-0xBF)
+// follow a lead byte and nothing else, while ASCII and lead bytes come only at a symbol
+// boundary. So a state inside a code needs a row for continuation bytes only and a state at a
+// boundary one for the others: two short rows instead of one long one, and the rows a scan
+// touches take half the cache. Raw automata see arbitrary bytes and have one kind.
+func (b *builder) classes() {
+	a := b.a
 	nextB, nextM := uint8(1), uint8(0)
-	if norm {
+	if b.norm {
 		nextB = 2
 	}
 	var used [256]bool
-	for _, k := range keys {
-		for _, b := range k {
-			used[b] = true
+	for _, k := range b.keys {
+		for _, c := range k {
+			used[c] = true
 		}
 	}
-	for b := range used {
+	for c := range used {
 		switch {
-		case !used[b]:
-		case norm && b >= 0x80 && b < 0xC0:
-			a.cls[b] = nextM
+		case !used[c]:
+		case b.norm && c >= 0x80 && c < 0xC0:
+			a.cls[c] = nextM
 			nextM++
 		default:
-			a.cls[b] = nextB
+			a.cls[c] = nextB
 			nextB++
 		}
 	}
 	a.strideB, a.strideM = uint32(nextB), uint32(nextM)
-	if norm {
-		for b := range a.acls {
-			if f := asciiFold[b]; f == foldSkip {
-				a.acls[b] = classSkip
+	if b.norm {
+		for c := range a.acls {
+			if f := asciiFold[c]; f == foldSkip {
+				a.acls[c] = classSkip
 			} else {
-				a.acls[b] = a.cls[f]
+				a.acls[c] = a.cls[f]
 			}
 		}
 	}
+}
 
-	// The trie, with children in singly linked lists (the root's in an array).
+// trie builds the trie of the keys over their byte classes, marking the nodes that lie inside
+// a symbol code.
+func (b *builder) trie() {
 	total := 1
-	for _, k := range keys {
+	for _, k := range b.keys {
 		total += len(k)
 	}
-	first := make([]int32, 1, total)
-	mid := make([]bool, 1, total)
-	keyAt := make([]int32, 1, total)
-	first[0], keyAt[0] = -1, -1
-	elab := make([]uint8, 0, total)
-	echild := make([]int32, 0, total)
-	enext := make([]int32, 0, total)
-	var rootKids [256]int32
-	for i := range rootKids {
-		rootKids[i] = -1
+	b.first = make([]int32, 1, total)
+	b.mid = make([]bool, 1, total)
+	b.keyAt = make([]int32, 1, total)
+	b.first[0], b.keyAt[0] = -1, -1
+	b.elab = make([]uint8, 0, total)
+	b.echild = make([]int32, 0, total)
+	b.enext = make([]int32, 0, total)
+	for i := range b.rootKids {
+		b.rootKids[i] = -1
 	}
-	child := func(n int32, c uint8) int32 {
-		if n == 0 {
-			return rootKids[c]
-		}
-		for e := first[n]; e >= 0; e = enext[e] {
-			if elab[e] == c {
-				return echild[e]
-			}
-		}
-		return -1
-	}
-	for ki, k := range keys {
+	for ki, k := range b.keys {
 		n := int32(0)
 		need := 0 // bytes still to come in the current symbol code
-		for _, b := range k {
+		for _, c := range k {
 			switch {
-			case !norm || b < 0x80:
+			case !b.norm || c < 0x80:
 				need = 0
-			case b >= 0xF0:
+			case c >= 0xF0:
 				need = 2
-			case b >= 0xC0:
+			case c >= 0xC0:
 				need = 1
 			default:
 				need--
 			}
-			c := a.cls[b]
-			m := child(n, c)
+			cl := b.a.cls[c]
+			m := b.child(n, cl)
 			if m < 0 {
-				m = int32(len(first))
-				first = append(first, -1)
-				mid = append(mid, need > 0)
-				keyAt = append(keyAt, -1)
-				elab = append(elab, c)
-				echild = append(echild, m)
-				enext = append(enext, first[n])
-				first[n] = int32(len(elab) - 1)
+				m = int32(len(b.first))
+				b.first = append(b.first, -1)
+				b.mid = append(b.mid, need > 0)
+				b.keyAt = append(b.keyAt, -1)
+				b.elab = append(b.elab, cl)
+				b.echild = append(b.echild, m)
+				b.enext = append(b.enext, b.first[n])
+				b.first[n] = int32(len(b.elab) - 1)
 				if n == 0 {
-					rootKids[c] = m
+					b.rootKids[cl] = m
 				}
 			}
 			n = m
 		}
-		keyAt[n] = int32(ki)
+		b.keyAt[n] = int32(ki)
 	}
-	nStates := len(first)
+}
 
-	// Breadth-first order, failure and dictionary links (by trie node).
-	order := make([]int32, 0, nStates)
-	order = append(order, 0)
-	fail := make([]int32, nStates)
-	dict := make([]int32, nStates)
-	dict[0] = -1
-	for qi := 0; qi < len(order); qi++ {
-		u := order[qi]
-		for e := first[u]; e >= 0; e = enext[e] {
-			v, c := echild[e], elab[e]
-			order = append(order, v)
+// child returns the child of node n on class c, or -1.
+func (b *builder) child(n int32, c uint8) int32 {
+	if n == 0 {
+		return b.rootKids[c]
+	}
+	for e := b.first[n]; e >= 0; e = b.enext[e] {
+		if b.elab[e] == c {
+			return b.echild[e]
+		}
+	}
+	return -1
+}
+
+// links computes the failure and dictionary links of every node, visiting the nodes in
+// breadth-first order, which it leaves in order.
+func (b *builder) links() {
+	nStates := len(b.first)
+	b.order = make([]int32, 0, nStates)
+	b.order = append(b.order, 0)
+	b.fail = make([]int32, nStates)
+	b.dict = make([]int32, nStates)
+	b.dict[0] = -1
+	fail, dict, keyAt, mid := b.fail, b.dict, b.keyAt, b.mid
+	for qi := 0; qi < len(b.order); qi++ {
+		u := b.order[qi]
+		for e := b.first[u]; e >= 0; e = b.enext[e] {
+			v, c := b.echild[e], b.elab[e]
+			b.order = append(b.order, v)
 			f := int32(0)
 			if u != 0 {
 				for f = fail[u]; ; f = fail[f] {
 					if f == 0 && mid[u] {
 						break // class numbers inside a code are not the root's
 					}
-					if w := child(f, c); w >= 0 {
+					if w := b.child(f, c); w >= 0 {
 						f = w
 						break
 					}
@@ -212,17 +269,20 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 			}
 		}
 	}
-	// Number the states by how likely a scan is to be in them, estimated from how often each
-	// byte occurs in the keys: a state's weight is the product of its path's byte
-	// probabilities. The likeliest get dense rows. A failure link goes to a proper suffix,
-	// which is at least as likely and shallower, so it always comes first and is dense
-	// whenever its state is. (Breadth-first order would put a Chinese character's second byte
-	// level with an English word's fourth letter; this does not.)
+}
+
+// rank numbers the states by how likely a scan is to be in them, estimated from how often
+// each byte occurs in the keys: a state's weight is the product of its path's byte
+// probabilities. The likeliest get dense rows. A failure link goes to a proper suffix, which
+// is at least as likely and shallower, so it always comes first and is dense whenever its
+// state is. (Breadth-first order would put a Chinese character's second byte level with an
+// English word's fourth letter; this does not.)
+func (b *builder) rank() {
 	var freq [256]float64
 	nb := 0.0
-	for _, k := range keys {
-		for _, b := range k {
-			freq[a.cls[b]]++
+	for _, k := range b.keys {
+		for _, c := range k {
+			freq[b.a.cls[c]]++
 			nb++
 		}
 	}
@@ -230,117 +290,137 @@ func buildAutomaton(keys [][]byte, norm bool, budget int) *automaton {
 	for c := range weight {
 		weight[c] = -math.Log((freq[c] + 1) / (nb + 256))
 	}
+	nStates := len(b.first)
 	cost := make([]float64, nStates)
 	depth := make([]int32, nStates)
-	for _, u := range order {
-		for e := first[u]; e >= 0; e = enext[e] {
-			v := echild[e]
-			cost[v] = cost[u] + weight[elab[e]]
+	for _, u := range b.order {
+		for e := b.first[u]; e >= 0; e = b.enext[e] {
+			v := b.echild[e]
+			cost[v] = cost[u] + weight[b.elab[e]]
 			depth[v] = depth[u] + 1
 		}
 	}
-	slices.SortStableFunc(order[1:], func(x, y int32) int {
+	slices.SortStableFunc(b.order[1:], func(x, y int32) int {
 		return cmp.Or(cmp.Compare(cost[x], cost[y]), cmp.Compare(depth[x], depth[y]))
 	})
-	num := make([]int32, nStates) // trie node -> state number
-	for i, u := range order {
-		num[u] = int32(i)
+	b.num = make([]int32, nStates)
+	for i, u := range b.order {
+		b.num[u] = int32(i)
 	}
+}
 
-	rowLen := func(u int32) int {
-		if mid[u] {
-			return int(a.strideM)
-		}
-		return int(a.strideB)
+// rowLen is the length of node u's dense row.
+func (b *builder) rowLen(u int32) int {
+	if b.mid[u] {
+		return int(b.a.strideM)
 	}
+	return int(b.a.strideB)
+}
+
+// layout gives dense rows to states in rank order until the budget is spent, and computes
+// every state's value (see the flags) and its key and dictionary link by state number.
+func (b *builder) layout() {
+	a := b.a
 	// Each row but the root's (which is at 0, so that 0 is the root's value and a zeroed
 	// entry leads to it) is preceded by its state's number, for stateNum.
 	a.rowOff = append(a.rowOff, 0)
-	nDense, size := 1, rowLen(0)
-	for _, u := range order[1:] {
-		if budget > 0 && size+1+rowLen(u) > budget {
+	nDense, size := 1, b.rowLen(0)
+	for _, u := range b.order[1:] {
+		if b.budget > 0 && size+1+b.rowLen(u) > b.budget {
 			break
 		}
 		a.rowOff = append(a.rowOff, uint32(size+1))
-		size += 1 + rowLen(u)
+		size += 1 + b.rowLen(u)
 		nDense++
 	}
+	b.nDense, b.size = nDense, size
 	a.nDense = uint32(nDense)
-	val := make([]uint32, nStates) // by state number
+	nStates := len(b.order)
+	b.val = make([]uint32, nStates)
 	a.keyAt = make([]int32, nStates)
 	a.dict = make([]int32, nStates)
-	for i, u := range order {
+	for i, u := range b.order {
 		var v uint32
 		if i < nDense {
 			v = a.rowOff[i]
 		} else {
 			v = flagSparse | uint32(i-nDense)
 		}
-		if keyAt[u] >= 0 || dict[u] >= 0 {
+		if b.keyAt[u] >= 0 || b.dict[u] >= 0 {
 			v |= flagMatch
 		}
-		val[i] = v
-		a.keyAt[i] = keyAt[u]
+		b.val[i] = v
+		a.keyAt[i] = b.keyAt[u]
 		a.dict[i] = -1
-		if dict[u] >= 0 {
-			a.dict[i] = num[dict[u]]
+		if b.dict[u] >= 0 {
+			a.dict[i] = b.num[b.dict[u]]
 		}
 	}
+}
 
-	a.trans = make([]uint32, size)
-	for i := 0; i < nDense; i++ {
-		u := order[i]
+// denseRows fills the dense rows, in state order: a row starts as a copy of its failure
+// state's, which comes earlier, and its own edges are written over it.
+func (b *builder) denseRows() {
+	a := b.a
+	a.trans = make([]uint32, b.size)
+	for i := 0; i < b.nDense; i++ {
+		u := b.order[i]
 		if i > 0 {
 			a.trans[a.rowOff[i]-1] = uint32(i)
 		}
-		row := a.trans[a.rowOff[i]:][:rowLen(u)]
-		if f := fail[u]; i > 0 && (f != 0 || !mid[u]) {
+		row := a.trans[a.rowOff[i]:][:b.rowLen(u)]
+		if f := b.fail[u]; i > 0 && (f != 0 || !b.mid[u]) {
 			// The failure state is a suffix ending at the same place: same kind, same row
 			// length. Except the root, which is at a boundary: from inside a code, its
 			// transitions all lead back to the root (no key starts with a continuation
 			// byte), which the zeroed row already says.
-			copy(row, a.trans[a.rowOff[num[f]]:][:rowLen(u)])
+			copy(row, a.trans[a.rowOff[b.num[f]]:][:b.rowLen(u)])
 		}
-		for e := first[u]; e >= 0; e = enext[e] {
-			row[elab[e]] = val[num[echild[e]]]
+		for e := b.first[u]; e >= 0; e = b.enext[e] {
+			row[b.elab[e]] = b.val[b.num[b.echild[e]]]
 		}
-		if norm && !mid[u] {
-			row[classSkip] = val[i] &^ flagMatch
+		if b.norm && !b.mid[u] {
+			row[classSkip] = b.val[i] &^ flagMatch
 		}
 	}
-	// A sparse state also takes the edges of the sparse states on its failure chain (those
-	// its own edges do not shadow), up to maxMergedEdges, so that a miss usually falls
-	// straight through to a dense row instead of walking the chain.
+}
+
+// sparseStates gives the states without a dense row their edges and failure links. A sparse
+// state also takes the edges of the sparse states on its failure chain (those its own edges do
+// not shadow), up to maxMergedEdges, so that a miss usually falls straight through to a dense
+// row instead of walking the chain.
+func (b *builder) sparseStates() {
+	a := b.a
+	nStates, nDense := len(b.order), b.nDense
 	a.sparse = make([]sparseState, nStates-nDense)
 	var have [256]bool
 	for i := nDense; i < nStates; i++ {
-		u := order[i]
+		u := b.order[i]
 		sp := &a.sparse[i-nDense]
 		sp.lo = uint32(len(a.edges))
-		sp.self = val[i] &^ flagMatch
+		sp.self = b.val[i] &^ flagMatch
 		f := u
 		for {
-			for e := first[f]; e >= 0; e = enext[e] {
-				if !have[elab[e]] {
-					have[elab[e]] = true
-					a.edges = append(a.edges, sparseEdge{cls: uint32(elab[e]), val: val[num[echild[e]]]})
+			for e := b.first[f]; e >= 0; e = b.enext[e] {
+				if !have[b.elab[e]] {
+					have[b.elab[e]] = true
+					a.edges = append(a.edges, sparseEdge{cls: uint32(b.elab[e]), val: b.val[b.num[b.echild[e]]]})
 				}
 			}
-			f = fail[f]
-			if int(num[f]) < nDense || len(a.edges)-int(sp.lo) >= maxMergedEdges {
+			f = b.fail[f]
+			if int(b.num[f]) < nDense || len(a.edges)-int(sp.lo) >= maxMergedEdges {
 				break
 			}
 		}
 		sp.hi = uint32(len(a.edges))
-		sp.fail = uint32(num[f])
-		if f == 0 && mid[u] {
+		sp.fail = uint32(b.num[f])
+		if f == 0 && b.mid[u] {
 			sp.fail = failToRoot
 		}
 		for _, e := range a.edges[sp.lo:sp.hi] {
 			have[e.cls] = false
 		}
 	}
-	return a
 }
 
 // slowStep is the transition from a sparse state value v (without flagMatch) on class c,
