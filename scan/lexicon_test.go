@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -165,4 +166,41 @@ func TestSeverityText(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnknownSeverity)
 	var s Severity
 	assert.True(t, errors.Is(s.UnmarshalText([]byte("HIGH")), ErrUnknownSeverity))
+}
+
+// TestCompileTooManyCharacters: a lexicon whose terms use more distinct characters than there
+// are symbol codes is refused by Compile with ErrTooLarge, and one character fewer compiles.
+func TestCompileTooManyCharacters(t *testing.T) {
+	var chars []rune
+	for r := rune(0x80); r <= unicode.MaxRune && len(chars) <= maxSymbols; r++ {
+		if foldRune(r) == r { // a letter or digit that folds to itself: distinct after folding
+			chars = append(chars, r)
+		}
+	}
+	require.Len(t, chars, maxSymbols+1, "Unicode has enough letters")
+	lexOf := func(chars []rune) *Lexicon {
+		var terms []string
+		for i := 0; i < len(chars); i += 200 {
+			terms = append(terms, string(chars[i:min(i+200, len(chars))]))
+		}
+		return &Lexicon{Name: "wide", Rules: []Rule{{ID: "r", Category: "c", Severity: Low, Terms: terms}}}
+	}
+	_, err := Compile(lexOf(chars))
+	require.ErrorIs(t, err, ErrTooLarge)
+	var le *LexiconError
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, "wide", le.Lexicon)
+	assert.Equal(t, "rules", le.Field)
+	assert.Contains(t, err.Error(), fmt.Sprintf("%d distinct characters, limit %d", maxSymbols+1, maxSymbols))
+
+	if raceEnabled && !slow() {
+		return // the automaton of 68,608 characters takes a while to build under the race detector
+	}
+	lex := lexOf(chars[:maxSymbols])
+	s, err := Compile(lex)
+	require.NoError(t, err)
+	last := lex.Rules[0].Terms[len(lex.Rules[0].Terms)-1] // the rarest characters: three-byte codes
+	fs := s.ScanString("x " + last)
+	require.Len(t, fs, 1)
+	assert.Equal(t, last, fs[0].Term)
 }

@@ -47,9 +47,10 @@ type entry struct {
 	wordEnd     bool   // word boundary needed after the match
 }
 
+// compiledRule is a rule as a Scanner holds it: its term lists sorted, their order the one that
+// settles ties between terms.
 type compiledRule struct {
 	Rule
-	near bool
 }
 
 // Scanner is a compiled lexicon. It is immutable and safe for concurrent use by any number of
@@ -81,38 +82,61 @@ func compile(lex *Lexicon, budget int) (*Scanner, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Scanner{version: version, name: lex.Name, normLanesMin: normLanesMin}
-	for _, r := range lex.Rules {
-		cr := compiledRule{Rule: r}
-		cr.Terms = sortedCopy(r.Terms)
-		cr.Exclude = sortedCopy(r.Exclude)
-		if r.Near != nil {
-			cr.Near = &Near{A: sortedCopy(r.Near.A), B: sortedCopy(r.Near.B), Within: r.Near.Within}
-			cr.near = true
-		}
-		s.rules = append(s.rules, cr)
-	}
-	slices.SortFunc(s.rules, func(a, b compiledRule) int { return strings.Compare(a.ID, b.ID) })
-
+	s := &Scanner{version: version, name: lex.Name, normLanesMin: normLanesMin, rules: compileRules(lex.Rules)}
 	norm := false
 	for _, r := range s.rules {
 		if !r.Exact {
 			norm = true
 		}
 	}
-
-	// Keys: the raw bytes of each term (raw mode) or its folded runes (normalizing).
-	type keyed struct {
-		key   string
-		runes []rune
-		e     entry
+	terms := s.termKeys(norm)
+	var symbols map[rune][]byte
+	if norm {
+		if symbols, err = encodeSymbols(terms); err != nil {
+			return nil, &LexiconError{Lexicon: lex.Name, Field: "rules", Err: err}
+		}
 	}
-	var all []keyed
+	s.auto = buildAutomaton(s.groupKeys(terms, norm), norm, budget)
+	if norm {
+		s.auto.runes = buildRuneTable(s.auto, symbols)
+	}
+	return s, nil
+}
+
+// compileRules returns the rules compiled, sorted by id.
+func compileRules(rules []Rule) []compiledRule {
+	out := make([]compiledRule, 0, len(rules))
+	for _, r := range rules {
+		cr := compiledRule{Rule: r}
+		cr.Terms = sortedCopy(r.Terms)
+		cr.Exclude = sortedCopy(r.Exclude)
+		if r.Near != nil {
+			cr.Near = &Near{A: sortedCopy(r.Near.A), B: sortedCopy(r.Near.B), Within: r.Near.Within}
+		}
+		out = append(out, cr)
+	}
+	slices.SortFunc(out, func(a, b compiledRule) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// termKey is one term of one rule on its way into the automaton: its entry and the key the
+// automaton matches, the term's bytes (raw mode) or, until encodeSymbols encodes them, its
+// folded runes (normalizing).
+type termKey struct {
+	key   string
+	runes []rune
+	e     entry
+}
+
+// termKeys compiles every term, exclusion and near term of every rule into an entry, with
+// what confirm needs to check a match against the rule's options, and its key.
+func (s *Scanner) termKeys(norm bool) []termKey {
+	var all []termKey
 	for ri, r := range s.rules {
 		add := func(role uint8, terms []string) {
 			for i, t := range terms {
 				e := entry{rule: int32(ri), role: role, order: int32(i), term: t}
-				var k keyed
+				var k termKey
 				if norm {
 					for _, c := range t {
 						if f := foldRune(c); f != foldSkip {
@@ -146,45 +170,56 @@ func compile(lex *Lexicon, budget int) (*Scanner, error) {
 			add(roleNearB, r.Near.B)
 		}
 	}
-	var symbols map[rune][]byte
-	if norm {
-		freq := map[rune]int{}
-		for _, k := range all {
-			for _, r := range k.runes {
-				if r >= utf8.RuneSelf {
-					freq[r]++
-				}
+	return all
+}
+
+// encodeSymbols gives each non-ASCII rune of the keys a symbol code, the shortest codes to
+// the most frequent runes, and encodes every key from its runes. It returns the codes (ASCII
+// runes included, as themselves), or an error wrapping ErrTooLarge when the keys have more
+// distinct runes than there are codes.
+func encodeSymbols(all []termKey) (map[rune][]byte, error) {
+	freq := map[rune]int{}
+	for _, k := range all {
+		for _, r := range k.runes {
+			if r >= utf8.RuneSelf {
+				freq[r]++
 			}
-		}
-		if len(freq) > maxSymbols {
-			return nil, &LexiconError{Lexicon: lex.Name, Field: "rules", Err: fmt.Errorf("%w: %d distinct characters, limit %d", ErrTooLarge, len(freq), maxSymbols)}
-		}
-		order := make([]rune, 0, len(freq))
-		for r := range freq {
-			order = append(order, r)
-		}
-		slices.SortFunc(order, func(a, b rune) int {
-			return cmp.Or(cmp.Compare(freq[b], freq[a]), cmp.Compare(a, b))
-		})
-		symbols = make(map[rune][]byte, len(order)+36)
-		for id, r := range order {
-			symbols[r] = appendSymbolCode(nil, id)
-		}
-		buf := make([]byte, 0, 64)
-		for i := range all {
-			buf = buf[:0]
-			for _, r := range all[i].runes {
-				if r < utf8.RuneSelf {
-					buf = append(buf, byte(r))
-					symbols[r] = []byte{byte(r)}
-				} else {
-					buf = append(buf, symbols[r]...)
-				}
-			}
-			all[i].key = string(buf)
 		}
 	}
-	// Group entries by key; keys in first-seen order, entries in rule and term order.
+	if len(freq) > maxSymbols {
+		return nil, fmt.Errorf("%w: %d distinct characters, limit %d", ErrTooLarge, len(freq), maxSymbols)
+	}
+	order := make([]rune, 0, len(freq))
+	for r := range freq {
+		order = append(order, r)
+	}
+	slices.SortFunc(order, func(a, b rune) int {
+		return cmp.Or(cmp.Compare(freq[b], freq[a]), cmp.Compare(a, b))
+	})
+	symbols := make(map[rune][]byte, len(order)+36)
+	for id, r := range order {
+		symbols[r] = appendSymbolCode(nil, id)
+	}
+	buf := make([]byte, 0, 64)
+	for i := range all {
+		buf = buf[:0]
+		for _, r := range all[i].runes {
+			if r < utf8.RuneSelf {
+				buf = append(buf, byte(r))
+				symbols[r] = []byte{byte(r)}
+			} else {
+				buf = append(buf, symbols[r]...)
+			}
+		}
+		all[i].key = string(buf)
+	}
+	return symbols, nil
+}
+
+// groupKeys gathers the entries of terms that share a key (the same term in several rules or
+// lists, or terms that normalize alike) and returns the distinct keys, in first-seen order,
+// filling s.keyLen, s.keyEnts and s.ents (entries in rule and term order).
+func (s *Scanner) groupKeys(all []termKey, norm bool) [][]byte {
 	index := map[string]int{}
 	var keys [][]byte
 	var groups [][]entry
@@ -209,12 +244,7 @@ func compile(lex *Lexicon, budget int) (*Scanner, error) {
 		s.ents = append(s.ents, g...)
 	}
 	s.keyEnts = append(s.keyEnts, int32(len(s.ents)))
-
-	s.auto = buildAutomaton(keys, norm, budget)
-	if norm {
-		s.auto.runes = buildRuneTable(s.auto, symbols)
-	}
-	return s, nil
+	return keys
 }
 
 // edgeSkips returns the byte lengths of the runes at the start and end of t that normalization
@@ -365,46 +395,64 @@ func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []
 	return dst
 }
 
-// ruleFindings handles the occurrences of one rule, sorted by role, position and term order.
+// ruleFindings handles the occurrences of one rule, sorted by role, position and term order:
+// the findings of its terms, then of its near pairs, one per span.
 func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Finding) []Finding {
-	r := &s.rules[s.ents[occs[0].ent].rule]
-	nRule := len(dst)
-	var terms, excl, nearA, nearB []occ
+	r := &s.rules[occs[0].group>>2]
+	var roles [4][]occ // by role
 	for i := 0; i < len(occs); {
 		role := occs[i].group & 3
 		j := i
 		for j < len(occs) && occs[j].group&3 == role {
 			j++
 		}
-		switch role {
-		case roleTerm:
-			terms = occs[i:j]
-		case roleExclude:
-			excl = occs[i:j]
-		case roleNearA:
-			nearA = occs[i:j]
-		case roleNearB:
-			nearB = occs[i:j]
-		}
+		roles[role] = occs[i:j]
 		i = j
 	}
-	add := func(term string, start, end int) {
-		dst = append(dst, Finding{Rule: r.ID, Category: r.Category, Severity: r.Severity, Term: term, Start: start, End: end, Lexicon: s.version})
+	excl := roles[roleExclude]
+	nRule := len(dst)
+	dst = s.termFindings(sc, r, roles[roleTerm], excl, dst)
+	nTerms := len(dst)
+	dst = s.nearFindings(sc, text, r, roles[roleNearA], roles[roleNearB], excl, dst)
+	if len(dst) == nTerms {
+		return dst
 	}
+	// One finding per span: a term's finding first, then the first near pair.
+	mine := dst[nRule:]
+	slices.SortStableFunc(mine, func(x, y Finding) int { return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End)) })
+	mine = slices.CompactFunc(mine, func(x, y Finding) bool { return x.Start == y.Start && x.End == y.End })
+	return dst[:nRule+len(mine)]
+}
+
+// finding is a finding of rule r.
+func (s *Scanner) finding(r *compiledRule, term string, start, end int) Finding {
+	return Finding{Rule: r.ID, Category: r.Category, Severity: r.Severity, Term: term, Start: start, End: end, Lexicon: s.version}
+}
+
+// termFindings appends a finding for each span where a term of r occurs (the first term in
+// order when several do) and no exclusion covers it. terms and excl are sorted by position.
+func (s *Scanner) termFindings(sc *scratch, r *compiledRule, terms, excl []occ, dst []Finding) []Finding {
 	cov := spanCover{spans: excl, steps: &sc.steps}
 	for i, o := range terms {
 		if i > 0 && o.start == terms[i-1].start && o.end == terms[i-1].end {
 			continue // same span, an earlier term already reported it
 		}
 		if !cov.covers(o) {
-			add(s.ents[o.ent].term, o.start, o.end)
+			dst = append(dst, s.finding(r, s.ents[o.ent].term, o.start, o.end))
 		}
 	}
+	return dst
+}
+
+// nearFindings appends a finding for each occurrence of a near term of A that has a term of B
+// within r.Near.Within characters, neither covered by an exclusion, spanning both. nearA,
+// nearB and excl are sorted by position.
+func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA, nearB, excl []occ, dst []Finding) []Finding {
 	if len(nearA) == 0 || len(nearB) == 0 {
 		return dst
 	}
 	bs := sc.near[:0]
-	cov = spanCover{spans: excl, steps: &sc.steps}
+	cov := spanCover{spans: excl, steps: &sc.steps}
 	for i, o := range nearB {
 		if (i == 0 || o.start != nearB[i-1].start || o.end != nearB[i-1].end) && !cov.covers(o) {
 			bs = append(bs, o)
@@ -459,13 +507,9 @@ func (s *Scanner) ruleFindings(sc *scratch, text []byte, occs []occ, dst []Findi
 			continue
 		}
 		b := bs[best]
-		add(s.ents[o.ent].term+" … "+s.ents[b.ent].term, min(o.start, b.start), max(o.end, b.end))
+		dst = append(dst, s.finding(r, s.ents[o.ent].term+" … "+s.ents[b.ent].term, min(o.start, b.start), max(o.end, b.end)))
 	}
-	// One finding per span: a term's finding first, then the first near pair.
-	mine := dst[nRule:]
-	slices.SortStableFunc(mine, func(x, y Finding) int { return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End)) })
-	mine = slices.CompactFunc(mine, func(x, y Finding) bool { return x.Start == y.Start && x.End == y.End })
-	return dst[:nRule+len(mine)]
+	return dst
 }
 
 // spanCover tells, for occurrences taken in order of start, whether one of spans (sorted by
