@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -95,55 +97,150 @@ func (m *Message) Key() Key { return Key{Platform: m.Platform, Tenant: m.Tenant,
 // String renders the key for logs and errors.
 func (k Key) String() string { return k.Platform + "/" + k.Tenant + "/" + k.ID }
 
-// Limits on a message that Validate enforces. They bound memory per message, not policy.
+// Limits that Message.Validate and Record.Validate enforce. They bound the memory and storage
+// one message or record can take, not policy: a field over its limit makes Validate fail with
+// ErrInvalidMessage, and a source then seals the payload as a RecordCaptureError (see
+// CaptureErrorRaw) instead of storing it as a message, so oversize input is kept as evidence
+// and acknowledged rather than refused on every redelivery. Lengths are in bytes.
 const (
-	MaxIDLen   = 1 << 10  // platform, tenant, message and conversation ids
-	MaxRawLen  = 16 << 20 // the raw payload
+	// MaxIDLen bounds identifiers: platform, tenant, message, conversation and party ids, staff
+	// ids, record ids and the fields of Record.About.
+	MaxIDLen = 1 << 10
+	// MaxNameLen bounds human-readable names: sender and mention display names, conversation
+	// titles, attachment file names.
+	MaxNameLen = 4 << 10
+	// MaxKindLen bounds short vocabulary values: Message.Kind and Conversation.Type.
+	MaxKindLen = 64
+	// MaxMediaTypeLen bounds Attachment.MediaType (RFC 6838 allows 127 + "/" + 127).
+	MaxMediaTypeLen = 255
+	// MaxRefLen bounds Attachment.Ref, a platform's handle for fetching media (DingTalk download
+	// codes run to a few hundred bytes).
+	MaxRefLen = 4 << 10
+	// MaxMentions bounds len(Message.Mentions).
+	MaxMentions = 1000
+	// MaxAttachments bounds len(Message.Attachments).
+	MaxAttachments = 1000
+	// MaxTextLen bounds Message.Text.
 	MaxTextLen = 16 << 20
+	// MaxRawLen bounds Message.Raw, and Record.Body and Record.Raw together.
+	MaxRawLen = 16 << 20
 )
 
-// ErrInvalidMessage is wrapped by every error that Validate returns.
+// ErrInvalidMessage is wrapped by every error that Message.Validate and Record.Validate return.
+// It marks a permanent failure: delivering the same input again cannot succeed, so a source
+// that gets it from a Sink seals the payload as a capture error and acknowledges it.
 var ErrInvalidMessage = errors.New("capture: invalid message")
 
-// Validate reports whether m can be stored: the identity fields are present, strings are valid
-// UTF-8 and sizes are within bounds. Sinks call it before accepting a message.
-func (m *Message) Validate() error {
-	bad := func(field, why string) error {
-		return fmt.Errorf("%w: %s %s", ErrInvalidMessage, field, why)
+// checkString checks that v is valid UTF-8 and at most max bytes. name names the field in the
+// error; index, when not negative, is the position of its element in a list.
+func checkString(name string, index int, v string, max int) error {
+	if len(v) <= max && utf8.ValidString(v) {
+		return nil
 	}
+	if index >= 0 {
+		name = strings.Replace(name, "[]", "["+strconv.Itoa(index)+"]", 1)
+	}
+	if len(v) > max {
+		return fmt.Errorf("%w: %s is %d bytes, over the limit of %d", ErrInvalidMessage, name, len(v), max)
+	}
+	return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidMessage, name)
+}
+
+// checkStrings checks pairs of field names and values against one limit.
+func checkStrings(max int, index int, nameValue ...string) error {
+	for i := 0; i+1 < len(nameValue); i += 2 {
+		if err := checkString(nameValue[i], index, nameValue[i+1], max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkConversation(c *Conversation) error {
+	if err := checkString("conversation.id", -1, c.ID, MaxIDLen); err != nil {
+		return err
+	}
+	if err := checkString("conversation.type", -1, c.Type, MaxKindLen); err != nil {
+		return err
+	}
+	return checkString("conversation.title", -1, c.Title, MaxNameLen)
+}
+
+func checkParty(prefix string, index int, p *Party) error {
+	if err := checkStrings(MaxIDLen, index, prefix+".id", p.ID, prefix+".staff_id", p.StaffID); err != nil {
+		return err
+	}
+	return checkString(prefix+".name", index, p.Name, MaxNameLen)
+}
+
+func checkAttachment(index int, a *Attachment) error {
+	if err := checkString("attachments[].name", index, a.Name, MaxNameLen); err != nil {
+		return err
+	}
+	if err := checkString("attachments[].media_type", index, a.MediaType, MaxMediaTypeLen); err != nil {
+		return err
+	}
+	if err := checkString("attachments[].ref", index, a.Ref, MaxRefLen); err != nil {
+		return err
+	}
+	if a.SHA256 != "" && (len(a.SHA256) != 64 || strings.Trim(a.SHA256, "0123456789abcdef") != "") {
+		return fmt.Errorf("%w: attachments[%d].sha256 is not 64 lowercase hex digits", ErrInvalidMessage, index)
+	}
+	if a.Size < 0 {
+		return fmt.Errorf("%w: attachments[%d].size is negative", ErrInvalidMessage, index)
+	}
+	return nil
+}
+
+// Validate reports whether m can be stored: platform and id are present, every string is valid
+// UTF-8 and within its limit (MaxIDLen, MaxNameLen, MaxKindLen, MaxMediaTypeLen, MaxRefLen,
+// MaxTextLen), Mentions and Attachments are within MaxMentions and MaxAttachments, each
+// attachment's SHA256 is empty or 64 lowercase hex digits and its Size is not negative, and Raw
+// is within MaxRawLen. Errors wrap ErrInvalidMessage and name the field. Sinks call it before
+// accepting a message; it only reads m.
+func (m *Message) Validate() error {
 	if m == nil {
 		return fmt.Errorf("%w: nil", ErrInvalidMessage)
 	}
-	for _, f := range []struct{ name, v string }{
-		{"platform", m.Platform}, {"id", m.ID},
-	} {
-		if f.v == "" {
-			return bad(f.name, "is empty")
-		}
+	if m.Platform == "" {
+		return fmt.Errorf("%w: platform is empty", ErrInvalidMessage)
 	}
-	for _, f := range []struct{ name, v string }{
-		{"platform", m.Platform}, {"tenant", m.Tenant}, {"id", m.ID}, {"conversation.id", m.Conversation.ID},
-	} {
-		if len(f.v) > MaxIDLen {
-			return bad(f.name, fmt.Sprintf("is %d bytes, over the limit of %d", len(f.v), MaxIDLen))
-		}
+	if m.ID == "" {
+		return fmt.Errorf("%w: id is empty", ErrInvalidMessage)
 	}
-	for _, f := range []struct{ name, v string }{
-		{"platform", m.Platform}, {"tenant", m.Tenant}, {"id", m.ID},
-		{"conversation.id", m.Conversation.ID}, {"conversation.title", m.Conversation.Title},
-		{"sender.id", m.Sender.ID}, {"sender.name", m.Sender.Name}, {"text", m.Text}, {"kind", m.Kind},
-	} {
-		if !utf8.ValidString(f.v) {
-			return bad(f.name, "is not valid UTF-8")
-		}
-	}
-	if len(m.Text) > MaxTextLen {
-		return bad("text", fmt.Sprintf("is %d bytes, over the limit of %d", len(m.Text), MaxTextLen))
-	}
+	// Counts and the raw size first: cheap, and they refuse a huge message before it is scanned.
 	if len(m.Raw) > MaxRawLen {
-		return bad("raw", fmt.Sprintf("is %d bytes, over the limit of %d", len(m.Raw), MaxRawLen))
+		return fmt.Errorf("%w: raw is %d bytes, over the limit of %d", ErrInvalidMessage, len(m.Raw), MaxRawLen)
 	}
-	return nil
+	if len(m.Mentions) > MaxMentions {
+		return fmt.Errorf("%w: %d mentions, over the limit of %d", ErrInvalidMessage, len(m.Mentions), MaxMentions)
+	}
+	if len(m.Attachments) > MaxAttachments {
+		return fmt.Errorf("%w: %d attachments, over the limit of %d", ErrInvalidMessage, len(m.Attachments), MaxAttachments)
+	}
+	if err := checkStrings(MaxIDLen, -1, "platform", m.Platform, "tenant", m.Tenant, "id", m.ID); err != nil {
+		return err
+	}
+	if err := checkString("kind", -1, m.Kind, MaxKindLen); err != nil {
+		return err
+	}
+	if err := checkConversation(&m.Conversation); err != nil {
+		return err
+	}
+	if err := checkParty("sender", -1, &m.Sender); err != nil {
+		return err
+	}
+	for i := range m.Mentions {
+		if err := checkParty("mentions[]", i, &m.Mentions[i]); err != nil {
+			return err
+		}
+	}
+	for i := range m.Attachments {
+		if err := checkAttachment(i, &m.Attachments[i]); err != nil {
+			return err
+		}
+	}
+	return checkString("text", -1, m.Text, MaxTextLen)
 }
 
 // Receipt is what a Sink returns for a stored message.
@@ -152,11 +249,15 @@ type Receipt struct {
 	Duplicate bool   // the message was already stored; Index is the original entry
 }
 
-// A Sink makes messages durable. Append returns only when m is durable (or was already stored,
-// in which case the receipt says Duplicate); a source may then acknowledge it upstream. On error
-// nothing is acknowledged and the platform should deliver the message again. Append must be
-// safe for concurrent use and must not retain or modify m after it returns.
+// A Sink makes messages durable. Implementations must be safe for concurrent use.
 type Sink interface {
+	// Append stores m and returns only when it is durable, or when a message with the same Key
+	// was already stored, in which case the receipt says Duplicate and names the original
+	// entry; a source may then acknowledge m upstream. An error means nothing new is durable
+	// and the source must not acknowledge: an error wrapping ErrInvalidMessage is permanent
+	// (the source seals the payload as a capture error instead), any other is transient (the
+	// platform should deliver m again). Append validates m, and neither retains nor modifies
+	// it after returning.
 	Append(ctx context.Context, m *Message) (Receipt, error)
 }
 
@@ -166,8 +267,21 @@ type SinkFunc func(ctx context.Context, m *Message) (Receipt, error)
 // Append calls f(ctx, m).
 func (f SinkFunc) Append(ctx context.Context, m *Message) (Receipt, error) { return f(ctx, m) }
 
-// A Source delivers messages from a platform to a sink until ctx ends or it fails. It
-// acknowledges a message upstream only after sink.Append returned nil for it.
+// A Source delivers messages from a platform to a sink. Implementations are the platform
+// adapters (capture/dingtalk.Source); capturetest.RunSource checks one against these rules.
 type Source interface {
+	// Run captures into sink until ctx ends or the source cannot go on. It acknowledges a
+	// delivery upstream only after sink.Append (or AppendRecord, for what it seals as a
+	// record) returned nil for it, and answers a failed append so that the platform delivers
+	// again. A payload that cannot become a message, or that the sink refuses with
+	// ErrInvalidMessage, is sealed as a RecordCaptureError (when sink, or a record sink the
+	// source was configured with, implements RecordSink) and acknowledged once that is
+	// durable.
+	//
+	// Once ctx ends, Run takes no new delivery (each is answered so that the platform delivers
+	// it again), lets the appends in flight finish and answers them, and returns nil: a stop
+	// asked for through ctx is not a failure, and Run never returns ctx.Err(). A non-nil error
+	// means Run could not start (a configuration error, a sink without what the source needs)
+	// or stopped for good on its own.
 	Run(ctx context.Context, sink Sink) error
 }

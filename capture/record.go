@@ -40,7 +40,11 @@ type Record struct {
 	Raw          []byte       `json:"raw,omitempty"`   // the source payload, byte for byte, if any
 }
 
-// Validate reports whether r can be stored.
+// Validate reports whether r can be stored: Kind is one of the Record constants, Platform is
+// present, every string (Platform, Tenant, ID, the Conversation's fields, About's fields) is
+// valid UTF-8 and within MaxIDLen (MaxNameLen for the conversation title, MaxKindLen for its
+// type), and Body and Raw together are within MaxRawLen. Errors wrap ErrInvalidMessage. It only
+// reads r.
 func (r *Record) Validate() error {
 	if r == nil {
 		return fmt.Errorf("%w: nil record", ErrInvalidMessage)
@@ -48,37 +52,60 @@ func (r *Record) Validate() error {
 	switch r.Kind {
 	case RecordContext, RecordMedia, RecordCaptureError, RecordAnnotation:
 	default:
+		if len(r.Kind) > MaxKindLen || !utf8.ValidString(r.Kind) {
+			return fmt.Errorf("%w: record kind is unknown", ErrInvalidMessage)
+		}
 		return fmt.Errorf("%w: record kind %q is unknown", ErrInvalidMessage, r.Kind)
 	}
 	if r.Platform == "" {
 		return fmt.Errorf("%w: record platform is empty", ErrInvalidMessage)
 	}
-	for _, s := range []string{r.Platform, r.Tenant, r.ID, r.Conversation.ID, r.Conversation.Title} {
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("%w: record field is not valid UTF-8", ErrInvalidMessage)
-		}
-		if len(s) > MaxIDLen {
-			return fmt.Errorf("%w: record field is %d bytes, over the limit of %d", ErrInvalidMessage, len(s), MaxIDLen)
-		}
-	}
 	if len(r.Body)+len(r.Raw) > MaxRawLen {
 		return fmt.Errorf("%w: record body and raw are %d bytes, over the limit of %d", ErrInvalidMessage, len(r.Body)+len(r.Raw), MaxRawLen)
+	}
+	if err := checkStrings(MaxIDLen, -1, "record platform", r.Platform, "record tenant", r.Tenant, "record id", r.ID); err != nil {
+		return err
+	}
+	if err := checkConversation(&r.Conversation); err != nil {
+		return err
+	}
+	if a := r.About; a != nil {
+		if err := checkStrings(MaxIDLen, -1, "record about.platform", a.Platform, "record about.tenant", a.Tenant, "record about.id", a.ID); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// A RecordSink makes records durable, with the same contract as Sink: nil means durable (or
-// already stored when ID is set and was seen before, in which case Duplicate is true).
+// A RecordSink makes records durable, with the same contract as Sink. Implementations must be
+// safe for concurrent use.
 type RecordSink interface {
+	// AppendRecord stores r and returns only when it is durable. A record with a non-empty ID
+	// that was stored before (same Kind, Platform, Tenant and ID) is not stored again: the
+	// receipt says Duplicate and names the original entry. Records without an ID are always
+	// appended. Errors are as for Sink.Append: ErrInvalidMessage is permanent, anything else
+	// transient. It neither retains nor modifies r after returning.
 	AppendRecord(ctx context.Context, r *Record) (Receipt, error)
+}
+
+// RecordSinkFunc adapts a function to the RecordSink interface.
+type RecordSinkFunc func(ctx context.Context, r *Record) (Receipt, error)
+
+// AppendRecord calls f(ctx, r).
+func (f RecordSinkFunc) AppendRecord(ctx context.Context, r *Record) (Receipt, error) {
+	return f(ctx, r)
 }
 
 // ErrBlobNotFound is returned by BlobStore.Blob for a hash that is not stored.
 var ErrBlobNotFound = errors.New("capture: blob not found")
 
-// A BlobStore keeps attachment content, addressed by its SHA-256. PutBlob returns only when the
-// content is durable; storing the same content twice is harmless.
+// A BlobStore keeps attachment content, addressed by its SHA-256. Implementations must be safe
+// for concurrent use.
 type BlobStore interface {
+	// PutBlob stores data and returns its SHA-256 once the content is durable. Storing the same
+	// content twice is harmless and returns the same hash. It does not retain data.
 	PutBlob(ctx context.Context, data []byte) (sha256 [32]byte, err error)
+	// Blob returns the content stored under sha256 (a copy the caller may keep), or an error
+	// wrapping ErrBlobNotFound when there is none.
 	Blob(ctx context.Context, sha256 [32]byte) ([]byte, error)
 }
