@@ -122,8 +122,8 @@ func (s *Severity) UnmarshalText(b []byte) error {
 // Lexicon is a named set of rules. Build one with ParseLexicon, ReadLexicon or DefaultLexicon,
 // or fill the fields in code; Compile validates it either way.
 type Lexicon struct {
-	Name  string
-	Rules []Rule
+	Name  string // names the lexicon in errors and in Scanner.Name; UTF-8 with no control characters
+	Rules []Rule // at least one; ids unique
 }
 
 // Rule flags a message when one of its terms occurs (or, with Near, when two terms occur close
@@ -151,9 +151,9 @@ type Rule struct {
 // Near asks for a term of A and a term of B no more than Within characters apart (counted in the
 // original text between the two occurrences; overlapping or touching occurrences are 0 apart).
 type Near struct {
-	A      []string
-	B      []string
-	Within int
+	A      []string // the terms that are reported, each paired with its nearest term of B
+	B      []string // the terms that must occur near one of A
+	Within int      // the largest distance in characters, 0 to MaxNearWithin
 }
 
 // The JSON shapes. Strings are decoded through jstr so that invalid UTF-8 is reported with its
@@ -433,6 +433,8 @@ func (l *Lexicon) Validate() error {
 	return nil
 }
 
+// checkName accepts a non-empty name of at most MaxNameBytes of UTF-8 with no control
+// characters.
 func checkName(s string) error {
 	switch {
 	case s == "":
@@ -464,6 +466,8 @@ func checkID(s string) error {
 	return nil
 }
 
+// checkTerm accepts a term of at most MaxTermBytes of UTF-8 that has something for a match to
+// hold on to: a character normalization keeps.
 func checkTerm(t string) error {
 	switch {
 	case t == "":

@@ -14,6 +14,7 @@ const (
 	maxSymbols      = maxShortSymbols + 16*64*64
 )
 
+// appendSymbolCode appends the code of the symbol numbered id (by falling frequency) to dst.
 func appendSymbolCode(dst []byte, id int) []byte {
 	if id < maxShortSymbols {
 		return append(dst, byte(0xC0+id/64), byte(0x80+id%64))

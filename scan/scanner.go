@@ -21,7 +21,7 @@ type Finding struct {
 	// passage, from the first to the last character that matched (characters removed by
 	// normalization inside it included).
 	Start int `json:"start"`
-	End   int `json:"end"`
+	End   int `json:"end"` // see Start
 	// Lexicon is the version of the lexicon that produced the finding (see Lexicon.Version).
 	Lexicon string `json:"lexicon"`
 }
