@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/capture/capturetest"
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/stretchr/testify/require"
@@ -23,8 +24,8 @@ import (
 var errTransient = errors.New("transient: storage busy")
 
 // TestStreamSurvivesEverything pushes 10,000 bot messages through the real SDK while the
-// gateway and the sink misbehave: every 10th message is held by a slow sink past the gateway's
-// redelivery delay (so it is pushed again while unacknowledged), a SYSTEM disconnect follows
+// gateway and the sink misbehave: every 10th message is held by a slow sink until the gateway,
+// past its redelivery delay, has pushed it again while unacknowledged, a SYSTEM disconnect follows
 // every 1,000, every connection is cut abruptly once, pings are swallowed for a window until
 // the SDK gives the connections up (one of them a zombie), malformed frames and a quota payload arrive, and the sink
 // fails 1% of calls. Afterwards every msgId is stored exactly once, no push was acknowledged
@@ -42,9 +43,10 @@ func TestStreamSurvivesEverything(t *testing.T) {
 	})
 	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
 
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 	var mu sync.Mutex
 	seen := map[string]bool{}
+	held := map[string]chan struct{}{} // every 10th message's first append, until its redelivery
 	rnd := rand.New(rand.NewPCG(1, 2))
 	transient := 0
 	sink.Before = func(ctx context.Context, m *capture.Message, r *capture.Record) error {
@@ -53,17 +55,31 @@ func TestStreamSurvivesEverything(t *testing.T) {
 		first := m != nil && !seen[m.ID]
 		if m != nil {
 			seen[m.ID] = true
+			if ch, ok := held[m.ID]; ok && !first {
+				close(ch) // the redelivery has arrived: the held append may return
+				delete(held, m.ID)
+			}
 		}
 		if fail {
 			transient++
+		}
+		var wait chan struct{}
+		if !fail && first && strings.HasSuffix(m.ID, "0") {
+			wait = make(chan struct{})
+			held[m.ID] = wait
 		}
 		mu.Unlock()
 		if fail {
 			return errTransient
 		}
-		if first && strings.HasSuffix(m.ID, "0") { // every 10th: slower than the redelivery delay
+		if wait != nil {
+			// Every 10th is held until the gateway, finding it unacknowledged after its
+			// redelivery delay, has pushed it again and the redelivery has reached the sink.
+			// (Waiting for the redelivery itself, not for a fixed time past the delay, keeps
+			// this true when timers run late on a loaded machine.)
 			select {
-			case <-time.After(redeliver + 500*time.Millisecond): // a margin for late timers under -race
+			case <-wait:
+			case <-time.After(30 * time.Second):
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -27,6 +27,10 @@
 // Config.DownloadQPS. The OpenAPI side fakes /v1.0/oauth2/accessToken,
 // /v1.0/robot/messageFiles/download and the temporary file links it hands out (AddFile).
 //
+// NewUpstream adapts a gateway to capturetest.Upstream, so that capturetest.RunSource checks a
+// DingTalk source through the real SDK. The in-memory sink that used to live here is
+// capturetest.Sink (Sink and NewSink remain as deprecated aliases).
+//
 // Only loopback addresses are used.
 package dingtalktest
 
@@ -662,6 +666,46 @@ func (h *Push) ID() int { return h.p.id }
 // Done is closed when the push is settled: acknowledged successfully or given up.
 func (h *Push) Done() <-chan struct{} { return h.p.done }
 
+// ErrClosed is returned by waits that the gateway's Close ended.
+var ErrClosed = errors.New("dingtalktest: gateway closed")
+
+// Answered blocks until a frame of the push has been acknowledged (with any code, LATER
+// included) and returns the first such delivery; it returns an error when ctx ends or the
+// gateway closes first.
+func (h *Push) Answered(ctx context.Context) (Delivery, error) {
+	g := h.g
+	for {
+		g.mu.Lock()
+		for _, a := range h.p.attempts {
+			if a.acked {
+				d := a.delivery()
+				g.mu.Unlock()
+				return d, nil
+			}
+		}
+		closed, ch := g.closed, g.changed
+		g.mu.Unlock()
+		if closed {
+			return Delivery{}, ErrClosed
+		}
+		select {
+		case <-ctx.Done():
+			return Delivery{}, fmt.Errorf("dingtalktest: push %d not answered: %w", h.p.id, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// delivery describes a. g.mu must be held.
+func (a *attempt) delivery() Delivery {
+	p := a.p
+	return Delivery{
+		Push: p.id, Attempt: a.n, MessageID: a.msgID, Conn: a.conn, Type: p.typ, Data: p.data,
+		SentAt: a.sentAt, Acked: a.acked, AckedAt: a.ackAt, Code: a.code, Status: a.status,
+		AckData: a.ackData, WriteErr: a.writeErr,
+	}
+}
+
 // Delivery is one frame written for a push, and its ack if one arrived.
 type Delivery struct {
 	Push      int       // Push.ID
@@ -816,11 +860,7 @@ func (g *Gateway) Deliveries() []Delivery {
 	var out []Delivery
 	for _, p := range g.pushes {
 		for _, a := range p.attempts {
-			out = append(out, Delivery{
-				Push: p.id, Attempt: a.n, MessageID: a.msgID, Conn: a.conn, Type: p.typ, Data: p.data,
-				SentAt: a.sentAt, Acked: a.acked, AckedAt: a.ackAt, Code: a.code, Status: a.status,
-				AckData: a.ackData, WriteErr: a.writeErr,
-			})
+			out = append(out, a.delivery())
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Delivery) int { return a.SentAt.Compare(b.SentAt) })
