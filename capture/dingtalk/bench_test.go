@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/capture/capturetest"
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,7 @@ func BenchmarkPushToAck(b *testing.B) {
 			opts.MaxInFlight = 256 // pushes pick a connection at random: keep any window below the cap
 			src, err := dingtalk.NewSource(opts)
 			require.NoError(b, err)
-			running(b, src, dingtalktest.NewSink())
+			running(b, src, capturetest.NewSink())
 			require.NoError(b, g.WaitConns(ctxT(b, 10*time.Second), 2))
 			payloads := make([][]byte, b.N)
 			for i := range payloads {

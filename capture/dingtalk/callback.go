@@ -161,7 +161,12 @@ type CallbackOptions struct {
 	// budget (minus a margin) gets the callback answered with 503 so DingTalk keeps it as a
 	// failed push (GET /v1.0/event/callbacks/failedResults).
 	Budget time.Duration
-	// MaxBody bounds the request body; default 1 MiB.
+	// MaxBody bounds the request body, read before the signature can be checked. The default
+	// fits the largest payload a capture error can hold whole (capture.MaxRawLen, about 22 MB
+	// once encrypted and base64-encoded), so that a signed payload over a field limit is sealed
+	// as a capture error rather than refused; a body over MaxBody is answered 413 and nothing
+	// is stored (DingTalk keeps it as a failed push). Lower it to spend less memory per request
+	// at that cost.
 	MaxBody int64
 
 	Logger *slog.Logger     // nil discards
@@ -173,9 +178,22 @@ type CallbackOptions struct {
 // (constant time), timestamp freshness, decryption and owner key, nonce replay; any failure is
 // answered with a 4xx and stores nothing. The first push, {"EventType":"check_url"}, is
 // answered without storing. Events are sealed as capture.RecordContext records with the
-// decrypted payload as Raw; bot message payloads go to the Sink. Only once that returned nil is
-// the encrypted "success" reply sent; a sink error gets a 5xx, so DingTalk keeps the push as
-// failed and it can be fetched again.
+// decrypted payload as Raw; bot message payloads go to the Sink. An authenticated payload that
+// cannot be stored as either (not a JSON object, malformed, over a capture limit, refused by
+// the sink with capture.ErrInvalidMessage) is sealed with CaptureErrorRecord, the record Source
+// makes of the same payload. Only once the sink returned nil is the encrypted "success" reply
+// sent; a transient sink error gets a 5xx, so DingTalk keeps the push as failed and it can be
+// fetched again.
+//
+// # Replays
+//
+// The nonces of the freshness window are kept in memory only: a request replayed within
+// FreshWindow to the same process is refused with 409, but after a restart (or at another
+// instance behind the same URL) it passes every check again. It then stores nothing new,
+// because everything the handler stores is deduplicated by the sink on an identity the replay
+// repeats: a bot message on its msgId, an event on the SHA-256 of its payload, a capture error
+// on the SHA-256 of its payload. The replay is answered like the original, with the encrypted
+// "success" that tells an attacker nothing, and logged as already stored.
 type CallbackHandler struct {
 	c    *CallbackCrypto
 	opts CallbackOptions
@@ -204,7 +222,7 @@ func NewCallbackHandler(opts CallbackOptions) (*CallbackHandler, error) {
 		opts.Budget = 2500 * time.Millisecond
 	}
 	if opts.MaxBody <= 0 {
-		opts.MaxBody = 1 << 20
+		opts.MaxBody = maxCallbackBody(len(opts.OwnerKey))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -213,6 +231,13 @@ func NewCallbackHandler(opts CallbackOptions) (*CallbackHandler, error) {
 		opts.Now = time.Now
 	}
 	return &CallbackHandler{c: c, opts: opts, nonces: map[string]time.Time{}, inUse: map[string]bool{}}, nil
+}
+
+// maxCallbackBody is the size of a callback body whose payload is capture.MaxRawLen bytes: the
+// plaintext adds 20 bytes, the owner key and up to a block of padding, base64 adds a third, and
+// the {"encrypt":"..."} envelope a little more.
+func maxCallbackBody(ownerKeyLen int) int64 {
+	return int64(base64.StdEncoding.EncodedLen(capture.MaxRawLen+20+ownerKeyLen+callbackBlock)) + 64
 }
 
 // Crypto returns the handler's callback crypto, e.g. to build test requests.
@@ -284,17 +309,6 @@ func (h *CallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, status, err)
 		return
 	}
-	var head struct {
-		EventType string `json:"EventType"`
-		MsgID     string `json:"msgId"`
-		MsgType   string `json:"msgtype"`
-		CorpID    string `json:"CorpId"`
-	}
-	if err := json.Unmarshal(msg, &head); err != nil {
-		h.refuse(w, http.StatusBadRequest, fmt.Errorf("%w: decrypted payload is not a JSON object: %v", ErrCallbackMalformed, err))
-		return
-	}
-
 	key := ts + "|" + nonce
 	if status, err := h.claimNonce(key, now); err != nil {
 		h.refuse(w, status, err)
@@ -303,18 +317,20 @@ func (h *CallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stored := false
 	defer func() { h.releaseNonce(key, stored, now) }()
 
-	if head.EventType != "check_url" {
-		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Budget-time.Since(start)-300*time.Millisecond)
-		defer cancel()
-		if err := h.store(ctx, msg, head.EventType, head.CorpID, head.MsgID != "" && head.EventType == ""); err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, context.DeadlineExceeded) {
-				status = http.StatusServiceUnavailable
-			}
-			h.opts.Logger.Warn("dingtalk: callback not stored; DingTalk keeps it as a failed push", "err", err)
-			http.Error(w, "not stored", status)
-			return
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Budget-time.Since(start)-300*time.Millisecond)
+	defer cancel()
+	dup, err := h.store(ctx, msg)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, context.DeadlineExceeded) {
+			status = http.StatusServiceUnavailable
 		}
+		h.opts.Logger.Warn("dingtalk: callback not stored; DingTalk keeps it as a failed push", "err", err)
+		http.Error(w, "not stored", status)
+		return
+	}
+	if dup {
+		h.opts.Logger.Info("dingtalk: callback already stored (a redelivery or a replay); answered without storing", "timestamp", ts)
 	}
 	stored = true
 	reply, err := h.reply(now)
@@ -358,48 +374,81 @@ func (h *CallbackHandler) releaseNonce(key string, stored bool, now time.Time) {
 	}
 }
 
-func (h *CallbackHandler) store(ctx context.Context, msg []byte, eventType, corpID string, bot bool) error {
-	if bot {
-		if h.opts.Sink == nil {
-			return errors.New("dingtalk: a bot message arrived over HTTP but CallbackOptions.Sink is nil")
-		}
-		m, err := ParseBotMessage(msg)
-		if err == nil {
-			m.CapturedAt = h.opts.Now().UTC()
-			_, err = h.opts.Sink.Append(ctx, m)
-			if !errors.Is(err, capture.ErrInvalidMessage) {
-				return err
-			}
-			// Permanent: a retry cannot help, so the payload is sealed as a capture error.
-		}
-		return h.captureError(ctx, msg, err)
+// store seals one authenticated callback payload: check_url stores nothing, a bot message goes
+// to the Sink, an event becomes a capture.RecordContext; what cannot be stored as such for good
+// (not a JSON object, malformed, over a limit, refused with capture.ErrInvalidMessage) is sealed
+// with CaptureErrorRecord, as Source does. It reports whether the sink had it already.
+func (h *CallbackHandler) store(ctx context.Context, msg []byte) (duplicate bool, err error) {
+	// Only the members that route the payload are read here, each leniently: a member of an
+	// unexpected type is left to the parser of what the payload turns out to be.
+	var head struct {
+		EventType, MsgID, CorpID, TimeStamp json.RawMessage
 	}
-	var ts struct {
-		TimeStamp json.Number `json:"TimeStamp"`
+	if err := json.Unmarshal(msg, &head); err != nil {
+		// Not a JSON object: nothing tells an event from a bot message. It is handled as a bot
+		// message, whose parser gives the reason the capture error records, as Source does.
+		return h.storeBot(ctx, msg)
 	}
-	_ = json.Unmarshal(msg, &ts)
-	headers := map[string]string{"eventType": eventType, "eventCorpId": corpID, "eventBornTime": ts.TimeStamp.String()}
+	eventType := jsonString(head.EventType)
+	switch {
+	case eventType == "check_url":
+		return false, nil
+	case eventType == "" && len(head.MsgID) > 0 && string(head.MsgID) != "null":
+		return h.storeBot(ctx, msg)
+	}
 	sum := sha256.Sum256(msg)
-	headers["eventId"] = "http-" + hex.EncodeToString(sum[:16])
+	headers := map[string]string{
+		"eventType": eventType, "eventCorpId": jsonString(head.CorpID),
+		"eventBornTime": strings.Trim(string(head.TimeStamp), `"`),
+		"eventId":       "http-" + hex.EncodeToString(sum[:16]),
+	}
 	rec := EventRecord(headers, msg, h.opts.Now())
 	if err := rec.Validate(); err != nil {
 		return h.captureError(ctx, msg, err)
 	}
-	_, err := h.opts.Records.AppendRecord(ctx, rec)
-	return err
+	rc, err := h.opts.Records.AppendRecord(ctx, rec)
+	if errors.Is(err, capture.ErrInvalidMessage) {
+		return h.captureError(ctx, msg, err)
+	}
+	return rc.Duplicate, err
 }
 
-func (h *CallbackHandler) captureError(ctx context.Context, msg []byte, cause error) error {
-	body, _ := json.Marshal(map[string]any{"reason": cause.Error(), "via": "http_callback", "data_sha256": hexSHA256(msg)})
-	raw := msg
-	if len(raw) > maxErrorRaw {
-		raw = raw[:maxErrorRaw]
+// storeBot stores a bot message payload, or seals it as a capture error when it cannot be one.
+func (h *CallbackHandler) storeBot(ctx context.Context, msg []byte) (duplicate bool, err error) {
+	m, err := ParseBotMessage(msg)
+	if err != nil {
+		return h.captureError(ctx, msg, err)
 	}
-	_, err := h.opts.Records.AppendRecord(ctx, &capture.Record{
-		Kind: capture.RecordCaptureError, Platform: capture.PlatformDingTalk,
-		ID: "http-" + hexSHA256(msg)[:32], At: h.opts.Now().UTC(), Body: body, Raw: raw,
-	})
-	return err
+	if h.opts.Sink == nil {
+		return false, errors.New("dingtalk: a bot message arrived over HTTP but CallbackOptions.Sink is nil")
+	}
+	m.CapturedAt = h.opts.Now().UTC()
+	rc, err := h.opts.Sink.Append(ctx, m)
+	if errors.Is(err, capture.ErrInvalidMessage) {
+		return h.captureError(ctx, msg, err) // permanent: a retry cannot help
+	}
+	return rc.Duplicate, err
+}
+
+// jsonString returns the string that raw encodes, or "" when it encodes something else.
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// captureError seals msg with CaptureErrorRecord, the same record Source makes of it.
+func (h *CallbackHandler) captureError(ctx context.Context, msg []byte, cause error) (bool, error) {
+	rec := CaptureErrorRecord(msg, cause, h.opts.Now().UTC())
+	rc, err := h.opts.Records.AppendRecord(ctx, rec)
+	if err != nil {
+		return false, err
+	}
+	h.opts.Logger.Warn("dingtalk: callback recorded as a capture error", "cause", cut(cause.Error(), 512),
+		"tenant", rec.Tenant, "record", rec.ID, "duplicate", rc.Duplicate)
+	return rc.Duplicate, nil
 }
 
 func (h *CallbackHandler) reply(now time.Time) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/capture/capturetest"
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 )
@@ -20,7 +21,7 @@ import (
 func ExampleSource() {
 	g := dingtalktest.New(dingtalktest.Config{})
 	defer g.Close()
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 
 	src, err := dingtalk.NewSource(dingtalk.Options{
 		ClientID:     dingtalktest.DefaultClientID,
@@ -52,7 +53,7 @@ func ExampleSource() {
 
 // A CallbackHandler serves DingTalk's HTTP callback mode. DingTalk's first push checks the URL.
 func ExampleCallbackHandler() {
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 	h, err := dingtalk.NewCallbackHandler(dingtalk.CallbackOptions{
 		Token:    "123456",
 		AESKey:   "1234567890123456789012345678901234567890123",

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
+	"github.com/commseal/commseal/capture/capturetest"
 	"github.com/open-dingtalk/dingtalk-stream-sdk-go/payload"
 	"github.com/stretchr/testify/require"
 )
@@ -25,8 +25,8 @@ func FuzzFrame(f *testing.F) {
 		}
 		s, err := NewSource(Options{ClientID: "a", ClientSecret: "b", Media: MediaOptions{Disabled: true}})
 		require.NoError(t, err)
-		sink := dingtalktest.NewSink()
-		s.running, s.sink, s.records, s.workCtx = true, sink, sink, context.Background()
+		sink := capturetest.NewSink()
+		s.running, s.sink, s.records, s.workCtx, s.runCtx = true, sink, sink, context.Background(), context.Background()
 		var resp *payload.DataFrameResponse
 		if df.Type == "EVENT" {
 			resp, err = s.onEvent(context.Background(), df)

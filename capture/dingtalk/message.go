@@ -58,7 +58,14 @@ type mediaContent struct {
 // ParseBotMessage normalizes one bot message payload (the `data` of a
 // /v1.0/im/bot/messages/get push) into a capture.Message. raw is copied into Message.Raw byte for
 // byte. CapturedAt is left zero for the caller to set. It never panics on any input.
+//
+// A payload over capture.MaxRawLen, or one whose fields are over the capture limits (see
+// capture.Message.Validate), fails with an error wrapping both ErrMalformed and
+// capture.ErrInvalidMessage; the oversize payload is refused before it is decoded.
 func ParseBotMessage(raw []byte) (*capture.Message, error) {
+	if len(raw) > capture.MaxRawLen {
+		return nil, fmt.Errorf("%w: %w: the payload is %d bytes, over the limit of %d", ErrMalformed, capture.ErrInvalidMessage, len(raw), capture.MaxRawLen)
+	}
 	var b botMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -69,7 +76,7 @@ func ParseBotMessage(raw []byte) (*capture.Message, error) {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	if b.ErrMsg != "" && b.MsgType == "" && b.Text == nil && len(b.Content) == 0 {
-		return nil, fmt.Errorf("%w: errCode %s: %s", ErrQuotaExhausted, b.ErrCode, b.ErrMsg)
+		return nil, fmt.Errorf("%w: errCode %s: %s", ErrQuotaExhausted, cut(string(b.ErrCode), 32), cut(b.ErrMsg, 256))
 	}
 	if b.MsgID == "" {
 		return nil, fmt.Errorf("%w: msgId is missing", ErrMalformed)
@@ -97,7 +104,7 @@ func ParseBotMessage(raw []byte) (*capture.Message, error) {
 	if b.CreateAt != "" {
 		ms, err := b.CreateAt.Int64()
 		if err != nil {
-			return nil, fmt.Errorf("%w: createAt %q is not an integer", ErrMalformed, b.CreateAt)
+			return nil, fmt.Errorf("%w: createAt %q is not an integer", ErrMalformed, cut(string(b.CreateAt), 32))
 		}
 		m.SentAt = time.UnixMilli(ms).UTC()
 	}

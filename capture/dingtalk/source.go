@@ -131,9 +131,11 @@ func (o *Options) defaults() {
 // byte) and appended to the sink; the frame is acknowledged with code 200 only after Append
 // returned nil. A sink error is answered with code 500, so that DingTalk pushes the message
 // again. Events become capture.RecordContext records (acked SUCCESS once durable, LATER
-// otherwise). A frame that cannot become a message (malformed data, a quota-exhausted payload
-// without content) becomes a capture.RecordCaptureError record holding the raw data, so the gap
-// is sealed instead of silent; it is acked once that record is durable.
+// otherwise). A frame that cannot become a message (malformed data, a field over a capture
+// limit, a quota-exhausted payload without content) or that the sink refuses with
+// capture.ErrInvalidMessage becomes a capture.RecordCaptureError record made by
+// CaptureErrorRecord, so the gap is sealed instead of silent, and it is acked once that record
+// is durable: a permanent failure is never answered "push again".
 //
 // Attachments are fetched after their message is sealed; see MediaOptions.
 //
@@ -154,7 +156,8 @@ type Source struct {
 	h        healthCounters
 	sink     capture.Sink
 	records  capture.RecordSink
-	workCtx  context.Context
+	workCtx  context.Context // in-flight appends: outlives runCtx by up to DrainTimeout
+	runCtx   context.Context // Run's ctx: once it has ended no frame is taken
 }
 
 // sdkLoggerInit makes the SDK's lazily initialized global logger initialized before any
@@ -203,10 +206,12 @@ const (
 	StateStopped      = "stopped"
 )
 
-// Run connects and captures until ctx ends, then stops taking frames, lets in-flight appends
-// finish (up to Options.DrainTimeout), closes every connection without reconnecting and returns
-// nil. Pending media fetches stay in the journal for the next Run. Run returns an error only
-// when it cannot start.
+// Run connects and captures into sink until ctx ends, as capture.Source requires. Once ctx has
+// ended it takes no new frame (each is answered 500, or LATER for events, so DingTalk pushes it
+// again), lets in-flight appends finish (up to Options.DrainTimeout; those still running then
+// are cancelled and their frames answered for a push again), closes every connection without
+// reconnecting and returns nil. Pending media fetches stay in the journal for the next Run. Run
+// returns an error only when it cannot start: ErrConfig, ErrNoRecordSink or ErrRunning.
 func (s *Source) Run(ctx context.Context, sink capture.Sink) error {
 	if sink == nil {
 		return fmt.Errorf("%w: nil sink", ErrConfig)
@@ -238,7 +243,7 @@ func (s *Source) Run(ctx context.Context, sink capture.Sink) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	s.running, s.stopping = true, false
-	s.sink, s.records, s.workCtx = sink, records, workCtx
+	s.sink, s.records, s.workCtx, s.runCtx = sink, records, workCtx, ctx
 	s.slots = nil
 	now := s.opts.Now()
 	s.h.started = now
@@ -405,7 +410,9 @@ func (s *Source) onDisconnect(sl *slot, df *payload.DataFrame) (*payload.DataFra
 func (s *Source) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping || !s.running {
+	// The run's ctx is checked as well as the flag: between ctx ending and Run setting stopping,
+	// a frame would otherwise still be taken.
+	if s.stopping || !s.running || s.runCtx == nil || s.runCtx.Err() != nil {
 		return false
 	}
 	s.inflight.Add(1)
@@ -505,58 +512,25 @@ func (s *Source) captureBot(df *payload.DataFrame) bool {
 // ackGrace is how long Run waits between the last handler returning and closing connections.
 const ackGrace = 50 * time.Millisecond
 
-// maxErrorRaw keeps a capture error record within capture.MaxRawLen with room for its body.
-const maxErrorRaw = capture.MaxRawLen - 64<<10
+// maxErrorRaw is how much of an event's data a context record keeps, as for capture errors.
+const maxErrorRaw = capture.MaxCaptureErrorRaw
 
-// captureError seals a frame that could not become a message. It reports whether the record is
-// durable (and the frame may be acknowledged).
+// captureError seals a frame that could not become a message or event record, with
+// CaptureErrorRecord (as CallbackHandler does). It reports whether the record is durable (and
+// the frame may be acknowledged).
 func (s *Source) captureError(df *payload.DataFrame, cause error) bool {
-	raw := []byte(df.Data)
-	var hint struct {
-		ChatbotCorpID  string `json:"chatbotCorpId"`
-		ConversationID string `json:"conversationId"`
-		ErrCode        any    `json:"errCode"`
-		ErrMsg         string `json:"errMsg"`
-	}
-	_ = json.Unmarshal(raw, &hint)
-	body := map[string]any{
-		"reason":           cause.Error(),
-		"frame_type":       df.Type,
-		"topic":            safeID(df.GetTopic()),
-		"frame_message_id": safeID(df.GetMessageId()),
-		"connection_id":    safeID(df.GetHeader("connectionId")),
-		"data_sha256":      hexSHA256(raw),
-		"data_len":         len(raw),
-	}
+	rec := CaptureErrorRecord([]byte(df.Data), cause, s.opts.Now().UTC())
 	quota := errors.Is(cause, ErrQuotaExhausted)
-	if quota {
-		body["quota_exhausted"] = true
-		body["err_code"] = hint.ErrCode
-		body["err_msg"] = hint.ErrMsg
-	}
-	if len(raw) > maxErrorRaw {
-		raw = raw[:maxErrorRaw]
-		body["raw_truncated"] = true
-	}
-	b, _ := json.Marshal(body)
-	rec := &capture.Record{
-		Kind:         capture.RecordCaptureError,
-		Platform:     capture.PlatformDingTalk,
-		Tenant:       safeID(hint.ChatbotCorpID),
-		Conversation: capture.Conversation{ID: safeID(hint.ConversationID)},
-		At:           s.opts.Now().UTC(),
-		Body:         b,
-		Raw:          raw,
-	}
-	// Identified by content, so that a redelivery of the same bytes (which may carry a new frame
-	// messageId) is recorded once; distinct payloads differ at least in msgId or createAt.
-	rec.ID = "data:" + body["data_sha256"].(string)[:32]
+	reason := cut(cause.Error(), 512)
+	frame := []any{"frame", safeID(df.GetMessageId()), "frame_type", safeID(df.Type), "topic", safeID(df.GetTopic()),
+		"connection", safeID(df.GetHeader("connectionId")), "tenant", rec.Tenant, "record", rec.ID}
 	ctx, cancel := context.WithTimeout(s.workCtx, s.opts.AppendTimeout)
 	defer cancel()
 	r, err := s.records.AppendRecord(ctx, rec)
 	if err != nil {
 		s.count(func(h *healthCounters) { h.sinkErrors++ })
-		s.opts.Logger.Warn("dingtalk: capture error could not be recorded; the frame will be pushed again", "cause", cause, "err", err)
+		s.opts.Logger.Warn("dingtalk: capture error could not be recorded; the frame will be pushed again",
+			append(frame, "cause", reason, "err", err)...)
 		return false
 	}
 	s.count(func(h *healthCounters) {
@@ -569,7 +543,7 @@ func (s *Source) captureError(df *payload.DataFrame, cause error) bool {
 			h.quotaExhausted++
 		}
 	})
-	s.opts.Logger.Warn("dingtalk: frame recorded as a capture error", "cause", cause, "frame", safeID(df.GetMessageId()), "quota_exhausted", quota)
+	s.opts.Logger.Warn("dingtalk: frame recorded as a capture error", append(frame, "cause", reason, "quota_exhausted", quota)...)
 	return true
 }
 
@@ -626,11 +600,14 @@ func EventRecord(headers map[string]string, data []byte, observed time.Time) *ca
 	} else {
 		body["data_not_json"] = true
 	}
-	b, _ := json.Marshal(body)
 	raw := data
 	if len(raw) > maxErrorRaw {
 		raw = raw[:maxErrorRaw]
+		body["raw_truncated"] = true
+		body["data_sha256"] = hexSHA256(data)
+		body["data_len"] = len(data)
 	}
+	b, _ := json.Marshal(body)
 	rec := &capture.Record{
 		Kind:         capture.RecordContext,
 		Platform:     capture.PlatformDingTalk,

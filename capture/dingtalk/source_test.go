@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/capture/capturetest"
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/stretchr/testify/require"
@@ -77,7 +78,7 @@ func running(t testing.TB, src *dingtalk.Source, sink capture.Sink) (stop func()
 func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 200 * time.Millisecond})
 	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 	src, err := dingtalk.NewSource(fastOptions(t, g))
 	require.NoError(t, err)
 	stop := running(t, src, sink)
@@ -159,7 +160,7 @@ func TestSourceCapturesMessagesEventsAndErrors(t *testing.T) {
 func TestSourceSinkErrorIsPushedAgain(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 100 * time.Millisecond})
 	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 	var mu sync.Mutex
 	fails := map[string]int{}
 	sink.Before = func(ctx context.Context, m *capture.Message, r *capture.Record) error {
@@ -225,7 +226,7 @@ func TestSourceBadCredentialsAndFailingOpens(t *testing.T) {
 	opts.ClientSecret = "wrong"
 	src, err := dingtalk.NewSource(opts)
 	require.NoError(t, err)
-	stop := running(t, src, dingtalktest.NewSink())
+	stop := running(t, src, capturetest.NewSink())
 	require.Eventually(t, func() bool { return src.Health().ConnectFail >= 2 }, 5*time.Second, 10*time.Millisecond)
 	h := src.Health()
 	require.Equal(t, dingtalk.StateConnecting, h.State)
@@ -236,7 +237,7 @@ func TestSourceBadCredentialsAndFailingOpens(t *testing.T) {
 	opts.ClientSecret = dingtalktest.DefaultClientSecret
 	src, err = dingtalk.NewSource(opts)
 	require.NoError(t, err)
-	running(t, src, dingtalktest.NewSink())
+	running(t, src, capturetest.NewSink())
 	require.NoError(t, g.WaitConns(ctxT(t, 10*time.Second), 1))
 	require.EqualValues(t, 3, src.Health().ConnectFail)
 }
@@ -248,7 +249,7 @@ func TestSourceSilence(t *testing.T) {
 	opts.SilenceWindow = 100 * time.Millisecond
 	src, err := dingtalk.NewSource(opts)
 	require.NoError(t, err)
-	running(t, src, dingtalktest.NewSink())
+	running(t, src, capturetest.NewSink())
 	require.Eventually(t, func() bool { return src.Health().Silent }, 5*time.Second, 10*time.Millisecond)
 	g.PushBotMessage(dingtalktest.TextMessage("m1", "x"))
 	require.NoError(t, g.Wait(ctxT(t, 5*time.Second)))
@@ -295,7 +296,7 @@ func TestSourceLogsHealthEvents(t *testing.T) {
 	opts.Connections = 1
 	src, err := dingtalk.NewSource(opts)
 	require.NoError(t, err)
-	stop := running(t, src, dingtalktest.NewSink())
+	stop := running(t, src, capturetest.NewSink())
 	require.Eventually(t, func() bool { return rec.has("WARN dingtalk: no bot message or event within the silence window") }, 5*time.Second, 5*time.Millisecond)
 	require.True(t, rec.has("INFO dingtalk: connected"))
 	require.NoError(t, g.WaitConns(ctxT(t, 5*time.Second), 1))
@@ -306,10 +307,17 @@ func TestSourceLogsHealthEvents(t *testing.T) {
 	require.True(t, rec.has("INFO dingtalk: source stopped"))
 }
 
+// TestSourceFinishesInFlightAppendsOnStop: once ctx has ended, a new frame is refused (500) and
+// not stored, while the append in flight finishes and is acknowledged before Run returns.
+//
+// The frame "late" is pushed only after cancel has returned: the stop begins there. (An earlier
+// version pushed it from a require.Eventually that testify runs at once, concurrently with the
+// goroutine that was to cancel, so "late" sometimes arrived before the stop began and was
+// rightly stored: a race in the test.)
 func TestSourceFinishesInFlightAppendsOnStop(t *testing.T) {
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: time.Minute})
 	t.Cleanup(g.Close) // after the source has stopped (cleanups run last-in first-out)
-	sink := dingtalktest.NewSink()
+	sink := capturetest.NewSink()
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	sink.Before = func(ctx context.Context, m *capture.Message, r *capture.Record) error {
@@ -323,31 +331,33 @@ func TestSourceFinishesInFlightAppendsOnStop(t *testing.T) {
 	opts.Connections = 1
 	src, err := dingtalk.NewSource(opts)
 	require.NoError(t, err)
-	stop := running(t, src, sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	require.NoError(t, g.WaitConns(ctxT(t, 10*time.Second), 1))
 	p := g.PushBotMessage(dingtalktest.TextMessage("slow", "in flight when stopping"))
 	<-entered
-	stopped := make(chan struct{})
-	go func() { stop(); close(stopped) }()
-	// While stopping, a new frame is refused so that DingTalk pushes it again.
-	require.Eventually(t, func() bool {
-		return g.PushBotMessage(dingtalktest.TextMessage("late", "x")) != nil && func() bool {
-			for _, d := range g.Deliveries() {
-				if strings.Contains(d.Data, `"late"`) && d.Acked && d.Code == 500 {
-					return true
-				}
-			}
-			return false
-		}()
-	}, 5*time.Second, 50*time.Millisecond)
+	cancel() // the stop begins
+
+	late, err := g.PushBotMessage(dingtalktest.TextMessage("late", "x")).Answered(ctxT(t, 10*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 500, late.Code, "a frame that arrives after ctx ended is refused so that DingTalk pushes it again")
 	select {
-	case <-stopped:
-		t.Fatal("Run returned with an append in flight")
+	case err := <-done:
+		t.Fatalf("Run returned (%v) with an append in flight", err)
 	default:
 	}
 	close(release)
-	<-stopped
-	<-p.Done()
-	d := g.Deliveries()[0]
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	d, err := p.Answered(ctxT(t, 10*time.Second))
+	require.NoError(t, err)
 	require.Equal(t, 200, d.Code, "the in-flight append finished and was acknowledged before closing")
-	require.Len(t, sink.Messages(), 1)
+	msgs := sink.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, "slow", msgs[0].ID)
 }
