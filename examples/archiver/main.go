@@ -11,7 +11,8 @@
 //	                      DIR/ledger.vkey, DIR/keys and DIR/ledger.keyring (encryption at rest:
 //	                      set COMMSEAL_PASSPHRASE before the first run, or a demonstration
 //	                      key file DIR/ledger.kek is made), and DIR/media-journal for pending
-//	                      attachment fetches
+//	                      attachment fetches (encrypted under the ledger's "media-journal"
+//	                      state key)
 //	-openapi-host URL     DingTalk OpenAPI host: https://api.dingtalk.com (mainland, default) or
 //	                      https://api.dingtalk.io (overseas DingTalk; check which one a Hong Kong
 //	                      tenant's developer console uses)
@@ -137,7 +138,16 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 		return 0
 	}
-	journal, err := dingtalk.NewDirJournal(filepath.Join(c.dir, "media-journal"))
+	// Pending fetches name files and conversations: the journal is encrypted under a key the
+	// ledger keeps wrapped in its key vault.
+	jkey, err := l.StateKey(ctx, "media-journal")
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver: media journal key: %v\n", err)
+		closeLedger()
+		return 1
+	}
+	journal, err := dingtalk.NewDirJournal(filepath.Join(c.dir, "media-journal"), jkey)
+	clear(jkey)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: %v\n", err)
 		closeLedger()

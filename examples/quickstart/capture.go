@@ -45,7 +45,12 @@ func captureViaGateway(ctx context.Context, l *ledgerdir.Ledger, sink capture.Si
 			}
 		}
 	}
-	journal, err := dingtalk.NewDirJournal(filepath.Join(l.Dir, "media-journal"))
+	jkey, err := l.StateKey(ctx, "media-journal")
+	if err != nil {
+		return run, err
+	}
+	journal, err := dingtalk.NewDirJournal(filepath.Join(l.Dir, "media-journal"), jkey)
+	clear(jkey)
 	if err != nil {
 		return run, err
 	}

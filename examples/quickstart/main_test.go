@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/commseal/commseal/capture/dingtalk"
+	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -144,4 +149,103 @@ func TestQuickstartMessagesFileReportsBadLinesAndKeepsTheRest(t *testing.T) {
 	require.Equal(t, 2, code)
 	code, _, _ = runQS(t, "-bogus")
 	require.Equal(t, 2, code)
+}
+
+// TestQuickstartLedgerDirHoldsNoPlaintextWhileFetchesFail wires capture as the quickstart does
+// (ledger directory, media journal under the ledger's "media-journal" state key, the real SDK
+// against a local gateway) but with a download API that keeps failing, and greps every file of
+// the ledger directory over and over while the fetches are pending and failing, round after
+// round, then again after the source and the ledger have stopped with the fetches still
+// pending: no text, name, title or file name may be on disk in plain text at any moment.
+func TestQuickstartLedgerDirHoldsNoPlaintextWhileFetchesFail(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	l, err := ledgerdir.Open(ctx, dir, ledgerdir.DefaultOrigin, ledger.Options{})
+	require.NoError(t, err)
+	payloads := samplePayloads(60, 3)
+	secrets := secretsOf(t, payloads)
+	gw := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 5 * time.Second, RobotCode: sampleRobot})
+	t.Cleanup(gw.Close)
+	refs := map[string]bool{} // some payloads are delivered twice
+	for _, raw := range payloads {
+		m, err := dingtalk.ParseBotMessage(raw)
+		require.NoError(t, err)
+		for _, a := range m.Attachments {
+			gw.AddFile(a.Ref, a.MediaType, sampleAttachment(m.Kind, a.Ref))
+			gw.FailDownloads(a.Ref, -1)
+			refs[a.Ref] = true
+			if a.Name != "" {
+				secrets = append(secrets, a.Name)
+			}
+		}
+	}
+	attachments := len(refs)
+	require.Positive(t, attachments)
+	jkey, err := l.StateKey(ctx, "media-journal")
+	require.NoError(t, err)
+	journal, err := dingtalk.NewDirJournal(filepath.Join(l.Dir, "media-journal"), jkey)
+	require.NoError(t, err)
+	src, err := dingtalk.NewSource(dingtalk.Options{
+		ClientID: dingtalktest.DefaultClientID, ClientSecret: dingtalktest.DefaultClientSecret,
+		OpenAPIHost: gw.URL, Records: l, CheckInterval: 20 * time.Millisecond,
+		Media: dingtalk.MediaOptions{Journal: journal, Blobs: l, QPS: 500, MaxAttempts: 1,
+			RetryMin: 5 * time.Millisecond, RetryRoundAfter: 20 * time.Millisecond, MaxRounds: 1000},
+	})
+	require.NoError(t, err)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(runCtx, l) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancelRun(); runErr = errors.Join(<-done, l.Close()) })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() }) // before TempDir's removal, also when the test fails
+	require.NoError(t, gw.WaitConns(ctx, 1))
+	for _, raw := range payloads {
+		gw.PushBotMessage(raw)
+	}
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, gw.Wait(wait))
+
+	grep := func() (journalFiles int) {
+		require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // replaced while walking
+			}
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			require.NoError(t, err)
+			if s, enc, found := leakcheck.Find(b, secrets); found {
+				t.Fatalf("%s holds %q (as %q) while fetches fail", p, s, enc)
+			}
+			if filepath.Base(filepath.Dir(p)) == "media-journal" {
+				journalFiles++
+			}
+			return nil
+		}))
+		return journalFiles
+	}
+	looks := 0
+	for src.Health().MediaFailed < int64(3*attachments) {
+		if grep() > 0 {
+			looks++
+		}
+		select {
+		case <-wait.Done():
+			t.Fatalf("only %d failure rounds sealed", src.Health().MediaFailed)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	require.Positive(t, looks, "the journal was looked at while it held pending jobs")
+	require.Equal(t, attachments, src.Health().PendingMedia)
+	require.NoError(t, stop())
+	require.Equal(t, attachments, grep(), "every pending fetch waits in the journal, encrypted")
 }
