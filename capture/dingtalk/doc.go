@@ -8,9 +8,13 @@
 //
 // A frame is acknowledged only after the sink returned nil for it. A sink error is answered so
 // that DingTalk pushes the frame again (code 500 for bot callbacks, LATER for events); since
-// DingTalk delivers at least once, the sink deduplicates. Frames that cannot become messages
-// (malformed data, quota-exhausted payloads without content) are sealed as
-// capture.RecordCaptureError records, so a gap is recorded instead of silent.
+// DingTalk delivers at least once, the sink deduplicates. Payloads that cannot become messages
+// (malformed data, fields over the capture limits, quota-exhausted payloads without content,
+// messages the sink refuses with capture.ErrInvalidMessage) are sealed as
+// capture.RecordCaptureError records made by CaptureErrorRecord, the same record whether they
+// came over Stream or HTTP, and acknowledged: a gap is recorded instead of silent, and a
+// permanent failure is never pushed again forever. Source passes capturetest.RunSource, the
+// conformance suite of capture.Source.
 //
 // # What DingTalk lets a bot see
 //
@@ -29,11 +33,13 @@
 // Attachments are fetched after their message is sealed, through the access-token API
 // (TokenCache) and the robot messageFiles download API, hashed and stored with
 // capture.BlobStore; the outcome is sealed as a capture.RecordMedia record that names the
-// message. Pending fetches live in a MediaJournal (NewDirJournal, or the caller's own) written
-// before the message is acknowledged, so they resume after a restart. See MediaOptions.
+// message. Pending fetches live in a MediaJournal (NewDirJournal, encrypted under a key the
+// caller gives, or the caller's own) written before the message is acknowledged, so they
+// resume after a restart. See MediaOptions.
 //
 // # Testing
 //
 // Package dingtalktest provides a local gateway that the real SDK connects to, with fault
-// injection, and an in-memory sink.
+// injection, and NewUpstream, which adapts it to capturetest.RunSource. The in-memory sink for
+// tests is capturetest.Sink.
 package dingtalk
