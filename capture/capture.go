@@ -166,7 +166,14 @@ func checkConversation(c *Conversation) error {
 	return checkString("conversation.title", -1, c.Title, MaxNameLen)
 }
 
+// fits reports whether v is valid UTF-8 and at most max bytes: the check without the error, so
+// that the names in errors are only built when one is reported.
+func fits(v string, max int) bool { return len(v) <= max && utf8.ValidString(v) }
+
 func checkParty(prefix string, index int, p *Party) error {
+	if fits(p.ID, MaxIDLen) && fits(p.StaffID, MaxIDLen) && fits(p.Name, MaxNameLen) {
+		return nil
+	}
 	if err := checkStrings(MaxIDLen, index, prefix+".id", p.ID, prefix+".staff_id", p.StaffID); err != nil {
 		return err
 	}
@@ -174,6 +181,10 @@ func checkParty(prefix string, index int, p *Party) error {
 }
 
 func checkAttachment(index int, a *Attachment) error {
+	if fits(a.Name, MaxNameLen) && fits(a.MediaType, MaxMediaTypeLen) && fits(a.Ref, MaxRefLen) &&
+		(a.SHA256 == "" || (len(a.SHA256) == 64 && strings.Trim(a.SHA256, "0123456789abcdef") == "")) && a.Size >= 0 {
+		return nil
+	}
 	if err := checkString("attachments[].name", index, a.Name, MaxNameLen); err != nil {
 		return err
 	}
