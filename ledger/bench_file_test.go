@@ -12,6 +12,7 @@ import (
 
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/store/filestore"
+	"github.com/commseal/commseal/verify"
 )
 
 // BenchmarkDurableAppend measures Append on the embedded file store with 64 concurrent
@@ -126,7 +127,7 @@ func BenchmarkVerifyFromDisk(b *testing.B) {
 	b.Run("engine=verify", func(b *testing.B) {
 		b.SetBytes(total)
 		for b.Loop() {
-			rep, err := ledger.Verify(ctx, ro, keys.Verifier, ledger.VerifyOptions{})
+			rep, err := verify.Ledger(ctx, ro, keys.Verifier, verify.Options{})
 			if err != nil || rep.Entries != n {
 				b.Fatal(err, rep.Entries)
 			}

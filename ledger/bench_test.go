@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
 )
 
 // benchMsg is a ~300-byte chat message.
@@ -73,10 +75,10 @@ func benchLedger(b *testing.B, st store.Store, mode string) *ledger.Ledger {
 
 // storedBytes returns every stored leaf and payload of r, and their total size: what Verify
 // hashes, for the SHA-256 baseline.
-func storedBytes(b *testing.B, r ledger.Reader) ([][]byte, int64) {
+func storedBytes(b *testing.B, r verify.Reader) ([][]byte, int64) {
 	var total int64
 	var blobs [][]byte
-	for e, err := range r.Entries(context.Background(), 0) {
+	for e, err := range r.Entries(context.Background(), 0, math.MaxUint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,7 +130,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("engine=verify", func(b *testing.B) {
 		b.SetBytes(total)
 		for b.Loop() {
-			if _, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{}); err != nil {
+			if _, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}

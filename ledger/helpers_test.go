@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func openLedger(t testing.TB, st store.Store, keys *seal.Keys, every uint64) *le
 	return l
 }
 
-// snapshot is a ledger's stored state as plain slices, served through ledger.Reader, so tests
+// snapshot is a ledger's stored state as plain slices, served through verify.Reader, so tests
 // can tamper with it the way someone with write access to the storage could.
 type snapshot struct {
 	entries []store.Entry
@@ -55,13 +56,13 @@ type snapshot struct {
 func takeSnapshot(t testing.TB, st store.Store) *snapshot {
 	ctx := context.Background()
 	s := &snapshot{}
-	for e, err := range st.Entries(ctx, 0) {
+	for e, err := range st.Entries(ctx, 0, math.MaxUint64) {
 		require.NoError(t, err)
 		s.entries = append(s.entries, e)
 	}
-	n, err := st.HashCount(ctx)
+	size, err := st.Size(ctx)
 	require.NoError(t, err)
-	idx := make([]int64, n)
+	idx := make([]int64, store.StoredHashCount(size))
 	for i := range idx {
 		idx[i] = int64(i)
 	}
@@ -88,17 +89,10 @@ func (s *snapshot) clone() *snapshot {
 	return c
 }
 
-func (s *snapshot) Size(context.Context) (uint64, error)     { return uint64(len(s.entries)), nil }
-func (s *snapshot) HashCount(context.Context) (int64, error) { return int64(len(s.hashes)), nil }
-func (s *snapshot) Entry(_ context.Context, i uint64) (store.Entry, error) {
-	if i >= uint64(len(s.entries)) {
-		return store.Entry{}, store.ErrNotFound
-	}
-	return s.entries[i], nil
-}
-func (s *snapshot) Entries(_ context.Context, start uint64) iter.Seq2[store.Entry, error] {
+func (s *snapshot) Size(context.Context) (uint64, error) { return uint64(len(s.entries)), nil }
+func (s *snapshot) Entries(_ context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
 	return func(yield func(store.Entry, error) bool) {
-		for i := start; i < uint64(len(s.entries)); i++ {
+		for i := start; i < min(end, uint64(len(s.entries))); i++ {
 			if !yield(s.entries[i], nil) {
 				return
 			}

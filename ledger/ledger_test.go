@@ -15,6 +15,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 	tdproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -87,7 +88,7 @@ func TestAppendGetDedup(t *testing.T) {
 	cp, err := st.LatestCheckpoint(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), cp.Size)
-	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), rep.Entries)
 	require.Zero(t, rep.Uncovered)
@@ -155,7 +156,7 @@ func TestConcurrentAppendsAreDenseAndDeduplicated(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, id, e.Message.ID)
 	}
-	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, l.Size(), rep.Entries)
 	require.Equal(t, 37, rep.Conversations)
@@ -200,9 +201,9 @@ func TestProofsFromTheLedgerVerifyIndependently(t *testing.T) {
 	_, err = l.Append(ctx, msg(5000))
 	require.NoError(t, err)
 	_, err = l.Prove(ctx, 1000)
-	require.ErrorIs(t, err, ledger.ErrNotFound)
+	require.ErrorIs(t, err, ledger.ErrNotCovered)
 	require.NoError(t, l.Close())
-	p, err := ledger.Prove(ctx, st, 1000, keys.Verifier)
+	p, err := verify.Proof(ctx, st, 1000, keys.Verifier)
 	require.NoError(t, err, "Close checkpointed the last entry")
 	require.Equal(t, uint64(1000), p.Index)
 }
@@ -226,7 +227,7 @@ func TestReopenContinuesAndRefusesAlteredStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(25), rc.Index)
 	require.NoError(t, l.Close())
-	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, uint64(26), rep.Entries)
 
@@ -276,7 +277,7 @@ func TestStoreFailureLosesNothingAcknowledged(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(10), rc.Index, "the failed message is stored on retry at the next index")
 	require.NoError(t, l.Close())
-	_, err = ledger.Verify(ctx, fs, keys.Verifier, ledger.VerifyOptions{})
+	_, err = verify.Ledger(ctx, fs, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 }
 
@@ -370,7 +371,7 @@ func TestTamperMatrix(t *testing.T) {
 	const N = 10_000
 	base, keys := buildTamperLedger(t, N)
 	ctx := context.Background()
-	rep, err := ledger.Verify(ctx, base, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, base, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, uint64(N), rep.Entries)
 	require.Equal(t, 10, rep.Checkpoints)
@@ -382,7 +383,7 @@ func TestTamperMatrix(t *testing.T) {
 	type tc struct {
 		name    string
 		tamper  func(s *snapshot) uint64 // returns the index Verify must report
-		opts    ledger.VerifyOptions
+		opts    verify.Options
 		trusted bool
 	}
 	var cases []tc
@@ -501,9 +502,9 @@ func TestTamperMatrix(t *testing.T) {
 			if c.trusted {
 				opts.Trusted = trustedLatest
 			}
-			_, err := ledger.Verify(ctx, s, keys.Verifier, opts)
-			require.ErrorIs(t, err, ledger.ErrTampered)
-			var ve *ledger.VerifyError
+			_, err := verify.Ledger(ctx, s, keys.Verifier, opts)
+			require.ErrorIs(t, err, verify.ErrAltered)
+			var ve *verify.AlteredError
 			require.True(t, errors.As(err, &ve))
 			require.Equal(t, want, ve.Index, "reason: %s", ve.Reason)
 			t.Logf("index %d: %s", ve.Index, ve.Reason)
@@ -514,11 +515,11 @@ func TestTamperMatrix(t *testing.T) {
 	s := base.clone()
 	n := s.cps[7].Size
 	s.entries, s.hashes, s.cps = s.entries[:n], s.hashes[:store.StoredHashCount(n)], s.cps[:8]
-	rep, err = ledger.Verify(ctx, s, keys.Verifier, ledger.VerifyOptions{})
+	rep, err = verify.Ledger(ctx, s, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, n, rep.Entries)
 	// The untouched ledger verifies against its own latest checkpoint as trusted.
-	_, err = ledger.Verify(ctx, base, keys.Verifier, ledger.VerifyOptions{Trusted: trustedLatest})
+	_, err = verify.Ledger(ctx, base, keys.Verifier, verify.Options{Trusted: trustedLatest})
 	require.NoError(t, err)
 }
 
@@ -539,8 +540,8 @@ func TestVerifyRejectsAForkAgainstTrustedCheckpoint(t *testing.T) {
 	require.NoError(t, lb.Close())
 	cpA, err := a.LatestCheckpoint(ctx)
 	require.NoError(t, err)
-	_, err = ledger.Verify(ctx, b, keys.Verifier, ledger.VerifyOptions{Trusted: cpA.Note})
-	var ve *ledger.VerifyError
+	_, err = verify.Ledger(ctx, b, keys.Verifier, verify.Options{Trusted: cpA.Note})
+	var ve *verify.AlteredError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, uint64(50), ve.Index, "a trusted checkpoint problem names its tree size")
 }
@@ -562,7 +563,7 @@ func ExampleLedger_Append() {
 	again, _ := l.Append(ctx, m) // delivered twice: stored once
 	fmt.Println(rc.Index, again.Index, again.Duplicate)
 	_ = l.Close() // signs a checkpoint covering every entry
-	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	fmt.Println(rep.Entries, rep.Checkpoints, err)
 	// Output:
 	// 0 0 true

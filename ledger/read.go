@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,7 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
-	"golang.org/x/mod/sumdb/note"
+	"github.com/commseal/commseal/verify"
 )
 
 // Entry is a ledger entry read back and decoded.
@@ -39,19 +38,14 @@ func (e *Entry) SourceID() string {
 // ErrEncrypted is returned by Decode for an entry whose payload is encrypted.
 var ErrEncrypted = errors.New("ledger: payload is encrypted")
 
-// Decode checks a stored entry against its own leaf (payload hash, commitment) and decodes
-// its content. It is what Get does after reading; verifiers use it on entries they stream.
+// Decode checks a stored entry on its own (verify.Entry: leaf, payload hash, commitment) and
+// decodes its content. It is what Get does after reading. An encrypted entry returns its leaf
+// and an error wrapping ErrEncrypted: decrypting reads go through an Accessor.
 func Decode(e store.Entry) (*Entry, error) {
-	leaf, err := seal.ParseLeaf(e.Leaf)
+	leaf, lh, err := verify.Entry(e)
+	out := &Entry{Index: e.Index, Leaf: leaf, LeafHash: lh, LeafData: e.Leaf}
 	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
-	}
-	out := &Entry{Index: e.Index, Leaf: leaf, LeafHash: seal.LeafHash(e.Leaf), LeafData: e.Leaf}
-	if leaf.Index != e.Index {
-		return out, fmt.Errorf("%w: entry %d holds the leaf of index %d", store.ErrCorrupt, e.Index, leaf.Index)
-	}
-	if sha256.Sum256(e.Payload) != leaf.PayloadHash {
-		return out, fmt.Errorf("%w: entry %d: payload does not match its hash", store.ErrCorrupt, e.Index)
+		return out, fmt.Errorf("%w: %w", store.ErrCorrupt, err)
 	}
 	if leaf.KeyID != "" {
 		return out, fmt.Errorf("entry %d under key %q: %w", e.Index, leaf.KeyID, ErrEncrypted)
@@ -93,7 +87,7 @@ func (l *Ledger) Get(ctx context.Context, i uint64) (*Entry, error) {
 	if i >= l.Size() {
 		return nil, fmt.Errorf("%w: %d (size %d)", ErrNotFound, i, l.Size())
 	}
-	e, err := l.st.Entry(ctx, i)
+	e, err := store.ReadEntry(ctx, l.st, i)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reading entry %d: %w", i, err)
 	}
@@ -102,47 +96,7 @@ func (l *Ledger) Get(ctx context.Context, i uint64) (*Entry, error) {
 
 // Lookup returns the index of the message with the given source identity.
 func (l *Ledger) Lookup(ctx context.Context, k capture.Key) (uint64, bool, error) {
-	return l.st.Lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
-}
-
-// PutBlob stores attachment content durably and returns its SHA-256. In an encrypted ledger
-// the content is stored encrypted under a data key of its own.
-func (l *Ledger) PutBlob(ctx context.Context, data []byte) ([32]byte, error) {
-	if l.dk != nil {
-		return l.putBlob(ctx, data)
-	}
-	sum := sha256.Sum256(data)
-	if err := l.st.PutBlob(ctx, sum, data); err != nil {
-		return sum, fmt.Errorf("ledger: storing blob: %w", err)
-	}
-	return sum, nil
-}
-
-// Blob returns attachment content by its SHA-256 (capture.ErrBlobNotFound if absent). In an
-// encrypted ledger the read is recorded as an access by "ledger"; use an Accessor to name who
-// reads and why.
-func (l *Ledger) Blob(ctx context.Context, sum [32]byte) ([]byte, error) {
-	if l.dk != nil {
-		return l.Access("ledger", "capture.BlobStore read").Blob(ctx, sum)
-	}
-	return l.blob(ctx, sum)
-}
-
-var (
-	_ capture.Sink       = (*Ledger)(nil)
-	_ capture.RecordSink = (*Ledger)(nil)
-	_ capture.BlobStore  = (*Ledger)(nil)
-)
-
-// Checkpoint returns the latest signed checkpoint and its parsed form, or ErrNotFound if the
-// ledger has none yet.
-func (l *Ledger) Checkpoint() ([]byte, seal.Checkpoint, error) {
-	l.cpMu.RLock()
-	defer l.cpMu.RUnlock()
-	if l.cpNote == nil {
-		return nil, seal.Checkpoint{}, fmt.Errorf("%w: no checkpoint yet", ErrNotFound)
-	}
-	return append([]byte(nil), l.cpNote...), l.cp, nil
+	return l.idx.lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
 }
 
 // InclusionProof returns the proof that entry i is in the tree of the given size.
@@ -150,7 +104,7 @@ func (l *Ledger) InclusionProof(ctx context.Context, i, size uint64) ([]seal.Has
 	if size > l.Size() {
 		return nil, fmt.Errorf("%w: tree size %d beyond %d", ErrNotFound, size, l.Size())
 	}
-	return seal.InclusionProof(size, i, l.hashReader(ctx))
+	return verify.InclusionProof(ctx, l.st, i, size)
 }
 
 // ConsistencyProof returns the proof that the tree of size old is a prefix of the tree of
@@ -159,48 +113,22 @@ func (l *Ledger) ConsistencyProof(ctx context.Context, old, size uint64) ([]seal
 	if size > l.Size() {
 		return nil, fmt.Errorf("%w: tree size %d beyond %d", ErrNotFound, size, l.Size())
 	}
-	return seal.ConsistencyProof(size, old, l.hashReader(ctx))
+	return verify.ConsistencyProof(ctx, l.st, old, size)
 }
 
 // Prove returns a C2SP tlog-proof@v1 for entry i against the latest checkpoint; its extra data
-// is the entry's exact leaf bytes. An entry not yet covered by a checkpoint gets ErrNotFound.
+// is the entry's exact leaf bytes. An entry beyond the ledger's size gets ErrNotFound; one that
+// no checkpoint covers yet gets ErrNotCovered (SignCheckpoint covers it).
 func (l *Ledger) Prove(ctx context.Context, i uint64) (*seal.Proof, error) {
+	if i >= l.Size() {
+		return nil, fmt.Errorf("%w: %d (size %d)", ErrNotFound, i, l.Size())
+	}
 	signed, cp, err := l.Checkpoint()
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: entry %d: the ledger has no checkpoint yet", ErrNotCovered, i)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return prove(ctx, l.st, i, signed, cp)
-}
-
-// Prove returns a tlog-proof for entry i of a stored ledger against its latest checkpoint,
-// without opening the ledger for writing (for offline tools). The checkpoint must verify
-// with v.
-func Prove(ctx context.Context, r Reader, i uint64, v note.Verifier) (*seal.Proof, error) {
-	sc, err := r.LatestCheckpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: latest checkpoint: %w", err)
-	}
-	cp, err := seal.OpenCheckpoint(sc.Note, v)
-	if err != nil {
-		return nil, err
-	}
-	return prove(ctx, r, i, sc.Note, cp)
-}
-
-func prove(ctx context.Context, r interface {
-	Entry(context.Context, uint64) (store.Entry, error)
-	ReadHashes(context.Context, []int64) ([]store.Hash, error)
-}, i uint64, signed []byte, cp seal.Checkpoint) (*seal.Proof, error) {
-	if i >= cp.Size {
-		return nil, fmt.Errorf("%w: entry %d is not covered by the latest checkpoint (size %d)", ErrNotFound, i, cp.Size)
-	}
-	e, err := r.Entry(ctx, i)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: reading entry %d: %w", i, err)
-	}
-	hs, err := seal.InclusionProof(cp.Size, i, hashReader(ctx, r))
-	if err != nil {
-		return nil, fmt.Errorf("ledger: proving entry %d: %w", i, err)
-	}
-	return &seal.Proof{Extra: e.Leaf, Index: i, Hashes: hs, Checkpoint: signed}, nil
+	return verify.ProofAt(ctx, l.st, i, signed, cp)
 }

@@ -99,7 +99,7 @@ func (l *Ledger) appendHold(ctx context.Context, h Hold) (uint64, error) {
 func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
 	active := map[string]Hold{}
 	var order []string
-	for e, err := range l.st.Entries(ctx, 0) {
+	for e, err := range l.st.Entries(ctx, 0, l.Size()) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: reading holds: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -76,7 +77,7 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 
 	// Capture the salt of the "ok" message while its key exists, as an insider could.
 	first := all[0]
-	en, err := e.st.Entry(ctx, first.index)
+	en, err := store.ReadEntry(ctx, e.st, first.index)
 	require.NoError(t, err)
 	leaf, err := seal.ParseLeaf(en.Leaf)
 	require.NoError(t, err)
@@ -169,10 +170,10 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 
 	// Proofs and verification are untouched.
 	require.NoError(t, e.Close())
-	rep, err := ledger.Verify(ctx, e.st, e.keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, e.st, e.keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, uint64(24), rep.Kinds["shred"])
-	p, err := ledger.Prove(ctx, e.st, first.index, e.keys.Verifier)
+	p, err := verify.Proof(ctx, e.st, first.index, e.keys.Verifier)
 	require.NoError(t, err)
 	_, _, err = seal.VerifyProof(p, e.keys.Verifier)
 	require.NoError(t, err)

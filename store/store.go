@@ -1,6 +1,7 @@
 // Package store defines the storage that a commseal ledger runs on, as small interfaces that
-// adapters implement: an append-only Log of entries with the Merkle tree's stored hashes,
-// signed Checkpoints, and content-addressed Blobs.
+// adapters implement: an append-only Log of entries with the Merkle tree's stored hashes, and
+// signed Checkpoints. Everything else is optional: an adapter implements what its engine does
+// well, and the ledger does the rest itself.
 //
 // A store knows entries, not the ledger: it never interprets leaf or payload bytes. It keeps
 // them exactly, makes a batch durable atomically (all of it or none of it), and answers lookups
@@ -8,12 +9,42 @@
 // signing, verification) happens above it, so a store that lies or is tampered with is caught by
 // the ledger's verifier rather than trusted.
 //
-// Adapters: store/memstore (in memory, for tests and examples), store/filestore (the embedded
-// default). An adapter proves itself with the conformance suite in store/storetest.
+// # Writing an adapter
 //
-// Durability contract: when Append returns nil, the batch survives a crash of the process and
-// of the machine. A batch is atomic: after a crash it is either entirely present or entirely
-// absent. Reads return copies the caller may keep and modify.
+// Required: Store, which is Log (Size, Append, Entries, ReadHashes), Checkpoints (PutCheckpoint,
+// LatestCheckpoint, AllCheckpoints) and Close: eight methods. Every rule a method must keep is
+// stated on the method; CheckBatch and CheckCheckpoint do the argument checks for you.
+//
+// Optional, each an interface the ledger looks for with a type assertion:
+//
+//   - IdentityIndex (Lookup): find an entry by its source identity. Without it the ledger builds
+//     the index in memory when it opens, by reading every entry (about 24 bytes of memory per
+//     entry, and the time of one full read at every Open).
+//   - ConversationIndex (LastInConversation): the latest entry of a conversation. Without it
+//     the ledger keeps conversation heads in memory, built by the same read.
+//   - Blobs (WriteBlob, ReadBlob): attachment content. Without it a ledger takes no attachments
+//     (PutBlob fails with ErrNoBlobs).
+//   - Pipeline (Submit): take batch k+1 before batch k is durable. Without it the ledger calls
+//     Append for one batch at a time; with it, it writes the next batch while earlier ones sync.
+//   - ReadOnlyReporter (ReadOnly): a store opened for reading only; the ledger refuses to open
+//     for writing on one.
+//
+// KeyVault (the wrapped data keys of an encrypted ledger) is a separate interface: keys may be
+// kept apart from entries (store/keydir), or beside them.
+//
+// An adapter proves itself with the conformance suite in store/storetest: storetest.Run (and
+// RunPersistent for one whose data outlives the process) checks every rule below, and for each
+// optional interface the adapter implements, that interface's rules. A failure names the rule it
+// broke, once.
+//
+// Adapters: store/memstore (in memory, for tests and examples), store/filestore (the embedded
+// default), store/keydir (a KeyVault in a directory).
+//
+// # Durability
+//
+// When Append returns nil, the batch survives a crash of the process and of the machine. A
+// batch is atomic: after a crash it is either entirely present or entirely absent. Reads return
+// copies the caller may keep and modify.
 package store
 
 import (
@@ -52,57 +83,115 @@ type Checkpoint struct {
 }
 
 // Log is the append-only log of entries and the Merkle tree's stored hashes.
+//
+// Every method fails with ErrClosed after Close, and with the context's error (wrapped or not)
+// when ctx is done before it starts; a write that fails that way writes nothing.
 type Log interface {
-	// Size returns the number of durable entries.
+	// Size returns the number of durable entries. It only grows, and only by whole batches:
+	// a reader never sees part of a batch.
 	Size(ctx context.Context) (uint64, error)
-	// HashCount returns the number of durable stored hashes.
-	HashCount(ctx context.Context) (int64, error)
-	// Append makes b durable atomically. It fails with ErrOutOfOrder if b does not start at the
-	// current size or its indices are not consecutive, and with ErrDuplicate if an entry's
-	// non-zero Identity is already stored (or repeats within b); nothing is written then.
+
+	// Append makes b durable atomically: it returns nil only once every entry and stored hash of
+	// b survives a crash, and after a crash either all of b is there or none of it. Its rules:
+	//   - b must pass CheckBatch against the log's size and stored-hash count: its entries start
+	//     at Size and are consecutive (ErrOutOfOrder otherwise), it is not empty and carries
+	//     exactly the stored hashes its entries add (ErrInvalid otherwise);
+	//   - an adapter that implements IdentityIndex fails with ErrDuplicate when a non-zero
+	//     Identity of b is already stored or repeats within b;
+	//   - an adapter may refuse an entry too large for it with ErrInvalid;
+	//   - a batch that fails writes nothing: Size, Entries and ReadHashes are as before.
+	// The store keeps a copy: the caller may reuse b once Append returns. Concurrent calls are
+	// allowed; they are applied in some order, each checked against the log the others leave.
 	Append(ctx context.Context, b *Batch) error
-	// Entry returns the entry at index i, or ErrNotFound.
-	Entry(ctx context.Context, i uint64) (Entry, error)
-	// Entries yields the entries from index start up to the size at the time of the call, in
-	// order. It stops at the first error, which it yields.
-	Entries(ctx context.Context, start uint64) iter.Seq2[Entry, error]
-	// ReadHashes returns the stored hashes at the given stored-hash indexes, in the same order
-	// (the contract of tlog.HashReader), or ErrNotFound if any is beyond HashCount.
+
+	// Entries yields the entries with indexes in [start, end), in order, stopping at the log's
+	// size at the time of the call (so end may be beyond it; start at or beyond it yields
+	// nothing). Each entry comes exactly as it was appended. It stops at the first error, which
+	// it yields once, and when the caller stops; it checks ctx between entries and yields its
+	// error when ctx ends. Use ReadEntry for one entry.
+	Entries(ctx context.Context, start, end uint64) iter.Seq2[Entry, error]
+
+	// ReadHashes returns the stored hashes at the given stored-hash indexes, in the order asked,
+	// as appended (the contract of tlog.HashReader). It fails with ErrNotFound if any index is
+	// negative or at or beyond StoredHashCount(Size).
 	ReadHashes(ctx context.Context, indexes []int64) ([]Hash, error)
-	// Lookup returns the index of the entry with the given non-zero identity.
-	Lookup(ctx context.Context, identity Hash) (index uint64, ok bool, err error)
-	// LastInConversation returns the index of the latest entry with the given non-zero
-	// conversation digest.
-	LastInConversation(ctx context.Context, conversation Hash) (index uint64, ok bool, err error)
 }
 
-// Checkpoints keeps signed checkpoints in increasing order of size.
+// Checkpoints keeps signed checkpoints in increasing order of size. The store does not check
+// signatures: the ledger and its verifiers do.
 type Checkpoints interface {
-	// PutCheckpoint durably stores a checkpoint. Its size must exceed that of the latest
-	// checkpoint (ErrOutOfOrder otherwise); the store does not check the signature.
+	// PutCheckpoint durably stores c. c must pass CheckCheckpoint: a size of at least 1 and a
+	// non-empty note (ErrInvalid otherwise), not beyond the log's Size (ErrInvalid), and larger
+	// than the latest checkpoint's size (ErrOutOfOrder otherwise). Nothing is stored on error.
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
-	// LatestCheckpoint returns the checkpoint with the largest size, or ErrNotFound.
+	// LatestCheckpoint returns the checkpoint with the largest size, or ErrNotFound if there is
+	// none.
 	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
-	// AllCheckpoints yields every stored checkpoint in increasing order of size.
+	// AllCheckpoints yields every stored checkpoint in increasing order of size, stopping at the
+	// first error, which it yields once.
 	AllCheckpoints(ctx context.Context) iter.Seq2[Checkpoint, error]
 }
 
-// Blobs keeps attachment content addressed by its SHA-256.
-type Blobs interface {
-	// PutBlob durably stores data under sum. It fails with ErrHashMismatch, storing nothing, if
-	// sum is not the SHA-256 of data. Storing the same content again is harmless.
-	PutBlob(ctx context.Context, sum Hash, data []byte) error
-	// Blob returns the content stored under sum, or ErrNotFound.
-	Blob(ctx context.Context, sum Hash) ([]byte, error)
-}
-
 // Store is everything a ledger needs. Close releases it; every call after Close fails with
-// ErrClosed.
+// ErrClosed, and closing twice is harmless.
 type Store interface {
 	Log
 	Checkpoints
-	Blobs
 	Close() error
+}
+
+// IdentityIndex is implemented by stores that find entries by source identity themselves (an
+// index in PostgreSQL, a map in memory). Its adapter must also refuse duplicates in Append.
+type IdentityIndex interface {
+	// Lookup returns the index of the durable entry whose Identity is id, with ok set; ok is
+	// false for an identity not stored and for the zero identity. It never sees entries of a
+	// batch whose Append has not returned nil.
+	Lookup(ctx context.Context, id Hash) (index uint64, ok bool, err error)
+}
+
+// ConversationIndex is implemented by stores that track the latest entry of each conversation.
+type ConversationIndex interface {
+	// LastInConversation returns the index of the latest durable entry whose Conversation is
+	// conv, with ok set; ok is false for a conversation with no entry and for the zero digest.
+	LastInConversation(ctx context.Context, conv Hash) (index uint64, ok bool, err error)
+}
+
+// Blobs keeps attachment content addressed by its SHA-256. The ledger stores only ciphertext
+// here when it encrypts.
+type Blobs interface {
+	// WriteBlob durably stores data under sum. It fails with ErrHashMismatch, storing nothing,
+	// if sum is not the SHA-256 of data. Storing the same content again is harmless.
+	WriteBlob(ctx context.Context, sum Hash, data []byte) error
+	// ReadBlob returns a copy of the content stored under sum, or ErrNotFound.
+	ReadBlob(ctx context.Context, sum Hash) ([]byte, error)
+}
+
+// Pipeline is implemented by logs that can take a batch before the previous one is durable, so
+// that the ledger writes batch k+1 while batch k is being synced: with a device that overlaps
+// flushes, several batches are in flight at once.
+type Pipeline interface {
+	// Submit checks b against the log as the batches submitted before it leave it (they count
+	// as appended, durable or not), queues or writes it after them, and returns at once. The
+	// channel receives exactly one value: nil once b is durable (which implies that every batch
+	// submitted before it is durable), or the error that kept it out of the log. Results are
+	// delivered in submission order. Its rules:
+	//   - a batch that fails the checks of Append (ErrOutOfOrder, ErrInvalid, ErrDuplicate) is
+	//     not written and does not affect later batches, which are checked as if it had not
+	//     been submitted;
+	//   - a batch that fails for any other reason (an I/O error, a failed sync) fails every
+	//     batch submitted after it that has not yet received nil; the log then ends where the
+	//     last batch that received nil ended, and Size says so;
+	//   - Append(ctx, b) behaves as receiving from Submit(ctx, b);
+	//   - b must not be modified until its result arrives.
+	// Calls that must be ordered are made one after the other (from one goroutine, say).
+	Submit(ctx context.Context, b *Batch) <-chan error
+}
+
+// ReadOnlyReporter is implemented by stores that can be opened for reading only. The ledger
+// refuses to open for writing on a store whose ReadOnly returns true.
+type ReadOnlyReporter interface {
+	// ReadOnly reports whether every write fails with ErrReadOnly.
+	ReadOnly() bool
 }
 
 // Errors that adapters return (wrapped) and callers branch on with errors.Is.
@@ -115,7 +204,20 @@ var (
 	ErrReadOnly     = errors.New("store: opened read-only")
 	ErrCorrupt      = errors.New("store: corrupt")
 	ErrInvalid      = errors.New("store: invalid argument")
+	// ErrNoBlobs is returned by callers that need a Blobs the store does not implement.
+	ErrNoBlobs = errors.New("store: the store keeps no blobs")
 )
+
+// ReadEntry returns entry i of l, or an error wrapping ErrNotFound if i is at or beyond its size.
+func ReadEntry(ctx context.Context, l Log, i uint64) (Entry, error) {
+	for e, err := range l.Entries(ctx, i, i+1) {
+		return e, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Entry{}, err
+	}
+	return Entry{}, fmt.Errorf("%w: entry %d", ErrNotFound, i)
+}
 
 // StoredHashCount returns the number of stored hashes of a tree of n entries, in the layout of
 // golang.org/x/mod/sumdb/tlog (tlog.StoredHashCount), so adapters can check a batch's hashes
@@ -143,33 +245,52 @@ func StoredHashesFor(i uint64) int64 {
 	return c
 }
 
-// CheckBatch reports whether b is well formed for a log of the given size and stored-hash
-// count: consecutive indices from size, the right number of hashes, no repeated identity within
-// the batch. Adapters call it before writing.
-func CheckBatch(b *Batch, size uint64, hashCount int64) error {
+// CheckBatch reports whether b can be appended to a log of the given size: not empty,
+// consecutive indices from size (ErrOutOfOrder), exactly the stored hashes its entries add
+// (ErrInvalid), no identity repeated within the batch (ErrDuplicate). Adapters call it before
+// writing; it does not look for identities already stored.
+func CheckBatch(b *Batch, size uint64) error {
 	if b == nil || len(b.Entries) == 0 {
 		return fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	want := int64(0)
-	seen := make(map[Hash]struct{}, len(b.Entries))
+	var seen map[Hash]struct{}
 	for k := range b.Entries {
 		e := &b.Entries[k]
 		if e.Index != size+uint64(k) {
 			return fmt.Errorf("%w: batch entry %d has index %d, want %d", ErrOutOfOrder, k, e.Index, size+uint64(k))
 		}
 		want += StoredHashesFor(e.Index)
-		if e.Identity != (Hash{}) {
+		if e.Identity != (Hash{}) && len(b.Entries) > 1 {
+			if seen == nil {
+				seen = make(map[Hash]struct{}, len(b.Entries))
+			}
 			if _, dup := seen[e.Identity]; dup {
 				return fmt.Errorf("%w: identity repeated within batch at index %d", ErrDuplicate, e.Index)
 			}
 			seen[e.Identity] = struct{}{}
 		}
 	}
-	if hashCount != StoredHashCount(size) {
-		return fmt.Errorf("%w: %d stored hashes for %d entries, want %d", ErrCorrupt, hashCount, size, StoredHashCount(size))
-	}
 	if int64(len(b.Hashes)) != want {
 		return fmt.Errorf("%w: batch carries %d stored hashes, want %d", ErrInvalid, len(b.Hashes), want)
+	}
+	return nil
+}
+
+// CheckCheckpoint reports whether c can be stored in a store whose log holds size entries and
+// whose latest checkpoint has size latest (0 for none): a size of at least 1 and not beyond the
+// log (ErrInvalid), larger than latest (ErrOutOfOrder), and a non-empty note (ErrInvalid).
+// Adapters call it in PutCheckpoint before writing.
+func CheckCheckpoint(c Checkpoint, size, latest uint64) error {
+	switch {
+	case c.Size == 0:
+		return fmt.Errorf("%w: a checkpoint of an empty tree", ErrInvalid)
+	case len(c.Note) == 0:
+		return fmt.Errorf("%w: a checkpoint without a note", ErrInvalid)
+	case c.Size > size:
+		return fmt.Errorf("%w: a checkpoint of %d entries, beyond the log's %d", ErrInvalid, c.Size, size)
+	case c.Size <= latest:
+		return fmt.Errorf("%w: a checkpoint of %d entries after one of %d", ErrOutOfOrder, c.Size, latest)
 	}
 	return nil
 }

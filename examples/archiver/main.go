@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture/dingtalk"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 )
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	l, err := ledgerdir.Open(ctx, c.dir, ledgerdir.DefaultOrigin, ledger.Options{Logger: log})
+	l, err := ledgerdir.Open(ctx, c.dir, layout.DefaultOrigin, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: opening the ledger in %s: %v\n", c.dir, err)
 		return 1

@@ -16,8 +16,10 @@ import (
 
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -143,12 +145,12 @@ func TestArchiverCapturesIntoAVerifiedLedger(t *testing.T) {
 	require.Contains(t, stdout.String(), "archiver: stopped: 52 messages")
 
 	// The ledger verifies with nothing but its verifier key.
-	keys, err := ledgerdir.Keys(dir, ledgerdir.DefaultOrigin, false)
+	keys, err := ledgerdir.Keys(dir, layout.DefaultOrigin, false)
 	require.NoError(t, err)
-	st, err := ledgerdir.OpenStore(context.Background(), dir, true, nil)
+	st, err := layout.OpenStore(context.Background(), dir, true, nil)
 	require.NoError(t, err)
 	defer st.Close()
-	rep, err := ledger.Verify(context.Background(), st, keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(context.Background(), st, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	// 51 messages, 1 Stream event, 1 HTTP event, 1 media record; the final checkpoint covers all.
 	require.EqualValues(t, 54, rep.Entries, "kinds: %v", rep.Kinds)
@@ -165,7 +167,7 @@ func BenchmarkArchiverPushToAck(b *testing.B) {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
 			g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 30 * time.Second})
 			defer g.Close()
-			l, err := ledgerdir.Open(context.Background(), b.TempDir(), ledgerdir.DefaultOrigin, ledger.Options{})
+			l, err := ledgerdir.Open(context.Background(), b.TempDir(), layout.DefaultOrigin, ledger.Options{})
 			require.NoError(b, err)
 			defer l.Close()
 			src, err := dingtalk.NewSource(dingtalk.Options{

@@ -17,6 +17,7 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/store/filestore"
+	"github.com/commseal/commseal/verify"
 )
 
 // TestCrashRecovery runs loadgen as a child process, SIGKILLs it at a random moment, and checks
@@ -132,7 +133,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 	if err := led.Close(); err != nil {
 		t.Fatalf("close ledger: %v", err)
 	}
-	if _, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{}); err != nil {
+	if _, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{}); err != nil {
 		t.Fatalf("ledger of %d entries does not verify after the crash: %v", n, err)
 	}
 	return n

@@ -26,8 +26,10 @@ import (
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/capture/dingtalk"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/verify"
 )
 
 func main() {
@@ -63,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		in, source = f, *messages+" (backfill import)"
 	}
 
-	l, err := ledgerdir.Open(ctx, *dir, ledgerdir.DefaultOrigin, ledger.Options{Logger: log})
+	l, err := ledgerdir.Open(ctx, *dir, layout.DefaultOrigin, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: opening ledger in %s: %v\n", *dir, err)
 		return 2
@@ -103,13 +105,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// Verify what is on disk, as an auditor would: read-only, with the verifier key only.
 	vstart := time.Now()
-	rs, err := ledgerdir.OpenStore(ctx, *dir, true, log)
+	rs, err := layout.OpenStore(ctx, *dir, true, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: reopening for verification: %v\n", err)
 		return 2
 	}
 	defer rs.Close()
-	rep, verr := ledger.Verify(ctx, rs, l.Keys.Verifier, ledger.VerifyOptions{})
+	rep, verr := verify.Ledger(ctx, rs, l.Keys.Verifier, verify.Options{})
 	vel := time.Since(vstart)
 	kinds, convs := tally.summary()
 
@@ -132,7 +134,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	w("new by kind", "%s", kinds)
 	w("conversations", "%s", convs)
 	if verr != nil {
-		var ve *ledger.VerifyError
+		var ve *verify.AlteredError
 		if errors.As(verr, &ve) {
 			w("VERIFY FAILED", "entry %d: %s", ve.Index, ve.Reason)
 		} else {
@@ -147,15 +149,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	w("ledger", "%s (origin %s)", *dir, l.Origin())
 	w("stored", "%s/store/: append-only segment files of checksummed frames (entries with", *dir)
 	w("", "their raw DingTalk payloads byte for byte, encrypted), Merkle stored hashes, signed")
-	w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, ledgerdir.VaultDir)
+	w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, layout.VaultDir)
 	w("", "tenant, conversation and month) wrapped by the key-encryption key;")
-	w("", "%s/%s: checkpoint signing key (0600); %s/%s: the verifier key for auditors", *dir, ledgerdir.KeyFile, *dir, ledgerdir.VKeyFile)
+	w("", "%s/%s: checkpoint signing key (0600); %s/%s: the verifier key for auditors", *dir, layout.KeyFile, *dir, layout.VKeyFile)
 	if l.DemoKEK {
-		w("encryption", "XChaCha20-Poly1305; the key-encryption key is %s/%s, a DEMONSTRATION", *dir, ledgerdir.KEKFile)
-		w("", "key kept beside the data: for real use start a new ledger with %s set", ledgerdir.PassphraseEnv)
+		w("encryption", "XChaCha20-Poly1305; the key-encryption key is %s/%s, a DEMONSTRATION", *dir, layout.KEKFile)
+		w("", "key kept beside the data: for real use start a new ledger with %s set", layout.PassphraseEnv)
 		w("", "(Argon2id) or plug a KMS into ledger.Encryption")
 	} else {
-		w("encryption", "XChaCha20-Poly1305; data keys wrapped by a KEK derived from %s (Argon2id)", ledgerdir.PassphraseEnv)
+		w("encryption", "XChaCha20-Poly1305; data keys wrapped by a KEK derived from %s (Argon2id)", layout.PassphraseEnv)
 	}
 	fmt.Fprintln(stdout, "next")
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s            # verify offline\n", *dir)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -42,7 +43,7 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 		require.Contains(t, out, k+" ")
 	}
 	require.Contains(t, out, "1 one-to-one")
-	fi, err := os.Stat(filepath.Join(dir, ledgerdir.KeyFile))
+	fi, err := os.Stat(filepath.Join(dir, layout.KeyFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
@@ -160,7 +161,7 @@ func TestQuickstartMessagesFileReportsBadLinesAndKeepsTheRest(t *testing.T) {
 func TestQuickstartLedgerDirHoldsNoPlaintextWhileFetchesFail(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	l, err := ledgerdir.Open(ctx, dir, ledgerdir.DefaultOrigin, ledger.Options{})
+	l, err := ledgerdir.Open(ctx, dir, layout.DefaultOrigin, ledger.Options{})
 	require.NoError(t, err)
 	payloads := samplePayloads(60, 3)
 	secrets := secretsOf(t, payloads)

@@ -6,15 +6,19 @@
 //	go run ./examples/retention -dir DIR -release ID -reason R -by WHO
 //	go run ./examples/retention -dir DIR -keep 2y [-tenant T] [-kinds message,media] [-now 2029-01-01] -dry-run
 //	go run ./examples/retention -dir DIR -keep 2y -authority "retention job approved by CCO"
+//	go run ./examples/retention -dir DIR -list -who WHO -why REASON
 //
 // -keep takes years, months and days ("7y", "24m", "2y6m", "90d"); scopes (tenant × conversation
 // × month) whose month ended longer ago than that, and that no legal hold covers, have their data
 // keys destroyed and a shred entry sealed for each. -dry-run lists them and changes nothing. A
-// scope that no rule matches is kept. Exit status: 0 done, 1 failed, 2 usage.
+// scope that no rule matches is kept. -list decrypts and prints, one line per entry, its index,
+// kind, tenant, conversation and source id (what a hold names), through an audited accessor that
+// seals the access into the ledger first. Exit status: 0 done, 1 failed, 2 usage.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	now := fl.String("now", "", "judge expiry at this date (YYYY-MM-DD, UTC); default now")
 	dry := fl.Bool("dry-run", false, "list what the policy would shred; change nothing")
 	authority := fl.String("authority", "", "who authorized shredding (required without -dry-run)")
+	list := fl.Bool("list", false, "list every entry's kind, tenant, conversation and source id (needs -who and -why; the access is sealed)")
+	who := fl.String("who", "", "with -list: who reads")
+	why := fl.String("why", "", "with -list: why, recorded with the access")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -71,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	actions := 0
-	for _, on := range []bool{*holds, *hold != "", *release != "", *keep != ""} {
+	for _, on := range []bool{*holds, *hold != "", *release != "", *keep != "", *list} {
 		if on {
 			actions++
 		}
@@ -82,7 +89,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case fl.NArg() > 0:
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
 	case actions != 1:
-		return usage("give exactly one of -holds, -hold ID, -release ID, -keep PERIOD")
+		return usage("give exactly one of -holds, -hold ID, -release ID, -keep PERIOD, -list")
+	case *list && (*who == "" || *why == ""):
+		return usage("-list needs -who and -why: the access is sealed into the ledger")
 	case *hold != "" && (*tenant == "" || *reason == "" || *by == ""):
 		return usage("-hold needs -tenant, -reason and -by")
 	case *release != "" && (*reason == "" || *by == ""):
@@ -120,6 +129,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	code := act(ctx, l, stderr, func(ctx context.Context) error {
 		switch {
+		case *list:
+			return listEntries(ctx, l.Ledger, *who, *why, stdout, stderr)
 		case *holds:
 			hs, err := l.Holds(ctx)
 			for _, h := range hs {
@@ -178,4 +189,40 @@ func act(ctx context.Context, l *ledgerdir.Ledger, stderr io.Writer, f func(cont
 		return 1
 	}
 	return 0
+}
+
+// listEntries prints every entry through an audited accessor: the access is sealed into the
+// ledger before any content is read.
+func listEntries(ctx context.Context, l *ledger.Ledger, who, why string, stdout, stderr io.Writer) error {
+	size := l.Size()
+	err := l.Access(who, why).Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
+		tenant, conv, id := "-", "-", e.SourceID()
+		switch {
+		case e.Message != nil:
+			tenant, conv = e.Message.Tenant, e.Message.Conversation.ID
+		case e.Record != nil:
+			tenant, conv = e.Record.Tenant, e.Record.Conversation.ID
+		}
+		switch {
+		case errors.Is(err, ledger.ErrShredded):
+			id = "shredded:" + e.Leaf.KeyID
+		case err != nil:
+			return err
+		case id == "":
+			id = "-"
+		}
+		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\n", e.Index, e.Leaf.Kind, orDash(tenant), orDash(conv), id)
+		return nil
+	})
+	if err == nil {
+		fmt.Fprintf(stderr, "retention: this access (%s: %s) is recorded as entry %d\n", who, why, size)
+	}
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,9 +85,9 @@ func TestRetentionCommand(t *testing.T) {
 	}))
 	require.Equal(t, 6, shredded)
 	require.NoError(t, l.Close())
-	st, err := ledgerdir.OpenStore(ctx, dir, true, nil)
+	st, err := layout.OpenStore(ctx, dir, true, nil)
 	require.NoError(t, err)
-	_, err = ledger.Verify(ctx, st, l.Keys.Verifier, ledger.VerifyOptions{})
+	_, err = verify.Ledger(ctx, st, l.Keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
 
@@ -98,6 +100,17 @@ func TestRetentionCommand(t *testing.T) {
 	code, _, errs = runR("-dir", dir, "-release", "case-1", "-reason", "again", "-by", "counsel")
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "no active hold")
+
+	// -list decrypts what is left, after sealing the access; the shredded scopes show as such.
+	code, out, errs = runR("-dir", dir, "-list", "-who", "auditor", "-why", "hold review")
+	require.Equal(t, 0, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Equal(t, "1\tmessage\tcorp\tcid1\tm1", lines[1])
+	require.Regexp(t, `^0\tmessage\t-\t-\tshredded:dk1\.2026-07\.`, lines[0])
+	require.Regexp(t, `recorded as entry \d+`, errs)
+	code, out, _ = runR("-dir", dir, "-list", "-who", "auditor", "-why", "again")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "\taccess\t-\t-\t-\n", "the first access is itself in the ledger")
 }
 
 func TestRetentionCommandUsage(t *testing.T) {
@@ -114,6 +127,9 @@ func TestRetentionCommandUsage(t *testing.T) {
 		{"-dir", dir, "-release", "h"},
 		{"-dir", filepath.Join(dir, "missing"), "-holds"},
 		{"-dir", dir, "-holds", "extra"},
+		{"-dir", dir, "-list"},              // no who and why
+		{"-dir", dir, "-list", "-who", "x"}, // no why
+		{"-dir", dir, "-list", "-holds"},    // two actions
 	} {
 		code, _, errs := runR(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errs)

@@ -1,12 +1,16 @@
 // Command verify checks a commseal ledger offline, with nothing but its verifier key.
 //
-//	go run ./examples/verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE]
+//	go run ./examples/verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned]
 //	go run ./examples/verify -dir DIR -vkey | -checkpoint | -proof N | -list
 //
 // With no action flag it verifies the whole ledger: every leaf, payload hash, content
 // commitment, conversation chain, Merkle stored hash, checkpoint signature and the consistency
-// of every checkpoint with the entries. Exit status: 0 intact; 1 altered (the first bad index
-// and the reason are printed); 2 usage or I/O error.
+// of every checkpoint with the entries. Exit status: 0 intact; 1 altered or damaged, in any
+// way (the first bad index and the reason are printed); 2 a usage or I/O error that says
+// nothing about the ledger. The decision is package verify's (verify.Altered); this program
+// only prints it. Entries after the latest checkpoint (a writer that stopped before its next
+// signature) are verified and reported; a ledger with entries and no signed checkpoint at all
+// fails unless -allow-unsigned is given.
 //
 // The verifier key is read from DIR/ledger.vkey unless -key or -key-file gives the one you
 // received out of band; an auditor should always pass it, since whoever can alter the directory
@@ -16,13 +20,16 @@
 // -vkey prints the verifier key; -checkpoint the latest signed checkpoint; -proof N a C2SP
 // tlog-proof@v1 for entry N against the latest checkpoint, whose extra line is the base64 of the
 // exact leaf bytes; -list one line per entry: "<index> <source message id>", where an encrypted
-// entry shows its key id unless -who and -why are given: then the ids are decrypted through an
-// audited accessor, which seals the access into the ledger first (this needs the ledger's keys
-// and no writer running).
+// entry shows its key id (examples/retention -list decrypts the ids through an audited
+// accessor).
+//
+// This program is what an auditor runs: it opens the store read-only, beside a running writer
+// if need be, and links no part of the writer (package ledger).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,9 +40,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/commseal/commseal/internal/ledgerdir"
-	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/verify"
 )
 
 func main() {
@@ -55,18 +63,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	key := fl.String("key", "", "verifier key (sumdb/note format); default: DIR/ledger.vkey")
 	keyFile := fl.String("key-file", "", "file holding the verifier key")
 	trusted := fl.String("trusted", "", "file holding a signed checkpoint obtained earlier: the ledger must extend it")
+	allowUnsigned := fl.Bool("allow-unsigned", false, "accept a ledger that holds entries but no signed checkpoint")
 	printVKey := fl.Bool("vkey", false, "print the ledger's verifier key")
 	printCP := fl.Bool("checkpoint", false, "print the latest signed checkpoint")
 	proof := fl.Int64("proof", -1, "print a C2SP tlog-proof@v1 for entry `N` against the latest checkpoint")
 	list := fl.Bool("list", false, "print one line per entry: <index> <source message id>")
-	who := fl.String("who", "", "with -list: decrypt source ids as this person, recording the access in the ledger (needs the keys and no running writer)")
-	why := fl.String("why", "", "with -who: the reason for the access, recorded with it")
 	quiet := fl.Bool("q", false, "print nothing when the ledger verifies")
 	if err := fl.Parse(args); err != nil {
 		return exitUsageErr
 	}
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-vkey|-checkpoint|-proof N|-list]\n", msg)
+		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned] [-vkey|-checkpoint|-proof N|-list]\n", msg)
 		return exitUsageErr
 	}
 	if *dir == "" {
@@ -87,15 +94,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *key != "" && *keyFile != "" {
 		return usage("give -key or -key-file, not both")
 	}
-	if (*who == "") != (*why == "") || (*who != "" && !*list) {
-		return usage("-who and -why go together, with -list")
-	}
 	if fl.Lookup("proof").Value.String() != "-1" && *proof < 0 {
 		return usage("-proof takes an entry index >= 0")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// fail reports an error: the ledger is altered if package verify says so, else the request
+	// or the machine is at fault.
 	fail := func(err error) int {
+		if verify.Altered(err) {
+			fmt.Fprintf(stdout, "ALTERED: %s: %v\n", *dir, err)
+			return exitAltered
+		}
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return exitUsageErr
 	}
@@ -111,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		vkey, keySource = strings.TrimSpace(string(b)), *keyFile
 	case vkey == "":
 		var err error
-		if vkey, err = ledgerdir.VerifierKey(*dir); err != nil {
+		if vkey, err = layout.VerifierKey(*dir); err != nil {
 			return fail(err)
 		}
 		keySource = "read from the ledger directory; pass -key to check against the key you were given"
@@ -124,12 +134,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, vkey)
 		return exitOK
 	}
-
-	if *list && *who != "" {
-		return listDecrypted(ctx, *dir, *who, *why, stdout, stderr)
+	opts := verify.Options{AllowUnsigned: *allowUnsigned}
+	if *trusted != "" {
+		if opts.Trusted, err = os.ReadFile(*trusted); err != nil {
+			return fail(err)
+		}
+		if _, err := seal.OpenCheckpoint(opts.Trusted, v); err != nil {
+			return fail(fmt.Errorf("-trusted %s: %w: %w", *trusted, verify.ErrTrusted, err))
+		}
 	}
 
-	st, err := ledgerdir.OpenStore(ctx, *dir, true, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := layout.OpenStore(ctx, *dir, true, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fail(err)
 	}
@@ -138,81 +153,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *printCP:
 		c, err := st.LatestCheckpoint(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			fmt.Fprintf(stderr, "verify: the ledger has no checkpoint yet\n")
+			return exitUsageErr
+		}
 		if err != nil {
-			return fail(fmt.Errorf("no checkpoint: %w", err))
+			return fail(err)
 		}
 		if _, err := seal.OpenCheckpoint(c.Note, v); err != nil {
-			fmt.Fprintf(stderr, "verify: the latest checkpoint does not verify: %v\n", err)
-			return exitAltered
+			return fail(&verify.AlteredError{Index: c.Size, Reason: fmt.Sprintf("the latest checkpoint does not verify: %v", err)})
 		}
 		stdout.Write(c.Note)
 		return exitOK
 	case *proof >= 0:
-		p, err := ledger.Prove(ctx, st, uint64(*proof), v)
-		if errors.Is(err, seal.ErrCheckpointSignature) || errors.Is(err, seal.ErrMalformedCheckpoint) {
-			fmt.Fprintf(stderr, "verify: the latest checkpoint does not verify: %v\n", err)
-			return exitAltered
-		}
+		p, err := verify.Proof(ctx, st, uint64(*proof), v)
 		if err != nil {
 			return fail(err)
 		}
 		stdout.Write(p.Marshal())
 		return exitOK
 	case *list:
-		code, encrypted := exitOK, 0
-		for e, err := range st.Entries(ctx, 0) {
-			if err != nil {
-				return fail(err)
-			}
-			d, err := ledger.Decode(e)
-			switch {
-			case errors.Is(err, ledger.ErrEncrypted):
-				encrypted++
-				fmt.Fprintf(stdout, "%d encrypted:%s\n", e.Index, d.Leaf.KeyID)
-				continue
-			case err != nil:
-				fmt.Fprintf(stderr, "verify: entry %d: %v\n", e.Index, err)
-				code = exitAltered
-				continue
-			}
-			id := d.SourceID()
-			if id == "" {
-				id = "-"
-			}
-			fmt.Fprintf(stdout, "%d %s\n", e.Index, id)
-		}
-		if encrypted > 0 {
-			fmt.Fprintf(stderr, "verify: %d entries are encrypted; -who NAME -why REASON decrypts their ids and records that access\n", encrypted)
-		}
-		return code
+		return listEntries(ctx, st, stdout, stderr, fail)
 	}
 
-	opts := ledger.VerifyOptions{}
-	if *trusted != "" {
-		if opts.Trusted, err = os.ReadFile(*trusted); err != nil {
-			return fail(err)
-		}
-	}
 	start := time.Now()
-	rep, err := ledger.Verify(ctx, st, v, opts)
-	var ve *ledger.VerifyError
-	switch {
-	case errors.As(err, &ve):
-		fmt.Fprintf(stdout, "ALTERED: %s: the first bad entry is %d: %s\n", *dir, ve.Index, ve.Reason)
+	rep, err := verify.Ledger(ctx, st, v, opts)
+	var ae *verify.AlteredError
+	if errors.As(err, &ae) {
+		fmt.Fprintf(stdout, "ALTERED: %s: the first bad entry is %d: %s\n", *dir, ae.Index, ae.Reason)
 		return exitAltered
-	case errors.Is(err, seal.ErrCheckpointSignature) || errors.Is(err, seal.ErrMalformedCheckpoint):
-		fmt.Fprintf(stdout, "ALTERED: %s: %v\n", *dir, err)
-		return exitAltered
-	case err != nil:
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if !*quiet {
 		el := time.Since(start)
 		fmt.Fprintf(stdout, "OK: %s: %d entries, %d signed checkpoints verified in %v (%.0f MB/s)\n",
 			*dir, rep.Entries, rep.Checkpoints, el.Round(time.Millisecond), float64(rep.Bytes)/1e6/el.Seconds())
-		fmt.Fprintf(stdout, "  latest checkpoint: %s, tree size %d, root %s\n", rep.Latest.Origin, rep.Latest.Size, rep.Latest.Root)
+		if rep.Checkpoints > 0 {
+			fmt.Fprintf(stdout, "  latest checkpoint: %s, tree size %d, root %s\n", rep.Latest.Origin, rep.Latest.Size, rep.Latest.Root)
+		}
 		if rep.Uncovered > 0 {
-			fmt.Fprintf(stdout, "  %d entries after the latest checkpoint are verified but not yet signed for\n", rep.Uncovered)
+			fmt.Fprintf(stdout, "  %d entries after the latest checkpoint are verified but nobody has signed for them yet (a writer that stopped before its next signature, or one still running)\n", rep.Uncovered)
 		}
 		if rep.Encrypted > 0 {
 			fmt.Fprintf(stdout, "  %d encrypted entries: their content commitments need the data keys to check\n", rep.Encrypted)
@@ -222,38 +204,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// listDecrypted lists source ids through an audited accessor: the access is sealed into the
-// ledger before any content is read, so it opens the ledger for writing.
-func listDecrypted(ctx context.Context, dir, who, why string, stdout, stderr io.Writer) int {
-	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+// listEntries prints "<index> <source message id>" for every entry; an encrypted entry shows
+// its key id.
+func listEntries(ctx context.Context, st verify.Reader, stdout, stderr io.Writer, fail func(error) int) int {
+	code, encrypted := exitOK, 0
+	size, err := st.Size(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "verify: %v\n", err)
-		return exitUsageErr
+		return fail(err)
 	}
-	size := l.Size()
-	code := exitOK
-	err = l.Access(who, why).Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
-		id := e.SourceID()
-		switch {
-		case errors.Is(err, ledger.ErrShredded):
-			id = "shredded:" + e.Leaf.KeyID
-		case err != nil:
+	for e, err := range st.Entries(ctx, 0, size) {
+		if err != nil {
+			return fail(err)
+		}
+		leaf, _, err := verify.Entry(e)
+		if err != nil {
 			fmt.Fprintf(stderr, "verify: entry %d: %v\n", e.Index, err)
 			code = exitAltered
-			return nil
-		case id == "":
-			id = "-"
+			continue
 		}
-		fmt.Fprintf(stdout, "%d %s\n", e.Index, id)
-		return nil
-	})
-	if cerr := l.Close(); err == nil {
-		err = cerr
+		if leaf.KeyID != "" {
+			encrypted++
+			fmt.Fprintf(stdout, "%d encrypted:%s\n", e.Index, leaf.KeyID)
+			continue
+		}
+		fmt.Fprintf(stdout, "%d %s\n", e.Index, plainSourceID(e.Payload))
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "verify: %v\n", err)
-		return exitUsageErr
+	if encrypted > 0 {
+		fmt.Fprintf(stderr, "verify: %d entries are encrypted; examples/retention -list -who NAME -why REASON decrypts their ids and records that access\n", encrypted)
 	}
-	fmt.Fprintf(stderr, "verify: this access (%s: %s) is recorded as entry %d\n", who, why, size)
 	return code
+}
+
+// plainSourceID returns the source id in a plaintext entry's envelope, or "-".
+func plainSourceID(envelope []byte) string {
+	_, body, err := seal.OpenEnvelope(envelope)
+	if err != nil {
+		return "-"
+	}
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.ID == "" {
+		return "-"
+	}
+	return v.ID
 }

@@ -13,18 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/commseal/commseal/internal/durable"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store/keydir"
-)
-
-// More files inside a ledger directory, for encryption at rest.
-const (
-	KEKFile     = "ledger.kek"     // a 256-bit KEK in hex, mode 0600 (when no passphrase is used)
-	KeyringFile = "ledger.keyring" // how the KEK is obtained and a check value; no secret
-	VaultDir    = "keys"           // wrapped data keys (store/keydir)
-	// PassphraseEnv names the environment variable holding the passphrase from which the KEK
-	// is derived with Argon2id.
-	PassphraseEnv = "COMMSEAL_PASSPHRASE"
 )
 
 // Errors of keyring setup.
@@ -49,11 +41,11 @@ type keyringFile struct {
 // the latter. A wrong passphrase or key file fails with ErrWrongKEK, a missing one with
 // ErrMissingKEK, before anything is written.
 func Keyring(ctx context.Context, dir string, create bool) (ring seal.Keyring, demo bool, err error) {
-	kp := filepath.Join(dir, KeyringFile)
+	kp := filepath.Join(dir, layout.KeyringFile)
 	b, err := os.ReadFile(kp)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
-			return nil, false, fmt.Errorf("%w: %s has no %s", ErrNoLedger, dir, KeyringFile)
+			return nil, false, fmt.Errorf("%w: %s holds a ledger but no %s; restore it (a new KEK would not open the ledger's data keys)", ErrMissingKEK, dir, layout.KeyringFile)
 		}
 		return newKeyring(ctx, dir)
 	}
@@ -62,14 +54,14 @@ func Keyring(ctx context.Context, dir string, create bool) (ring seal.Keyring, d
 	}
 	var kf keyringFile
 	if err := json.Unmarshal(b, &kf); err != nil {
-		return nil, false, fmt.Errorf("%w: %s is not valid JSON", ErrCorruptKEK, KeyringFile)
+		return nil, false, fmt.Errorf("%w: %s is not valid JSON", ErrCorruptKEK, layout.KeyringFile)
 	}
 	var kek []byte
 	switch kf.Mode {
 	case "passphrase":
-		pass := os.Getenv(PassphraseEnv)
+		pass := os.Getenv(layout.PassphraseEnv)
 		if pass == "" {
-			return nil, false, fmt.Errorf("%w: this ledger's keys are protected by a passphrase: set %s", ErrMissingKEK, PassphraseEnv)
+			return nil, false, fmt.Errorf("%w: this ledger's keys are protected by a passphrase: set %s", ErrMissingKEK, layout.PassphraseEnv)
 		}
 		if kek, err = seal.PassphraseKEK([]byte(pass), kf.Salt); err != nil {
 			return nil, false, fmt.Errorf("%w: %v", ErrCorruptKEK, err)
@@ -80,7 +72,7 @@ func Keyring(ctx context.Context, dir string, create bool) (ring seal.Keyring, d
 			return nil, false, err
 		}
 	default:
-		return nil, false, fmt.Errorf("%w: unknown mode %q in %s", ErrCorruptKEK, kf.Mode, KeyringFile)
+		return nil, false, fmt.Errorf("%w: unknown mode %q in %s", ErrCorruptKEK, kf.Mode, layout.KeyringFile)
 	}
 	r, err := seal.NewKEKKeyring(kf.ID, kek)
 	if err != nil {
@@ -93,27 +85,27 @@ func Keyring(ctx context.Context, dir string, create bool) (ring seal.Keyring, d
 }
 
 func readKEKFile(dir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, KEKFile))
+	b, err := os.ReadFile(filepath.Join(dir, layout.KEKFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s is gone from %s", ErrMissingKEK, KEKFile, dir)
+		return nil, fmt.Errorf("%w: %s is gone from %s", ErrMissingKEK, layout.KEKFile, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledgerdir: %w", err)
 	}
 	kek, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(kek) != 32 {
-		return nil, fmt.Errorf("%w: %s must hold 64 hex digits", ErrCorruptKEK, KEKFile)
+		return nil, fmt.Errorf("%w: %s must hold 64 hex digits", ErrCorruptKEK, layout.KEKFile)
 	}
 	return kek, nil
 }
 
 func newKeyring(ctx context.Context, dir string) (seal.Keyring, bool, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir); err != nil {
 		return nil, false, err
 	}
 	kf := keyringFile{Mode: "file"}
 	kek := make([]byte, 32)
-	if pass := os.Getenv(PassphraseEnv); pass != "" {
+	if pass := os.Getenv(layout.PassphraseEnv); pass != "" {
 		kf.Mode = "passphrase"
 		kf.Salt = make([]byte, 16)
 		if _, err := rand.Read(kf.Salt); err != nil {
@@ -127,8 +119,8 @@ func newKeyring(ctx context.Context, dir string) (seal.Keyring, bool, error) {
 		if _, err := rand.Read(kek); err != nil {
 			return nil, false, err
 		}
-		if err := writeFileSync(filepath.Join(dir, KEKFile), []byte(hex.EncodeToString(kek)+"\n"), 0o600); err != nil {
-			return nil, false, fmt.Errorf("ledgerdir: writing %s: %w", KEKFile, err)
+		if err := durable.CreateExclusive(filepath.Join(dir, layout.KEKFile), []byte(hex.EncodeToString(kek)+"\n")); err != nil {
+			return nil, false, fmt.Errorf("ledgerdir: writing %s: %w", layout.KEKFile, err)
 		}
 	}
 	id := sha256.Sum256(append([]byte("commseal/kek-id\x00"), kek...))
@@ -141,11 +133,13 @@ func newKeyring(ctx context.Context, dir string) (seal.Keyring, bool, error) {
 		return nil, false, err
 	}
 	b, _ := json.MarshalIndent(kf, "", "  ")
-	if err := writeFileSync(filepath.Join(dir, KeyringFile), append(b, '\n'), 0o644); err != nil {
-		return nil, false, fmt.Errorf("ledgerdir: writing %s: %w", KeyringFile, err)
+	if err := durable.CreateExclusive(filepath.Join(dir, layout.KeyringFile), append(b, '\n')); err != nil {
+		return nil, false, fmt.Errorf("ledgerdir: writing %s: %w", layout.KeyringFile, err)
 	}
 	return r, kf.Mode == "file", nil
 }
 
-// Vault opens the directory's key vault.
-func Vault(dir string) (*keydir.Vault, error) { return keydir.Open(filepath.Join(dir, VaultDir)) }
+// Vault opens the directory's key vault (creating it, mode 0700, if needed).
+func Vault(dir string) (*keydir.Vault, error) {
+	return keydir.Open(filepath.Join(dir, layout.VaultDir))
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
@@ -35,27 +37,27 @@ func snapshot(t *testing.T, dir string) map[string]int64 {
 func TestPassphraseProtectedLedger(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	t.Setenv(ledgerdir.PassphraseEnv, "correct horse battery staple")
+	t.Setenv(layout.PassphraseEnv, "correct horse battery staple")
 	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.NoError(t, err)
 	require.False(t, l.DemoKEK)
 	_, err = l.Append(ctx, msg("m1"))
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
-	_, err = os.Stat(filepath.Join(dir, ledgerdir.KEKFile))
+	_, err = os.Stat(filepath.Join(dir, layout.KEKFile))
 	require.True(t, os.IsNotExist(err), "no KEK file when a passphrase is used")
 
 	before := snapshot(t, dir)
-	t.Setenv(ledgerdir.PassphraseEnv, "wrong")
+	t.Setenv(layout.PassphraseEnv, "wrong")
 	_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.ErrorIs(t, err, ledgerdir.ErrWrongKEK)
-	t.Setenv(ledgerdir.PassphraseEnv, "")
+	t.Setenv(layout.PassphraseEnv, "")
 	_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.ErrorIs(t, err, ledgerdir.ErrMissingKEK)
-	require.ErrorContains(t, err, ledgerdir.PassphraseEnv)
+	require.ErrorContains(t, err, layout.PassphraseEnv)
 	require.Equal(t, before, snapshot(t, dir), "refused opens wrote nothing")
 
-	t.Setenv(ledgerdir.PassphraseEnv, "correct horse battery staple")
+	t.Setenv(layout.PassphraseEnv, "correct horse battery staple")
 	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.NoError(t, err)
 	e, err := l.Access("t", "t").Get(ctx, 0)
@@ -66,7 +68,7 @@ func TestPassphraseProtectedLedger(t *testing.T) {
 
 func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 	ctx := context.Background()
-	t.Setenv(ledgerdir.PassphraseEnv, "")
+	t.Setenv(layout.PassphraseEnv, "")
 	dir := t.TempDir()
 	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	require.NoError(t, err)
@@ -74,10 +76,10 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 	_, err = l.Append(ctx, msg("m1"))
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
-	fi, err := os.Stat(filepath.Join(dir, ledgerdir.KEKFile))
+	fi, err := os.Stat(filepath.Join(dir, layout.KEKFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	kek, err := os.ReadFile(filepath.Join(dir, ledgerdir.KEKFile))
+	kek, err := os.ReadFile(filepath.Join(dir, layout.KEKFile))
 	require.NoError(t, err)
 
 	cases := []struct {
@@ -85,14 +87,14 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 		setup func()
 		want  error
 	}{
-		{"missing key file", func() { os.Remove(filepath.Join(dir, ledgerdir.KEKFile)) }, ledgerdir.ErrMissingKEK},
-		{"corrupt key file", func() { os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), []byte("zz\n"), 0o600) }, ledgerdir.ErrCorruptKEK},
+		{"missing key file", func() { os.Remove(filepath.Join(dir, layout.KEKFile)) }, ledgerdir.ErrMissingKEK},
+		{"corrupt key file", func() { os.WriteFile(filepath.Join(dir, layout.KEKFile), []byte("zz\n"), 0o600) }, ledgerdir.ErrCorruptKEK},
 		{"another key", func() {
-			os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, layout.KEKFile), []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600)
 		}, ledgerdir.ErrWrongKEK},
-		{"corrupt keyring file", func() { os.WriteFile(filepath.Join(dir, ledgerdir.KeyringFile), []byte("{"), 0o644) }, ledgerdir.ErrCorruptKEK},
+		{"corrupt keyring file", func() { os.WriteFile(filepath.Join(dir, layout.KeyringFile), []byte("{"), 0o644) }, ledgerdir.ErrCorruptKEK},
 	}
-	keyring, err := os.ReadFile(filepath.Join(dir, ledgerdir.KeyringFile))
+	keyring, err := os.ReadFile(filepath.Join(dir, layout.KeyringFile))
 	require.NoError(t, err)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,8 +103,8 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 			_, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
 			require.ErrorIs(t, err, c.want)
 			require.Equal(t, before, snapshot(t, dir), "nothing written")
-			require.NoError(t, os.WriteFile(filepath.Join(dir, ledgerdir.KEKFile), kek, 0o600))
-			require.NoError(t, os.WriteFile(filepath.Join(dir, ledgerdir.KeyringFile), keyring, 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, layout.KEKFile), kek, 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, layout.KeyringFile), keyring, 0o644))
 		})
 	}
 	// Restored, it opens and reads.
@@ -113,7 +115,7 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	// A corrupted wrapped data key: the read names the key, nothing is lost elsewhere.
-	keys, err := filepath.Glob(filepath.Join(dir, ledgerdir.VaultDir, "*.key"))
+	keys, err := filepath.Glob(filepath.Join(dir, layout.VaultDir, "*.key"))
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	b, err := os.ReadFile(keys[0])
@@ -133,4 +135,57 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 	_, err = l.Access("t", "t").Get(ctx, 0)
 	require.ErrorIs(t, err, seal.ErrDecrypt)
 	require.ErrorContains(t, err, "dk1.")
+}
+
+func TestMissingKeyFilesAreRefusedAndNothingIsWritten(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	dir := t.TempDir()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	_, err = l.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	for _, c := range []struct {
+		file string
+		want error
+	}{
+		{layout.KeyFile, ledgerdir.ErrMissingKey},
+		{layout.KeyringFile, ledgerdir.ErrMissingKEK},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			p := filepath.Join(dir, c.file)
+			saved, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, os.Remove(p))
+			before := snapshot(t, dir)
+			_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+			require.ErrorIs(t, err, c.want)
+			require.ErrorContains(t, err, c.file, "the error names the missing file")
+			require.Equal(t, before, snapshot(t, dir), "nothing written: no new key beside the old ledger")
+			require.NoError(t, os.WriteFile(p, saved, 0o600))
+		})
+	}
+	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err, "restored, the ledger opens")
+	require.NoError(t, l.Close())
+	// A directory that is not a ledger is not made one unless asked.
+	_, err = ledgerdir.Keys(t.TempDir(), "", false)
+	require.ErrorIs(t, err, ledgerdir.ErrMissingKey)
+}
+
+func TestEverythingIsOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	_, err = l.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	_, err = l.PutBlob(ctx, []byte("an attachment"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	CheckOwnerOnly(t, dir)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/store"
 )
 
@@ -107,7 +108,7 @@ func BenchmarkBaselineWriteSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		off += int64(len(rec))
-		if err := datasync(f); err != nil {
+		if err := durable.Sync(f); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,7 +2,8 @@ package filestore
 
 import (
 	"os"
-	"path/filepath"
+
+	"github.com/commseal/commseal/internal/durable"
 )
 
 // file is what the store needs of an open file. The store reaches the operating system only
@@ -10,7 +11,8 @@ import (
 type file interface {
 	ReadAt(p []byte, off int64) (int, error)
 	WriteAt(p []byte, off int64) (int, error)
-	// Sync makes the file's data and size durable (fdatasync where the system has it).
+	// Sync makes the file's data and size durable (durable.Sync: fdatasync on Linux,
+	// F_FULLFSYNC on macOS).
 	Sync() error
 	Truncate(size int64) error
 	Size() (int64, error)
@@ -19,7 +21,7 @@ type file interface {
 
 type osFile struct{ *os.File }
 
-func (f osFile) Sync() error { return datasync(f.File) }
+func (f osFile) Sync() error { return durable.Sync(f.File) }
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()
@@ -29,8 +31,10 @@ func (f osFile) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
-func (s *Store) openFile(path string, flag int, perm os.FileMode) (file, error) {
-	f, err := os.OpenFile(path, flag, perm)
+// openFile opens path (created with mode durable.FileMode when flag asks for it) through the
+// test wrapper, if any.
+func (s *Store) openFile(path string, flag int) (file, error) {
+	f, err := durable.OpenFile(path, flag)
 	if err != nil {
 		return nil, err
 	}
@@ -39,45 +43,4 @@ func (s *Store) openFile(path string, flag int, perm os.FileMode) (file, error) 
 		w = s.wrap(path, w)
 	}
 	return w, nil
-}
-
-// syncDir makes the creation, removal or renaming of entries in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// writeFileAtomic replaces path with data durably: temporary file, sync, rename, directory sync.
-func (s *Store) writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := s.openFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

@@ -77,7 +77,7 @@ func FuzzScanSegment(f *testing.F) {
 		}
 		for i, l := range res.locs {
 			frame := data[l.off : l.off+int64(l.length)]
-			e, err := decodeEntryFrame(frame, uint64(i), "fuzz", l.off)
+			e, err := decodeEntryFrame(frame, uint64(i), &l, "fuzz")
 			if err != nil {
 				t.Fatalf("accepted entry %d does not decode: %v", i, err)
 			}

@@ -3,6 +3,7 @@ package filestore
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -238,7 +239,7 @@ func TestPipelinedCommitCrashImages(t *testing.T) {
 func checkSuiteEntries(t *testing.T, s *Store, n uint64) {
 	t.Helper()
 	i := uint64(0)
-	for e, err := range s.Entries(context.Background(), 0) {
+	for e, err := range s.Entries(context.Background(), 0, math.MaxUint64) {
 		if err != nil {
 			t.Fatalf("Entries at %d: %v", i, err)
 		}

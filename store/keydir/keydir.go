@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/store"
 )
 
@@ -39,7 +40,7 @@ var _ store.KeyVault = (*Vault)(nil)
 
 // Open opens (creating if needed, mode 0700) the vault directory.
 func Open(dir string) (*Vault, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("keydir: %w", err)
 	}
 	return &Vault{dir: dir}, nil

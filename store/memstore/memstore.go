@@ -1,5 +1,6 @@
-// Package memstore is an in-memory store.Store: complete and safe for concurrent use, but
-// nothing survives the process. It serves tests, examples and short-lived tools.
+// Package memstore is an in-memory store.Store with every optional interface but Pipeline
+// (IdentityIndex, ConversationIndex, Blobs): complete and safe for concurrent use, but nothing
+// survives the process. It serves tests, examples and short-lived tools.
 package memstore
 
 import (
@@ -24,7 +25,12 @@ type Store struct {
 	blobs    map[store.Hash][]byte
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store             = (*Store)(nil)
+	_ store.IdentityIndex     = (*Store)(nil)
+	_ store.ConversationIndex = (*Store)(nil)
+	_ store.Blobs             = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -68,22 +74,13 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 	return uint64(len(s.entries)), nil
 }
 
-// HashCount implements store.Log.
-func (s *Store) HashCount(ctx context.Context) (int64, error) {
-	if err := s.rlock(ctx); err != nil {
-		return 0, err
-	}
-	defer s.mu.RUnlock()
-	return int64(len(s.hashes)), nil
-}
-
-// Append implements store.Log.
+// Append implements store.Log, refusing duplicate identities (store.IdentityIndex).
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if err := store.CheckBatch(b, uint64(len(s.entries)), int64(len(s.hashes))); err != nil {
+	if err := store.CheckBatch(b, uint64(len(s.entries))); err != nil {
 		return err
 	}
 	for _, e := range b.Entries {
@@ -113,29 +110,22 @@ func clone(e store.Entry) store.Entry {
 	return e
 }
 
-// Entry implements store.Log.
-func (s *Store) Entry(ctx context.Context, i uint64) (store.Entry, error) {
-	if err := s.rlock(ctx); err != nil {
-		return store.Entry{}, err
-	}
-	defer s.mu.RUnlock()
-	if i >= uint64(len(s.entries)) {
-		return store.Entry{}, fmt.Errorf("%w: entry %d (size %d)", store.ErrNotFound, i, len(s.entries))
-	}
-	return clone(s.entries[i]), nil
-}
-
 // Entries implements store.Log.
-func (s *Store) Entries(ctx context.Context, start uint64) iter.Seq2[store.Entry, error] {
+func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
 	return func(yield func(store.Entry, error) bool) {
-		end, err := s.Size(ctx)
+		size, err := s.Size(ctx)
 		if err != nil {
 			yield(store.Entry{}, err)
 			return
 		}
-		for i := start; i < end; i++ {
-			e, err := s.Entry(ctx, i)
-			if !yield(e, err) || err != nil {
+		for i := start; i < min(end, size); i++ {
+			if err := s.rlock(ctx); err != nil {
+				yield(store.Entry{}, err)
+				return
+			}
+			e := clone(s.entries[i])
+			s.mu.RUnlock()
+			if !yield(e, nil) {
 				return
 			}
 		}
@@ -158,7 +148,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	return out, nil
 }
 
-// Lookup implements store.Log.
+// Lookup implements store.IdentityIndex.
 func (s *Store) Lookup(ctx context.Context, identity store.Hash) (uint64, bool, error) {
 	if err := s.rlock(ctx); err != nil {
 		return 0, false, err
@@ -168,7 +158,7 @@ func (s *Store) Lookup(ctx context.Context, identity store.Hash) (uint64, bool, 
 	return i, ok, nil
 }
 
-// LastInConversation implements store.Log.
+// LastInConversation implements store.ConversationIndex.
 func (s *Store) LastInConversation(ctx context.Context, conv store.Hash) (uint64, bool, error) {
 	if err := s.rlock(ctx); err != nil {
 		return 0, false, err
@@ -184,11 +174,12 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	if len(c.Note) == 0 {
-		return fmt.Errorf("%w: empty checkpoint note", store.ErrInvalid)
+	latest := uint64(0)
+	if n := len(s.cps); n > 0 {
+		latest = s.cps[n-1].Size
 	}
-	if n := len(s.cps); n > 0 && c.Size <= s.cps[n-1].Size {
-		return fmt.Errorf("%w: checkpoint size %d does not exceed the latest, %d", store.ErrOutOfOrder, c.Size, s.cps[n-1].Size)
+	if err := store.CheckCheckpoint(c, uint64(len(s.entries)), latest); err != nil {
+		return err
 	}
 	s.cps = append(s.cps, store.Checkpoint{Size: c.Size, Note: append([]byte(nil), c.Note...)})
 	return nil
@@ -227,8 +218,8 @@ func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, 
 	}
 }
 
-// PutBlob implements store.Blobs.
-func (s *Store) PutBlob(ctx context.Context, sum store.Hash, data []byte) error {
+// WriteBlob implements store.Blobs.
+func (s *Store) WriteBlob(ctx context.Context, sum store.Hash, data []byte) error {
 	if sha256.Sum256(data) != sum {
 		return fmt.Errorf("%w: blob %x", store.ErrHashMismatch, sum[:8])
 	}
@@ -242,8 +233,8 @@ func (s *Store) PutBlob(ctx context.Context, sum store.Hash, data []byte) error 
 	return nil
 }
 
-// Blob implements store.Blobs.
-func (s *Store) Blob(ctx context.Context, sum store.Hash) ([]byte, error) {
+// ReadBlob implements store.Blobs.
+func (s *Store) ReadBlob(ctx context.Context, sum store.Hash) ([]byte, error) {
 	if err := s.rlock(ctx); err != nil {
 		return nil, err
 	}

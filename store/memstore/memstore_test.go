@@ -23,9 +23,9 @@ func Example() {
 		return
 	}
 	n, _ := s.Size(ctx)
-	hc, _ := s.HashCount(ctx)
-	fmt.Println(n, hc)
-	// Output: 3 4
+	last, found, _ := s.Lookup(ctx, storetest.EntryAt(2).Identity)
+	fmt.Println(n, last, found)
+	// Output: 3 2 true
 }
 
 func TestKeyVaultConformance(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 	"github.com/commseal/commseal/store/storetest"
 )
@@ -24,7 +25,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	e, _ := s.Entry(ctx, 2)
+	e, _ := store.ReadEntry(ctx, s, 2)
 	fmt.Println(len(b.Hashes), e.Index, e.Identity == storetest.EntryAt(2).Identity)
 	// Output: 7 2 true
 }

@@ -6,24 +6,51 @@
 //		storetest.Run(t, func(t *testing.T) store.Store { return memstore.New() })
 //	}
 //
-// A persistent adapter also runs RunPersistent, which reopens stores over the same data to show
-// that what was acknowledged is still there, in order, and that the reopened store goes on
-// appending.
+// A persistent adapter runs RunPersistent instead, which also reopens stores over the same data
+// to show that what was acknowledged is still there, in order, and that the reopened store goes
+// on appending. RunKeyVault does the same for store.KeyVault adapters.
 //
-// The suite checks behaviour only through the store.Store interface: append and read back,
-// batch atomicity (a rejected batch writes nothing), ordering, large and empty entries,
-// concurrent readers during appends (run it with -race), concurrent appenders racing for the
-// same index, blobs by content hash, checkpoints in order, Lookup and LastInConversation,
-// context cancellation, errors after Close, and the sentinel error of every misuse. Stored
-// hashes in the suite's batches are correctly counted (store.StoredHashesFor) but their values
-// are arbitrary, deterministic functions of their stored-hash index: a store does not compute
-// Merkle hashes, it keeps them.
+// # Rules
 //
-// RunKeyVault is the same for store.KeyVault adapters (wrapped data keys, destroyed on demand):
+// Each subtest is one rule of the contract that package store states on its methods, named
+// "Interface/rule", and stops at the first violation with a message that says the rule and what
+// broke it. A rule whose premise failed (every rule needs Log/read-back, say) is skipped with the
+// name of the rule it depends on rather than failed again, so one defect gives one failure. The
+// rules of an optional interface (store.IdentityIndex, store.ConversationIndex, store.Blobs,
+// store.Pipeline, store.ReadOnlyReporter) run when the adapter implements it and are skipped
+// with a note otherwise.
 //
-//	func TestKeyVaultConformance(t *testing.T) {
-//		storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return &memstore.KeyVault{} })
-//	}
+//	Log/empty                         a new store is empty: size 0, no entries, no stored hashes
+//	Log/read-back                     appended batches read back exactly (Size, Entries, ReadHashes)
+//	Log/copies                        the store keeps copies; reads return copies
+//	Log.Entries/range                 [start, end) clipped to the size at the call; early stop
+//	Log.Entries/context               a context ended during iteration stops it with its error
+//	Log.ReadHashes/range              hashes in the order asked; ErrNotFound beyond the count
+//	Log.Append/out-of-order           a batch not starting at Size, or with a gap: ErrOutOfOrder
+//	Log.Append/invalid                nil, empty, too few or too many stored hashes: ErrInvalid
+//	Log.Append/duplicate-in-batch     an identity repeated within a batch: ErrDuplicate
+//	Log.Append/large-and-empty        empty and 4 MiB entries, a batch of 5,000 entries
+//	Log.Append/concurrent             racing appends: one wins each index, the rest are refused
+//	Log/concurrent-readers            readers during appends never see part of a batch
+//	Log/context-done                  a done context fails every method and writes nothing
+//	Store/closed                      every call after Close fails with ErrClosed
+//	Checkpoints/order                 stored in increasing size; latest; all in order
+//	Checkpoints/invalid               size 0, beyond the log, empty note: ErrInvalid
+//	IdentityIndex/lookup              Lookup finds each identity, nothing else, never a zero one
+//	IdentityIndex/duplicate           Append of a stored identity: ErrDuplicate, nothing written
+//	ConversationIndex/last            the latest entry of each conversation, nothing else
+//	Blobs/read-back                   content by its SHA-256, idempotent, copies both ways
+//	Blobs/hash-mismatch               a wrong hash stores nothing: ErrHashMismatch
+//	Pipeline/in-order                 batches submitted ahead are durable in order, results in order
+//	Pipeline/checks-see-pending       checks count pending batches; a refused one changes nothing
+//	ReadOnlyReporter/writable         a store opened for writing does not report read-only
+//	Persistent/reopen-empty           (RunPersistent) an empty store reopens empty
+//	Persistent/reopen-keeps-all       entries, hashes, checkpoints, blobs and indexes survive
+//	Persistent/reopen-idempotent      reopening changes nothing
+//
+// Stored hashes in the suite's batches are correctly counted (store.StoredHashesFor) but their
+// values are arbitrary, deterministic functions of their stored-hash index: a store does not
+// compute Merkle hashes, it keeps them.
 package storetest
 
 import (
@@ -42,69 +69,130 @@ import (
 	"github.com/commseal/commseal/store"
 )
 
-// Run runs the conformance suite as subtests of t. open must return a new, empty store each
-// time it is called; the suite closes every store it opens.
+// Run runs the conformance suite as subtests of t, one per rule. open must return a new, empty
+// store each time it is called; the suite closes every store it opens.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := open(t)
-			defer s.Close()
-			c.fn(t, s)
-		})
-	}
+	run(t, open, nil)
 }
 
-// RunPersistent runs everything Run does and then checks persistence. open(t, name) opens the
-// store named name: the first call with a name creates an empty store, a later call with the
-// same name (after the previous store of that name was closed) must open the same data, and
+// RunPersistent runs everything Run does and then the persistence rules. open(t, name) opens
+// the store named name: the first call with a name creates an empty store, a later call with
+// the same name (after the previous store of that name was closed) must open the same data, and
 // stores of different names are independent. The adapter maps names to its own namespace (a
 // directory, a schema, a bucket prefix) and cleans up after t.
 func RunPersistent(t *testing.T, open func(t *testing.T, name string) store.Store) {
 	t.Helper()
 	var n atomic.Int64
-	fresh := func(t *testing.T) store.Store {
-		return open(t, fmt.Sprintf("s%d", n.Add(1)))
+	fresh := func(t *testing.T) store.Store { return open(t, fmt.Sprintf("s%d", n.Add(1))) }
+	run(t, fresh, func(t *testing.T) func() store.Store {
+		name := fmt.Sprintf("p%d", n.Add(1))
+		return func() store.Store { return open(t, name) }
+	})
+}
+
+// A rule is one promise of the contract, checked by one subtest.
+type rule struct {
+	name  string
+	needs []string           // rules whose failure makes this one meaningless
+	iface func(s any) bool   // nil: every store; else the optional interface it checks
+	fn    func(*check)       // checks the rule on a fresh store
+	reop  func(*reopenCheck) // a persistence rule: opens and reopens the same store
+}
+
+// check is what a rule's function gets: a fresh store and a way to fail that names the rule.
+type check struct {
+	t    *testing.T
+	s    store.Store
+	rule string
+}
+
+// fail stops the rule with a message that names it.
+func (c *check) fail(format string, args ...any) {
+	c.t.Helper()
+	c.t.Fatalf("rule %s broken: %s", c.rule, fmt.Sprintf(format, args...))
+}
+
+// must fails the rule if err is not nil: a call the rule relies on failed.
+func (c *check) must(what string, err error) {
+	c.t.Helper()
+	if err != nil {
+		c.fail("%s: %v", what, err)
 	}
-	Run(t, fresh)
-	for _, c := range persistentCases {
-		t.Run(c.name, func(t *testing.T) {
-			name := fmt.Sprintf("p%d", n.Add(1))
-			c.fn(t, func() store.Store { return open(t, name) })
+}
+
+type reopenCheck struct {
+	check
+	open func() store.Store
+}
+
+func is[T any](s any) bool { _, ok := s.(T); return ok }
+
+var rules = []rule{
+	{name: "Log/empty", fn: logEmpty},
+	{name: "Log/read-back", needs: []string{"Log/empty"}, fn: logReadBack},
+	{name: "Log/copies", needs: []string{"Log/read-back"}, fn: logCopies},
+	{name: "Log.Entries/range", needs: []string{"Log/read-back"}, fn: entriesRange},
+	{name: "Log.Entries/context", needs: []string{"Log/read-back"}, fn: entriesContext},
+	{name: "Log.ReadHashes/range", needs: []string{"Log/read-back"}, fn: readHashesRange},
+	{name: "Log.Append/out-of-order", needs: []string{"Log/read-back"}, fn: appendOutOfOrder},
+	{name: "Log.Append/invalid", needs: []string{"Log/read-back"}, fn: appendInvalid},
+	{name: "Log.Append/duplicate-in-batch", needs: []string{"Log/read-back"}, fn: appendDuplicateInBatch},
+	{name: "Log.Append/large-and-empty", needs: []string{"Log/read-back"}, fn: appendLargeAndEmpty},
+	{name: "Log.Append/concurrent", needs: []string{"Log/read-back", "Log.Append/out-of-order"}, fn: appendConcurrent},
+	{name: "Log/concurrent-readers", needs: []string{"Log/read-back"}, fn: concurrentReaders},
+	{name: "Log/context-done", needs: []string{"Log/read-back"}, fn: contextDone},
+	{name: "Store/closed", needs: []string{"Log/read-back"}, fn: closed},
+	{name: "Checkpoints/order", needs: []string{"Log/read-back"}, fn: checkpointsOrder},
+	{name: "Checkpoints/invalid", needs: []string{"Checkpoints/order"}, fn: checkpointsInvalid},
+	{name: "IdentityIndex/lookup", needs: []string{"Log/read-back"}, iface: is[store.IdentityIndex], fn: identityLookup},
+	{name: "IdentityIndex/duplicate", needs: []string{"IdentityIndex/lookup"}, iface: is[store.IdentityIndex], fn: identityDuplicate},
+	{name: "ConversationIndex/last", needs: []string{"Log/read-back"}, iface: is[store.ConversationIndex], fn: conversationLast},
+	{name: "Blobs/read-back", iface: is[store.Blobs], fn: blobsReadBack},
+	{name: "Blobs/hash-mismatch", needs: []string{"Blobs/read-back"}, iface: is[store.Blobs], fn: blobsHashMismatch},
+	{name: "Pipeline/in-order", needs: []string{"Log/read-back"}, iface: is[store.Pipeline], fn: pipelineInOrder},
+	{name: "Pipeline/checks-see-pending", needs: []string{"Pipeline/in-order", "Log.Append/out-of-order"}, iface: is[store.Pipeline], fn: pipelineChecks},
+	{name: "ReadOnlyReporter/writable", iface: is[store.ReadOnlyReporter], fn: readOnlyWritable},
+}
+
+var persistentRules = []rule{
+	{name: "Persistent/reopen-empty", needs: []string{"Log/read-back"}, reop: reopenEmpty},
+	{name: "Persistent/reopen-keeps-all", needs: []string{"Log/read-back", "Checkpoints/order"}, reop: reopenKeepsAll},
+	{name: "Persistent/reopen-idempotent", needs: []string{"Persistent/reopen-keeps-all"}, reop: reopenIdempotent},
+}
+
+func run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T) func() store.Store) {
+	t.Helper()
+	failed := map[string]bool{}
+	all := rules
+	if reopen != nil {
+		all = append(slices.Clone(rules), persistentRules...)
+	}
+	for _, r := range all {
+		unmet := false
+		ok := t.Run(r.name, func(t *testing.T) {
+			for _, n := range r.needs {
+				if failed[n] {
+					unmet = true
+					t.Skipf("skipped: it relies on rule %s, which failed or could not be checked", n)
+				}
+			}
+			if r.reop != nil {
+				c := &reopenCheck{check: check{t: t, rule: r.name}, open: reopen(t)}
+				r.reop(c)
+				return
+			}
+			s := open(t)
+			defer s.Close()
+			if r.iface != nil && !r.iface(s) {
+				t.Skipf("skipped: the store does not implement the optional interface of rule %s", r.name)
+			}
+			r.fn(&check{t: t, s: s, rule: r.name})
 		})
+		if !ok || unmet {
+			failed[r.name] = true
+		}
 	}
-}
-
-type testCase struct {
-	name string
-	fn   func(t *testing.T, s store.Store)
-}
-
-var cases = []testCase{
-	{"Empty", testEmpty},
-	{"AppendReadBack", testAppendReadBack},
-	{"ReturnsCopies", testReturnsCopies},
-	{"Ordering", testOrdering},
-	{"BatchAtomicity", testBatchAtomicity},
-	{"Misuse", testMisuse},
-	{"LargeAndEmptyEntries", testLargeAndEmpty},
-	{"EntriesIteration", testEntriesIteration},
-	{"Blobs", testBlobs},
-	{"Checkpoints", testCheckpoints},
-	{"LookupAndConversation", testLookup},
-	{"ConcurrentReadersDuringAppends", testConcurrentReaders},
-	{"ConcurrentAppenders", testConcurrentAppenders},
-	{"ContextCancelled", testContextCancelled},
-	{"Closed", testClosed},
-}
-
-var persistentCases = []struct {
-	name string
-	fn   func(t *testing.T, open func() store.Store)
-}{
-	{"ReopenEmpty", testReopenEmpty},
-	{"ReopenKeepsEverything", testReopenKeepsEverything},
-	{"ReopenIdempotent", testReopenIdempotent},
 }
 
 // EntryAt returns the deterministic entry the suite stores at index i. Adapter tests may use it
@@ -169,177 +257,222 @@ func describe(e store.Entry) string {
 		e.Index, e.Identity[:4], e.Conversation[:4], len(e.Leaf), len(e.Payload))
 }
 
-// appendN appends count entries in batches of the given sizes, starting at the store's size.
-func appendN(t *testing.T, s store.Store, sizes ...int) uint64 {
-	t.Helper()
+// appendN appends batches of the given sizes, starting at the store's size.
+func (c *check) appendN(sizes ...int) uint64 {
+	c.t.Helper()
 	ctx := context.Background()
-	n, err := s.Size(ctx)
-	if err != nil {
-		t.Fatalf("Size: %v", err)
-	}
+	n, err := c.s.Size(ctx)
+	c.must("Size", err)
 	for _, k := range sizes {
-		if err := s.Append(ctx, BatchAt(n, k)); err != nil {
-			t.Fatalf("Append(%d entries at %d): %v", k, n, err)
+		if err := c.s.Append(ctx, BatchAt(n, k)); err != nil {
+			c.fail("Append(%d suite entries at %d): %v", k, n, err)
 		}
 		n += uint64(k)
 	}
 	return n
 }
 
-// checkLog checks that s holds exactly the suite entries [0, n) and their stored hashes.
-func checkLog(t *testing.T, s store.Store, n uint64) {
-	t.Helper()
+// entries collects Entries(start, end).
+func (c *check) entries(start, end uint64) []store.Entry {
+	c.t.Helper()
+	var out []store.Entry
+	for e, err := range c.s.Entries(context.Background(), start, end) {
+		if err != nil {
+			c.fail("Entries(%d, %d) after %d entries: %v", start, end, len(out), err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// checkLog checks, through the required methods only, that the store holds exactly the suite
+// entries [0, n) and their stored hashes.
+func (c *check) checkLog(n uint64) {
+	c.t.Helper()
 	ctx := context.Background()
-	size, err := s.Size(ctx)
-	if err != nil || size != n {
-		t.Fatalf("Size = %d, %v; want %d", size, err, n)
+	size, err := c.s.Size(ctx)
+	c.must("Size", err)
+	if size != n {
+		c.fail("Size = %d; want %d", size, n)
 	}
-	hc, err := s.HashCount(ctx)
-	if err != nil || hc != store.StoredHashCount(n) {
-		t.Fatalf("HashCount = %d, %v; want %d", hc, err, store.StoredHashCount(n))
-	}
-	for i := range n {
-		e, err := s.Entry(ctx, i)
-		if err != nil {
-			t.Fatalf("Entry(%d): %v", i, err)
-		}
-		if want := EntryAt(i); !sameEntry(e, want) {
-			t.Fatalf("Entry(%d) = %s; want %s", i, describe(e), describe(want))
+	got := c.entries(0, n+10)
+	for i, e := range got {
+		if want := EntryAt(uint64(i)); !sameEntry(e, want) {
+			c.fail("Entries(0, ...) yielded %s at position %d; want %s", describe(e), i, describe(want))
 		}
 	}
-	if _, err := s.Entry(ctx, n); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Entry(%d) beyond size: err = %v; want ErrNotFound", n, err)
+	if uint64(len(got)) != n {
+		c.fail("Entries(0, %d) yielded %d entries; want %d", n+10, len(got), n)
 	}
-	i := uint64(0)
-	for e, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			t.Fatalf("Entries(0) at %d: %v", i, err)
-		}
-		if want := EntryAt(i); !sameEntry(e, want) {
-			t.Fatalf("Entries(0) yielded %s at position %d; want %s", describe(e), i, describe(want))
-		}
-		i++
-	}
-	if i != n {
-		t.Fatalf("Entries(0) yielded %d entries; want %d", i, n)
-	}
+	hc := store.StoredHashCount(n)
 	if hc > 0 {
 		idx := make([]int64, hc)
 		for k := range idx {
 			idx[k] = int64(k)
 		}
 		rand.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
-		hs, err := s.ReadHashes(ctx, idx)
-		if err != nil {
-			t.Fatalf("ReadHashes(all %d): %v", hc, err)
-		}
+		hs, err := c.s.ReadHashes(ctx, idx)
+		c.must(fmt.Sprintf("ReadHashes(all %d, shuffled)", hc), err)
 		if len(hs) != len(idx) {
-			t.Fatalf("ReadHashes returned %d hashes for %d indexes", len(hs), len(idx))
+			c.fail("ReadHashes returned %d hashes for %d indexes", len(hs), len(idx))
 		}
 		for k, x := range idx {
 			if hs[k] != HashAt(x) {
-				t.Fatalf("ReadHashes: stored hash %d = %x; want %x", x, hs[k][:4], HashAt(x))
+				c.fail("ReadHashes: stored hash %d = %x; want %x", x, hs[k][:4], HashAt(x))
 			}
 		}
 	}
-	if _, err := s.ReadHashes(ctx, []int64{hc}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("ReadHashes([%d]) beyond HashCount: err = %v; want ErrNotFound", hc, err)
-	}
-	lastConv := map[store.Hash]uint64{}
-	for i := range n {
-		e := EntryAt(i)
-		if e.Identity != (store.Hash{}) {
-			got, ok, err := s.Lookup(ctx, e.Identity)
-			if err != nil || !ok || got != i {
-				t.Fatalf("Lookup(identity of %d) = %d, %v, %v; want %d, true, nil", i, got, ok, err, i)
-			}
-		}
-		if e.Conversation != (store.Hash{}) {
-			lastConv[e.Conversation] = i
-		}
-	}
-	for c, want := range lastConv {
-		got, ok, err := s.LastInConversation(ctx, c)
-		if err != nil || !ok || got != want {
-			t.Fatalf("LastInConversation(%x) = %d, %v, %v; want %d, true, nil", c[:4], got, ok, err, want)
-		}
+	if _, err := c.s.ReadHashes(ctx, []int64{hc}); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadHashes([%d]) with %d entries: err = %v; want ErrNotFound", hc, n, err)
 	}
 }
 
-func testEmpty(t *testing.T, s store.Store) {
+func logEmpty(c *check) {
 	ctx := context.Background()
-	checkLog(t, s, 0)
-	if _, err := s.ReadHashes(ctx, []int64{0}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("ReadHashes([0]) on empty store: err = %v; want ErrNotFound", err)
+	size, err := c.s.Size(ctx)
+	c.must("Size", err)
+	if size != 0 {
+		c.fail("a new store has Size %d; want 0", size)
 	}
-	for e, err := range s.Entries(ctx, 0) {
-		t.Errorf("Entries on empty store yielded %s, %v", describe(e), err)
+	if es := c.entries(0, 100); len(es) != 0 {
+		c.fail("Entries on a new store yielded %d entries", len(es))
 	}
-	if _, ok, err := s.Lookup(ctx, digest("identity", 1)); ok || err != nil {
-		t.Errorf("Lookup on empty store = %v, %v; want false, nil", ok, err)
+	if _, err := c.s.ReadHashes(ctx, []int64{0}); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadHashes([0]) on a new store: err = %v; want ErrNotFound", err)
 	}
-	if _, ok, err := s.LastInConversation(ctx, digest("conversation", 1)); ok || err != nil {
-		t.Errorf("LastInConversation on empty store = %v, %v; want false, nil", ok, err)
+	if hs, err := c.s.ReadHashes(ctx, nil); err != nil || len(hs) != 0 {
+		c.fail("ReadHashes(nil) = %d hashes, %v; want none, nil", len(hs), err)
 	}
-	if _, err := s.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LatestCheckpoint on empty store: err = %v; want ErrNotFound", err)
+	if _, err := c.s.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
+		c.fail("LatestCheckpoint on a new store: err = %v; want ErrNotFound", err)
 	}
-	for c, err := range s.AllCheckpoints(ctx) {
-		t.Errorf("AllCheckpoints on empty store yielded %d, %v", c.Size, err)
+	for cp, err := range c.s.AllCheckpoints(ctx) {
+		c.fail("AllCheckpoints on a new store yielded %d, %v", cp.Size, err)
 	}
-	if _, err := s.Blob(ctx, sha256.Sum256([]byte("nothing"))); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Blob on empty store: err = %v; want ErrNotFound", err)
+	if _, err := store.ReadEntry(ctx, c.s, 0); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadEntry(0) on a new store: err = %v; want ErrNotFound", err)
 	}
 }
 
-func testAppendReadBack(t *testing.T, s store.Store) {
-	n := appendN(t, s, 1)
-	checkLog(t, s, n)
-	n = appendN(t, s, 1, 2, 3, 5, 8, 13, 100, 1, 64)
-	checkLog(t, s, n)
+func logReadBack(c *check) {
+	n := c.appendN(1)
+	c.checkLog(n)
+	n = c.appendN(1, 2, 3, 5, 8, 13, 100, 1, 64)
+	c.checkLog(n)
 }
 
-func testReturnsCopies(t *testing.T, s store.Store) {
+func logCopies(c *check) {
 	ctx := context.Background()
 	b := BatchAt(0, 3)
-	if err := s.Append(ctx, b); err != nil {
-		t.Fatalf("Append: %v", err)
-	}
+	c.must("Append", c.s.Append(ctx, b))
 	// The caller may reuse its batch once Append returns.
 	for k := range b.Entries {
 		clear(b.Entries[k].Leaf)
 		clear(b.Entries[k].Payload)
 	}
 	clear(b.Hashes)
-	e, err := s.Entry(ctx, 1)
-	if err != nil {
-		t.Fatalf("Entry(1): %v", err)
-	}
-	clear(e.Leaf)
-	clear(e.Payload)
-	for e, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			t.Fatalf("Entries: %v", err)
-		}
+	for _, e := range c.entries(0, 3) {
 		clear(e.Leaf)
 		clear(e.Payload)
 	}
-	hs, err := s.ReadHashes(ctx, []int64{0, 1})
-	if err != nil {
-		t.Fatalf("ReadHashes: %v", err)
-	}
+	hs, err := c.s.ReadHashes(ctx, []int64{0, 1})
+	c.must("ReadHashes", err)
 	clear(hs)
-	checkLog(t, s, 3)
+	c.checkLog(3)
 }
 
-func testOrdering(t *testing.T, s store.Store) {
+func entriesRange(c *check) {
+	n := c.appendN(7, 9, 1, 20)
+	for _, r := range [][2]uint64{{0, n}, {0, 1}, {1, 8}, {7, 16}, {16, n + 100}, {n - 1, n}, {n, n + 1}, {n + 5, n + 10}, {5, 5}, {9, 3}} {
+		got := c.entries(r[0], r[1])
+		want := uint64(0)
+		if r[0] < min(r[1], n) {
+			want = min(r[1], n) - r[0]
+		}
+		if uint64(len(got)) != want {
+			c.fail("Entries(%d, %d) with %d entries yielded %d; want %d", r[0], r[1], n, len(got), want)
+		}
+		for k, e := range got {
+			if !sameEntry(e, EntryAt(r[0]+uint64(k))) {
+				c.fail("Entries(%d, %d) yielded %s; want %s", r[0], r[1], describe(e), describe(EntryAt(r[0]+uint64(k))))
+			}
+		}
+	}
 	ctx := context.Background()
-	n := appendN(t, s, 4)
+	e, err := store.ReadEntry(ctx, c.s, 8)
+	if err != nil || !sameEntry(e, EntryAt(8)) {
+		c.fail("ReadEntry(8) = %s, %v", describe(e), err)
+	}
+	// Stopping early is allowed.
+	k := 0
+	for _, err := range c.s.Entries(ctx, 0, n) {
+		c.must("Entries", err)
+		if k++; k == 3 {
+			break
+		}
+	}
+	// Entries covers the size at the time of the call, not later appends.
+	k = 0
+	for _, err := range c.s.Entries(ctx, 0, n+100) {
+		c.must("Entries", err)
+		if k == 0 {
+			c.appendN(2)
+		}
+		k++
+	}
+	if uint64(k) != n {
+		c.fail("Entries(0, %d) yielded %d entries with an append during iteration; want the %d present at the call", n+100, k, n)
+	}
+}
+
+func entriesContext(c *check) {
+	n := c.appendN(30)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k := 0
+	var last error
+	for _, err := range c.s.Entries(ctx, 0, n) {
+		if err != nil {
+			last = err
+			break
+		}
+		k++
+		cancel()
+	}
+	if k == int(n) || !errors.Is(last, context.Canceled) {
+		c.fail("Entries whose context was cancelled after the first entry yielded %d entries, then %v; want fewer than %d, then context.Canceled", k, last, n)
+	}
+}
+
+func readHashesRange(c *check) {
+	ctx := context.Background()
+	n := c.appendN(3, 4)
+	hc := store.StoredHashCount(n)
+	for _, idx := range [][]int64{{0}, {hc - 1, 0, 3}, {2, 2, 2}} {
+		hs, err := c.s.ReadHashes(ctx, idx)
+		c.must(fmt.Sprintf("ReadHashes(%v)", idx), err)
+		for k, x := range idx {
+			if hs[k] != HashAt(x) {
+				c.fail("ReadHashes(%v)[%d] = %x; want %x", idx, k, hs[k][:4], HashAt(x))
+			}
+		}
+	}
+	if _, err := c.s.ReadHashes(ctx, []int64{-1}); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadHashes([-1]): err = %v; want ErrNotFound", err)
+	}
+	if _, err := c.s.ReadHashes(ctx, []int64{0, hc + 10}); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadHashes with one index beyond the count: err = %v; want ErrNotFound", err)
+	}
+}
+
+func appendOutOfOrder(c *check) {
+	ctx := context.Background()
+	n := c.appendN(4)
 	for _, tc := range []struct {
 		what string
 		b    *store.Batch
 	}{
-		{"gap after size", BatchAt(n+1, 2)},
+		{"a gap after size", BatchAt(n+1, 2)},
 		{"starts before size", BatchAt(n-1, 2)},
 		{"starts at 0 again", BatchAt(0, 1)},
 		{"non-consecutive indices", func() *store.Batch {
@@ -347,122 +480,59 @@ func testOrdering(t *testing.T, s store.Store) {
 			b.Entries[2].Index++
 			return b
 		}()},
-		{"repeated index", func() *store.Batch {
+		{"a repeated index", func() *store.Batch {
 			b := BatchAt(n, 3)
 			b.Entries[1].Index = n
 			return b
 		}()},
 	} {
-		if err := s.Append(ctx, tc.b); !errors.Is(err, store.ErrOutOfOrder) {
-			t.Errorf("Append(%s): err = %v; want ErrOutOfOrder", tc.what, err)
+		if err := c.s.Append(ctx, tc.b); !errors.Is(err, store.ErrOutOfOrder) {
+			c.fail("Append(batch with %s): err = %v; want ErrOutOfOrder", tc.what, err)
 		}
 	}
-	checkLog(t, s, n)
-	n = appendN(t, s, 3)
-	checkLog(t, s, n)
+	c.checkLog(n)
+	n = c.appendN(3)
+	c.checkLog(n)
 }
 
-func testBatchAtomicity(t *testing.T, s store.Store) {
+func appendInvalid(c *check) {
 	ctx := context.Background()
-	n := appendN(t, s, 10)
-	// An identity already stored, in the middle of an otherwise valid batch.
+	n := c.appendN(3)
+	if err := c.s.Append(ctx, nil); !errors.Is(err, store.ErrInvalid) {
+		c.fail("Append(nil): err = %v; want ErrInvalid", err)
+	}
+	if err := c.s.Append(ctx, &store.Batch{}); !errors.Is(err, store.ErrInvalid) {
+		c.fail("Append(empty batch): err = %v; want ErrInvalid", err)
+	}
 	b := BatchAt(n, 5)
-	b.Entries[3].Identity = EntryAt(2).Identity
-	if err := s.Append(ctx, b); !errors.Is(err, store.ErrDuplicate) {
-		t.Fatalf("Append(batch repeating a stored identity): err = %v; want ErrDuplicate", err)
-	}
-	checkNothingOf(t, s, b, 3)
-	// An identity repeated within the batch.
-	b = BatchAt(n, 5)
-	b.Entries[4].Identity = b.Entries[1].Identity
-	if err := s.Append(ctx, b); !errors.Is(err, store.ErrDuplicate) {
-		t.Fatalf("Append(batch repeating an identity within itself): err = %v; want ErrDuplicate", err)
-	}
-	checkNothingOf(t, s, b, 4)
-	// Too few and too many stored hashes.
-	b = BatchAt(n, 5)
 	b.Hashes = b.Hashes[:len(b.Hashes)-1]
-	if err := s.Append(ctx, b); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("Append(batch short of one stored hash): err = %v; want ErrInvalid", err)
+	if err := c.s.Append(ctx, b); !errors.Is(err, store.ErrInvalid) {
+		c.fail("Append(batch short of one stored hash): err = %v; want ErrInvalid", err)
 	}
-	checkNothingOf(t, s, b, -1)
 	b = BatchAt(n, 5)
 	b.Hashes = append(b.Hashes, HashAt(0))
-	if err := s.Append(ctx, b); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("Append(batch with one stored hash too many): err = %v; want ErrInvalid", err)
+	if err := c.s.Append(ctx, b); !errors.Is(err, store.ErrInvalid) {
+		c.fail("Append(batch with one stored hash too many): err = %v; want ErrInvalid", err)
 	}
-	checkNothingOf(t, s, b, -1)
-	checkLog(t, s, n)
-	// The store goes on after rejections, and the identities of rejected batches are free.
-	n = appendN(t, s, 5, 1)
-	checkLog(t, s, n)
+	c.checkLog(n)
+	n = c.appendN(5, 1)
+	c.checkLog(n)
 }
 
-// checkNothingOf checks that no entry of the rejected batch b is visible, skipping the
-// identity of entry skip (which is a stored one).
-func checkNothingOf(t *testing.T, s store.Store, b *store.Batch, skip int) {
-	t.Helper()
+func appendDuplicateInBatch(c *check) {
 	ctx := context.Background()
-	size, err := s.Size(ctx)
-	if err != nil || size != b.Entries[0].Index {
-		t.Fatalf("after a rejected batch: Size = %d, %v; want %d", size, err, b.Entries[0].Index)
+	n := c.appendN(10)
+	b := BatchAt(n, 5)
+	b.Entries[4].Identity = b.Entries[1].Identity
+	if err := c.s.Append(ctx, b); !errors.Is(err, store.ErrDuplicate) {
+		c.fail("Append(batch repeating an identity within itself): err = %v; want ErrDuplicate", err)
 	}
-	hc, err := s.HashCount(ctx)
-	if err != nil || hc != store.StoredHashCount(size) {
-		t.Fatalf("after a rejected batch: HashCount = %d, %v; want %d", hc, err, store.StoredHashCount(size))
-	}
-	for k, e := range b.Entries {
-		if _, err := s.Entry(ctx, e.Index); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("after a rejected batch: Entry(%d): err = %v; want ErrNotFound", e.Index, err)
-		}
-		if k == skip || e.Identity == (store.Hash{}) {
-			continue
-		}
-		if i, ok, err := s.Lookup(ctx, e.Identity); ok || err != nil {
-			t.Errorf("after a rejected batch: Lookup(identity of entry %d) = %d, %v, %v; want not found", e.Index, i, ok, err)
-		}
-	}
+	c.checkLog(n)
+	n = c.appendN(5)
+	c.checkLog(n)
 }
 
-func testMisuse(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	n := appendN(t, s, 3)
-	if err := s.Append(ctx, nil); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("Append(nil): err = %v; want ErrInvalid", err)
-	}
-	if err := s.Append(ctx, &store.Batch{}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("Append(empty batch): err = %v; want ErrInvalid", err)
-	}
-	if _, err := s.ReadHashes(ctx, []int64{-1}); !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("ReadHashes([-1]): err = %v; want ErrNotFound or ErrInvalid", err)
-	}
-	hc := store.StoredHashCount(n)
-	if _, err := s.ReadHashes(ctx, []int64{0, hc + 10}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("ReadHashes with one index beyond HashCount: err = %v; want ErrNotFound", err)
-	}
-	if hs, err := s.ReadHashes(ctx, nil); err != nil || len(hs) != 0 {
-		t.Errorf("ReadHashes(nil) = %d hashes, %v; want none, nil", len(hs), err)
-	}
-	if _, err := s.Entry(ctx, 1<<62); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Entry(1<<62): err = %v; want ErrNotFound", err)
-	}
-	if _, ok, err := s.Lookup(ctx, store.Hash{}); ok || err != nil {
-		t.Errorf("Lookup(zero identity) = %v, %v; want false, nil (zero identities are not indexed)", ok, err)
-	}
-	if _, ok, err := s.LastInConversation(ctx, store.Hash{}); ok || err != nil {
-		t.Errorf("LastInConversation(zero) = %v, %v; want false, nil (zero conversations are not indexed)", ok, err)
-	}
-	if err := s.PutCheckpoint(ctx, store.Checkpoint{Size: 1}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("PutCheckpoint(empty note): err = %v; want ErrInvalid", err)
-	}
-	data := []byte("attachment")
-	if err := s.PutBlob(ctx, store.Hash{}, data); !errors.Is(err, store.ErrHashMismatch) {
-		t.Errorf("PutBlob(zero hash): err = %v; want ErrHashMismatch", err)
-	}
-	checkLog(t, s, n)
-}
-
-func testLargeAndEmpty(t *testing.T, s store.Store) {
+func appendLargeAndEmpty(c *check) {
 	ctx := context.Background()
 	b := BatchAt(0, 4)
 	b.Entries[0].Leaf, b.Entries[0].Payload = nil, nil
@@ -470,268 +540,74 @@ func testLargeAndEmpty(t *testing.T, s store.Store) {
 	b.Entries[2].Leaf = fill("big-leaf", 2, 70_000)
 	b.Entries[2].Payload = fill("big-payload", 2, 4<<20+3)
 	b.Entries[3].Payload = []byte{0}
-	if err := s.Append(ctx, b); err != nil {
-		t.Fatalf("Append(empty and large entries): %v", err)
+	c.must("Append(empty and large entries)", c.s.Append(ctx, b))
+	got := c.entries(0, 4)
+	if len(got) != 4 {
+		c.fail("Entries yielded %d entries; want 4", len(got))
 	}
 	for k, want := range b.Entries {
-		e, err := s.Entry(ctx, uint64(k))
-		if err != nil {
-			t.Fatalf("Entry(%d): %v", k, err)
+		if !sameEntry(got[k], want) {
+			c.fail("entry %d = %s; want %s", k, describe(got[k]), describe(want))
 		}
-		if !sameEntry(e, want) {
-			t.Errorf("Entry(%d) = %s; want %s", k, describe(e), describe(want))
-		}
-	}
-	k := 0
-	for e, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			t.Fatalf("Entries: %v", err)
-		}
-		if !sameEntry(e, b.Entries[k]) {
-			t.Errorf("Entries yielded %s at %d; want %s", describe(e), k, describe(b.Entries[k]))
-		}
-		k++
-	}
-	if k != len(b.Entries) {
-		t.Errorf("Entries yielded %d entries; want %d", k, len(b.Entries))
 	}
 	// A single batch of many small entries.
-	big := BatchAt(4, 5000)
-	if err := s.Append(ctx, big); err != nil {
-		t.Fatalf("Append(5000 entries): %v", err)
-	}
+	c.must("Append(5000 entries)", c.s.Append(ctx, BatchAt(4, 5000)))
 	for _, i := range []uint64{4, 5, 2500, 5003} {
-		e, err := s.Entry(ctx, i)
+		e, err := store.ReadEntry(ctx, c.s, i)
 		if err != nil || !sameEntry(e, EntryAt(i)) {
-			t.Errorf("Entry(%d) = %s, %v; want %s", i, describe(e), err, describe(EntryAt(i)))
+			c.fail("ReadEntry(%d) = %s, %v; want %s", i, describe(e), err, describe(EntryAt(i)))
 		}
 	}
 }
 
-func testEntriesIteration(t *testing.T, s store.Store) {
+func appendConcurrent(c *check) {
+	// Appenders race for the same index: exactly one wins each index, the others get
+	// ErrOutOfOrder or ErrDuplicate, and the log ends up exactly the suite's entries.
 	ctx := context.Background()
-	n := appendN(t, s, 7, 9, 1, 20)
-	for _, start := range []uint64{0, 1, 7, 16, n - 1, n, n + 5} {
-		i := start
-		for e, err := range s.Entries(ctx, start) {
-			if err != nil {
-				t.Fatalf("Entries(%d): %v", start, err)
+	const target = 400
+	var wg sync.WaitGroup
+	var won atomic.Int64
+	var bad atomic.Pointer[error]
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bad.Load() == nil {
+				n, err := c.s.Size(ctx)
+				if err != nil {
+					bad.CompareAndSwap(nil, &err)
+					return
+				}
+				if n >= target {
+					return
+				}
+				k := w%3 + 1
+				err = c.s.Append(ctx, BatchAt(n, k))
+				switch {
+				case err == nil:
+					won.Add(int64(k))
+				case errors.Is(err, store.ErrOutOfOrder), errors.Is(err, store.ErrDuplicate):
+				default:
+					err = fmt.Errorf("Append at %d: %w", n, err)
+					bad.CompareAndSwap(nil, &err)
+					return
+				}
 			}
-			if !sameEntry(e, EntryAt(i)) {
-				t.Fatalf("Entries(%d) yielded %s; want %s", start, describe(e), describe(EntryAt(i)))
-			}
-			i++
-		}
-		if want := max(n, start); i != want {
-			t.Errorf("Entries(%d) ended at %d; want %d", start, i, want)
-		}
+		}()
 	}
-	// Stopping early is allowed.
-	k := 0
-	for _, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			t.Fatalf("Entries: %v", err)
-		}
-		k++
-		if k == 3 {
-			break
-		}
+	wg.Wait()
+	if p := bad.Load(); p != nil {
+		c.fail("%v", *p)
 	}
-	// Entries covers the size at the time of the call, not later appends.
-	k = 0
-	for _, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			t.Fatalf("Entries: %v", err)
-		}
-		if k == 0 {
-			appendN(t, s, 2)
-		}
-		k++
+	n, err := c.s.Size(ctx)
+	c.must("Size", err)
+	if uint64(won.Load()) != n {
+		c.fail("appenders were told %d entries went in; Size = %d", won.Load(), n)
 	}
-	if uint64(k) != n {
-		t.Errorf("Entries yielded %d entries with an append during iteration; want the %d present at the call", k, n)
-	}
+	c.checkLog(n)
 }
 
-func testBlobs(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	blobs := [][]byte{{}, []byte("hello"), fill("blob", 1, 1<<20+17)}
-	for _, data := range blobs {
-		sum := sha256.Sum256(data)
-		if err := s.PutBlob(ctx, sum, data); err != nil {
-			t.Fatalf("PutBlob(%d bytes): %v", len(data), err)
-		}
-		if err := s.PutBlob(ctx, sum, data); err != nil {
-			t.Fatalf("PutBlob(%d bytes) again: %v; want nil (content-addressed, idempotent)", len(data), err)
-		}
-	}
-	for _, data := range blobs {
-		sum := sha256.Sum256(data)
-		got, err := s.Blob(ctx, sum)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("Blob(%x) = %d bytes, %v; want the %d bytes stored", sum[:4], len(got), err, len(data))
-		}
-		if len(got) > 0 {
-			got[0] ^= 0xff
-			again, _ := s.Blob(ctx, sum)
-			if !bytes.Equal(again, data) {
-				t.Fatalf("Blob returned a slice aliasing the stored content")
-			}
-		}
-	}
-	// Wrong hash: rejected, and nothing stored under either hash.
-	data := []byte("the real content")
-	wrong := sha256.Sum256([]byte("other content"))
-	if err := s.PutBlob(ctx, wrong, data); !errors.Is(err, store.ErrHashMismatch) {
-		t.Fatalf("PutBlob(wrong hash): err = %v; want ErrHashMismatch", err)
-	}
-	if _, err := s.Blob(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Blob(wrong hash) after rejected PutBlob: err = %v; want ErrNotFound", err)
-	}
-	if _, err := s.Blob(ctx, sha256.Sum256(data)); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Blob(real hash) after rejected PutBlob: err = %v; want ErrNotFound", err)
-	}
-	// The caller may reuse its buffer after PutBlob.
-	buf := []byte("reused buffer")
-	sum := sha256.Sum256(buf)
-	if err := s.PutBlob(ctx, sum, buf); err != nil {
-		t.Fatalf("PutBlob: %v", err)
-	}
-	clear(buf)
-	if got, err := s.Blob(ctx, sum); err != nil || string(got) != "reused buffer" {
-		t.Errorf("Blob after caller reused its buffer = %q, %v", got, err)
-	}
-}
-
-func testCheckpoints(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	put := func(size uint64, note string) error {
-		return s.PutCheckpoint(ctx, store.Checkpoint{Size: size, Note: []byte(note)})
-	}
-	if err := put(0, "note at size 0\n"); err != nil {
-		t.Fatalf("PutCheckpoint(size 0): %v", err)
-	}
-	if err := put(0, "again at 0\n"); !errors.Is(err, store.ErrOutOfOrder) {
-		t.Errorf("PutCheckpoint(size 0 again): err = %v; want ErrOutOfOrder", err)
-	}
-	want := []store.Checkpoint{{Size: 0, Note: []byte("note at size 0\n")}}
-	for _, size := range []uint64{1, 5, 6, 1000} {
-		note := fmt.Sprintf("checkpoint %d\n", size)
-		if err := put(size, note); err != nil {
-			t.Fatalf("PutCheckpoint(%d): %v", size, err)
-		}
-		want = append(want, store.Checkpoint{Size: size, Note: []byte(note)})
-	}
-	for _, size := range []uint64{1000, 999, 3} {
-		if err := put(size, "late\n"); !errors.Is(err, store.ErrOutOfOrder) {
-			t.Errorf("PutCheckpoint(%d) after 1000: err = %v; want ErrOutOfOrder", size, err)
-		}
-	}
-	if err := s.PutCheckpoint(ctx, store.Checkpoint{Size: 2000}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("PutCheckpoint(empty note): err = %v; want ErrInvalid", err)
-	}
-	checkCheckpoints(t, s, want)
-	// The caller may reuse the note buffer.
-	note := []byte("reused note\n")
-	if err := s.PutCheckpoint(ctx, store.Checkpoint{Size: 1001, Note: note}); err != nil {
-		t.Fatalf("PutCheckpoint(1001): %v", err)
-	}
-	clear(note)
-	c, err := s.LatestCheckpoint(ctx)
-	if err != nil || string(c.Note) != "reused note\n" {
-		t.Errorf("LatestCheckpoint after caller reused its note = %q, %v", c.Note, err)
-	}
-}
-
-func checkCheckpoints(t *testing.T, s store.Store, want []store.Checkpoint) {
-	t.Helper()
-	ctx := context.Background()
-	if len(want) == 0 {
-		if _, err := s.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("LatestCheckpoint: err = %v; want ErrNotFound", err)
-		}
-	} else {
-		c, err := s.LatestCheckpoint(ctx)
-		last := want[len(want)-1]
-		if err != nil || c.Size != last.Size || !bytes.Equal(c.Note, last.Note) {
-			t.Errorf("LatestCheckpoint = %d %q, %v; want %d %q", c.Size, c.Note, err, last.Size, last.Note)
-		}
-	}
-	var got []store.Checkpoint
-	for c, err := range s.AllCheckpoints(ctx) {
-		if err != nil {
-			t.Fatalf("AllCheckpoints: %v", err)
-		}
-		got = append(got, c)
-	}
-	if !slices.EqualFunc(got, want, func(a, b store.Checkpoint) bool { return a.Size == b.Size && bytes.Equal(a.Note, b.Note) }) {
-		t.Errorf("AllCheckpoints yielded %d checkpoints %v; want %d %v", len(got), sizes(got), len(want), sizes(want))
-	}
-}
-
-func sizes(cs []store.Checkpoint) []uint64 {
-	out := make([]uint64, len(cs))
-	for k, c := range cs {
-		out[k] = c.Size
-	}
-	return out
-}
-
-func testLookup(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	// Conversation c gets entries 0, 2 and then 5 in a later batch.
-	c := digest("conv-lookup", 0)
-	id := func(i uint64) store.Hash { return digest("id-lookup", i) }
-	b := BatchAt(0, 3)
-	for k := range b.Entries {
-		b.Entries[k].Identity = id(uint64(k))
-		b.Entries[k].Conversation = store.Hash{}
-	}
-	b.Entries[0].Conversation = c
-	b.Entries[2].Conversation = c
-	if err := s.Append(ctx, b); err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	if i, ok, err := s.LastInConversation(ctx, c); err != nil || !ok || i != 2 {
-		t.Errorf("LastInConversation = %d, %v, %v; want 2, true, nil", i, ok, err)
-	}
-	b = BatchAt(3, 3)
-	for k := range b.Entries {
-		b.Entries[k].Identity = id(uint64(3 + k))
-		b.Entries[k].Conversation = store.Hash{}
-	}
-	b.Entries[2].Conversation = c
-	if err := s.Append(ctx, b); err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	if i, ok, err := s.LastInConversation(ctx, c); err != nil || !ok || i != 5 {
-		t.Errorf("LastInConversation = %d, %v, %v; want 5, true, nil", i, ok, err)
-	}
-	for i := range uint64(6) {
-		if got, ok, err := s.Lookup(ctx, id(i)); err != nil || !ok || got != i {
-			t.Errorf("Lookup(id %d) = %d, %v, %v; want %d, true, nil", i, got, ok, err, i)
-		}
-	}
-	if _, ok, err := s.Lookup(ctx, id(6)); ok || err != nil {
-		t.Errorf("Lookup(unknown) = %v, %v; want false, nil", ok, err)
-	}
-	// An identity that shares a long prefix with a stored one is still a different identity.
-	near := id(1)
-	near[31] ^= 1
-	if _, ok, err := s.Lookup(ctx, near); ok || err != nil {
-		t.Errorf("Lookup(identity differing in its last bit from a stored one) = %v, %v; want false, nil", ok, err)
-	}
-	near = id(1)
-	near[0] ^= 1
-	if _, ok, err := s.Lookup(ctx, near); ok || err != nil {
-		t.Errorf("Lookup(identity differing in its first bit from a stored one) = %v, %v; want false, nil", ok, err)
-	}
-	if _, ok, err := s.LastInConversation(ctx, digest("conv-lookup", 1)); ok || err != nil {
-		t.Errorf("LastInConversation(unknown) = %v, %v; want false, nil", ok, err)
-	}
-}
-
-func testConcurrentReaders(t *testing.T, s store.Store) {
+func concurrentReaders(c *check) {
 	ctx := context.Background()
 	const total = 600
 	done := make(chan struct{})
@@ -743,6 +619,8 @@ func testConcurrentReaders(t *testing.T, s store.Store) {
 		default:
 		}
 	}
+	idx, _ := c.s.(store.IdentityIndex)
+	conv, _ := c.s.(store.ConversationIndex)
 	for r := range 4 {
 		wg.Add(1)
 		go func() {
@@ -754,7 +632,7 @@ func testConcurrentReaders(t *testing.T, s store.Store) {
 					return
 				default:
 				}
-				size, err := s.Size(ctx)
+				size, err := c.s.Size(ctx)
 				if err != nil {
 					report(fmt.Errorf("Size: %w", err))
 					return
@@ -763,42 +641,55 @@ func testConcurrentReaders(t *testing.T, s store.Store) {
 					continue
 				}
 				i := rng.Uint64N(size)
-				e, err := s.Entry(ctx, i)
+				e, err := store.ReadEntry(ctx, c.s, i)
 				if err != nil || !sameEntry(e, EntryAt(i)) {
-					report(fmt.Errorf("Entry(%d) with size %d = %s, %v", i, size, describe(e), err))
+					report(fmt.Errorf("ReadEntry(%d) with size %d = %s, %v", i, size, describe(e), err))
 					return
 				}
 				hc := store.StoredHashCount(size)
 				x := rng.Int64N(hc)
-				hs, err := s.ReadHashes(ctx, []int64{x, hc - 1})
+				hs, err := c.s.ReadHashes(ctx, []int64{x, hc - 1})
 				if err != nil || hs[0] != HashAt(x) || hs[1] != HashAt(hc-1) {
 					report(fmt.Errorf("ReadHashes([%d %d]) with size %d: %v", x, hc-1, size, err))
 					return
 				}
-				if want := EntryAt(i); want.Identity != (store.Hash{}) {
-					if got, ok, err := s.Lookup(ctx, want.Identity); err != nil || !ok || got != i {
+				if want := EntryAt(i); idx != nil && want.Identity != (store.Hash{}) {
+					if got, ok, err := idx.Lookup(ctx, want.Identity); err != nil || !ok || got != i {
 						report(fmt.Errorf("Lookup(identity of %d) = %d, %v, %v", i, got, ok, err))
 						return
 					}
 				}
+				if want := EntryAt(i); conv != nil && want.Conversation != (store.Hash{}) {
+					// Entry i is durable, so its conversation's latest entry is i or later.
+					if last, ok, err := conv.LastInConversation(ctx, want.Conversation); err != nil || !ok || last < i {
+						report(fmt.Errorf("LastInConversation(conversation of %d) = %d, %v, %v", i, last, ok, err))
+						return
+					}
+				}
 				if r == 0 {
+					from := size - min(size, 20)
 					k := uint64(0)
-					for e, err := range s.Entries(ctx, size-min(size, 20)) {
-						if err != nil || e.Index != size-min(size, 20)+k || !sameEntry(e, EntryAt(e.Index)) {
+					for e, err := range c.s.Entries(ctx, from, size+50) {
+						if err != nil || e.Index != from+k || !sameEntry(e, EntryAt(e.Index)) {
 							report(fmt.Errorf("Entries during appends yielded %s, %v", describe(e), err))
 							return
 						}
 						k++
+					}
+					if from+k < size {
+						report(fmt.Errorf("Entries(%d, ...) ended at %d, before the size %d seen just before", from, from+k, size))
+						return
 					}
 				}
 			}
 		}()
 	}
 	n := uint64(0)
+	var appendErr error
 	for n < total {
 		k := int(n%17) + 1
-		if err := s.Append(ctx, BatchAt(n, k)); err != nil {
-			t.Errorf("Append at %d: %v", n, err)
+		if err := c.s.Append(ctx, BatchAt(n, k)); err != nil {
+			appendErr = fmt.Errorf("Append at %d: %w", n, err)
 			break
 		}
 		n += uint64(k)
@@ -806,259 +697,524 @@ func testConcurrentReaders(t *testing.T, s store.Store) {
 	close(done)
 	wg.Wait()
 	close(errs)
+	c.must("appending during reads", appendErr)
 	for err := range errs {
-		t.Error(err)
+		c.fail("a reader during appends: %v", err)
 	}
-	checkLog(t, s, n)
+	c.checkLog(n)
 }
 
-func testConcurrentAppenders(t *testing.T, s store.Store) {
-	// Appenders race for the same index: exactly one wins each index, the others get
-	// ErrOutOfOrder or ErrDuplicate, and the log ends up exactly the suite's entries.
-	ctx := context.Background()
-	const target = 400
-	var wg sync.WaitGroup
-	var won atomic.Int64
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n, err := s.Size(ctx)
-				if err != nil {
-					t.Errorf("Size: %v", err)
-					return
-				}
-				if n >= target {
-					return
-				}
-				k := w%3 + 1
-				err = s.Append(ctx, BatchAt(n, k))
-				switch {
-				case err == nil:
-					won.Add(int64(k))
-				case errors.Is(err, store.ErrOutOfOrder), errors.Is(err, store.ErrDuplicate):
-				default:
-					t.Errorf("Append at %d: %v", n, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	n, err := s.Size(ctx)
-	if err != nil {
-		t.Fatalf("Size: %v", err)
-	}
-	if uint64(won.Load()) != n {
-		t.Errorf("appenders were told %d entries went in; Size = %d", won.Load(), n)
-	}
-	checkLog(t, s, n)
-}
-
-func testContextCancelled(t *testing.T, s store.Store) {
-	n := appendN(t, s, 3)
-	data := []byte("blob under a cancelled context")
-	sum := sha256.Sum256(data)
-	if err := s.PutCheckpoint(context.Background(), store.Checkpoint{Size: 1, Note: []byte("cp\n")}); err != nil {
-		t.Fatalf("PutCheckpoint: %v", err)
-	}
+func contextDone(c *check) {
+	n := c.appendN(3)
+	cps := []store.Checkpoint{{Size: 1, Note: []byte("cp\n")}}
+	c.must("PutCheckpoint", c.s.PutCheckpoint(context.Background(), cps[0]))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	isCancel := func(what string, err error) {
-		t.Helper()
+		c.t.Helper()
 		if !errors.Is(err, context.Canceled) {
-			t.Errorf("%s with a cancelled context: err = %v; want context.Canceled", what, err)
+			c.fail("%s with a cancelled context: err = %v; want context.Canceled", what, err)
 		}
 	}
-	isCancel("Append", s.Append(ctx, BatchAt(n, 2)))
-	_, err := s.Size(ctx)
+	isCancel("Append", c.s.Append(ctx, BatchAt(n, 2)))
+	_, err := c.s.Size(ctx)
 	isCancel("Size", err)
-	_, err = s.HashCount(ctx)
-	isCancel("HashCount", err)
-	_, err = s.Entry(ctx, 0)
-	isCancel("Entry", err)
-	for _, err := range s.Entries(ctx, 0) {
+	yielded := false
+	for _, err := range c.s.Entries(ctx, 0, n) {
 		isCancel("Entries", err)
+		yielded = true
 		break
 	}
-	_, err = s.ReadHashes(ctx, []int64{0})
+	if !yielded {
+		c.fail("Entries with a cancelled context yielded nothing; want context.Canceled")
+	}
+	_, err = c.s.ReadHashes(ctx, []int64{0})
 	isCancel("ReadHashes", err)
-	_, _, err = s.Lookup(ctx, EntryAt(0).Identity)
-	isCancel("Lookup", err)
-	_, _, err = s.LastInConversation(ctx, EntryAt(0).Conversation)
-	isCancel("LastInConversation", err)
-	isCancel("PutCheckpoint", s.PutCheckpoint(ctx, store.Checkpoint{Size: 2, Note: []byte("x\n")}))
-	_, err = s.LatestCheckpoint(ctx)
+	isCancel("PutCheckpoint", c.s.PutCheckpoint(ctx, store.Checkpoint{Size: 2, Note: []byte("x\n")}))
+	_, err = c.s.LatestCheckpoint(ctx)
 	isCancel("LatestCheckpoint", err)
-	for _, err := range s.AllCheckpoints(ctx) {
+	for _, err := range c.s.AllCheckpoints(ctx) {
 		isCancel("AllCheckpoints", err)
 		break
 	}
-	isCancel("PutBlob", s.PutBlob(ctx, sum, data))
-	_, err = s.Blob(ctx, sum)
-	isCancel("Blob", err)
-	// Nothing was written under the cancelled context.
-	checkLog(t, s, n)
-	checkCheckpoints(t, s, []store.Checkpoint{{Size: 1, Note: []byte("cp\n")}})
-	if _, err := s.Blob(context.Background(), sum); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Blob after PutBlob with a cancelled context: err = %v; want ErrNotFound", err)
+	if x, ok := c.s.(store.IdentityIndex); ok {
+		_, _, err = x.Lookup(ctx, EntryAt(0).Identity)
+		isCancel("Lookup", err)
 	}
-	// A context cancelled while entries are being read stops the iteration with its error.
-	ctx, cancel = context.WithCancel(context.Background())
-	k := 0
-	var last error
-	for _, err := range s.Entries(ctx, 0) {
-		if err != nil {
-			last = err
-			break
+	if x, ok := c.s.(store.ConversationIndex); ok {
+		_, _, err = x.LastInConversation(ctx, EntryAt(0).Conversation)
+		isCancel("LastInConversation", err)
+	}
+	data := []byte("blob under a cancelled context")
+	sum := sha256.Sum256(data)
+	if x, ok := c.s.(store.Blobs); ok {
+		isCancel("WriteBlob", x.WriteBlob(ctx, sum, data))
+		_, err = x.ReadBlob(ctx, sum)
+		isCancel("ReadBlob", err)
+		if _, err := x.ReadBlob(context.Background(), sum); !errors.Is(err, store.ErrNotFound) {
+			c.fail("ReadBlob after WriteBlob with a cancelled context: err = %v; want ErrNotFound", err)
 		}
-		k++
-		cancel()
 	}
-	cancel()
-	if k == int(n) || !errors.Is(last, context.Canceled) {
-		t.Errorf("Entries cancelled after the first entry yielded %d entries, then %v; want fewer than %d, then context.Canceled", k, last, n)
+	if x, ok := c.s.(store.Pipeline); ok {
+		isCancel("Submit", <-x.Submit(ctx, BatchAt(n, 2)))
 	}
+	// Nothing was written under the cancelled context.
+	c.checkLog(n)
+	c.checkCheckpoints(cps)
 }
 
-func testClosed(t *testing.T, s store.Store) {
+func closed(c *check) {
 	ctx := context.Background()
-	n := appendN(t, s, 2)
+	n := c.appendN(2)
 	data := []byte("blob")
 	sum := sha256.Sum256(data)
-	if err := s.PutBlob(ctx, sum, data); err != nil {
-		t.Fatalf("PutBlob: %v", err)
+	if x, ok := c.s.(store.Blobs); ok {
+		c.must("WriteBlob", x.WriteBlob(ctx, sum, data))
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-		t.Errorf("second Close: err = %v; want nil or ErrClosed", err)
+	c.must("Close", c.s.Close())
+	if err := c.s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+		c.fail("a second Close: err = %v; want nil or ErrClosed", err)
 	}
 	isClosed := func(what string, err error) {
-		t.Helper()
+		c.t.Helper()
 		if !errors.Is(err, store.ErrClosed) {
-			t.Errorf("%s after Close: err = %v; want ErrClosed", what, err)
+			c.fail("%s after Close: err = %v; want ErrClosed", what, err)
 		}
 	}
-	isClosed("Append", s.Append(ctx, BatchAt(n, 1)))
-	_, err := s.Size(ctx)
+	isClosed("Append", c.s.Append(ctx, BatchAt(n, 1)))
+	_, err := c.s.Size(ctx)
 	isClosed("Size", err)
-	_, err = s.HashCount(ctx)
-	isClosed("HashCount", err)
-	_, err = s.Entry(ctx, 0)
-	isClosed("Entry", err)
 	yielded := false
-	for _, err := range s.Entries(ctx, 0) {
+	for _, err := range c.s.Entries(ctx, 0, n) {
 		isClosed("Entries", err)
 		yielded = true
 		break
 	}
 	if !yielded {
-		t.Errorf("Entries after Close yielded nothing; want ErrClosed")
+		c.fail("Entries after Close yielded nothing; want ErrClosed")
 	}
-	_, err = s.ReadHashes(ctx, []int64{0})
+	_, err = c.s.ReadHashes(ctx, []int64{0})
 	isClosed("ReadHashes", err)
-	_, _, err = s.Lookup(ctx, EntryAt(0).Identity)
-	isClosed("Lookup", err)
-	_, _, err = s.LastInConversation(ctx, EntryAt(0).Conversation)
-	isClosed("LastInConversation", err)
-	isClosed("PutCheckpoint", s.PutCheckpoint(ctx, store.Checkpoint{Size: 1, Note: []byte("x\n")}))
-	_, err = s.LatestCheckpoint(ctx)
+	isClosed("PutCheckpoint", c.s.PutCheckpoint(ctx, store.Checkpoint{Size: 1, Note: []byte("x\n")}))
+	_, err = c.s.LatestCheckpoint(ctx)
 	isClosed("LatestCheckpoint", err)
 	yielded = false
-	for _, err := range s.AllCheckpoints(ctx) {
+	for _, err := range c.s.AllCheckpoints(ctx) {
 		isClosed("AllCheckpoints", err)
 		yielded = true
 		break
 	}
 	if !yielded {
-		t.Errorf("AllCheckpoints after Close yielded nothing; want ErrClosed")
+		c.fail("AllCheckpoints after Close yielded nothing; want ErrClosed")
 	}
-	isClosed("PutBlob", s.PutBlob(ctx, sum, data))
-	_, err = s.Blob(ctx, sum)
-	isClosed("Blob", err)
+	if x, ok := c.s.(store.IdentityIndex); ok {
+		_, _, err = x.Lookup(ctx, EntryAt(0).Identity)
+		isClosed("Lookup", err)
+	}
+	if x, ok := c.s.(store.ConversationIndex); ok {
+		_, _, err = x.LastInConversation(ctx, EntryAt(0).Conversation)
+		isClosed("LastInConversation", err)
+	}
+	if x, ok := c.s.(store.Blobs); ok {
+		isClosed("WriteBlob", x.WriteBlob(ctx, sum, data))
+		_, err = x.ReadBlob(ctx, sum)
+		isClosed("ReadBlob", err)
+	}
+	if x, ok := c.s.(store.Pipeline); ok {
+		isClosed("Submit", <-x.Submit(ctx, BatchAt(n, 1)))
+	}
 }
 
-func testReopenEmpty(t *testing.T, open func() store.Store) {
-	s := open()
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s = open()
-	defer s.Close()
-	checkLog(t, s, 0)
-	checkCheckpoints(t, s, nil)
-	n := appendN(t, s, 3)
-	checkLog(t, s, n)
-}
-
-func testReopenKeepsEverything(t *testing.T, open func() store.Store) {
+func checkpointsOrder(c *check) {
 	ctx := context.Background()
-	s := open()
-	n := appendN(t, s, 1, 5, 30, 2)
-	cps := []store.Checkpoint{{Size: 1, Note: []byte("one\n")}, {Size: 38, Note: []byte("thirty-eight\n")}}
-	for _, c := range cps {
-		if err := s.PutCheckpoint(ctx, c); err != nil {
-			t.Fatalf("PutCheckpoint: %v", err)
+	c.appendN(600, 400, 200)
+	put := func(size uint64, note string) error {
+		return c.s.PutCheckpoint(ctx, store.Checkpoint{Size: size, Note: []byte(note)})
+	}
+	var want []store.Checkpoint
+	for _, size := range []uint64{1, 5, 6, 1000} {
+		note := fmt.Sprintf("checkpoint %d\n", size)
+		c.must(fmt.Sprintf("PutCheckpoint(%d)", size), put(size, note))
+		want = append(want, store.Checkpoint{Size: size, Note: []byte(note)})
+	}
+	for _, size := range []uint64{1000, 999, 3} {
+		if err := put(size, "late\n"); !errors.Is(err, store.ErrOutOfOrder) {
+			c.fail("PutCheckpoint(%d) after 1000: err = %v; want ErrOutOfOrder", size, err)
 		}
+	}
+	c.checkCheckpoints(want)
+	// The caller may reuse the note buffer; reads return copies.
+	note := []byte("reused note\n")
+	c.must("PutCheckpoint(1001)", c.s.PutCheckpoint(ctx, store.Checkpoint{Size: 1001, Note: note}))
+	clear(note)
+	cp, err := c.s.LatestCheckpoint(ctx)
+	if err != nil || string(cp.Note) != "reused note\n" {
+		c.fail("LatestCheckpoint after the caller reused its note = %q, %v", cp.Note, err)
+	}
+	clear(cp.Note)
+	for cp, err := range c.s.AllCheckpoints(ctx) {
+		c.must("AllCheckpoints", err)
+		clear(cp.Note)
+	}
+	c.checkCheckpoints(append(want, store.Checkpoint{Size: 1001, Note: []byte("reused note\n")}))
+}
+
+func checkpointsInvalid(c *check) {
+	ctx := context.Background()
+	n := c.appendN(10)
+	for _, tc := range []struct {
+		what string
+		cp   store.Checkpoint
+	}{
+		{"of size 0", store.Checkpoint{Size: 0, Note: []byte("zero\n")}},
+		{"with an empty note", store.Checkpoint{Size: 1}},
+		{"beyond the log", store.Checkpoint{Size: n + 1, Note: []byte("beyond\n")}},
+	} {
+		if err := c.s.PutCheckpoint(ctx, tc.cp); !errors.Is(err, store.ErrInvalid) {
+			c.fail("PutCheckpoint(%s): err = %v; want ErrInvalid", tc.what, err)
+		}
+	}
+	c.checkCheckpoints(nil)
+	c.must("PutCheckpoint(at the log's size)", c.s.PutCheckpoint(ctx, store.Checkpoint{Size: n, Note: []byte("n\n")}))
+}
+
+func (c *check) checkCheckpoints(want []store.Checkpoint) {
+	c.t.Helper()
+	ctx := context.Background()
+	if len(want) == 0 {
+		if _, err := c.s.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
+			c.fail("LatestCheckpoint: err = %v; want ErrNotFound", err)
+		}
+	} else {
+		cp, err := c.s.LatestCheckpoint(ctx)
+		last := want[len(want)-1]
+		if err != nil || cp.Size != last.Size || !bytes.Equal(cp.Note, last.Note) {
+			c.fail("LatestCheckpoint = %d %q, %v; want %d %q", cp.Size, cp.Note, err, last.Size, last.Note)
+		}
+	}
+	var got []store.Checkpoint
+	for cp, err := range c.s.AllCheckpoints(ctx) {
+		c.must("AllCheckpoints", err)
+		got = append(got, cp)
+	}
+	if !slices.EqualFunc(got, want, func(a, b store.Checkpoint) bool { return a.Size == b.Size && bytes.Equal(a.Note, b.Note) }) {
+		c.fail("AllCheckpoints yielded %d checkpoints %v; want %d %v", len(got), sizes(got), len(want), sizes(want))
+	}
+}
+
+func sizes(cs []store.Checkpoint) []uint64 {
+	out := make([]uint64, len(cs))
+	for k, c := range cs {
+		out[k] = c.Size
+	}
+	return out
+}
+
+func identityLookup(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.IdentityIndex)
+	n := c.appendN(1, 20, 3)
+	for i := range n {
+		e := EntryAt(i)
+		got, ok, err := x.Lookup(ctx, e.Identity)
+		if e.Identity == (store.Hash{}) {
+			if ok || err != nil {
+				c.fail("Lookup(zero identity) = %d, %v, %v; want false, nil (a zero identity is never indexed)", got, ok, err)
+			}
+			continue
+		}
+		if err != nil || !ok || got != i {
+			c.fail("Lookup(identity of entry %d) = %d, %v, %v; want %d, true, nil", i, got, ok, err, i)
+		}
+	}
+	if _, ok, err := x.Lookup(ctx, EntryAt(n).Identity); ok || err != nil {
+		c.fail("Lookup(identity not stored) = %v, %v; want false, nil", ok, err)
+	}
+	// An identity that shares a long prefix with a stored one is still a different identity.
+	for _, bit := range []int{0, 8*8 - 1, 8 * 8, 255} {
+		near := EntryAt(1).Identity
+		near[bit/8] ^= 1 << (bit % 8)
+		if _, ok, err := x.Lookup(ctx, near); ok || err != nil {
+			c.fail("Lookup(identity differing in bit %d from a stored one) = %v, %v; want false, nil", bit, ok, err)
+		}
+	}
+}
+
+func identityDuplicate(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.IdentityIndex)
+	n := c.appendN(10)
+	b := BatchAt(n, 5)
+	b.Entries[3].Identity = EntryAt(2).Identity
+	if err := c.s.Append(ctx, b); !errors.Is(err, store.ErrDuplicate) {
+		c.fail("Append(batch repeating a stored identity): err = %v; want ErrDuplicate", err)
+	}
+	c.checkLog(n)
+	for k, e := range b.Entries {
+		if k == 3 || e.Identity == (store.Hash{}) {
+			continue
+		}
+		if i, ok, err := x.Lookup(ctx, e.Identity); ok || err != nil {
+			c.fail("after a refused batch: Lookup(identity of its entry %d) = %d, %v, %v; want not found", e.Index, i, ok, err)
+		}
+	}
+	// The identities of the refused batch are free.
+	n = c.appendN(5, 1)
+	c.checkLog(n)
+}
+
+func conversationLast(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.ConversationIndex)
+	conv := digest("conv-last", 0)
+	b := BatchAt(0, 3)
+	for k := range b.Entries {
+		b.Entries[k].Conversation = store.Hash{}
+	}
+	b.Entries[0].Conversation = conv
+	b.Entries[2].Conversation = conv
+	c.must("Append", c.s.Append(ctx, b))
+	if i, ok, err := x.LastInConversation(ctx, conv); err != nil || !ok || i != 2 {
+		c.fail("LastInConversation = %d, %v, %v; want 2, true, nil", i, ok, err)
+	}
+	b = BatchAt(3, 3)
+	for k := range b.Entries {
+		b.Entries[k].Conversation = store.Hash{}
+	}
+	b.Entries[2].Conversation = conv
+	c.must("Append", c.s.Append(ctx, b))
+	if i, ok, err := x.LastInConversation(ctx, conv); err != nil || !ok || i != 5 {
+		c.fail("LastInConversation = %d, %v, %v; want 5, true, nil", i, ok, err)
+	}
+	if _, ok, err := x.LastInConversation(ctx, digest("conv-last", 1)); ok || err != nil {
+		c.fail("LastInConversation(unknown) = %v, %v; want false, nil", ok, err)
+	}
+	if _, ok, err := x.LastInConversation(ctx, store.Hash{}); ok || err != nil {
+		c.fail("LastInConversation(zero) = %v, %v; want false, nil (a zero conversation is never indexed)", ok, err)
+	}
+}
+
+func blobsReadBack(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.Blobs)
+	if _, err := x.ReadBlob(ctx, sha256.Sum256([]byte("nothing"))); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadBlob of a blob never written: err = %v; want ErrNotFound", err)
+	}
+	blobs := [][]byte{{}, []byte("hello"), fill("blob", 1, 1<<20+17)}
+	for _, data := range blobs {
+		sum := sha256.Sum256(data)
+		c.must(fmt.Sprintf("WriteBlob(%d bytes)", len(data)), x.WriteBlob(ctx, sum, data))
+		c.must(fmt.Sprintf("WriteBlob(%d bytes) again (content-addressed, idempotent)", len(data)), x.WriteBlob(ctx, sum, data))
+	}
+	for _, data := range blobs {
+		sum := sha256.Sum256(data)
+		got, err := x.ReadBlob(ctx, sum)
+		if err != nil || !bytes.Equal(got, data) {
+			c.fail("ReadBlob(%x) = %d bytes, %v; want the %d bytes written", sum[:4], len(got), err, len(data))
+		}
+		if len(got) > 0 {
+			got[0] ^= 0xff
+			if again, _ := x.ReadBlob(ctx, sum); !bytes.Equal(again, data) {
+				c.fail("ReadBlob returned a slice aliasing the stored content")
+			}
+		}
+	}
+	// The caller may reuse its buffer after WriteBlob.
+	buf := []byte("reused buffer")
+	sum := sha256.Sum256(buf)
+	c.must("WriteBlob", x.WriteBlob(ctx, sum, buf))
+	clear(buf)
+	if got, err := x.ReadBlob(ctx, sum); err != nil || string(got) != "reused buffer" {
+		c.fail("ReadBlob after the caller reused its buffer = %q, %v", got, err)
+	}
+}
+
+func blobsHashMismatch(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.Blobs)
+	data := []byte("the real content")
+	wrong := sha256.Sum256([]byte("other content"))
+	for _, sum := range []store.Hash{wrong, {}} {
+		if err := x.WriteBlob(ctx, sum, data); !errors.Is(err, store.ErrHashMismatch) {
+			c.fail("WriteBlob under a hash not of its content: err = %v; want ErrHashMismatch", err)
+		}
+		if _, err := x.ReadBlob(ctx, sum); !errors.Is(err, store.ErrNotFound) {
+			c.fail("ReadBlob(wrong hash) after a refused WriteBlob: err = %v; want ErrNotFound", err)
+		}
+	}
+	if _, err := x.ReadBlob(ctx, sha256.Sum256(data)); !errors.Is(err, store.ErrNotFound) {
+		c.fail("ReadBlob(real hash) after a refused WriteBlob: err = %v; want ErrNotFound", err)
+	}
+}
+
+func pipelineInOrder(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.Pipeline)
+	var chans []<-chan error
+	n := uint64(0)
+	for k := range 60 {
+		size := k%7 + 1
+		chans = append(chans, x.Submit(ctx, BatchAt(n, size)))
+		n += uint64(size)
+	}
+	// Results arrive in submission order: once the last batch has its nil, every earlier one
+	// has its result, and it is nil.
+	last := len(chans) - 1
+	if err := <-chans[last]; err != nil {
+		c.fail("the last of %d batches submitted without waiting: %v", len(chans), err)
+	}
+	for k := range last {
+		select {
+		case err := <-chans[k]:
+			if err != nil {
+				c.fail("batch %d failed though the last batch succeeded: %v", k, err)
+			}
+		default:
+			c.fail("the last batch was acknowledged before batch %d had its result", k)
+		}
+	}
+	c.checkLog(n)
+	// Append after pipelined batches goes on from there.
+	n = c.appendN(3)
+	c.checkLog(n)
+}
+
+func pipelineChecks(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.Pipeline)
+	_, indexed := c.s.(store.IdentityIndex)
+	first := x.Submit(ctx, BatchAt(0, 4))
+	// Checked against the pending batch: index 4 is next, not 0.
+	stale := x.Submit(ctx, BatchAt(0, 2))
+	var dup <-chan error
+	if indexed {
+		b := BatchAt(4, 2)
+		b.Entries[1].Identity = EntryAt(1).Identity // in the pending batch
+		dup = x.Submit(ctx, b)
+	}
+	next := x.Submit(ctx, BatchAt(4, 3)) // the refused batches do not count
+	if err := <-first; err != nil {
+		c.fail("first batch: %v", err)
+	}
+	if err := <-stale; !errors.Is(err, store.ErrOutOfOrder) {
+		c.fail("a batch starting at 0 behind a pending batch of 4: err = %v; want ErrOutOfOrder", err)
+	}
+	if dup != nil {
+		if err := <-dup; !errors.Is(err, store.ErrDuplicate) {
+			c.fail("a batch repeating an identity of a pending batch: err = %v; want ErrDuplicate", err)
+		}
+	}
+	if err := <-next; err != nil {
+		c.fail("a batch after refused ones, checked as if they had not been submitted: %v", err)
+	}
+	c.checkLog(7)
+}
+
+func readOnlyWritable(c *check) {
+	if c.s.(store.ReadOnlyReporter).ReadOnly() {
+		c.fail("a store the suite opened for writing reports ReadOnly")
+	}
+}
+
+func reopenEmpty(c *reopenCheck) {
+	c.s = c.open()
+	c.must("Close", c.s.Close())
+	c.s = c.open()
+	defer c.s.Close()
+	c.checkLog(0)
+	c.checkCheckpoints(nil)
+	n := c.appendN(3)
+	c.checkLog(n)
+}
+
+func reopenKeepsAll(c *reopenCheck) {
+	ctx := context.Background()
+	c.s = c.open()
+	n := c.appendN(1, 5, 30, 2)
+	cps := []store.Checkpoint{{Size: 1, Note: []byte("one\n")}, {Size: 38, Note: []byte("thirty-eight\n")}}
+	for _, cp := range cps {
+		c.must("PutCheckpoint", c.s.PutCheckpoint(ctx, cp))
 	}
 	blob := fill("reopen-blob", 0, 100_000)
 	sum := sha256.Sum256(blob)
-	if err := s.PutBlob(ctx, sum, blob); err != nil {
-		t.Fatalf("PutBlob: %v", err)
+	if x, ok := c.s.(store.Blobs); ok {
+		c.must("WriteBlob", x.WriteBlob(ctx, sum, blob))
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s = open()
-	checkLog(t, s, n)
-	checkCheckpoints(t, s, cps)
-	if got, err := s.Blob(ctx, sum); err != nil || !bytes.Equal(got, blob) {
-		t.Fatalf("Blob after reopen = %d bytes, %v; want %d bytes", len(got), err, len(blob))
-	}
-	// The reopened store still rejects what it must and goes on appending.
-	if err := s.Append(ctx, BatchAt(n-1, 1)); !errors.Is(err, store.ErrOutOfOrder) {
-		t.Errorf("Append at a stored index after reopen: err = %v; want ErrOutOfOrder", err)
-	}
-	dup := BatchAt(n, 1)
-	dup.Entries[0].Identity = EntryAt(1).Identity
-	if err := s.Append(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
-		t.Errorf("Append of a stored identity after reopen: err = %v; want ErrDuplicate", err)
-	}
-	if err := s.PutCheckpoint(ctx, store.Checkpoint{Size: 38, Note: []byte("again\n")}); !errors.Is(err, store.ErrOutOfOrder) {
-		t.Errorf("PutCheckpoint(38) after reopen: err = %v; want ErrOutOfOrder", err)
-	}
-	n = appendN(t, s, 7, 1)
-	cps = append(cps, store.Checkpoint{Size: n, Note: []byte("more\n")})
-	if err := s.PutCheckpoint(ctx, cps[2]); err != nil {
-		t.Fatalf("PutCheckpoint after reopen: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s = open()
-	defer s.Close()
-	checkLog(t, s, n)
-	checkCheckpoints(t, s, cps)
-}
-
-func testReopenIdempotent(t *testing.T, open func() store.Store) {
-	s := open()
-	n := appendN(t, s, 4, 4)
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	for range 3 {
-		s = open()
-		checkLog(t, s, n)
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
+	c.must("Close", c.s.Close())
+	c.s = c.open()
+	c.checkLog(n)
+	c.checkCheckpoints(cps)
+	c.checkIndexes(n)
+	if x, ok := c.s.(store.Blobs); ok {
+		if got, err := x.ReadBlob(ctx, sum); err != nil || !bytes.Equal(got, blob) {
+			c.fail("ReadBlob after reopening = %d bytes, %v; want %d bytes", len(got), err, len(blob))
 		}
 	}
-	s = open()
-	defer s.Close()
-	n = appendN(t, s, 1)
-	checkLog(t, s, n)
+	// The reopened store still refuses what it must and goes on appending.
+	if err := c.s.Append(ctx, BatchAt(n-1, 1)); !errors.Is(err, store.ErrOutOfOrder) {
+		c.fail("Append at a stored index after reopening: err = %v; want ErrOutOfOrder", err)
+	}
+	if _, ok := c.s.(store.IdentityIndex); ok {
+		dup := BatchAt(n, 1)
+		dup.Entries[0].Identity = EntryAt(1).Identity
+		if err := c.s.Append(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
+			c.fail("Append of a stored identity after reopening: err = %v; want ErrDuplicate", err)
+		}
+	}
+	if err := c.s.PutCheckpoint(ctx, store.Checkpoint{Size: 38, Note: []byte("again\n")}); !errors.Is(err, store.ErrOutOfOrder) {
+		c.fail("PutCheckpoint(38) after reopening: err = %v; want ErrOutOfOrder", err)
+	}
+	n = c.appendN(7, 1)
+	cps = append(cps, store.Checkpoint{Size: n, Note: []byte("more\n")})
+	c.must("PutCheckpoint after reopening", c.s.PutCheckpoint(ctx, cps[2]))
+	c.must("Close", c.s.Close())
+	c.s = c.open()
+	defer c.s.Close()
+	c.checkLog(n)
+	c.checkCheckpoints(cps)
+	c.checkIndexes(n)
+}
+
+// checkIndexes checks the optional indexes the store implements against the suite entries
+// [0, n).
+func (c *check) checkIndexes(n uint64) {
+	c.t.Helper()
+	ctx := context.Background()
+	last := map[store.Hash]uint64{}
+	for i := range n {
+		e := EntryAt(i)
+		if x, ok := c.s.(store.IdentityIndex); ok && e.Identity != (store.Hash{}) {
+			got, ok, err := x.Lookup(ctx, e.Identity)
+			if err != nil || !ok || got != i {
+				c.fail("Lookup(identity of entry %d) = %d, %v, %v; want %d, true, nil", i, got, ok, err, i)
+			}
+		}
+		if e.Conversation != (store.Hash{}) {
+			last[e.Conversation] = i
+		}
+	}
+	if x, ok := c.s.(store.ConversationIndex); ok {
+		for conv, want := range last {
+			got, ok, err := x.LastInConversation(ctx, conv)
+			if err != nil || !ok || got != want {
+				c.fail("LastInConversation(%x) = %d, %v, %v; want %d, true, nil", conv[:4], got, ok, err, want)
+			}
+		}
+	}
+}
+
+func reopenIdempotent(c *reopenCheck) {
+	c.s = c.open()
+	n := c.appendN(4, 4)
+	c.must("Close", c.s.Close())
+	for range 3 {
+		c.s = c.open()
+		c.checkLog(n)
+		c.checkIndexes(n)
+		c.must("Close", c.s.Close())
+	}
+	c.s = c.open()
+	defer c.s.Close()
+	n = c.appendN(1)
+	c.checkLog(n)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -102,7 +103,7 @@ func TestPipelinedCommitsSurviveFailuresWithoutLosingAcknowledgedEntries(t *test
 	// Every acknowledged message is in the store at the index it was given, exactly once.
 	require.Len(t, acked, 32*40)
 	for _, a := range acked {
-		e, err := ps.Entry(ctx, a.index)
+		e, err := store.ReadEntry(ctx, ps, a.index)
 		require.NoError(t, err)
 		d, err := ledger.Decode(e)
 		require.NoError(t, err)
@@ -110,7 +111,7 @@ func TestPipelinedCommitsSurviveFailuresWithoutLosingAcknowledgedEntries(t *test
 	}
 	size, _ := ps.Size(ctx)
 	require.Equal(t, uint64(32*40), size, "no message stored twice")
-	_, err = ledger.Verify(ctx, ps, keys.Verifier, ledger.VerifyOptions{})
+	_, err = verify.Ledger(ctx, ps, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 }
 

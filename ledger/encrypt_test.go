@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"math"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,7 +82,7 @@ func TestEncryptedLedgerStoresNoPlaintextAndAuditsAccess(t *testing.T) {
 
 	// Nothing stored anywhere (entries, blobs, wrapped keys, checkpoints) holds a secret.
 	var all [][]byte
-	for en, err := range e.st.Entries(ctx, 0) {
+	for en, err := range e.st.Entries(ctx, 0, math.MaxUint64) {
 		require.NoError(t, err)
 		all = append(all, en.Leaf, en.Payload)
 	}
@@ -90,7 +93,7 @@ func TestEncryptedLedgerStoresNoPlaintextAndAuditsAccess(t *testing.T) {
 		require.NoError(t, json.Unmarshal(wk.Meta, &meta))
 		if meta.Blob != "" {
 			addr, _ := hex.DecodeString(meta.Blob)
-			b, err := e.st.Blob(ctx, store.Hash(addr))
+			b, err := e.st.ReadBlob(ctx, store.Hash(addr))
 			require.NoError(t, err)
 			all = append(all, b)
 		}
@@ -126,7 +129,7 @@ func TestEncryptedLedgerStoresNoPlaintextAndAuditsAccess(t *testing.T) {
 	_, err = l.Access("", "").Get(ctx, 1)
 	require.Error(t, err, "an access needs who and why")
 	require.NoError(t, l.Close())
-	rep, err := ledger.Verify(ctx, e.st, e.keys.Verifier, ledger.VerifyOptions{})
+	rep, err := verify.Ledger(ctx, e.st, e.keys.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.Equal(t, uint64(20), rep.Encrypted)
 	require.Equal(t, uint64(3), rep.Kinds["access"])
@@ -139,12 +142,17 @@ type tamperStore struct {
 	mutate func(*store.Entry)
 }
 
-func (s *tamperStore) Entry(ctx context.Context, i uint64) (store.Entry, error) {
-	e, err := s.Store.Entry(ctx, i)
-	if err == nil && i == s.index {
-		s.mutate(&e)
+func (s *tamperStore) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
+	return func(yield func(store.Entry, error) bool) {
+		for e, err := range s.Store.Entries(ctx, start, end) {
+			if err == nil && e.Index == s.index {
+				s.mutate(&e)
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
 	}
-	return e, err
 }
 
 func TestTamperedCiphertextIsDetected(t *testing.T) {
@@ -158,8 +166,8 @@ func TestTamperedCiphertextIsDetected(t *testing.T) {
 	// Verify: the ciphertext no longer matches the hash in its leaf.
 	s := takeSnapshot(t, e.st)
 	s.entries[6].Payload[40] ^= 1
-	_, err := ledger.Verify(ctx, s, e.keys.Verifier, ledger.VerifyOptions{})
-	var ve *ledger.VerifyError
+	_, err := verify.Ledger(ctx, s, e.keys.Verifier, verify.Options{})
+	var ve *verify.AlteredError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, uint64(6), ve.Index)
 

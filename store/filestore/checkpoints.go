@@ -2,14 +2,10 @@ package filestore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"iter"
-	"os"
-	"path/filepath"
 
 	"github.com/commseal/commseal/store"
 )
@@ -17,7 +13,7 @@ import (
 // openCheckpoints opens the checkpoints file and reads the size and place of every checkpoint.
 func (s *Store) openCheckpoints(flag int) error {
 	path := s.path("checkpoints")
-	f, err := s.openFile(path, flag, 0o644)
+	f, err := s.openFile(path, flag)
 	if errors.Is(err, fs.ErrNotExist) && s.readOnly {
 		return nil
 	}
@@ -130,9 +126,6 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if s.readOnly {
 		return fmt.Errorf("%w: put checkpoint", store.ErrReadOnly)
 	}
-	if len(c.Note) == 0 {
-		return fmt.Errorf("%w: empty checkpoint note", store.ErrInvalid)
-	}
 	if len(c.Note)+checkpointFixed > maxBody {
 		return fmt.Errorf("%w: checkpoint note of %d bytes", store.ErrInvalid, len(c.Note))
 	}
@@ -141,10 +134,13 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err := s.rlock(ctx); err != nil {
 		return err
 	}
-	if k := len(s.cps); k > 0 && c.Size <= s.cps[k-1].size {
-		last := s.cps[k-1].size
+	latest := uint64(0)
+	if k := len(s.cps); k > 0 {
+		latest = s.cps[k-1].size
+	}
+	if err := store.CheckCheckpoint(c, s.size, latest); err != nil {
 		s.mu.RUnlock()
-		return fmt.Errorf("%w: checkpoint size %d does not exceed the latest, %d", store.ErrOutOfOrder, c.Size, last)
+		return err
 	}
 	off := s.cpEnd
 	frame := appendCheckpointFrame(nil, c)
@@ -218,88 +214,4 @@ func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, 
 			}
 		}
 	}
-}
-
-func (s *Store) blobPath(sum store.Hash) string {
-	h := hex.EncodeToString(sum[:])
-	return filepath.Join(s.dir, "blobs", h[:2], h)
-}
-
-// PutBlob implements store.Blobs. The content goes to a temporary file that is synced and then
-// renamed to its hash, and the directory is synced, so a blob is either whole or absent.
-func (s *Store) PutBlob(ctx context.Context, sum store.Hash, data []byte) error {
-	if err := s.rlock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.RUnlock()
-	if s.readOnly {
-		return fmt.Errorf("%w: put blob", store.ErrReadOnly)
-	}
-	if sha256.Sum256(data) != sum {
-		return fmt.Errorf("%w: blob %x", store.ErrHashMismatch, sum[:8])
-	}
-	path := s.blobPath(sum)
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("filestore: put blob: %w", err)
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return fmt.Errorf("filestore: put blob: %w", err)
-		}
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("filestore: put blob: %w", err)
-	}
-	name := tmp.Name()
-	tmp.Close()
-	f, err := s.openFile(name, os.O_RDWR|os.O_TRUNC, 0o644)
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("filestore: put blob: %w", err)
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil {
-		err = f.Sync()
-		s.syncs.Add(1)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-		s.syncs.Add(1)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("filestore: put blob: %w", err)
-	}
-	return nil
-}
-
-// Blob implements store.Blobs. The content is checked against its hash on every read.
-func (s *Store) Blob(ctx context.Context, sum store.Hash) ([]byte, error) {
-	if err := s.rlock(ctx); err != nil {
-		return nil, err
-	}
-	defer s.mu.RUnlock()
-	path := s.blobPath(sum)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: blob %x", store.ErrNotFound, sum[:8])
-	}
-	if err != nil {
-		return nil, fmt.Errorf("filestore: read blob: %w", err)
-	}
-	if sha256.Sum256(data) != sum {
-		return nil, fmt.Errorf("%w: %s does not match its hash", store.ErrCorrupt, path)
-	}
-	return data, nil
 }

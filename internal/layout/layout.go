@@ -1,0 +1,90 @@
+// Package layout is the ledger directory layout that every program under examples/ shares, so
+// that `verify -dir` checks what any of them wrote:
+//
+//	DIR/ledger.key      the Ed25519 checkpoint signing key (sumdb/note format)
+//	DIR/ledger.vkey     its verifier key, to publish and to hand to auditors
+//	DIR/store/          the store/filestore directory: entries, stored hashes, checkpoints, blobs
+//	DIR/ledger.keyring  how the key-encryption key (KEK) is obtained, and a check value
+//	DIR/ledger.kek      the KEK (hex) when no passphrase is used: a demonstration setup
+//	DIR/keys/           data keys wrapped by the KEK (store/keydir); destroyed keys leave tombstones
+//
+// Every directory is created with mode 0700 and every file 0600 (internal/durable).
+//
+// This package reads the layout without opening a ledger for writing, which is all an
+// auditor's program needs (VerifierKey, OpenStore read-only); internal/ledgerdir opens a
+// writable ledger in it.
+package layout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/commseal/commseal/store/filestore"
+)
+
+// File names inside a ledger directory.
+const (
+	KeyFile     = "ledger.key"     // the checkpoint signing key
+	VKeyFile    = "ledger.vkey"    // its verifier key
+	StoreDir    = "store"          // the file store
+	KeyringFile = "ledger.keyring" // how the KEK is obtained and a check value; no secret
+	KEKFile     = "ledger.kek"     // a 256-bit KEK in hex (when no passphrase is used)
+	VaultDir    = "keys"           // wrapped data keys (store/keydir)
+)
+
+// PassphraseEnv names the environment variable holding the passphrase from which the KEK is
+// derived with Argon2id.
+const PassphraseEnv = "COMMSEAL_PASSPHRASE"
+
+// DefaultOrigin names ledgers created without an explicit origin.
+const DefaultOrigin = "commseal.example/ledger"
+
+// ErrNoLedger is returned when a directory holds no ledger.
+var ErrNoLedger = errors.New("layout: no ledger in this directory")
+
+// Files are the names whose presence says a directory holds (part of) a ledger.
+var Files = []string{KeyFile, VKeyFile, StoreDir, KeyringFile, KEKFile, VaultDir}
+
+// Fresh reports whether dir holds none of a ledger's files (or does not exist).
+func Fresh(dir string) (bool, error) {
+	for _, name := range Files {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("layout: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// VerifierKey reads the directory's verifier key file.
+func VerifierKey(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, VKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%w: %s has no %s", ErrNoLedger, dir, VKeyFile)
+	}
+	if err != nil {
+		return "", fmt.Errorf("layout: reading verifier key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// OpenStore opens the directory's file store. A read-only store must already exist
+// (ErrNoLedger otherwise); it can be opened beside a running writer.
+func OpenStore(ctx context.Context, dir string, readOnly bool, log *slog.Logger) (*filestore.Store, error) {
+	sd := filepath.Join(dir, StoreDir)
+	if readOnly {
+		if _, err := os.Stat(sd); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s has no %s/", ErrNoLedger, dir, StoreDir)
+		}
+	}
+	return filestore.Open(ctx, sd, &filestore.Options{ReadOnly: readOnly, Logger: log})
+}

@@ -1,0 +1,179 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/seal"
+)
+
+// request is one entry on its way to the sequencer: everything that does not depend on the
+// order is computed by the caller.
+type request struct {
+	// the data key's scope, for entries that are encrypted
+	encrypt     bool
+	tenant, cid string
+	scopeTime   time.Time
+
+	kind     seal.Kind
+	identity seal.Hash
+	conv     seal.Hash
+	time     time.Time
+	commit   seal.Hash
+	payHash  seal.Hash
+	keyID    string
+	payload  []byte
+	done     chan result
+}
+
+type result struct {
+	index uint64
+	dup   bool
+	err   error
+}
+
+// Append seals m and returns when it is durable. A message whose source identity is already in
+// the ledger is not written again: the receipt gives the original index with Duplicate set.
+// m is not modified; a zero CapturedAt is recorded as the time of the call.
+func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
+	if err := m.Validate(); err != nil {
+		return capture.Receipt{}, err
+	}
+	mm := *m
+	if mm.CapturedAt.IsZero() {
+		mm.CapturedAt = l.opts.Now()
+	}
+	mm.CapturedAt = mm.CapturedAt.UTC()
+	body, err := json.Marshal(&mm)
+	if err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: encoding message %s: %w", m.Key(), err)
+	}
+	r := &request{
+		kind:     seal.KindMessage,
+		identity: seal.IdentityDigest("message", mm.Platform, mm.Tenant, mm.ID),
+		time:     mm.CapturedAt,
+		encrypt:  true, tenant: mm.Tenant, cid: mm.Conversation.ID, scopeTime: mm.SentAt,
+	}
+	if r.scopeTime.IsZero() {
+		r.scopeTime = mm.CapturedAt
+	}
+	if mm.Conversation.ID != "" {
+		r.conv = seal.ConversationDigest(mm.Platform, mm.Tenant, mm.Conversation.ID)
+	}
+	return l.submit(ctx, r, body)
+}
+
+// recordKinds maps capture record kinds to entry kinds.
+var recordKinds = map[string]seal.Kind{
+	capture.RecordContext:      seal.KindContext,
+	capture.RecordMedia:        seal.KindMedia,
+	capture.RecordCaptureError: seal.KindCaptureError,
+	capture.RecordAnnotation:   seal.KindAnnotation,
+}
+
+// AppendRecord seals a non-message record (context event, media result, capture error,
+// annotation) and returns when it is durable. Records with an ID are deduplicated on (kind,
+// platform, tenant, ID) like messages; records without one are always appended.
+func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture.Receipt, error) {
+	if err := rec.Validate(); err != nil {
+		return capture.Receipt{}, err
+	}
+	rr := *rec
+	if rr.At.IsZero() {
+		rr.At = l.opts.Now()
+	}
+	rr.At = rr.At.UTC()
+	body, err := json.Marshal(&rr)
+	if err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: encoding record: %w", err)
+	}
+	r := &request{kind: recordKinds[rr.Kind], time: rr.At, encrypt: true, tenant: rr.Tenant, cid: rr.Conversation.ID, scopeTime: rr.At}
+	if rr.ID != "" {
+		r.identity = seal.IdentityDigest(rr.Kind, rr.Platform, rr.Tenant, rr.ID)
+	}
+	if rr.Conversation.ID != "" {
+		r.conv = seal.ConversationDigest(rr.Platform, rr.Tenant, rr.Conversation.ID)
+	}
+	if l.dk != nil && rr.About != nil {
+		// A record about a message (its media, a finding) lives and dies with that message:
+		// it is encrypted under the message's data key, whenever it is sealed.
+		id, err := l.messageKeyID(ctx, *rr.About)
+		if err != nil {
+			return capture.Receipt{}, err
+		}
+		r.keyID = id
+	}
+	rc, err := l.submit(ctx, r, body)
+	if err == nil && l.dk != nil && rr.Kind == capture.RecordMedia {
+		// A media record ties its blob's key to the record's scope, so that shredding the scope
+		// can shred the blob too.
+		var ref struct{ SHA256 string }
+		if json.Unmarshal(rr.Body, &ref) == nil && len(ref.SHA256) == 64 {
+			var sum [32]byte
+			if _, herr := hex.Decode(sum[:], []byte(ref.SHA256)); herr == nil {
+				scope := r.keyID
+				if scope == "" {
+					scope, _ = scopeKeyID(rr.Tenant, rr.Conversation.ID, rr.At)
+				}
+				if err := l.dk.addBlobScope(ctx, sum, scope); err != nil {
+					l.log.Warn("ledger: linking blob to its scope failed", "blob", ref.SHA256, "err", err)
+				}
+			}
+		}
+	}
+	return rc, err
+}
+
+// messageKeyID returns the data key id of the stored message with key k, or "" if it is not
+// stored (or not encrypted).
+func (l *Ledger) messageKeyID(ctx context.Context, k capture.Key) (string, error) {
+	i, ok, err := l.idx.lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
+	if err != nil || !ok {
+		return "", err
+	}
+	leaf, _, err := l.idx.leaf(ctx, i)
+	if err != nil {
+		return "", err
+	}
+	return leaf.KeyID, nil
+}
+
+// submit seals body into r's payload and commitment, hands r to the sequencer and waits.
+func (l *Ledger) submit(ctx context.Context, r *request, body []byte) (capture.Receipt, error) {
+	var salt [seal.SaltSize]byte
+	if _, err := io.ReadFull(l.opts.Rand, salt[:]); err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: drawing salt: %w", err)
+	}
+	r.payload = seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+len(body)), &salt, body)
+	r.commit = seal.Commitment(&salt, body)
+	if r.encrypt && l.dk != nil {
+		ct, err := l.encrypt(ctx, r, r.payload, r.tenant, r.cid, r.scopeTime, r.kind.String())
+		clear(r.payload)
+		if err != nil {
+			return capture.Receipt{}, err
+		}
+		r.payload = ct
+	}
+	r.payHash = sha256.Sum256(r.payload)
+	r.done = make(chan result, 1)
+	select {
+	case l.reqs <- r:
+	case <-l.done:
+		return capture.Receipt{}, ErrClosed
+	case <-ctx.Done():
+		return capture.Receipt{}, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return capture.Receipt{Index: res.index, Duplicate: res.dup}, res.err
+	case <-ctx.Done():
+		// The entry may still become durable; a retry is safe for deduplicated entries.
+		return capture.Receipt{}, ctx.Err()
+	}
+}

@@ -1,0 +1,93 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/verify"
+)
+
+// latest returns the latest signed checkpoint (Size 0 if none).
+func (l *Ledger) latest() seal.Checkpoint {
+	l.cpMu.RLock()
+	defer l.cpMu.RUnlock()
+	return l.cp
+}
+
+// Checkpoint returns the latest signed checkpoint and its parsed form, or ErrNotFound if the
+// ledger has none yet.
+func (l *Ledger) Checkpoint() ([]byte, seal.Checkpoint, error) {
+	l.cpMu.RLock()
+	defer l.cpMu.RUnlock()
+	if l.cpNote == nil {
+		return nil, seal.Checkpoint{}, fmt.Errorf("%w: no checkpoint yet", ErrNotFound)
+	}
+	return append([]byte(nil), l.cpNote...), l.cp, nil
+}
+
+// SignCheckpoint signs a checkpoint of every durable entry now, unless the latest one already
+// covers them all, and returns the latest checkpoint: after Append returns, SignCheckpoint makes
+// the entry provable at once (Prove), without waiting for the policy.
+func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, seal.Checkpoint, error) {
+	reply := make(chan error, 1)
+	select {
+	case l.signs <- reply:
+	case <-l.done:
+		return nil, seal.Checkpoint{}, ErrClosed
+	case <-ctx.Done():
+		return nil, seal.Checkpoint{}, ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return nil, seal.Checkpoint{}, err
+		}
+	case <-ctx.Done():
+		return nil, seal.Checkpoint{}, ctx.Err()
+	}
+	return l.Checkpoint()
+}
+
+// checkpointNow signs and stores a checkpoint of the durable tree. It runs on the completer.
+func (l *Ledger) checkpointNow() error {
+	ctx := context.Background()
+	size := l.Size()
+	prev := l.latest()
+	if size == 0 || size == prev.Size {
+		return nil
+	}
+	hr := verify.Hashes(ctx, l.st)
+	root, err := seal.TreeHash(size, hr)
+	if err != nil {
+		l.log.Error("ledger: computing the tree hash for a checkpoint", "size", size, "err", err)
+		return fmt.Errorf("ledger: tree hash at %d: %w", size, err)
+	}
+	cp := seal.Checkpoint{Origin: l.Origin(), Size: size, Root: root}
+	if prev.Size > 0 {
+		// Never sign a head that does not extend the previous one.
+		p, err := seal.ConsistencyProof(cp.Size, prev.Size, hr)
+		if err == nil {
+			err = seal.CheckConsistency(p, cp.Size, cp.Root, prev.Size, prev.Root)
+		}
+		if err != nil {
+			l.log.Error("ledger: refusing to sign an inconsistent checkpoint", "size", cp.Size, "previous", prev.Size, "err", err)
+			return fmt.Errorf("%w: %w", ErrInconsistent, err)
+		}
+	}
+	signed, err := seal.SignCheckpoint(cp, l.keys.Signer)
+	if err != nil {
+		return fmt.Errorf("ledger: signing checkpoint: %w", err)
+	}
+	if err := l.st.PutCheckpoint(ctx, store.Checkpoint{Size: cp.Size, Note: signed}); err != nil {
+		l.log.Error("ledger: storing checkpoint failed", "size", cp.Size, "err", err)
+		return fmt.Errorf("ledger: storing checkpoint at %d: %w", cp.Size, err)
+	}
+	l.cpMu.Lock()
+	l.cp, l.cpNote = cp, signed
+	l.cpMu.Unlock()
+	l.cpAt = l.opts.Now()
+	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
+	return nil
+}

@@ -1,0 +1,404 @@
+// Package verify is what an auditor needs: it checks a stored commseal ledger, and reads proofs
+// out of it, with nothing but the ledger's verifier key. It depends only on seal and store, so
+// a verifier never pulls in the writer, and it never trusts the store: everything it reports is
+// recomputed from the bytes.
+//
+// Ledger checks a whole ledger in one streaming pass: every leaf decodes and names its own
+// index; every payload matches its hash and, when not encrypted, its content commitment; every
+// conversation's chain is unbroken; every stored Merkle hash is recomputed; every checkpoint is
+// signed by the verifier key and its root is the root of the entries it covers (which proves
+// each checkpoint consistent with every earlier one). Proof and InclusionProof read proofs for
+// single entries, to hand to someone who holds only a checkpoint.
+//
+// # Is this ledger altered?
+//
+// Ledger returns an *AlteredError (errors.Is ErrAltered) for the first place where the ledger
+// does not verify, with the entry index and the reason. A store that finds its own copy damaged
+// when opened or read returns store.ErrCorrupt; Altered treats that as altered too, so a
+// program decides "altered or not" with one call and prints the error. Anything else (a
+// missing directory, a permission error, a trusted checkpoint that is not this ledger's) is an
+// error about the request, not the ledger.
+//
+// Entries after the latest checkpoint (a writer that crashed before its next signature) are
+// verified like the rest and reported in Report.Uncovered: nobody has signed for them yet. A
+// ledger with entries and no checkpoint at all fails with ErrUnsigned unless
+// Options.AllowUnsigned is set.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Reader is the read side of a store that Ledger needs. Every store.Store is one; a store
+// opened read-only can be one too.
+type Reader interface {
+	Size(ctx context.Context) (uint64, error)
+	Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error]
+	ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error)
+	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
+	AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error]
+}
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrAltered is matched by every *AlteredError: the ledger was altered or damaged.
+	ErrAltered = errors.New("verify: the ledger was altered or damaged")
+	// ErrUnsigned is matched by the *AlteredError of a ledger that holds entries but no signed
+	// checkpoint at all (see Options.AllowUnsigned).
+	ErrUnsigned = errors.New("verify: entries without any signed checkpoint")
+	// ErrTrusted is returned when Options.Trusted is not a checkpoint signed by the verifier
+	// key: a mistake in the request, not a property of the ledger.
+	ErrTrusted = errors.New("verify: the trusted checkpoint does not open with this verifier key")
+)
+
+// AlteredError says where a ledger first fails to verify and why.
+type AlteredError struct {
+	Index  uint64 // the first bad entry (for a checkpoint problem, the tree size it names)
+	Reason string
+	Err    error // a more specific cause (ErrUnsigned, store.ErrCorrupt), or nil
+}
+
+func (e *AlteredError) Error() string {
+	return fmt.Sprintf("the ledger does not verify at entry %d: %s", e.Index, e.Reason)
+}
+
+// Is reports ErrAltered.
+func (e *AlteredError) Is(target error) bool { return target == ErrAltered }
+
+// Unwrap returns the specific cause, if any.
+func (e *AlteredError) Unwrap() error { return e.Err }
+
+// Altered reports whether err says that a ledger was altered or damaged: an *AlteredError, or a
+// store's store.ErrCorrupt from opening or reading it.
+func Altered(err error) bool {
+	return errors.Is(err, ErrAltered) || errors.Is(err, store.ErrCorrupt)
+}
+
+// Options tune Ledger.
+type Options struct {
+	// Trusted is a signed checkpoint the verifier obtained earlier from this ledger (a receipt,
+	// a published head). The ledger must contain its tree; a ledger rolled back to before it, or
+	// forked from it, fails. Without it, a ledger truncated together with its checkpoints to an
+	// earlier consistent state cannot be told from that earlier state.
+	Trusted []byte
+	// AllowUnsigned accepts a ledger that holds entries but no signed checkpoint (one that has
+	// just been created, or whose writer never closed). Without it such a ledger fails with
+	// ErrUnsigned: nobody has signed for any of it.
+	AllowUnsigned bool
+	// Progress, if set, is called every 65,536 entries with the number verified.
+	Progress func(entries uint64)
+	// Workers is the number of goroutines that hash entries; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Report summarizes a verified ledger.
+type Report struct {
+	Entries       uint64            // entries verified
+	Bytes         int64             // leaf and payload bytes hashed
+	Checkpoints   int               // signed checkpoints verified
+	Latest        seal.Checkpoint   // the latest checkpoint
+	Uncovered     uint64            // entries after the latest checkpoint (appended since, or before a crash)
+	Kinds         map[string]uint64 // entries by kind
+	Conversations int               // distinct conversations whose chains were checked
+	Encrypted     uint64            // entries whose content commitment needs a key to check
+}
+
+// Ledger checks a whole stored ledger in one streaming pass with nothing but its verifier key
+// (see the package documentation for what it checks). Memory is bounded by the number of
+// conversations (one head each), not the number of entries; hashing runs on Options.Workers
+// goroutines.
+//
+// It returns an *AlteredError (errors.Is ErrAltered) for the first problem, ErrTrusted for a
+// trusted checkpoint that is not this ledger's, or an I/O error.
+func Ledger(ctx context.Context, r Reader, v note.Verifier, opts Options) (*Report, error) {
+	p := &pass{rep: &Report{Kinds: map[string]uint64{}}, r: r, v: v, opts: opts, convs: map[seal.Hash]convHead{}}
+	size, err := r.Size(ctx)
+	if err != nil {
+		return p.rep, fmt.Errorf("verify: reading size: %w", err)
+	}
+	p.size = size
+	if err := p.openTrusted(); err != nil {
+		return p.rep, err
+	}
+	next, stop := iter.Pull2(r.AllCheckpoints(ctx))
+	defer stop()
+	p.nextCP = next
+	if err := p.advance(); err != nil {
+		return p.rep, err
+	}
+	p.hashes = hashStream{ctx: ctx, r: r, count: store.StoredHashCount(size)}
+	if err := p.entries(ctx); err != nil {
+		return p.rep, err
+	}
+	return p.rep, p.finish(ctx)
+}
+
+// pass is one run of Ledger: the ordered fold over the entries, in named steps.
+type pass struct {
+	rep    *Report
+	r      Reader
+	v      note.Verifier
+	opts   Options
+	size   uint64
+	nextCP func() (store.Checkpoint, error, bool)
+
+	trusted  *seal.Checkpoint
+	pending  *seal.Checkpoint // the next checkpoint to meet
+	prevSize uint64
+
+	hashes   hashStream
+	frontier seal.Frontier
+	convs    map[seal.Hash]convHead
+	stored   []seal.Hash
+	pos      uint64
+}
+
+// convHead is the latest entry of a conversation seen so far.
+type convHead struct {
+	seq   uint64
+	hash  seal.Hash
+	index uint64
+}
+
+// bad reports the entry at the current position as the first bad one.
+func (p *pass) bad(format string, args ...any) error {
+	return &AlteredError{Index: p.pos, Reason: fmt.Sprintf(format, args...)}
+}
+
+// openTrusted opens Options.Trusted and checks that the ledger is not shorter than it.
+func (p *pass) openTrusted() error {
+	if p.opts.Trusted == nil {
+		return nil
+	}
+	c, err := seal.OpenCheckpoint(p.opts.Trusted, p.v)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTrusted, err)
+	}
+	p.trusted = &c
+	if c.Size > p.size {
+		return &AlteredError{Index: p.size, Reason: fmt.Sprintf("the ledger holds %d entries, fewer than the trusted checkpoint's %d: rolled back or truncated", p.size, c.Size)}
+	}
+	return nil
+}
+
+// advance opens the next stored checkpoint and checks it against the previous one and the log.
+func (p *pass) advance() error {
+	p.pending = nil
+	sc, err, ok := p.nextCP()
+	if !ok {
+		return nil
+	}
+	if err != nil {
+		return readErr(p.prevSize, "reading checkpoints", err)
+	}
+	c, err := seal.OpenCheckpoint(sc.Note, p.v)
+	if err != nil {
+		return &AlteredError{Index: sc.Size, Reason: fmt.Sprintf("checkpoint for tree size %d: %v", sc.Size, err)}
+	}
+	switch {
+	case c.Size != sc.Size:
+		return &AlteredError{Index: sc.Size, Reason: fmt.Sprintf("checkpoint stored as tree size %d is signed for %d", sc.Size, c.Size)}
+	case c.Size <= p.prevSize || c.Size == 0:
+		return &AlteredError{Index: c.Size, Reason: fmt.Sprintf("checkpoint for tree size %d does not follow the previous one (%d)", c.Size, p.prevSize)}
+	case c.Size > p.size:
+		return &AlteredError{Index: p.size, Reason: fmt.Sprintf("checkpoint covers %d entries but the ledger holds %d: entries were removed", c.Size, p.size)}
+	}
+	p.prevSize = c.Size
+	p.rep.Checkpoints++
+	p.rep.Latest = c
+	p.pending = &c
+	return nil
+}
+
+// entries folds every entry, in order, into the chains, the tree and the checkpoints.
+func (p *pass) entries(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for c := range checkChunks(ctx, p.r, p.size, p.opts.Workers) {
+		if c.err != nil && len(c.entries) == 0 {
+			return readErr(c.start, "reading entries", c.err)
+		}
+		for k := range c.entries {
+			if err := p.entry(&c.entries[k], &c.checks[k]); err != nil {
+				return err
+			}
+		}
+		if c.err != nil {
+			return readErr(p.pos, "reading entries", c.err)
+		}
+	}
+	return ctx.Err()
+}
+
+// entry folds one checked entry.
+func (p *pass) entry(e *store.Entry, ck *entryCheck) error {
+	if e.Index != p.pos {
+		return p.bad("the entry at position %d says it is entry %d (entries deleted, duplicated or reordered)", p.pos, e.Index)
+	}
+	if ck.err != nil {
+		return p.bad("%s", ck.err.Reason)
+	}
+	leaf := &ck.leaf
+	if leaf.KeyID != "" {
+		p.rep.Encrypted++
+	}
+	if err := p.chain(leaf, ck.leafHash); err != nil {
+		return err
+	}
+	if err := p.tree(ck.leafHash); err != nil {
+		return err
+	}
+	p.rep.Kinds[leaf.Kind.String()]++
+	p.rep.Bytes += int64(len(e.Leaf) + len(e.Payload))
+	p.pos++
+	if err := p.checkpoints(); err != nil {
+		return err
+	}
+	if p.opts.Progress != nil && p.pos%(1<<16) == 0 {
+		p.opts.Progress(p.pos)
+	}
+	return nil
+}
+
+// chain checks that the entry continues its conversation.
+func (p *pass) chain(leaf *seal.Leaf, leafHash seal.Hash) error {
+	if leaf.Conversation == (seal.Hash{}) {
+		return nil
+	}
+	h := p.convs[leaf.Conversation]
+	if leaf.ConvSeq != h.seq+1 {
+		return p.bad("conversation chain broken: entry is number %d of its conversation, expected %d (a conversation entry is missing or repeated)", leaf.ConvSeq, h.seq+1)
+	}
+	if leaf.ConvPrev != h.hash {
+		return p.bad("conversation chain broken: entry %d of its conversation does not link to the leaf hash of entry %d", leaf.ConvSeq, h.seq)
+	}
+	p.convs[leaf.Conversation] = convHead{seq: leaf.ConvSeq, hash: leafHash, index: p.pos}
+	return nil
+}
+
+// tree extends the recomputed tree and compares the stored hashes it adds.
+func (p *pass) tree(leafHash seal.Hash) error {
+	p.stored = p.frontier.Append(leafHash, p.stored[:0])
+	for level, want := range p.stored {
+		got, err := p.hashes.next()
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return p.bad("stored hashes end before this entry's (level %d)", level)
+			}
+			return readErr(p.pos, "reading stored hashes", err)
+		}
+		if got != want {
+			return p.bad("stored hash at level %d differs from the one recomputed from the entries", level)
+		}
+	}
+	return nil
+}
+
+// checkpoints compares the roots of the checkpoints and the trusted checkpoint whose trees end
+// with the entry just folded (the tree of p.pos entries); a mismatch is reported at the tree
+// size the checkpoint names.
+func (p *pass) checkpoints() error {
+	if p.trusted != nil && p.trusted.Size == p.pos && p.frontier.Root() != p.trusted.Root {
+		return p.bad("the tree of %d entries differs from the trusted checkpoint's (forked or rewritten)", p.pos)
+	}
+	for p.pending != nil && p.pending.Size == p.pos {
+		if root := p.frontier.Root(); root != p.pending.Root {
+			return p.bad("the checkpoint for tree size %d has root %v, the entries give %v", p.pos, p.pending.Root, root)
+		}
+		if err := p.advance(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish checks what can only be judged at the end: the counts, the last checkpoint, the
+// trusted checkpoint, the store's conversation index.
+func (p *pass) finish(ctx context.Context) error {
+	rep := p.rep
+	rep.Entries = p.pos
+	rep.Conversations = len(p.convs)
+	if p.pos != p.size {
+		return &AlteredError{Index: p.pos, Reason: fmt.Sprintf("the log reports %d entries but yields %d", p.size, p.pos)}
+	}
+	if p.pending != nil {
+		return &AlteredError{Index: p.pos, Reason: fmt.Sprintf("checkpoint covers %d entries but the ledger holds %d: entries were removed", p.pending.Size, p.pos)}
+	}
+	if _, err := p.r.ReadHashes(ctx, []int64{store.StoredHashCount(p.size)}); err == nil {
+		return &AlteredError{Index: p.pos, Reason: "stored hashes go on after the last entry's"}
+	}
+	if p.trusted != nil && rep.Latest.Size < p.trusted.Size {
+		return &AlteredError{Index: rep.Latest.Size, Reason: fmt.Sprintf("the latest checkpoint (size %d) is older than the trusted one (size %d): rolled back", rep.Latest.Size, p.trusted.Size)}
+	}
+	if x, ok := p.r.(store.ConversationIndex); ok {
+		for conv, h := range p.convs {
+			i, found, err := x.LastInConversation(ctx, conv)
+			if err != nil {
+				return readErr(h.index, "reading the conversation index", err)
+			}
+			if !found || i != h.index {
+				return &AlteredError{Index: h.index, Reason: fmt.Sprintf("the store's conversation index says the conversation's latest entry is %d (found %v), the entries say %d", i, found, h.index)}
+			}
+		}
+	}
+	rep.Uncovered = p.size - rep.Latest.Size
+	if rep.Checkpoints == 0 && p.size > 0 && !p.opts.AllowUnsigned {
+		return &AlteredError{Index: 0, Err: ErrUnsigned, Reason: fmt.Sprintf("the ledger holds %d entries but no signed checkpoint: nobody has signed for any of them", p.size)}
+	}
+	return nil
+}
+
+// readErr reports a failure to read at entry i: corruption the store detected is an alteration
+// like any other; anything else is an I/O error.
+func readErr(i uint64, what string, err error) error {
+	if errors.Is(err, store.ErrCorrupt) {
+		return &AlteredError{Index: i, Reason: fmt.Sprintf("the store finds its copy damaged: %v", err), Err: err}
+	}
+	return fmt.Errorf("verify: %s at entry %d: %w", what, i, err)
+}
+
+// hashStream reads stored hashes sequentially in chunks.
+type hashStream struct {
+	ctx   context.Context
+	r     Reader
+	count int64
+	off   int64
+	buf   []store.Hash
+	pos   int
+	idx   []int64
+}
+
+const hashChunk = 4096
+
+func (h *hashStream) next() (seal.Hash, error) {
+	if h.pos == len(h.buf) {
+		n := min(int64(hashChunk), h.count-h.off)
+		if n <= 0 {
+			return seal.Hash{}, fmt.Errorf("%w: stored hash %d", store.ErrNotFound, h.off)
+		}
+		h.idx = h.idx[:0]
+		for k := int64(0); k < n; k++ {
+			h.idx = append(h.idx, h.off+k)
+		}
+		buf, err := h.r.ReadHashes(h.ctx, h.idx)
+		if errors.Is(err, store.ErrNotFound) && n > 1 {
+			// Some of the chunk is missing: read one hash at a time to find where it ends.
+			buf, err = h.r.ReadHashes(h.ctx, h.idx[:1])
+			n = 1
+		}
+		if err != nil {
+			return seal.Hash{}, err
+		}
+		h.buf, h.pos = buf, 0
+		h.off += n
+	}
+	h.pos++
+	return h.buf[h.pos-1], nil
+}
