@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -42,8 +41,7 @@ func (a *Accessor) record(ctx context.Context, op string, from, to uint64, blob 
 	if blob != "" {
 		b.Blobs = []string{blob}
 	}
-	body, _ := json.Marshal(b)
-	_, err := a.l.submit(ctx, &request{kind: seal.KindAccess, time: a.l.opts.Now().UTC()}, body)
+	_, err := a.l.submit(ctx, &request{kind: seal.KindAccess, time: a.l.opts.Now().UTC()}, 512, jsonOf(b))
 	if err != nil {
 		return fmt.Errorf("ledger: recording access: %w", err)
 	}

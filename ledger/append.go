@@ -50,10 +50,6 @@ func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receip
 		mm.CapturedAt = l.opts.Now()
 	}
 	mm.CapturedAt = mm.CapturedAt.UTC()
-	body, err := json.Marshal(&mm)
-	if err != nil {
-		return capture.Receipt{}, fmt.Errorf("ledger: encoding message %s: %w", m.Key(), err)
-	}
 	r := &request{
 		kind:     seal.KindMessage,
 		identity: seal.IdentityDigest("message", mm.Platform, mm.Tenant, mm.ID),
@@ -66,7 +62,8 @@ func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receip
 	if mm.Conversation.ID != "" {
 		r.conv = seal.ConversationDigest(mm.Platform, mm.Tenant, mm.Conversation.ID)
 	}
-	return l.submit(ctx, r, body)
+	size := 512 + len(mm.Text) + len(mm.Raw)*4/3 + 128*(len(mm.Mentions)+len(mm.Attachments))
+	return l.submit(ctx, r, size, mm.AppendJSON)
 }
 
 // recordKinds maps capture record kinds to entry kinds.
@@ -89,10 +86,6 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		rr.At = l.opts.Now()
 	}
 	rr.At = rr.At.UTC()
-	body, err := json.Marshal(&rr)
-	if err != nil {
-		return capture.Receipt{}, fmt.Errorf("ledger: encoding record: %w", err)
-	}
 	r := &request{kind: recordKinds[rr.Kind], time: rr.At, encrypt: true, tenant: rr.Tenant, cid: rr.Conversation.ID, scopeTime: rr.At}
 	if rr.ID != "" {
 		r.identity = seal.IdentityDigest(rr.Kind, rr.Platform, rr.Tenant, rr.ID)
@@ -109,7 +102,7 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		}
 		r.keyID = id
 	}
-	rc, err := l.submit(ctx, r, body)
+	rc, err := l.submit(ctx, r, 512+(len(rr.Body)+len(rr.Raw))*4/3, rr.AppendJSON)
 	if err == nil && l.dk != nil && rr.Kind == capture.RecordMedia {
 		// A media record ties its blob's key to the record's scope, so that shredding the scope
 		// can shred the blob too.
@@ -144,14 +137,31 @@ func (l *Ledger) messageKeyID(ctx context.Context, k capture.Key) (string, error
 	return leaf.KeyID, nil
 }
 
-// submit seals body into r's payload and commitment, hands r to the sequencer and waits.
-func (l *Ledger) submit(ctx context.Context, r *request, body []byte) (capture.Receipt, error) {
+// encoder appends an entry's canonical plaintext to b.
+type encoder func(b []byte) ([]byte, error)
+
+// jsonOf is the encoder of a value's encoding/json form (the ledger's own small records).
+func jsonOf(v any) encoder {
+	return func(b []byte) ([]byte, error) {
+		j, err := json.Marshal(v)
+		return append(b, j...), err
+	}
+}
+
+// submit seals the plaintext enc writes (about size bytes) into r's payload and commitment,
+// hands r to the sequencer and waits.
+func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) (capture.Receipt, error) {
 	var salt [seal.SaltSize]byte
 	if _, err := io.ReadFull(l.opts.Rand, salt[:]); err != nil {
 		return capture.Receipt{}, fmt.Errorf("ledger: drawing salt: %w", err)
 	}
-	r.payload = seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+len(body)), &salt, body)
-	r.commit = seal.Commitment(&salt, body)
+	env := seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+size), &salt, nil)
+	env, err := enc(env)
+	if err != nil {
+		return capture.Receipt{}, fmt.Errorf("ledger: encoding %s entry: %w", r.kind, err)
+	}
+	r.payload = env
+	r.commit = seal.Commitment(&salt, env[1+seal.SaltSize:])
 	if r.encrypt && l.dk != nil {
 		ct, err := l.encrypt(ctx, r, r.payload, r.tenant, r.cid, r.scopeTime, r.kind.String())
 		clear(r.payload)

@@ -18,6 +18,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/store/storetest"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
@@ -164,9 +165,10 @@ func TestTamperedCiphertextIsDetected(t *testing.T) {
 	}
 	require.NoError(t, e.Close())
 	// Verify: the ciphertext no longer matches the hash in its leaf.
-	s := takeSnapshot(t, e.st)
-	s.entries[6].Payload[40] ^= 1
-	_, err := verify.Ledger(ctx, s, e.keys.Verifier, verify.Options{})
+	s, err := storetest.TakeSnapshot(ctx, e.st)
+	require.NoError(t, err)
+	s.Log[6].Payload[40] ^= 1
+	_, err = verify.Ledger(ctx, s, e.keys.Verifier, verify.Options{})
 	var ve *verify.AlteredError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, uint64(6), ve.Index)

@@ -90,8 +90,7 @@ func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64
 }
 
 func (l *Ledger) appendHold(ctx context.Context, h Hold) (uint64, error) {
-	body, _ := json.Marshal(h)
-	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC()}, body)
+	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC()}, 512, jsonOf(h))
 	return rc.Index, err
 }
 
@@ -246,9 +245,8 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 	}
 	for k := range due {
 		s := &due[k]
-		body, _ := json.Marshal(s)
 		rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: now,
-			identity: seal.IdentityDigest("shred", "commseal", "", s.KeyID)}, body)
+			identity: seal.IdentityDigest("shred", "commseal", "", s.KeyID)}, 512, jsonOf(s))
 		if err != nil {
 			return due[:k], fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
 		}

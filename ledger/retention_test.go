@@ -15,6 +15,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/store/storetest"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
@@ -189,13 +190,15 @@ func TestKEKRotationRewrapsEveryKeyAndTouchesNoEntry(t *testing.T) {
 	_, err := e.PutBlob(ctx, []byte("blob"))
 	require.NoError(t, err)
 	require.NoError(t, e.Close())
-	before := takeSnapshot(t, e.st)
+	before, err := storetest.TakeSnapshot(ctx, e.st)
+	require.NoError(t, err)
 	newRing := newKEK(t, "kek-2-rotated")
 	n, err := ledger.RotateKEK(ctx, e.vault, e.ring, newRing)
 	require.NoError(t, err)
 	require.Equal(t, 19, n, "18 scope keys (3 conversations x 6 months) and 1 blob key")
-	after := takeSnapshot(t, e.st)
-	require.Equal(t, before.entries, after.entries, "no entry changed")
+	after, err := storetest.TakeSnapshot(ctx, e.st)
+	require.NoError(t, err)
+	require.Equal(t, before.Log, after.Log, "no entry changed")
 	for wk, err := range e.vault.Keys(ctx) {
 		require.NoError(t, err)
 		require.Equal(t, newRing.ID(), wk.Keyring)

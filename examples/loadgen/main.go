@@ -56,6 +56,7 @@ type config struct {
 	concurrency int
 	size        int
 	cpuprofile  string
+	inFlight    int
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -68,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
 	fl.IntVar(&c.size, "size", 300, "bytes of message text")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -134,7 +136,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(context.Background(), st, ledger.Options{Keys: keys})
+	led, err := ledger.Open(context.Background(), st, ledger.Options{Keys: keys, MaxInFlight: c.inFlight})
 	if err != nil {
 		st.Close()
 		return err
