@@ -173,3 +173,105 @@ func TestVerifyDetectsAlteredFiles(t *testing.T) {
 		require.Contains(t, out, "the first bad entry is 0: payload does not match the hash in its leaf")
 	})
 }
+
+// TestEveryKindOfDamageIsExitOne: whatever part of the ledger directory is damaged, verify says
+// ALTERED with exit status 1; usage mistakes are 2; a writer that stopped before its next
+// checkpoint is reported, not failed (issue #9 item 12).
+func TestEveryKindOfDamageIsExitOne(t *testing.T) {
+	sd := func(dir string) string { return filepath.Join(dir, layout.StoreDir) }
+	flip := func(path string, at func(size int) int) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(sd(dir), path)
+			require.NoError(t, os.Chmod(p, 0o600))
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			b[at(len(b))] ^= 0x10
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+		}
+	}
+	truncate := func(path string, to func(size int) int) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(sd(dir), path)
+			fi, err := os.Stat(p)
+			require.NoError(t, err)
+			require.NoError(t, os.Chmod(p, 0o600))
+			require.NoError(t, os.Truncate(p, int64(to(int(fi.Size())))))
+		}
+	}
+	remove := func(path string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) { require.NoError(t, os.Remove(filepath.Join(sd(dir), path))) }
+	}
+	seg := "00000000000000000001.seg"
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+	}{
+		{"segment truncated in the middle", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(sd(dir), seg))
+			require.NoError(t, err)
+			offs, _ := entryFrames(b)
+			truncate(seg, func(int) int { return offs[50] + 5 })(t, dir)
+		}},
+		{"segment removed", remove(seg)},
+		{"extra segment", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(sd(dir), seg))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(sd(dir), "00000000000000000002.seg"), b, 0o600))
+		}},
+		{"stray segment number", func(t *testing.T, dir string) {
+			require.NoError(t, os.WriteFile(filepath.Join(sd(dir), "00000000000000000009.seg"), []byte("x"), 0o600))
+		}},
+		{"byte flipped in the index", flip("index", func(n int) int { return n / 2 })},
+		{"byte flipped in the state file", flip("state", func(n int) int { return 20 })},
+		{"state file removed", remove("state")},
+		{"byte flipped in the last checkpoint's body", flip("checkpoints", func(n int) int { return n - 30 })},
+		{"byte flipped in the first checkpoint's header", flip("checkpoints", func(n int) int { return 2 })},
+		{"byte flipped in the last checkpoint's header", func(t *testing.T, dir string) {
+			flip("checkpoints", func(n int) int { return lastFrame(t, filepath.Join(sd(dir), "checkpoints")) + 1 })(t, dir)
+		}},
+		{"hashes file truncated", truncate("hashes", func(n int) int { return n - 32 })},
+		{"hashes file emptied", truncate("hashes", func(int) int { return 0 })},
+		{"checkpoints removed", remove("checkpoints")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := makeLedger(t, 100)
+			c.damage(t, dir)
+			code, out, errs := runV("-dir", dir)
+			require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out, errs)
+			require.Contains(t, out, "ALTERED")
+		})
+	}
+
+	t.Run("entries after the latest checkpoint", func(t *testing.T) {
+		dir := makeLedger(t, 100) // checkpoints at 40, 80 and 100 (on close)
+		p := filepath.Join(sd(dir), "checkpoints")
+		require.NoError(t, os.Truncate(p, int64(lastFrame(t, p))))
+		code, out, errs := runV("-dir", dir)
+		require.Equal(t, 0, code, out+errs)
+		require.Contains(t, out, "20 entries after the latest checkpoint are verified but nobody has signed for them yet")
+	})
+	t.Run("no checkpoint at all", func(t *testing.T) {
+		dir := makeLedger(t, 100)
+		require.NoError(t, os.Truncate(filepath.Join(sd(dir), "checkpoints"), 0))
+		code, out, _ := runV("-dir", dir)
+		require.Equal(t, 1, code)
+		require.Contains(t, out, "no signed checkpoint")
+		code, out, errs := runV("-dir", dir, "-allow-unsigned")
+		require.Equal(t, 0, code, out+errs)
+		require.Contains(t, out, "100 entries after the latest checkpoint")
+	})
+}
+
+// lastFrame returns the offset of the last frame of a checkpoints file.
+func lastFrame(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	off, last := 0, -1
+	for off+12 <= len(b) {
+		n := int(binary.LittleEndian.Uint32(b[off:]))
+		last = off
+		off += 12 + n
+	}
+	require.GreaterOrEqual(t, last, 0)
+	return last
+}

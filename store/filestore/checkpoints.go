@@ -49,6 +49,11 @@ func (s *Store) openCheckpoints(flag int) error {
 		}
 		n, sum, err := parseFrameHeader(hdr)
 		if err != nil {
+			// A torn append leaves a header short or zero-filled; a header that lies within one
+			// sector and holds other bytes than zeros was written whole, then changed.
+			if off/512 == (off+frameHeaderSize-1)/512 && !isZero(hdr) {
+				return corruptf(path, off, "the header of a checkpoint frame was altered")
+			}
 			if err := cut(fmt.Sprintf("invalid frame header at offset %d", off), true); err != nil {
 				return err
 			}
