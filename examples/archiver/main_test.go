@@ -17,6 +17,7 @@ import (
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/commseal/commseal/internal/layout"
+	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/verify"
@@ -143,6 +144,10 @@ func TestArchiverCapturesIntoAVerifiedLedger(t *testing.T) {
 		t.Fatal("archiver did not stop")
 	}
 	require.Contains(t, stdout.String(), "archiver: stopped: 52 messages")
+
+	exposed, err := leakcheck.Exposed(dir)
+	require.NoError(t, err)
+	require.Empty(t, exposed, "every directory 0700, every file 0600")
 
 	// The ledger verifies with nothing but its verifier key.
 	keys, err := ledgerdir.Keys(dir, layout.DefaultOrigin, false)

@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/layout"
+	"github.com/commseal/commseal/internal/leakcheck"
+	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
-	"github.com/commseal/commseal/store/filestore"
+	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
 )
 
@@ -98,25 +101,29 @@ func TestCrashRecovery(t *testing.T) {
 func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := signingKey(dir)
+	led, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
 	if err != nil {
-		t.Fatalf("signing key: %v", err)
+		t.Fatalf("reopen ledger: %v", err)
 	}
-	st, err := filestore.Open(ctx, dir, nil)
-	if err != nil {
-		t.Fatalf("reopen store: %v", err)
-	}
-	defer st.Close()
-	for _, c := range st.Recovery().Cut {
+	for _, c := range led.Store.Recovery().Cut {
 		if c.Entries > 0 || c.Bytes > 0 {
 			t.Logf("recovery cut %d bytes (%d entry frames) at %s:%d: %s", c.Bytes, c.Entries, filepath.Base(c.File), c.Offset, c.Reason)
 		}
 	}
-	led, err := ledger.Open(ctx, st, ledger.Options{Keys: keys})
-	if err != nil {
-		t.Fatalf("reopen ledger: %v", err)
-	}
 	n := led.Size()
+	ids := map[uint64]string{}
+	err = led.Access("crash test", "check every reported append").Scan(ctx, 0, n, func(e *ledger.Entry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Message != nil {
+			ids[e.Index] = e.Message.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the ledger: %v", err)
+	}
 	for i, id := range reported {
 		if i >= n {
 			t.Fatalf("entry %d (%s) was reported durable, but the ledger has %d entries", i, id, n)
@@ -125,18 +132,49 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 		if err != nil || !ok || at != i {
 			t.Fatalf("message %s was reported durable at %d; Lookup = %d, %v, %v", id, i, at, ok, err)
 		}
-		e, err := led.Get(ctx, i)
-		if err != nil || e.Message == nil || e.Message.ID != id {
-			t.Fatalf("entry %d: %v; want message %s", i, err, id)
+		if ids[i] != id {
+			t.Fatalf("entry %d holds message %q; want %s", i, ids[i], id)
 		}
 	}
-	if err := led.Close(); err != nil {
+	if err := led.Ledger.Close(); err != nil {
 		t.Fatalf("close ledger: %v", err)
 	}
-	if _, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{}); err != nil {
+	defer led.Store.Close()
+	if _, err := verify.Ledger(ctx, led.Store, led.Keys.Verifier, verify.Options{}); err != nil {
 		t.Fatalf("ledger of %d entries does not verify after the crash: %v", n, err)
 	}
 	return n
+}
+
+// TestLoadgenWritesTheSharedLayout: what loadgen writes is a ledger directory like every
+// other example's, which `verify -dir` checks with the verifier key beside it.
+func TestLoadgenWritesTheSharedLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lg")
+	var out, errOut bytes.Buffer
+	if err := run([]string{"-dir", dir, "-n", "300", "-concurrency", "8"}, &out, &errOut); err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+	}
+	ctx := context.Background()
+	vkey, err := layout.VerifierKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := seal.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := layout.OpenStore(ctx, dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := verify.Ledger(ctx, st, v, verify.Options{})
+	if err != nil || rep.Entries != 300 || rep.Encrypted != 300 || rep.Uncovered != 0 {
+		t.Fatalf("verify: %+v, %v; want 300 encrypted entries, all signed for", rep, err)
+	}
+	if exposed, err := leakcheck.Exposed(dir); err != nil || len(exposed) > 0 {
+		t.Fatalf("exposed files: %v, %v", exposed, err)
+	}
 }
 
 func TestFlags(t *testing.T) {

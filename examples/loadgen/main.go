@@ -10,9 +10,12 @@
 // must still hold). At the end it prints to stderr the throughput, the commit latency
 // percentiles (time from Append to its return) and the store's syncs per second.
 //
-// It stops after -n messages, after -duration, or on SIGINT/SIGTERM, whichever comes first. The
-// checkpoint signing key is kept in DIR/loadgen.key (created on the first run), so a ledger
-// that loadgen has written can be reopened and verified; the verifier key is printed to stderr.
+// It stops after -n messages, after -duration, or on SIGINT/SIGTERM, whichever comes first. DIR
+// is a ledger directory in the layout every example shares (internal/layout: signing key,
+// verifier key, keyring, encrypted data keys, file store), created on the first run, so
+// `go run ./examples/verify -dir DIR` checks what loadgen wrote; messages are encrypted at rest
+// like the archiver's. -max-in-flight sets ledger.Options.MaxInFlight and -cpuprofile writes a
+// CPU profile.
 package main
 
 import (
@@ -24,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,9 +39,8 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
-	"github.com/commseal/commseal/seal"
-	"github.com/commseal/commseal/store/filestore"
 )
 
 func main() {
@@ -101,46 +102,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return generate(ctx, c, stdout, stderr)
 }
 
-// signingKey returns the ledger's keys, made on the first run and kept in DIR/loadgen.key.
-func signingKey(dir string) (*seal.Keys, error) {
-	path := filepath.Join(dir, "loadgen.key")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		skey, _, gerr := seal.GenerateKey("loadgen.commseal.example/" + filepath.Base(dir))
-		if gerr != nil {
-			return nil, gerr
-		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return nil, err
-		}
-		b = []byte(skey)
-	} else if err != nil {
-		return nil, err
-	}
-	return seal.ParseSigningKey(strings.TrimSpace(string(b)))
-}
-
 func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return err
-	}
-	keys, err := signingKey(c.dir)
-	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
-	}
-	st, err := filestore.Open(context.Background(), c.dir, nil)
+	led, err := ledgerdir.Open(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), ledger.Options{MaxInFlight: c.inFlight})
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(context.Background(), st, ledger.Options{Keys: keys, MaxInFlight: c.inFlight})
-	if err != nil {
-		st.Close()
-		return err
-	}
+	st := led.Store
 	fmt.Fprintf(stderr, "loadgen: %s opened with %d entries (open %v); verifier key %s\n",
 		c.dir, led.Size(), st.Recovery().Duration.Round(time.Millisecond), led.VerifierKey())
 
@@ -208,9 +175,6 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	close(lines)
 	outErr := <-outDone
 	closeErr := led.Close()
-	if err := st.Close(); closeErr == nil {
-		closeErr = err
-	}
 	close(errs)
 	var appendErr error
 	for e := range errs {

@@ -43,9 +43,9 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 		require.Contains(t, out, k+" ")
 	}
 	require.Contains(t, out, "1 one-to-one")
-	fi, err := os.Stat(filepath.Join(dir, layout.KeyFile))
+	exposed, err := leakcheck.Exposed(dir)
 	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.Empty(t, exposed, "every directory 0700, every file 0600")
 
 	// Raw payloads are kept byte for byte and the samples mix scripts: read back through an
 	// audited accessor (the payloads are encrypted).

@@ -1,5 +1,7 @@
-// Package leakcheck finds secrets in stored bytes, in every obvious encoding a careless store
-// could leave them in. Tests use it to show that nothing captured is on disk in plain text.
+// Package leakcheck finds what a ledger directory could leak: secrets in stored bytes, in every
+// obvious encoding a careless store could leave them in (Find), and files or directories that
+// others on the machine could read (Exposed). Tests use it to show that nothing captured is on
+// disk in plain text and that everything is for its owner alone.
 package leakcheck
 
 import (

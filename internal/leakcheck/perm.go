@@ -1,0 +1,36 @@
+package leakcheck
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+)
+
+// Exposed walks root and returns a line for every directory that is not mode 0700 and every
+// file that is not 0600 (or 0400: a closed, read-only segment): what someone else on the
+// machine could read. On Windows, which has no such modes, it returns nothing.
+func Exposed(root string) ([]string, error) {
+	if runtime.GOOS == "windows" {
+		return nil, nil
+	}
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := fi.Mode().Perm()
+		switch {
+		case d.IsDir() && mode != 0o700:
+			out = append(out, fmt.Sprintf("directory %s has mode %v, want 0700", p, mode))
+		case !d.IsDir() && mode != 0o600 && mode != 0o400:
+			out = append(out, fmt.Sprintf("file %s has mode %v, want 0600", p, mode))
+		}
+		return nil
+	})
+	return out, err
+}
