@@ -86,7 +86,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	// After all the kills, a clean run appends on and exits cleanly.
-	out, err := exec.Command(bin, "-dir", dir, "-n", "200", "-concurrency", "8").Output()
+	out, err := exec.Command(bin, "-dir", dir, "-n", "200", "-concurrency", "8", "-warmup=false").Output()
 	if err != nil {
 		t.Fatalf("final loadgen run: %v", err)
 	}
@@ -151,7 +151,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 func TestLoadgenWritesTheSharedLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "lg")
 	var out, errOut bytes.Buffer
-	if err := run([]string{"-dir", dir, "-n", "300", "-concurrency", "8"}, &out, &errOut); err != nil {
+	if err := run([]string{"-dir", dir, "-n", "300", "-concurrency", "8", "-warmup=false"}, &out, &errOut); err != nil {
 		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
 	}
 	ctx := context.Background()
@@ -183,7 +183,7 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("run without -dir succeeded")
 	}
 	dir := filepath.Join(t.TempDir(), "l")
-	if err := run([]string{"-dir", dir, "-n", "50", "-concurrency", "4", "-size", "10"}, &out, &errOut); err != nil {
+	if err := run([]string{"-dir", dir, "-n", "50", "-concurrency", "4", "-size", "10", "-warmup=false"}, &out, &errOut); err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
 	if got := strings.Count(out.String(), "\n"); got != 50 {

@@ -30,8 +30,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,7 @@ type config struct {
 	size        int
 	cpuprofile  string
 	inFlight    int
+	warmup      bool
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -70,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
 	fl.IntVar(&c.size, "size", 300, "bytes of message text")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fl.BoolVar(&c.warmup, "warmup", true, "before timing, append one message to each conversation, so that their data keys exist (as in a ledger running for a while)")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -101,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	return generate(ctx, c, stdout, stderr)
 }
+
+// conversations is how many conversations the messages are spread over.
+const conversations = 997
 
 func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	led, err := ledgerdir.Open(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), ledger.Options{MaxInFlight: c.inFlight})
@@ -135,10 +142,52 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	rand.Read(run)
 	runID := hex.EncodeToString(run)
 	text := strings.Repeat("Q3 allocation for client 12: confirm the block trade at the agreed price. ", c.size/70+1)[:c.size]
+	message := func(id string, conv int64, w int) *capture.Message {
+		m := &capture.Message{
+			Platform: capture.PlatformDingTalk, Tenant: "loadgen", ID: id,
+			Conversation: capture.Conversation{ID: "cid-" + strconv.FormatInt(conv, 10), Type: capture.ConversationGroup},
+			Sender:       capture.Party{ID: "staff-" + strconv.Itoa(w), StaffID: fmt.Sprintf("E%04d", w)},
+			SentAt:       time.Now().UTC(), Kind: capture.KindText, Text: text,
+		}
+		m.Raw = []byte(`{"msgId":"` + m.ID + `"}`)
+		return m
+	}
+	if c.warmup {
+		// One message in each conversation first, untimed: the first message of a
+		// conversation in a month creates its data key (a vault write and sync), which a ledger
+		// that has run for a while has done long before.
+		wstart := time.Now()
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		var werr atomic.Pointer[error]
+		for w := range c.concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := next.Add(1) - 1; k < conversations && ctx.Err() == nil; k = next.Add(1) - 1 {
+					m := message("lg-"+runID+"-w"+strconv.FormatInt(k, 10), k, w)
+					r, err := led.Append(context.WithoutCancel(ctx), m)
+					if err != nil {
+						werr.CompareAndSwap(nil, &err)
+						return
+					}
+					lines <- fmt.Sprintf("%d %s\n", r.Index, m.ID)
+				}
+			}()
+		}
+		wg.Wait()
+		if p := werr.Load(); p != nil {
+			close(lines)
+			<-outDone
+			return errors.Join(*p, led.Close())
+		}
+		fmt.Fprintf(stderr, "loadgen: warm-up: one message in each of %d conversations in %v (untimed)\n", conversations, time.Since(wstart).Round(time.Millisecond))
+	}
 	var issued atomic.Int64
 	lat := make([][]time.Duration, c.concurrency)
 	errs := make(chan error, c.concurrency)
 	before := st.Stats()
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range c.concurrency {
@@ -150,14 +199,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 				if c.n > 0 && k > int64(c.n) {
 					return
 				}
-				m := &capture.Message{
-					Platform: capture.PlatformDingTalk, Tenant: "loadgen",
-					ID:           fmt.Sprintf("lg-%s-%d", runID, k),
-					Conversation: capture.Conversation{ID: fmt.Sprintf("cid-%d", k%997), Type: capture.ConversationGroup},
-					Sender:       capture.Party{ID: fmt.Sprintf("staff-%d", w), StaffID: fmt.Sprintf("E%04d", w)},
-					SentAt:       time.Now().UTC(), Kind: capture.KindText, Text: text,
-				}
-				m.Raw = []byte(`{"msgId":"` + m.ID + `"}`)
+				m := message("lg-"+runID+"-"+strconv.FormatInt(k, 10), k%conversations, w)
 				t0 := time.Now()
 				r, err := led.Append(context.WithoutCancel(ctx), m)
 				if err != nil {
@@ -165,12 +207,13 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))
-				lines <- fmt.Sprintf("%d %s\n", r.Index, m.ID)
+				lines <- strconv.FormatUint(r.Index, 10) + " " + m.ID + "\n"
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	after := st.Stats()
 	close(lines)
 	outErr := <-outDone
@@ -198,6 +241,8 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		len(all), secs, float64(len(all))/secs, c.concurrency, c.size)
 	fmt.Fprintf(stderr, "loadgen: commit latency p50 %v p90 %v p99 %v max %v\n",
 		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), maxLat.Round(time.Microsecond))
+	fmt.Fprintf(stderr, "loadgen: CPU %.1f µs an append (user and system time of the process, all goroutines; %.0f%% of %d cores)\n",
+		float64(cpu.Microseconds())/float64(max(1, len(all))), 100*cpu.Seconds()/secs/float64(runtime.NumCPU()), runtime.NumCPU())
 	fmt.Fprintf(stderr, "loadgen: store: %d group commits (%.1f entries each), %.0f syncs/s\n",
 		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(max(1, after.Commits-before.Commits)),
 		float64(after.Syncs-before.Syncs)/secs)
