@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"unicode/utf8"
 )
 
 // WrappedKey is a data key as a KeyVault keeps it: wrapped by a keyring's KEK, never in plain.
@@ -40,12 +41,27 @@ type KeyVault interface {
 	Keys(ctx context.Context) iter.Seq2[WrappedKey, error]
 }
 
-// CheckKey reports whether k can be stored by PutKey or UpdateKey: a non-empty id, wrapped
-// bytes, and metadata that is empty or JSON. Vaults call it before writing.
-func CheckKey(k WrappedKey) error {
+// CheckKeyID reports whether id can name a key: it is not empty and is valid UTF-8 (a key id is
+// text in leaves, shred entries and JSON metadata; one that is not UTF-8 could be stored but
+// not read back). Vaults call it (or CheckKey) before every use of an id and refuse a bad one
+// with ErrInvalid.
+func CheckKeyID(id string) error {
 	switch {
-	case k.ID == "":
+	case id == "":
 		return fmt.Errorf("%w: a key needs an id", ErrInvalid)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: key id %q is not valid UTF-8", ErrInvalid, id)
+	}
+	return nil
+}
+
+// CheckKey reports whether k can be stored by PutKey or UpdateKey: an id that CheckKeyID
+// accepts, wrapped bytes, and metadata that is empty or JSON. Vaults call it before writing.
+func CheckKey(k WrappedKey) error {
+	if err := CheckKeyID(k.ID); err != nil {
+		return err
+	}
+	switch {
 	case len(k.Wrapped) == 0:
 		return fmt.Errorf("%w: key %q without wrapped bytes", ErrInvalid, k.ID)
 	case len(k.Meta) > 0 && !json.Valid(k.Meta):

@@ -128,10 +128,10 @@ func syncDir(dir string) error {
 const maxID = (255 - len(".key")) / 2
 
 func checkID(id string) error {
-	if id == "" || len(id) > maxID {
+	if len(id) > maxID {
 		return fmt.Errorf("%w: key id must be 1 to %d bytes", store.ErrInvalid, maxID)
 	}
-	return nil
+	return store.CheckKeyID(id)
 }
 
 // checkKey refuses a PutKey or UpdateKey that cannot be written.

@@ -50,6 +50,9 @@ func (v *KeyVault) Key(ctx context.Context, id string) (store.WrappedKey, error)
 	if err := ctx.Err(); err != nil {
 		return store.WrappedKey{}, err
 	}
+	if err := store.CheckKeyID(id); err != nil {
+		return store.WrappedKey{}, err
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	k, ok := v.keys[id]
@@ -87,6 +90,9 @@ func (v *KeyVault) UpdateKey(ctx context.Context, k store.WrappedKey) error {
 // DestroyKey implements store.KeyVault.
 func (v *KeyVault) DestroyKey(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := store.CheckKeyID(id); err != nil {
 		return err
 	}
 	v.mu.Lock()

@@ -25,8 +25,9 @@ import (
 // from Key and UpdateKey, destroying it again is harmless, and Keys lists it with Destroyed set
 // and Wrapped nil; UpdateKey replaces keyring, wrapped bytes and metadata; Keys yields every key
 // in id order (byte-wise) and stops when asked to; an empty id, empty wrapped bytes or metadata
-// that is not JSON fail with store.ErrInvalid and store nothing (an empty id given to Key or
-// DestroyKey may also be reported as store.ErrNotFound); a canceled context fails every method
+// that is not JSON fail with store.ErrInvalid and store nothing, and so does an id that is not
+// valid UTF-8 (an empty or non-UTF-8 id given to Key or DestroyKey may also be reported as
+// store.ErrNotFound); a canceled context fails every method
 // and changes nothing; and concurrent use (run it with -race) keeps every key whole, lets
 // exactly one of several racing puts of an id succeed, and never revives a key that an
 // UpdateKey raced to destroy.
@@ -322,6 +323,10 @@ func kvKeysInOrder(t *testing.T, v store.KeyVault) {
 	wantKey(t, v, KeyAt("after", 1))
 }
 
+// badUTF8ID is a key id that is not valid UTF-8: a vault must refuse it (it could be stored,
+// then not read back through JSON metadata, which would stop retention and rotation).
+const badUTF8ID = "dk1.\xff\xfe"
+
 func kvInvalid(t *testing.T, v store.KeyVault) {
 	ctx := context.Background()
 	live := KeyAt("live", 1)
@@ -333,14 +338,15 @@ func kvInvalid(t *testing.T, v store.KeyVault) {
 	emptyWrapped.Wrapped = []byte{}
 	badMeta := KeyAt("badmeta", 1)
 	badMeta.Meta = []byte(`{"scope": "x"`)
+	notUTF8 := KeyAt(badUTF8ID, 1)
 	for _, c := range []struct {
 		what string
 		k    store.WrappedKey
-	}{{"an empty id", noID}, {"nil wrapped bytes", noWrapped}, {"empty wrapped bytes", emptyWrapped}, {"metadata that is not JSON", badMeta}} {
+	}{{"an empty id", noID}, {"an id that is not UTF-8", notUTF8}, {"nil wrapped bytes", noWrapped}, {"empty wrapped bytes", emptyWrapped}, {"metadata that is not JSON", badMeta}} {
 		if err := v.PutKey(ctx, c.k); !errors.Is(err, store.ErrInvalid) {
 			t.Fatalf("PutKey with %s: err = %v; want ErrInvalid", c.what, err)
 		}
-		if c.k.ID != "" {
+		if c.k.ID != "" && c.k.ID != badUTF8ID {
 			if _, err := v.Key(ctx, c.k.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("Key after PutKey with %s: err = %v; want ErrNotFound (nothing stored)", c.what, err)
 			}
@@ -363,6 +369,15 @@ func kvInvalid(t *testing.T, v store.KeyVault) {
 	}
 	if err := v.UpdateKey(ctx, noID); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("UpdateKey with an empty id: err = %v; want ErrInvalid", err)
+	}
+	if err := v.UpdateKey(ctx, notUTF8); !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateKey with an id that is not UTF-8: err = %v; want ErrInvalid or ErrNotFound", err)
+	}
+	if _, err := v.Key(ctx, badUTF8ID); !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Key with an id that is not UTF-8: err = %v; want ErrInvalid or ErrNotFound", err)
+	}
+	if err := v.DestroyKey(ctx, badUTF8ID); !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DestroyKey with an id that is not UTF-8: err = %v; want ErrInvalid or ErrNotFound", err)
 	}
 	if _, err := v.Key(ctx, ""); !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Key with an empty id: err = %v; want ErrInvalid or ErrNotFound", err)
