@@ -86,12 +86,12 @@ func (l *Ledger) putBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	if err := bs.WriteBlob(ctx, addr, ct); err != nil {
 		return sum, fmt.Errorf("ledger: storing blob: %w", err)
 	}
-	wrapped, err := l.dk.enc.Keyring.Wrap(ctx, id, dek)
+	kek, wrapped, err := l.dk.enc.Keyring.Wrap(ctx, id, dek)
 	if err != nil {
 		return sum, fmt.Errorf("ledger: wrapping blob key: %w", err)
 	}
 	meta, _ := json.Marshal(keyScope{Blob: hex.EncodeToString(addr[:])})
-	err = l.dk.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: l.dk.enc.Keyring.ID(), Wrapped: wrapped, Meta: meta})
+	err = l.dk.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: kek, Wrapped: wrapped, Meta: meta})
 	if errors.Is(err, store.ErrDuplicate) {
 		return sum, nil // a concurrent put of the same content won
 	}
@@ -136,7 +136,7 @@ func (l *Ledger) blob(ctx context.Context, sum [32]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reading blob: %w", err)
 	}
-	dek, err := l.dk.enc.Keyring.Unwrap(ctx, id, wk.Wrapped)
+	dek, err := l.dk.enc.Keyring.Unwrap(ctx, wk.Keyring, id, wk.Wrapped)
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,7 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 			if err != nil {
 				return nil, err
 			}
-			wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
+			kek, wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: wrapping data key %s: %w", id, err)
 			}
@@ -160,14 +160,14 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 				sc.Kinds = []string{kind}
 			}
 			meta, _ := json.Marshal(sc)
-			if err := c.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: c.enc.Keyring.ID(), Wrapped: wrapped, Meta: meta}); err != nil {
+			if err := c.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: kek, Wrapped: wrapped, Meta: meta}); err != nil {
 				return nil, fmt.Errorf("ledger: storing data key %s: %w", id, err)
 			}
 			ck = &cachedKey{dek: dek, scope: sc}
 		case err != nil:
 			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
 		default:
-			dek, err := c.enc.Keyring.Unwrap(ctx, id, wk.Wrapped)
+			dek, err := c.enc.Keyring.Unwrap(ctx, wk.Keyring, id, wk.Wrapped)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
 			}
@@ -292,16 +292,15 @@ func RotateKEK(ctx context.Context, vault store.KeyVault, old, new seal.Keyring)
 		if wk.Keyring != old.ID() {
 			return n, fmt.Errorf("ledger: key %s is wrapped by keyring %q, neither %q nor %q", wk.ID, wk.Keyring, old.ID(), new.ID())
 		}
-		dek, err := old.Unwrap(ctx, wk.ID, wk.Wrapped)
+		dek, err := old.Unwrap(ctx, wk.Keyring, wk.ID, wk.Wrapped)
 		if err != nil {
 			return n, err
 		}
-		wk.Wrapped, err = new.Wrap(ctx, wk.ID, dek)
+		wk.Keyring, wk.Wrapped, err = new.Wrap(ctx, wk.ID, dek)
 		clear(dek)
 		if err != nil {
 			return n, err
 		}
-		wk.Keyring = new.ID()
 		if err := vault.UpdateKey(ctx, wk); err != nil {
 			return n, err
 		}

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -84,7 +85,7 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 	require.NoError(t, err)
 	wk, err := e.vault.Key(ctx, leaf.KeyID)
 	require.NoError(t, err)
-	dek, err := e.ring.Unwrap(ctx, leaf.KeyID, wk.Wrapped)
+	dek, err := e.ring.Unwrap(ctx, wk.Keyring, leaf.KeyID, wk.Wrapped)
 	require.NoError(t, err)
 	env, err := seal.DecryptPayload(dek, leaf.KeyID, en.Payload)
 	require.NoError(t, err)
@@ -202,7 +203,7 @@ func TestKEKRotationRewrapsEveryKeyAndTouchesNoEntry(t *testing.T) {
 	for wk, err := range e.vault.Keys(ctx) {
 		require.NoError(t, err)
 		require.Equal(t, newRing.ID(), wk.Keyring)
-		_, err := e.ring.Unwrap(ctx, wk.ID, wk.Wrapped)
+		_, err := e.ring.Unwrap(ctx, e.ring.ID(), wk.ID, wk.Wrapped)
 		require.ErrorIs(t, err, seal.ErrDecrypt, "the old KEK opens nothing")
 	}
 	// Running it again is a no-op; the ledger reads with the new keyring only.
@@ -216,7 +217,7 @@ func TestKEKRotationRewrapsEveryKeyAndTouchesNoEntry(t *testing.T) {
 	require.NoError(t, l.Close())
 	old := openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
 	_, err = old.Access("a", "b").Get(ctx, 7)
-	require.ErrorIs(t, err, seal.ErrDecrypt)
+	require.ErrorIs(t, err, seal.ErrUnknownKEK, "the old keyring does not hold the KEK the key names")
 	require.NoError(t, old.Close())
 }
 
@@ -229,7 +230,15 @@ func TestWrongOrCorruptKeysFailClearlyAndWriteNothing(t *testing.T) {
 	size, _ := e.st.Size(ctx)
 
 	// A wrong KEK cannot append to an existing scope: the error says so and nothing is written.
-	wrong := openEnc(t, e.st, e.vault, newKEK(t, "kek-wrong"), e.keys, e.now)
+	// A keyring without the KEK a key names says so; one whose KEK has the right name but is
+	// another key fails to decrypt.
+	wrongName := openEnc(t, e.st, e.vault, newKEK(t, "kek-wrong"), e.keys, e.now)
+	_, err = wrongName.Append(ctx, secretMsg(2, "cid", time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC), "y"))
+	require.ErrorIs(t, err, seal.ErrUnknownKEK)
+	require.NoError(t, wrongName.Close())
+	impostor, err := seal.NewKEKKeyring(e.ring.ID(), bytes.Repeat([]byte{0xee}, 32))
+	require.NoError(t, err)
+	wrong := openEnc(t, e.st, e.vault, impostor, e.keys, e.now)
 	_, err = wrong.Append(ctx, secretMsg(2, "cid", time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC), "y"))
 	require.ErrorIs(t, err, seal.ErrDecrypt)
 	require.NoError(t, wrong.Close())

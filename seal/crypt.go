@@ -67,21 +67,62 @@ func open(key []byte, aad string, ct []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// Errors of keyrings, wrapped so that callers branch with errors.Is.
+var (
+	// ErrUnknownKEK is wrapped when a keyring is asked to unwrap under a key-encryption key it
+	// does not hold: one it never had, or one that was retired.
+	ErrUnknownKEK = errors.New("seal: unknown or retired key-encryption key")
+	// ErrRetireCurrent is wrapped when KEKRetirer.Retire is asked to retire the current KEK:
+	// Rotate first.
+	ErrRetireCurrent = errors.New("seal: the current key-encryption key cannot be retired")
+)
+
 // A Keyring wraps and unwraps data keys under a key-encryption key (KEK) that never leaves it.
-// It is what a KMS or HSM adapter implements; the file keyring of this package (NewKEKKeyring)
-// keeps the KEK in memory. Wrapped keys are bound to their key id. Destroying a data key is
-// destroying its wrapped form wherever it is kept (store.KeyVault); rotating the KEK is
-// unwrapping every wrapped key with the old keyring and wrapping it with the new one, which
-// touches no entry.
+// It is what a KMS or HSM adapter implements; seal/sealtest.RunKeyring checks one against every
+// rule below. Wrapped keys are bound to their key id and to the KEK that wrapped it, which the
+// caller records beside the wrapped bytes (store.WrappedKey.KEK) and names again to unwrap.
+//
+// Destroying a data key is destroying its wrapped form wherever it is kept (store.KeyVault).
+// Copies the vault cannot reach (backups, snapshots, blocks a file system or an SSD kept) are
+// made useless by retiring the KEK that wrapped them: a keyring that can do so implements
+// KEKRetirer. Moving every key to another keyring (a file KEK to a KMS) is unwrapping each with
+// the old keyring and wrapping it with the new one, which touches no entry.
 type Keyring interface {
-	// ID names the KEK, so a wrapped key says which keyring it needs.
+	// ID names the current KEK: the one Wrap uses now.
 	ID() string
-	Wrap(ctx context.Context, keyID string, dek []byte) ([]byte, error)
-	Unwrap(ctx context.Context, keyID string, wrapped []byte) ([]byte, error)
+	// Wrap encrypts a data key of DataKeySize bytes (ErrBadKey for another size) under the
+	// current KEK, bound to keyID, and returns the name of the KEK it used and the wrapped
+	// bytes. The name is what Unwrap takes: it is returned with the bytes, rather than read
+	// from ID before the call, so that a rotation in between cannot mislabel a key.
+	Wrap(ctx context.Context, keyID string, dek []byte) (kek string, wrapped []byte, err error)
+	// Unwrap returns the data key that Wrap wrapped under the KEK named kek for keyID. It fails,
+	// returning no key, with an error wrapping ErrUnknownKEK when the keyring does not hold kek
+	// (never did, or retired it), and wrapping ErrDecrypt when the bytes were altered, were
+	// wrapped for another key id, or under another KEK.
+	Unwrap(ctx context.Context, kek, keyID string, wrapped []byte) ([]byte, error)
 }
 
-// KEKKeyring is a Keyring holding a 256-bit KEK in memory: data keys are wrapped with
-// XChaCha20-Poly1305 under it.
+// A KEKRetirer is a Keyring that can replace its KEK and destroy old ones. Crypto-shredding
+// relies on it (ledger.ApplyRetention refuses to shred without one): once the data keys are
+// destroyed in the vault, the KEK that wrapped them is retired, after the surviving keys were
+// rewrapped under a new one, so that no copy of a destroyed wrapped key unwraps again.
+type KEKRetirer interface {
+	Keyring
+	// Rotate makes a new KEK current and returns its name. Older KEKs still unwrap what they
+	// wrapped until they are retired.
+	Rotate(ctx context.Context) (kek string, err error)
+	// Retire destroys a KEK: nothing wrapped under it unwraps again, from any copy of the
+	// wrapped bytes, and it is no longer listed by KEKs. Retiring the current KEK fails with
+	// ErrRetireCurrent and changes nothing; retiring a KEK already retired is harmless.
+	Retire(ctx context.Context, kek string) error
+	// KEKs lists the KEKs that are not retired, the current one included, in no set order.
+	KEKs(ctx context.Context) ([]string, error)
+}
+
+// KEKKeyring is a Keyring holding one 256-bit KEK in memory: data keys are wrapped with
+// XChaCha20-Poly1305 under it. It never rotates (it keeps nothing persistent to rotate); wrap a
+// KEKRetirer around KEKs kept elsewhere for that (internal/ledgerdir keeps generations of them
+// in files, seal/sealtest in memory).
 type KEKKeyring struct {
 	id  string
 	kek [32]byte
@@ -92,6 +133,9 @@ func NewKEKKeyring(id string, kek []byte) (*KEKKeyring, error) {
 	if len(kek) != 32 {
 		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadKey, len(kek))
 	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: a KEK needs a name", ErrBadKey)
+	}
 	k := &KEKKeyring{id: id}
 	copy(k.kek[:], kek)
 	return k, nil
@@ -101,15 +145,23 @@ func NewKEKKeyring(id string, kek []byte) (*KEKKeyring, error) {
 func (k *KEKKeyring) ID() string { return k.id }
 
 // Wrap implements Keyring.
-func (k *KEKKeyring) Wrap(_ context.Context, keyID string, dek []byte) ([]byte, error) {
+func (k *KEKKeyring) Wrap(_ context.Context, keyID string, dek []byte) (string, []byte, error) {
 	if len(dek) != DataKeySize {
-		return nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadKey, DataKeySize, len(dek))
+		return "", nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadKey, DataKeySize, len(dek))
 	}
-	return seal(rand.Reader, k.kek[:], wrapAAD+keyID, dek)
+	w, err := seal(rand.Reader, k.kek[:], wrapAAD+keyID, dek)
+	if err != nil {
+		return "", nil, err
+	}
+	return k.id, w, nil
 }
 
-// Unwrap implements Keyring. A wrong KEK or an altered wrapped key fails with ErrDecrypt.
-func (k *KEKKeyring) Unwrap(_ context.Context, keyID string, wrapped []byte) ([]byte, error) {
+// Unwrap implements Keyring. A KEK name other than its own fails with ErrUnknownKEK; a wrong
+// KEK or an altered wrapped key fails with ErrDecrypt.
+func (k *KEKKeyring) Unwrap(_ context.Context, kek, keyID string, wrapped []byte) ([]byte, error) {
+	if kek != k.id {
+		return nil, fmt.Errorf("unwrapping data key %q: %w: %q (this keyring holds %q)", keyID, ErrUnknownKEK, kek, k.id)
+	}
 	dek, err := open(k.kek[:], wrapAAD+keyID, wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("unwrapping data key %q: %w", keyID, err)

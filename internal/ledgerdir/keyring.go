@@ -78,7 +78,7 @@ func Keyring(ctx context.Context, dir string, create bool) (ring seal.Keyring, d
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := r.Unwrap(ctx, errCheckKeyID, kf.Check); err != nil {
+	if _, err := r.Unwrap(ctx, kf.ID, errCheckKeyID, kf.Check); err != nil {
 		return nil, false, ErrWrongKEK
 	}
 	return r, demo, nil
@@ -129,7 +129,7 @@ func newKeyring(ctx context.Context, dir string) (seal.Keyring, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if kf.Check, err = r.Wrap(ctx, errCheckKeyID, checkKeyContent); err != nil {
+	if _, kf.Check, err = r.Wrap(ctx, errCheckKeyID, checkKeyContent); err != nil {
 		return nil, false, err
 	}
 	b, _ := json.MarshalIndent(kf, "", "  ")
