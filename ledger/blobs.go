@@ -74,6 +74,7 @@ func (l *Ledger) putBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	if err != nil {
 		return sum, err
 	}
+	defer clear(dek)
 	ct, err := seal.EncryptPayload(l.opts.Rand, dek, id, data)
 	if err != nil {
 		return sum, err
@@ -86,12 +87,7 @@ func (l *Ledger) putBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	if err := bs.WriteBlob(ctx, addr, ct); err != nil {
 		return sum, fmt.Errorf("ledger: storing blob: %w", err)
 	}
-	kek, wrapped, err := l.dk.enc.Keyring.Wrap(ctx, id, dek)
-	if err != nil {
-		return sum, fmt.Errorf("ledger: wrapping blob key: %w", err)
-	}
-	meta, _ := json.Marshal(keyScope{Blob: hex.EncodeToString(addr[:])})
-	err = l.dk.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: kek, Wrapped: wrapped, Meta: meta})
+	err = l.dk.putKey(ctx, id, dek, keyScope{Blob: hex.EncodeToString(addr[:])})
 	if errors.Is(err, store.ErrDuplicate) {
 		return sum, nil // a concurrent put of the same content won
 	}
@@ -136,10 +132,11 @@ func (l *Ledger) blob(ctx context.Context, sum [32]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reading blob: %w", err)
 	}
-	dek, err := l.dk.enc.Keyring.Unwrap(ctx, wk.Keyring, id, wk.Wrapped)
+	dek, err := l.dk.unwrap(ctx, wk)
 	if err != nil {
 		return nil, err
 	}
+	defer clear(dek)
 	data, err := seal.DecryptPayload(dek, id, ct)
 	if err != nil {
 		return nil, fmt.Errorf("%w: blob %x: %w", store.ErrCorrupt, sum[:8], err)

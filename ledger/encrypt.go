@@ -130,7 +130,7 @@ func newKeyCache(enc *Encryption) *keyCache {
 }
 
 // get returns the data key for id, creating it with scope sc when absent and create is set.
-// A kind not yet recorded in the key's metadata is added.
+// A kind not yet recorded in the key's metadata is added, durably, before the key is returned.
 func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool, kind string) ([]byte, error) {
 	c.mu.RLock()
 	if ck, ok := c.keys[id]; ok && (kind == "" || slices.Contains(ck.scope.Kinds, kind)) {
@@ -148,28 +148,23 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 		case errors.Is(err, store.ErrDestroyed):
 			return nil, fmt.Errorf("%w: key %s", ErrShredded, id)
 		case errors.Is(err, store.ErrNotFound) && create:
+			if kind != "" {
+				sc.Kinds = []string{kind}
+			}
 			dek, err := seal.NewDataKey()
 			if err != nil {
 				return nil, err
 			}
-			kek, wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
-			if err != nil {
-				return nil, fmt.Errorf("ledger: wrapping data key %s: %w", id, err)
-			}
-			if kind != "" {
-				sc.Kinds = []string{kind}
-			}
-			meta, _ := json.Marshal(sc)
-			if err := c.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, Keyring: kek, Wrapped: wrapped, Meta: meta}); err != nil {
-				return nil, fmt.Errorf("ledger: storing data key %s: %w", id, err)
+			if err := c.storeKey(ctx, id, dek, sc); err != nil {
+				return nil, err
 			}
 			ck = &cachedKey{dek: dek, scope: sc}
 		case err != nil:
 			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
 		default:
-			dek, err := c.enc.Keyring.Unwrap(ctx, wk.Keyring, id, wk.Wrapped)
+			dek, err := c.unwrap(ctx, wk)
 			if err != nil {
-				return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+				return nil, err
 			}
 			ck = &cachedKey{dek: dek}
 			if err := json.Unmarshal(wk.Meta, &ck.scope); err != nil {
@@ -184,7 +179,7 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 	if kind != "" && !slices.Contains(ck.scope.Kinds, kind) {
 		sc := ck.scope
 		sc.Kinds = append(slices.Clone(sc.Kinds), kind)
-		if err := c.updateMeta(ctx, id, sc); err != nil {
+		if err := c.setScope(ctx, id, sc); err != nil {
 			return nil, err
 		}
 		ck.scope = sc
@@ -192,13 +187,41 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 	return ck.dek, nil
 }
 
-func (c *keyCache) updateMeta(ctx context.Context, id string, sc keyScope) error {
-	wk, err := c.enc.Vault.Key(ctx, id)
+// storeKey wraps a new data key under the keyring's current KEK and stores it with scope sc as
+// its metadata (store.ErrDuplicate if the id exists). The caller holds c.mu, so that no key is
+// wrapped under a KEK while that KEK is being retired (retireKEKs).
+func (c *keyCache) storeKey(ctx context.Context, id string, dek []byte, sc keyScope) error {
+	kek, wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
 	if err != nil {
-		return fmt.Errorf("ledger: data key %s: %w", id, err)
+		return fmt.Errorf("ledger: wrapping data key %s: %w", id, err)
 	}
-	wk.Meta, _ = json.Marshal(sc)
-	if err := c.enc.Vault.UpdateKey(ctx, wk); err != nil {
+	meta, _ := json.Marshal(sc)
+	if err := c.enc.Vault.PutKey(ctx, store.WrappedKey{ID: id, KEK: kek, Wrapped: wrapped, Meta: meta}); err != nil {
+		return fmt.Errorf("ledger: storing data key %s: %w", id, err)
+	}
+	return nil
+}
+
+// putKey is storeKey for a caller that does not hold c.mu (a blob's key).
+func (c *keyCache) putKey(ctx context.Context, id string, dek []byte, sc keyScope) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.storeKey(ctx, id, dek, sc)
+}
+
+// unwrap returns a stored key's data key, from the KEK it names.
+func (c *keyCache) unwrap(ctx context.Context, wk store.WrappedKey) ([]byte, error) {
+	dek, err := c.enc.Keyring.Unwrap(ctx, wk.KEK, wk.ID, wk.Wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: data key %s: %w", wk.ID, err)
+	}
+	return dek, nil
+}
+
+// setScope durably replaces a key's metadata.
+func (c *keyCache) setScope(ctx context.Context, id string, sc keyScope) error {
+	meta, _ := json.Marshal(sc)
+	if err := c.enc.Vault.SetMeta(ctx, id, meta); err != nil {
 		return fmt.Errorf("ledger: updating data key %s: %w", id, err)
 	}
 	return nil
@@ -234,8 +257,7 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 		return nil
 	}
 	sc.Scopes = append(sc.Scopes, scopeID)
-	wk.Meta, _ = json.Marshal(sc)
-	return c.enc.Vault.UpdateKey(ctx, wk)
+	return c.setScope(ctx, id, sc)
 }
 
 // encrypt seals r's envelope under the data key of its scope.
@@ -276,35 +298,41 @@ func (l *Ledger) openPayload(ctx context.Context, leaf *seal.Leaf, payload []byt
 	return env, nil
 }
 
-// RotateKEK rewraps every live data key in vault from the old keyring to the new one. Entries
-// are not touched; afterwards the old keyring opens nothing. It returns how many keys it
-// rewrapped. A failure part way leaves every key wrapped by one keyring or the other (each
-// records which), so running it again finishes the job.
+// RotateKEK rewraps every live data key in vault from the old keyring to the new one (a file
+// KEK to a KMS, say). Entries are not touched. It returns how many keys it rewrapped. A key
+// already under the new keyring's current KEK is left as it is, so a run that failed part way
+// is finished by running it again. Afterwards the old keyring opens nothing the vault keeps;
+// copies made before (backups, snapshots) still open with it until its KEKs are destroyed.
 func RotateKEK(ctx context.Context, vault store.KeyVault, old, new seal.Keyring) (int, error) {
 	n := 0
 	for wk, err := range vault.Keys(ctx) {
 		if err != nil {
 			return n, err
 		}
-		if wk.Destroyed || wk.Keyring == new.ID() {
+		if wk.Destroyed || wk.KEK == new.ID() {
 			continue
 		}
-		if wk.Keyring != old.ID() {
-			return n, fmt.Errorf("ledger: key %s is wrapped by keyring %q, neither %q nor %q", wk.ID, wk.Keyring, old.ID(), new.ID())
-		}
-		dek, err := old.Unwrap(ctx, wk.Keyring, wk.ID, wk.Wrapped)
-		if err != nil {
-			return n, err
-		}
-		wk.Keyring, wk.Wrapped, err = new.Wrap(ctx, wk.ID, dek)
-		clear(dek)
-		if err != nil {
-			return n, err
-		}
-		if err := vault.UpdateKey(ctx, wk); err != nil {
+		if err := rewrap(ctx, vault, old, new, wk); err != nil {
 			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// rewrap unwraps wk with from and stores it wrapped by to.
+func rewrap(ctx context.Context, vault store.KeyVault, from, to seal.Keyring, wk store.WrappedKey) error {
+	dek, err := from.Unwrap(ctx, wk.KEK, wk.ID, wk.Wrapped)
+	if err != nil {
+		return fmt.Errorf("ledger: rewrapping %s: %w", wk.ID, err)
+	}
+	kek, wrapped, err := to.Wrap(ctx, wk.ID, dek)
+	clear(dek)
+	if err != nil {
+		return fmt.Errorf("ledger: rewrapping %s: %w", wk.ID, err)
+	}
+	if err := vault.Rewrap(ctx, wk.ID, kek, wrapped); err != nil {
+		return fmt.Errorf("ledger: rewrapping %s: %w", wk.ID, err)
+	}
+	return nil
 }

@@ -85,7 +85,7 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 	require.NoError(t, err)
 	wk, err := e.vault.Key(ctx, leaf.KeyID)
 	require.NoError(t, err)
-	dek, err := e.ring.Unwrap(ctx, wk.Keyring, leaf.KeyID, wk.Wrapped)
+	dek, err := e.ring.Unwrap(ctx, wk.KEK, leaf.KeyID, wk.Wrapped)
 	require.NoError(t, err)
 	env, err := seal.DecryptPayload(dek, leaf.KeyID, en.Payload)
 	require.NoError(t, err)
@@ -202,7 +202,7 @@ func TestKEKRotationRewrapsEveryKeyAndTouchesNoEntry(t *testing.T) {
 	require.Equal(t, before.Log, after.Log, "no entry changed")
 	for wk, err := range e.vault.Keys(ctx) {
 		require.NoError(t, err)
-		require.Equal(t, newRing.ID(), wk.Keyring)
+		require.Equal(t, newRing.ID(), wk.KEK)
 		_, err := e.ring.Unwrap(ctx, e.ring.ID(), wk.ID, wk.Wrapped)
 		require.ErrorIs(t, err, seal.ErrDecrypt, "the old KEK opens nothing")
 	}
@@ -249,7 +249,7 @@ func TestWrongOrCorruptKeysFailClearlyAndWriteNothing(t *testing.T) {
 	for wk, err := range e.vault.Keys(ctx) {
 		require.NoError(t, err)
 		wk.Wrapped[5] ^= 1
-		require.NoError(t, e.vault.UpdateKey(ctx, wk))
+		require.NoError(t, e.vault.Rewrap(ctx, wk.ID, wk.KEK, wk.Wrapped))
 	}
 	l := openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)
 	defer l.Close()

@@ -116,7 +116,7 @@ func TestKeyFileProblemsAreClearAndWriteNothing(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	// A corrupted wrapped data key: the read names the key, nothing is lost elsewhere.
-	keys, err := filepath.Glob(filepath.Join(dir, layout.VaultDir, "*.key"))
+	keys, err := filepath.Glob(filepath.Join(dir, layout.VaultDir, "*.rec"))
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
 	b, err := os.ReadFile(keys[0])

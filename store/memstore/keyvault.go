@@ -5,23 +5,59 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/commseal/commseal/store"
 )
 
-// KeyVault is an in-memory store.KeyVault. The zero value is ready to use.
+// KeyVault is an in-memory store.KeyVault. The zero value is ready to use. Wrapped bytes are
+// stored once per wrapping and zeroed when superseded or destroyed.
 type KeyVault struct {
 	mu   sync.Mutex
-	keys map[string]store.WrappedKey
+	keys map[string]*memKey
+
+	written func(b []byte) // test hook: called with every byte string stored
+}
+
+type memKey struct {
+	kek       string
+	wrapped   []byte
+	meta      []byte
+	destroyed bool
 }
 
 var _ store.KeyVault = (*KeyVault)(nil)
 
-func cloneKey(k store.WrappedKey) store.WrappedKey {
-	k.Wrapped = slices.Clone(k.Wrapped)
-	k.Meta = slices.Clone(k.Meta)
-	return k
+func (v *KeyVault) store(b []byte) []byte {
+	b = slices.Clone(b)
+	if v.written != nil {
+		v.written(b)
+	}
+	return b
+}
+
+func (k *memKey) export(id string) store.WrappedKey {
+	return store.WrappedKey{ID: id, KEK: k.kek, Wrapped: slices.Clone(k.wrapped), Meta: slices.Clone(k.meta), Destroyed: k.destroyed}
+}
+
+// live returns the live key id, or the error the interface gives for it.
+func (v *KeyVault) live(id string) (*memKey, error) {
+	k, ok := v.keys[id]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: key %q", store.ErrNotFound, id)
+	case k.destroyed:
+		return nil, fmt.Errorf("%w: key %q", store.ErrDestroyed, id)
+	}
+	return k, nil
+}
+
+func begin(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return store.CheckKeyID(id)
 }
 
 // PutKey implements store.KeyVault.
@@ -35,22 +71,18 @@ func (v *KeyVault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.keys == nil {
-		v.keys = map[string]store.WrappedKey{}
+		v.keys = map[string]*memKey{}
 	}
 	if _, ok := v.keys[k.ID]; ok {
 		return fmt.Errorf("%w: key %q", store.ErrDuplicate, k.ID)
 	}
-	k.Destroyed = false
-	v.keys[k.ID] = cloneKey(k)
+	v.keys[k.ID] = &memKey{kek: k.KEK, wrapped: v.store(k.Wrapped), meta: v.store(k.Meta)}
 	return nil
 }
 
 // Key implements store.KeyVault.
 func (v *KeyVault) Key(ctx context.Context, id string) (store.WrappedKey, error) {
-	if err := ctx.Err(); err != nil {
-		return store.WrappedKey{}, err
-	}
-	if err := store.CheckKeyID(id); err != nil {
+	if err := begin(ctx, id); err != nil {
 		return store.WrappedKey{}, err
 	}
 	v.mu.Lock()
@@ -59,40 +91,52 @@ func (v *KeyVault) Key(ctx context.Context, id string) (store.WrappedKey, error)
 	switch {
 	case !ok:
 		return store.WrappedKey{}, fmt.Errorf("%w: key %q", store.ErrNotFound, id)
-	case k.Destroyed:
-		return cloneKey(k), fmt.Errorf("%w: key %q", store.ErrDestroyed, id)
+	case k.destroyed:
+		return k.export(id), fmt.Errorf("%w: key %q", store.ErrDestroyed, id)
 	}
-	return cloneKey(k), nil
+	return k.export(id), nil
 }
 
-// UpdateKey implements store.KeyVault.
-func (v *KeyVault) UpdateKey(ctx context.Context, k store.WrappedKey) error {
-	if err := ctx.Err(); err != nil {
+// SetMeta implements store.KeyVault.
+func (v *KeyVault) SetMeta(ctx context.Context, id string, meta []byte) error {
+	if err := begin(ctx, id); err != nil {
 		return err
 	}
-	if err := store.CheckKey(k); err != nil {
+	if err := store.CheckMeta(id, meta); err != nil {
 		return err
 	}
-	// Checked and replaced under one lock, so a racing DestroyKey is never undone.
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	switch old, ok := v.keys[k.ID]; {
-	case !ok:
-		return fmt.Errorf("%w: key %q", store.ErrNotFound, k.ID)
-	case old.Destroyed:
-		return fmt.Errorf("%w: key %q", store.ErrDestroyed, k.ID)
+	k, err := v.live(id)
+	if err != nil {
+		return err
 	}
-	k.Destroyed = false
-	v.keys[k.ID] = cloneKey(k)
+	k.meta = v.store(meta)
+	return nil
+}
+
+// Rewrap implements store.KeyVault.
+func (v *KeyVault) Rewrap(ctx context.Context, id, kek string, wrapped []byte) error {
+	if err := begin(ctx, id); err != nil {
+		return err
+	}
+	if err := store.CheckWrapping(id, kek, wrapped); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k, err := v.live(id)
+	if err != nil {
+		return err
+	}
+	clear(k.wrapped)
+	k.kek, k.wrapped = kek, v.store(wrapped)
 	return nil
 }
 
 // DestroyKey implements store.KeyVault.
 func (v *KeyVault) DestroyKey(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := store.CheckKeyID(id); err != nil {
+	if err := begin(ctx, id); err != nil {
 		return err
 	}
 	v.mu.Lock()
@@ -101,9 +145,8 @@ func (v *KeyVault) DestroyKey(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("%w: key %q", store.ErrNotFound, id)
 	}
-	clear(k.Wrapped)
-	k.Wrapped, k.Destroyed = nil, true
-	v.keys[id] = k
+	clear(k.wrapped)
+	k.wrapped, k.destroyed = nil, true
 	return nil
 }
 
@@ -116,25 +159,19 @@ func (v *KeyVault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] 
 		}
 		v.mu.Lock()
 		ks := make([]store.WrappedKey, 0, len(v.keys))
-		for _, k := range v.keys {
-			ks = append(ks, cloneKey(k))
+		for id, k := range v.keys {
+			ks = append(ks, k.export(id))
 		}
 		v.mu.Unlock()
-		slices.SortFunc(ks, func(a, b store.WrappedKey) int { return cmpString(a.ID, b.ID) })
+		slices.SortFunc(ks, func(a, b store.WrappedKey) int { return strings.Compare(a.ID, b.ID) })
 		for _, k := range ks {
+			if err := ctx.Err(); err != nil {
+				yield(store.WrappedKey{}, err)
+				return
+			}
 			if !yield(k, nil) {
 				return
 			}
 		}
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

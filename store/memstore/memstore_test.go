@@ -29,5 +29,10 @@ func Example() {
 }
 
 func TestKeyVaultConformance(t *testing.T) {
+	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return memstore.NewStorageView() })
+}
+
+// The zero KeyVault, which tests use without a view of its storage, keeps the contract too.
+func TestZeroKeyVaultConformance(t *testing.T) {
 	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return &memstore.KeyVault{} })
 }

@@ -3,11 +3,14 @@ package storetest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/commseal/commseal/store"
@@ -120,6 +123,218 @@ func TestSuiteNamesTheBrokenRuleOnce(t *testing.T) {
 				if !slices.Contains(skips, r) {
 					t.Errorf("rule %s, which relies on %s, was not skipped (skipped: %v)", r, want.fails, skips)
 				}
+			}
+		})
+	}
+}
+
+// fileVault is a key vault over an in-memory "file system" (name -> content), built the way a
+// vault must be: a write-once record per wrapping, metadata apart, records zeroed before they
+// are dropped. Each flaw breaks one rule that only the storage shows.
+type fileVault struct {
+	flaw    string
+	mu      sync.Mutex
+	files   map[string][]byte
+	meta    map[string][]byte
+	kek     map[string]string
+	rec     map[string]int // current record number; -1 destroyed
+	written [][]byte
+}
+
+func newFileVault(flaw string) *fileVault {
+	return &fileVault{flaw: flaw, files: map[string][]byte{}, meta: map[string][]byte{}, kek: map[string]string{}, rec: map[string]int{}}
+}
+
+func (v *fileVault) write(name string, b []byte) {
+	v.written = append(v.written, slices.Clone(b))
+	v.files[name] = slices.Clone(b)
+}
+
+func (v *fileVault) drop(name string) {
+	clear(v.files[name])
+	delete(v.files, name)
+}
+
+func recName(id string, n int) string { return fmt.Sprintf("%s.%d", id, n) }
+
+func (v *fileVault) check(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return store.CheckKeyID(id)
+}
+
+func (v *fileVault) live(id string) error {
+	switch n, ok := v.rec[id]; {
+	case !ok:
+		return store.ErrNotFound
+	case n < 0:
+		return store.ErrDestroyed
+	}
+	return nil
+}
+
+func (v *fileVault) PutKey(ctx context.Context, k store.WrappedKey) error {
+	if err := v.check(ctx, k.ID); err != nil {
+		return err
+	}
+	if err := store.CheckKey(k); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.rec[k.ID]; ok {
+		return store.ErrDuplicate
+	}
+	v.write(recName(k.ID, 1), k.Wrapped)
+	v.rec[k.ID], v.kek[k.ID], v.meta[k.ID] = 1, k.KEK, slices.Clone(k.Meta)
+	return nil
+}
+
+func (v *fileVault) Key(ctx context.Context, id string) (store.WrappedKey, error) {
+	if err := v.check(ctx, id); err != nil {
+		return store.WrappedKey{}, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	err := v.live(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.WrappedKey{}, err
+	}
+	k := store.WrappedKey{ID: id, KEK: v.kek[id], Meta: slices.Clone(v.meta[id]), Destroyed: err != nil}
+	if err == nil {
+		k.Wrapped = slices.Clone(v.files[recName(id, v.rec[id])])
+	}
+	return k, err
+}
+
+func (v *fileVault) SetMeta(ctx context.Context, id string, meta []byte) error {
+	if err := v.check(ctx, id); err != nil {
+		return err
+	}
+	if err := store.CheckMeta(id, meta); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.live(id); err != nil {
+		return err
+	}
+	v.meta[id] = slices.Clone(meta)
+	if v.flaw == "rewrites-on-set-meta" { // one file per key, replaced whole (the old keydir)
+		v.write(recName(id, v.rec[id]), v.files[recName(id, v.rec[id])])
+	}
+	return nil
+}
+
+func (v *fileVault) Rewrap(ctx context.Context, id, kek string, wrapped []byte) error {
+	if err := v.check(ctx, id); err != nil {
+		return err
+	}
+	if err := store.CheckWrapping(id, kek, wrapped); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.live(id); err != nil {
+		return err
+	}
+	old := v.rec[id]
+	v.write(recName(id, old+1), wrapped)
+	v.rec[id], v.kek[id] = old+1, kek
+	if v.flaw != "keeps-superseded" {
+		v.drop(recName(id, old))
+	}
+	return nil
+}
+
+func (v *fileVault) DestroyKey(ctx context.Context, id string) error {
+	if err := v.check(ctx, id); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n, ok := v.rec[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	for r := n; r > 0 && v.flaw != "keeps-destroyed"; r-- {
+		v.drop(recName(id, r)) // with the flaw keeps-superseded, older records are there too
+	}
+	v.rec[id] = -1
+	return nil
+}
+
+func (v *fileVault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
+	return func(yield func(store.WrappedKey, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(store.WrappedKey{}, err)
+			return
+		}
+		v.mu.Lock()
+		ids := slices.Sorted(maps.Keys(v.rec))
+		v.mu.Unlock()
+		for _, id := range ids {
+			k, err := v.Key(ctx, id)
+			if errors.Is(err, store.ErrDestroyed) {
+				err = nil
+			}
+			if !yield(k, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (v *fileVault) Written() [][]byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.written)
+}
+
+func (v *fileVault) Kept() ([][]byte, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Collect(maps.Values(v.files)), nil
+}
+
+func TestFileVaultKeepsTheContract(t *testing.T) {
+	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return newFileVault("") })
+}
+
+// TestBrokenVault runs the key vault suite on the broken vault named by STORETEST_BROKEN_VAULT;
+// it is run as a subprocess by TestVaultSuiteNamesTheBrokenRuleOnce.
+func TestBrokenVault(t *testing.T) {
+	flaw := os.Getenv("STORETEST_BROKEN_VAULT")
+	if flaw == "" {
+		t.Skip("run by TestVaultSuiteNamesTheBrokenRuleOnce")
+	}
+	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault { return newFileVault(flaw) })
+}
+
+func TestVaultSuiteNamesTheBrokenRuleOnce(t *testing.T) {
+	failLine := regexp.MustCompile(`--- FAIL: TestBrokenVault/(\S+)`)
+	for flaw, want := range map[string]string{
+		"rewrites-on-set-meta": "KeyVault/written-once",
+		"keeps-superseded":     "KeyVault/superseded-scrubbed",
+		"keeps-destroyed":      "KeyVault/destroyed-scrubbed",
+	} {
+		t.Run(flaw, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenVault$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), "STORETEST_BROKEN_VAULT="+flaw)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed a vault that breaks %s:\n%s", want, out)
+			}
+			var fails []string
+			for _, m := range failLine.FindAllStringSubmatch(string(out), -1) {
+				fails = append(fails, m[1])
+			}
+			if len(fails) != 1 || fails[0] != want {
+				t.Fatalf("failed rules %v; want exactly [%s]:\n%s", fails, want, out)
+			}
+			if !regexp.MustCompile(`rule ` + regexp.QuoteMeta(want) + ` broken: `).Match(out) {
+				t.Errorf("the failure message does not name the rule:\n%s", out)
 			}
 		})
 	}
