@@ -20,7 +20,7 @@ type Period struct {
 
 func (p Period) after(t time.Time) time.Time { return t.AddDate(p.Years, p.Months, p.Days) }
 
-// RetentionRule keeps the data keys it matches for a period after the end of their month.
+// RetentionRule keeps the entries it matches for a period after the end of their month.
 // Empty fields match anything.
 type RetentionRule struct {
 	Name          string   // names the rule in shred entries
@@ -30,23 +30,51 @@ type RetentionRule struct {
 	Keep          Period
 }
 
-func (r *RetentionRule) matches(sc *keyScope) bool {
-	if r.Tenant != "" && r.Tenant != sc.Tenant {
-		return false
-	}
-	if len(r.Conversations) > 0 && !slices.Contains(r.Conversations, sc.Conversation) {
-		return false
-	}
-	if len(r.Kinds) > 0 && !slices.ContainsFunc(sc.Kinds, func(k string) bool { return slices.Contains(r.Kinds, k) }) {
-		return false
-	}
-	return true
+func (r *RetentionRule) matchesScope(sc *keyScope) bool {
+	return (r.Tenant == "" || r.Tenant == sc.Tenant) &&
+		(len(r.Conversations) == 0 || slices.Contains(r.Conversations, sc.Conversation))
 }
 
-// RetentionPolicy maps scopes to retention periods: of all rules that match a scope, the
-// longest period applies. A scope no rule matches is kept.
+// matchesKind reports whether r applies to entries of kind ("" for a key that does not record
+// its kinds, which only a rule for every kind matches).
+func (r *RetentionRule) matchesKind(kind string) bool {
+	return len(r.Kinds) == 0 || kind != "" && slices.Contains(r.Kinds, kind)
+}
+
+// RetentionPolicy maps scopes to retention periods. A data key protects every entry of a scope
+// (tenant × conversation × month), whatever its kind, so it expires only when everything it
+// protects has: for each kind of entry sealed under it, the longest period of the rules that
+// match the scope and that kind applies, and the key expires when the last of these ends. A
+// kind that no rule matches keeps the key: a scope no rule matches is kept.
 type RetentionPolicy struct {
 	Rules []RetentionRule
+}
+
+// expiry returns when the key of scope sc (of the month ending at end) expires under p, and
+// the rule that sets that time (for the latest-expiring kind); ok is false when some kind of
+// its entries is matched by no rule, which keeps the key.
+func (p *RetentionPolicy) expiry(sc *keyScope, end time.Time) (rule *RetentionRule, expires time.Time, ok bool) {
+	kinds := sc.Kinds
+	if len(kinds) == 0 {
+		kinds = []string{""}
+	}
+	for _, kind := range kinds {
+		var kr *RetentionRule
+		var ke time.Time
+		for k := range p.Rules {
+			r := &p.Rules[k]
+			if r.matchesScope(sc) && r.matchesKind(kind) && (kr == nil || r.Keep.after(end).After(ke)) {
+				kr, ke = r, r.Keep.after(end)
+			}
+		}
+		if kr == nil {
+			return nil, time.Time{}, false
+		}
+		if rule == nil || ke.After(expires) {
+			rule, expires = kr, ke
+		}
+	}
+	return rule, expires, true
 }
 
 // Hold is a legal hold: while active, it keeps every scope of its tenant (and conversation, if
@@ -205,16 +233,8 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 		if err != nil {
 			return nil, fmt.Errorf("%w: data key %s has month %q", store.ErrCorrupt, wk.ID, sc.Month)
 		}
-		end := month.AddDate(0, 1, 0)
-		var rule *RetentionRule
-		var expires time.Time
-		for k := range p.Rules {
-			r := &p.Rules[k]
-			if r.matches(&sc) && (rule == nil || r.Keep.after(end).After(expires)) {
-				rule, expires = r, r.Keep.after(end)
-			}
-		}
-		if rule == nil || expires.After(now) {
+		rule, expires, ok := p.expiry(&sc, month.AddDate(0, 1, 0))
+		if !ok || expires.After(now) {
 			continue
 		}
 		if slices.ContainsFunc(holds, func(h Hold) bool {

@@ -272,3 +272,88 @@ func TestWrongOrCorruptKeysFailClearlyAndWriteNothing(t *testing.T) {
 	_, err = plain.ReleaseHold(ctx, "nope", "a", "b")
 	require.True(t, errors.Is(err, ledger.ErrNotFound))
 }
+
+// TestARuleForOneKindDestroysNoOtherKind: keys are shared by the kinds of a scope, so a rule
+// for one kind may destroy a key only when every kind sealed under it has expired under some
+// rule; a kind no rule matches keeps the key (issue #9 item 2: a policy with only an
+// annotation rule shredded the messages of every annotated conversation).
+func TestARuleForOneKindDestroysNoOtherKind(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	sent := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC) // month ends 2026-02-01
+	annotate := func(conv string, about *capture.Key, id string) {
+		t.Helper()
+		_, err := e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordAnnotation, Platform: "dingtalk", Tenant: "corp1",
+			ID: id, Conversation: capture.Conversation{ID: conv}, About: about, At: sent.Add(time.Hour), Body: []byte(`{"finding":"front-running"}`)})
+		require.NoError(t, err)
+	}
+	// cid-annotated: messages and findings about them (one key, kinds message and annotation);
+	// cid-plain: messages only; cid-notes: findings only, about no stored message.
+	var annotated, plain []uint64
+	for i := range 3 {
+		m := secretMsg(i, "cid-annotated", sent, fmt.Sprintf("order %d", i))
+		rc, err := e.Append(ctx, m)
+		require.NoError(t, err)
+		annotated = append(annotated, rc.Index)
+		about := m.Key()
+		annotate("cid-annotated", &about, fmt.Sprintf("finding-%d", i))
+		rc, err = e.Append(ctx, secretMsg(i, "cid-plain", sent, "plain"))
+		require.NoError(t, err)
+		plain = append(plain, rc.Index)
+	}
+	annotate("cid-notes", nil, "note-1")
+	keyOf := func(i uint64) string {
+		en, err := e.Get(ctx, i)
+		require.ErrorIs(t, err, ledger.ErrEncrypted)
+		return en.Leaf.KeyID
+	}
+	annotatedKey, plainKey := keyOf(annotated[0]), keyOf(plain[0])
+	wk, err := e.vault.Key(ctx, annotatedKey)
+	require.NoError(t, err)
+	require.Contains(t, string(wk.Meta), `"kinds":["message","annotation"]`, "the key records every kind it protects")
+
+	annotations := ledger.RetentionRule{Name: "findings: 30 days", Kinds: []string{"annotation"}, Keep: ledger.Period{Days: 30}}
+	messages := ledger.RetentionRule{Name: "orders: 1 year", Kinds: []string{"message"}, Keep: ledger.Period{Years: 1}}
+	due := func(p ledger.RetentionPolicy, now time.Time) map[string]string {
+		t.Helper()
+		shreds, err := e.ApplyRetention(ctx, p, ledger.ApplyOptions{Now: now, DryRun: true})
+		require.NoError(t, err)
+		out := map[string]string{}
+		for _, s := range shreds {
+			out[s.Conversation] = s.Rule
+		}
+		return out
+	}
+	monthEnd := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+
+	// Only the annotation rule: the messages have no rule, so their keys stay; the findings
+	// about no message have a key of their own, which goes.
+	require.Equal(t, map[string]string{"cid-notes": "findings: 30 days"},
+		due(ledger.RetentionPolicy{Rules: []ledger.RetentionRule{annotations}}, monthEnd.AddDate(5, 0, 0)))
+	// Only the message rule: the annotated conversation keeps its key (its findings have no
+	// rule), the plain one goes; the notes stay.
+	require.Equal(t, map[string]string{"cid-plain": "orders: 1 year"},
+		due(ledger.RetentionPolicy{Rules: []ledger.RetentionRule{messages}}, monthEnd.AddDate(5, 0, 0)))
+	// Both: the annotated key goes when the longer of the two ends, named by that rule.
+	both := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{annotations, messages}}
+	require.Equal(t, map[string]string{"cid-notes": "findings: 30 days"}, due(both, monthEnd.AddDate(0, 2, 0)))
+	require.Equal(t, map[string]string{"cid-notes": "findings: 30 days", "cid-plain": "orders: 1 year", "cid-annotated": "orders: 1 year"},
+		due(both, monthEnd.AddDate(1, 0, 1)))
+
+	// A real run with only the annotation rule destroys nothing but the findings' own key.
+	shreds, err := e.ApplyRetention(ctx, ledger.RetentionPolicy{Rules: []ledger.RetentionRule{annotations}},
+		ledger.ApplyOptions{Now: monthEnd.AddDate(5, 0, 0), Authority: "test"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	require.Equal(t, "cid-notes", shreds[0].Conversation)
+	acc := e.Access("auditor", "kinds")
+	for _, i := range append(annotated, plain...) {
+		got, err := acc.Get(ctx, i)
+		require.NoError(t, err, "entry %d of a kind no rule names must survive", i)
+		require.NotEmpty(t, got.Message.Text)
+	}
+	for _, id := range []string{annotatedKey, plainKey} {
+		_, err := e.vault.Key(ctx, id)
+		require.NoError(t, err)
+	}
+}
