@@ -26,8 +26,8 @@ import (
 type encLedger struct {
 	*ledger.Ledger
 	st    *memstore.Store
-	vault *memstore.KeyVault
-	ring  *seal.KEKKeyring
+	vault store.KeyVault
+	ring  seal.Keyring
 	keys  *seal.Keys
 	now   *time.Time
 }
@@ -38,7 +38,7 @@ func newKEK(t testing.TB, id string) *seal.KEKKeyring {
 	return k
 }
 
-func openEnc(t testing.TB, st *memstore.Store, vault *memstore.KeyVault, ring seal.Keyring, keys *seal.Keys, now *time.Time) *ledger.Ledger {
+func openEnc(t testing.TB, st *memstore.Store, vault store.KeyVault, ring seal.Keyring, keys *seal.Keys, now *time.Time) *ledger.Ledger {
 	t.Helper()
 	opts := ledger.Options{Keys: keys, CheckpointEvery: 100, CheckpointInterval: time.Hour,
 		Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}}
@@ -50,8 +50,11 @@ func openEnc(t testing.TB, st *memstore.Store, vault *memstore.KeyVault, ring se
 	return l
 }
 
-func newEnc(t testing.TB) *encLedger {
-	e := &encLedger{st: memstore.New(), vault: &memstore.KeyVault{}, ring: newKEK(t, "kek-1"), keys: testKeys(t)}
+func newEnc(t testing.TB) *encLedger { return newEncWith(t, &memstore.KeyVault{}) }
+
+// newEncWith opens an encrypted ledger in memory with its keys in vault.
+func newEncWith(t testing.TB, vault store.KeyVault) *encLedger {
+	e := &encLedger{st: memstore.New(), vault: vault, ring: newKEK(t, "kek-1"), keys: testKeys(t)}
 	now := time.Date(2026, 7, 2, 9, 0, 0, 0, time.UTC)
 	e.now = &now
 	e.Ledger = openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)

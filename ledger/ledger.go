@@ -72,6 +72,8 @@ type Ledger struct {
 	dk   *keyCache // data keys; nil when payloads are not encrypted
 	idx  *index
 
+	holds holdLog // legal holds, and the shred entries they must stop (retention.go)
+
 	reqs  chan *request
 	signs chan chan error // SignCheckpoint's requests to the completer
 	stop  chan struct{}

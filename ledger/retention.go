@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/commseal/commseal/seal"
@@ -90,7 +91,43 @@ type Hold struct {
 	Released bool `json:"released,omitempty"`
 }
 
-// PlaceHold seals a legal hold into the ledger and returns its entry's index.
+func (h *Hold) covers(sc *keyScope) bool {
+	return h.Tenant == sc.Tenant && (h.Conversation == "" || h.Conversation == sc.Conversation)
+}
+
+// Legal holds are chained: every hold entry (placed or released) is sealed in one reserved
+// conversation, holdChain, and carries, beside the change, the full set of holds active after
+// it. The latest entry of that conversation, which the ledger's index finds directly, is the
+// current set: reading it costs one entry however long the ledger. Verify checks the chain
+// like any conversation's, so a hold entry cannot go missing unnoticed.
+//
+// The chain's conversation digest has an empty platform, which no captured message or record
+// may have, so nothing else can join it.
+var holdChain = seal.ConversationDigest("", "commseal", "legal-holds")
+
+// holdEntry is the body of a chained hold entry: the change (the Hold, Released set for a
+// release) and the holds active after it.
+type holdEntry struct {
+	Hold
+	Active []Hold `json:"active"`
+}
+
+// holdLog serializes the changes of legal holds with the sealing of shred entries: mu is held
+// while a hold is placed or released (read the set, seal the entry with the new set) and while
+// ApplyRetention checks the holds and seals a shred entry, so a hold sealed before a shred
+// entry is always seen by it. Lock order: holdLog.mu, then the ledger's pipeline (submit);
+// never the data key cache's locks while holding it.
+type holdLog struct {
+	mu sync.Mutex
+	// Ledgers written before holds were chained hold unchained hold entries; while the chain
+	// is empty their set is read from them, once per Open, and kept here.
+	scanned uint64          // entries [0, scanned) were read for unchained hold entries
+	active  map[string]Hold // their active holds
+	order   []string        // ids in the order placed
+}
+
+// PlaceHold seals a legal hold into the ledger and returns its entry's index. A hold placed
+// with the id of an active hold replaces it.
 func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 	if h.ID == "" || h.Tenant == "" || h.Reason == "" || h.By == "" {
 		return 0, errors.New("ledger: a hold needs an id, tenant, reason and who placed it")
@@ -99,34 +136,93 @@ func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 		h.From = l.opts.Now().UTC()
 	}
 	h.Released = false
-	return l.appendHold(ctx, h)
+	l.holds.mu.Lock()
+	defer l.holds.mu.Unlock()
+	active, err := l.activeHolds(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if i := slices.IndexFunc(active, func(a Hold) bool { return a.ID == h.ID }); i >= 0 {
+		active[i] = h
+	} else {
+		active = append(active, h)
+	}
+	return l.appendHold(ctx, h, active)
 }
 
 // ReleaseHold seals the release of a hold placed earlier.
 func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64, error) {
-	holds, err := l.Holds(ctx)
+	l.holds.mu.Lock()
+	defer l.holds.mu.Unlock()
+	active, err := l.activeHolds(ctx)
 	if err != nil {
 		return 0, err
 	}
-	i := slices.IndexFunc(holds, func(h Hold) bool { return h.ID == id })
+	i := slices.IndexFunc(active, func(h Hold) bool { return h.ID == id })
 	if i < 0 {
 		return 0, fmt.Errorf("%w: no active hold %q", ErrNotFound, id)
 	}
-	h := holds[i]
+	h := active[i]
 	h.Released, h.By, h.Reason, h.From = true, by, reason, l.opts.Now().UTC()
-	return l.appendHold(ctx, h)
+	return l.appendHold(ctx, h, slices.Delete(active, i, i+1))
 }
 
-func (l *Ledger) appendHold(ctx context.Context, h Hold) (uint64, error) {
-	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC()}, 512, jsonOf(h))
+// appendHold seals a hold entry on the chain. The caller holds l.holds.mu.
+func (l *Ledger) appendHold(ctx context.Context, h Hold, active []Hold) (uint64, error) {
+	if active == nil {
+		active = []Hold{}
+	}
+	body := holdEntry{Hold: h, Active: active}
+	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC(), conv: holdChain}, 512+256*len(active), jsonOf(body))
 	return rc.Index, err
 }
 
-// Holds returns the active legal holds, from the hold entries in the ledger.
+// Holds returns the active legal holds, in the order they were placed. It reads the latest
+// entry of the hold chain (one entry, whatever the ledger's size).
 func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
-	active := map[string]Hold{}
-	var order []string
-	for e, err := range l.st.Entries(ctx, 0, l.Size()) {
+	l.holds.mu.Lock()
+	defer l.holds.mu.Unlock()
+	return l.activeHolds(ctx)
+}
+
+// activeHolds returns the active holds: the set the latest chained hold entry carries, or,
+// while the chain is empty, the set of the unchained hold entries of earlier versions. The
+// caller holds l.holds.mu; the result is the caller's.
+func (l *Ledger) activeHolds(ctx context.Context) ([]Hold, error) {
+	i, ok, err := l.idx.lastInConversation(ctx, holdChain)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: finding the latest hold entry: %w", err)
+	}
+	if !ok {
+		return l.unchainedHolds(ctx)
+	}
+	e, err := store.ReadEntry(ctx, l.st, i)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading hold entry %d: %w", i, err)
+	}
+	d, err := Decode(e)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: hold entry %d: %w", i, err)
+	}
+	if d.Leaf.Kind != seal.KindHold || d.Leaf.Conversation != holdChain {
+		return nil, fmt.Errorf("%w: the latest entry of the hold chain, %d, is no hold entry", store.ErrCorrupt, i)
+	}
+	var he holdEntry
+	if err := json.Unmarshal(d.Body, &he); err != nil {
+		return nil, fmt.Errorf("%w: hold entry %d: %v", store.ErrCorrupt, i, err)
+	}
+	return slices.Clone(he.Active), nil
+}
+
+// unchainedHolds reads the hold entries that earlier versions sealed outside the chain, from
+// where the last call stopped, and returns the holds they leave active.
+func (l *Ledger) unchainedHolds(ctx context.Context) ([]Hold, error) {
+	hl := &l.holds
+	if hl.active == nil {
+		hl.active = map[string]Hold{}
+	}
+	size := l.Size()
+	for e, err := range l.st.Entries(ctx, hl.scanned, size) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: reading holds: %w", err)
 		}
@@ -142,19 +238,19 @@ func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
 			return nil, fmt.Errorf("ledger: hold entry %d: %w", e.Index, err)
 		}
 		if h.Released {
-			delete(active, h.ID)
+			delete(hl.active, h.ID)
+			hl.order = slices.DeleteFunc(hl.order, func(id string) bool { return id == h.ID })
 			continue
 		}
-		if _, ok := active[h.ID]; !ok {
-			order = append(order, h.ID)
+		if _, ok := hl.active[h.ID]; !ok {
+			hl.order = append(hl.order, h.ID)
 		}
-		active[h.ID] = h
+		hl.active[h.ID] = h
 	}
-	var out []Hold
-	for _, id := range order {
-		if h, ok := active[id]; ok {
-			out = append(out, h)
-		}
+	hl.scanned = size
+	out := make([]Hold, 0, len(hl.order))
+	for _, id := range hl.order {
+		out = append(out, hl.active[id])
 	}
 	return out, nil
 }
@@ -237,10 +333,8 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 		if !ok || expires.After(now) {
 			continue
 		}
-		if slices.ContainsFunc(holds, func(h Hold) bool {
-			return h.Tenant == sc.Tenant && (h.Conversation == "" || h.Conversation == sc.Conversation)
-		}) {
-			continue
+		if slices.ContainsFunc(holds, func(h Hold) bool { return h.covers(&sc) }) {
+			continue // checked again before each shred entry is sealed
 		}
 		due = append(due, Shred{KeyID: wk.ID, Tenant: sc.Tenant, Conversation: sc.Conversation, Month: sc.Month,
 			Rule: rule.Name, ExpiredAt: expires, Authority: opts.Authority, At: now})
@@ -263,23 +357,50 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 	if opts.DryRun {
 		return due, nil
 	}
+	done := due[:0]
 	for k := range due {
-		s := &due[k]
-		rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: now,
-			identity: seal.IdentityDigest("shred", "commseal", "", s.KeyID)}, 512, jsonOf(s))
+		s := due[k]
+		sealed, err := l.sealShred(ctx, &s)
 		if err != nil {
-			return due[:k], fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
+			return done, err
 		}
-		s.Index = rc.Index
+		if !sealed {
+			continue
+		}
 		for _, id := range append([]string{s.KeyID}, s.Blobs...) {
 			if err := vault.DestroyKey(ctx, id); err != nil {
-				return due[:k], fmt.Errorf("ledger: destroying %s: %w", id, err)
+				return done, fmt.Errorf("ledger: destroying %s: %w", id, err)
 			}
 			l.dk.forget(id)
 		}
+		done = append(done, s)
 		l.log.Info("ledger: shredded", "key", s.KeyID, "rule", s.Rule, "blobs", len(s.Blobs), "entry", s.Index)
 	}
-	return due, nil
+	return done, nil
+}
+
+// sealShred seals the shred entry s unless an active hold covers its scope, and reports
+// whether it did. Holds are read and the entry sealed under l.holds.mu, so a hold sealed
+// before the shred entry always stops it.
+func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
+	l.holds.mu.Lock()
+	defer l.holds.mu.Unlock()
+	holds, err := l.activeHolds(ctx)
+	if err != nil {
+		return false, err
+	}
+	sc := keyScope{Tenant: s.Tenant, Conversation: s.Conversation}
+	if i := slices.IndexFunc(holds, func(h Hold) bool { return h.covers(&sc) }); i >= 0 {
+		l.log.Info("ledger: shred stopped by a legal hold", "key", s.KeyID, "hold", holds[i].ID)
+		return false, nil
+	}
+	rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: s.At,
+		identity: seal.IdentityDigest("shred", "commseal", "", s.KeyID)}, 512, jsonOf(s))
+	if err != nil {
+		return false, fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
+	}
+	s.Index = rc.Index
+	return true, nil
 }
 
 func all[T any](xs []T, f func(T) bool) bool {
