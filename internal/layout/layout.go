@@ -4,9 +4,11 @@
 //	DIR/ledger.key      the Ed25519 checkpoint signing key (sumdb/note format)
 //	DIR/ledger.vkey     its verifier key, to publish and to hand to auditors
 //	DIR/store/          the store/filestore directory: entries, stored hashes, checkpoints, blobs
-//	DIR/ledger.keyring  how the key-encryption key (KEK) is obtained, and a check value
-//	DIR/ledger.kek      the KEK (hex) when no passphrase is used: a demonstration setup
-//	DIR/keys/           data keys wrapped by the KEK (store/keydir); destroyed keys leave tombstones
+//	DIR/ledger.keyring  how the key-encryption keys (KEKs) are obtained, and a check value each
+//	DIR/ledger.kek      the first KEK (hex) when no passphrase is used: a demonstration setup
+//	DIR/keks/           the KEKs (hex), or the Argon2id salts of passphrase-derived KEKs, made
+//	                    by rotations (retention retires the KEK that wrapped destroyed keys)
+//	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones
 //
 // Every directory is created with mode 0700 and every file 0600 (internal/durable).
 //
@@ -35,6 +37,7 @@ const (
 	StoreDir    = "store"          // the file store
 	KeyringFile = "ledger.keyring" // how the KEK is obtained and a check value; no secret
 	KEKFile     = "ledger.kek"     // a 256-bit KEK in hex (when no passphrase is used)
+	KEKDir      = "keks"           // one write-once file per later KEK generation
 	VaultDir    = "keys"           // wrapped data keys (store/keydir)
 )
 
@@ -49,7 +52,7 @@ const DefaultOrigin = "commseal.example/ledger"
 var ErrNoLedger = errors.New("layout: no ledger in this directory")
 
 // Files are the names whose presence says a directory holds (part of) a ledger.
-var Files = []string{KeyFile, VKeyFile, StoreDir, KeyringFile, KEKFile, VaultDir}
+var Files = []string{KeyFile, VKeyFile, StoreDir, KeyringFile, KEKFile, KEKDir, VaultDir}
 
 // Fresh reports whether dir holds none of a ledger's files (or does not exist).
 func Fresh(dir string) (bool, error) {
