@@ -46,6 +46,14 @@ type keyScope struct {
 	Blob         string   `json:"blob,omitempty"`   // for a blob key: the hex SHA-256 of its stored ciphertext
 	Scopes       []string `json:"scopes,omitempty"` // for a blob key: the scope keys of the records that reference it
 	State        string   `json:"state,omitempty"`  // for a state key: the name of the local state it protects
+	// Shredding marks a key that retention is destroying: nothing new is encrypted under it,
+	// and a run interrupted after sealing its shred entry is finished by the next one.
+	Shredding *shredMark `json:"shredding,omitempty"`
+}
+
+// shredMark is what a key marked for shredding records: the attachments' keys that go with it.
+type shredMark struct {
+	Blobs []string `json:"blobs"`
 }
 
 // scopeKeyID returns the key id of a scope: the month in clear (retention needs it) and a digest
@@ -82,9 +90,15 @@ func (l *Ledger) StateKey(ctx context.Context, name string) ([]byte, error) {
 }
 
 // keyCache holds unwrapped data keys in memory and creates new ones single-flight.
+//
+// Locks: mu guards the cache and is held while a key is created, its metadata changed, or it
+// is marked for shredding; kekMu is held for reading while a new key is wrapped and stored, and
+// for writing while KEKs are retired, so that no key is wrapped under a KEK being retired.
+// Order: mu, then kekMu. Neither is held while the ledger's pipeline is waited on.
 type keyCache struct {
 	enc   *Encryption
 	mu    sync.RWMutex
+	kekMu sync.RWMutex
 	keys  map[string]*cachedKey
 	limit int
 
@@ -133,7 +147,7 @@ func newKeyCache(enc *Encryption) *keyCache {
 // A kind not yet recorded in the key's metadata is added, durably, before the key is returned.
 func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool, kind string) ([]byte, error) {
 	c.mu.RLock()
-	if ck, ok := c.keys[id]; ok && (kind == "" || slices.Contains(ck.scope.Kinds, kind)) {
+	if ck, ok := c.keys[id]; ok && (kind == "" || slices.Contains(ck.scope.Kinds, kind) && ck.scope.Shredding == nil) {
 		dek := ck.dek
 		c.mu.RUnlock()
 		return dek, nil
@@ -176,6 +190,9 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 		}
 		c.keys[id] = ck
 	}
+	if kind != "" && ck.scope.Shredding != nil {
+		return nil, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
+	}
 	if kind != "" && !slices.Contains(ck.scope.Kinds, kind) {
 		sc := ck.scope
 		sc.Kinds = append(slices.Clone(sc.Kinds), kind)
@@ -191,6 +208,8 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 // its metadata (store.ErrDuplicate if the id exists). The caller holds c.mu, so that no key is
 // wrapped under a KEK while that KEK is being retired (retireKEKs).
 func (c *keyCache) storeKey(ctx context.Context, id string, dek []byte, sc keyScope) error {
+	c.kekMu.RLock()
+	defer c.kekMu.RUnlock()
 	kek, wrapped, err := c.enc.Keyring.Wrap(ctx, id, dek)
 	if err != nil {
 		return fmt.Errorf("ledger: wrapping data key %s: %w", id, err)
@@ -223,6 +242,67 @@ func (c *keyCache) setScope(ctx context.Context, id string, sc keyScope) error {
 	meta, _ := json.Marshal(sc)
 	if err := c.enc.Vault.SetMeta(ctx, id, meta); err != nil {
 		return fmt.Errorf("ledger: updating data key %s: %w", id, err)
+	}
+	return nil
+}
+
+// readScope reads a live key's metadata from the vault.
+func (c *keyCache) readScope(ctx context.Context, id string) (keyScope, error) {
+	var sc keyScope
+	wk, err := c.enc.Vault.Key(ctx, id)
+	if err != nil {
+		return sc, err
+	}
+	if err := json.Unmarshal(wk.Meta, &sc); err != nil {
+		return sc, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, id, err)
+	}
+	return sc, nil
+}
+
+// mark marks key id for shredding, durably, if pick (given its metadata as it is now, under
+// c.mu, so that no kind or attachment is added meanwhile) says it is still due and which
+// attachments go with it. It returns the mark, or nil if the key is no longer due or is gone.
+func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) ([]string, bool, error)) (*shredMark, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc, err := c.readScope(ctx, id)
+	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+	}
+	blobs, ok, err := pick(&sc)
+	if err != nil || !ok {
+		return nil, err
+	}
+	sc.Shredding = &shredMark{Blobs: blobs}
+	if err := c.setScope(ctx, id, sc); err != nil {
+		return nil, err
+	}
+	if ck, ok := c.keys[id]; ok {
+		ck.scope = sc
+	}
+	return sc.Shredding, nil
+}
+
+// unmark clears the shredding mark of a key that a hold (or a new run) kept.
+func (c *keyCache) unmark(ctx context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc, err := c.readScope(ctx, id)
+	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: data key %s: %w", id, err)
+	}
+	sc.Shredding = nil
+	if err := c.setScope(ctx, id, sc); err != nil {
+		return err
+	}
+	if ck, ok := c.keys[id]; ok {
+		ck.scope = sc
 	}
 	return nil
 }
@@ -298,11 +378,88 @@ func (l *Ledger) openPayload(ctx context.Context, leaf *seal.Leaf, payload []byt
 	return env, nil
 }
 
+// RetireKEKs makes every copy of a destroyed data key useless, wherever it is (a backup, a
+// snapshot, a block the file system or the disk kept): it rotates the keyring's KEK, rewraps
+// every live data key under the new one, and retires every other KEK, so that nothing wrapped
+// before unwraps again. ApplyRetention does this itself whenever it destroyed keys; call it
+// after upgrading a ledger that was shredded by an earlier version (whose tombstones do not
+// name their KEK), or to invalidate old backups of the vault. It needs a seal.KEKRetirer
+// (ErrCannotRetireKEK otherwise). A failure part way leaves every key readable, and running
+// it again (or the next ApplyRetention) finishes the job.
+func (l *Ledger) RetireKEKs(ctx context.Context) error {
+	if l.dk == nil {
+		return errors.New("ledger: KEKs belong to an encrypted ledger (Options.Encryption)")
+	}
+	ring, ok := l.dk.enc.Keyring.(seal.KEKRetirer)
+	if !ok {
+		return fmt.Errorf("%w: %T cannot", ErrCannotRetireKEK, l.dk.enc.Keyring)
+	}
+	_, err := l.dk.retireKEKs(ctx, ring, true)
+	return err
+}
+
+// retireKEKs retires the KEKs that wrapped destroyed keys (every KEK but the current one, after
+// a rotation if the current one wrapped any), once every live key is rewrapped under the
+// current KEK; with force it rotates and retires whatever the vault holds. What is left to do
+// is read from the vault and the keyring, so a run interrupted at any step is finished by the
+// next: destroyed keys still naming a live KEK mean the job is not done. It returns the KEKs
+// it retired.
+func (c *keyCache) retireKEKs(ctx context.Context, ring seal.KEKRetirer, force bool) ([]string, error) {
+	keks, err := ring.KEKs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing KEKs: %w", err)
+	}
+	need, rotate := force, force
+	for wk, err := range c.enc.Vault.Keys(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("ledger: listing data keys: %w", err)
+		}
+		if wk.Destroyed && slices.Contains(keks, wk.KEK) {
+			need = true
+			rotate = rotate || wk.KEK == ring.ID()
+		}
+	}
+	if !need {
+		return nil, nil
+	}
+	if rotate {
+		if _, err := ring.Rotate(ctx); err != nil {
+			return nil, fmt.Errorf("ledger: rotating the KEK: %w", err)
+		}
+	}
+	// Rewrap while appends go on; then again, with new keys held back, what was wrapped under
+	// an old KEK meanwhile; then retire, still holding them back.
+	if _, err := RotateKEK(ctx, c.enc.Vault, ring, ring); err != nil {
+		return nil, err
+	}
+	c.kekMu.Lock()
+	defer c.kekMu.Unlock()
+	if _, err := RotateKEK(ctx, c.enc.Vault, ring, ring); err != nil {
+		return nil, err
+	}
+	if keks, err = ring.KEKs(ctx); err != nil {
+		return nil, fmt.Errorf("ledger: listing KEKs: %w", err)
+	}
+	var retired []string
+	for _, k := range keks {
+		if k == ring.ID() {
+			continue
+		}
+		if err := ring.Retire(ctx, k); err != nil {
+			return retired, fmt.Errorf("ledger: retiring KEK %s: %w", k, err)
+		}
+		retired = append(retired, k)
+	}
+	return retired, nil
+}
+
 // RotateKEK rewraps every live data key in vault from the old keyring to the new one (a file
 // KEK to a KMS, say). Entries are not touched. It returns how many keys it rewrapped. A key
 // already under the new keyring's current KEK is left as it is, so a run that failed part way
 // is finished by running it again. Afterwards the old keyring opens nothing the vault keeps;
 // copies made before (backups, snapshots) still open with it until its KEKs are destroyed.
+// RotateKEK(ctx, vault, ring, ring) rewraps under ring's current KEK every key wrapped under
+// its older ones.
 func RotateKEK(ctx context.Context, vault store.KeyVault, old, new seal.Keyring) (int, error) {
 	n := 0
 	for wk, err := range vault.Keys(ctx) {

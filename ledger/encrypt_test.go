@@ -16,6 +16,7 @@ import (
 	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/seal/sealtest"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 	"github.com/commseal/commseal/store/storetest"
@@ -54,7 +55,7 @@ func newEnc(t testing.TB) *encLedger { return newEncWith(t, &memstore.KeyVault{}
 
 // newEncWith opens an encrypted ledger in memory with its keys in vault.
 func newEncWith(t testing.TB, vault store.KeyVault) *encLedger {
-	e := &encLedger{st: memstore.New(), vault: vault, ring: newKEK(t, "kek-1"), keys: testKeys(t)}
+	e := &encLedger{st: memstore.New(), vault: vault, ring: sealtest.NewKeyring(), keys: testKeys(t)}
 	now := time.Date(2026, 7, 2, 9, 0, 0, 0, time.UTC)
 	e.now = &now
 	e.Ledger = openEnc(t, e.st, e.vault, e.ring, e.keys, e.now)

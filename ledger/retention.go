@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -118,7 +119,8 @@ type holdEntry struct {
 // entry is always seen by it. Lock order: holdLog.mu, then the ledger's pipeline (submit);
 // never the data key cache's locks while holding it.
 type holdLog struct {
-	mu sync.Mutex
+	mu   sync.Mutex
+	runs sync.Mutex // one ApplyRetention at a time (taken before mu)
 	// Ledgers written before holds were chained hold unchained hold entries; while the chain
 	// is empty their set is read from them, once per Open, and kept here.
 	scanned uint64          // entries [0, scanned) were read for unchained hold entries
@@ -262,7 +264,8 @@ type ApplyOptions struct {
 	Authority string    // who authorized this run; required unless DryRun
 }
 
-// Shred describes a data key that retention destroyed (or, in a dry run, would destroy).
+// Shred describes a data key that retention destroyed (or, in a dry run, would destroy). It is
+// the body of the shred entry.
 type Shred struct {
 	KeyID        string    `json:"key_id"`
 	Tenant       string    `json:"tenant"`
@@ -274,14 +277,40 @@ type Shred struct {
 	Authority    string    `json:"authority"`
 	At           time.Time `json:"at"`
 	Index        uint64    `json:"-"` // the shred entry's index (zero in a dry run)
+	// Resumed is set for a shred whose entry an earlier, interrupted run sealed, and whose
+	// destructions this run finished.
+	Resumed bool `json:"-"`
 }
 
-// ApplyRetention destroys the data keys of every scope whose retention period under p has
-// ended and that no active legal hold covers, and seals a shred entry for each (which key,
-// which rule, when, on whose authority). Blob keys go when every scope that referenced them has
-// gone. The shred entry is sealed before the key is destroyed, and is deduplicated on the key
-// id, so a run interrupted between the two completes on the next run. Entries are never
-// rewritten: proofs and Verify stay valid; reading shredded content returns ErrShredded.
+// ErrCannotRetireKEK is returned by ApplyRetention, before it destroys anything, when the
+// ledger's keyring is no seal.KEKRetirer: destroyed keys would survive, unwrappable, in every
+// copy of the vault (backups, snapshots, disk blocks) for as long as their KEK lives.
+var ErrCannotRetireKEK = errors.New("ledger: shredding needs a keyring that can retire key-encryption keys (seal.KEKRetirer)")
+
+// orphanRule names the rule of a shred entry for an attachment whose every referencing scope
+// was shredded without it (by an earlier version, interrupted).
+const orphanRule = "attachment of shredded scopes"
+
+// ApplyRetention destroys the data keys of every scope that has expired under p and that no
+// active legal hold covers, with the keys of the attachments only they referenced, and seals a
+// shred entry for each (which key, which rule, when, on whose authority, which attachments).
+// Entries are never rewritten: proofs and Verify stay valid; reading shredded content returns
+// ErrShredded. It needs a keyring that retires KEKs (ErrCannotRetireKEK otherwise, unless
+// DryRun); retention runs one at a time.
+//
+// Each key goes in four durable steps: its metadata is marked "shredding" with the attachments
+// it takes along (from then on nothing new is encrypted under it, and its expiry is checked
+// again against the kinds it protects now); the active holds are read and, unless one covers
+// the scope, the shred entry is sealed, both under the lock that PlaceHold takes, so that a
+// hold sealed before the shred entry always wins (and clears the mark); the attachments' keys
+// are destroyed, then the scope's key. A run that stops part way is finished by the next one,
+// which first completes every marked key whose shred entry is sealed (destroying all the entry
+// names) and clears the marks of the others (the new run decides again).
+//
+// When anything was destroyed (by this run or one it finishes), the run ends by retiring the
+// KEKs that wrapped destroyed keys (see Ledger.RetireKEKs), so that copies of the vault that
+// the ledger cannot reach no longer unwrap them. That step too is finished by the next run if
+// it is interrupted.
 func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts ApplyOptions) ([]Shred, error) {
 	if l.dk == nil {
 		return nil, errors.New("ledger: retention by shredding needs an encrypted ledger")
@@ -289,94 +318,319 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 	if !opts.DryRun && opts.Authority == "" {
 		return nil, errors.New("ledger: ApplyOptions.Authority is required")
 	}
+	ring, canRetire := l.dk.enc.Keyring.(seal.KEKRetirer)
+	if !opts.DryRun && !canRetire {
+		return nil, fmt.Errorf("%w: %T cannot", ErrCannotRetireKEK, l.dk.enc.Keyring)
+	}
 	now := opts.Now
 	if now.IsZero() {
 		now = l.opts.Now()
 	}
 	now = now.UTC()
+	l.holds.runs.Lock()
+	defer l.holds.runs.Unlock()
+
+	var out []Shred
+	if !opts.DryRun {
+		resumed, err := l.resumeShreds(ctx)
+		out = append(out, resumed...)
+		if err != nil {
+			return out, err
+		}
+	}
+	inv, err := l.dk.inventory(ctx)
+	if err != nil {
+		return out, err
+	}
 	holds, err := l.Holds(ctx)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	vault := l.dk.enc.Vault
-	type blobKey struct {
-		id     string
-		scopes []string
+	due, err := inv.due(&p, now, holds, opts.Authority)
+	if err != nil {
+		return out, err
 	}
-	var due []Shred
-	gone := map[string]bool{}
-	var blobs []blobKey
-	for wk, err := range vault.Keys(ctx) {
+	if opts.DryRun {
+		gone := maps.Clone(inv.gone)
+		for k := range due {
+			due[k].Blobs = inv.blobsGoingWith(due[k].KeyID, gone)
+			gone[due[k].KeyID] = true
+		}
+		return due, nil
+	}
+	for _, s := range due {
+		done, err := l.shred(ctx, inv, &p, s)
+		if err != nil {
+			return out, err
+		}
+		if done != nil {
+			out = append(out, *done)
+		}
+	}
+	if _, err := l.dk.retireKEKs(ctx, ring, false); err != nil {
+		return out, fmt.Errorf("ledger: shredded %d keys, then retiring their KEK failed (the next run finishes it): %w", len(out), err)
+	}
+	return out, nil
+}
+
+// keyInventory is what retention needs to know of the vault's keys.
+type keyInventory struct {
+	scopes  []listedKey         // live scope keys
+	blobs   map[string][]string // live blob key -> the scope keys that reference it
+	byScope map[string][]string // scope key -> the live blob keys it references, sorted
+	gone    map[string]bool     // destroyed keys
+}
+
+type listedKey struct {
+	id    string
+	scope keyScope
+}
+
+// inventory lists the vault.
+func (c *keyCache) inventory(ctx context.Context) (*keyInventory, error) {
+	inv := &keyInventory{blobs: map[string][]string{}, byScope: map[string][]string{}, gone: map[string]bool{}}
+	for wk, err := range c.enc.Vault.Keys(ctx) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: listing data keys: %w", err)
+		}
+		if wk.Destroyed {
+			inv.gone[wk.ID] = true // a tombstone's metadata may be empty (earlier versions)
+			continue
 		}
 		var sc keyScope
 		if err := json.Unmarshal(wk.Meta, &sc); err != nil {
 			return nil, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, wk.ID, err)
 		}
+		switch {
+		case sc.Blob != "":
+			inv.blobs[wk.ID] = sc.Scopes
+			for _, scope := range sc.Scopes {
+				inv.byScope[scope] = append(inv.byScope[scope], wk.ID) // Keys yields ids in order
+			}
+		case sc.State != "":
+			// local state (a journal, an index) forgets shredded content itself
+		default:
+			inv.scopes = append(inv.scopes, listedKey{wk.ID, sc})
+		}
+	}
+	return inv, nil
+}
+
+// due lists the keys to shred, in key id order: expired unheld scopes, and attachments whose
+// every referencing scope is gone.
+func (inv *keyInventory) due(p *RetentionPolicy, now time.Time, holds []Hold, authority string) ([]Shred, error) {
+	var due []Shred
+	for _, k := range inv.scopes {
+		s, ok, err := expired(p, k.id, &k.scope, now)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || slices.ContainsFunc(holds, func(h Hold) bool { return h.covers(&k.scope) }) {
+			continue // holds are checked again before each shred entry is sealed
+		}
+		s.Authority, s.At = authority, now
+		due = append(due, s)
+	}
+	for id, scopes := range inv.blobs {
+		if len(scopes) > 0 && all(scopes, func(s string) bool { return inv.gone[s] }) {
+			due = append(due, Shred{KeyID: id, Rule: orphanRule, ExpiredAt: now, Authority: authority, At: now})
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].KeyID < due[j].KeyID })
+	return due, nil
+}
+
+// expired reports whether the scope key id, with scope sc, has expired under p at now, and
+// describes its shred.
+func expired(p *RetentionPolicy, id string, sc *keyScope, now time.Time) (Shred, bool, error) {
+	month, err := time.Parse("2006-01", sc.Month)
+	if err != nil {
+		return Shred{}, false, fmt.Errorf("%w: data key %s has month %q", store.ErrCorrupt, id, sc.Month)
+	}
+	rule, expires, ok := p.expiry(sc, month.AddDate(0, 1, 0))
+	if !ok || expires.After(now) {
+		return Shred{}, false, nil
+	}
+	return Shred{KeyID: id, Tenant: sc.Tenant, Conversation: sc.Conversation, Month: sc.Month, Rule: rule.Name, ExpiredAt: expires}, true, nil
+}
+
+// blobsGoingWith returns the attachments that go with scope key id: those it references and
+// whose other referencing scopes are all gone. An attachment goes with the last of its scopes.
+func (inv *keyInventory) blobsGoingWith(id string, gone map[string]bool) []string {
+	var out []string
+	for _, b := range inv.byScope[id] {
+		if takesBlob(inv.blobs[b], id, gone) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func takesBlob(scopes []string, id string, gone map[string]bool) bool {
+	return slices.Contains(scopes, id) && all(scopes, func(s string) bool { return s == id || gone[s] })
+}
+
+// shred takes one due key through its four steps (mark, check holds and seal, destroy the
+// attachments, destroy the key). It returns nil, and leaves the key unmarked, when the key is
+// no longer due (its kinds changed, it was destroyed) or a hold now covers it.
+func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolicy, s Shred) (*Shred, error) {
+	// 1. Mark, checking under the key cache's lock that the key is still due with the kinds it
+	// protects now, and choosing the attachments that go with it from their current scopes.
+	marked, err := l.dk.mark(ctx, s.KeyID, func(sc *keyScope) ([]string, bool, error) {
+		if s.Rule == orphanRule {
+			return nil, len(sc.Scopes) > 0 && all(sc.Scopes, func(x string) bool { return inv.gone[x] }), nil
+		}
+		again, ok, err := expired(p, s.KeyID, sc, s.At)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		s.Rule, s.ExpiredAt = again.Rule, again.ExpiredAt
+		var blobs []string
+		for _, b := range inv.byScope[s.KeyID] {
+			bs, err := l.dk.readScope(ctx, b)
+			if errors.Is(err, store.ErrDestroyed) {
+				continue
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			if takesBlob(bs.Scopes, s.KeyID, inv.gone) {
+				blobs = append(blobs, b)
+			}
+		}
+		return blobs, true, nil
+	})
+	if err != nil || marked == nil {
+		return nil, err
+	}
+	s.Blobs = marked.Blobs
+	// 2. Check the holds and seal the shred entry, under the holds' lock.
+	sealed, err := l.sealShred(ctx, &s)
+	if err != nil {
+		return nil, err // the mark stays; the next run clears it (no entry was sealed)
+	}
+	if !sealed {
+		return nil, l.dk.unmark(ctx, s.KeyID)
+	}
+	// 3 and 4. Destroy the attachments, then the key.
+	if err := l.destroyShredded(ctx, &s); err != nil {
+		return nil, err
+	}
+	for _, id := range append([]string{s.KeyID}, s.Blobs...) {
+		inv.gone[id] = true
+	}
+	l.log.Info("ledger: shredded", "key", s.KeyID, "rule", s.Rule, "blobs", len(s.Blobs), "entry", s.Index)
+	return &s, nil
+}
+
+// destroyShredded destroys every key a sealed shred entry names: the attachments first, the
+// scope's key last (whose mark keeps the job findable until then).
+func (l *Ledger) destroyShredded(ctx context.Context, s *Shred) error {
+	for _, id := range append(slices.Clone(s.Blobs), s.KeyID) {
+		if err := l.dk.enc.Vault.DestroyKey(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("ledger: destroying %s, named by shred entry %d (the next run finishes it): %w", id, s.Index, err)
+		}
+		l.dk.forget(id)
+	}
+	return nil
+}
+
+// resumeShreds finishes what interrupted runs left: every key marked "shredding" whose shred
+// entry is sealed has everything the entry names destroyed; the marks of the others are
+// cleared. Attachments that an earlier version left behind when it shredded their last scope
+// are destroyed when a sealed shred entry names them.
+func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
+	var out []Shred
+	var orphans []listedKey
+	gone := map[string]bool{}
+	for wk, err := range l.dk.enc.Vault.Keys(ctx) {
+		if err != nil {
+			return out, fmt.Errorf("ledger: listing data keys: %w", err)
+		}
 		if wk.Destroyed {
 			gone[wk.ID] = true
 			continue
 		}
-		if sc.Blob != "" {
-			blobs = append(blobs, blobKey{wk.ID, sc.Scopes})
+		var sc keyScope
+		if err := json.Unmarshal(wk.Meta, &sc); err != nil {
+			return out, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, wk.ID, err)
+		}
+		if sc.Blob != "" && len(sc.Scopes) > 0 {
+			orphans = append(orphans, listedKey{wk.ID, sc})
+		}
+		if sc.Shredding == nil {
 			continue
 		}
-		if sc.State != "" {
-			continue // local state (a journal, an index) forgets shredded content itself
-		}
-		month, err := time.Parse("2006-01", sc.Month)
+		s, err := l.sealedShred(ctx, wk.ID)
 		if err != nil {
-			return nil, fmt.Errorf("%w: data key %s has month %q", store.ErrCorrupt, wk.ID, sc.Month)
+			return out, err
 		}
-		rule, expires, ok := p.expiry(&sc, month.AddDate(0, 1, 0))
-		if !ok || expires.After(now) {
-			continue
-		}
-		if slices.ContainsFunc(holds, func(h Hold) bool { return h.covers(&sc) }) {
-			continue // checked again before each shred entry is sealed
-		}
-		due = append(due, Shred{KeyID: wk.ID, Tenant: sc.Tenant, Conversation: sc.Conversation, Month: sc.Month,
-			Rule: rule.Name, ExpiredAt: expires, Authority: opts.Authority, At: now})
-		gone[wk.ID] = true
-	}
-	// A blob goes with the last scope that referenced it.
-	for _, b := range blobs {
-		if len(b.scopes) == 0 || !all(b.scopes, func(s string) bool { return gone[s] }) {
-			continue
-		}
-		// Attribute it to the first scope shredded in this run, if any.
-		for k := range due {
-			if slices.Contains(b.scopes, due[k].KeyID) {
-				due[k].Blobs = append(due[k].Blobs, b.id)
-				break
+		if s == nil {
+			if err := l.dk.unmark(ctx, wk.ID); err != nil {
+				return out, err
 			}
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i].KeyID < due[j].KeyID })
-	if opts.DryRun {
-		return due, nil
-	}
-	done := due[:0]
-	for k := range due {
-		s := due[k]
-		sealed, err := l.sealShred(ctx, &s)
-		if err != nil {
-			return done, err
-		}
-		if !sealed {
 			continue
+		}
+		if err := l.destroyShredded(ctx, s); err != nil {
+			return out, err
 		}
 		for _, id := range append([]string{s.KeyID}, s.Blobs...) {
-			if err := vault.DestroyKey(ctx, id); err != nil {
-				return done, fmt.Errorf("ledger: destroying %s: %w", id, err)
-			}
-			l.dk.forget(id)
+			gone[id] = true
 		}
-		done = append(done, s)
-		l.log.Info("ledger: shredded", "key", s.KeyID, "rule", s.Rule, "blobs", len(s.Blobs), "entry", s.Index)
+		l.log.Info("ledger: finished an interrupted shred", "key", s.KeyID, "blobs", len(s.Blobs), "entry", s.Index)
+		out = append(out, *s)
 	}
-	return done, nil
+	for _, b := range orphans {
+		if gone[b.id] || !all(b.scope.Scopes, func(s string) bool { return gone[s] }) {
+			continue
+		}
+		for _, scope := range b.scope.Scopes {
+			s, err := l.sealedShred(ctx, scope)
+			if err != nil {
+				return out, err
+			}
+			if s == nil || !slices.Contains(s.Blobs, b.id) {
+				continue
+			}
+			if err := l.dk.enc.Vault.DestroyKey(ctx, b.id); err != nil {
+				return out, fmt.Errorf("ledger: destroying %s, named by shred entry %d: %w", b.id, s.Index, err)
+			}
+			l.dk.forget(b.id)
+			gone[b.id] = true
+			l.log.Info("ledger: finished an interrupted shred", "key", s.KeyID, "blob", b.id, "entry", s.Index)
+			out = append(out, *s)
+			break
+		}
+	}
+	return out, nil
+}
+
+// sealedShred returns the shred entry sealed for key id, or nil if there is none.
+func (l *Ledger) sealedShred(ctx context.Context, id string) (*Shred, error) {
+	i, ok, err := l.idx.lookup(ctx, shredIdentity(id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	e, err := store.ReadEntry(ctx, l.st, i)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading shred entry %d: %w", i, err)
+	}
+	d, err := Decode(e)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: shred entry %d: %w", i, err)
+	}
+	var s Shred
+	if err := json.Unmarshal(d.Body, &s); err != nil || d.Leaf.Kind != seal.KindShred || s.KeyID != id {
+		return nil, fmt.Errorf("%w: entry %d is not the shred entry of %s", store.ErrCorrupt, i, id)
+	}
+	s.Index, s.Resumed = i, true
+	return &s, nil
+}
+
+// shredIdentity is the identity of a key's shred entry: one per key, so that sealing it again
+// (a run finishing another) is a duplicate.
+func shredIdentity(keyID string) seal.Hash {
+	return seal.IdentityDigest("shred", "commseal", "", keyID)
 }
 
 // sealShred seals the shred entry s unless an active hold covers its scope, and reports
@@ -394,8 +648,7 @@ func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
 		l.log.Info("ledger: shred stopped by a legal hold", "key", s.KeyID, "hold", holds[i].ID)
 		return false, nil
 	}
-	rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: s.At,
-		identity: seal.IdentityDigest("shred", "commseal", "", s.KeyID)}, 512, jsonOf(s))
+	rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: s.At, identity: shredIdentity(s.KeyID)}, 512, jsonOf(s))
 	if err != nil {
 		return false, fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
 	}
