@@ -10,8 +10,11 @@
 //
 // -keep takes years, months and days ("7y", "24m", "2y6m", "90d"); scopes (tenant × conversation
 // × month) whose month ended longer ago than that, and that no legal hold covers, have their data
-// keys destroyed and a shred entry sealed for each. -dry-run lists them and changes nothing. A
-// scope that no rule matches is kept. -list decrypts and prints, one line per entry, its index,
+// keys destroyed and a shred entry sealed for each. With -kinds, a scope is shredded only when
+// every kind of entry it holds is among them: a kind the rule does not name keeps the scope.
+// -dry-run lists them and changes nothing. A run that shreds ends by retiring the KEK that
+// wrapped the destroyed keys (a new KEK in keks/, the surviving keys rewrapped under it, the old
+// one overwritten in place and removed); a run that was interrupted is finished by the next. -list decrypts and prints, one line per entry, its index,
 // kind, tenant, conversation and source id (what a hold names), through an audited accessor that
 // seals the access into the ledger first. Exit status: 0 done, 1 failed, 2 usage.
 package main
@@ -157,12 +160,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return err
 		}
+		kek := l.Keyring.ID()
 		shreds, err := l.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: at, DryRun: *dry, Authority: *authority})
 		verb := "shredded"
 		if *dry {
 			verb = "would shred"
 		}
 		for _, s := range shreds {
+			if s.Resumed {
+				fmt.Fprintf(stdout, "finished %s, shredded by an interrupted run (entry %d)\n", s.KeyID, s.Index)
+				continue
+			}
 			line := fmt.Sprintf("%s %s: tenant %s, conversation %s, month %s, expired %s", verb, s.KeyID, s.Tenant, s.Conversation, s.Month, s.ExpiredAt.Format("2006-01-02"))
 			if len(s.Blobs) > 0 {
 				line += fmt.Sprintf(", %d attachments", len(s.Blobs))
@@ -172,7 +180,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintln(stdout, line)
 		}
-		fmt.Fprintf(stdout, "%d scopes %s\n", len(shreds), verb)
+		n := 0
+		for _, s := range shreds {
+			if !s.Resumed {
+				n++
+			}
+		}
+		fmt.Fprintf(stdout, "%d scopes %s\n", n, verb)
+		if now := l.Keyring.ID(); now != kek {
+			fmt.Fprintf(stdout, "KEK %s retired: the remaining data keys are now wrapped under %s\n", kek, now)
+		}
 		return err
 	})
 	return code

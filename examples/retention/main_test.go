@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,6 +56,11 @@ func TestRetentionCommand(t *testing.T) {
 	code, out, errs := runR("-dir", dir, "-keep", "1m", "-now", "2026-10-01", "-dry-run")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "3 scopes would shred")
+	// A rule for messages only keeps cid0, whose scope also holds the attachment's media record.
+	code, out, errs = runR("-dir", dir, "-keep", "1m", "-kinds", "message", "-now", "2026-10-01", "-dry-run")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "2 scopes would shred")
+	require.NotContains(t, out, "conversation cid0,")
 
 	code, out, errs = runR("-dir", dir, "-hold", "case-1", "-tenant", "corp", "-conversation", "cid1", "-reason", "SFC inquiry", "-by", "counsel")
 	require.Equal(t, 0, code, errs)
@@ -68,6 +74,13 @@ func TestRetentionCommand(t *testing.T) {
 	require.Contains(t, out, "2 scopes shredded")
 	require.Contains(t, out, "conversation cid0, month 2026-07, expired 2026-09-01, 1 attachments")
 	require.NotContains(t, out, "cid1")
+	// The KEK that wrapped the shredded keys is retired: its file is gone, a new one replaces it.
+	require.Regexp(t, `KEK kek-[0-9a-f]+ retired: the remaining data keys are now wrapped under kek-[0-9a-f]+`, out)
+	_, statErr := os.Stat(filepath.Join(dir, layout.KEKFile))
+	require.True(t, os.IsNotExist(statErr), "ledger.kek is scrubbed")
+	gens, err := filepath.Glob(filepath.Join(dir, layout.KEKDir, "*.kek"))
+	require.NoError(t, err)
+	require.Len(t, gens, 1)
 
 	// The held conversation reads; the shredded ones do not; the ledger verifies.
 	ctx := context.Background()
