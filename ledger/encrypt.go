@@ -93,12 +93,14 @@ func (l *Ledger) StateKey(ctx context.Context, name string) ([]byte, error) {
 //
 // Locks: mu guards the cache and is held while a key is created, its metadata changed, or it
 // is marked for shredding; kekMu is held for reading while a new key is wrapped and stored, and
-// for writing while KEKs are retired, so that no key is wrapped under a KEK being retired.
-// Order: mu, then kekMu. Neither is held while the ledger's pipeline is waited on.
+// for writing while KEKs are retired, so that no key is wrapped under a KEK being retired;
+// retireMu makes one retirement at a time. Order: retireMu, mu, kekMu. None is held while the
+// ledger's pipeline is waited on.
 type keyCache struct {
-	enc   *Encryption
-	mu    sync.RWMutex
-	kekMu sync.RWMutex
+	enc      *Encryption
+	mu       sync.RWMutex
+	kekMu    sync.RWMutex
+	retireMu sync.Mutex
 	keys  map[string]*cachedKey
 	limit int
 
@@ -405,6 +407,8 @@ func (l *Ledger) RetireKEKs(ctx context.Context) error {
 // next: destroyed keys still naming a live KEK mean the job is not done. It returns the KEKs
 // it retired.
 func (c *keyCache) retireKEKs(ctx context.Context, ring seal.KEKRetirer, force bool) ([]string, error) {
+	c.retireMu.Lock()
+	defer c.retireMu.Unlock()
 	keks, err := ring.KEKs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: listing KEKs: %w", err)
@@ -434,15 +438,21 @@ func (c *keyCache) retireKEKs(ctx context.Context, ring seal.KEKRetirer, force b
 	}
 	c.kekMu.Lock()
 	defer c.kekMu.Unlock()
+	current := ring.ID()
 	if _, err := RotateKEK(ctx, c.enc.Vault, ring, ring); err != nil {
 		return nil, err
 	}
 	if keks, err = ring.KEKs(ctx); err != nil {
 		return nil, fmt.Errorf("ledger: listing KEKs: %w", err)
 	}
+	if ring.ID() != current {
+		// Rotated from elsewhere meanwhile: the keys may be under a KEK that is no longer
+		// current. Retire nothing; the next run starts again.
+		return nil, fmt.Errorf("ledger: the keyring's KEK changed from %s to %s while its keys were rewrapped; retiring nothing", current, ring.ID())
+	}
 	var retired []string
 	for _, k := range keks {
-		if k == ring.ID() {
+		if k == current {
 			continue
 		}
 		if err := ring.Retire(ctx, k); err != nil {

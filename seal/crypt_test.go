@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/commseal/commseal/seal"
@@ -46,4 +47,15 @@ func TestKEKKeyringWrongKEKWithTheSameName(t *testing.T) {
 	if _, err := b.Unwrap(ctx, kek, "dk", w); !errors.Is(err, seal.ErrDecrypt) {
 		t.Fatalf("unwrap with another KEK of the same name: err = %v; want ErrDecrypt", err)
 	}
+}
+
+func ExampleKEKKeyring() {
+	ctx := context.Background()
+	ring, _ := seal.NewKEKKeyring("file-1", bytes.Repeat([]byte{7}, 32))
+	dek, _ := seal.NewDataKey()
+	kek, wrapped, _ := ring.Wrap(ctx, "dk1.2026-07.x", dek)
+	back, _ := ring.Unwrap(ctx, kek, "dk1.2026-07.x", wrapped)
+	_, err := ring.Unwrap(ctx, kek, "dk1.2026-08.y", wrapped) // bound to its key id
+	fmt.Println(kek, bytes.Equal(back, dek), errors.Is(err, seal.ErrDecrypt))
+	// Output: file-1 true true
 }
