@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"iter"
 	"testing"
 	"time"
 
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 	"github.com/stretchr/testify/require"
 )
@@ -55,7 +57,7 @@ func TestUnchainedHoldsOfEarlierVersionsAreRead(t *testing.T) {
 	hs, err = l2.Holds(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"old-3", "new-1"}, ids(hs))
-	require.Zero(t, l2.holds.scanned, "with a chain, no entry is scanned for unchained holds")
+	require.False(t, l2.holds.scanned, "with a chain, no entry is scanned for unchained holds")
 }
 
 func ids(hs []Hold) []string {
@@ -64,4 +66,54 @@ func ids(hs []Hold) []string {
 		out = append(out, h.ID)
 	}
 	return out
+}
+
+type countEntries struct {
+	*memstore.Store
+	read int
+}
+
+func (s *countEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
+	return func(yield func(store.Entry, error) bool) {
+		for e, err := range s.Store.Entries(ctx, start, end) {
+			s.read++
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestHoldsOfALedgerWithoutAChainAreReadOncePerOpen: a ledger that never had a chained hold is
+// read for unchained hold entries once, at the first call; later calls read nothing, however
+// many entries are appended.
+func TestHoldsOfALedgerWithoutAChainAreReadOncePerOpen(t *testing.T) {
+	ctx := context.Background()
+	skey, _, err := seal.GenerateKey("commseal.test/holds")
+	require.NoError(t, err)
+	keys, err := seal.ParseSigningKey(skey)
+	require.NoError(t, err)
+	st := &countEntries{Store: memstore.New()}
+	l, err := Open(ctx, st, Options{Keys: keys})
+	require.NoError(t, err)
+	defer l.Close()
+	add := func(n int) {
+		for range n {
+			_, err := l.submit(ctx, &request{kind: seal.KindAccess, time: time.Now().UTC()}, 64, jsonOf(map[string]int{"n": n}))
+			require.NoError(t, err)
+		}
+	}
+	add(100)
+	st.read = 0
+	hs, err := l.Holds(ctx)
+	require.NoError(t, err)
+	require.Empty(t, hs)
+	require.Equal(t, 100, st.read, "the first call reads the ledger for unchained holds")
+	add(100)
+	st.read = 0
+	for range 3 {
+		_, err := l.Holds(ctx)
+		require.NoError(t, err)
+	}
+	require.Zero(t, st.read, "later calls read nothing")
 }

@@ -122,8 +122,9 @@ type holdLog struct {
 	mu   sync.Mutex
 	runs sync.Mutex // one ApplyRetention at a time (taken before mu)
 	// Ledgers written before holds were chained hold unchained hold entries; while the chain
-	// is empty their set is read from them, once per Open, and kept here.
-	scanned uint64          // entries [0, scanned) were read for unchained hold entries
+	// is empty their set is read from them, once per Open (this version never writes one, and
+	// one process at a time writes a ledger), and kept here.
+	scanned bool            // the unchained hold entries were read
 	active  map[string]Hold // their active holds
 	order   []string        // ids in the order placed
 }
@@ -216,45 +217,52 @@ func (l *Ledger) activeHolds(ctx context.Context) ([]Hold, error) {
 	return slices.Clone(he.Active), nil
 }
 
-// unchainedHolds reads the hold entries that earlier versions sealed outside the chain, from
-// where the last call stopped, and returns the holds they leave active.
+// unchainedHolds returns the holds left active by the hold entries that earlier versions
+// sealed outside the chain, reading them at its first call.
 func (l *Ledger) unchainedHolds(ctx context.Context) ([]Hold, error) {
 	hl := &l.holds
-	if hl.active == nil {
-		hl.active = map[string]Hold{}
+	if !hl.scanned {
+		if err := l.scanUnchainedHolds(ctx); err != nil {
+			return nil, err
+		}
 	}
-	size := l.Size()
-	for e, err := range l.st.Entries(ctx, hl.scanned, size) {
+	out := make([]Hold, 0, len(hl.order))
+	for _, id := range hl.order {
+		out = append(out, hl.active[id])
+	}
+	return out, nil
+}
+
+func (l *Ledger) scanUnchainedHolds(ctx context.Context) error {
+	hl := &l.holds
+	active, order := map[string]Hold{}, []string(nil)
+	for e, err := range l.st.Entries(ctx, 0, l.Size()) {
 		if err != nil {
-			return nil, fmt.Errorf("ledger: reading holds: %w", err)
+			return fmt.Errorf("ledger: reading holds: %w", err)
 		}
 		if k, err := seal.LeafKind(e.Leaf); err != nil || k != seal.KindHold {
 			continue // a malformed leaf is Verify's to report
 		}
 		d, err := Decode(e)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var h Hold
 		if err := json.Unmarshal(d.Body, &h); err != nil {
-			return nil, fmt.Errorf("ledger: hold entry %d: %w", e.Index, err)
+			return fmt.Errorf("ledger: hold entry %d: %w", e.Index, err)
 		}
 		if h.Released {
-			delete(hl.active, h.ID)
-			hl.order = slices.DeleteFunc(hl.order, func(id string) bool { return id == h.ID })
+			delete(active, h.ID)
+			order = slices.DeleteFunc(order, func(id string) bool { return id == h.ID })
 			continue
 		}
-		if _, ok := hl.active[h.ID]; !ok {
-			hl.order = append(hl.order, h.ID)
+		if _, ok := active[h.ID]; !ok {
+			order = append(order, h.ID)
 		}
-		hl.active[h.ID] = h
+		active[h.ID] = h
 	}
-	hl.scanned = size
-	out := make([]Hold, 0, len(hl.order))
-	for _, id := range hl.order {
-		out = append(out, hl.active[id])
-	}
-	return out, nil
+	hl.active, hl.order, hl.scanned = active, order, true
+	return nil
 }
 
 // ApplyOptions tune ApplyRetention.
