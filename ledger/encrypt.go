@@ -101,8 +101,8 @@ type keyCache struct {
 	mu       sync.RWMutex
 	kekMu    sync.RWMutex
 	retireMu sync.Mutex
-	keys  map[string]*cachedKey
-	limit int
+	keys     map[string]*cachedKey
+	limit    int
 
 	idMu sync.Mutex
 	ids  map[scopeName]scopeID // memoized scopeKeyID
