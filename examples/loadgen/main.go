@@ -92,17 +92,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, c.duration)
 		defer cancel()
 	}
-	if c.cpuprofile != "" {
-		f, err := os.Create(c.cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	return generate(ctx, c, stdout, stderr)
 }
 
@@ -182,6 +171,17 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			return errors.Join(*p, led.Close())
 		}
 		fmt.Fprintf(stderr, "loadgen: warm-up: one message in each of %d conversations in %v (untimed)\n", conversations, time.Since(wstart).Round(time.Millisecond))
+	}
+	if c.cpuprofile != "" { // the timed part only
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var issued atomic.Int64
 	lat := make([][]time.Duration, c.concurrency)
