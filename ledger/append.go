@@ -30,6 +30,10 @@ type request struct {
 	keyID    string
 	payload  []byte
 	done     chan result
+	// checked is the durable size before the caller looked the identity up among the durable
+	// entries (the pipeline looks among those in flight only, unless its memory of them was
+	// pruned since).
+	checked uint64
 }
 
 type result struct {
@@ -149,28 +153,25 @@ func jsonOf(v any) encoder {
 }
 
 // submit seals the plaintext enc writes (about size bytes) into r's payload and commitment,
-// hands r to the sequencer and waits.
+// hands r to the pipeline and waits. A durable duplicate is answered at once.
 func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) (capture.Receipt, error) {
-	var salt [seal.SaltSize]byte
-	if _, err := io.ReadFull(l.opts.Rand, salt[:]); err != nil {
-		return capture.Receipt{}, fmt.Errorf("ledger: drawing salt: %w", err)
-	}
-	env := seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+size), &salt, nil)
-	env, err := enc(env)
-	if err != nil {
-		return capture.Receipt{}, fmt.Errorf("ledger: encoding %s entry: %w", r.kind, err)
-	}
-	r.payload = env
-	r.commit = seal.Commitment(&salt, env[1+seal.SaltSize:])
-	if r.encrypt && l.dk != nil {
-		ct, err := l.encrypt(ctx, r, r.payload, r.tenant, r.cid, r.scopeTime, r.kind.String())
-		clear(r.payload)
+	if r.identity != (seal.Hash{}) {
+		// A redelivery of a durable entry is answered here, off the pipeline.
+		r.checked = l.Size()
+		i, ok, err := l.idx.lookup(ctx, r.identity)
 		if err != nil {
 			return capture.Receipt{}, err
 		}
-		r.payload = ct
+		if ok {
+			return capture.Receipt{Index: i, Duplicate: true}, nil
+		}
 	}
-	r.payHash = sha256.Sum256(r.payload)
+	rnd := l.rand()
+	err := l.seal(ctx, rnd, r, size, enc)
+	l.putRand(rnd)
+	if err != nil {
+		return capture.Receipt{}, err
+	}
 	r.done = make(chan result, 1)
 	select {
 	case l.reqs <- r:
@@ -185,5 +186,71 @@ func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) 
 	case <-ctx.Done():
 		// The entry may still become durable; a retry is safe for deduplicated entries.
 		return capture.Receipt{}, ctx.Err()
+	}
+}
+
+// seal fills r's payload (the envelope, encrypted when r asks for it), commitment and payload
+// hash, drawing the salt and the nonce from rnd.
+func (l *Ledger) seal(ctx context.Context, rnd io.Reader, r *request, size int, enc encoder) error {
+	var salt [seal.SaltSize]byte
+	if _, err := io.ReadFull(rnd, salt[:]); err != nil {
+		return fmt.Errorf("ledger: drawing salt: %w", err)
+	}
+	env := seal.AppendEnvelope(make([]byte, 0, 1+seal.SaltSize+size), &salt, nil)
+	env, err := enc(env)
+	if err != nil {
+		return fmt.Errorf("ledger: encoding %s entry: %w", r.kind, err)
+	}
+	r.payload = env
+	r.commit = seal.Commitment(&salt, env[1+seal.SaltSize:])
+	if r.encrypt && l.dk != nil {
+		ct, err := l.encrypt(ctx, rnd, r, r.payload, r.tenant, r.cid, r.scopeTime, r.kind.String())
+		clear(r.payload)
+		if err != nil {
+			return err
+		}
+		r.payload = ct
+	}
+	r.payHash = sha256.Sum256(r.payload)
+	return nil
+}
+
+// randBuffer hands out crypto/rand bytes read 4 KiB at a time: salts and nonces are on every
+// append's path, and one read per append costs more than the rest of drawing them.
+type randBuffer struct {
+	src io.Reader
+	buf [4096]byte
+	n   int // unread bytes at the end of buf
+}
+
+func (b *randBuffer) Read(p []byte) (int, error) {
+	if len(p) > len(b.buf) {
+		return io.ReadFull(b.src, p)
+	}
+	if b.n < len(p) {
+		if _, err := io.ReadFull(b.src, b.buf[:]); err != nil {
+			return 0, err
+		}
+		b.n = len(b.buf)
+	}
+	start := len(b.buf) - b.n
+	copy(p, b.buf[start:start+len(p)])
+	clear(b.buf[start : start+len(p)]) // handed out once, kept nowhere
+	b.n -= len(p)
+	return len(p), nil
+}
+
+// rand returns the reader for salts and nonces: a buffered crypto/rand by default, or
+// Options.Rand as it is (tests that want determinism).
+func (l *Ledger) rand() io.Reader {
+	if l.randPool == nil {
+		return l.opts.Rand
+	}
+	return l.randPool.Get().(*randBuffer)
+}
+
+func (l *Ledger) putRand(r io.Reader) {
+	if b, ok := r.(*randBuffer); ok {
+		l.randPool.Put(b)
 	}
 }

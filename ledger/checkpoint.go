@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -33,8 +34,8 @@ func (l *Ledger) Checkpoint() ([]byte, seal.Checkpoint, error) {
 func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, seal.Checkpoint, error) {
 	reply := make(chan error, 1)
 	select {
-	case l.signs <- reply:
-	case <-l.done:
+	case l.checkpointer.signs <- reply:
+	case <-l.checkpointer.done:
 		return nil, seal.Checkpoint{}, ErrClosed
 	case <-ctx.Done():
 		return nil, seal.Checkpoint{}, ctx.Err()
@@ -50,7 +51,76 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, seal.Checkpoint, e
 	return l.Checkpoint()
 }
 
-// checkpointNow signs and stores a checkpoint of the durable tree. It runs on the completer.
+// checkpointer signs checkpoints on the policy (every CheckpointEvery entries, after
+// CheckpointInterval with entries uncovered), on SignCheckpoint, and a last one on Close, on a
+// goroutine of its own: the pipeline tells it each new durable size and goes on.
+type checkpointer struct {
+	l     *Ledger
+	kick  chan struct{}   // a new durable size (l.Size); buffered, one pending kick is enough
+	signs chan chan error // SignCheckpoint
+	stop  chan struct{}
+	done  chan struct{}
+	err   error // of the last checkpoint, returned by Close
+	at    time.Time
+}
+
+func newCheckpointer(l *Ledger) *checkpointer {
+	c := &checkpointer{l: l, kick: make(chan struct{}, 1), signs: make(chan chan error), stop: make(chan struct{}), done: make(chan struct{}), at: l.opts.Now()}
+	go c.run()
+	return c
+}
+
+// durable tells the checkpointer that the ledger holds size entries, durably.
+func (c *checkpointer) durable(size uint64) {
+	if size-c.l.latest().Size < c.l.opts.CheckpointEvery {
+		return
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	l := c.l
+	tick := time.NewTicker(max(l.opts.CheckpointInterval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.kick:
+			if l.Size()-l.latest().Size >= l.opts.CheckpointEvery {
+				_ = c.sign() // logged; the entries are durable either way
+			}
+		case <-tick.C:
+			if l.Size() > l.latest().Size && l.opts.Now().Sub(c.at) >= l.opts.CheckpointInterval {
+				_ = c.sign() // logged; retried at the next tick
+			}
+		case reply := <-c.signs:
+			reply <- c.sign()
+		case <-c.stop:
+			c.err = c.sign()
+			return
+		}
+	}
+}
+
+func (c *checkpointer) sign() error {
+	err := c.l.checkpointNow()
+	if err == nil {
+		c.at = c.l.opts.Now()
+	}
+	return err
+}
+
+// stopCheckpointer signs a last checkpoint of everything durable and stops the checkpointer.
+func (l *Ledger) stopCheckpointer() {
+	close(l.checkpointer.stop)
+	<-l.checkpointer.done
+	l.closeErr = l.checkpointer.err
+}
+
+// checkpointNow signs and stores a checkpoint of the durable tree. It runs on the checkpointer.
 func (l *Ledger) checkpointNow() error {
 	ctx := context.Background()
 	size := l.Size()
@@ -87,7 +157,6 @@ func (l *Ledger) checkpointNow() error {
 	l.cpMu.Lock()
 	l.cp, l.cpNote = cp, signed
 	l.cpMu.Unlock()
-	l.cpAt = l.opts.Now()
 	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -343,7 +344,7 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 }
 
 // encrypt seals r's envelope under the data key of its scope.
-func (l *Ledger) encrypt(ctx context.Context, r *request, env []byte, tenant, conversation string, t time.Time, kind string) ([]byte, error) {
+func (l *Ledger) encrypt(ctx context.Context, rnd io.Reader, r *request, env []byte, tenant, conversation string, t time.Time, kind string) ([]byte, error) {
 	id, sc, create := r.keyID, keyScope{}, false // a key chosen by the caller already exists
 	if id == "" {
 		id, sc = l.dk.keyID(tenant, conversation, t)
@@ -353,7 +354,7 @@ func (l *Ledger) encrypt(ctx context.Context, r *request, env []byte, tenant, co
 	if err != nil {
 		return nil, err
 	}
-	ct, err := seal.EncryptPayload(l.opts.Rand, dek, id, env)
+	ct, err := seal.EncryptPayload(rnd, dek, id, env)
 	if err != nil {
 		return nil, err
 	}

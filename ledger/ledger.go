@@ -21,7 +21,7 @@ const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultMaxBatch           = 1024
-	DefaultMaxInFlight        = 4
+	DefaultMaxInFlight        = 1
 )
 
 // Options configure a Ledger. Keys is required; the rest have defaults.
@@ -36,8 +36,11 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxBatch bounds the entries of one batch (DefaultMaxBatch if zero).
 	MaxBatch int
-	// MaxInFlight bounds the batches handed to a store.Pipeline and not yet durable
-	// (DefaultMaxInFlight if zero). A store without Pipeline has one at a time.
+	// MaxInFlight bounds the batches handed to the store and not yet durable
+	// (DefaultMaxInFlight if zero). While that many are in flight, the next batch is sequenced
+	// in memory and handed over the moment the oldest is durable. One suits a store that syncs
+	// one batch at a time (store/filestore); a store that commits several at once in parallel
+	// may do better with more.
 	MaxInFlight int
 	// Logger receives the ledger's events. Default: discard.
 	Logger *slog.Logger
@@ -74,27 +77,22 @@ type Ledger struct {
 
 	holds holdLog // legal holds, and the shred entries they must stop (retention.go)
 
-	reqs  chan *request
-	signs chan chan error // SignCheckpoint's requests to the completer
-	stop  chan struct{}
-	done  chan struct{}
+	reqs chan *request
+	stop chan struct{}
+	done chan struct{}
+
+	randPool *sync.Pool // of *randBuffer; nil when Options.Rand was given
 
 	closeOnce sync.Once
 	closeErr  error
 
 	size atomic.Uint64 // durable entries, for readers
 
-	seq sequencer // owned by the sequencer goroutine
+	seq          sequencer // owned by the pipeline goroutine
+	appender     *appender // for a store that is not a store.Pipeline
+	checkpointer *checkpointer
 
-	// Between the sequencer and the completer.
-	flights chan *flight
-	slots   chan struct{} // one per batch in flight: MaxInFlight
-	nflight atomic.Int64
-	failed  atomic.Bool // a commit failed: in-flight batches are refused until the sequencer resyncs
-
-	// Owned by the completer: the checkpoint policy's clock.
-	cpAt time.Time
-	// cpMu guards the latest checkpoint, written by the completer and read by anyone.
+	// cpMu guards the latest checkpoint, written by the checkpointer and read by anyone.
 	cpMu   sync.RWMutex
 	cp     seal.Checkpoint // latest signed checkpoint (Size 0 if none)
 	cpNote []byte
@@ -123,26 +121,24 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
-	if _, ok := st.(store.Pipeline); !ok {
-		opts.MaxInFlight = 1
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var randPool *sync.Pool
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
+		randPool = &sync.Pool{New: func() any { return &randBuffer{src: rand.Reader} }}
 	}
 	l := &Ledger{
 		st: st, opts: opts, log: opts.Logger, keys: opts.Keys,
-		reqs:    make(chan *request),
-		signs:   make(chan chan error),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		flights: make(chan *flight, opts.MaxInFlight),
-		slots:   make(chan struct{}, opts.MaxInFlight),
+		reqs: make(chan *request),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+
+		randPool: randPool,
 	}
 	if e := opts.Encryption; e != nil {
 		if e.Keyring == nil || e.Vault == nil {
@@ -153,9 +149,11 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
-	l.cpAt = opts.Now()
+	if _, ok := st.(store.Pipeline); !ok {
+		l.appender = newAppender(st, opts.MaxInFlight)
+	}
+	l.checkpointer = newCheckpointer(l)
 	go l.run()
-	go l.complete()
 	return l, nil
 }
 

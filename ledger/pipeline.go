@@ -4,32 +4,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 )
 
-// The write path is commseal's one group-commit layer (see the package documentation). The
-// sequencer (run) waits for a free slot (at most MaxInFlight batches in flight), takes every
-// request waiting, and turns them into one batch that it hands to the store; the completer
-// (complete) receives the batches in that order, waits for each to be durable, publishes the
-// new size, signs checkpoints and answers the callers. While slots are taken, requests wait and
-// the next batch grows: under load, batches are as large as the store's latency makes them.
+// The write path is commseal's one group-commit layer (see the package documentation). One
+// goroutine, the pipeline (run), does everything that needs the order, as an event loop:
+//
+//   - while fewer than MaxInFlight batches are in flight, it takes every request waiting and
+//     turns them into one batch (sequence), which it hands to the store;
+//   - when the oldest batch in flight is durable (or failed), it publishes the new size,
+//     answers the batch's callers, and tells the checkpointer (finish).
+//
+// While batches are in flight, requests wait and the next batch grows: under load, batches are
+// as large as the store's latency makes them. Keeping one goroutine on the critical path means
+// few hand-offs between goroutines for each batch, which on a machine with few cores and many
+// callers decides the throughput. Signing checkpoints (a tree hash and a sync) happens on a
+// goroutine of its own (checkpoint.go), off that path.
 
 // ErrCommitAbandoned is wrapped by the error answered to appends that were in flight behind a
 // failed commit: they may or may not be stored, and a retry is safe.
 var ErrCommitAbandoned = errors.New("ledger: commit abandoned after an earlier failure; retry")
 
-// sequencer is the state the sequencer goroutine owns: the tree and the chains as they will be
-// once every batch handed to the store is durable.
+// sequencer is the state the pipeline goroutine owns: the tree and the chains as they will be
+// once every batch handed to the store is durable, and the batches in flight.
 type sequencer struct {
 	next     uint64
 	frontier seal.Frontier
 	convs    map[seal.Hash]convHead
 	pending  map[seal.Hash]uint64 // identities handed to the store, perhaps not yet durable
+	pruned   uint64               // pending has forgotten identities of entries below this
 	leafBuf  []byte
 	stored   []seal.Hash
+	flights  []*flight // handed to the store, oldest first
+	forming  *flight   // sequenced, waiting for a flight to end before it goes to the store
+	failed   bool      // a commit failed: no new batch until the flights drain and state reloads
 }
 
 // convHead is the latest entry of a conversation: what the next one links to.
@@ -58,49 +68,96 @@ type flight struct {
 	results []result
 	batch   *store.Batch
 	size    uint64       // the ledger's size once this batch is durable
-	errc    <-chan error // the store's answer; nil when the batch wrote nothing
+	errc    <-chan error // the store's answer
 }
 
-// run is the sequencer.
+// run is the pipeline goroutine.
 func (l *Ledger) run() {
-	defer close(l.flights)
+	defer close(l.done)
+	defer l.stopCheckpointer()
+	defer func() {
+		if l.appender != nil {
+			l.appender.close()
+		}
+	}()
+	s := &l.seq
+	stopping := false
 	for {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.stop:
-			l.drainOnStop()
-			return
+		// Take requests unless the forming batch is full or a failure is being undone (the
+		// flights drain first); wait for the oldest flight.
+		reqs := l.reqs
+		if s.forming != nil && len(s.forming.reqs) >= l.opts.MaxBatch || s.failed && len(s.flights) > 0 {
+			reqs = nil
+		}
+		var oldest <-chan error
+		if len(s.flights) > 0 {
+			oldest = s.flights[0].errc
+		}
+		stop := l.stop
+		if stopping {
+			stop = nil
+			if len(s.flights) == 0 && s.forming == nil {
+				// Finish what was handed over; requests racing with Close see l.done.
+				select {
+				case r := <-l.reqs:
+					l.take(r)
+					continue
+				default:
+					return
+				}
+			}
 		}
 		select {
-		case r := <-l.reqs:
-			l.sequence(l.drain(r))
-		case <-l.stop:
-			<-l.slots
-			l.drainOnStop()
-			return
+		case r := <-reqs:
+			l.take(r)
+		case err := <-oldest:
+			l.finish(err)
+		case <-stop:
+			stopping = true
 		}
 	}
 }
 
-// drainOnStop sequences the requests handed over while Close began. Senders racing with Close
-// either hand their request over before this returns or see l.done closed once the completer
-// is finished.
-func (l *Ledger) drainOnStop() {
-	for {
-		select {
-		case r := <-l.reqs:
-			l.slots <- struct{}{}
-			l.sequence(l.drain(r))
-		default:
-			return
-		}
+// take sequences the request r and every other one waiting: into a new batch handed to the
+// store at once if fewer than MaxInFlight are in flight, else into the forming batch, which
+// goes to the store the moment the oldest flight is durable (finish). Sequencing the next
+// batch while the store syncs the current one, and handing it over in one piece, gives each
+// sync a whole batch and leaves the store idle only for the time of one write.
+func (l *Ledger) take(r *request) {
+	s := &l.seq
+	if s.failed {
+		l.recover(context.Background())
+	}
+	if s.forming == nil {
+		s.forming = &flight{}
+	}
+	l.sequence(s.forming, l.drain(r, l.opts.MaxBatch-len(s.forming.reqs)))
+	if len(s.flights) < l.opts.MaxInFlight {
+		l.launch()
 	}
 }
 
-// drain returns first and every other request waiting, up to MaxBatch.
-func (l *Ledger) drain(first *request) []*request {
+// launch hands the forming batch to the store.
+func (l *Ledger) launch() {
+	s := &l.seq
+	fl := s.forming
+	s.forming = nil
+	if fl.batch == nil {
+		// Nothing to write (duplicates, errors): answered once the flights before it are done,
+		// since a duplicate's original may be among them.
+		c := make(chan error, 1)
+		c <- nil
+		fl.errc = c
+	} else {
+		fl.errc = l.commit(context.Background(), fl.batch) // one caller's cancellation must not abort the others'
+	}
+	s.flights = append(s.flights, fl)
+}
+
+// drain returns first and every other request waiting, up to n in all.
+func (l *Ledger) drain(first *request, n int) []*request {
 	batch := []*request{first}
-	for len(batch) < l.opts.MaxBatch {
+	for len(batch) < n {
 		select {
 		case r := <-l.reqs:
 			batch = append(batch, r)
@@ -111,127 +168,118 @@ func (l *Ledger) drain(first *request) []*request {
 	return batch
 }
 
-// sequence turns a batch of requests into entries and hands them to the store.
-func (l *Ledger) sequence(batch []*request) {
+// sequence turns requests into entries of the batch fl.
+func (l *Ledger) sequence(fl *flight, reqs []*request) {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
-	if l.failed.Load() {
-		l.recover(ctx)
-	}
 	s := &l.seq
-	base := s.next
-	fl := &flight{reqs: batch, results: make([]result, len(batch))}
-	sb := &store.Batch{Entries: make([]store.Entry, 0, len(batch))}
-	inBatch := map[seal.Hash]uint64{}
-	heads := map[seal.Hash]convHead{}
-	for k, r := range batch {
-		if r.identity != (seal.Hash{}) {
-			i, dup, err := l.lookup(ctx, r.identity, inBatch)
-			if err != nil {
-				fl.results[k] = result{err: err}
-				continue
-			}
-			if dup {
-				// Answered when this flight completes, which is after the original's.
-				fl.results[k] = result{index: i, dup: true}
-				continue
-			}
-		}
-		idx := base + uint64(len(sb.Entries))
-		leaf := seal.Leaf{
-			Kind: r.kind, Index: idx, Time: r.time, Identity: r.identity,
-			Commitment: r.commit, PayloadHash: r.payHash, KeyID: r.keyID,
-		}
-		if r.conv != (seal.Hash{}) {
-			h, ok := heads[r.conv]
-			if !ok {
-				var err error
-				if h, err = l.convHead(ctx, r.conv); err != nil {
-					fl.results[k] = result{err: err}
-					continue
-				}
-			}
-			leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, h.seq+1, h.hash
-		}
-		var err error
-		if s.leafBuf, err = leaf.AppendBinary(s.leafBuf[:0]); err != nil {
-			fl.results[k] = result{err: fmt.Errorf("ledger: %w", err)}
-			continue
-		}
-		leafBytes := append([]byte(nil), s.leafBuf...)
-		lh := seal.LeafHash(leafBytes)
-		s.stored = s.frontier.Append(lh, s.stored[:0])
-		for _, h := range s.stored {
-			sb.Hashes = append(sb.Hashes, h)
-		}
-		if r.conv != (seal.Hash{}) {
-			heads[r.conv] = convHead{seq: leaf.ConvSeq, hash: lh, index: idx}
-		}
-		if r.identity != (seal.Hash{}) {
-			inBatch[r.identity] = idx
-		}
-		sb.Entries = append(sb.Entries, store.Entry{
-			Index: idx, Identity: r.identity, Conversation: r.conv, Leaf: leafBytes, Payload: r.payload,
-		})
-		fl.results[k] = result{index: idx}
+	l.prune()
+	if fl.batch == nil {
+		fl.batch = &store.Batch{Entries: make([]store.Entry, 0, len(reqs))}
 	}
-	fl.size = base + uint64(len(sb.Entries))
-	fl.batch = sb
-	if len(sb.Entries) > 0 {
-		fl.errc = l.commit(ctx, sb)
-		s.next = fl.size
-		l.remember(heads, inBatch)
+	sb := fl.batch
+	for _, r := range reqs {
+		fl.reqs = append(fl.reqs, r)
+		fl.results = append(fl.results, l.entry(ctx, sb, r))
 	}
-	l.nflight.Add(1)
-	l.flights <- fl
+	if len(sb.Entries) == 0 {
+		fl.batch = nil
+	}
+	fl.size = s.next
+}
+
+// entry appends r's entry to sb (unless it is a duplicate or fails) and says what to answer.
+func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result {
+	s := &l.seq
+	if r.identity != (seal.Hash{}) {
+		i, dup, err := l.lookup(ctx, r)
+		if err != nil {
+			return result{err: err}
+		}
+		if dup {
+			// Answered when this flight completes, which is after the original's.
+			return result{index: i, dup: true}
+		}
+	}
+	idx := s.next
+	leaf := seal.Leaf{
+		Kind: r.kind, Index: idx, Time: r.time, Identity: r.identity,
+		Commitment: r.commit, PayloadHash: r.payHash, KeyID: r.keyID,
+	}
+	if r.conv != (seal.Hash{}) {
+		h, err := l.convHead(ctx, r.conv)
+		if err != nil {
+			return result{err: err}
+		}
+		leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, h.seq+1, h.hash
+	}
+	var err error
+	if s.leafBuf, err = leaf.AppendBinary(s.leafBuf[:0]); err != nil {
+		return result{err: fmt.Errorf("ledger: %w", err)}
+	}
+	leafBytes := append([]byte(nil), s.leafBuf...)
+	lh := seal.LeafHash(leafBytes)
+	s.stored = s.frontier.Append(lh, s.stored[:0])
+	for _, h := range s.stored {
+		sb.Hashes = append(sb.Hashes, h)
+	}
+	// The entry is the next thing the store will hold: the entries after it build on it (a
+	// failed commit reloads all this from the store).
+	if r.conv != (seal.Hash{}) {
+		s.convs[r.conv] = convHead{seq: leaf.ConvSeq, hash: lh, index: idx}
+	}
+	if r.identity != (seal.Hash{}) {
+		s.pending[r.identity] = idx
+	}
+	sb.Entries = append(sb.Entries, store.Entry{
+		Index: idx, Identity: r.identity, Conversation: r.conv, Leaf: leafBytes, Payload: r.payload,
+	})
+	s.next++
+	return result{index: idx}
 }
 
 // commit hands a batch to the store: queued behind the batches in flight if the store is a
-// store.Pipeline, else appended now.
+// store.Pipeline, else to the ledger's own appender, which calls Append for one batch at a
+// time.
 func (l *Ledger) commit(ctx context.Context, b *store.Batch) <-chan error {
 	if p, ok := l.st.(store.Pipeline); ok {
 		return p.Submit(ctx, b)
 	}
-	c := make(chan error, 1)
-	c <- l.st.Append(ctx, b)
-	return c
+	return l.appender.submit(ctx, b)
 }
 
-// remember keeps the heads and identities of a batch handed to the store, dropping durable ones
-// when the caches are full.
-func (l *Ledger) remember(heads map[seal.Hash]convHead, inBatch map[seal.Hash]uint64) {
+// prune forgets conversation heads and identities of durable entries when the caches are full:
+// the index finds them again.
+func (l *Ledger) prune() {
 	s := &l.seq
 	durable := l.Size()
-	if len(s.convs)+len(heads) > maxConvCache {
+	if len(s.convs) > maxConvCache {
 		for c, h := range s.convs {
 			if h.index < durable {
 				delete(s.convs, c)
 			}
 		}
 	}
-	for c, h := range heads {
-		s.convs[c] = h
-	}
-	if len(s.pending)+len(inBatch) > maxPending {
+	if len(s.pending) > maxPending {
 		for id, i := range s.pending {
 			if i < durable {
 				delete(s.pending, id)
 			}
 		}
-	}
-	for id, i := range inBatch {
-		s.pending[id] = i
+		s.pruned = durable
 	}
 }
 
-// lookup finds an identity in this batch, in flight, or durable.
-func (l *Ledger) lookup(ctx context.Context, id seal.Hash, inBatch map[seal.Hash]uint64) (uint64, bool, error) {
-	if i, ok := inBatch[id]; ok {
+// lookup finds r's identity among the entries in flight (or in this batch). The caller looked
+// among the durable ones before r came here; if the pipeline has since forgotten in-flight
+// identities that became durable after that look, it looks again.
+func (l *Ledger) lookup(ctx context.Context, r *request) (uint64, bool, error) {
+	if i, ok := l.seq.pending[r.identity]; ok {
 		return i, true, nil
 	}
-	if i, ok := l.seq.pending[id]; ok {
-		return i, true, nil
+	if l.seq.pruned > r.checked {
+		return l.idx.lookup(ctx, r.identity)
 	}
-	return l.idx.lookup(ctx, id)
+	return 0, false, nil
 }
 
 // convHead returns the latest entry of a conversation, from the cache or the index.
@@ -253,13 +301,11 @@ func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error)
 	return convHead{seq: leaf.ConvSeq, hash: lh, index: i}, nil
 }
 
-// recover waits until no batch is in flight, then reloads the sequencer's state from the
-// store, whose contents after a failed commit only the store knows.
+// recover reloads the sequencer's state from the store, whose contents after a failed commit
+// only the store knows. No batch is in flight or forming.
 func (l *Ledger) recover(ctx context.Context) {
-	for l.nflight.Load() > 0 {
-		time.Sleep(time.Millisecond)
-	}
-	defer l.failed.Store(false)
+	s := &l.seq
+	s.failed = false
 	size, err := l.st.Size(ctx)
 	if err != nil {
 		l.log.Error("ledger: resync: reading size", "err", err)
@@ -282,63 +328,49 @@ func (l *Ledger) recover(ctx context.Context) {
 		}
 		l.idx.added(found)
 	}
-	l.seq.init(f)
+	s.init(f)
+	s.pruned = size // what was in flight is durable or gone: look in the index
 	l.size.Store(size)
 }
 
-// complete is the completer.
-func (l *Ledger) complete() {
-	defer close(l.done)
-	tick := time.NewTicker(l.tickEvery())
-	defer tick.Stop()
-	for {
-		select {
-		case fl, ok := <-l.flights:
-			if !ok {
-				if l.Size() > l.latest().Size {
-					if err := l.checkpointNow(); err != nil {
-						l.closeErr = err
-					}
-				}
-				return
-			}
-			l.finish(fl)
-			<-l.slots
-		case reply := <-l.signs:
-			reply <- l.checkpointNow()
-		case <-tick.C:
-			if l.Size() > l.latest().Size && l.opts.Now().Sub(l.cpAt) >= l.opts.CheckpointInterval {
-				_ = l.checkpointNow() // logged; retried at the next tick
-			}
-		}
+// finish takes the outcome of the oldest flight: on success it publishes the new size and tells
+// the checkpointer; on failure it starts the undo (later flights are abandoned); then it answers
+// the flight's callers.
+func (l *Ledger) finish(err error) {
+	s := &l.seq
+	fl := s.flights[0]
+	s.flights[0] = nil
+	s.flights = s.flights[1:]
+	if len(s.flights) == 0 {
+		s.flights = s.flights[:0:0]
+	}
+	if err == nil && !s.failed && s.forming != nil {
+		// The store is free: give it the next batch before answering this one's callers.
+		l.launch()
+	}
+	switch {
+	case err != nil && !s.failed:
+		l.log.Error("ledger: commit failed", "size", fl.size, "err", err)
+		s.failed = true
+		err = fmt.Errorf("ledger: commit of entries before %d: %w", fl.size, err)
+	case s.failed:
+		err = fmt.Errorf("%w (%v)", ErrCommitAbandoned, err)
+	case fl.batch != nil:
+		l.idx.added(fl.batch.Entries)
+		l.size.Store(fl.size)
+		l.checkpointer.durable(fl.size)
+	}
+	answer(fl, err)
+	if s.failed && s.forming != nil {
+		// Sequenced behind the failure, never handed to the store.
+		fl := s.forming
+		s.forming = nil
+		answer(fl, fmt.Errorf("%w (%v)", ErrCommitAbandoned, err))
 	}
 }
 
-// finish waits for a flight to be durable and answers its callers.
-func (l *Ledger) finish(fl *flight) {
-	defer l.nflight.Add(-1)
-	var err error
-	if fl.errc != nil {
-		err = <-fl.errc
-	}
-	switch {
-	case err != nil && !l.failed.Load():
-		l.log.Error("ledger: commit failed", "size", fl.size, "err", err)
-		l.failed.Store(true)
-		err = fmt.Errorf("ledger: commit of entries before %d: %w", fl.size, err)
-	case err != nil || l.failed.Load():
-		err = fmt.Errorf("%w (%v)", ErrCommitAbandoned, err)
-	default:
-		if fl.batch != nil {
-			l.idx.added(fl.batch.Entries)
-		}
-		l.size.Store(fl.size)
-		// Sign before replying, so that a caller whose append completed the policy's count
-		// finds its checkpoint in place.
-		if fl.size-l.latest().Size >= l.opts.CheckpointEvery {
-			_ = l.checkpointNow() // logged; the entries are durable either way
-		}
-	}
+// answer sends each caller of fl its result, or err if it had none.
+func answer(fl *flight, err error) {
 	for k, r := range fl.reqs {
 		res := fl.results[k]
 		if err != nil && res.err == nil {
@@ -348,6 +380,34 @@ func (l *Ledger) finish(fl *flight) {
 	}
 }
 
-func (l *Ledger) tickEvery() time.Duration {
-	return max(l.opts.CheckpointInterval/4, 10*time.Millisecond)
+// appender gives a store that is not a store.Pipeline the pipeline's interface: it applies the
+// batches handed to it with Append, one at a time and in order, on a goroutine of its own, so
+// the pipeline goroutine never waits for the store.
+type appender struct {
+	log  store.Log
+	jobs chan appendJob
 }
+
+type appendJob struct {
+	ctx  context.Context
+	b    *store.Batch
+	done chan error
+}
+
+func newAppender(log store.Log, depth int) *appender {
+	a := &appender{log: log, jobs: make(chan appendJob, depth)}
+	go func() {
+		for j := range a.jobs {
+			j.done <- a.log.Append(j.ctx, j.b)
+		}
+	}()
+	return a
+}
+
+func (a *appender) submit(ctx context.Context, b *store.Batch) <-chan error {
+	c := make(chan error, 1)
+	a.jobs <- appendJob{ctx, b, c}
+	return c
+}
+
+func (a *appender) close() { close(a.jobs) }

@@ -22,6 +22,10 @@ func smallLedger(t *testing.T, n int, every uint64) (*memstore.Store, *seal.Keys
 	for i := range n {
 		_, err := l.Append(ctx, msg(i))
 		require.NoError(t, err)
+		if uint64(i+1)%every == 0 {
+			_, _, err := l.SignCheckpoint(ctx)
+			require.NoError(t, err)
+		}
 	}
 	require.NoError(t, l.Close())
 	return st, keys

@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ type config struct {
 	concurrency int
 	size        int
 	cpuprofile  string
+	trace       string
 	inFlight    int
 	warmup      bool
 }
@@ -73,6 +75,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
 	fl.IntVar(&c.size, "size", 300, "bytes of message text")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fl.StringVar(&c.trace, "trace", "", "write an execution trace of the run to this file (go tool trace)")
 	fl.BoolVar(&c.warmup, "warmup", true, "before timing, append one message to each conversation, so that their data keys exist (as in a ledger running for a while)")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	if err := fl.Parse(args); err != nil {
@@ -183,6 +186,17 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if c.trace != "" {
+		f, err := os.Create(c.trace)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	var issued atomic.Int64
 	lat := make([][]time.Duration, c.concurrency)
 	errs := make(chan error, c.concurrency)
@@ -243,8 +257,11 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), maxLat.Round(time.Microsecond))
 	fmt.Fprintf(stderr, "loadgen: CPU %.1f µs an append (user and system time of the process, all goroutines; %.0f%% of %d cores)\n",
 		float64(cpu.Microseconds())/float64(max(1, len(all))), 100*cpu.Seconds()/secs/float64(runtime.NumCPU()), runtime.NumCPU())
-	fmt.Fprintf(stderr, "loadgen: store: %d group commits (%.1f entries each), %.0f syncs/s\n",
-		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(max(1, after.Commits-before.Commits)),
+	commits := max(1, after.Commits-before.Commits)
+	fmt.Fprintf(stderr, "loadgen: store: %d syncs of the log (%.1f entries, %.1f batches each; %v a sync, busy %.0f%%), %d writes (%v each), %.0f syncs/s of every kind\n",
+		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(commits), float64(after.Batches-before.Batches)/float64(commits),
+		((after.SyncTime-before.SyncTime)/time.Duration(commits)).Round(time.Microsecond), 100*(after.SyncTime-before.SyncTime).Seconds()/secs,
+		after.Writes-before.Writes, ((after.WriteTime-before.WriteTime)/time.Duration(max(1, after.Writes-before.Writes))).Round(time.Microsecond),
 		float64(after.Syncs-before.Syncs)/secs)
 	return errors.Join(appendErr, outErr, closeErr)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/commseal/commseal/store"
 )
@@ -16,8 +17,7 @@ import (
 // once per chunk.
 const zeroChunk = 1 << 20
 
-// pending is a batch written to the active segment and not yet published: its sync is running,
-// or an earlier batch's is.
+// pending is a batch written to the active segment and not yet published: it waits for a sync.
 type pending struct {
 	seq    uint64 // position in the order of writes since Open
 	seg    *segment
@@ -27,7 +27,6 @@ type pending struct {
 	hashes []store.Hash
 	ids    []store.Hash // non-zero identities, for the writer's in-flight set
 	done   chan error
-	synced bool // its sync returned nil
 }
 
 // Append implements store.Log: it is Submit, waited for.
@@ -36,11 +35,11 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 }
 
 // Submit implements store.Pipeline. It checks b against the log as written (published batches
-// and those whose sync is still running), writes it to the active segment with one write, and
-// starts a sync of the segment for it; the result arrives once that sync and every earlier
-// batch's have returned. Several syncs may run at once: a device that overlaps flushes makes
-// each one cheaper. A failed sync fails every batch not yet acknowledged (a sync's error may be
-// another's), and the next Submit first cuts the segment back to the last acknowledged batch.
+// and those waiting for a sync), writes it to the active segment with one write, and hands it
+// to the syncer; the result arrives once a sync that began after the write has returned. While
+// a sync runs, later batches are written and wait for the next one, which covers them all. A
+// failed sync fails every batch not yet acknowledged (a sync's error may be another's), and the
+// next Submit first cuts the segment back to the last acknowledged batch.
 func (s *Store) Submit(ctx context.Context, b *store.Batch) <-chan error {
 	done := make(chan error, 1)
 	if err := s.submit(ctx, b, done); err != nil {
@@ -100,7 +99,7 @@ func (s *Store) submit(ctx context.Context, b *store.Batch, done chan error) err
 		return err
 	}
 	s.fifo = append(s.fifo, p)
-	s.syncing++
+	s.scond.Broadcast() // the syncer
 	s.smu.Unlock()
 	s.w.written = append(s.w.written, p)
 	for _, id := range p.ids {
@@ -109,7 +108,6 @@ func (s *Store) submit(ctx context.Context, b *store.Batch, done chan error) err
 	s.w.size += uint64(p.n)
 	s.w.hc += int64(len(p.hashes))
 	s.w.end = p.end
-	go s.sync(p)
 	return nil
 }
 
@@ -191,7 +189,10 @@ func (s *Store) write(p *pending) error {
 			s.w.alloc = p.end
 		}
 	}
-	if _, err := p.seg.f.WriteAt(buf, s.w.end); err != nil {
+	t0 := time.Now()
+	_, err := p.seg.f.WriteAt(buf, s.w.end)
+	s.writeTime.Add(int64(time.Since(t0)))
+	if err != nil {
 		err = fmt.Errorf("filestore: append to %s: %w", p.seg.path, err)
 		s.w.dirty = err
 		return err
@@ -201,45 +202,51 @@ func (s *Store) write(p *pending) error {
 	return nil
 }
 
-// sync makes p durable, then publishes every batch, in order, whose sync has returned and
-// whose predecessors are published, and acknowledges them. A failed sync fails every batch not
-// yet published, since on Linux a writeback error is reported to one sync of the file only.
-func (s *Store) sync(p *pending) {
-	err := p.seg.f.Sync()
-	s.syncs.Add(1)
+// syncer makes the written batches durable, one sync at a time: each sync covers every batch
+// written before it began (they are in fifo only once their write has returned), so batches
+// written while a sync runs share the next one. It then publishes them, in order, and
+// acknowledges them. A failed sync fails every batch not yet published, since on Linux a
+// writeback error is reported to one sync of the file only; the next Submit cuts the segment
+// back (undo).
+func (s *Store) syncer() {
+	defer s.wg.Done()
 	s.smu.Lock()
 	defer s.smu.Unlock()
-	defer s.scond.Broadcast()
-	s.syncing--
-	if err != nil && s.broken == nil {
-		s.broken = fmt.Errorf("filestore: sync of %s: %w", p.seg.path, err)
-		for _, q := range s.fifo {
-			q.done <- s.broken
+	for {
+		for len(s.fifo) == 0 && !s.stopping {
+			s.scond.Wait()
 		}
-		s.fifo = s.fifo[:0]
-		return
-	}
-	if s.broken != nil {
-		return // failed with the others already
-	}
-	s.commits.Add(1)
-	p.synced = true
-	k := 0
-	for k < len(s.fifo) && s.fifo[k].synced {
-		k++
-	}
-	if k == 0 {
-		return
-	}
-	ready := s.fifo[:k]
-	s.publish(ready)
-	for _, q := range ready {
-		q.done <- nil
-	}
-	clear(ready)
-	s.fifo = s.fifo[k:]
-	if len(s.fifo) == 0 {
-		s.fifo = s.fifo[:0:0]
+		if len(s.fifo) == 0 {
+			return
+		}
+		n := len(s.fifo)
+		seg := s.fifo[n-1].seg // a segment is rolled only with fifo empty
+		s.syncing = true
+		s.smu.Unlock()
+		t0 := time.Now()
+		err := seg.f.Sync()
+		s.syncTime.Add(int64(time.Since(t0)))
+		s.syncs.Add(1)
+		s.smu.Lock()
+		s.syncing = false
+		if err != nil {
+			s.broken = fmt.Errorf("filestore: sync of %s: %w", seg.path, err)
+			for _, q := range s.fifo {
+				q.done <- s.broken
+			}
+			clear(s.fifo)
+			s.fifo = s.fifo[:0]
+		} else {
+			s.commits.Add(1)
+			ready := s.fifo[:n]
+			s.publish(ready)
+			for _, q := range ready {
+				q.done <- nil
+			}
+			clear(ready)
+			s.fifo = append(s.fifo[:0], s.fifo[n:]...)
+		}
+		s.scond.Broadcast()
 	}
 }
 
@@ -286,15 +293,24 @@ func (s *Store) forgetPublished() {
 	s.w.written = s.w.written[k:]
 }
 
-// drain waits until no sync is running, and returns the error of a failed one since the last
-// undo, if any. The writer lock must be held.
+// drain waits until every batch written is published or failed, and returns the error of a
+// failed sync since the last undo, if any. The writer lock must be held.
 func (s *Store) drain() error {
 	s.smu.Lock()
 	defer s.smu.Unlock()
-	for s.syncing > 0 {
+	for len(s.fifo) > 0 || s.syncing {
 		s.scond.Wait()
 	}
 	return s.broken
+}
+
+// stopSyncer ends the syncer once the batches written are published. The writer lock must be
+// held, so that nothing more is written.
+func (s *Store) stopSyncer() {
+	s.smu.Lock()
+	s.stopping = true
+	s.scond.Broadcast()
+	s.smu.Unlock()
 }
 
 // undo brings the writer back to the published log after a failed write or sync: it waits for

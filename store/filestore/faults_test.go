@@ -27,6 +27,7 @@ func (s *Store) abandon() {
 	s.mu.Unlock()
 	s.wmu.Lock()
 	s.drain()
+	s.stopSyncer()
 	s.wmu.Unlock()
 	close(s.stop)
 	s.wg.Wait()

@@ -75,6 +75,9 @@ type Stats struct {
 	Batches uint64 // batches made durable
 	Entries uint64 // entries made durable
 	Syncs   uint64 // file syncs of every kind (segments, checkpoints, blobs, snapshots)
+
+	SyncTime  time.Duration // time spent in the syncs of the log
+	WriteTime time.Duration // time spent in the writes of batches
 }
 
 // Store is a store.Store kept in a directory, with every optional interface of package store
@@ -120,12 +123,13 @@ type Store struct {
 	wmu sync.Mutex
 	w   writerState
 
-	// smu guards the batches written and not yet published, in write order, and the syncs
-	// running for them; scond is signalled when a sync returns.
+	// smu guards the batches written and not yet published, in write order, and the syncer's
+	// state; scond is signalled when a batch is written and when a sync returns.
 	smu       sync.Mutex
 	scond     *sync.Cond
 	fifo      []*pending
-	syncing   int   // syncs running
+	syncing   bool  // the syncer is in a sync
+	stopping  bool  // the syncer ends once fifo is empty
 	broken    error // a sync failed: what it did not publish is failed; the writer must undo
 	published atomic.Uint64
 
@@ -136,6 +140,7 @@ type Store struct {
 	wg      sync.WaitGroup
 
 	commits, writes, batches, entries, syncs atomic.Uint64
+	syncTime, writeTime                      atomic.Int64 // nanoseconds in log syncs and writes
 }
 
 // writerState is the log as the writer has written it.
@@ -239,8 +244,9 @@ func open(ctx context.Context, dir string, o Options) (*Store, error) {
 		"replayed", s.recovery.Replayed, "readonly", s.readOnly, "duration", s.recovery.Duration)
 	if !s.readOnly {
 		s.w = writerState{size: s.size, hc: s.hc, end: s.end, alloc: s.alloc, inflight: map[store.Hash]struct{}{}}
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.flusher()
+		go s.syncer()
 	}
 	return s, nil
 }
@@ -254,7 +260,8 @@ func (s *Store) Recovery() Recovery {
 
 // Stats returns the counters of the store's work since Open.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Writes: s.writes.Load(), Batches: s.batches.Load(), Entries: s.entries.Load(), Syncs: s.syncs.Load()}
+	return Stats{Commits: s.commits.Load(), Writes: s.writes.Load(), Batches: s.batches.Load(), Entries: s.entries.Load(), Syncs: s.syncs.Load(),
+		SyncTime: time.Duration(s.syncTime.Load()), WriteTime: time.Duration(s.writeTime.Load())}
 }
 
 // Dir returns the directory of the store.
@@ -334,6 +341,7 @@ func (s *Store) Close() error {
 	if !s.readOnly {
 		s.wmu.Lock() // no Submit is writing; later ones see closed
 		s.drain()
+		s.stopSyncer()
 		s.wmu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
