@@ -260,8 +260,8 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	commits := max(1, after.Commits-before.Commits)
 	fmt.Fprintf(stderr, "loadgen: store: %d syncs of the log (%.1f entries, %.1f batches each; %v a sync, busy %.0f%%), %d writes (%v each), %.0f syncs/s of every kind\n",
 		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(commits), float64(after.Batches-before.Batches)/float64(commits),
-		((after.SyncTime-before.SyncTime)/time.Duration(commits)).Round(time.Microsecond), 100*(after.SyncTime-before.SyncTime).Seconds()/secs,
-		after.Writes-before.Writes, ((after.WriteTime-before.WriteTime)/time.Duration(max(1, after.Writes-before.Writes))).Round(time.Microsecond),
+		((after.SyncTime - before.SyncTime) / time.Duration(commits)).Round(time.Microsecond), 100*(after.SyncTime-before.SyncTime).Seconds()/secs,
+		after.Writes-before.Writes, ((after.WriteTime - before.WriteTime) / time.Duration(max(1, after.Writes-before.Writes))).Round(time.Microsecond),
 		float64(after.Syncs-before.Syncs)/secs)
 	return errors.Join(appendErr, outErr, closeErr)
 }

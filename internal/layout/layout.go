@@ -51,23 +51,6 @@ const DefaultOrigin = "commseal.example/ledger"
 // ErrNoLedger is returned when a directory holds no ledger.
 var ErrNoLedger = errors.New("layout: no ledger in this directory")
 
-// Files are the names whose presence says a directory holds (part of) a ledger.
-var Files = []string{KeyFile, VKeyFile, StoreDir, KeyringFile, KEKFile, KEKDir, VaultDir}
-
-// Fresh reports whether dir holds none of a ledger's files (or does not exist).
-func Fresh(dir string) (bool, error) {
-	for _, name := range Files {
-		_, err := os.Lstat(filepath.Join(dir, name))
-		if err == nil {
-			return false, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("layout: %w", err)
-		}
-	}
-	return true, nil
-}
-
 // VerifierKey reads the directory's verifier key file.
 func VerifierKey(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, VKeyFile))

@@ -43,25 +43,28 @@ type Ledger struct {
 }
 
 // Open opens the ledger in dir for writing; opts.Keys and opts.Encryption are filled from the
-// directory. A directory that holds none of a ledger's files is laid out anew (origin names the
-// new signing key, layout.DefaultOrigin if empty). A directory that holds part of a ledger but
-// not its signing key fails with ErrMissingKey, one whose keyring or key-encryption key is
-// missing or wrong with the keyring's errors, before anything is written.
+// directory. A directory without a store yet is laid out: the signing key (origin names it,
+// layout.DefaultOrigin if empty), the keyring, the vault and, last, the store, whose creation is
+// the point after which the ledger exists; a layout interrupted before it is taken up where it
+// stopped. A ledger whose signing key is missing fails with ErrMissingKey, one whose keyring or
+// key-encryption key is missing or wrong with the keyring's errors, before anything is written:
+// new keys would not verify or open what is there.
 func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger, error) {
-	fresh, err := layout.Fresh(dir)
-	if err != nil {
-		return nil, err
+	_, err := os.Stat(filepath.Join(dir, layout.StoreDir))
+	started := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ledgerdir: %w", err)
 	}
-	if fresh {
+	if !started {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("ledgerdir: %w", err)
 		}
 	}
-	keys, err := Keys(dir, origin, fresh)
+	keys, err := Keys(dir, origin, !started)
 	if err != nil {
 		return nil, err
 	}
-	ring, demo, err := Keyring(ctx, dir, fresh)
+	ring, demo, err := Keyring(ctx, dir, !started)
 	if err != nil {
 		return nil, err
 	}
@@ -88,11 +91,11 @@ func (l *Ledger) Close() error {
 	return errors.Join(l.Ledger.Close(), l.Store.Close())
 }
 
-// Keys loads the directory's signing key; with create set (a fresh directory) it makes one,
-// and the verifier key file, instead.
+// Keys loads the directory's signing key; with create set (a ledger not started yet) it makes
+// one, and the verifier key file, if there is none.
 func Keys(dir, origin string, create bool) (*seal.Keys, error) {
 	kp := filepath.Join(dir, layout.KeyFile)
-	if create {
+	if _, err := os.Stat(kp); create && errors.Is(err, fs.ErrNotExist) {
 		if origin == "" {
 			origin = layout.DefaultOrigin
 		}
@@ -103,7 +106,7 @@ func Keys(dir, origin string, create bool) (*seal.Keys, error) {
 		if err := durable.CreateExclusive(kp, []byte(skey+"\n")); err != nil {
 			return nil, fmt.Errorf("ledgerdir: writing signing key: %w", err)
 		}
-		if err := durable.CreateExclusive(filepath.Join(dir, layout.VKeyFile), []byte(vkey+"\n")); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, layout.VKeyFile), []byte(vkey+"\n")); err != nil {
 			return nil, fmt.Errorf("ledgerdir: writing verifier key: %w", err)
 		}
 		return seal.ParseSigningKey(skey)
@@ -118,6 +121,14 @@ func Keys(dir, origin string, create bool) (*seal.Keys, error) {
 	keys, err := seal.ParseSigningKey(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, fmt.Errorf("ledgerdir: %s: %w", kp, err)
+	}
+	if vp := filepath.Join(dir, layout.VKeyFile); create {
+		// A layout interrupted between the two keys: the verifier key follows from the signing key.
+		if _, err := os.Stat(vp); errors.Is(err, fs.ErrNotExist) {
+			if err := durable.WriteFile(vp, []byte(keys.VerifierKey+"\n")); err != nil {
+				return nil, fmt.Errorf("ledgerdir: writing verifier key: %w", err)
+			}
+		}
 	}
 	return keys, nil
 }

@@ -192,3 +192,23 @@ func TestEverythingIsOwnerOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, exposed, "with umask 0, everything is still for its owner alone")
 }
+
+// TestInterruptedLayoutIsTakenUp: a program killed while it laid out a new ledger (after the
+// signing key, before the store) leaves a directory that the next Open completes, with the key
+// it already made, rather than refuses.
+func TestInterruptedLayoutIsTakenUp(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	dir := filepath.Join(t.TempDir(), "ledger")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	keys, err := ledgerdir.Keys(dir, "commseal.test/interrupted", true)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(filepath.Join(dir, layout.VKeyFile))) // killed between the two keys
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	require.Equal(t, keys.VerifierKey, l.VerifierKey(), "the key made before the interruption")
+	vkey, err := layout.VerifierKey(dir)
+	require.NoError(t, err)
+	require.Equal(t, keys.VerifierKey, vkey)
+	require.NoError(t, l.Close())
+}
