@@ -2,9 +2,7 @@ package ledger_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"math"
 	"sync/atomic"
 	"testing"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
-	"github.com/commseal/commseal/verify"
 )
 
 // benchMsg is a ~300-byte chat message.
@@ -71,71 +68,6 @@ func benchLedger(b *testing.B, st store.Store, mode string) *ledger.Ledger {
 		b.Fatal(err)
 	}
 	return l
-}
-
-// storedBytes returns every stored leaf and payload of r, and their total size: what Verify
-// hashes, for the SHA-256 baseline.
-func storedBytes(b *testing.B, r verify.Reader) ([][]byte, int64) {
-	var total int64
-	var blobs [][]byte
-	for e, err := range r.Entries(context.Background(), 0, math.MaxUint64) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += int64(len(e.Leaf) + len(e.Payload))
-		blobs = append(blobs, e.Leaf, e.Payload)
-	}
-	return blobs, total
-}
-
-// sha256Baseline is the same-run baseline for Verify: plain SHA-256 over the stored bytes.
-func sha256Baseline(b *testing.B, blobs [][]byte, total int64) {
-	b.SetBytes(total)
-	for b.Loop() {
-		for _, x := range blobs {
-			_ = sha256.Sum256(x)
-		}
-	}
-}
-
-// BenchmarkVerify compares Verify with plain SHA-256 over the same stored bytes in the same
-// run: the ratio of their MB/s is the figure to report.
-func BenchmarkVerify(b *testing.B) {
-	const n = 100_000
-	ctx := context.Background()
-	st := memstore.New()
-	keys := testKeys(b)
-	l := openLedger(b, st, keys, 1000)
-	var next atomic.Uint64
-	done := make(chan struct{})
-	for w := 0; w < 64; w++ {
-		go func() {
-			for {
-				i := next.Add(1)
-				if i > n {
-					done <- struct{}{}
-					return
-				}
-				if _, err := l.Append(ctx, benchMsg(i)); err != nil {
-					b.Error(err)
-				}
-			}
-		}()
-	}
-	for w := 0; w < 64; w++ {
-		<-done
-	}
-	_ = l.Close()
-	blobs, total := storedBytes(b, st)
-	b.Run("engine=verify", func(b *testing.B) {
-		b.SetBytes(total)
-		for b.Loop() {
-			if _, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("engine=sha256", func(b *testing.B) { sha256Baseline(b, blobs, total) })
 }
 
 // BenchmarkInclusionProof measures proofs in a tree of 10⁶ entries; it reports the proof size.

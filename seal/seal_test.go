@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -440,5 +441,43 @@ func TestLeafKind(t *testing.T) {
 	for _, bad := range [][]byte{nil, {1}, {2, 1}, {1, 0}, {1, 99}} {
 		_, err := seal.LeafKind(bad)
 		require.ErrorIs(t, err, seal.ErrMalformedLeaf, "%v", bad)
+	}
+}
+
+func TestFrontierAppendSubtreeIsAppendingItsLeaves(t *testing.T) {
+	leaf := func(i uint64) seal.Hash { return seal.LeafHash([]byte(fmt.Sprint("leaf-", i))) }
+	for _, level := range []int{0, 1, 3, 8} {
+		size := uint64(1) << level
+		var byLeaf, bySubtree seal.Frontier
+		for block := uint64(0); block < 37; block++ {
+			// The subtree of this block, and the stored hashes appending its leaves makes.
+			var sub seal.Frontier
+			var want []seal.Hash
+			for i := block * size; i < (block+1)*size; i++ {
+				sub.Append(leaf(i), nil)
+				want = byLeaf.Append(leaf(i), want[:0])
+			}
+			got, err := bySubtree.AppendSubtree(level, sub.Root(), nil)
+			require.NoError(t, err)
+			// The last leaf's stored hashes: the leaf and the levels inside the subtree, then
+			// those above it, which AppendSubtree returns.
+			require.Equal(t, len(want)-level-1, len(got), "level %d block %d", level, block)
+			for k := range got {
+				require.Equal(t, want[level+1+k], got[k], "level %d block %d", level, block)
+			}
+			require.Equal(t, byLeaf.Root(), bySubtree.Root())
+			require.Equal(t, byLeaf.Size(), bySubtree.Size())
+		}
+	}
+	var f seal.Frontier
+	f.Append(leaf(0), nil)
+	_, err := f.AppendSubtree(2, leaf(1), nil)
+	require.Error(t, err, "a subtree of 4 leaves cannot follow 1 leaf")
+}
+
+func TestLeafHashIsTlogRecordHash(t *testing.T) {
+	for _, n := range []int{0, 1, 187, 250, 510, 511, 512, 1000} {
+		leaf := bytes.Repeat([]byte{byte(n)}, n)
+		require.Equal(t, tlog.RecordHash(leaf), seal.LeafHash(leaf), "%d bytes", n)
 	}
 }

@@ -39,6 +39,26 @@ func (f *Frontier) Append(leafHash Hash, out []Hash) []Hash {
 	return out
 }
 
+// AppendSubtree adds a perfect subtree of 2^level leaves whose root hash is h, as if its
+// leaves were appended one by one, and appends to out the stored hashes that this completes
+// above the subtree's root (the hashes inside the subtree are the caller's). The tree's size
+// must be a multiple of 2^level. A verifier that checks aligned blocks of leaves in parallel
+// uses it to join the blocks in order.
+func (f *Frontier) AppendSubtree(level int, h Hash, out []Hash) ([]Hash, error) {
+	if level < 0 || level > 62 || f.n&(1<<level-1) != 0 {
+		return out, fmt.Errorf("seal: a subtree of 2^%d leaves cannot follow %d leaves", level, f.n)
+	}
+	for n := f.n >> level; n&1 == 1; n >>= 1 {
+		left := f.roots[len(f.roots)-1]
+		f.roots = f.roots[:len(f.roots)-1]
+		h = NodeHash(left, h)
+		out = append(out, h)
+	}
+	f.roots = append(f.roots, h)
+	f.n += 1 << level
+	return out, nil
+}
+
 // Root returns the RFC 6962 root hash of the tree; for the empty tree, SHA-256 of nothing.
 func (f *Frontier) Root() Hash {
 	if len(f.roots) == 0 {

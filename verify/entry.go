@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"iter"
 	"runtime"
 	"sync"
@@ -68,20 +70,125 @@ func checkEntry(e *store.Entry, ck *entryCheck) {
 	}
 }
 
-// A chunk is a run of consecutive entries with the results of the checks that need no order.
-// Workers fill checks in parallel; Ledger consumes chunks in order and does the rest.
+// A chunk is an aligned block of entries that a worker reads and checks on its own: the checks
+// of each entry that need no other entry, and the part of the Merkle tree inside the block (its
+// leaves and every subtree of up to chunkSize leaves, against the stored hashes). Ledger
+// consumes the chunks in order and does what needs the order: the conversation chains, the
+// subtrees above the blocks, the checkpoints.
 type chunk struct {
-	start   uint64
-	entries []store.Entry
-	checks  []entryCheck
-	err     error // reading failed after entries
-	done    chan struct{}
+	start, end uint64 // the entries [start, end) the chunk should hold
+	entries    []store.Entry
+	checks     []entryCheck
+	err        error // reading failed after entries
+
+	hashes []store.Hash // the stored hashes of the chunk's entries, as read
+	root   seal.Hash    // the root of the block, when it is whole
+	above  []store.Hash // stored hashes of the last entry above the block's root, to check in order
+	bad    *AlteredError
+	done   chan struct{}
 }
 
-const chunkEntries = 256
+// chunkLevel sets the size of a chunk: 2^chunkLevel entries, aligned, so that the subtrees
+// inside a chunk are the tree's own.
+const (
+	chunkLevel = 8
+	chunkSize  = 1 << chunkLevel
+)
 
-// checkChunks streams the entries [0, size) of r as checked chunks, in order, checking them on
-// workers goroutines (GOMAXPROCS if 0). It stops when ctx ends.
+// check reads and checks the chunk: run by a worker.
+func (c *chunk) check(ctx context.Context, r Reader) {
+	defer close(c.done)
+	c.entries = make([]store.Entry, 0, c.end-c.start)
+	for e, err := range r.Entries(ctx, c.start, c.end) {
+		if err != nil {
+			c.err = err
+			break
+		}
+		c.entries = append(c.entries, e)
+	}
+	c.checks = make([]entryCheck, len(c.entries))
+	for k := range c.entries {
+		checkEntry(&c.entries[k], &c.checks[k])
+	}
+	c.tree(ctx, r)
+}
+
+// tree recomputes the part of the Merkle tree inside the chunk and compares it with the stored
+// hashes: every stored hash of the chunk's entries but those above a whole chunk's root, which
+// the chunk leaves in above.
+func (c *chunk) tree(ctx context.Context, r Reader) {
+	first, last := store.StoredHashCount(c.start), store.StoredHashCount(c.start+uint64(len(c.entries)))
+	idx := make([]int64, 0, last-first)
+	for x := first; x < last; x++ {
+		idx = append(idx, x)
+	}
+	hs, err := r.ReadHashes(ctx, idx)
+	if errors.Is(err, store.ErrNotFound) {
+		// Some are missing: take those that are there, one by one, to say where they end.
+		hs = hs[:0]
+		for _, x := range idx {
+			h, err := r.ReadHashes(ctx, []int64{x})
+			if err != nil {
+				break
+			}
+			hs = append(hs, h[0])
+		}
+	} else if err != nil {
+		c.err = errors.Join(c.err, err)
+		return
+	}
+	c.hashes = hs
+	var f seal.Frontier
+	var stored []seal.Hash
+	off := 0
+	for k := range c.entries {
+		i := c.start + uint64(k)
+		stored = f.Append(c.checks[k].leafHash, stored[:0])
+		n := int(store.StoredHashesFor(i))
+		for level, want := range stored {
+			if off+level >= len(hs) {
+				c.bad = &AlteredError{Index: i, Reason: fmt.Sprintf("stored hashes end before this entry's (level %d)", level)}
+				return
+			}
+			if hs[off+level] != want {
+				c.bad = &AlteredError{Index: i, Reason: fmt.Sprintf("stored hash at level %d differs from the one recomputed from the entries", level)}
+				return
+			}
+		}
+		if k == chunkSize-1 {
+			// The last entry of a whole chunk: the chunk's root, and the stored hashes above it
+			// that join this block to the ones before it (checked in order by Ledger).
+			end := off + n
+			if end > len(hs) {
+				c.bad = &AlteredError{Index: i, Reason: fmt.Sprintf("stored hashes end before this entry's (level %d)", len(hs)-off)}
+				return
+			}
+			c.above = hs[off+len(stored) : end]
+			c.root = stored[len(stored)-1]
+		}
+		off += n
+	}
+}
+
+// localRoots returns the roots of the perfect subtrees inside the chunk that make up its first
+// m entries, largest first, from the chunk's checked stored hashes.
+func (c *chunk) localRoots(m uint64) []seal.Hash {
+	var out []seal.Hash
+	base := store.StoredHashCount(c.start)
+	pos := c.start
+	for level := chunkLevel; level >= 0; level-- {
+		if m&(1<<level) == 0 {
+			continue
+		}
+		x := seal.StoredHashIndex(level, int64(pos>>level))
+		out = append(out, c.hashes[x-base])
+		pos += 1 << level
+	}
+	return out
+}
+
+// checkChunks streams the entries [0, size) of r as checked chunks, in order, read and checked
+// on workers goroutines (GOMAXPROCS if 0). It stops when ctx ends.
 func checkChunks(ctx context.Context, r Reader, size uint64, workers int) iter.Seq[*chunk] {
 	return func(yield func(*chunk) bool) {
 		if workers <= 0 {
@@ -95,48 +202,29 @@ func checkChunks(ctx context.Context, r Reader, size uint64, workers int) iter.S
 			go func() {
 				defer wg.Done()
 				for c := range work {
-					for k := range c.entries {
-						checkEntry(&c.entries[k], &c.checks[k])
-					}
-					close(c.done)
+					c.check(ctx, r)
 				}
 			}()
 		}
 		go func() {
 			defer close(ordered)
 			defer close(work)
-			send := func(c *chunk) bool {
-				c.checks = make([]entryCheck, len(c.entries))
+			for start := uint64(0); start < size; start += chunkSize {
+				c := &chunk{start: start, end: min(start+chunkSize, size), done: make(chan struct{})}
 				select {
 				case work <- c:
 				case <-ctx.Done():
-					return false
+					return
 				}
 				select {
 				case ordered <- c:
-					return true
 				case <-ctx.Done():
-					return false
+					return
 				}
 			}
-			c := &chunk{done: make(chan struct{}), entries: make([]store.Entry, 0, chunkEntries)}
-			for e, err := range r.Entries(ctx, 0, size) {
-				if err != nil {
-					c.err = err
-					break
-				}
-				c.entries = append(c.entries, e)
-				if len(c.entries) == chunkEntries {
-					if !send(c) {
-						return
-					}
-					c = &chunk{start: c.start + chunkEntries, done: make(chan struct{}), entries: make([]store.Entry, 0, chunkEntries)}
-				}
-			}
-			send(c)
 		}()
 		defer func() {
-			// Unblock and retire the reader and the workers if the consumer stopped early.
+			// Unblock and retire the dispatcher and the workers if the consumer stopped early.
 			for c := range ordered {
 				<-c.done
 			}
@@ -148,7 +236,7 @@ func checkChunks(ctx context.Context, r Reader, size uint64, workers int) iter.S
 			case <-ctx.Done():
 				return
 			}
-			if !yield(c) || c.err != nil {
+			if !yield(c) || c.err != nil || uint64(len(c.entries)) < c.end-c.start {
 				return
 			}
 		}

@@ -142,6 +142,11 @@ func TestTamperMatrix(t *testing.T) {
 			s.Hashes[x][31] ^= 1
 			return 807
 		}},
+		tc{name: "replace a stored hash above a verifier's block", tamper: func(s *storetest.Snapshot) uint64 {
+			x := seal.StoredHashIndex(10, 3) // the root of entries 3072..4095, made by entry 4095
+			s.Hashes[x][5] ^= 1
+			return 4095
+		}},
 		tc{name: "drop stored hashes", tamper: func(s *storetest.Snapshot) uint64 {
 			s.Hashes = s.Hashes[:store.StoredHashCount(6000)]
 			return 6000

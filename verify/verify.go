@@ -133,7 +133,6 @@ func Ledger(ctx context.Context, r Reader, v note.Verifier, opts Options) (*Repo
 	if err := p.advance(); err != nil {
 		return p.rep, err
 	}
-	p.hashes = hashStream{ctx: ctx, r: r, count: store.StoredHashCount(size)}
 	if err := p.entries(ctx); err != nil {
 		return p.rep, err
 	}
@@ -153,11 +152,10 @@ type pass struct {
 	pending  *seal.Checkpoint // the next checkpoint to meet
 	prevSize uint64
 
-	hashes   hashStream
-	frontier seal.Frontier
-	convs    map[seal.Hash]convHead
-	stored   []seal.Hash
-	pos      uint64
+	upper  seal.Frontier // the tree of the whole chunks folded so far
+	convs  map[seal.Hash]convHead
+	stored []seal.Hash
+	pos    uint64
 }
 
 // convHead is the latest entry of a conversation seen so far.
@@ -226,7 +224,7 @@ func (p *pass) entries(ctx context.Context) error {
 			return readErr(c.start, "reading entries", c.err)
 		}
 		for k := range c.entries {
-			if err := p.entry(&c.entries[k], &c.checks[k]); err != nil {
+			if err := p.entry(c, k); err != nil {
 				return err
 			}
 		}
@@ -237,8 +235,9 @@ func (p *pass) entries(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// entry folds one checked entry.
-func (p *pass) entry(e *store.Entry, ck *entryCheck) error {
+// entry folds the k'th entry of chunk c, checked by a worker.
+func (p *pass) entry(c *chunk, k int) error {
+	e, ck := &c.entries[k], &c.checks[k]
 	if e.Index != p.pos {
 		return p.bad("the entry at position %d says it is entry %d (entries deleted, duplicated or reordered)", p.pos, e.Index)
 	}
@@ -252,19 +251,60 @@ func (p *pass) entry(e *store.Entry, ck *entryCheck) error {
 	if err := p.chain(leaf, ck.leafHash); err != nil {
 		return err
 	}
-	if err := p.tree(ck.leafHash); err != nil {
-		return err
+	if c.bad != nil && c.bad.Index == p.pos {
+		return c.bad // the tree inside the chunk, as the worker found it
 	}
 	p.rep.Kinds[leaf.Kind.String()]++
 	p.rep.Bytes += int64(len(e.Leaf) + len(e.Payload))
 	p.pos++
-	if err := p.checkpoints(); err != nil {
+	if p.pos == c.start+chunkSize {
+		if err := p.join(c); err != nil {
+			return err
+		}
+	}
+	if err := p.checkpoints(c); err != nil {
 		return err
 	}
 	if p.opts.Progress != nil && p.pos%(1<<16) == 0 {
 		p.opts.Progress(p.pos)
 	}
 	return nil
+}
+
+// join adds a whole chunk's root to the tree above the chunks and compares the stored hashes
+// that this completes.
+func (p *pass) join(c *chunk) error {
+	var err error
+	if p.stored, err = p.upper.AppendSubtree(chunkLevel, c.root, p.stored[:0]); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if len(p.stored) != len(c.above) {
+		return &AlteredError{Index: p.pos - 1, Reason: fmt.Sprintf("stored hashes end before this entry's (level %d)", chunkLevel+1+len(c.above))}
+	}
+	for k, want := range p.stored {
+		if c.above[k] != want {
+			return &AlteredError{Index: p.pos - 1, Reason: fmt.Sprintf("stored hash at level %d differs from the one recomputed from the entries", chunkLevel+1+k)}
+		}
+	}
+	return nil
+}
+
+// root returns the root of the tree of the entries folded so far (p.pos), c being the chunk of
+// the last one.
+func (p *pass) root(c *chunk) seal.Hash {
+	if p.pos == p.upper.Size() {
+		return p.upper.Root()
+	}
+	f := p.upper.Clone()
+	m := p.pos - c.start
+	roots := c.localRoots(m)
+	for level := chunkLevel - 1; level >= 0; level-- {
+		if m&(1<<level) != 0 {
+			f.AppendSubtree(level, roots[0], nil) // aligned by construction
+			roots = roots[1:]
+		}
+	}
+	return f.Root()
 }
 
 // chain checks that the entry continues its conversation.
@@ -283,33 +323,15 @@ func (p *pass) chain(leaf *seal.Leaf, leafHash seal.Hash) error {
 	return nil
 }
 
-// tree extends the recomputed tree and compares the stored hashes it adds.
-func (p *pass) tree(leafHash seal.Hash) error {
-	p.stored = p.frontier.Append(leafHash, p.stored[:0])
-	for level, want := range p.stored {
-		got, err := p.hashes.next()
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return p.bad("stored hashes end before this entry's (level %d)", level)
-			}
-			return readErr(p.pos, "reading stored hashes", err)
-		}
-		if got != want {
-			return p.bad("stored hash at level %d differs from the one recomputed from the entries", level)
-		}
-	}
-	return nil
-}
-
 // checkpoints compares the roots of the checkpoints and the trusted checkpoint whose trees end
 // with the entry just folded (the tree of p.pos entries); a mismatch is reported at the tree
 // size the checkpoint names.
-func (p *pass) checkpoints() error {
-	if p.trusted != nil && p.trusted.Size == p.pos && p.frontier.Root() != p.trusted.Root {
+func (p *pass) checkpoints(c *chunk) error {
+	if p.trusted != nil && p.trusted.Size == p.pos && p.root(c) != p.trusted.Root {
 		return p.bad("the tree of %d entries differs from the trusted checkpoint's (forked or rewritten)", p.pos)
 	}
 	for p.pending != nil && p.pending.Size == p.pos {
-		if root := p.frontier.Root(); root != p.pending.Root {
+		if root := p.root(c); root != p.pending.Root {
 			return p.bad("the checkpoint for tree size %d has root %v, the entries give %v", p.pos, p.pending.Root, root)
 		}
 		if err := p.advance(); err != nil {
@@ -362,43 +384,4 @@ func readErr(i uint64, what string, err error) error {
 		return &AlteredError{Index: i, Reason: fmt.Sprintf("the store finds its copy damaged: %v", err), Err: err}
 	}
 	return fmt.Errorf("verify: %s at entry %d: %w", what, i, err)
-}
-
-// hashStream reads stored hashes sequentially in chunks.
-type hashStream struct {
-	ctx   context.Context
-	r     Reader
-	count int64
-	off   int64
-	buf   []store.Hash
-	pos   int
-	idx   []int64
-}
-
-const hashChunk = 4096
-
-func (h *hashStream) next() (seal.Hash, error) {
-	if h.pos == len(h.buf) {
-		n := min(int64(hashChunk), h.count-h.off)
-		if n <= 0 {
-			return seal.Hash{}, fmt.Errorf("%w: stored hash %d", store.ErrNotFound, h.off)
-		}
-		h.idx = h.idx[:0]
-		for k := int64(0); k < n; k++ {
-			h.idx = append(h.idx, h.off+k)
-		}
-		buf, err := h.r.ReadHashes(h.ctx, h.idx)
-		if errors.Is(err, store.ErrNotFound) && n > 1 {
-			// Some of the chunk is missing: read one hash at a time to find where it ends.
-			buf, err = h.r.ReadHashes(h.ctx, h.idx[:1])
-			n = 1
-		}
-		if err != nil {
-			return seal.Hash{}, err
-		}
-		h.buf, h.pos = buf, 0
-		h.off += n
-	}
-	h.pos++
-	return h.buf[h.pos-1], nil
 }

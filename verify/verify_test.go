@@ -183,3 +183,27 @@ func TestProofs(t *testing.T) {
 	_, err = verify.InclusionProof(ctx, st, 10, 10)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// TestCheckpointsAtEverySizeVerify: ledgers of sizes around the verifier's blocks of 256
+// entries, with a checkpoint at many sizes, verify, and a wrong root at any of them is caught.
+func TestCheckpointsAtEverySizeVerify(t *testing.T) {
+	ctx := context.Background()
+	for _, n := range []int{1, 2, 255, 256, 257, 511, 512, 513, 1100} {
+		st, keys := smallLedger(t, n, 37)
+		rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
+		require.NoError(t, err, "%d entries", n)
+		require.Equal(t, uint64(n), rep.Entries)
+		require.Equal(t, n/37+min(1, n%37), rep.Checkpoints)
+		s := mustSnapshot(t, st)
+		last := len(s.Heads) - 1
+		c, err := seal.OpenCheckpoint(s.Heads[last].Note, keys.Verifier)
+		require.NoError(t, err)
+		c.Root[0] ^= 1
+		s.Heads[last].Note, err = seal.SignCheckpoint(c, keys.Signer)
+		require.NoError(t, err)
+		_, err = verify.Ledger(ctx, s, keys.Verifier, verify.Options{})
+		var ae *verify.AlteredError
+		require.ErrorAs(t, err, &ae, "%d entries", n)
+		require.Equal(t, c.Size, ae.Index)
+	}
+}
