@@ -39,10 +39,16 @@ import (
 // Reader is the read side of a store that Ledger needs. Every store.Store is one; a store
 // opened read-only can be one too.
 type Reader interface {
+	// Size returns the number of entries (store.Log.Size).
 	Size(ctx context.Context) (uint64, error)
+	// Entries yields the entries in [start, end) in order (store.Log.Entries); Ledger reads
+	// blocks of entries from several goroutines at once.
 	Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error]
+	// ReadHashes returns stored hashes by stored-hash index (store.Log.ReadHashes).
 	ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error)
+	// LatestCheckpoint returns the checkpoint of the largest size (store.Checkpoints).
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
+	// AllCheckpoints yields every checkpoint in increasing order of size (store.Checkpoints).
 	AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error]
 }
 
@@ -111,9 +117,11 @@ type Report struct {
 }
 
 // Ledger checks a whole stored ledger in one streaming pass with nothing but its verifier key
-// (see the package documentation for what it checks). Memory is bounded by the number of
-// conversations (one head each), not the number of entries; hashing runs on Options.Workers
-// goroutines.
+// (see the package documentation for what it checks). Workers (Options.Workers) read and check
+// aligned blocks of 256 entries in parallel, the part of the Merkle tree inside each block
+// included; one goroutine folds the blocks in order (conversation chains, the tree above the
+// blocks, checkpoint roots). Memory is bounded by the number of conversations (one head each)
+// and the blocks in flight, not the number of entries.
 //
 // It returns an *AlteredError (errors.Is ErrAltered) for the first problem, ErrTrusted for a
 // trusted checkpoint that is not this ledger's, or an I/O error.

@@ -4,19 +4,26 @@
 //
 // # Durability
 //
-// When Append returns nil, its batch has been written and fdatasync'd: it survives the crash of
-// the process and of the machine. Concurrent Append calls share one write and one sync (group
-// commit); a caller returns only after a sync that began after its batch was written. The group
-// commit is a two-stage pipeline: while the sync of group k is in flight, the batches queued
-// meanwhile are checked and written as group k+1, and the next sync covers every group written
-// before it began. So a crash may leave written but unsynced groups after the last synced one;
-// recovery treats them as a torn tail (below). The active segment is filled with written zeros
-// a megabyte ahead of the commits, so that a group's sync overwrites blocks that are already
-// allocated and sized and needs no journal commit. A batch is atomic: its
-// entry frames count only once the commit frame that follows them is on disk, so after a crash a
-// batch is either entirely present or entirely absent. The creation of a segment is followed by
-// a sync of the directory. Checkpoints are synced before PutCheckpoint returns. Blobs are written
-// to a temporary file, synced, renamed to their hash, and the directory synced.
+// When Append returns nil, or Submit's channel receives nil, the batch has been written and
+// fdatasync'd (F_FULLFSYNC on macOS): it survives the crash of the process and of the machine.
+// The store does not group batches itself: its caller does (the ledger gathers every request
+// waiting into one batch). Submit writes a batch at once, with one write, and a single syncer
+// makes the written batches durable one sync at a time: a sync covers every batch written before
+// it began, so the batches written while a sync runs share the next one. A batch is acknowledged
+// only by a sync that began after its write returned. So a crash may leave written but unsynced
+// batches after the last synced one; recovery treats them as a torn tail (below). The active
+// segment is filled with written zeros a megabyte ahead of the commits, so that a sync
+// overwrites blocks that are already allocated and sized and needs no journal commit. A batch
+// is atomic: its entry frames count only once the commit frame that follows them is on disk, so
+// after a crash a batch is either entirely present or entirely absent. The creation of a
+// segment is followed by a sync of the directory. Checkpoints are synced before PutCheckpoint
+// returns. Blobs are written to a temporary file, synced, renamed to their hash, and the
+// directory synced. Every file is created with mode 0600 and every directory 0700; a closed
+// segment is made read-only (0400).
+//
+// A sync that fails fails every batch not yet acknowledged (on Linux a writeback error is
+// reported to one sync of the file only, so no later sync can vouch for those batches), and the
+// next Submit first cuts the segment back to the end of the last acknowledged batch.
 //
 // # What happens on a crash
 //
@@ -30,8 +37,12 @@
 // is the start of a torn tail, whatever follows it. Open tells other damage to acknowledged data
 // from a torn tail and refuses it with store.ErrCorrupt: a damaged frame followed by any valid
 // commit frame, a complete commit frame whose checksum fails without the all-zero sector of a
-// torn write, damage anywhere in a segment that has a successor, or in a
-// frame that an index snapshot covers (found when it is read: every read checks its frame).
+// torn write, damage anywhere in a segment that has a successor, in a frame that an index
+// snapshot covers (found when it is read: every read checks its frame, and that the index
+// record agrees with it), and damage to any entry that the latest checkpoint covers: a
+// checkpoint is stored only after the entries it covers were durable, so recovery never cuts
+// below it, whatever the damage looks like. A refused Open changes nothing and names the file,
+// the offset and the entry.
 // Open never re-hashes the log: the identity and conversation indexes are rebuilt by one
 // sequential read of the index file, plus the frames written after the last index snapshot.
 //

@@ -168,11 +168,51 @@ func (s *Store) floor() uint64 {
 
 // replaySegments opens every segment and reads the frames written after the last snapshot. It
 // changes nothing on disk until every segment has been read and nothing a checkpoint covers is
-// missing; then, in a writer, it cuts the torn tail a crash left.
+// missing; then, in a writer, it cuts the torn tail a crash left. Its steps: list the segments
+// (segmentNumbers), open and replay each (replay.segment), check the floor, make the cuts
+// (replay.apply), and reopen the newest segment for appending (activate).
 func (s *Store) replaySegments(ctx context.Context) error {
+	seqs, err := s.segmentNumbers()
+	if err != nil {
+		return err
+	}
+	rp := &replay{s: s, flag: os.O_RDONLY}
+	if !s.readOnly {
+		rp.flag = os.O_RDWR
+	}
+	for k, seq := range seqs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		done, err := rp.segment(seq, k == len(seqs)-1)
+		if err != nil {
+			return err
+		}
+		if done {
+			break
+		}
+	}
+	if floor := s.floor(); s.size < floor {
+		return fmt.Errorf("%w: %s: the segments hold %d entries, but a checkpoint covers %d; nothing was changed", store.ErrCorrupt, s.dir, s.size, floor)
+	}
+	if err := rp.apply(); err != nil {
+		return err
+	}
+	if len(s.segs) == 0 {
+		return fmt.Errorf("%w: %s: no segment", store.ErrCorrupt, s.dir)
+	}
+	if s.hc != store.StoredHashCount(s.size) {
+		return fmt.Errorf("%w: %d stored hashes for %d entries", store.ErrCorrupt, s.hc, s.size)
+	}
+	return s.activate()
+}
+
+// segmentNumbers lists the segment files, which must be numbered 1 to n without a gap and
+// include the one the state file names.
+func (s *Store) segmentNumbers() ([]uint64, error) {
 	des, err := os.ReadDir(s.dir)
 	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	var seqs []uint64
 	for _, de := range des {
@@ -182,140 +222,144 @@ func (s *Store) replaySegments(ctx context.Context) error {
 		}
 		seq, err := strconv.ParseUint(name, 10, 64)
 		if err != nil || seq == 0 || segmentName(seq) != de.Name() {
-			return fmt.Errorf("%w: %s: unexpected segment file %s", store.ErrCorrupt, s.dir, de.Name())
+			return nil, fmt.Errorf("%w: %s: unexpected segment file %s", store.ErrCorrupt, s.dir, de.Name())
 		}
 		seqs = append(seqs, seq)
 	}
 	slices.Sort(seqs)
 	for k, seq := range seqs {
 		if seq != uint64(k+1) {
-			return fmt.Errorf("%w: %s: segment %d is missing", store.ErrCorrupt, s.dir, k+1)
+			return nil, fmt.Errorf("%w: %s: segment %d is missing", store.ErrCorrupt, s.dir, k+1)
 		}
 	}
 	if uint64(len(seqs)) < s.durable.seq {
-		return fmt.Errorf("%w: %s: the state file refers to segment %d, which is missing", store.ErrCorrupt, s.dir, s.durable.seq)
+		return nil, fmt.Errorf("%w: %s: the state file refers to segment %d, which is missing", store.ErrCorrupt, s.dir, s.durable.seq)
 	}
-	flag := os.O_RDONLY
-	if !s.readOnly {
-		flag = os.O_RDWR
+	return seqs, nil
+}
+
+// replay is the state of replaySegments: how to open the segments, and the cuts to make once
+// every check has passed.
+type replay struct {
+	s     *Store
+	flag  int
+	fixes []func() error
+}
+
+// segment opens segment seq and replays its frames after the snapshot into the store's
+// indexes. done reports a newest segment whose creation a crash interrupted: it holds nothing
+// and will be removed.
+func (rp *replay) segment(seq uint64, last bool) (done bool, err error) {
+	s := rp.s
+	path := s.path(segmentName(seq))
+	f, err := s.openFile(path, rp.flag)
+	if err != nil && !s.readOnly && errors.Is(err, fs.ErrPermission) {
+		f, err = s.openFile(path, os.O_RDONLY) // a closed, read-only segment
 	}
-	var fixes []func() error // cuts to make once every check has passed
-	for k, seq := range seqs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		last := k == len(seqs)-1
-		path := s.path(segmentName(seq))
-		f, err := s.openFile(path, flag)
-		if err != nil && !s.readOnly && errors.Is(err, fs.ErrPermission) {
-			f, err = s.openFile(path, os.O_RDONLY) // a closed, read-only segment
-		}
-		if err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		seg := &segment{seq: seq, path: path, f: f}
-		size, err := f.Size()
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("filestore: %w", err)
-		}
-		hb := make([]byte, segmentHeaderSize)
-		herr := readFull(f, hb, 0)
-		h, derr := decodeSegmentHeader(hb)
-		if herr != nil || derr != nil || h.seq != seq {
-			// A crash while creating the newest segment can leave it short or unwritten.
-			if last && seq > s.durable.seq && size <= segmentHeaderSize {
-				f.Close()
-				s.recovery.Cut = append(s.recovery.Cut, Cut{File: path, Bytes: size, Reason: "segment whose header was never completed"})
-				fixes = append(fixes, func() error {
-					if err := os.Remove(path); err != nil {
-						return err
-					}
-					return durable.SyncDir(s.dir)
-				})
-				break
-			}
-			f.Close()
-			return fmt.Errorf("%w: %s: invalid segment header", store.ErrCorrupt, path)
-		}
-		seg.first = h.first
-		s.segs = append(s.segs, seg)
-		if seq < s.durable.seq {
-			continue
-		}
-		from := int64(segmentHeaderSize)
-		if seq == s.durable.seq {
-			from = s.durable.off
-		} else if h.first != s.size {
-			return fmt.Errorf("%w: %s begins at entry %d, want %d", store.ErrCorrupt, path, h.first, s.size)
-		}
-		if from > size {
-			return fmt.Errorf("%w: %s has %d bytes, the state file says %d are durable", store.ErrCorrupt, path, size, from)
-		}
-		res, err := scanSegment(f, path, seq, from, size, s.size, s.hc)
-		if err != nil {
-			return err
-		}
-		for k := range res.locs {
-			s.indexEntry(s.size+uint64(k), &res.locs[k])
-		}
-		s.overlay = append(s.overlay, res.locs...)
-		s.ovHashes = append(s.ovHashes, res.hashes...)
-		s.size += uint64(len(res.locs))
-		s.hc += int64(len(res.hashes))
-		s.recovery.Replayed += uint64(len(res.locs))
-		s.end = res.end
-		if res.tail != nil {
-			if !last {
-				return fmt.Errorf("%w: %s: %s (a later segment exists, so this was committed)", store.ErrCorrupt, path, res.tail.Reason)
-			}
-			if floor := s.floor(); s.size < floor {
-				return fmt.Errorf("%w: %s: %s: the frame of entry %d at offset %d is damaged, but a checkpoint covers %d entries, so it was durable; nothing was changed",
-					store.ErrCorrupt, path, res.tail.Reason, s.size, res.tail.Offset, floor)
-			}
-			s.recovery.Cut = append(s.recovery.Cut, *res.tail)
-			end := res.end
-			fixes = append(fixes, func() error {
-				if err := f.Truncate(end); err != nil {
+	if err != nil {
+		return false, fmt.Errorf("filestore: %w", err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return false, fmt.Errorf("filestore: %w", err)
+	}
+	hb := make([]byte, segmentHeaderSize)
+	herr := readFull(f, hb, 0)
+	h, derr := decodeSegmentHeader(hb)
+	if herr != nil || derr != nil || h.seq != seq {
+		f.Close()
+		// A crash while creating the newest segment can leave it short or unwritten.
+		if last && seq > s.durable.seq && size <= segmentHeaderSize {
+			s.recovery.Cut = append(s.recovery.Cut, Cut{File: path, Bytes: size, Reason: "segment whose header was never completed"})
+			rp.fixes = append(rp.fixes, func() error {
+				if err := os.Remove(path); err != nil {
 					return err
 				}
-				return f.Sync()
+				return durable.SyncDir(s.dir)
 			})
+			return true, nil
 		}
+		return false, fmt.Errorf("%w: %s: invalid segment header", store.ErrCorrupt, path)
+	}
+	s.segs = append(s.segs, &segment{seq: seq, first: h.first, path: path, f: f})
+	if seq < s.durable.seq {
+		return false, nil // the snapshot covers it
+	}
+	from := int64(segmentHeaderSize)
+	if seq == s.durable.seq {
+		from = s.durable.off
+	} else if h.first != s.size {
+		return false, fmt.Errorf("%w: %s begins at entry %d, want %d", store.ErrCorrupt, path, h.first, s.size)
+	}
+	if from > size {
+		return false, fmt.Errorf("%w: %s has %d bytes, the state file says %d are durable", store.ErrCorrupt, path, size, from)
+	}
+	res, err := scanSegment(f, path, seq, from, size, s.size, s.hc)
+	if err != nil {
+		return false, err
+	}
+	for k := range res.locs {
+		s.indexEntry(s.size+uint64(k), &res.locs[k])
+	}
+	s.overlay = append(s.overlay, res.locs...)
+	s.ovHashes = append(s.ovHashes, res.hashes...)
+	s.size += uint64(len(res.locs))
+	s.hc += int64(len(res.hashes))
+	s.recovery.Replayed += uint64(len(res.locs))
+	s.end = res.end
+	if res.tail == nil {
+		return false, nil
+	}
+	if !last {
+		return false, fmt.Errorf("%w: %s: %s (a later segment exists, so this was committed)", store.ErrCorrupt, path, res.tail.Reason)
 	}
 	if floor := s.floor(); s.size < floor {
-		return fmt.Errorf("%w: %s: the segments hold %d entries, but a checkpoint covers %d; nothing was changed", store.ErrCorrupt, s.dir, s.size, floor)
+		return false, fmt.Errorf("%w: %s: %s: the frame of entry %d at offset %d is damaged, but a checkpoint covers %d entries, so it was durable; nothing was changed",
+			store.ErrCorrupt, path, res.tail.Reason, s.size, res.tail.Offset, floor)
 	}
-	if !s.readOnly {
-		// Only now that nothing signed is at stake: cut what a crash left unfinished.
-		for _, fix := range fixes {
-			if err := fix(); err != nil {
-				return fmt.Errorf("filestore: cut torn tail: %w", err)
-			}
+	s.recovery.Cut = append(s.recovery.Cut, *res.tail)
+	end := res.end
+	rp.fixes = append(rp.fixes, func() error {
+		if err := f.Truncate(end); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
+	return false, nil
+}
+
+// apply makes the cuts, in a writer, now that nothing signed is at stake.
+func (rp *replay) apply() error {
+	if rp.s.readOnly {
+		return nil
+	}
+	for _, fix := range rp.fixes {
+		if err := fix(); err != nil {
+			return fmt.Errorf("filestore: cut torn tail: %w", err)
 		}
 	}
-	if len(s.segs) == 0 {
-		return fmt.Errorf("%w: %s: no segment", store.ErrCorrupt, s.dir)
+	return nil
+}
+
+// activate reopens the newest segment for appending, in a writer: writable again even if a crash
+// came between the roll that made it read-only and the creation of its successor.
+func (s *Store) activate() error {
+	if s.readOnly {
+		return nil
 	}
-	if s.hc != store.StoredHashCount(s.size) {
-		return fmt.Errorf("%w: %d stored hashes for %d entries", store.ErrCorrupt, s.hc, s.size)
+	last := s.segs[len(s.segs)-1]
+	last.f.Close()
+	if err := os.Chmod(last.path, durable.FileMode); err != nil {
+		return fmt.Errorf("filestore: %w", err)
 	}
-	if !s.readOnly {
-		// The newest segment is the active one: writable again even if a crash came between
-		// the roll that made it read-only and the creation of its successor.
-		last := s.segs[len(s.segs)-1]
-		last.f.Close()
-		if err := os.Chmod(last.path, durable.FileMode); err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		f, err := s.openFile(last.path, os.O_RDWR)
-		if err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		last.f = f
-		if s.alloc, err = f.Size(); err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
+	f, err := s.openFile(last.path, os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	last.f = f
+	if s.alloc, err = f.Size(); err != nil {
+		return fmt.Errorf("filestore: %w", err)
 	}
 	return nil
 }
