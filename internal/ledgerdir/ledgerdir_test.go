@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/layout"
-	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
@@ -173,24 +171,6 @@ func TestMissingKeyFilesAreRefusedAndNothingIsWritten(t *testing.T) {
 	// A directory that is not a ledger is not made one unless asked.
 	_, err = ledgerdir.Keys(t.TempDir(), "", false)
 	require.ErrorIs(t, err, ledgerdir.ErrMissingKey)
-}
-
-func TestEverythingIsOwnerOnly(t *testing.T) {
-	ctx := context.Background()
-	t.Setenv(layout.PassphraseEnv, "")
-	old := syscall.Umask(0)
-	defer syscall.Umask(old)
-	dir := filepath.Join(t.TempDir(), "ledger")
-	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
-	require.NoError(t, err)
-	_, err = l.Append(ctx, msg("m1"))
-	require.NoError(t, err)
-	_, err = l.PutBlob(ctx, []byte("an attachment"))
-	require.NoError(t, err)
-	require.NoError(t, l.Close())
-	exposed, err := leakcheck.Exposed(dir)
-	require.NoError(t, err)
-	require.Empty(t, exposed, "with umask 0, everything is still for its owner alone")
 }
 
 // TestInterruptedLayoutIsTakenUp: a program killed while it laid out a new ledger (after the
