@@ -374,7 +374,16 @@ func TestAppendsDuringKEKRetirementAreNeverLost(t *testing.T) {
 			}
 		})
 	}
-	for range 3 {
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(written)
+	}
+	for run := range 3 {
+		// Each run begins after the writers have made progress, so that appends overlap it.
+		for n := count(); count() < n+4*(run+1); {
+			time.Sleep(time.Millisecond)
+		}
 		_, err := e.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
 		require.NoError(t, err)
 		require.NoError(t, e.RetireKEKs(ctx))
