@@ -146,3 +146,55 @@ func MkdirAll(dir string) error {
 func OpenFile(path string, flag int) (*os.File, error) {
 	return os.OpenFile(path, flag, FileMode)
 }
+
+// Scrub overwrites the file at path in place with zeros, syncs it and removes it: on a file
+// system that writes in place (ext4, XFS without reflinks) what the file held is gone from the
+// disk as well as from the directory; copy-on-write file systems, snapshots and remapping
+// drives may keep copies, which is why secrets are wrapped under a KEK that can be destroyed.
+// A missing file is not an error. The caller syncs the directory. before, if not nil, is called
+// with the zeros just before they are written, and an error from it stops the scrub (tests
+// observe writes or simulate a crash there).
+func Scrub(path string, before func(zeros []byte) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("durable: scrubbing %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		zeros := make([]byte, fi.Size())
+		if before != nil {
+			err = before(zeros)
+		}
+		if err == nil {
+			_, err = f.WriteAt(zeros, 0)
+		}
+		if err == nil {
+			err = Sync(f)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return fmt.Errorf("durable: scrubbing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Zero overwrites an open file's contents in place with zeros and syncs it.
+func Zero(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("durable: %w", err)
+	}
+	if _, err := f.WriteAt(make([]byte, fi.Size()), 0); err != nil {
+		return fmt.Errorf("durable: zeroing %s: %w", f.Name(), err)
+	}
+	return Sync(f)
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func mode(t *testing.T, p string) fs.FileMode {
@@ -129,4 +131,28 @@ func TestLockIsExclusive(t *testing.T) {
 	if err := Lock(c); err != nil {
 		t.Fatalf("lock after the holder closed: %v", err)
 	}
+}
+
+func TestScrubZeroesInPlaceThenRemoves(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(p, []byte("wrapped key bytes"), 0o600))
+	f, err := os.Open(p) // a second handle sees the same inode after removal
+	require.NoError(t, err)
+	defer f.Close()
+	var seen []byte
+	require.NoError(t, Scrub(p, func(z []byte) error { seen = z; return nil }))
+	require.Len(t, seen, len("wrapped key bytes"))
+	_, err = os.Stat(p)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	b := make([]byte, 32)
+	n, _ := f.ReadAt(b, 0)
+	require.Equal(t, make([]byte, n), b[:n], "the old inode holds zeros, not the secret")
+	require.Equal(t, len("wrapped key bytes"), n)
+	require.NoError(t, Scrub(p, nil), "a missing file is fine")
+	q := filepath.Join(dir, "kept")
+	require.NoError(t, os.WriteFile(q, []byte("x"), 0o600))
+	require.Error(t, Scrub(q, func([]byte) error { return errors.New("crash") }))
+	_, err = os.Stat(q)
+	require.NoError(t, err, "a failed scrub removes nothing")
 }

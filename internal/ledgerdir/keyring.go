@@ -411,7 +411,7 @@ func (k *FileKeyring) writeKeyring(current *generation, gens []*generation) erro
 		return fmt.Errorf("ledgerdir: %w", err)
 	}
 	if old != nil {
-		if err := zeroOpen(old); err != nil {
+		if err := durable.Zero(old); err != nil {
 			return fmt.Errorf("ledgerdir: scrubbing the replaced %s: %w", layout.KeyringFile, err)
 		}
 	}
@@ -444,7 +444,7 @@ func (k *FileKeyring) Retire(ctx context.Context, kek string) error {
 	if err != nil {
 		return err
 	}
-	if err := scrub(p); err != nil {
+	if err := durable.Scrub(p, nil); err != nil {
 		return err
 	}
 	return durable.SyncDir(filepath.Dir(p))
@@ -472,7 +472,7 @@ func (k *FileKeyring) scrubLeftovers() error {
 		}
 	}
 	for _, name := range stray {
-		if err := scrub(filepath.Join(k.dir, name)); err != nil {
+		if err := durable.Scrub(filepath.Join(k.dir, name), nil); err != nil {
 			return err
 		}
 	}
@@ -483,41 +483,6 @@ func (k *FileKeyring) scrubLeftovers() error {
 		return durable.SyncDir(k.dir)
 	}
 	return nil
-}
-
-// scrub overwrites a file in place with zeros, syncs it and removes it; a missing file is
-// fine. The caller syncs the directory.
-func scrub(p string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ledgerdir: scrubbing %s: %w", filepath.Base(p), err)
-	}
-	err = zeroOpen(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Remove(p)
-	}
-	if err != nil {
-		return fmt.Errorf("ledgerdir: scrubbing %s: %w", filepath.Base(p), err)
-	}
-	return nil
-}
-
-// zeroOpen overwrites an open file's contents in place with zeros and syncs it.
-func zeroOpen(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(make([]byte, fi.Size()), 0); err != nil {
-		return err
-	}
-	return durable.Sync(f)
 }
 
 // Vault opens the directory's key vault (creating it, mode 0700, if needed).

@@ -260,37 +260,15 @@ func (v *Vault) replace(p string, b []byte) error {
 	return nil
 }
 
-// scrub overwrites a file in place with zeros, syncs it and removes it; a missing file is
-// fine. The caller syncs the directory.
+// scrub overwrites a file in place with zeros, syncs it and removes it (durable.Scrub); a
+// missing file is fine. The caller syncs the directory.
 func (v *Vault) scrub(p string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	var before func([]byte) error
+	if v.written != nil {
+		before = func(zeros []byte) error { return v.written(filepath.Base(p), zeros) }
 	}
-	if err != nil {
-		return fmt.Errorf("keydir: scrubbing %s: %w", filepath.Base(p), err)
-	}
-	fi, err := f.Stat()
-	if err == nil {
-		zeros := make([]byte, fi.Size())
-		if v.written != nil {
-			err = v.written(filepath.Base(p), zeros)
-		}
-		if err == nil {
-			_, err = f.WriteAt(zeros, 0)
-		}
-		if err == nil {
-			err = durable.Sync(f)
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Remove(p)
-	}
-	if err != nil {
-		return fmt.Errorf("keydir: scrubbing %s: %w", filepath.Base(p), err)
+	if err := durable.Scrub(p, before); err != nil {
+		return fmt.Errorf("keydir: %w", err)
 	}
 	return nil
 }
