@@ -6,11 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/commseal/commseal/internal/layout"
-	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/seal/sealtest"
@@ -263,22 +261,4 @@ func TestOpenScrubsWhatACrashLeft(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, exists(t, filepath.Join(dir, "keks", "3.kek")), "the next rotation takes the number")
 	require.Equal(t, k3, openRing(t, dir, false).ID())
-}
-
-// TestRotatedKeyringIsOwnerOnly: the files of later generations are 0600 in a 0700 directory,
-// whatever the umask.
-func TestRotatedKeyringIsOwnerOnly(t *testing.T) {
-	ctx := context.Background()
-	t.Setenv(layout.PassphraseEnv, "")
-	old := syscall.Umask(0)
-	defer syscall.Umask(old)
-	dir := filepath.Join(t.TempDir(), "ledger")
-	r := openRing(t, dir, true)
-	for range 2 {
-		_, err := r.Rotate(ctx)
-		require.NoError(t, err)
-	}
-	exposed, err := leakcheck.Exposed(dir)
-	require.NoError(t, err)
-	require.Empty(t, exposed)
 }

@@ -32,3 +32,21 @@ func TestEverythingIsOwnerOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, exposed, "with umask 0, everything is still for its owner alone")
 }
+
+// TestRotatedKeyringIsOwnerOnly: the files of later generations are 0600 in a 0700 directory,
+// whatever the umask.
+func TestRotatedKeyringIsOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	r := openRing(t, dir, true)
+	for range 2 {
+		_, err := r.Rotate(ctx)
+		require.NoError(t, err)
+	}
+	exposed, err := leakcheck.Exposed(dir)
+	require.NoError(t, err)
+	require.Empty(t, exposed)
+}
