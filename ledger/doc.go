@@ -15,13 +15,14 @@
 // # Appending
 //
 // Many goroutines may call Append at once. Work that does not need the order (encoding, the
-// salt and commitment, encryption, hashing the payload) happens in the caller's goroutine. A
-// single sequencer then takes every request that is waiting, deduplicates it, assigns
-// consecutive indices, links it into its conversation and extends the tree, and hands the batch
-// to the store: this is commseal's one group-commit layer. While the store makes that batch
-// durable, the sequencer forms the next one; up to Options.MaxInFlight batches are in flight at
-// once when the store implements store.Pipeline (the file store syncs them in parallel), one at
-// a time otherwise. A completer answers the callers of each batch, in order, once it is durable.
+// salt and commitment, encryption, hashing the payload, looking for a durable duplicate)
+// happens in the caller's goroutine. A single pipeline goroutine then takes every request that
+// is waiting, deduplicates it against the entries in flight, assigns consecutive indices, links
+// it into its conversation and extends the tree, and hands the batch to the store: this is
+// commseal's one group-commit layer. While the store makes that batch durable, the pipeline
+// sequences the next one in memory and hands it over the moment the first is durable, then
+// answers the first batch's callers (Options.MaxInFlight batches may be with the store at once;
+// one suits the file store, which syncs one at a time).
 //
 // A Ledger implements capture.Sink, capture.RecordSink and capture.BlobStore, so sources write
 // into it directly. It deduplicates on the source identity (platform, tenant, message id): a
@@ -29,10 +30,9 @@
 // duplicate found through the store's index is confirmed against the leaf it points to, so an
 // index that lies cannot make the ledger drop a message it never stored.
 //
-// When a batch fails, the completer answers it and every batch in flight behind it with an
-// error (ErrCommitAbandoned for those behind: their outcome is unknown to the caller, a retry is
-// safe because of deduplication), and the sequencer reloads its state from the store before it
-// goes on.
+// When a batch fails, the pipeline answers it and every batch behind it with an error
+// (ErrCommitAbandoned for those behind: their outcome is unknown to the caller, a retry is safe
+// because of deduplication), and reloads its state from the store before it goes on.
 //
 // # Checkpoints
 //
@@ -44,9 +44,11 @@
 //
 // # Goroutines and locks
 //
-// A Ledger runs two goroutines: the sequencer owns the tree frontier, the conversation heads and
-// the identities in flight; the completer owns the checkpoint state. They share the durable size
-// (atomic) and the in-memory index (its own mutex). cpMu guards the latest checkpoint for
-// readers; the data key cache has its own locks (encrypt.go). No lock is held across a store
-// call that waits for a sync.
+// A Ledger runs two goroutines (three with a store that is not a store.Pipeline, whose Appends
+// run on one of their own): the pipeline owns the tree frontier, the conversation heads, the
+// identities in flight and the batches in flight; the checkpointer signs. They share the durable
+// size (atomic), the in-memory index (its own mutex) and the latest checkpoint (cpMu). Retention
+// takes holds.runs then holds.mu (retention.go: one run at a time; a hold and a shred entry one
+// at a time); the data key cache takes retireMu, then mu, then kekMu (encrypt.go). No lock is
+// held across a store call that waits for a sync.
 package ledger
