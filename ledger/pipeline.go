@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -152,6 +153,37 @@ func (l *Ledger) launch() {
 		fl.errc = l.commit(context.Background(), fl.batch) // one caller's cancellation must not abort the others'
 	}
 	s.flights = append(s.flights, fl)
+}
+
+// gather lets the callers just answered send their next requests before the forming batch goes
+// to the store, so that it carries them too: it yields the processor while each yield brings
+// more requests (they are runnable now, and the pipeline goes behind them). The store waits
+// for it, but a sync that carries twice the entries costs hardly more than half as many, on
+// the CPU as on the device.
+func (l *Ledger) gather() {
+	s := &l.seq
+	for len(s.forming.reqs) < l.opts.MaxBatch {
+		runtime.Gosched()
+		more := l.drainNow(l.opts.MaxBatch - len(s.forming.reqs))
+		if len(more) == 0 {
+			return
+		}
+		l.sequence(s.forming, more)
+	}
+}
+
+// drainNow returns the requests waiting, up to n.
+func (l *Ledger) drainNow(n int) []*request {
+	var batch []*request
+	for len(batch) < n {
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain returns first and every other request waiting, up to n in all.
@@ -344,10 +376,6 @@ func (l *Ledger) finish(err error) {
 	if len(s.flights) == 0 {
 		s.flights = s.flights[:0:0]
 	}
-	if err == nil && !s.failed && s.forming != nil {
-		// The store is free: give it the next batch before answering this one's callers.
-		l.launch()
-	}
 	switch {
 	case err != nil && !s.failed:
 		l.log.Error("ledger: commit failed", "size", fl.size, "err", err)
@@ -361,6 +389,10 @@ func (l *Ledger) finish(err error) {
 		l.checkpointer.durable(fl.size)
 	}
 	answer(fl, err)
+	if !s.failed && s.forming != nil && len(s.flights) < l.opts.MaxInFlight {
+		l.gather()
+		l.launch()
+	}
 	if s.failed && s.forming != nil {
 		// Sequenced behind the failure, never handed to the store.
 		fl := s.forming

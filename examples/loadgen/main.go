@@ -110,36 +110,29 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "loadgen: %s opened with %d entries (open %v); verifier key %s\n",
 		c.dir, led.Size(), st.Recovery().Duration.Round(time.Millisecond), led.VerifierKey())
 
-	// One writer owns stdout: lines arrive on a channel and are flushed whenever it runs dry.
-	lines := make(chan string, 4096)
-	outDone := make(chan error, 1)
-	go func() {
-		w := bufio.NewWriterSize(stdout, 64<<10)
-		var werr error
-		for l := range lines {
-			if werr == nil {
-				_, werr = w.WriteString(l)
-			}
-			if len(lines) == 0 && werr == nil {
-				werr = w.Flush()
-			}
-		}
-		if werr == nil {
-			werr = w.Flush()
-		}
-		outDone <- werr
-	}()
+	// Lines go to a buffer that is flushed every few milliseconds: a line is written only after
+	// its append returned, so whatever reached stdout before a kill -9 names a durable entry.
+	out := &lineWriter{w: bufio.NewWriterSize(stdout, 64<<10)}
+	outStop := out.flushEvery(5 * time.Millisecond)
 
 	run := make([]byte, 6)
 	rand.Read(run)
 	runID := hex.EncodeToString(run)
 	text := strings.Repeat("Q3 allocation for client 12: confirm the block trade at the agreed price. ", c.size/70+1)[:c.size]
+	// The harness's own work is kept small: names made once, not per message.
+	convIDs := make([]string, conversations)
+	for k := range convIDs {
+		convIDs[k] = "cid-" + strconv.Itoa(k)
+	}
+	senders := make([]capture.Party, c.concurrency)
+	for w := range senders {
+		senders[w] = capture.Party{ID: "staff-" + strconv.Itoa(w), StaffID: fmt.Sprintf("E%04d", w)}
+	}
 	message := func(id string, conv int64, w int) *capture.Message {
 		m := &capture.Message{
 			Platform: capture.PlatformDingTalk, Tenant: "loadgen", ID: id,
-			Conversation: capture.Conversation{ID: "cid-" + strconv.FormatInt(conv, 10), Type: capture.ConversationGroup},
-			Sender:       capture.Party{ID: "staff-" + strconv.Itoa(w), StaffID: fmt.Sprintf("E%04d", w)},
-			SentAt:       time.Now().UTC(), Kind: capture.KindText, Text: text,
+			Conversation: capture.Conversation{ID: convIDs[conv], Type: capture.ConversationGroup},
+			Sender:       senders[w], SentAt: time.Now().UTC(), Kind: capture.KindText, Text: text,
 		}
 		m.Raw = []byte(`{"msgId":"` + m.ID + `"}`)
 		return m
@@ -163,15 +156,13 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 						werr.CompareAndSwap(nil, &err)
 						return
 					}
-					lines <- fmt.Sprintf("%d %s\n", r.Index, m.ID)
+					out.line(r.Index, m.ID)
 				}
 			}()
 		}
 		wg.Wait()
 		if p := werr.Load(); p != nil {
-			close(lines)
-			<-outDone
-			return errors.Join(*p, led.Close())
+			return errors.Join(*p, outStop(), led.Close())
 		}
 		fmt.Fprintf(stderr, "loadgen: warm-up: one message in each of %d conversations in %v (untimed)\n", conversations, time.Since(wstart).Round(time.Millisecond))
 	}
@@ -221,7 +212,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))
-				lines <- strconv.FormatUint(r.Index, 10) + " " + m.ID + "\n"
+				out.line(r.Index, m.ID)
 			}
 		}()
 	}
@@ -229,8 +220,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	after := st.Stats()
-	close(lines)
-	outErr := <-outDone
+	outErr := outStop()
 	closeErr := led.Close()
 	close(errs)
 	var appendErr error
@@ -264,4 +254,57 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		after.Writes-before.Writes, ((after.WriteTime - before.WriteTime) / time.Duration(max(1, after.Writes-before.Writes))).Round(time.Microsecond),
 		float64(after.Syncs-before.Syncs)/secs)
 	return errors.Join(appendErr, outErr, closeErr)
+}
+
+// lineWriter collects "<index> <id>" lines from many goroutines.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+	buf []byte
+}
+
+func (o *lineWriter) line(i uint64, id string) {
+	o.mu.Lock()
+	o.buf = strconv.AppendUint(o.buf[:0], i, 10)
+	o.buf = append(o.buf, ' ')
+	o.buf = append(o.buf, id...)
+	o.buf = append(o.buf, '\n')
+	if o.err == nil {
+		_, o.err = o.w.Write(o.buf)
+	}
+	o.mu.Unlock()
+}
+
+// flushEvery flushes the lines every d until the returned function is called, which flushes
+// them a last time and returns the first write error.
+func (o *lineWriter) flushEvery(d time.Duration) func() error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				o.mu.Lock()
+				if o.err == nil {
+					o.err = o.w.Flush()
+				}
+				o.mu.Unlock()
+			}
+		}
+	}()
+	return func() error {
+		close(stop)
+		<-done
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.err == nil {
+			o.err = o.w.Flush()
+		}
+		return o.err
+	}
 }
