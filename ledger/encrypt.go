@@ -105,7 +105,7 @@ type keyCache struct {
 	keys     map[string]*cachedKey
 	limit    int
 
-	idMu sync.Mutex
+	idMu sync.RWMutex
 	ids  map[scopeName]scopeID // memoized scopeKeyID
 }
 
@@ -121,9 +121,9 @@ type scopeName struct {
 func (c *keyCache) keyID(tenant, conversation string, t time.Time) (string, keyScope) {
 	t = t.UTC()
 	n := scopeName{tenant, conversation, t.Year(), t.Month()}
-	c.idMu.Lock()
+	c.idMu.RLock()
 	m, ok := c.ids[n]
-	c.idMu.Unlock()
+	c.idMu.RUnlock()
 	if ok {
 		return m.id, keyScope{Tenant: tenant, Conversation: conversation, Month: m.month}
 	}

@@ -481,3 +481,19 @@ func TestLeafHashIsTlogRecordHash(t *testing.T) {
 		require.Equal(t, tlog.RecordHash(leaf), seal.LeafHash(leaf), "%d bytes", n)
 	}
 }
+
+func TestDigestsAreTheStreamingDigest(t *testing.T) {
+	stream := func(tag string, parts ...string) seal.Hash {
+		h := sha256.New()
+		h.Write([]byte(tag))
+		for _, p := range parts {
+			h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
+			h.Write([]byte(p))
+		}
+		return seal.Hash(h.Sum(nil))
+	}
+	for _, id := range []string{"", "m1", strings.Repeat("x", 150), strings.Repeat("y", 300)} {
+		require.Equal(t, stream("commseal/identity/v1\x00", "message", "dingtalk", "corp", id), seal.IdentityDigest("message", "dingtalk", "corp", id))
+		require.Equal(t, stream("commseal/conversation/v1\x00", "dingtalk", "corp", id), seal.ConversationDigest("dingtalk", "corp", id))
+	}
+}
