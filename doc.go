@@ -11,21 +11,25 @@
 //	capture/dingtalk   DingTalk capture: bot payloads, Stream source, HTTP callbacks, media
 //	scan               compliance lexicons on an Aho-Corasick engine, CJK-aware
 //	seal               leaf encoding, commitments, Merkle proofs, checkpoints: pure, no I/O
-//	store              storage interfaces; store/memstore, store/filestore; store/storetest
-//	ledger             Append (group commit, dedup), Get, proofs, checkpoints, Verify
+//	store              the storage contract; store/memstore, store/filestore, store/keydir;
+//	                   store/storetest, the conformance suite for adapters
+//	ledger             the writer: Append (group commit, dedup), reads, proofs, checkpoints,
+//	                   encryption with audited access, retention and legal holds
+//	verify             the auditor: checks a stored ledger and its proofs with only the
+//	                   verifier key (imports seal and store, never the writer)
 //
 // The flow: a capture.Source hands each message to a capture.Sink, which is the ledger; the
 // source acknowledges upstream only when Append has made the message durable, so a failure means
 // redelivery, and redelivery means a duplicate that the ledger drops.
 //
 //	st, _ := filestore.Open(ctx, "/var/lib/commseal/hk-equities", nil)
-//	skey, _, _ := seal.GenerateKey("example.com/hk-equities")  // keep skey in your KMS
+//	skey, _, _ := seal.GenerateSigningKey("example.com/hk-equities")  // keep skey in your KMS
 //	keys, _ := seal.ParseSigningKey(skey)
-//	l, _ := ledger.Open(ctx, st, ledger.Options{Keys: keys})
+//	l, _ := ledger.Open(ctx, st, ledger.Options{Signing: keys})
 //	rc, err := l.Append(ctx, msg)                 // durable when err == nil
 //	...
 //	l.Close()                                     // signs a final checkpoint
-//	rep, err := ledger.Verify(ctx, st, keys.Verifier, ledger.VerifyOptions{})
+//	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 //
 // See README.md for the regulatory background and examples/ for runnable programs.
 package commseal

@@ -86,16 +86,18 @@ type Attachment struct {
 	Ref       string `json:"ref,omitempty"`    // e.g. a DingTalk downloadCode
 }
 
-// Key is the source identity of a message: the triple a ledger deduplicates on.
-type Key struct {
+// Identity is the source identity of a message: the triple a ledger deduplicates on.
+type Identity struct {
 	Platform, Tenant, ID string
 }
 
-// Key returns the message's source identity.
-func (m *Message) Key() Key { return Key{Platform: m.Platform, Tenant: m.Tenant, ID: m.ID} }
+// Identity returns the message's source identity.
+func (m *Message) Identity() Identity {
+	return Identity{Platform: m.Platform, Tenant: m.Tenant, ID: m.ID}
+}
 
-// String renders the key for logs and errors.
-func (k Key) String() string { return k.Platform + "/" + k.Tenant + "/" + k.ID }
+// String renders the identity for logs and errors.
+func (k Identity) String() string { return k.Platform + "/" + k.Tenant + "/" + k.ID }
 
 // Limits that Message.Validate and Record.Validate enforce. They bound the memory and storage
 // one message or record can take, not policy: a field over its limit makes Validate fail with
@@ -262,7 +264,7 @@ type Receipt struct {
 
 // A Sink makes messages durable. Implementations must be safe for concurrent use.
 type Sink interface {
-	// Append stores m and returns only when it is durable, or when a message with the same Key
+	// Append stores m and returns only when it is durable, or when a message with the same Identity
 	// was already stored, in which case the receipt says Duplicate and names the original
 	// entry; a source may then acknowledge m upstream. An error means nothing new is durable
 	// and the source must not acknowledge: an error wrapping ErrInvalidMessage is permanent

@@ -19,7 +19,7 @@ import (
 
 type memSink struct {
 	mu   sync.Mutex
-	seen map[capture.Key]uint64
+	seen map[capture.Identity]uint64
 	n    uint64
 	fail error
 }
@@ -31,12 +31,12 @@ func (s *memSink) Append(_ context.Context, m *capture.Message) (capture.Receipt
 		return capture.Receipt{}, s.fail
 	}
 	if s.seen == nil {
-		s.seen = map[capture.Key]uint64{}
+		s.seen = map[capture.Identity]uint64{}
 	}
-	if i, ok := s.seen[m.Key()]; ok {
+	if i, ok := s.seen[m.Identity()]; ok {
 		return capture.Receipt{Index: i, Duplicate: true}, nil
 	}
-	s.seen[m.Key()] = s.n
+	s.seen[m.Identity()] = s.n
 	s.n++
 	return capture.Receipt{Index: s.n - 1}, nil
 }
@@ -74,7 +74,7 @@ func TestImporterSkipsBadLinesAndKeepsTheRest(t *testing.T) {
 	require.ErrorIs(t, st.Skipped[1], capture.ErrInvalidMessage)
 	require.Equal(t, 7, st.Skipped[2].Line)
 	require.ErrorIs(t, st.Skipped[2], capture.ErrLineTooLong)
-	require.Contains(t, sink.seen, capture.Key{Platform: "test", Tenant: "t", ID: "e"})
+	require.Contains(t, sink.seen, capture.Identity{Platform: "test", Tenant: "t", ID: "e"})
 }
 
 func TestImporterStopsOnSinkError(t *testing.T) {
@@ -201,7 +201,7 @@ func TestRecordValidateBoundsEveryField(t *testing.T) {
 	ok := func() capture.Record {
 		return capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp", ID: "r1",
 			Conversation: capture.Conversation{ID: "c1", Type: capture.ConversationGroup, Title: "desk"},
-			About:        &capture.Key{Platform: "dingtalk", Tenant: "corp", ID: "m1"}, Body: []byte(`{}`), Raw: []byte("raw")}
+			About:        &capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: "m1"}, Body: []byte(`{}`), Raw: []byte("raw")}
 	}
 	r := ok()
 	require.NoError(t, r.Validate())
@@ -250,7 +250,7 @@ func TestCaptureFailureRecord(t *testing.T) {
 	require.Equal(t, small, r.Raw)
 	require.Equal(t, "corp", r.Tenant)
 	require.Equal(t, "c1", r.Conversation.ID)
-	require.Equal(t, &capture.Key{Platform: "p", Tenant: "corp", ID: "m1"}, r.About)
+	require.Equal(t, &capture.Identity{Platform: "p", Tenant: "corp", ID: "m1"}, r.About)
 	require.Equal(t, at, r.At)
 	sum := sha256.Sum256(small)
 	require.Equal(t, "data:"+hex.EncodeToString(sum[:])[:32], r.ID)

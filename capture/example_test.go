@@ -11,18 +11,18 @@ import (
 )
 
 // A SinkFunc turns a function into a Sink: here one that deduplicates in memory, as a ledger
-// does on the message's Key.
+// does on the message's Identity.
 func ExampleSinkFunc() {
-	seen := map[capture.Key]uint64{}
+	seen := map[capture.Identity]uint64{}
 	sink := capture.SinkFunc(func(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
 		if err := m.Validate(); err != nil {
 			return capture.Receipt{}, err
 		}
-		if i, ok := seen[m.Key()]; ok {
+		if i, ok := seen[m.Identity()]; ok {
 			return capture.Receipt{Index: i, Duplicate: true}, nil
 		}
-		seen[m.Key()] = uint64(len(seen))
-		return capture.Receipt{Index: seen[m.Key()]}, nil
+		seen[m.Identity()] = uint64(len(seen))
+		return capture.Receipt{Index: seen[m.Identity()]}, nil
 	})
 	m := &capture.Message{Platform: capture.PlatformDingTalk, Tenant: "corp", ID: "msg-1", Kind: capture.KindText, Text: "buy 100 0700.HK"}
 	for range 2 { // platforms deliver at least once

@@ -121,7 +121,7 @@ func (f *CaptureFailure) Record() *Record {
 		Raw:          slices.Clone(raw),
 	}
 	if msgID != "" {
-		r.About = &Key{Platform: f.Platform, Tenant: tenant, ID: msgID}
+		r.About = &Identity{Platform: f.Platform, Tenant: tenant, ID: msgID}
 	}
 	return r
 }

@@ -98,7 +98,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, sink Sink) (ImportS
 		} else {
 			rc, aerr := sink.Append(ctx, m)
 			if aerr != nil {
-				return st, fmt.Errorf("capture: storing line %d (%s): %w", line, m.Key(), aerr)
+				return st, fmt.Errorf("capture: storing line %d (%s): %w", line, m.Identity(), aerr)
 			}
 			if rc.Duplicate {
 				st.Duplicates++

@@ -23,7 +23,7 @@ func jsonCases() ([]*Message, []*Record) {
 	rs := []*Record{
 		{},
 		{Kind: RecordMedia, Platform: "dingtalk", Tenant: "corp", ID: "m1/0", Conversation: Conversation{ID: "c"},
-			About: &Key{Platform: "dingtalk", Tenant: "corp", ID: "m1"}, At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+			About: &Identity{Platform: "dingtalk", Tenant: "corp", ID: "m1"}, At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
 			Body: []byte(`{"status":"stored"}`), Raw: []byte{0, 1, 2}},
 		{Kind: RecordCaptureError, Platform: "x", Conversation: Conversation{Title: "only a title"}, At: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
@@ -97,7 +97,7 @@ func FuzzAppendJSON(f *testing.F) {
 		r := &Record{Kind: s, Platform: text, Tenant: title, ID: text, At: at, Body: raw, Raw: []byte(text),
 			Conversation: Conversation{Title: title}}
 		if size%2 == 0 {
-			r.About = &Key{Platform: s, Tenant: text, ID: title}
+			r.About = &Identity{Platform: s, Tenant: text, ID: title}
 		}
 		checkRecordJSON(t, 0, r)
 	})

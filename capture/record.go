@@ -34,7 +34,7 @@ type Record struct {
 	Tenant       string       `json:"tenant"`
 	ID           string       `json:"id,omitempty"` // dedup identity within (Kind, Platform, Tenant); empty: never deduplicated
 	Conversation Conversation `json:"conversation,omitzero"`
-	About        *Key         `json:"about,omitempty"` // the message this record refers to, if any
+	About        *Identity    `json:"about,omitempty"` // the message this record refers to, if any
 	At           time.Time    `json:"at"`              // when the event happened (or was observed)
 	Body         []byte       `json:"body,omitempty"`  // a JSON document; its shape depends on Kind
 	Raw          []byte       `json:"raw,omitempty"`   // the source payload, byte for byte, if any

@@ -129,7 +129,7 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 
 // messageKeyID returns the data key id of the stored message with key k, or "" if it is not
 // stored (or not encrypted).
-func (l *Ledger) messageKeyID(ctx context.Context, k capture.Key) (string, error) {
+func (l *Ledger) messageKeyID(ctx context.Context, k capture.Identity) (string, error) {
 	i, ok, err := l.idx.lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
 	if err != nil || !ok {
 		return "", err

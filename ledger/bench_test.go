@@ -59,7 +59,7 @@ func parallelAppends(b *testing.B, l *ledger.Ledger, par int) {
 
 // benchLedger opens a ledger on st, encrypted (data keys in memory) when mode is "encrypted".
 func benchLedger(b *testing.B, st store.Store, mode string) *ledger.Ledger {
-	opts := ledger.Options{Keys: testKeys(b), CheckpointEvery: 1000}
+	opts := ledger.Options{Signing: testKeys(b), CheckpointEvery: 1000}
 	if mode == "encrypted" {
 		opts.Encryption = &ledger.Encryption{Keyring: newKEK(b, "kek"), Vault: &memstore.KeyVault{}}
 	}

@@ -29,7 +29,7 @@ type encLedger struct {
 	st    *memstore.Store
 	vault store.KeyVault
 	ring  seal.Keyring
-	keys  *seal.Keys
+	keys  *seal.SigningKey
 	now   *time.Time
 }
 
@@ -39,9 +39,9 @@ func newKEK(t testing.TB, id string) *seal.KEKKeyring {
 	return k
 }
 
-func openEnc(t testing.TB, st *memstore.Store, vault store.KeyVault, ring seal.Keyring, keys *seal.Keys, now *time.Time) *ledger.Ledger {
+func openEnc(t testing.TB, st *memstore.Store, vault store.KeyVault, ring seal.Keyring, keys *seal.SigningKey, now *time.Time) *ledger.Ledger {
 	t.Helper()
-	opts := ledger.Options{Keys: keys, CheckpointEvery: 100, CheckpointInterval: time.Hour,
+	opts := ledger.Options{Signing: keys, CheckpointEvery: 100, CheckpointInterval: time.Hour,
 		Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}}
 	if now != nil {
 		opts.Now = func() time.Time { return *now }
@@ -187,7 +187,7 @@ func TestTamperedCiphertextIsDetected(t *testing.T) {
 		en.Leaf, err = leaf.MarshalBinary()
 		require.NoError(t, err)
 	}}
-	l2, err := ledger.Open(ctx, ts, ledger.Options{Keys: e.keys, Encryption: &ledger.Encryption{Keyring: e.ring, Vault: e.vault}})
+	l2, err := ledger.Open(ctx, ts, ledger.Options{Signing: e.keys, Encryption: &ledger.Encryption{Keyring: e.ring, Vault: e.vault}})
 	require.NoError(t, err)
 	defer l2.Close()
 	_, err = l2.Access("auditor", "test").Get(ctx, 6)

@@ -15,9 +15,9 @@ import (
 
 const origin = "commseal.test/ledger"
 
-func testKeys(t testing.TB) *seal.Keys {
+func testKeys(t testing.TB) *seal.SigningKey {
 	t.Helper()
-	skey, _, err := seal.GenerateKey(origin)
+	skey, _, err := seal.GenerateSigningKey(origin)
 	require.NoError(t, err)
 	k, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
@@ -36,9 +36,9 @@ func msg(i int) *capture.Message {
 	}
 }
 
-func openLedger(t testing.TB, st store.Store, keys *seal.Keys, every uint64) *ledger.Ledger {
+func openLedger(t testing.TB, st store.Store, keys *seal.SigningKey, every uint64) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(context.Background(), st, ledger.Options{Keys: keys, CheckpointEvery: every, CheckpointInterval: time.Hour})
+	l, err := ledger.Open(context.Background(), st, ledger.Options{Signing: keys, CheckpointEvery: every, CheckpointInterval: time.Hour})
 	require.NoError(t, err)
 	return l
 }

@@ -32,7 +32,7 @@ func BenchmarkHolds(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	l, err := ledger.Open(ctx, st, ledger.Options{Keys: testKeys(b), CheckpointEvery: 10_000})
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: testKeys(b), CheckpointEvery: 10_000})
 	if err != nil {
 		b.Fatal(err)
 	}

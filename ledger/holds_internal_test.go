@@ -17,12 +17,12 @@ import (
 // chained entry carries their set, and from then on only the chain is read.
 func TestUnchainedHoldsOfEarlierVersionsAreRead(t *testing.T) {
 	ctx := context.Background()
-	skey, _, err := seal.GenerateKey("commseal.test/holds")
+	skey, _, err := seal.GenerateSigningKey("commseal.test/holds")
 	require.NoError(t, err)
 	keys, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
 	st := memstore.New()
-	l, err := Open(ctx, st, Options{Keys: keys})
+	l, err := Open(ctx, st, Options{Signing: keys})
 	require.NoError(t, err)
 	// What earlier versions sealed: a hold entry with the Hold as its body, in no conversation.
 	unchained := func(h Hold) {
@@ -36,7 +36,7 @@ func TestUnchainedHoldsOfEarlierVersionsAreRead(t *testing.T) {
 	unchained(Hold{ID: "old-2", Released: true, By: "b", Reason: "done"})
 	require.NoError(t, l.Close())
 
-	l, err = Open(ctx, st, Options{Keys: keys})
+	l, err = Open(ctx, st, Options{Signing: keys})
 	require.NoError(t, err)
 	defer l.Close()
 	hs, err := l.Holds(ctx)
@@ -51,7 +51,7 @@ func TestUnchainedHoldsOfEarlierVersionsAreRead(t *testing.T) {
 	require.Equal(t, []string{"old-3", "new-1"}, ids(hs))
 
 	// The chain now carries the set: a reopened ledger reads it without scanning.
-	l2, err := Open(ctx, st, Options{Keys: keys})
+	l2, err := Open(ctx, st, Options{Signing: keys})
 	require.NoError(t, err)
 	defer l2.Close()
 	hs, err = l2.Holds(ctx)
@@ -89,12 +89,12 @@ func (s *countEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2
 // many entries are appended.
 func TestHoldsOfALedgerWithoutAChainAreReadOncePerOpen(t *testing.T) {
 	ctx := context.Background()
-	skey, _, err := seal.GenerateKey("commseal.test/holds")
+	skey, _, err := seal.GenerateSigningKey("commseal.test/holds")
 	require.NoError(t, err)
 	keys, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
 	st := &countEntries{Store: memstore.New()}
-	l, err := Open(ctx, st, Options{Keys: keys})
+	l, err := Open(ctx, st, Options{Signing: keys})
 	require.NoError(t, err)
 	defer l.Close()
 	add := func(n int) {

@@ -130,6 +130,6 @@ func TestOpenRefusesAReadOnlyStore(t *testing.T) {
 	ro, err := filestore.Open(ctx, dir, &filestore.Options{ReadOnly: true})
 	require.NoError(t, err)
 	defer ro.Close()
-	_, err = ledger.Open(ctx, ro, ledger.Options{Keys: testKeys(t)})
+	_, err = ledger.Open(ctx, ro, ledger.Options{Signing: testKeys(t)})
 	require.ErrorIs(t, err, store.ErrReadOnly)
 }

@@ -24,10 +24,10 @@ const (
 	DefaultMaxInFlight        = 1
 )
 
-// Options configure a Ledger. Keys is required; the rest have defaults.
+// Options configure a Ledger. Signing is required; the rest have defaults.
 type Options struct {
-	// Keys signs checkpoints; its key name is the ledger's origin.
-	Keys *seal.Keys
+	// Signing signs checkpoints; its key name is the ledger's origin.
+	Signing *seal.SigningKey
 	// CheckpointEvery signs a checkpoint once this many entries are uncovered
 	// (DefaultCheckpointEvery if zero).
 	CheckpointEvery uint64
@@ -71,7 +71,7 @@ type Ledger struct {
 	st   store.Store
 	opts Options
 	log  *slog.Logger
-	keys *seal.Keys
+	keys *seal.SigningKey
 	dk   *keyCache // data keys; nil when payloads are not encrypted
 	idx  *index
 
@@ -103,8 +103,8 @@ type Ledger struct {
 // opened read-only (store.ErrReadOnly). The caller keeps ownership of st: Close does not close
 // it.
 func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
-	if opts.Keys == nil || opts.Keys.Signer == nil || opts.Keys.Verifier == nil {
-		return nil, errors.New("ledger: Options.Keys is required")
+	if opts.Signing == nil || opts.Signing.Signer == nil || opts.Signing.Verifier == nil {
+		return nil, errors.New("ledger: Options.Signing is required")
 	}
 	if ro, ok := st.(store.ReadOnlyReporter); ok && ro.ReadOnly() {
 		return nil, fmt.Errorf("%w: a ledger writes (appends, checkpoints, access entries); verify a read-only store with package verify", store.ErrReadOnly)
@@ -133,7 +133,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 		randPool = &sync.Pool{New: func() any { return &randBuffer{src: rand.Reader} }}
 	}
 	l := &Ledger{
-		st: st, opts: opts, log: opts.Logger, keys: opts.Keys,
+		st: st, opts: opts, log: opts.Logger, keys: opts.Signing,
 		reqs: make(chan *request),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),

@@ -43,7 +43,7 @@ func TestAppendGetDedup(t *testing.T) {
 	_, err = l.Get(ctx, 1)
 	require.ErrorIs(t, err, ledger.ErrNotFound)
 
-	i, ok, err := l.Lookup(ctx, m.Key())
+	i, ok, err := l.Lookup(ctx, m.Identity())
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, uint64(0), i)
@@ -231,7 +231,7 @@ func TestReopenContinuesAndRefusesAlteredStore(t *testing.T) {
 	require.Equal(t, uint64(26), rep.Entries)
 
 	// Opening with another key: the stored checkpoint does not verify.
-	_, err = ledger.Open(ctx, st, ledger.Options{Keys: testKeys(t)})
+	_, err = ledger.Open(ctx, st, ledger.Options{Signing: testKeys(t)})
 	require.ErrorIs(t, err, ledger.ErrInconsistent)
 	_, err = ledger.Open(ctx, st, ledger.Options{})
 	require.Error(t, err)
@@ -284,7 +284,7 @@ func TestCheckpointOnInterval(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
 	keys := testKeys(t)
-	l, err := ledger.Open(ctx, st, ledger.Options{Keys: keys, CheckpointEvery: 1 << 30, CheckpointInterval: 20 * time.Millisecond})
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, CheckpointEvery: 1 << 30, CheckpointInterval: 20 * time.Millisecond})
 	require.NoError(t, err)
 	defer l.Close()
 	_, err = l.Append(ctx, msg(1))
@@ -330,10 +330,10 @@ func (f hashReaderFunc) ReadHashes(idx []int64) ([]seal.Hash, error) { return f(
 
 func ExampleLedger_Append() {
 	ctx := context.Background()
-	skey, _, _ := seal.GenerateKey("example.com/hk-equities")
+	skey, _, _ := seal.GenerateSigningKey("example.com/hk-equities")
 	keys, _ := seal.ParseSigningKey(skey)
 	st := memstore.New()
-	l, err := ledger.Open(ctx, st, ledger.Options{Keys: keys})
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -60,7 +60,7 @@ func TestPipelinedCommitsSurviveFailuresWithoutLosingAcknowledgedEntries(t *test
 	ps := newPipeStore(7)
 	defer close(ps.queue)
 	keys := testKeys(t)
-	l, err := ledger.Open(ctx, ps, ledger.Options{Keys: keys, CheckpointEvery: 50, MaxBatch: 8})
+	l, err := ledger.Open(ctx, ps, ledger.Options{Signing: keys, CheckpointEvery: 50, MaxBatch: 8})
 	require.NoError(t, err)
 	type ack struct {
 		id    string

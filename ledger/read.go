@@ -95,7 +95,7 @@ func (l *Ledger) Get(ctx context.Context, i uint64) (*Entry, error) {
 }
 
 // Lookup returns the index of the message with the given source identity.
-func (l *Ledger) Lookup(ctx context.Context, k capture.Key) (uint64, bool, error) {
+func (l *Ledger) Lookup(ctx context.Context, k capture.Identity) (uint64, bool, error) {
 	return l.idx.lookup(ctx, seal.IdentityDigest("message", k.Platform, k.Tenant, k.ID))
 }
 

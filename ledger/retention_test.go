@@ -59,7 +59,7 @@ func TestRetentionShredsExactlyTheExpiredUnheldScopes(t *testing.T) {
 		// The media record is sealed long after its message (fetches can be retried for
 		// months): it still lives and dies with the message's month-0 scope.
 		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(ref.sum[:])})
-		about := secretMsg(0*10+[]int{0, 1}[k], ref.conv, start.AddDate(0, 0, 3), "").Key()
+		about := secretMsg(0*10+[]int{0, 1}[k], ref.conv, start.AddDate(0, 0, 3), "").Identity()
 		_, err := e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
 			ID: "media-" + ref.conv, Conversation: capture.Conversation{ID: ref.conv}, About: &about,
 			At: start.AddDate(0, 30, 0), Body: body})
@@ -260,7 +260,7 @@ func TestWrongOrCorruptKeysFailClearlyAndWriteNothing(t *testing.T) {
 	require.Equal(t, size, got)
 
 	// Misconfiguration is refused at Open.
-	_, err = ledger.Open(ctx, memstore.New(), ledger.Options{Keys: e.keys, Encryption: &ledger.Encryption{}})
+	_, err = ledger.Open(ctx, memstore.New(), ledger.Options{Signing: e.keys, Encryption: &ledger.Encryption{}})
 	require.Error(t, err)
 	// Retention needs encryption and an authority.
 	plain := openLedger(t, memstore.New(), e.keys, 10)
@@ -281,7 +281,7 @@ func TestARuleForOneKindDestroysNoOtherKind(t *testing.T) {
 	ctx := context.Background()
 	e := newEnc(t)
 	sent := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC) // month ends 2026-02-01
-	annotate := func(conv string, about *capture.Key, id string) {
+	annotate := func(conv string, about *capture.Identity, id string) {
 		t.Helper()
 		_, err := e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordAnnotation, Platform: "dingtalk", Tenant: "corp1",
 			ID: id, Conversation: capture.Conversation{ID: conv}, About: about, At: sent.Add(time.Hour), Body: []byte(`{"finding":"front-running"}`)})
@@ -295,7 +295,7 @@ func TestARuleForOneKindDestroysNoOtherKind(t *testing.T) {
 		rc, err := e.Append(ctx, m)
 		require.NoError(t, err)
 		annotated = append(annotated, rc.Index)
-		about := m.Key()
+		about := m.Identity()
 		annotate("cid-annotated", &about, fmt.Sprintf("finding-%d", i))
 		rc, err = e.Append(ctx, secretMsg(i, "cid-plain", sent, "plain"))
 		require.NoError(t, err)

@@ -32,7 +32,7 @@ func withAttachment(t *testing.T, e *encLedger, conv, text string) (uint64, [32]
 	sum, err := e.PutBlob(ctx, []byte("attachment of "+conv))
 	require.NoError(t, err)
 	body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(sum[:])})
-	about := m.Key()
+	about := m.Identity()
 	_, err = e.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1", ID: "media-" + conv,
 		Conversation: capture.Conversation{ID: conv}, About: &about, At: sent.Add(time.Minute), Body: body})
 	require.NoError(t, err)

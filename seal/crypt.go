@@ -131,10 +131,10 @@ type KEKKeyring struct {
 // NewKEKKeyring returns a keyring for a 32-byte KEK; id names it (e.g. "file-1").
 func NewKEKKeyring(id string, kek []byte) (*KEKKeyring, error) {
 	if len(kek) != 32 {
-		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadKey, len(kek))
+		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadSigningKey, len(kek))
 	}
 	if id == "" {
-		return nil, fmt.Errorf("%w: a KEK needs a name", ErrBadKey)
+		return nil, fmt.Errorf("%w: a KEK needs a name", ErrBadSigningKey)
 	}
 	k := &KEKKeyring{id: id}
 	copy(k.kek[:], kek)
@@ -147,7 +147,7 @@ func (k *KEKKeyring) ID() string { return k.id }
 // Wrap implements Keyring.
 func (k *KEKKeyring) Wrap(_ context.Context, keyID string, dek []byte) (string, []byte, error) {
 	if len(dek) != DataKeySize {
-		return "", nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadKey, DataKeySize, len(dek))
+		return "", nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadSigningKey, DataKeySize, len(dek))
 	}
 	w, err := seal(rand.Reader, k.kek[:], wrapAAD+keyID, dek)
 	if err != nil {
@@ -181,10 +181,10 @@ const (
 // with Argon2id.
 func PassphraseKEK(passphrase, salt []byte) ([]byte, error) {
 	if len(passphrase) == 0 {
-		return nil, fmt.Errorf("%w: empty passphrase", ErrBadKey)
+		return nil, fmt.Errorf("%w: empty passphrase", ErrBadSigningKey)
 	}
 	if len(salt) < 16 {
-		return nil, fmt.Errorf("%w: salt of %d bytes, want at least 16", ErrBadKey, len(salt))
+		return nil, fmt.Errorf("%w: salt of %d bytes, want at least 16", ErrBadSigningKey, len(salt))
 	}
 	return argon2.IDKey(passphrase, salt, argonTime, argonMemory, argonThreads, 32), nil
 }

@@ -11,13 +11,13 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// ErrBadKey is wrapped by errors about signing or verifier keys.
-var ErrBadKey = errors.New("seal: bad key")
+// ErrBadSigningKey is wrapped by errors about signing or verifier keys.
+var ErrBadSigningKey = errors.New("seal: bad key")
 
-// GenerateKey returns a new Ed25519 signing key and its verifier key for a ledger with the
+// GenerateSigningKey returns a new Ed25519 signing key and its verifier key for a ledger with the
 // given origin, in golang.org/x/mod/sumdb/note's text formats ("PRIVATE+KEY+origin+..." and
 // "origin+hash+key"). The origin becomes the key name, so it must not contain spaces or '+'.
-func GenerateKey(origin string) (skey, vkey string, err error) {
+func GenerateSigningKey(origin string) (skey, vkey string, err error) {
 	if err := checkOrigin(origin); err != nil {
 		return "", "", err
 	}
@@ -26,7 +26,7 @@ func GenerateKey(origin string) (skey, vkey string, err error) {
 
 func checkOrigin(origin string) error {
 	if origin == "" || strings.ContainsAny(origin, " +\n\t\r") {
-		return fmt.Errorf("%w: origin %q must be non-empty with no spaces, '+' or newlines", ErrBadKey, origin)
+		return fmt.Errorf("%w: origin %q must be non-empty with no spaces, '+' or newlines", ErrBadSigningKey, origin)
 	}
 	return nil
 }
@@ -35,7 +35,7 @@ func checkOrigin(origin string) error {
 func NewSigner(skey string) (note.Signer, error) {
 	s, err := note.NewSigner(strings.TrimSpace(skey))
 	if err != nil {
-		return nil, fmt.Errorf("%w: signing key: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: signing key: %v", ErrBadSigningKey, err)
 	}
 	return s, nil
 }
@@ -44,13 +44,13 @@ func NewSigner(skey string) (note.Signer, error) {
 func NewVerifier(vkey string) (note.Verifier, error) {
 	v, err := note.NewVerifier(strings.TrimSpace(vkey))
 	if err != nil {
-		return nil, fmt.Errorf("%w: verifier key: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: verifier key: %v", ErrBadSigningKey, err)
 	}
 	return v, nil
 }
 
-// Keys is a ledger's checkpoint signing key with its verifier.
-type Keys struct {
+// SigningKey is a ledger's checkpoint signing key with its verifier.
+type SigningKey struct {
 	Signer      note.Signer
 	Verifier    note.Verifier
 	VerifierKey string // the verifier key in sumdb/note text form, to publish
@@ -58,7 +58,7 @@ type Keys struct {
 
 // ParseSigningKey parses an Ed25519 signing key in sumdb/note format ("PRIVATE+KEY+name+hash+
 // key") and derives its verifier.
-func ParseSigningKey(skey string) (*Keys, error) {
+func ParseSigningKey(skey string) (*SigningKey, error) {
 	skey = strings.TrimSpace(skey)
 	s, err := NewSigner(skey)
 	if err != nil {
@@ -66,23 +66,23 @@ func ParseSigningKey(skey string) (*Keys, error) {
 	}
 	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 {
-		return nil, fmt.Errorf("%w: signing key has %d fields", ErrBadKey, len(parts))
+		return nil, fmt.Errorf("%w: signing key has %d fields", ErrBadSigningKey, len(parts))
 	}
 	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, fmt.Errorf("%w: signing key is not an Ed25519 key", ErrBadKey)
+		return nil, fmt.Errorf("%w: signing key is not an Ed25519 key", ErrBadSigningKey)
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSigningKey, err)
 	}
 	v, err := NewVerifier(vkey)
 	if err != nil {
 		return nil, err
 	}
 	if v.KeyHash() != s.KeyHash() {
-		return nil, fmt.Errorf("%w: derived verifier does not match the signing key", ErrBadKey)
+		return nil, fmt.Errorf("%w: derived verifier does not match the signing key", ErrBadSigningKey)
 	}
-	return &Keys{Signer: s, Verifier: v, VerifierKey: vkey}, nil
+	return &SigningKey{Signer: s, Verifier: v, VerifierKey: vkey}, nil
 }

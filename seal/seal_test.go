@@ -237,7 +237,7 @@ func TestCommitmentIsSaltedAndLengthBound(t *testing.T) {
 }
 
 func TestCheckpointSignOpen(t *testing.T) {
-	skey, vkey, err := seal.GenerateKey("example.com/ledger/test")
+	skey, vkey, err := seal.GenerateSigningKey("example.com/ledger/test")
 	require.NoError(t, err)
 	s, err := seal.NewSigner(skey)
 	require.NoError(t, err)
@@ -252,7 +252,7 @@ func TestCheckpointSignOpen(t *testing.T) {
 	require.Equal(t, c.Root, got.Root)
 
 	// Another key with the same name: signature error.
-	skey2, vkey2, _ := seal.GenerateKey("example.com/ledger/test")
+	skey2, vkey2, _ := seal.GenerateSigningKey("example.com/ledger/test")
 	s2, _ := seal.NewSigner(skey2)
 	v2, _ := seal.NewVerifier(vkey2)
 	forged, err := seal.SignCheckpoint(c, s2)
@@ -269,12 +269,12 @@ func TestCheckpointSignOpen(t *testing.T) {
 	c.Origin = "other"
 	_, err = seal.SignCheckpoint(c, s)
 	require.Error(t, err)
-	_, _, err = seal.GenerateKey("has space")
-	require.ErrorIs(t, err, seal.ErrBadKey)
+	_, _, err = seal.GenerateSigningKey("has space")
+	require.ErrorIs(t, err, seal.ErrBadSigningKey)
 	_, err = seal.NewSigner("garbage")
-	require.ErrorIs(t, err, seal.ErrBadKey)
+	require.ErrorIs(t, err, seal.ErrBadSigningKey)
 	_, err = seal.NewVerifier("garbage")
-	require.ErrorIs(t, err, seal.ErrBadKey)
+	require.ErrorIs(t, err, seal.ErrBadSigningKey)
 }
 
 func TestParseCheckpointStrict(t *testing.T) {
@@ -300,7 +300,7 @@ func TestParseCheckpointStrict(t *testing.T) {
 
 func TestProofRoundTripAndIndependentParser(t *testing.T) {
 	var m memTree
-	skey, vkey, _ := seal.GenerateKey("example.com/ledger/p")
+	skey, vkey, _ := seal.GenerateSigningKey("example.com/ledger/p")
 	s, _ := seal.NewSigner(skey)
 	v, _ := seal.NewVerifier(vkey)
 	leaves := make([][]byte, 20)
@@ -409,13 +409,13 @@ func FuzzParseProof(f *testing.F) {
 func TestParseSigningKeyDerivesVerifier(t *testing.T) {
 	// Keys whose base64 holds '+' must parse too: try until one does.
 	for k := 0; k < 200; k++ {
-		skey, vkey, err := seal.GenerateKey("example.com/k")
+		skey, vkey, err := seal.GenerateSigningKey("example.com/k")
 		require.NoError(t, err)
 		keys, err := seal.ParseSigningKey(skey)
 		require.NoError(t, err, skey)
 		require.Equal(t, vkey, keys.VerifierKey)
 	}
-	skey, vkey, err := seal.GenerateKey("example.com/k")
+	skey, vkey, err := seal.GenerateSigningKey("example.com/k")
 	require.NoError(t, err)
 	k, err := seal.ParseSigningKey(skey + "\n")
 	require.NoError(t, err)
@@ -427,7 +427,7 @@ func TestParseSigningKeyDerivesVerifier(t *testing.T) {
 	require.NoError(t, err)
 	for _, bad := range []string{"", "PRIVATE+KEY+x", vkey, strings.Replace(skey, "+", "-", 1)} {
 		_, err := seal.ParseSigningKey(bad)
-		require.ErrorIs(t, err, seal.ErrBadKey, bad)
+		require.ErrorIs(t, err, seal.ErrBadSigningKey, bad)
 	}
 }
 

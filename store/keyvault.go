@@ -93,9 +93,9 @@ func CheckKeyID(id string) error {
 	return nil
 }
 
-// CheckKey reports whether k can be stored by PutKey: an id that CheckKeyID accepts, a KEK
+// CheckWrappedKey reports whether k can be stored by PutKey: an id that CheckKeyID accepts, a KEK
 // name, wrapped bytes, and metadata that CheckMeta accepts. Vaults call it before writing.
-func CheckKey(k WrappedKey) error {
+func CheckWrappedKey(k WrappedKey) error {
 	if err := CheckKeyID(k.ID); err != nil {
 		return err
 	}

@@ -36,9 +36,9 @@ func benchMsg(i uint64) *capture.Message {
 
 // fillLedger appends n benchMsg entries to st from 64 writers and closes the ledger, which is
 // encrypted (data keys in memory) when encrypted is set.
-func fillLedger(b *testing.B, st store.Store, keys *seal.Keys, n uint64, encrypted bool) {
+func fillLedger(b *testing.B, st store.Store, keys *seal.SigningKey, n uint64, encrypted bool) {
 	ctx := context.Background()
-	opts := ledger.Options{Keys: keys, CheckpointEvery: 10_000}
+	opts := ledger.Options{Signing: keys, CheckpointEvery: 10_000}
 	if encrypted {
 		ring, err := seal.NewKEKKeyring("kek", bytes.Repeat([]byte{7}, 32))
 		if err != nil {

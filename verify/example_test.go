@@ -16,10 +16,10 @@ import (
 // exampleLedger writes three messages to a ledger and returns its store and verifier key.
 func exampleLedger() (*memstore.Store, string) {
 	ctx := context.Background()
-	skey, vkey, _ := seal.GenerateKey("example.com/hk-equities")
+	skey, vkey, _ := seal.GenerateSigningKey("example.com/hk-equities")
 	keys, _ := seal.ParseSigningKey(skey)
 	st := memstore.New()
-	l, _ := ledger.Open(ctx, st, ledger.Options{Keys: keys})
+	l, _ := ledger.Open(ctx, st, ledger.Options{Signing: keys})
 	for _, id := range []string{"m1", "m2", "m3"} {
 		l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: id, Kind: capture.KindText,
 			Conversation: capture.Conversation{ID: "cid1", Type: capture.ConversationDirect}, Text: "order " + id})

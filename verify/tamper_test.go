@@ -18,7 +18,7 @@ import (
 )
 
 // buildTamperLedger returns a closed ledger of n entries with a checkpoint every 1000.
-func buildTamperLedger(t *testing.T, n int) (*storetest.Snapshot, *seal.Keys) {
+func buildTamperLedger(t *testing.T, n int) (*storetest.Snapshot, *seal.SigningKey) {
 	ctx := context.Background()
 	st := memstore.New()
 	keys := testKeys(t)

@@ -14,7 +14,7 @@ import (
 )
 
 // smallLedger writes n messages with a checkpoint every `every` entries and closes the ledger.
-func smallLedger(t *testing.T, n int, every uint64) (*memstore.Store, *seal.Keys) {
+func smallLedger(t *testing.T, n int, every uint64) (*memstore.Store, *seal.SigningKey) {
 	ctx := context.Background()
 	st := memstore.New()
 	keys := testKeys(t)

@@ -23,8 +23,8 @@ type Sink struct {
 
 	mu        sync.Mutex
 	messages  []capture.Message
-	byKey     map[capture.Key]int
-	committed map[capture.Key]time.Time
+	byKey     map[capture.Identity]int
+	committed map[capture.Identity]time.Time
 	records   []capture.Record
 	recByID   map[recKey]int
 	blobs     map[[32]byte][]byte
@@ -36,7 +36,7 @@ type recKey struct{ kind, platform, tenant, id string }
 // NewSink returns an empty sink.
 func NewSink() *Sink {
 	return &Sink{
-		byKey: map[capture.Key]int{}, committed: map[capture.Key]time.Time{},
+		byKey: map[capture.Identity]int{}, committed: map[capture.Identity]time.Time{},
 		recByID: map[recKey]int{}, blobs: map[[32]byte][]byte{},
 	}
 }
@@ -57,7 +57,7 @@ func (s *Sink) Append(ctx context.Context, m *capture.Message) (capture.Receipt,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	k := m.Key()
+	k := m.Identity()
 	if i, ok := s.byKey[k]; ok {
 		return capture.Receipt{Index: uint64(i), Duplicate: true}, nil
 	}
@@ -156,7 +156,7 @@ func (s *Sink) Records(kind string) []capture.Record {
 }
 
 // Committed returns when the message with key k was stored, and whether it was.
-func (s *Sink) Committed(k capture.Key) (time.Time, bool) {
+func (s *Sink) Committed(k capture.Identity) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.committed[k]

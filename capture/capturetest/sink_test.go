@@ -23,7 +23,7 @@ func TestSinkDeduplicatesValidatesAndCopies(t *testing.T) {
 	got := s.Messages()[0]
 	require.Equal(t, "raw", string(got.Raw), "the sink keeps a copy")
 	require.Equal(t, "u", got.Mentions[0].ID)
-	_, ok := s.Committed(m.Key())
+	_, ok := s.Committed(m.Identity())
 	require.True(t, ok)
 
 	rc, err = s.Append(ctx, &capture.Message{Platform: "p", Tenant: "t", ID: "m1"})

@@ -43,7 +43,7 @@ func ExampleSource() {
 	fmt.Println("run:", <-done)
 
 	m := sink.Messages()[0]
-	fmt.Println(m.Key(), m.Kind, m.Text)
+	fmt.Println(m.Identity(), m.Kind, m.Text)
 	fmt.Println("acked with", g.Deliveries()[0].Code)
 	// Output:
 	// run: <nil>

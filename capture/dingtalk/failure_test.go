@@ -92,7 +92,7 @@ func TestCaptureErrorsAreTheSameByStreamAndByHTTP(t *testing.T) {
 			var body map[string]any
 			require.NoError(t, json.Unmarshal(s.Body, &body))
 			if p.messageID != "" {
-				require.Equal(t, &capture.Key{Platform: capture.PlatformDingTalk, Tenant: p.tenant, ID: p.messageID}, s.About)
+				require.Equal(t, &capture.Identity{Platform: capture.PlatformDingTalk, Tenant: p.tenant, ID: p.messageID}, s.About)
 				require.Equal(t, p.messageID, body["message_id"])
 			} else {
 				require.Nil(t, s.About)

@@ -21,8 +21,8 @@ import (
 // MediaJob is one attachment still to be fetched: the message it belongs to (already sealed)
 // and how to fetch it.
 type MediaJob struct {
-	ID           string               `json:"id"` // lowercase hex, derived from message key, index and code
-	Message      capture.Key          `json:"message"`
+	ID           string               `json:"id"` // lowercase hex, derived from the message identity, index and code
+	Message      capture.Identity     `json:"message"`
 	Conversation capture.Conversation `json:"conversation,omitzero"`
 	Attachment   int                  `json:"attachment"` // index in Message.Attachments
 	DownloadCode string               `json:"download_code"`

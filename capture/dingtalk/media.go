@@ -156,7 +156,7 @@ func (m *mediaManager) poke() {
 }
 
 // JobID derives the id of the fetch of attachment index of the message with key k.
-func JobID(k capture.Key, index int, downloadCode string) string {
+func JobID(k capture.Identity, index int, downloadCode string) string {
 	h := sha256.Sum256([]byte(k.String() + "\x00" + strconv.Itoa(index) + "\x00" + downloadCode))
 	return hex.EncodeToString(h[:16])
 }
@@ -177,7 +177,7 @@ func (m *mediaManager) enqueue(ctx context.Context, msg *capture.Message) error 
 			continue
 		}
 		job := MediaJob{
-			ID: JobID(msg.Key(), i, a.Ref), Message: msg.Key(), Conversation: msg.Conversation, Attachment: i,
+			ID: JobID(msg.Identity(), i, a.Ref), Message: msg.Identity(), Conversation: msg.Conversation, Attachment: i,
 			DownloadCode: a.Ref, RobotCode: robot, Name: a.Name, MediaType: a.MediaType, Added: m.s.opts.Now().UTC(),
 		}
 		m.mu.Lock()

@@ -221,7 +221,7 @@ func TestDirJournal(t *testing.T) {
 	j, err := dingtalk.NewDirJournal(dir, key)
 	require.NoError(t, err)
 	ctx := context.Background()
-	k := capture.Key{Platform: "dingtalk", Tenant: "corp", ID: "m1"}
+	k := capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: "m1"}
 	job := dingtalk.MediaJob{ID: dingtalk.JobID(k, 0, "dc"), Message: k, DownloadCode: "dc", RobotCode: "r"}
 	require.NoError(t, j.Put(ctx, job))
 	job.Rounds = 2
@@ -268,7 +268,7 @@ func TestDirJournalReportsFilesThatDoNotDecrypt(t *testing.T) {
 	j, err := dingtalk.NewDirJournal(dir, journalKey(t))
 	require.NoError(t, err)
 	mk := func(id string) dingtalk.MediaJob {
-		k := capture.Key{Platform: "dingtalk", Tenant: "corp", ID: id}
+		k := capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: id}
 		return dingtalk.MediaJob{ID: dingtalk.JobID(k, 0, "dc-"+id), Message: k, DownloadCode: "dc-" + id}
 	}
 	good, moved, cutJob := mk("good"), mk("moved"), mk("cut")
@@ -308,7 +308,7 @@ func TestDirJournalReportsFilesThatDoNotDecrypt(t *testing.T) {
 func TestDirJournalMigratesPlainTextJobs(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	k := capture.Key{Platform: "dingtalk", Tenant: "corp", ID: "m-legacy"}
+	k := capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: "m-legacy"}
 	job := dingtalk.MediaJob{ID: dingtalk.JobID(k, 0, "dc"), Message: k, DownloadCode: "dc", Name: "客戶名單.xlsx",
 		Conversation: capture.Conversation{ID: "c1", Title: "大宗交易"}}
 	b, err := json.Marshal(job)

@@ -28,11 +28,11 @@ import (
 // logged as already stored. A replay to the same handler is refused with 409.
 func TestCallbackReplayAfterRestartStoresNothing(t *testing.T) {
 	ctx := context.Background()
-	skey, _, err := seal.GenerateKey("commseal.test/replay")
+	skey, _, err := seal.GenerateSigningKey("commseal.test/replay")
 	require.NoError(t, err)
 	keys, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
-	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Keys: keys})
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: keys})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, l.Close()) })
 

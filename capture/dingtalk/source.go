@@ -488,7 +488,7 @@ func (s *Source) captureBot(df *payload.DataFrame) bool {
 			return s.captureError(df, err)
 		}
 		s.count(func(h *healthCounters) { h.sinkErrors++ })
-		s.opts.Logger.Warn("dingtalk: sink append failed; the message will be pushed again", "msg", m.Key().String(), "err", err)
+		s.opts.Logger.Warn("dingtalk: sink append failed; the message will be pushed again", "msg", m.Identity().String(), "err", err)
 		return false
 	}
 	s.count(func(h *healthCounters) {
@@ -502,7 +502,7 @@ func (s *Source) captureBot(df *payload.DataFrame) bool {
 			// The message is sealed, but its fetch is not yet durable: do not ack, so that the
 			// redelivery (a duplicate append) journals it again.
 			s.count(func(h *healthCounters) { h.sinkErrors++ })
-			s.opts.Logger.Warn("dingtalk: media journal failed; the message will be pushed again", "msg", m.Key().String(), "err", err)
+			s.opts.Logger.Warn("dingtalk: media journal failed; the message will be pushed again", "msg", m.Identity().String(), "err", err)
 			return false
 		}
 	}

@@ -184,7 +184,7 @@ func TestStreamSurvivesEverything(t *testing.T) {
 		if json.Unmarshal([]byte(d.Data), &p) != nil || !strings.HasPrefix(p.MsgID, "m-") {
 			continue
 		}
-		committed, ok := sink.Committed(capture.Key{Platform: capture.PlatformDingTalk, Tenant: "corp-test", ID: p.MsgID})
+		committed, ok := sink.Committed(capture.Identity{Platform: capture.PlatformDingTalk, Tenant: "corp-test", ID: p.MsgID})
 		require.True(t, ok, "%s acked but never stored", p.MsgID)
 		require.True(t, committed.Before(d.AckedAt), "%s acked at %v before its commit at %v", p.MsgID, d.AckedAt, committed)
 		acked++

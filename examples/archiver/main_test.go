@@ -150,7 +150,7 @@ func TestArchiverCapturesIntoAVerifiedLedger(t *testing.T) {
 	require.Empty(t, exposed, "every directory 0700, every file 0600")
 
 	// The ledger verifies with nothing but its verifier key.
-	keys, err := ledgerdir.Keys(dir, layout.DefaultOrigin, false)
+	keys, err := ledgerdir.SigningKey(dir, layout.DefaultOrigin, false)
 	require.NoError(t, err)
 	st, err := layout.OpenStore(context.Background(), dir, true, nil)
 	require.NoError(t, err)

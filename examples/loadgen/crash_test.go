@@ -128,7 +128,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 		if i >= n {
 			t.Fatalf("entry %d (%s) was reported durable, but the ledger has %d entries", i, id, n)
 		}
-		at, ok, err := led.Lookup(ctx, capture.Key{Platform: capture.PlatformDingTalk, Tenant: "loadgen", ID: id})
+		at, ok, err := led.Lookup(ctx, capture.Identity{Platform: capture.PlatformDingTalk, Tenant: "loadgen", ID: id})
 		if err != nil || !ok || at != i {
 			t.Fatalf("message %s was reported durable at %d; Lookup = %d, %v, %v", id, i, at, ok, err)
 		}
@@ -140,7 +140,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 		t.Fatalf("close ledger: %v", err)
 	}
 	defer led.Store.Close()
-	if _, err := verify.Ledger(ctx, led.Store, led.Keys.Verifier, verify.Options{}); err != nil {
+	if _, err := verify.Ledger(ctx, led.Store, led.Signing.Verifier, verify.Options{}); err != nil {
 		t.Fatalf("ledger of %d entries does not verify after the crash: %v", n, err)
 	}
 	return n

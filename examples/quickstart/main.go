@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer rs.Close()
-	rep, verr := verify.Ledger(ctx, rs, l.Keys.Verifier, verify.Options{})
+	rep, verr := verify.Ledger(ctx, rs, l.Signing.Verifier, verify.Options{})
 	vel := time.Since(vstart)
 	kinds, convs := tally.summary()
 

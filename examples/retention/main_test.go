@@ -44,7 +44,7 @@ func makeLedger(t *testing.T) string {
 	require.NoError(t, err)
 	body, _ := json.Marshal(map[string]string{"status": "stored", "sha256": hex.EncodeToString(sum[:])})
 	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp", ID: "m0/0",
-		Conversation: capture.Conversation{ID: "cid0"}, About: &capture.Key{Platform: "dingtalk", Tenant: "corp", ID: "m0"},
+		Conversation: capture.Conversation{ID: "cid0"}, About: &capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: "m0"},
 		At: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Body: body})
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
@@ -100,7 +100,7 @@ func TestRetentionCommand(t *testing.T) {
 	require.NoError(t, l.Close())
 	st, err := layout.OpenStore(ctx, dir, true, nil)
 	require.NoError(t, err)
-	_, err = verify.Ledger(ctx, st, l.Keys.Verifier, verify.Options{})
+	_, err = verify.Ledger(ctx, st, l.Signing.Verifier, verify.Options{})
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
 

@@ -86,7 +86,7 @@ func TestVerifyIntactLedger(t *testing.T) {
 	code, _, errs = runV("-dir", dir, "-key", vkey, "-trusted", cpFile, "-q")
 	require.Equal(t, 0, code, errs)
 	// Another key: the checkpoints do not verify.
-	_, other, _ := seal.GenerateKey("commseal.test/verify")
+	_, other, _ := seal.GenerateSigningKey("commseal.test/verify")
 	code, out, _ = runV("-dir", dir, "-key", other)
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "ALTERED")

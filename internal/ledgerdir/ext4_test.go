@@ -98,7 +98,7 @@ func TestShreddedKeysAreGoneFromTheRawDisk(t *testing.T) {
 		Conversation: capture.Conversation{ID: "cid-doomed"}, SentAt: old}
 	rc, err := l.Append(ctx, doomed)
 	require.NoError(t, err)
-	about := doomed.Key()
+	about := doomed.Identity()
 	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordAnnotation, Platform: "dingtalk", Tenant: "corp", ID: "finding-1",
 		Conversation: capture.Conversation{ID: "cid-doomed"}, About: &about, At: old, Body: []byte(`{"rule":"insider"}`)})
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ var ErrMissingKey = errors.New("ledgerdir: the ledger's signing key is missing")
 type Ledger struct {
 	*ledger.Ledger
 	Store   *filestore.Store
-	Keys    *seal.Keys
+	Signing *seal.SigningKey
 	Keyring seal.Keyring
 	Vault   *keydir.Vault
 	// DemoKEK is set when the KEK is the key file beside the data (no passphrase).
@@ -60,7 +60,7 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 			return nil, fmt.Errorf("ledgerdir: %w", err)
 		}
 	}
-	keys, err := Keys(dir, origin, !started)
+	keys, err := SigningKey(dir, origin, !started)
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +76,14 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 	if err != nil {
 		return nil, err
 	}
-	opts.Keys = keys
+	opts.Signing = keys
 	opts.Encryption = &ledger.Encryption{Keyring: ring, Vault: vault}
 	l, err := ledger.Open(ctx, st, opts)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Ledger{Ledger: l, Store: st, Keys: keys, Keyring: ring, Vault: vault, DemoKEK: demo, Dir: dir}, nil
+	return &Ledger{Ledger: l, Store: st, Signing: keys, Keyring: ring, Vault: vault, DemoKEK: demo, Dir: dir}, nil
 }
 
 // Close closes the ledger (signing a final checkpoint) and then its store.
@@ -91,15 +91,15 @@ func (l *Ledger) Close() error {
 	return errors.Join(l.Ledger.Close(), l.Store.Close())
 }
 
-// Keys loads the directory's signing key; with create set (a ledger not started yet) it makes
+// SigningKey loads the directory's signing key; with create set (a ledger not started yet) it makes
 // one, and the verifier key file, if there is none.
-func Keys(dir, origin string, create bool) (*seal.Keys, error) {
+func SigningKey(dir, origin string, create bool) (*seal.SigningKey, error) {
 	kp := filepath.Join(dir, layout.KeyFile)
 	if _, err := os.Stat(kp); create && errors.Is(err, fs.ErrNotExist) {
 		if origin == "" {
 			origin = layout.DefaultOrigin
 		}
-		skey, vkey, err := seal.GenerateKey(origin)
+		skey, vkey, err := seal.GenerateSigningKey(origin)
 		if err != nil {
 			return nil, err
 		}

@@ -169,7 +169,7 @@ func TestMissingKeyFilesAreRefusedAndNothingIsWritten(t *testing.T) {
 	require.NoError(t, err, "restored, the ledger opens")
 	require.NoError(t, l.Close())
 	// A directory that is not a ledger is not made one unless asked.
-	_, err = ledgerdir.Keys(t.TempDir(), "", false)
+	_, err = ledgerdir.SigningKey(t.TempDir(), "", false)
 	require.ErrorIs(t, err, ledgerdir.ErrMissingKey)
 }
 
@@ -181,7 +181,7 @@ func TestInterruptedLayoutIsTakenUp(t *testing.T) {
 	t.Setenv(layout.PassphraseEnv, "")
 	dir := filepath.Join(t.TempDir(), "ledger")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
-	keys, err := ledgerdir.Keys(dir, "commseal.test/interrupted", true)
+	keys, err := ledgerdir.SigningKey(dir, "commseal.test/interrupted", true)
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(filepath.Join(dir, layout.VKeyFile))) // killed between the two keys
 	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})

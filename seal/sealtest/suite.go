@@ -217,7 +217,7 @@ func dekSize(c *check) {
 			dek = make([]byte, n)
 		}
 		kek, w, err := c.ring.Wrap(c.ctx, "dk1.size", dek)
-		if !errors.Is(err, seal.ErrBadKey) {
+		if !errors.Is(err, seal.ErrBadSigningKey) {
 			c.fail("Wrap of a %d-byte data key: err = %v; want ErrBadKey", n, err)
 		}
 		if kek != "" || w != nil {

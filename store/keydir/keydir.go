@@ -299,7 +299,7 @@ func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := checkID(ctx, k.ID, maxID); err != nil {
 		return err
 	}
-	if err := store.CheckKey(k); err != nil {
+	if err := store.CheckWrappedKey(k); err != nil {
 		return err
 	}
 	v.mu.Lock()

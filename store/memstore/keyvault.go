@@ -65,7 +65,7 @@ func (v *KeyVault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := store.CheckKey(k); err != nil {
+	if err := store.CheckWrappedKey(k); err != nil {
 		return err
 	}
 	v.mu.Lock()

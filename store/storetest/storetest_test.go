@@ -178,7 +178,7 @@ func (v *fileVault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := v.check(ctx, k.ID); err != nil {
 		return err
 	}
-	if err := store.CheckKey(k); err != nil {
+	if err := store.CheckWrappedKey(k); err != nil {
 		return err
 	}
 	v.mu.Lock()
