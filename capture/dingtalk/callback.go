@@ -152,14 +152,16 @@ type CallbackOptions struct {
 	Sink    capture.Sink
 	Records capture.RecordSink
 
-	// FreshWindow is how far a callback's timestamp may be from now; default 5 minutes.
+	// FreshWindow is how far a callback's timestamp may be from now; default DefaultFreshWindow
+	// (5 minutes).
 	FreshWindow time.Duration
-	// MaxNonces bounds the replay cache (nonces seen within the window); default 100,000.
-	// When full, callbacks are refused with 503 until old entries age out.
+	// MaxNonces bounds the replay cache (nonces seen within the window); default
+	// DefaultMaxNonces (100,000). When full, callbacks are refused with 503 until old entries
+	// age out.
 	MaxNonces int
-	// Budget is the time DingTalk gives for the reply; default 2,500 ms. A sink slower than the
-	// budget (minus a margin) gets the callback answered with 503 so DingTalk keeps it as a
-	// failed push (GET /v1.0/event/callbacks/failedResults).
+	// Budget is the time DingTalk gives for the reply; default DefaultBudget (2,500 ms). A sink
+	// slower than the budget (minus a margin) gets the callback answered with 503 so DingTalk
+	// keeps it as a failed push (GET /v1.0/event/callbacks/failedResults).
 	Budget time.Duration
 	// MaxBody bounds the request body, read before the signature can be checked. The default
 	// fits the largest payload a capture error can hold whole (capture.MaxRawLen, about 22 MB
@@ -213,13 +215,13 @@ func NewCallbackHandler(opts CallbackOptions) (*CallbackHandler, error) {
 		return nil, fmt.Errorf("%w: CallbackOptions.Records is required", ErrConfig)
 	}
 	if opts.FreshWindow <= 0 {
-		opts.FreshWindow = 5 * time.Minute
+		opts.FreshWindow = DefaultFreshWindow
 	}
 	if opts.MaxNonces <= 0 {
-		opts.MaxNonces = 100_000
+		opts.MaxNonces = DefaultMaxNonces
 	}
 	if opts.Budget <= 0 {
-		opts.Budget = 2500 * time.Millisecond
+		opts.Budget = DefaultBudget
 	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = maxCallbackBody(len(opts.OwnerKey))

@@ -42,19 +42,19 @@ type MediaOptions struct {
 	Blobs capture.BlobStore
 	// RobotCode for the download API when the payload has none; default Options.ClientID.
 	RobotCode string
-	// HTTPClient for the token, download and file requests; default a client with a 60 s
-	// timeout.
+	// HTTPClient for the token, download and file requests; default a client with a
+	// DefaultMediaHTTPTimeout (60 s) timeout.
 	HTTPClient  *http.Client
-	Workers     int           // concurrent fetches; default 2
-	QPS         float64       // download API calls per second; default 10 (DingTalk allows about 20)
-	MaxBytes    int64         // largest attachment fetched; default 512 MiB
-	MaxAttempts int           // attempts per round; default 3
-	RetryMin    time.Duration // first backoff; default 1 s
-	RetryMax    time.Duration // longest backoff; default 60 s
+	Workers     int           // concurrent fetches; default DefaultMediaWorkers (2)
+	QPS         float64       // download API calls per second; default DefaultMediaQPS (10)
+	MaxBytes    int64         // largest attachment fetched; default DefaultMediaMaxBytes (512 MiB)
+	MaxAttempts int           // attempts per round; default DefaultMediaAttempts (3)
+	RetryMin    time.Duration // first backoff; default DefaultMediaRetryMin (1 s)
+	RetryMax    time.Duration // longest backoff; default DefaultMediaRetryMax (60 s)
 	// RetryRoundAfter is how long after a sealed failure the job is tried again within the same
-	// Run; default 1 h; negative: only at the next Run.
+	// Run; default DefaultMediaRoundAfter (1 h); negative: only at the next Run.
 	RetryRoundAfter time.Duration
-	MaxRounds       int // failure rounds before the job is dropped; default 5
+	MaxRounds       int // failure rounds before the job is dropped; default DefaultMediaMaxRounds (5)
 }
 
 func (o *MediaOptions) defaults(clientID string) {
@@ -62,31 +62,31 @@ func (o *MediaOptions) defaults(clientID string) {
 		o.RobotCode = clientID
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+		o.HTTPClient = &http.Client{Timeout: DefaultMediaHTTPTimeout}
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = DefaultMediaWorkers
 	}
 	if o.QPS <= 0 {
-		o.QPS = 10
+		o.QPS = DefaultMediaQPS
 	}
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = 512 << 20
+		o.MaxBytes = DefaultMediaMaxBytes
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 3
+		o.MaxAttempts = DefaultMediaAttempts
 	}
 	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
+		o.RetryMin = DefaultMediaRetryMin
 	}
 	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(60*time.Second, o.RetryMin)
+		o.RetryMax = max(DefaultMediaRetryMax, o.RetryMin)
 	}
 	if o.RetryRoundAfter == 0 {
-		o.RetryRoundAfter = time.Hour
+		o.RetryRoundAfter = DefaultMediaRoundAfter
 	}
 	if o.MaxRounds <= 0 {
-		o.MaxRounds = 5
+		o.MaxRounds = DefaultMediaMaxRounds
 	}
 }
 

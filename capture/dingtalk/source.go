@@ -53,26 +53,30 @@ type Options struct {
 	// HostMainland. Tests point it at a dingtalktest.Gateway.
 	OpenAPIHost string
 
-	// Connections is how many Stream connections to keep open; default 2. DingTalk spreads
-	// pushes over the live connections of an app at random (up to 50) and appears to drop what
-	// it pushes while none is live, so a second connection covers the other's reconnects.
+	// Connections is how many Stream connections to keep open; default DefaultConnections (2).
+	// DingTalk spreads pushes over the live connections of an app at random (up to 50) and
+	// appears to drop what it pushes while none is live, so a second connection covers the
+	// other's reconnects.
 	Connections int
 	// MaxInFlight bounds concurrently handled frames per connection (the SDK's handler cap);
-	// default 100. Frames beyond it are left unacknowledged and DingTalk pushes them again.
+	// default DefaultMaxInFlight (100). Frames beyond it are left unacknowledged and DingTalk
+	// pushes them again.
 	MaxInFlight int
 	// KeepAlive is the silence after which the SDK pings the gateway (and gives up on it 5 s
 	// later without a Pong); default the SDK's 120 s, minimum 3 s.
 	KeepAlive time.Duration
 	// ReconnectMin and ReconnectMax bound the backoff between failed connection attempts;
-	// defaults 3 s and 60 s, with up to 20% jitter.
+	// defaults DefaultReconnectMin (3 s) and DefaultReconnectMax (60 s), with up to 20% jitter.
 	ReconnectMin, ReconnectMax time.Duration
 	// CheckInterval is how often each connection is checked and re-opened when it has died;
-	// default 500 ms.
+	// default DefaultCheckInterval (500 ms).
 	CheckInterval time.Duration
 
-	// AppendTimeout bounds one sink call; default 30 s, below DingTalk's redelivery delay.
+	// AppendTimeout bounds one sink call; default DefaultAppendTimeout (30 s), below DingTalk's
+	// redelivery delay.
 	AppendTimeout time.Duration
-	// DrainTimeout bounds how long Run waits for in-flight appends after ctx ends; default 10 s.
+	// DrainTimeout bounds how long Run waits for in-flight appends after ctx ends; default
+	// DefaultDrainTimeout (10 s).
 	DrainTimeout time.Duration
 	// SilenceWindow, if positive, reports (Health.Silent, a slog warning) when no bot message or
 	// event has arrived for that long.
@@ -96,25 +100,25 @@ func (o *Options) defaults() {
 		o.OpenAPIHost = HostMainland
 	}
 	if o.Connections <= 0 {
-		o.Connections = 2
+		o.Connections = DefaultConnections
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 100
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.ReconnectMin <= 0 {
-		o.ReconnectMin = 3 * time.Second
+		o.ReconnectMin = DefaultReconnectMin
 	}
 	if o.ReconnectMax < o.ReconnectMin {
-		o.ReconnectMax = max(60*time.Second, o.ReconnectMin)
+		o.ReconnectMax = max(DefaultReconnectMax, o.ReconnectMin)
 	}
 	if o.CheckInterval <= 0 {
-		o.CheckInterval = 500 * time.Millisecond
+		o.CheckInterval = DefaultCheckInterval
 	}
 	if o.AppendTimeout <= 0 {
-		o.AppendTimeout = 30 * time.Second
+		o.AppendTimeout = DefaultAppendTimeout
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 10 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
