@@ -137,6 +137,8 @@ type Checkpoints interface {
 type Store interface {
 	Log
 	Checkpoints
+	// Close waits for what is in flight, releases files, connections and locks, and makes every
+	// later call fail with ErrClosed; a second Close returns nil.
 	Close() error
 }
 

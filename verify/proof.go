@@ -18,6 +18,8 @@ var ErrNotCovered = errors.New("verify: the entry is not covered by a signed che
 
 // HashReader is what the proof functions need of a store: its stored hashes.
 type HashReader interface {
+	// ReadHashes returns the stored hashes at the given tlog storage indexes, as
+	// store.Log.ReadHashes does.
 	ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error)
 }
 
@@ -58,8 +60,11 @@ func ConsistencyProof(ctx context.Context, r HashReader, old, size uint64) ([]se
 // ProofReader is what Proof needs of a store.
 type ProofReader interface {
 	HashReader
+	// Size is the number of durable entries, as store.Log.Size.
 	Size(ctx context.Context) (uint64, error)
+	// Entries yields entries start to end-1, as store.Log.Entries.
 	Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error]
+	// LatestCheckpoint is the newest stored checkpoint, as store.Checkpoints.LatestCheckpoint.
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
 }
 
