@@ -72,6 +72,12 @@ var (
 	// ErrUnknownKEK is wrapped when a keyring is asked to unwrap under a key-encryption key it
 	// does not hold: one it never had, or one that was retired.
 	ErrUnknownKEK = errors.New("seal: unknown or retired key-encryption key")
+	// ErrBadKEK is wrapped by errors about a key-encryption key or what derives one: a KEK
+	// that is not 32 bytes or has no name, an empty passphrase, a short salt.
+	ErrBadKEK = errors.New("seal: bad key-encryption key")
+	// ErrBadDataKey is wrapped when a data key of a size other than DataKeySize is given to
+	// Keyring.Wrap.
+	ErrBadDataKey = errors.New("seal: bad data key")
 	// ErrRetireCurrent is wrapped when KEKRetirer.Retire is asked to retire the current KEK:
 	// Rotate first.
 	ErrRetireCurrent = errors.New("seal: the current key-encryption key cannot be retired")
@@ -90,7 +96,7 @@ var (
 type Keyring interface {
 	// ID names the current KEK: the one Wrap uses now.
 	ID() string
-	// Wrap encrypts a data key of DataKeySize bytes (ErrBadKey for another size) under the
+	// Wrap encrypts a data key of DataKeySize bytes (ErrBadDataKey for another size) under the
 	// current KEK, bound to keyID, and returns the name of the KEK it used and the wrapped
 	// bytes. The name is what Unwrap takes: it is returned with the bytes, rather than read
 	// from ID before the call, so that a rotation in between cannot mislabel a key.
@@ -106,6 +112,9 @@ type Keyring interface {
 // relies on it (ledger.ApplyRetention refuses to shred without one): once the data keys are
 // destroyed in the vault, the KEK that wrapped them is retired, after the surviving keys were
 // rewrapped under a new one, so that no copy of a destroyed wrapped key unwraps again.
+// KEKKeyring, which holds one KEK, is not one. Implement it over a KMS or HSM (its key
+// versions or key destruction) and check the adapter with seal/sealtest.RunKeyring; the
+// example programs' ledger directory has a file-based one, not importable yet.
 type KEKRetirer interface {
 	Keyring
 	// Rotate makes a new KEK current and returns its name. Older KEKs still unwrap what they
@@ -131,10 +140,10 @@ type KEKKeyring struct {
 // NewKEKKeyring returns a keyring for a 32-byte KEK; id names it (e.g. "file-1").
 func NewKEKKeyring(id string, kek []byte) (*KEKKeyring, error) {
 	if len(kek) != 32 {
-		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadSigningKey, len(kek))
+		return nil, fmt.Errorf("%w: a KEK is 32 bytes, got %d", ErrBadKEK, len(kek))
 	}
 	if id == "" {
-		return nil, fmt.Errorf("%w: a KEK needs a name", ErrBadSigningKey)
+		return nil, fmt.Errorf("%w: a KEK needs a name", ErrBadKEK)
 	}
 	k := &KEKKeyring{id: id}
 	copy(k.kek[:], kek)
@@ -147,7 +156,7 @@ func (k *KEKKeyring) ID() string { return k.id }
 // Wrap implements Keyring.
 func (k *KEKKeyring) Wrap(_ context.Context, keyID string, dek []byte) (string, []byte, error) {
 	if len(dek) != DataKeySize {
-		return "", nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadSigningKey, DataKeySize, len(dek))
+		return "", nil, fmt.Errorf("%w: a data key is %d bytes, got %d", ErrBadDataKey, DataKeySize, len(dek))
 	}
 	w, err := seal(rand.Reader, k.kek[:], wrapAAD+keyID, dek)
 	if err != nil {
@@ -181,10 +190,10 @@ const (
 // with Argon2id.
 func PassphraseKEK(passphrase, salt []byte) ([]byte, error) {
 	if len(passphrase) == 0 {
-		return nil, fmt.Errorf("%w: empty passphrase", ErrBadSigningKey)
+		return nil, fmt.Errorf("%w: empty passphrase", ErrBadKEK)
 	}
 	if len(salt) < 16 {
-		return nil, fmt.Errorf("%w: salt of %d bytes, want at least 16", ErrBadSigningKey, len(salt))
+		return nil, fmt.Errorf("%w: salt of %d bytes, want at least 16", ErrBadKEK, len(salt))
 	}
 	return argon2.IDKey(passphrase, salt, argonTime, argonMemory, argonThreads, 32), nil
 }

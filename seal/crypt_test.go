@@ -29,8 +29,8 @@ func TestNewKEKKeyringRefusesBadKEKs(t *testing.T) {
 		name string
 		kek  []byte
 	}{{"", make([]byte, 32)}, {"k", nil}, {"k", make([]byte, 31)}, {"k", make([]byte, 33)}} {
-		if _, err := seal.NewKEKKeyring(c.name, c.kek); !errors.Is(err, seal.ErrBadSigningKey) {
-			t.Errorf("NewKEKKeyring(%q, %d bytes): err = %v; want ErrBadKey", c.name, len(c.kek), err)
+		if _, err := seal.NewKEKKeyring(c.name, c.kek); !errors.Is(err, seal.ErrBadKEK) {
+			t.Errorf("NewKEKKeyring(%q, %d bytes): err = %v; want ErrBadKEK", c.name, len(c.kek), err)
 		}
 	}
 }

@@ -48,7 +48,7 @@ var ErrDestroyed = errors.New("store: key destroyed")
 // also acceptable). Every method honors its context: once it is done, a call fails with its
 // error and changes nothing. A vault is safe for concurrent use.
 type KeyVault interface {
-	// PutKey durably stores a new key: its ID, KEK, Wrapped and Meta (checked by CheckKey:
+	// PutKey durably stores a new key: its ID, KEK, Wrapped and Meta (checked by CheckWrappedKey:
 	// ErrInvalid otherwise; Destroyed is ignored). It fails with ErrDuplicate, changing nothing,
 	// if the id exists, live or destroyed: a destroyed key never comes back. The vault keeps
 	// no slice of k.
@@ -81,7 +81,7 @@ type KeyVault interface {
 
 // CheckKeyID reports whether id can name a key: it is not empty and is valid UTF-8 (a key id is
 // text in leaves, shred entries and JSON metadata; one that is not UTF-8 could be stored but
-// not read back). Vaults call it (or CheckKey) before every use of an id and refuse a bad one
+// not read back). Vaults call it (or CheckWrappedKey) before every use of an id and refuse a bad one
 // with ErrInvalid.
 func CheckKeyID(id string) error {
 	switch {

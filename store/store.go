@@ -249,7 +249,8 @@ func StoredHashesFor(i uint64) int64 {
 
 // CheckBatch reports whether b can be appended to a log of the given size: not empty,
 // consecutive indices from size (ErrOutOfOrder), exactly the stored hashes its entries add
-// (ErrInvalid), no identity repeated within the batch (ErrDuplicate). Adapters call it before
+// (ErrInvalid), no non-zero identity repeated within the batch (ErrDuplicate; entries whose
+// Identity is the zero Hash are never duplicates). Adapters call it before
 // writing; it does not look for identities already stored.
 func CheckBatch(b *Batch, size uint64) error {
 	if b == nil || len(b.Entries) == 0 {

@@ -27,7 +27,7 @@ import (
 //	Keyring/unknown-kek        unwrapping under a KEK the keyring does not hold fails with
 //	                           ErrUnknownKEK
 //	Keyring/altered            a flipped byte, a truncation, empty or nil bytes: ErrDecrypt
-//	Keyring/dek-size           a data key of any size but DataKeySize is refused with ErrBadKey
+//	Keyring/dek-size           a data key of any size but DataKeySize is refused with ErrBadDataKey
 //	Keyring/concurrent         concurrent wraps and unwraps all round-trip (run with -race)
 //	KEKRetirer/rotate          Rotate makes a new current KEK (ID, what Wrap names, KEKs);
 //	                           the old one still unwraps what it wrapped, and only that
@@ -217,8 +217,8 @@ func dekSize(c *check) {
 			dek = make([]byte, n)
 		}
 		kek, w, err := c.ring.Wrap(c.ctx, "dk1.size", dek)
-		if !errors.Is(err, seal.ErrBadSigningKey) {
-			c.fail("Wrap of a %d-byte data key: err = %v; want ErrBadKey", n, err)
+		if !errors.Is(err, seal.ErrBadDataKey) {
+			c.fail("Wrap of a %d-byte data key: err = %v; want ErrBadDataKey", n, err)
 		}
 		if kek != "" || w != nil {
 			c.fail("Wrap of a %d-byte data key failed but returned KEK %q and %d bytes", n, kek, len(w))
