@@ -23,7 +23,7 @@ type Sink struct {
 
 	mu        sync.Mutex
 	messages  []capture.Message
-	byKey     map[capture.Identity]int
+	byID      map[capture.Identity]int
 	committed map[capture.Identity]time.Time
 	records   []capture.Record
 	recByID   map[recKey]int
@@ -36,29 +36,35 @@ type recKey struct{ kind, platform, tenant, id string }
 // NewSink returns an empty sink.
 func NewSink() *Sink {
 	return &Sink{
-		byKey: map[capture.Identity]int{}, committed: map[capture.Identity]time.Time{},
+		byID: map[capture.Identity]int{}, committed: map[capture.Identity]time.Time{},
 		recByID: map[recKey]int{}, blobs: map[[32]byte][]byte{},
 	}
 }
 
-// Append stores a copy of m unless its key is already stored.
-func (s *Sink) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
+// admit runs what every append does before it stores: the Before hook, validation, the
+// context.
+func (s *Sink) admit(ctx context.Context, m *capture.Message, r *capture.Record, validate func() error) error {
 	if s.Before != nil {
-		if err := s.Before(ctx, m, nil); err != nil {
-			return capture.Receipt{}, err
+		if err := s.Before(ctx, m, r); err != nil {
+			return err
 		}
 	}
-	if err := m.Validate(); err != nil {
-		return capture.Receipt{}, err
+	if err := validate(); err != nil {
+		return err
 	}
-	if err := ctx.Err(); err != nil {
+	return ctx.Err()
+}
+
+// Append stores a copy of m unless a message with its identity is already stored.
+func (s *Sink) Append(ctx context.Context, m *capture.Message) (capture.Receipt, error) {
+	if err := s.admit(ctx, m, nil, m.Validate); err != nil {
 		return capture.Receipt{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	k := m.Identity()
-	if i, ok := s.byKey[k]; ok {
+	if i, ok := s.byID[k]; ok {
 		return capture.Receipt{Index: uint64(i), Duplicate: true}, nil
 	}
 	c := *m
@@ -67,7 +73,7 @@ func (s *Sink) Append(ctx context.Context, m *capture.Message) (capture.Receipt,
 	c.Attachments = slices.Clone(m.Attachments)
 	i := len(s.messages) + len(s.records)
 	s.messages = append(s.messages, c)
-	s.byKey[k] = i
+	s.byID[k] = i
 	s.committed[k] = time.Now()
 	return capture.Receipt{Index: uint64(i)}, nil
 }
@@ -75,15 +81,7 @@ func (s *Sink) Append(ctx context.Context, m *capture.Message) (capture.Receipt,
 // AppendRecord stores a copy of r unless a record with its kind, platform, tenant and non-empty
 // ID is already stored.
 func (s *Sink) AppendRecord(ctx context.Context, r *capture.Record) (capture.Receipt, error) {
-	if s.Before != nil {
-		if err := s.Before(ctx, nil, r); err != nil {
-			return capture.Receipt{}, err
-		}
-	}
-	if err := r.Validate(); err != nil {
-		return capture.Receipt{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.admit(ctx, nil, r, r.Validate); err != nil {
 		return capture.Receipt{}, err
 	}
 	s.mu.Lock()
