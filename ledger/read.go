@@ -13,14 +13,20 @@ import (
 )
 
 // Entry is a ledger entry read back and decoded.
+//
+// When Body is set, Salt and Body are the opening of the leaf's commitment: anyone can check
+// that SHA-256("commseal/commitment/v1\x00" || Salt || uint64be(len(Body)) || Body) equals
+// Leaf.Commitment, so an export that hands over both proves its content against the signed
+// tree without trusting the exporter.
 type Entry struct {
 	Index    uint64
 	Leaf     seal.Leaf
 	LeafHash seal.Hash
-	LeafData []byte           // the exact leaf bytes
-	Body     []byte           // the canonical plaintext (JSON), nil if encrypted
-	Message  *capture.Message // set for KindMessage
-	Record   *capture.Record  // set for record kinds (context, media, capture error, annotation)
+	LeafData []byte              // the exact leaf bytes
+	Body     []byte              // the canonical plaintext (JSON), nil if encrypted or shredded
+	Salt     [seal.SaltSize]byte // the commitment salt, set with Body
+	Message  *capture.Message    // set for KindMessage
+	Record   *capture.Record     // set for record kinds (context, media, capture error, annotation)
 }
 
 // SourceID returns the platform's id of the entry's message or record, or "" if it has none
@@ -62,7 +68,7 @@ func decodeEnvelope(out *Entry, env []byte) error {
 	if seal.Commitment(&salt, body) != out.Leaf.Commitment {
 		return fmt.Errorf("%w: entry %d: content does not match its commitment", store.ErrCorrupt, out.Index)
 	}
-	out.Body = body
+	out.Body, out.Salt = body, salt
 	switch out.Leaf.Kind {
 	case seal.KindMessage:
 		var m capture.Message
