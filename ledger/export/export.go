@@ -1,0 +1,338 @@
+// Package export writes the evidence part of an export bundle (issue #12): the selected
+// entries in readable form, with what anyone needs to check them against the ledger's signed
+// tree without trusting the exporter or running commseal.
+//
+// # The bundle
+//
+// A bundle is a directory:
+//
+//	messages.jsonl              one line per exported entry (verify.BundleMessage)
+//	evidence/checkpoint         the signed C2SP checkpoint the proofs are against
+//	evidence/proofs/<i>.tlog-proof  C2SP tlog-proof@v1 of entry i; its extra data is the leaf
+//	evidence/openings.jsonl     {"index","salt","plaintext"} per entry whose content is readable
+//	README.txt                  how to check everything by hand
+//	manifest.json               every other file with size and SHA-256, the request, the key
+//	manifest.json.sig           a signed note over hex(SHA-256(manifest.json)) + "\n"
+//
+// A shredded entry (its data key destroyed) is exported with its leaf and proof, no opening,
+// and a messages.jsonl line saying so. verify.Bundle checks a bundle with the verifier key.
+//
+// Exporting reads through ledger.Access, so the export is itself sealed in the ledger as
+// access entries (one per run of consecutive indexes) before anything is written.
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/durable"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/verify"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotEmpty is returned when the bundle directory exists and holds anything.
+	ErrNotEmpty = errors.New("export: directory is not empty")
+	// ErrBadRequest is returned for a request that lacks who, why, indexes or a signer, or
+	// whose signer is not the ledger's checkpoint key.
+	ErrBadRequest = errors.New("export: bad request")
+)
+
+// Request says what to export, for whom and why.
+type Request struct {
+	Who     string   // the person or system exporting (recorded in the ledger's access entries)
+	Why     string   // the case or request (recorded likewise)
+	Indexes []uint64 // the selected entries; order and repeats do not matter
+	Query   string   // the query that selected them, if any, recorded in the manifest
+	// Signer signs the manifest: the ledger's checkpoint key (ledger.Options.Signing.Signer).
+	Signer note.Signer
+	// Now is the clock for the manifest's time; default time.Now.
+	Now func() time.Time
+}
+
+// Summary says what Write wrote.
+type Summary struct {
+	Dir        string
+	Entries    int    // exported entries
+	Opened     int    // entries with an opening
+	Shredded   int    // entries without content
+	TreeSize   uint64 // the size of the checkpoint the proofs are against
+	Checkpoint []byte // that signed checkpoint
+}
+
+// exported is one entry read for the bundle.
+type exported struct {
+	e        *ledger.Entry
+	shredded bool
+	proof    *seal.Proof
+}
+
+// Write exports the entries req selects from l into dir, which must not exist or be empty; it
+// is created with durable.DirMode and files with durable.FileMode. It checks the request and
+// the directory before anything is read or recorded; then it reads the entries through
+// l.Access(req.Who, req.Why), signs a checkpoint that covers them, and writes the bundle, the
+// signed manifest last. A failure after the directory was created may leave a partial bundle
+// without its manifest signature, which verify.Bundle refuses.
+func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Summary, error) {
+	idx, err := check(l, dir, req)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if req.Now != nil {
+		now = req.Now
+	}
+	when := now().UTC()
+
+	entries, err := read(ctx, l, req, idx)
+	if err != nil {
+		return nil, err
+	}
+	cp, parsed, err := prove(ctx, l, entries)
+	if err != nil {
+		return nil, err
+	}
+	files, sum, err := render(entries, cp)
+	if err != nil {
+		return nil, err
+	}
+	man := verify.BundleManifestData{
+		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
+		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		h := sha256.Sum256(files[name])
+		man.Files = append(man.Files, verify.BundleFileDigest{Path: name, Size: int64(len(files[name])), SHA256: hex.EncodeToString(h[:])})
+	}
+	mb, err := json.MarshalIndent(&man, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("export: manifest: %w", err)
+	}
+	mb = append(mb, '\n')
+	mh := sha256.Sum256(mb)
+	sig, err := note.Sign(&note.Note{Text: hex.EncodeToString(mh[:]) + "\n"}, req.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("export: signing the manifest: %w", err)
+	}
+
+	if err := durable.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := writeFile(dir, name, files[name]); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(dir, verify.BundleManifest, mb); err != nil {
+		return nil, err
+	}
+	if err := writeFile(dir, verify.BundleManifestSig, sig); err != nil {
+		return nil, err
+	}
+	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp
+	return sum, nil
+}
+
+// check validates the request and the directory, and returns the sorted, unique indexes.
+func check(l *ledger.Ledger, dir string, req Request) ([]uint64, error) {
+	if req.Who == "" || req.Why == "" {
+		return nil, fmt.Errorf("%w: who and why are required", ErrBadRequest)
+	}
+	if len(req.Indexes) == 0 {
+		return nil, fmt.Errorf("%w: no entries selected", ErrBadRequest)
+	}
+	if req.Signer == nil {
+		return nil, fmt.Errorf("%w: no signer for the manifest", ErrBadRequest)
+	}
+	if err := checkSigner(l, req.Signer); err != nil {
+		return nil, err
+	}
+	idx := slices.Clone(req.Indexes)
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	if size := l.Size(); idx[len(idx)-1] >= size {
+		return nil, fmt.Errorf("export: %w: %d (size %d)", ledger.ErrNotFound, idx[len(idx)-1], size)
+	}
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("export: %w", err)
+	case len(ents) > 0:
+		return nil, fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+	}
+	return idx, nil
+}
+
+// checkSigner makes sure s is the ledger's checkpoint key, so that the manifest verifies with
+// the key the checkpoints do.
+func checkSigner(l *ledger.Ledger, s note.Signer) error {
+	v, err := seal.NewVerifier(l.VerifierKey())
+	if err != nil {
+		return fmt.Errorf("export: ledger verifier key: %w", err)
+	}
+	probe, err := note.Sign(&note.Note{Text: "commseal export signer check\n"}, s)
+	if err != nil {
+		return fmt.Errorf("%w: signer: %v", ErrBadRequest, err)
+	}
+	if _, err := note.Open(probe, note.VerifierList(v)); err != nil {
+		return fmt.Errorf("%w: the signer is not the ledger's checkpoint key", ErrBadRequest)
+	}
+	return nil
+}
+
+// read reads the entries through an accessor, one Scan (one access entry) per run of
+// consecutive indexes.
+func read(ctx context.Context, l *ledger.Ledger, req Request, idx []uint64) ([]*exported, error) {
+	acc := l.Access(req.Who, req.Why)
+	want := map[uint64]bool{}
+	for _, i := range idx {
+		want[i] = true
+	}
+	var out []*exported
+	for start := 0; start < len(idx); {
+		end := start + 1
+		for end < len(idx) && idx[end] == idx[end-1]+1 {
+			end++
+		}
+		err := acc.Scan(ctx, idx[start], idx[end-1]+1, func(e *ledger.Entry, err error) error {
+			switch {
+			case err == nil:
+				if e.Body == nil || seal.Commitment(&e.Salt, e.Body) != e.Leaf.Commitment {
+					return fmt.Errorf("export: entry %d: no opening of its commitment", e.Index)
+				}
+				out = append(out, &exported{e: e})
+			case errors.Is(err, ledger.ErrShredded):
+				out = append(out, &exported{e: e, shredded: true})
+			default:
+				return fmt.Errorf("export: reading entry %d: %w", e.Index, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		start = end
+	}
+	if len(out) != len(idx) {
+		return nil, fmt.Errorf("export: read %d entries of %d", len(out), len(idx))
+	}
+	return out, nil
+}
+
+// prove signs a checkpoint covering the entries and proves each against one checkpoint; if
+// another checkpoint is signed meanwhile, it starts again.
+func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, seal.Checkpoint, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		cp, parsed, err := l.SignCheckpoint(ctx)
+		if err != nil {
+			return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
+		}
+		same := true
+		for _, x := range entries {
+			p, err := l.Prove(ctx, x.e.Index)
+			if err != nil {
+				return nil, parsed, fmt.Errorf("export: proving entry %d: %w", x.e.Index, err)
+			}
+			if !bytes.Equal(p.Checkpoint, cp) {
+				same = false
+				break
+			}
+			if !bytes.Equal(p.Extra, x.e.LeafData) {
+				return nil, parsed, fmt.Errorf("export: entry %d: the proof's leaf is not the leaf read", x.e.Index)
+			}
+			x.proof = p
+		}
+		if same {
+			return cp, parsed, nil
+		}
+	}
+	return nil, seal.Checkpoint{}, errors.New("export: checkpoints kept changing while proving; try again")
+}
+
+// render returns every file but the manifest and its signature.
+func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error) {
+	files := map[string][]byte{verify.BundleCheckpoint: cp, verify.BundleReadme: []byte(readme)}
+	var msgs, opens []byte
+	sum := &Summary{Entries: len(entries)}
+	for _, x := range entries {
+		files[verify.BundleProofPath(x.e.Index)] = x.proof.Marshal()
+		line := messageLine(x)
+		b, err := json.Marshal(&line)
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
+		}
+		msgs = append(append(msgs, b...), '\n')
+		if x.shredded {
+			sum.Shredded++
+			continue
+		}
+		sum.Opened++
+		b, err = json.Marshal(&verify.BundleOpening{Index: x.e.Index, Salt: x.e.Salt[:], Plaintext: x.e.Body})
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
+		}
+		opens = append(append(opens, b...), '\n')
+	}
+	files[verify.BundleMessages] = msgs
+	files[verify.BundleOpenings] = opens
+	return files, sum, nil
+}
+
+// messageLine is the readable form of an entry, from its decoded message or record.
+func messageLine(x *exported) verify.BundleMessage {
+	e := x.e
+	m := verify.BundleMessage{Index: e.Index, Kind: e.Leaf.Kind.String(), Shredded: x.shredded}
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case x.shredded:
+	case e.Message != nil:
+		msg := e.Message
+		m.SourceID, m.ConversationID, m.ConversationTitle = msg.ID, msg.Conversation.ID, msg.Conversation.Title
+		m.SenderID, m.SenderName, m.SentAt, m.Text = msg.Sender.ID, msg.Sender.Name, stamp(msg.SentAt), msg.Text
+		m.Attachments = attachments(msg.Attachments)
+	case e.Record != nil:
+		r := e.Record
+		m.SourceID, m.ConversationID, m.ConversationTitle, m.SentAt = r.ID, r.Conversation.ID, r.Conversation.Title, stamp(r.At)
+	}
+	return m
+}
+
+func attachments(as []capture.Attachment) []verify.BundleAttachment {
+	var out []verify.BundleAttachment
+	for _, a := range as {
+		out = append(out, verify.BundleAttachment{Name: a.Name, SHA256: a.SHA256})
+	}
+	return out
+}
+
+func writeFile(dir, name string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := durable.CreateExclusive(p, data); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}

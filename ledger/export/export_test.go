@@ -1,0 +1,237 @@
+package export_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/export"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/seal/sealtest"
+	"github.com/commseal/commseal/store/memstore"
+	"github.com/commseal/commseal/verify"
+	"github.com/stretchr/testify/require"
+)
+
+const origin = "export.test/ledger"
+
+type fixture struct {
+	l    *ledger.Ledger
+	keys *seal.SigningKey
+	now  time.Time
+	// indexes of what was appended
+	shredded, record, attach uint64
+	msgs                     []uint64
+}
+
+func msg(i int, conv string, sent time.Time, text string) *capture.Message {
+	return &capture.Message{
+		Platform: "dingtalk", Tenant: "corp1", ID: fmt.Sprintf("m-%s-%d", conv, i),
+		Conversation: capture.Conversation{ID: conv, Type: capture.ConversationGroup, Title: "Desk 交易組"},
+		Sender:       capture.Party{ID: fmt.Sprintf("u%d", i), Name: "Wong 黃"},
+		SentAt:       sent, Kind: capture.KindText, Text: text,
+		Raw: []byte(`{"text":"` + text + `"}`),
+	}
+}
+
+// newFixture opens an encrypted ledger in memory with messages, an attachment, a record and
+// one entry shredded under retention.
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	skey, _, err := seal.GenerateSigningKey(origin)
+	require.NoError(t, err)
+	keys, err := seal.ParseSigningKey(skey)
+	require.NoError(t, err)
+	f := &fixture{keys: keys, now: time.Date(2026, 7, 2, 9, 0, 0, 0, time.UTC)}
+	f.l, err = ledger.Open(ctx, memstore.New(), ledger.Options{
+		Signing: keys, CheckpointEvery: 100, CheckpointInterval: time.Hour,
+		Now:        func() time.Time { return f.now },
+		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { f.l.Close() })
+
+	rc, err := f.l.Append(ctx, msg(0, "cid-old", time.Date(2025, 1, 5, 0, 0, 0, 0, time.UTC), "expired long ago"))
+	require.NoError(t, err)
+	f.shredded = rc.Index
+	for i := 1; i <= 4; i++ {
+		rc, err := f.l.Append(ctx, msg(i, "cid-a", time.Date(2026, 6, i, 10, 0, 0, 0, time.FixedZone("HKT", 8*3600)), fmt.Sprintf("BUY %d lots", i)))
+		require.NoError(t, err)
+		f.msgs = append(f.msgs, rc.Index)
+	}
+	m := msg(5, "cid-a", time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC), "see the term sheet")
+	m.Attachments = []capture.Attachment{{Name: "terms.pdf", MediaType: "application/pdf", Size: 3,
+		SHA256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81"}}
+	rc, err = f.l.Append(ctx, m)
+	require.NoError(t, err)
+	f.attach = rc.Index
+	rc, err = f.l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordContext, Platform: "dingtalk", Tenant: "corp1",
+		ID: "ev-1", Conversation: capture.Conversation{ID: "cid-a", Type: capture.ConversationGroup, Title: "Desk 交易組"},
+		At: time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC), Body: []byte(`{"members":["u1","u2"]}`)})
+	require.NoError(t, err)
+	f.record = rc.Index
+	shreds, err := f.l.ApplyRetention(ctx, ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "1 year", Keep: ledger.Period{Years: 1}}}},
+		ledger.ApplyOptions{Authority: "retention job"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	return f
+}
+
+func (f *fixture) request() export.Request {
+	return export.Request{Who: "alice@compliance", Why: "SFC request 2026-17", Query: `text:"BUY"`,
+		Indexes: []uint64{f.msgs[2], f.shredded, f.msgs[0], f.msgs[1], f.attach, f.record, f.msgs[0]},
+		Signer:  f.keys.Signer, Now: func() time.Time { return f.now }}
+}
+
+func (f *fixture) export(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	sum, err := export.Write(context.Background(), f.l, dir, f.request())
+	require.NoError(t, err)
+	require.Equal(t, 6, sum.Entries)
+	require.Equal(t, 1, sum.Shredded)
+	require.Equal(t, 5, sum.Opened)
+	return dir
+}
+
+func TestExportBundleVerifies(t *testing.T) {
+	f := newFixture(t)
+	dir := f.export(t)
+	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{f.shredded, f.msgs[0], f.msgs[1], f.msgs[2], f.attach, f.record}, rep.Entries)
+	require.Equal(t, 5, rep.Opened)
+	require.Equal(t, 1, rep.Shredded)
+	require.Equal(t, origin, rep.Origin)
+	require.Equal(t, "alice@compliance", rep.Request.Who)
+	require.Equal(t, `text:"BUY"`, rep.Request.Query)
+	require.GreaterOrEqual(t, rep.TreeSize, f.l.Size()-0, "the checkpoint covers the export's own access entries")
+
+	// Files and directories are for the owner alone.
+	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		require.NoError(t, err)
+		if fi.IsDir() {
+			require.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), p)
+		} else {
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), p)
+		}
+		return nil
+	}))
+
+	// messages.jsonl says what the ledger holds.
+	b, err := os.ReadFile(filepath.Join(dir, "messages.jsonl"))
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	require.Len(t, lines, 6)
+	var first, att, rec verify.BundleMessage
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	require.Equal(t, verify.BundleMessage{Index: f.shredded, Kind: "message", Shredded: true}, first)
+	require.NoError(t, json.Unmarshal([]byte(lines[4]), &att))
+	require.Equal(t, "see the term sheet", att.Text)
+	require.Equal(t, "m-cid-a-5", att.SourceID)
+	require.Equal(t, "u5", att.SenderID)
+	require.Equal(t, "Desk 交易組", att.ConversationTitle)
+	require.Equal(t, []verify.BundleAttachment{{Name: "terms.pdf", SHA256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81"}}, att.Attachments)
+	var m1 verify.BundleMessage
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &m1))
+	require.Equal(t, "2026-06-01T02:00:00Z", m1.SentAt, "sent times are in UTC")
+	require.NoError(t, json.Unmarshal([]byte(lines[5]), &rec))
+	require.Equal(t, verify.BundleMessage{Index: f.record, Kind: "context", SourceID: "ev-1", ConversationID: "cid-a",
+		ConversationTitle: "Desk 交易組", SentAt: "2026-06-10T00:00:00Z"}, rec)
+}
+
+func TestExportRecordsAccessBeforeWriting(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	before := f.l.Size()
+	dir := f.export(t)
+	after := f.l.Size()
+	// Indexes 1,2,3 are one run; 0, 5 and 6 are runs of their own... 0,1,2,3 are consecutive:
+	// the selection {0,1,2,3,5,6} is the runs [0,4) and [5,7).
+	require.Equal(t, before+2, after, "one access entry per run of consecutive indexes")
+	var runs [][2]uint64
+	err := f.l.Access("auditor", "check the export's trail").Scan(ctx, before, after, func(e *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		require.Equal(t, seal.KindAccess, e.Leaf.Kind)
+		var a struct {
+			Who, Why string
+			From, To uint64
+		}
+		require.NoError(t, json.Unmarshal(e.Body, &a))
+		require.Equal(t, "alice@compliance", a.Who)
+		require.Equal(t, "SFC request 2026-17", a.Why)
+		runs = append(runs, [2]uint64{a.From, a.To})
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, [][2]uint64{{0, 4}, {5, 7}}, runs)
+	// The access entries are covered by the bundle's checkpoint: sealed before the bundle.
+	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, rep.TreeSize, after)
+}
+
+func TestExportRefusesBadInput(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	size := f.l.Size()
+
+	t.Run("unknown index", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "bundle")
+		req := f.request()
+		req.Indexes = append(req.Indexes, size+3)
+		_, err := export.Write(ctx, f.l, dir, req)
+		require.ErrorIs(t, err, ledger.ErrNotFound)
+		require.ErrorContains(t, err, fmt.Sprint(size+3))
+		_, statErr := os.Stat(dir)
+		require.ErrorIs(t, statErr, os.ErrNotExist, "nothing written")
+		require.Equal(t, size, f.l.Size(), "nothing recorded")
+	})
+	t.Run("non-empty dir", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "keep.txt"), []byte("mine"), 0o600))
+		_, err := export.Write(ctx, f.l, dir, f.request())
+		require.ErrorIs(t, err, export.ErrNotEmpty)
+		ents, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Len(t, ents, 1, "nothing written")
+		b, err := os.ReadFile(filepath.Join(dir, "keep.txt"))
+		require.NoError(t, err)
+		require.Equal(t, "mine", string(b))
+		require.Equal(t, size, f.l.Size(), "nothing recorded")
+	})
+	for name, mod := range map[string]func(*export.Request){
+		"no who":       func(r *export.Request) { r.Who = "" },
+		"no why":       func(r *export.Request) { r.Why = "" },
+		"no indexes":   func(r *export.Request) { r.Indexes = nil },
+		"no signer":    func(r *export.Request) { r.Signer = nil },
+		"other signer": func(r *export.Request) { r.Signer = otherSigner(t).Signer },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bundle")
+			req := f.request()
+			mod(&req)
+			_, err := export.Write(ctx, f.l, dir, req)
+			require.ErrorIs(t, err, export.ErrBadRequest)
+			_, statErr := os.Stat(dir)
+			require.ErrorIs(t, statErr, os.ErrNotExist, "nothing written")
+			require.Equal(t, size, f.l.Size(), "nothing recorded")
+		})
+	}
+}
+
+func otherSigner(t testing.TB) *seal.SigningKey {
+	skey, _, err := seal.GenerateSigningKey(origin)
+	require.NoError(t, err)
+	k, err := seal.ParseSigningKey(skey)
+	require.NoError(t, err)
+	return k
+}

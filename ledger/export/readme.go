@@ -1,0 +1,42 @@
+package export
+
+// readme is README.txt: how to check a bundle with no commseal code.
+const readme = `commseal export bundle (format commseal-export/v1)
+
+Everything here can be checked with the ledger's verifier key (a golang.org/x/mod/sumdb/note
+verifier key, "origin+hash+base64", published by the ledger's operator and also written in
+manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named below.
+
+1. The manifest. manifest.json.sig is a signed note (c2sp.org/signed-note) whose text is the
+   lowercase hex SHA-256 of manifest.json followed by a newline. Check its Ed25519 signature
+   with the verifier key, then check that sha256sum of manifest.json is that text.
+
+2. The files. manifest.json lists every other file ("files": path, size, sha256 in lowercase
+   hex). The bundle must hold exactly these files plus manifest.json and manifest.json.sig:
+   none missing, none extra, each with the listed size and SHA-256.
+
+3. The checkpoint. evidence/checkpoint is a signed C2SP checkpoint (c2sp.org/tlog-checkpoint):
+   origin, tree size, base64 root hash of an RFC 6962 Merkle tree, signed by the verifier key.
+   Its origin and size are manifest.json's "origin" and "tree_size".
+
+4. The proofs. evidence/proofs/<i>.tlog-proof is a C2SP tlog-proof@v1 (c2sp.org/tlog-proof)
+   for entry i: its index is i, its checkpoint is evidence/checkpoint byte for byte, and its
+   extra data is the entry's leaf bytes. The leaf hash is SHA-256(0x00 || leaf); the RFC 6962
+   inclusion proof in the file takes it to the checkpoint's root at index i.
+
+5. The openings. Each line of evidence/openings.jsonl is
+   {"index":i,"salt":"<base64, 32 bytes>","plaintext":"<base64>"}. The leaf of entry i (the
+   proof's extra data) is a fixed binary record: byte 0 version (1), byte 1 kind, bytes 2-9
+   the index (big-endian), and at bytes 122-153 the 32-byte content commitment. Check that
+     SHA-256("commseal/commitment/v1" || 0x00 || salt || uint64 big-endian(len(plaintext)) || plaintext)
+   equals it. The plaintext is the entry's canonical JSON as sealed.
+
+6. The messages. Each line of messages.jsonl is one exported entry in readable form (index,
+   kind, source id, conversation id and title, sender id and name, sent time in UTC, text,
+   attachments with their SHA-256). Every field must be what the opened plaintext says. An
+   entry whose data key was destroyed under retention is listed with "shredded":true: its
+   leaf and proof are here, its content is not, and it has no opening.
+
+The export itself was recorded in the ledger as access entries (who, why) before this bundle
+was written; manifest.json's "request" repeats who, why, when, how many entries and the query.
+`
