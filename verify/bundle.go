@@ -318,7 +318,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		return nil, err
 	}
 	opened := map[uint64][]byte{}
-	if err := eachLine(ob, func(line []byte) error {
+	if err := eachLine(BundleOpenings, ob, func(line []byte) error {
 		o, err := ParseBundleOpening(line)
 		if err != nil {
 			return bad(BundleOpenings, "malformed line", err)
@@ -347,7 +347,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 	}
 	seen := map[uint64]bool{}
 	shredded := 0
-	if err := eachLine(msgb, func(line []byte) error {
+	if err := eachLine(BundleMessages, msgb, func(line []byte) error {
 		var m BundleMessage
 		if err := strictJSON(line, &m); err != nil {
 			return bad(BundleMessages, "malformed line", err)
@@ -423,21 +423,24 @@ func bundleFiles(dir string) (map[string][]byte, error) {
 
 // eachLine calls fn with every line of b; b must be empty or end in a newline, with no empty
 // line.
-func eachLine(b []byte, fn func([]byte) error) error {
+func eachLine(file string, b []byte, fn func([]byte) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, len(b)+1)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return errors.New("verify: bundle: last line does not end in a newline")
+		return bad(file, "last line does not end in a newline", nil)
 	}
 	for sc.Scan() {
 		if len(sc.Bytes()) == 0 {
-			return errors.New("verify: bundle: empty line")
+			return bad(file, "empty line", nil)
 		}
 		if err := fn(sc.Bytes()); err != nil {
 			return err
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return bad(file, "unreadable lines", err)
+	}
+	return nil
 }
 
 func strictJSON(b []byte, v any) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,17 @@ func TestBundleTamperMatrix(t *testing.T) {
 				return []byte(strings.Join(append(lines[:1], lines[2:]...), ""))
 			})
 		}, []string{verify.BundleMessages}, true},
+		{"re-signed openings without final newline", func(d string) {
+			rewrite(t, d, verify.BundleOpenings, func(b []byte) []byte { return b[:len(b)-1] })
+		}, []string{verify.BundleOpenings}, true},
+		{"re-signed empty line in messages", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte { return append([]byte("\n"), b...) })
+		}, []string{verify.BundleMessages}, true},
+		{"re-signed opening of an entry not proved", func(d string) {
+			rewrite(t, d, verify.BundleOpenings, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), fmt.Sprintf(`{"index":%d,`, f.msgs[0]), `{"index":999,`, 1))
+			})
+		}, []string{verify.BundleOpenings}, true},
 		{"re-signed unshred claim", func(d string) {
 			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
 				return []byte(strings.Replace(string(b), `,"shredded":true`, "", 1))
