@@ -235,3 +235,78 @@ func otherSigner(t testing.TB) *seal.SigningKey {
 	require.NoError(t, err)
 	return k
 }
+
+func TestExportPlainLedgerAndItsOwnEntries(t *testing.T) {
+	ctx := context.Background()
+	skey, vkey, err := seal.GenerateSigningKey(origin)
+	require.NoError(t, err)
+	keys, err := seal.ParseSigningKey(skey)
+	require.NoError(t, err)
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: keys, CheckpointInterval: time.Hour})
+	require.NoError(t, err)
+	defer l.Close()
+	for i := range 3 {
+		_, err := l.Append(ctx, msg(i, "cid-p", time.Date(2026, 6, 1, 0, 0, i, 0, time.UTC), fmt.Sprint("plain ", i)))
+		require.NoError(t, err)
+	}
+	req := export.Request{Who: "bob", Why: "first", Indexes: []uint64{1}, Signer: keys.Signer}
+	_, err = export.Write(ctx, l, filepath.Join(t.TempDir(), "a"), req)
+	require.NoError(t, err)
+	access := l.Size() - 1 // the first export's access entry
+
+	// Exporting the ledger's own access entry: kind and opening, no message fields.
+	dir := filepath.Join(t.TempDir(), "b")
+	req.Why, req.Indexes = "second", []uint64{access, 0}
+	sum, err := export.Write(ctx, l, dir, req)
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Opened)
+	rep, err := verify.Bundle(dir, vkey)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{0, access}, rep.Entries)
+	b, err := os.ReadFile(filepath.Join(dir, verify.BundleMessages))
+	require.NoError(t, err)
+	require.Contains(t, string(b), fmt.Sprintf(`{"index":%d,"kind":"access"}`, access))
+	require.Contains(t, string(b), `"text":"plain 0"`)
+}
+
+// Appends and checkpoints while exporting do not break the bundle: every proof is against the
+// one checkpoint in it.
+func TestExportWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	skey, vkey, err := seal.GenerateSigningKey(origin)
+	require.NoError(t, err)
+	keys, err := seal.ParseSigningKey(skey)
+	require.NoError(t, err)
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: keys, CheckpointEvery: 2, CheckpointInterval: time.Millisecond})
+	require.NoError(t, err)
+	defer l.Close()
+	for i := range 20 {
+		_, err := l.Append(ctx, msg(i, "cid-c", time.Date(2026, 6, 1, 0, 0, i, 0, time.UTC), "x"))
+		require.NoError(t, err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 100; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := l.Append(ctx, msg(i, "cid-c", time.Date(2026, 6, 2, 0, 0, 0, i, time.UTC), "y")); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for k := range 5 {
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(k))
+		_, err := export.Write(ctx, l, dir, export.Request{Who: "w", Why: "concurrent", Indexes: []uint64{0, 5, uint64(10 + k)}, Signer: keys.Signer})
+		require.NoError(t, err)
+		_, err = verify.Bundle(dir, vkey)
+		require.NoError(t, err)
+	}
+	close(stop)
+	require.NoError(t, <-done)
+}
