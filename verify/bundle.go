@@ -156,6 +156,7 @@ type BundleError struct {
 	Err    error // a more specific cause, or nil
 }
 
+// Error names the file, the entry if any, and the reason.
 func (e *BundleError) Error() string {
 	s := "verify: bundle file " + e.File
 	if e.Entry != nil {
