@@ -1,4 +1,4 @@
-// Package export writes the evidence part of an export bundle (issue #12): the selected
+// Package export writes the evidence part of an export bundle: the selected
 // entries in readable form, with what anyone needs to check them against the ledger's signed
 // tree without trusting the exporter or running commseal.
 //
