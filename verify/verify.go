@@ -8,7 +8,9 @@
 // conversation's chain is unbroken; every stored Merkle hash is recomputed; every checkpoint is
 // signed by the verifier key and its root is the root of the entries it covers (which proves
 // each checkpoint consistent with every earlier one). Proof and InclusionProof read proofs for
-// single entries, to hand to someone who holds only a checkpoint.
+// single entries, to hand to someone who holds only a checkpoint. Bundle checks an export
+// bundle (package ledger/export) with the verifier key alone: its signed manifest, every file,
+// every proof and every commitment opening.
 //
 // # Is this ledger altered?
 //
