@@ -85,7 +85,7 @@ type exported struct {
 // Write exports the entries req selects from l into dir, which must not exist or be empty; it
 // is created with durable.DirMode and files with durable.FileMode. It checks the request and
 // the directory before anything is read or recorded; then it reads the entries through
-// l.Access(req.Who, req.Why), signs a checkpoint that covers them, and writes the bundle, the
+// l.Access(req.Who, req.Why).For("export"), signs a checkpoint that covers them, and writes the bundle, the
 // signed manifest last. A failure after the directory was created may leave a partial bundle
 // without its manifest signature, which verify.Bundle refuses.
 func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Summary, error) {
@@ -199,7 +199,7 @@ func checkSigner(l *ledger.Ledger, s note.Signer) error {
 // read reads the entries through an accessor, one Scan (one access entry) per run of
 // consecutive indexes.
 func read(ctx context.Context, l *ledger.Ledger, req Request, idx []uint64) ([]*exported, error) {
-	acc := l.Access(req.Who, req.Why)
+	acc := l.Access(req.Who, req.Why).For("export")
 	want := map[uint64]bool{}
 	for _, i := range idx {
 		want[i] = true

@@ -161,12 +161,13 @@ func TestExportRecordsAccessBeforeWriting(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, seal.KindAccess, e.Leaf.Kind)
 		var a struct {
-			Who, Why string
-			From, To uint64
+			Who, Why, Op, For string
+			From, To          uint64
 		}
 		require.NoError(t, json.Unmarshal(e.Body, &a))
 		require.Equal(t, "alice@compliance", a.Who)
 		require.Equal(t, "SFC request 2026-17", a.Why)
+		require.Equal(t, "export", a.For, "the trail tells an export from a reading")
 		runs = append(runs, [2]uint64{a.From, a.To})
 		return nil
 	})
