@@ -138,7 +138,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	to := fl.String("to", "", "select messages sent before this RFC 3339 `time`")
 	q := fl.String("q", "", "full-text query: not built yet (refused)")
 	format := fl.String("format", "", "rsmf, eml: not built yet (refused; the bundle is messages.jsonl with evidence)")
-	if err := fl.Parse(args); err != nil {
+	fl.Usage = func() {
+		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... -out PATH\n"+
+			"Selects the entries that match every filter given (any value of a repeated one) and writes them as an export bundle.\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	} else if err != nil {
 		return exitUsage
 	}
 	usage := func(msg string) int {
