@@ -282,3 +282,36 @@ func TestExportHelp(t *testing.T) {
 	require.Contains(t, errs, "-q string\n    \tfull-text query: not built yet")
 	require.Contains(t, errs, "not built yet (refused")
 }
+
+// TestExportRecords: records (here a media record) match on their conversation, time and kind,
+// never on a sender filter.
+func TestExportRecords(t *testing.T) {
+	dir := makeLedger(t)
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp", ID: "m0/0",
+		Conversation: capture.Conversation{ID: "cid0"}, About: &capture.Identity{Platform: "dingtalk", Tenant: "corp", ID: "m0"},
+		At: time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC), Body: []byte(`{"status":"failed"}`)})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	vkey, err := layout.VerifierKey(dir)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		args []string
+		want []uint64
+	}{
+		{[]string{"-conversation", "cid0"}, []uint64{0, 3, 6, 9}},
+		{[]string{"-conversation", "cid0", "-sender", "u0"}, []uint64{0, 6}},
+		{[]string{"-kind", "media"}, []uint64{9}},
+		{[]string{"-kind", capture.RecordMedia, "-from", "2026-07-09T00:00:00Z"}, []uint64{9}},
+		{[]string{"-from", "2026-07-09T00:00:00Z"}, []uint64{8, 9}},
+	} {
+		out := filepath.Join(t.TempDir(), "bundle")
+		code, _, errs := runE(append([]string{"-dir", dir, "-who", "carol", "-why", "case", "-out", out}, tc.args...)...)
+		require.Equal(t, exitOK, code, "%v: %s", tc.args, errs)
+		rep, err := verify.Bundle(out, vkey)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, rep.Entries, tc.args)
+	}
+}
