@@ -201,15 +201,23 @@ func VerifyProof(p *Proof, v note.Verifier) (Checkpoint, Leaf, error) {
 	if err != nil {
 		return c, Leaf{}, err
 	}
+	leaf, err := ProofLeaf(p, c)
+	return c, leaf, err
+}
+
+// ProofLeaf checks a parsed proof against a checkpoint the caller has already opened (for
+// many proofs against one checkpoint, whose signature need not be checked again): the leaf
+// whose bytes are p.Extra is at p.Index in c's tree. It returns the leaf.
+func ProofLeaf(p *Proof, c Checkpoint) (Leaf, error) {
 	leaf, err := ParseLeaf(p.Extra)
 	if err != nil {
-		return c, leaf, fmt.Errorf("%w: extra data is not a leaf: %v", ErrProof, err)
+		return leaf, fmt.Errorf("%w: extra data is not a leaf: %v", ErrProof, err)
 	}
 	if leaf.Index != p.Index {
-		return c, leaf, fmt.Errorf("%w: leaf says index %d, proof says %d", ErrProof, leaf.Index, p.Index)
+		return leaf, fmt.Errorf("%w: leaf says index %d, proof says %d", ErrProof, leaf.Index, p.Index)
 	}
 	if err := CheckInclusion(p.Hashes, c.Size, c.Root, p.Index, LeafHash(p.Extra)); err != nil {
-		return c, leaf, err
+		return leaf, err
 	}
-	return c, leaf, nil
+	return leaf, nil
 }
