@@ -37,28 +37,15 @@ const (
 // digestParts hashes tag followed by each part with a 32-bit length prefix, so that no two
 // different part lists collide by concatenation.
 func digestParts(tag string, parts ...string) Hash {
-	// Ids are short: assemble the input on the stack and hash it in one call, which is on
-	// every append's path; a long one takes the streaming way.
+	// Ids are short: the input is assembled on the stack (append moves a long one to the
+	// heap) and hashed in one call, which is on every append's path.
 	var buf [256]byte
 	b := append(buf[:0], tag...)
 	for _, p := range parts {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
 		b = append(b, p...)
 	}
-	if len(b) <= len(buf) {
-		return sha256.Sum256(b)
-	}
-	h := sha256.New()
-	h.Write([]byte(tag))
-	var n [4]byte
-	for _, p := range parts {
-		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
-		h.Write(n[:])
-		h.Write([]byte(p))
-	}
-	var out Hash
-	h.Sum(out[:0])
-	return out
+	return sha256.Sum256(b)
 }
 
 // IdentityDigest returns the source identity digest of an entry: class separates kinds of

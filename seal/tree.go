@@ -26,16 +26,7 @@ func (f *Frontier) Size() uint64 { return f.n }
 // in the order and layout of tlog.StoredHashes: the leaf hash, then the root of every subtree
 // the leaf completes.
 func (f *Frontier) Append(leafHash Hash, out []Hash) []Hash {
-	out = append(out, leafHash)
-	h := leafHash
-	for n := f.n; n&1 == 1; n >>= 1 {
-		left := f.roots[len(f.roots)-1]
-		f.roots = f.roots[:len(f.roots)-1]
-		h = NodeHash(left, h)
-		out = append(out, h)
-	}
-	f.roots = append(f.roots, h)
-	f.n++
+	out, _ = f.AppendSubtree(0, leafHash, append(out, leafHash)) // a leaf can follow any tree
 	return out
 }
 
