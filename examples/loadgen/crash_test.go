@@ -139,7 +139,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 	if err := led.Ledger.Close(); err != nil {
 		t.Fatalf("close ledger: %v", err)
 	}
-	defer led.Store.Close()
+	defer led.Close() // the store and the directory lock (the ledger is closed above)
 	if _, err := verify.Ledger(ctx, led.Store, led.Signing.Verifier, verify.Options{}); err != nil {
 		t.Fatalf("ledger of %d entries does not verify after the crash: %v", n, err)
 	}

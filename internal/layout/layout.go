@@ -39,6 +39,7 @@ const (
 	KEKFile     = "ledger.kek"     // a 256-bit KEK in hex (when no passphrase is used)
 	KEKDir      = "keks"           // one write-once file per later KEK generation
 	VaultDir    = "keys"           // wrapped data keys (store/keydir)
+	LockFile    = "ledger.lock"    // locked by the one process that has the directory open to write
 )
 
 // PassphraseEnv names the environment variable holding the passphrase from which the KEK is

@@ -40,7 +40,12 @@ type Ledger struct {
 	// DemoKEK is set when the KEK is the key file beside the data (no passphrase).
 	DemoKEK bool
 	Dir     string
+
+	lock *os.File // layout.LockFile, locked while the directory is open
 }
+
+// ErrInUse is returned by Open when another process has the directory open to write.
+var ErrInUse = errors.New("ledgerdir: the ledger directory is open in another process")
 
 // Open opens the ledger in dir for writing; opts.Keys and opts.Encryption are filled from the
 // directory. A directory without a store yet is laid out: the signing key (origin names it,
@@ -60,6 +65,40 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 			return nil, fmt.Errorf("ledgerdir: %w", err)
 		}
 	}
+	// The directory's lock comes before anything is read or written: loading the keyring
+	// scrubs KEK files it does not list, which in another process's rotation would be the
+	// new KEK not yet named in ledger.keyring.
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := open(ctx, dir, origin, started, opts)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	l.lock = lock
+	return l, nil
+}
+
+// lockDir opens and locks the directory's lock file.
+func lockDir(dir string) (*os.File, error) {
+	f, err := durable.OpenFile(filepath.Join(dir, layout.LockFile), os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return nil, fmt.Errorf("ledgerdir: %w", err)
+	}
+	if err := durable.Lock(f); err != nil {
+		f.Close()
+		if errors.Is(err, durable.ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrInUse, dir)
+		}
+		return nil, fmt.Errorf("ledgerdir: locking %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// open lays out (unless started) and opens the locked directory.
+func open(ctx context.Context, dir, origin string, started bool, opts ledger.Options) (*Ledger, error) {
 	keys, err := SigningKey(dir, origin, !started)
 	if err != nil {
 		return nil, err
@@ -88,7 +127,12 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 
 // Close closes the ledger (signing a final checkpoint) and then its store.
 func (l *Ledger) Close() error {
-	return errors.Join(l.Ledger.Close(), l.Store.Close())
+	err := errors.Join(l.Ledger.Close(), l.Store.Close())
+	if l.lock != nil {
+		err = errors.Join(err, l.lock.Close())
+		l.lock = nil
+	}
+	return err
 }
 
 // SigningKey loads the directory's signing key; with create set (a ledger not started yet) it makes

@@ -192,3 +192,32 @@ func TestInterruptedLayoutIsTakenUp(t *testing.T) {
 	require.Equal(t, keys.VerifierKey, vkey)
 	require.NoError(t, l.Close())
 }
+
+// TestASecondOpenTouchesNothing: while one process has the directory open, another Open fails
+// with ErrInUse before it reads or writes anything; before, it loaded the keyring first, which
+// scrubbed the KEK file of a rotation the first process had under way (written, not yet named in
+// ledger.keyring), and only then found the store locked.
+func TestASecondOpenTouchesNothing(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l, err := ledgerdir.Open(ctx, dir, "commseal.test/second", ledger.Options{})
+	require.NoError(t, err)
+	defer l.Close()
+	// The state in the middle of a rotation: the new generation's file, not yet listed.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, layout.KEKDir), 0o700))
+	next := filepath.Join(dir, layout.KEKDir, "2.kek")
+	require.NoError(t, os.WriteFile(next, []byte("rotation under way"), 0o600))
+
+	_, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.ErrorIs(t, err, ledgerdir.ErrInUse)
+	b, err := os.ReadFile(next)
+	require.NoError(t, err, "the second open removed the rotation's KEK file")
+	require.Equal(t, "rotation under way", string(b))
+
+	require.NoError(t, l.Close())
+	require.NoError(t, os.Remove(next))
+	l2, err := ledgerdir.Open(ctx, dir, "", ledger.Options{}) // the lock goes with Close
+	require.NoError(t, err)
+	require.NoError(t, l2.Close())
+}
