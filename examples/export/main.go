@@ -190,8 +190,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f.empty() {
 		return usage("give at least one of -conversation, -sender, -from, -to, -kind: export refuses to select everything")
 	}
-	if st, err := os.Stat(filepath.Join(*dir, layout.StoreDir)); err != nil || !st.IsDir() {
-		return usage(fmt.Sprintf("%s is not a ledger directory (no %s/)", *dir, layout.StoreDir))
+	if err := layout.Exists(*dir); err != nil {
+		return usage(err.Error())
 	}
 	if inside(*dir, *out) {
 		return usage(fmt.Sprintf("-out %s is inside the ledger directory: the bundle holds plain text", *out))

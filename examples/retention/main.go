@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 )
@@ -120,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	if _, err := os.Stat(*dir); err != nil {
+	if err := layout.Exists(*dir); err != nil { // a mistyped -dir is not laid out as a new ledger
 		return usage(err.Error())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

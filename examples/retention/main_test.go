@@ -161,3 +161,15 @@ func TestParsePeriod(t *testing.T) {
 		require.Error(t, err, s)
 	}
 }
+
+// TestADirectoryWithoutALedgerIsRefusedAndLeftEmpty: a mistyped -dir is a usage error, not a
+// new, empty ledger that answers "no active legal holds".
+func TestADirectoryWithoutALedgerIsRefusedAndLeftEmpty(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runR("-dir", dir, "-holds")
+	require.Equal(t, 2, code, errOut)
+	require.Contains(t, errOut, "not a ledger directory")
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, ents, "nothing may be written")
+}

@@ -64,14 +64,23 @@ func VerifierKey(dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// Exists reports, as ErrNoLedger, a directory that holds no ledger (no store): what a program
+// that works on an existing ledger checks before it opens one, so that a mistyped path is not
+// laid out as a new ledger.
+func Exists(dir string) error {
+	if st, err := os.Stat(filepath.Join(dir, StoreDir)); err != nil || !st.IsDir() {
+		return fmt.Errorf("%w: %s is not a ledger directory (no %s/)", ErrNoLedger, dir, StoreDir)
+	}
+	return nil
+}
+
 // OpenStore opens the directory's file store. A read-only store must already exist
 // (ErrNoLedger otherwise); it can be opened beside a running writer.
 func OpenStore(ctx context.Context, dir string, readOnly bool, log *slog.Logger) (*filestore.Store, error) {
-	sd := filepath.Join(dir, StoreDir)
 	if readOnly {
-		if _, err := os.Stat(sd); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s has no %s/", ErrNoLedger, dir, StoreDir)
+		if err := Exists(dir); err != nil {
+			return nil, err
 		}
 	}
-	return filestore.Open(ctx, sd, &filestore.Options{ReadOnly: readOnly, Logger: log})
+	return filestore.Open(ctx, filepath.Join(dir, StoreDir), &filestore.Options{ReadOnly: readOnly, Logger: log})
 }
