@@ -120,7 +120,8 @@ type plainContent struct {
 }
 
 // BundleLine derives the messages.jsonl line of an entry from its kind and its opened
-// plaintext. The exporter and the checker both use it, each from its own reading.
+// plaintext. The exporter (package ledger/export) and the checker both use it, each from its
+// own reading.
 func BundleLine(index uint64, kind seal.Kind, plaintext []byte) (BundleMessage, error) {
 	m := BundleMessage{Index: index, Kind: kind.String()}
 	switch kind {

@@ -35,7 +35,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
@@ -254,7 +253,10 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 	sum := &Summary{Entries: len(entries)}
 	for _, x := range entries {
 		files[verify.BundleProofPath(x.e.Index)] = x.proof.Marshal()
-		line := messageLine(x)
+		line, err := messageLine(x)
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
+		}
 		b, err := json.Marshal(&line)
 		if err != nil {
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
@@ -276,36 +278,13 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 	return files, sum, nil
 }
 
-// messageLine is the readable form of an entry, from its decoded message or record.
-func messageLine(x *exported) verify.BundleMessage {
-	e := x.e
-	m := verify.BundleMessage{Index: e.Index, Kind: e.Leaf.Kind.String(), Shredded: x.shredded}
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339Nano)
+// messageLine is the entry's messages.jsonl line: what verify.BundleLine derives from the
+// opened plaintext, the one mapping the checker applies too; a shredded entry's says so.
+func messageLine(x *exported) (verify.BundleMessage, error) {
+	if x.shredded {
+		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true}, nil
 	}
-	switch {
-	case x.shredded:
-	case e.Message != nil:
-		msg := e.Message
-		m.SourceID, m.ConversationID, m.ConversationTitle = msg.ID, msg.Conversation.ID, msg.Conversation.Title
-		m.SenderID, m.SenderName, m.SentAt, m.Text = msg.Sender.ID, msg.Sender.Name, stamp(msg.SentAt), msg.Text
-		m.Attachments = attachments(msg.Attachments)
-	case e.Record != nil:
-		r := e.Record
-		m.SourceID, m.ConversationID, m.ConversationTitle, m.SentAt = r.ID, r.Conversation.ID, r.Conversation.Title, stamp(r.At)
-	}
-	return m
-}
-
-func attachments(as []capture.Attachment) []verify.BundleAttachment {
-	var out []verify.BundleAttachment
-	for _, a := range as {
-		out = append(out, verify.BundleAttachment{Name: a.Name, SHA256: a.SHA256})
-	}
-	return out
+	return verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
 }
 
 func writeFile(dir, name string, data []byte) error {
