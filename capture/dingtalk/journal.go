@@ -109,6 +109,10 @@ func checkJobID(id string) error {
 
 const jobExt, legacyExt = ".job", ".json"
 
+// legacyTmpPrefix starts the names of the temporary files earlier versions wrote jobs to, in
+// plain text, before renaming them to <id>.json.
+const legacyTmpPrefix = ".tmp-"
+
 func (j *DirJournal) path(id string) string { return filepath.Join(j.dir, id+jobExt) }
 
 func jobAD(id string) []byte { return append([]byte{journalVersion}, id...) }
@@ -219,8 +223,18 @@ func (j *DirJournal) List(ctx context.Context) ([]MediaJob, error) {
 		seen[id] = true
 		jobs = append(jobs, job)
 	}
+	scrubbed := false
 	for _, e := range ents {
 		name := e.Name()
+		if !e.IsDir() && strings.HasPrefix(name, legacyTmpPrefix) {
+			// A plain-text temporary file of an earlier version's write, interrupted before
+			// its rename: the job it held is in its .json file or was never acknowledged.
+			if err := durable.Scrub(filepath.Join(j.dir, name), nil); err != nil {
+				errs = append(errs, fmt.Errorf("dingtalk: media journal: %w", err))
+			}
+			scrubbed = true
+			continue
+		}
 		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, legacyExt) {
 			continue
 		}
@@ -231,6 +245,11 @@ func (j *DirJournal) List(ctx context.Context) ([]MediaJob, error) {
 		}
 		if job != nil {
 			jobs = append(jobs, *job)
+		}
+	}
+	if scrubbed {
+		if err := durable.SyncDir(j.dir); err != nil {
+			errs = append(errs, fmt.Errorf("dingtalk: media journal: %w", err))
 		}
 	}
 	return jobs, errors.Join(errs...)

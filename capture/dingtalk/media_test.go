@@ -315,6 +315,9 @@ func TestDirJournalMigratesPlainTextJobs(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, job.ID+".json"), b, 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, strings.Repeat("ef", 16)+".json"), []byte("{broken"), 0o600))
+	// An earlier version's write interrupted before its rename left its plain-text temp file.
+	tmp := filepath.Join(dir, ".tmp-"+job.ID+"-4242")
+	require.NoError(t, os.WriteFile(tmp, b, 0o600))
 
 	j, err := dingtalk.NewDirJournal(dir, journalKey(t))
 	require.NoError(t, err)
@@ -323,6 +326,8 @@ func TestDirJournalMigratesPlainTextJobs(t *testing.T) {
 	require.Equal(t, []dingtalk.MediaJob{job}, jobs)
 	_, err = os.Stat(filepath.Join(dir, job.ID+".json"))
 	require.ErrorIs(t, err, os.ErrNotExist, "the plain-text file is gone")
+	_, err = os.Stat(tmp)
+	require.ErrorIs(t, err, os.ErrNotExist, "the plain-text temp file is gone")
 	assertNoPlaintext(t, dir, []string{job.Name, job.Conversation.Title})
 	jobs, _ = j.List(ctx)
 	require.Equal(t, []dingtalk.MediaJob{job}, jobs, "and the job is kept, encrypted")
