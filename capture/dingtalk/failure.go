@@ -98,6 +98,12 @@ func (h *hints) conversation() string {
 		h.get("chatId"), h.get("ChatId"))
 }
 
+// isJSONObject reports whether raw is one valid JSON object.
+func isJSONObject(raw []byte) bool {
+	i := skipSpace(raw, 0)
+	return i < len(raw) && raw[i] == '{' && json.Valid(raw)
+}
+
 // readHints scans the top-level members of the JSON object in raw and keeps the string or
 // number values of hintKeys (the last one wins for a repeated key, as encoding/json does),
 // until the object ends or the first syntax error. It never fails, allocates only for the

@@ -258,3 +258,22 @@ func FuzzCaptureErrorRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestAnEventAndItsCaptureErrorShareTheConversation: an event payload naming two conversation
+// keys is filed under the same conversation whether it is sealed as an event or, refused, as a
+// capture error, so that a hold on that conversation covers both.
+func TestAnEventAndItsCaptureErrorShareTheConversation(t *testing.T) {
+	at := time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC)
+	for _, data := range []string{
+		`{"openConversationId":"cid-open","conversationId":"cid-plain"}`,
+		`{"conversationId":"cid-plain","ChatId":"chat-9"}`,
+		`{"ChatId":"chat-9"}`,
+	} {
+		ev := dingtalk.EventRecord(map[string]string{"eventType": "chat_update_title", "eventCorpId": "corp"}, []byte(data), at)
+		ce := dingtalk.CaptureErrorRecord([]byte(data), errors.New("refused"), at)
+		require.NotEmpty(t, ev.Conversation.ID, data)
+		require.Equal(t, ev.Conversation.ID, ce.Conversation.ID, data)
+	}
+	ev := dingtalk.EventRecord(map[string]string{"eventType": "x", "eventCorpId": "corp"}, []byte(`["not an object"]`), at)
+	require.Contains(t, string(ev.Body), `"data_not_json":true`)
+}

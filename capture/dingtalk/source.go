@@ -592,16 +592,10 @@ func EventRecord(headers map[string]string, data []byte, observed time.Time) *ca
 		at = time.UnixMilli(ms)
 		body["event_born_time"] = ms
 	}
-	var hint map[string]any
-	conv := ""
-	if json.Unmarshal(data, &hint) == nil {
-		for _, k := range []string{"openConversationId", "OpenConversationId", "chatId", "ChatId", "conversationId"} {
-			if v, ok := hint[k].(string); ok && v != "" {
-				conv = v
-				break
-			}
-		}
-	} else {
+	// The conversation is read as CaptureErrorRecord reads it, so that an event and the capture
+	// error it may become are filed under the same conversation (and its holds).
+	conv := readHints(data).conversation()
+	if !isJSONObject(data) {
 		body["data_not_json"] = true
 	}
 	raw := data
