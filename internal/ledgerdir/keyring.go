@@ -329,13 +329,18 @@ func (k *FileKeyring) Rotate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	n := k.gens[len(k.gens)-1].Gen + 1
-	for _, g := range k.gens {
-		if g.salt != nil { // a version 1 passphrase generation: its salt moves to a file of its own
-			g.File = k.genFile(g.Gen)
-			if err := durable.CreateExclusive(filepath.Join(k.dir, g.File), []byte(hex.EncodeToString(g.salt)+"\n")); err != nil {
+	// The generations as they will be: copies, so that a rotation that fails part way leaves
+	// the keyring in memory as ledger.keyring still has it.
+	gens := make([]*generation, len(k.gens), len(k.gens)+1)
+	for i, g := range k.gens {
+		c := *g
+		if c.salt != nil { // a version 1 passphrase generation: its salt moves to a file of its own
+			c.File, c.salt = k.genFile(c.Gen), nil
+			if err := durable.CreateExclusive(filepath.Join(k.dir, c.File), []byte(hex.EncodeToString(g.salt)+"\n")); err != nil {
 				return "", fmt.Errorf("ledgerdir: %w", err)
 			}
 		}
+		gens[i] = &c
 	}
 	secret := make([]byte, 32)
 	if k.mode == "passphrase" {
@@ -369,12 +374,9 @@ func (k *FileKeyring) Rotate(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("ledgerdir: %w", err)
 	}
 	clear(secret)
-	gens := append(slices.Clone(k.gens), g)
+	gens = append(gens, g)
 	if err := k.writeKeyring(g, gens); err != nil {
 		return "", err
-	}
-	for _, old := range k.gens {
-		old.salt = nil
 	}
 	k.version, k.current, k.gens = keyringV2, g, gens
 	return g.ID, nil

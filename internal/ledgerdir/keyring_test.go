@@ -262,3 +262,34 @@ func TestOpenScrubsWhatACrashLeft(t *testing.T) {
 	require.True(t, exists(t, filepath.Join(dir, "keks", "3.kek")), "the next rotation takes the number")
 	require.Equal(t, k3, openRing(t, dir, false).ID())
 }
+
+// TestAFailedRotationCanBeRetried: a rotation of a version 1 passphrase keyring that fails when
+// it replaces ledger.keyring (after moving the salt to keks/1.salt) leaves the keyring in memory
+// as the file still has it, so the next rotation succeeds. Before, the generation already named
+// keks/1.salt in memory, which kept the leftover file from being scrubbed, and every later
+// rotation failed on it until the ledger was reopened.
+func TestAFailedRotationCanBeRetried(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "correct horse battery staple")
+	dir := t.TempDir()
+	r := openRing(t, dir, true)
+	kp := filepath.Join(dir, layout.KeyringFile)
+	saved, err := os.ReadFile(kp)
+	require.NoError(t, err)
+	// ledger.keyring cannot be opened for writing: the rotation fails at its last step.
+	require.NoError(t, os.Remove(kp))
+	require.NoError(t, os.Mkdir(kp, 0o700))
+	_, err = r.Rotate(ctx)
+	require.Error(t, err)
+	require.NoError(t, os.Remove(kp))
+	require.NoError(t, os.WriteFile(kp, saved, 0o600))
+
+	k2, err := r.Rotate(ctx)
+	require.NoError(t, err)
+	kf, _ := readKeyringFile(t, dir)
+	require.Equal(t, 2, kf.Version)
+	require.Equal(t, k2, kf.Current)
+	again, _, err := ledgerdir.Keyring(ctx, dir, false)
+	require.NoError(t, err)
+	require.Equal(t, k2, again.(*ledgerdir.FileKeyring).ID())
+}
