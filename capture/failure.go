@@ -81,7 +81,7 @@ func (f *CaptureFailure) Record() *Record {
 		if v == "" {
 			return ""
 		}
-		if len(v) <= MaxIDLen && utf8.ValidString(v) {
+		if fits(v, MaxIDLen) {
 			return v
 		}
 		h := sha256.Sum256([]byte(v))

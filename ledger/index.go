@@ -13,7 +13,7 @@ import (
 // index finds durable entries by source identity (deduplication) and the latest durable entry
 // of a conversation (chaining): through the store's own indexes when it has them
 // (store.IdentityIndex, store.ConversationIndex), else through an index in memory that Open
-// builds from the leaves and the completer extends as batches become durable.
+// builds from the leaves and the pipeline extends (finish) as batches become durable.
 //
 // Whatever answers, a found identity is confirmed against the leaf of the entry it points to:
 // the leaf is what the tree and the checkpoints cover, an index is not.
@@ -70,7 +70,7 @@ func (m *memIndex) add(i uint64, id, conv seal.Hash) {
 	}
 }
 
-// added records durable entries in the in-memory index, if there is one. The completer calls
+// added records durable entries in the in-memory index, if there is one. The pipeline's finish calls
 // it before it publishes the new size.
 func (x *index) added(entries []store.Entry) {
 	if x.mem == nil {

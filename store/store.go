@@ -93,7 +93,7 @@ type Log interface {
 
 	// Append makes b durable atomically: it returns nil only once every entry and stored hash of
 	// b survives a crash, and after a crash either all of b is there or none of it. Its rules:
-	//   - b must pass CheckBatch against the log's size and stored-hash count: its entries start
+	//   - b must pass CheckBatch against the log's size: its entries start
 	//     at Size and are consecutive (ErrOutOfOrder otherwise), it is not empty and carries
 	//     exactly the stored hashes its entries add (ErrInvalid otherwise);
 	//   - an adapter that implements IdentityIndex fails with ErrDuplicate when a non-zero

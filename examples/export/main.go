@@ -207,7 +207,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	l, err := ledgerdir.Open(ctx, *dir, "", ledger.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
-		if errors.Is(err, ledgerdir.ErrWrongKEK) || errors.Is(err, ledgerdir.ErrMissingKey) {
+		if errors.Is(err, ledgerdir.ErrWrongKEK) || errors.Is(err, ledgerdir.ErrMissingKey) ||
+			errors.Is(err, ledgerdir.ErrMissingKEK) || errors.Is(err, ledgerdir.ErrCorruptKEK) {
 			return exitBadInput
 		}
 		return exitUsage

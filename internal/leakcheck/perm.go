@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"runtime"
+
+	"github.com/commseal/commseal/internal/durable"
 )
 
 // Exposed walks root and returns a line for every directory that is not mode 0700 and every
@@ -25,9 +27,9 @@ func Exposed(root string) ([]string, error) {
 		}
 		mode := fi.Mode().Perm()
 		switch {
-		case d.IsDir() && mode != 0o700:
+		case d.IsDir() && mode != durable.DirMode:
 			out = append(out, fmt.Sprintf("directory %s has mode %v, want 0700", p, mode))
-		case !d.IsDir() && mode != 0o600 && mode != 0o400:
+		case !d.IsDir() && mode != durable.FileMode && mode != durable.FileMode&^0o200: // closed segments are read-only
 			out = append(out, fmt.Sprintf("file %s has mode %v, want 0600", p, mode))
 		}
 		return nil

@@ -27,7 +27,6 @@ type pending struct {
 	seq    uint64 // position in the order of writes since Open
 	seg    *segment
 	end    int64 // offset just past the batch's commit frame
-	n      int   // entries
 	locs   []location
 	hashes []store.Hash
 	ids    []store.Hash // non-zero identities, for the writer's in-flight set
@@ -110,7 +109,7 @@ func (s *Store) submit(ctx context.Context, b *store.Batch, done chan error) err
 	for _, id := range p.ids {
 		s.w.inflight[id] = struct{}{}
 	}
-	s.w.size += uint64(p.n)
+	s.w.size += uint64(len(p.locs))
 	s.w.hc += int64(len(p.hashes))
 	s.w.end = p.end
 	return nil
@@ -154,7 +153,7 @@ func (s *Store) frame(b *store.Batch, done chan error) *pending {
 	seg := s.segs[len(s.segs)-1] // the writer owns the segment list's growth
 	base := s.w.end
 	buf := s.w.buf[:0]
-	p := &pending{seq: s.w.seq + 1, seg: seg, n: len(b.Entries), done: done,
+	p := &pending{seq: s.w.seq + 1, seg: seg, done: done,
 		locs: make([]location, 0, len(b.Entries)), hashes: append([]store.Hash(nil), b.Hashes...)}
 	for k := range b.Entries {
 		e := &b.Entries[k]
@@ -275,10 +274,10 @@ func (s *Store) publish(ready []*pending) {
 		}
 		s.overlay = append(s.overlay, q.locs...)
 		s.ovHashes = append(s.ovHashes, q.hashes...)
-		s.size += uint64(q.n)
+		s.size += uint64(len(q.locs))
 		s.hc += int64(len(q.hashes))
 		s.end = q.end
-		entries += uint64(q.n)
+		entries += uint64(len(q.locs))
 	}
 	pendingSnapshot := len(s.overlay)
 	s.mu.Unlock()
