@@ -106,10 +106,12 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		}
 		r.keyID = id
 	}
-	rc, err := l.submit(ctx, r, 512+(len(rr.Body)+len(rr.Raw))*4/3, rr.AppendJSON)
-	if err == nil && l.dk != nil && rr.Kind == capture.RecordMedia {
+	if l.dk != nil && rr.Kind == capture.RecordMedia {
 		// A media record ties its blob's key to the record's scope, so that shredding the scope
-		// can shred the blob too.
+		// shreds the blob too. The tie is made before the record is sealed, and a failure fails
+		// the append: a record sealed without it would leave its attachment readable after its
+		// scope was shredded. (A tie whose record then fails to seal is harmless: the retry
+		// seals the same record in the same scope.)
 		var ref struct{ SHA256 string }
 		if json.Unmarshal(rr.Body, &ref) == nil && len(ref.SHA256) == 64 {
 			var sum [32]byte
@@ -119,11 +121,12 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 					scope, _ = scopeKeyID(rr.Tenant, rr.Conversation.ID, rr.At)
 				}
 				if err := l.dk.addBlobScope(ctx, sum, scope); err != nil {
-					l.log.Warn("ledger: linking blob to its scope failed", "blob", ref.SHA256, "err", err)
+					return capture.Receipt{}, fmt.Errorf("ledger: linking blob %s to its scope: %w", ref.SHA256, err)
 				}
 			}
 		}
 	}
+	rc, err := l.submit(ctx, r, 512+(len(rr.Body)+len(rr.Raw))*4/3, rr.AppendJSON)
 	return rc, err
 }
 
