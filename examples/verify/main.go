@@ -199,8 +199,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*quiet {
 		el := time.Since(start)
-		fmt.Fprintf(stdout, "OK: %s: %d entries, %d signed checkpoints verified in %v (%.0f MB/s)\n",
-			*dir, rep.Entries, rep.Checkpoints, el.Round(time.Millisecond), float64(rep.Bytes)/1e6/el.Seconds())
+		cps := "signed checkpoints"
+		if rep.Checkpoints == 1 {
+			cps = "signed checkpoint"
+		}
+		fmt.Fprintf(stdout, "OK: %s: %d entries, %d %s verified in %v (%.0f MB/s)\n",
+			*dir, rep.Entries, rep.Checkpoints, cps, el.Round(time.Millisecond), float64(rep.Bytes)/1e6/el.Seconds())
 		if rep.Checkpoints > 0 {
 			fmt.Fprintf(stdout, "  latest checkpoint: %s, tree size %d, root %s\n", rep.Latest.Origin, rep.Latest.Size, rep.Latest.Root)
 		}
