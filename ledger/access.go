@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,10 +45,50 @@ type accessBody struct {
 	To    uint64   `json:"to"` // exclusive
 	Blobs []string `json:"blobs,omitempty"`
 	At    string   `json:"at"`
+	// Query is what a search asked for: encrypted under the state key QueryKey names on an
+	// encrypted ledger (a query names what a case is about), in clear on a plain one.
+	Query    string `json:"query,omitempty"`
+	QueryKey string `json:"query_key,omitempty"`
+}
+
+// queryKeyName names the state key that encrypts the queries in access entries.
+const queryKeyName = "access-query"
+
+// Query records that a searched the first size entries with query, and returns when the access
+// entry is durable: call it before any result leaves. On an encrypted ledger the query is
+// sealed in the entry encrypted under a state key (the audit trail names what was searched
+// without showing it to whoever reads the ledger's plain entries); a plain ledger keeps it in
+// clear like everything else.
+func (a *Accessor) Query(ctx context.Context, query string, size uint64) error {
+	q, key := query, ""
+	if a.l.dk != nil {
+		dek, err := a.l.StateKey(ctx, queryKeyName)
+		if err != nil {
+			return fmt.Errorf("ledger: recording access: %w", err)
+		}
+		key = "state1." + queryKeyName
+		rnd := a.l.rand()
+		ct, err := seal.EncryptPayload(rnd, dek, key, []byte(query))
+		a.l.putRand(rnd)
+		if err != nil {
+			return fmt.Errorf("ledger: recording access: %w", err)
+		}
+		q = base64.StdEncoding.EncodeToString(ct)
+	}
+	return a.recordBody(ctx, "query", 0, size, func(b *accessBody) { b.Query, b.QueryKey = q, key })
 }
 
 // record appends an access entry and returns when it is durable.
 func (a *Accessor) record(ctx context.Context, op string, from, to uint64, blob string) error {
+	return a.recordBody(ctx, op, from, to, func(b *accessBody) {
+		if blob != "" {
+			b.Blobs = []string{blob}
+		}
+	})
+}
+
+// recordBody appends an access entry, completed by fill, and returns when it is durable.
+func (a *Accessor) recordBody(ctx context.Context, op string, from, to uint64, fill func(*accessBody)) error {
 	if a.who == "" || a.why == "" {
 		return errors.New("ledger: an accessor needs who and why")
 	}
@@ -55,9 +96,7 @@ func (a *Accessor) record(ctx context.Context, op string, from, to uint64, blob 
 		return fmt.Errorf("ledger: an access purpose is at most %d bytes, got %d", MaxPurposeLen, len(a.purpose))
 	}
 	b := accessBody{Who: a.who, Why: a.why, Op: op, For: a.purpose, From: from, To: to, At: a.l.opts.Now().UTC().Format(time.RFC3339Nano)}
-	if blob != "" {
-		b.Blobs = []string{blob}
-	}
+	fill(&b)
 	_, err := a.l.submit(ctx, &request{kind: seal.KindAccess, time: a.l.opts.Now().UTC()}, 512, jsonOf(b))
 	if err != nil {
 		return fmt.Errorf("ledger: recording access: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -22,7 +23,26 @@ const (
 	cipherVersion = 1
 	payloadAAD    = "commseal/payload/v1\x00"
 	wrapAAD       = "commseal/wrap/v1\x00"
+	derivedAAD    = "commseal/derived/v1\x00"
 )
+
+// EncryptDerived encrypts data derived from entry index (a search index record, a finding)
+// under that entry's data key, so that destroying the key destroys what was derived from the
+// entry too. The label (what the data is, e.g. "search") and the index are authenticated, so
+// derived data can pass neither for a payload nor for another entry's or another label's data.
+func EncryptDerived(rnd io.Reader, dek []byte, label string, index uint64, data []byte) ([]byte, error) {
+	return seal(rnd, dek, derivedLabel(label, index), data)
+}
+
+// DecryptDerived reverses EncryptDerived; it fails with ErrDecrypt if anything was altered or
+// the label or index differ.
+func DecryptDerived(dek []byte, label string, index uint64, ct []byte) ([]byte, error) {
+	return open(dek, derivedLabel(label, index), ct)
+}
+
+func derivedLabel(label string, index uint64) string {
+	return derivedAAD + label + "\x00" + strconv.FormatUint(index, 10)
+}
 
 // EncryptPayload encrypts a payload envelope under a data key with XChaCha20-Poly1305 and a
 // random 192-bit nonce. The key id is authenticated, so a ciphertext cannot be passed off under

@@ -1,0 +1,124 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store/memstore"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDerivedDataGoesWithItsScope: what a Deriver seals for an entry opens under that entry's
+// key only (not for another entry, not under another label), reads seal no access entry, and
+// once retention shreds the entry's scope the derived data is unreadable with ErrShredded.
+func TestDerivedDataGoesWithItsScope(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	defer e.Close()
+	old, err := e.Append(ctx, secretMsg(1, "cid-old", time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "old order 內幕"))
+	require.NoError(t, err)
+	kept, err := e.Append(ctx, secretMsg(2, "cid-new", time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC), "new order"))
+	require.NoError(t, err)
+
+	d := e.Derive("search")
+	size := e.Size()
+	var read []*ledger.Entry
+	require.NoError(t, d.Scan(ctx, 0, size, func(en *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		read = append(read, en)
+		return nil
+	}))
+	require.Equal(t, size, e.Size(), "deriving seals no access entry")
+	require.Len(t, read, 2)
+	require.Equal(t, "old order 內幕", read[0].Message.Text)
+
+	ctOld, err := d.Seal(ctx, read[0].Leaf.KeyID, old.Index, []byte("derived from old"))
+	require.NoError(t, err)
+	require.NotContains(t, string(ctOld), "derived")
+	ctNew, err := d.Seal(ctx, read[1].Leaf.KeyID, kept.Index, []byte("derived from new"))
+	require.NoError(t, err)
+
+	got, err := d.Open(ctx, read[0].Leaf.KeyID, old.Index, ctOld)
+	require.NoError(t, err)
+	require.Equal(t, "derived from old", string(got))
+	_, err = d.Open(ctx, read[0].Leaf.KeyID, kept.Index, ctOld)
+	require.ErrorIs(t, err, seal.ErrDecrypt, "bound to its entry")
+	_, err = e.Derive("other").Open(ctx, read[0].Leaf.KeyID, old.Index, ctOld)
+	require.ErrorIs(t, err, seal.ErrDecrypt, "bound to its label")
+	_, err = d.Seal(ctx, "", 0, []byte("x"))
+	require.Error(t, err)
+	_, err = d.Open(ctx, "dk1.2020-01.000000000000000000000000", 0, ctOld)
+	require.Error(t, err, "an unknown key is an error, never created")
+
+	_, err = e.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	_, err = d.Open(ctx, read[0].Leaf.KeyID, old.Index, ctOld)
+	require.ErrorIs(t, err, ledger.ErrShredded)
+	got, err = d.Open(ctx, read[1].Leaf.KeyID, kept.Index, ctNew)
+	require.NoError(t, err)
+	require.Equal(t, "derived from new", string(got))
+
+	var shredded int
+	require.NoError(t, d.Scan(ctx, 0, e.Size(), func(en *ledger.Entry, err error) error {
+		if en.Index == old.Index {
+			require.ErrorIs(t, err, ledger.ErrShredded)
+			shredded++
+		}
+		return nil
+	}))
+	require.Equal(t, 1, shredded)
+}
+
+// TestDerivingNeedsAnEncryptedLedger: a plain ledger has no key to seal derived data under.
+func TestDerivingNeedsAnEncryptedLedger(t *testing.T) {
+	l := openLedger(t, memstore.New(), testKeys(t), 100)
+	defer l.Close()
+	_, err := l.Derive("search").Seal(context.Background(), "k", 0, []byte("x"))
+	require.ErrorIs(t, err, ledger.ErrNotEncrypted)
+}
+
+// TestAQueryIsSealedEncrypted: a query's access entry names who, why, the tree size searched
+// and the query, which is encrypted on an encrypted ledger and opens with the ledger's state
+// key; nothing is recorded without who and why.
+func TestAQueryIsSealedEncrypted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	defer e.Close()
+	_, err := e.Append(ctx, secretMsg(1, "cid-a", time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC), "buy"))
+	require.NoError(t, err)
+	const q = `sender:u1 "WhatsApp" 微信`
+	require.NoError(t, e.Access("alice", "SFC 2026-117").Query(ctx, q, 1))
+	en, err := e.Get(ctx, e.Size()-1)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindAccess, en.Leaf.Kind)
+	require.NotContains(t, string(en.Body), "WhatsApp")
+	require.NotContains(t, string(en.Body), "微信")
+	var b struct {
+		Who, Why, Op, Query string
+		To               uint64
+		QueryKey         string `json:"query_key"`
+	}
+	require.NoError(t, json.Unmarshal(en.Body, &b))
+	require.Equal(t, "alice", b.Who)
+	require.Equal(t, "SFC 2026-117", b.Why)
+	require.Equal(t, "query", b.Op)
+	require.Equal(t, uint64(1), b.To)
+	require.True(t, strings.HasPrefix(b.QueryKey, "state1."))
+	ct, err := base64.StdEncoding.DecodeString(b.Query)
+	require.NoError(t, err)
+	dek, err := e.StateKey(ctx, strings.TrimPrefix(b.QueryKey, "state1."))
+	require.NoError(t, err)
+	pt, err := seal.DecryptPayload(dek, b.QueryKey, ct)
+	require.NoError(t, err)
+	require.Equal(t, q, string(pt))
+
+	size := e.Size()
+	require.Error(t, e.Access("", "why").Query(ctx, q, 1))
+	require.Equal(t, size, e.Size())
+}
