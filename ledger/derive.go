@@ -87,3 +87,7 @@ func (d *Deriver) key(ctx context.Context, keyID string) ([]byte, error) {
 	}
 	return d.l.dk.get(ctx, keyID, keyScope{}, false, "")
 }
+
+// Encrypted reports whether the ledger encrypts content (Options.Encryption), that is whether
+// a Deriver can seal derived data.
+func (l *Ledger) Encrypted() bool { return l.dk != nil }

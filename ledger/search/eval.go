@@ -1,0 +1,213 @@
+package search
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// eval returns the live documents that match n, sorted.
+func (m *memIndex) eval(n node) []docID {
+	switch n := n.(type) {
+	case *term:
+		return m.dropDead(m.evalTerm(n))
+	case or:
+		lists := make([][]docID, len(n))
+		for i, x := range n {
+			lists[i] = m.eval(x)
+		}
+		return unionAll(lists)
+	case not:
+		return subtract(m.live(), m.eval(n.x))
+	case and:
+		var pos, neg [][]docID
+		for _, x := range n {
+			if nx, ok := x.(not); ok {
+				neg = append(neg, m.eval(nx.x))
+			} else {
+				pos = append(pos, m.eval(x))
+			}
+		}
+		var out []docID
+		if len(pos) == 0 {
+			out = m.live()
+		} else {
+			slices.SortFunc(pos, func(a, b []docID) int { return len(a) - len(b) })
+			out = pos[0]
+			for _, l := range pos[1:] {
+				out = intersect(out, l)
+			}
+		}
+		for _, l := range neg {
+			out = subtract(out, l)
+		}
+		return out
+	}
+	return nil
+}
+
+// evalTerm returns the documents a term matches (dead ones possibly included).
+func (m *memIndex) evalTerm(t *term) []docID {
+	has := func(k string) bool { return strings.Contains(k, t.folded) }
+	switch t.field {
+	case "":
+		return m.containing(t.folded)
+	case FieldFile:
+		return m.files.matching(has)
+	case FieldType:
+		v := strings.ToLower(t.value)
+		return m.types.matching(func(k string) bool { return strings.HasPrefix(k, v) })
+	case FieldKind:
+		return slices.Clone(m.kinds[t.value])
+	case FieldSender:
+		return m.idOrName(m.senderIDs, m.names, t)
+	case FieldParticipant:
+		return m.idOrName(m.partIDs, m.partNames, t)
+	case FieldConversation:
+		return m.idOrName(m.convIDs, m.titles, t)
+	}
+	return nil
+}
+
+// idOrName matches a value as an exact id, or, folded, as a part of a name.
+func (m *memIndex) idOrName(ids, names postings, t *term) []docID {
+	lists := [][]docID{ids[t.value]}
+	if t.folded != "" {
+		lists = append(lists, names.matching(func(k string) bool { return strings.Contains(k, t.folded) }))
+	}
+	return unionAll(lists)
+}
+
+// anyOf returns the documents with any of the values in p.
+func anyOf(p postings, values []string) []docID {
+	lists := make([][]docID, 0, len(values))
+	for _, v := range values {
+		lists = append(lists, p[v])
+	}
+	return unionAll(lists)
+}
+
+// check validates q and parses its text.
+func (q *Query) check() (node, error) {
+	n, err := parse(q.Text)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case q.Offset < 0:
+		return nil, fmt.Errorf("%w: negative offset", ErrQuery)
+	case q.Limit < 0 || q.Limit > MaxLimit:
+		return nil, fmt.Errorf("%w: limit %d not within 0..%d", ErrQuery, q.Limit, MaxLimit)
+	case len(q.Conversations)+len(q.Senders)+len(q.Kinds) > MaxFilters:
+		return nil, fmt.Errorf("%w: more than %d filter values", ErrQuery, MaxFilters)
+	case !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To):
+		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrQuery, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	}
+	for _, l := range [][]string{q.Conversations, q.Senders, q.Kinds} {
+		if slices.Contains(l, "") {
+			return nil, fmt.Errorf("%w: an empty filter value", ErrQuery)
+		}
+	}
+	return n, nil
+}
+
+// Recorder seals a query as an access before its results are returned; *ledger.Accessor is
+// one (Accessor.Query).
+type Recorder interface {
+	Query(ctx context.Context, query string, size uint64) error
+}
+
+// Search brings the index up to the ledger's size, records the query through rec (who, why
+// and the query, sealed in the ledger before anything is returned), and returns the page of
+// hits asked for. A bad query fails with an error wrapping ErrQuery, before anything is
+// recorded. If the index cannot be brought up to date, it answers over what it covers
+// (Result.Size says how far) and logs why.
+func (ix *Index) Search(ctx context.Context, rec Recorder, q Query) (*Result, error) {
+	n, err := q.check()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ix.Update(ctx); err != nil {
+		if ctx.Err() != nil || err == ErrClosed {
+			return nil, err
+		}
+		ix.log.Warn("search: answering over a stale index", "err", err)
+	}
+	ix.mu.RLock()
+	size := ix.covered
+	ix.mu.RUnlock()
+	what, err := json.Marshal(q)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	if err := rec.Query(ctx, string(what), size); err != nil {
+		return nil, fmt.Errorf("search: recording the query: %w", err)
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.mem.run(n, &q, size), nil
+}
+
+// run evaluates a checked query.
+func (m *memIndex) run(n node, q *Query, size uint64) *Result {
+	var lists [][]docID
+	if n != nil {
+		lists = append(lists, m.eval(n))
+	}
+	for _, f := range []struct {
+		p      postings
+		values []string
+	}{{m.convIDs, q.Conversations}, {m.senderIDs, q.Senders}, {m.kinds, q.Kinds}} {
+		if len(f.values) > 0 {
+			lists = append(lists, anyOf(f.p, f.values))
+		}
+	}
+	var ids []docID
+	if len(lists) == 0 {
+		ids = m.live()
+	} else {
+		slices.SortFunc(lists, func(a, b []docID) int { return len(a) - len(b) })
+		ids = lists[0]
+		for _, l := range lists[1:] {
+			ids = intersect(ids, l)
+		}
+		ids = m.dropDead(slices.Clip(ids))
+	}
+	if !q.From.IsZero() || !q.To.IsZero() {
+		from, to := int64(-1<<63), int64(1<<63-1)
+		if !q.From.IsZero() {
+			from = q.From.UnixNano()
+		}
+		if !q.To.IsZero() {
+			to = q.To.UnixNano()
+		}
+		ids = slices.DeleteFunc(slices.Clip(ids), func(id docID) bool { return m.sent[id] < from || m.sent[id] >= to })
+	}
+	res := &Result{Total: len(ids), Size: size, Hits: []Hit{}}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	for _, id := range m.page(ids, q.Offset, limit) {
+		res.Hits = append(res.Hits, Hit{Index: m.ledger[id], Sent: time.Unix(0, m.sent[id]).UTC(),
+			Conversation: m.conv[id], Sender: m.sender[id], Kind: m.kind[id]})
+	}
+	return res
+}
+
+// page returns ids[offset:offset+limit] in (sent, ledger index) order.
+func (m *memIndex) page(ids []docID, offset, limit int) []docID {
+	if offset >= len(ids) {
+		return nil
+	}
+	order := func(a, b docID) int {
+		return cmp.Or(cmp.Compare(m.sent[a], m.sent[b]), cmp.Compare(m.ledger[a], m.ledger[b]))
+	}
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, order)
+	return ids[offset:min(len(ids), offset+limit)]
+}
