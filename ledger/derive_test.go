@@ -101,8 +101,8 @@ func TestAQueryIsSealedEncrypted(t *testing.T) {
 	require.NotContains(t, string(en.Body), "微信")
 	var b struct {
 		Who, Why, Op, Query string
-		To               uint64
-		QueryKey         string `json:"query_key"`
+		To                  uint64
+		QueryKey            string `json:"query_key"`
 	}
 	require.NoError(t, json.Unmarshal(en.Body, &b))
 	require.Equal(t, "alice", b.Who)
