@@ -9,6 +9,8 @@
 //	DIR/keks/           the KEKs (hex), or the Argon2id salts of passphrase-derived KEKs, made
 //	                    by rotations (retention retires the KEK that wrapped destroyed keys)
 //	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones
+//	DIR/index/          the search index (ledger/search): documents sealed under their messages'
+//	                    data keys, derived from the ledger and rebuilt from it when damaged
 //
 // Every directory is created with mode 0700 and every file 0600 (internal/durable).
 //
@@ -40,6 +42,7 @@ const (
 	KEKDir      = "keks"           // one write-once file per later KEK generation
 	VaultDir    = "keys"           // wrapped data keys (store/keydir)
 	LockFile    = "ledger.lock"    // locked by the one process that has the directory open to write
+	IndexDir    = "index"          // the search index (ledger/search)
 )
 
 // PassphraseEnv names the environment variable holding the passphrase from which the KEK is
