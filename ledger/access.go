@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/commseal/commseal/seal"
@@ -49,6 +51,10 @@ type accessBody struct {
 	// encrypted ledger (a query names what a case is about), in clear on a plain one.
 	Query    string `json:"query,omitempty"`
 	QueryKey string `json:"query_key,omitempty"`
+	// Entries lists the entries a Read read, as ascending ranges ("3-9,12,15-20"), and Count
+	// how many.
+	Entries string `json:"entries,omitempty"`
+	Count   int    `json:"count,omitempty"`
 }
 
 // queryKeyName names the state key that encrypts the queries in access entries.
@@ -136,6 +142,55 @@ func (a *Accessor) Scan(ctx context.Context, from, to uint64, fn func(*Entry, er
 		}
 	}
 	return nil
+}
+
+// Read records one access naming every entry in indexes, then calls fn with each of them in
+// ascending order (repeats read once), decrypted; a shredded entry comes with Body nil and its
+// error. An export reads its selection this way, so that the audit trail holds one entry per
+// export however scattered the selection. An index beyond the ledger's size fails before
+// anything is recorded.
+func (a *Accessor) Read(ctx context.Context, indexes []uint64, fn func(*Entry, error) error) error {
+	idx := slices.Compact(slices.Sorted(slices.Values(indexes)))
+	if len(idx) == 0 {
+		return nil
+	}
+	if last := idx[len(idx)-1]; last >= a.l.Size() {
+		return fmt.Errorf("%w: %d (size %d)", ErrNotFound, last, a.l.Size())
+	}
+	fill := func(b *accessBody) { b.Entries, b.Count = ranges(idx), len(idx) }
+	if err := a.recordBody(ctx, "read", idx[0], idx[len(idx)-1]+1, fill); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		e, err := a.l.read(ctx, i)
+		if err != nil && e == nil {
+			return err
+		}
+		if err := fn(e, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ranges writes ascending, distinct indexes as "a-b,c,d-e".
+func ranges(idx []uint64) string {
+	var b []byte
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, idx[i], 10)
+		if j > i {
+			b = strconv.AppendUint(append(b, '-'), idx[j], 10)
+		}
+		i = j + 1
+	}
+	return string(b)
 }
 
 // Blob records the access, then returns the attachment content with the given SHA-256.

@@ -122,3 +122,43 @@ func TestAQueryIsSealedEncrypted(t *testing.T) {
 	require.Error(t, e.Access("", "why").Query(ctx, q, 1))
 	require.Equal(t, size, e.Size())
 }
+
+// TestOneAccessEntryPerRead: Read seals one access entry naming every entry it reads, as
+// ranges, before reading them in order; an index beyond the ledger records nothing.
+func TestOneAccessEntryPerRead(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	defer e.Close()
+	for i := range 10 {
+		_, err := e.Append(ctx, secretMsg(i, "cid-r", time.Date(2026, 6, 1, i, 0, 0, 0, time.UTC), "order"))
+		require.NoError(t, err)
+	}
+	size := e.Size()
+	var got []uint64
+	require.NoError(t, e.Access("alice", "case 9").For("export").Read(ctx, []uint64{9, 2, 3, 4, 7, 3, 0}, func(en *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		require.Equal(t, "order", en.Message.Text)
+		got = append(got, en.Index)
+		return nil
+	}))
+	require.Equal(t, []uint64{0, 2, 3, 4, 7, 9}, got)
+	require.Equal(t, size+1, e.Size(), "one access entry")
+	en, err := e.Get(ctx, size)
+	require.NoError(t, err)
+	var b struct {
+		Op, Entries, For string
+		From, To         uint64
+		Count            int
+	}
+	require.NoError(t, json.Unmarshal(en.Body, &b))
+	require.Equal(t, "read", b.Op)
+	require.Equal(t, "0,2-4,7,9", b.Entries)
+	require.Equal(t, 6, b.Count)
+	require.Equal(t, uint64(0), b.From)
+	require.Equal(t, uint64(10), b.To)
+	require.Equal(t, "export", b.For)
+
+	err = e.Access("alice", "case 9").Read(ctx, []uint64{1, 1000}, func(*ledger.Entry, error) error { return nil })
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	require.Equal(t, size+1, e.Size(), "nothing recorded")
+}
