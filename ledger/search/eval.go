@@ -1,7 +1,6 @@
 package search
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -199,15 +198,73 @@ func (m *memIndex) run(n node, q *Query, size uint64) *Result {
 	return res
 }
 
-// page returns ids[offset:offset+limit] in (sent, ledger index) order.
+// page returns ids[offset:offset+limit] in (sent, ledger index) order. When the page is a small
+// part of the hits, it keeps only the first offset+limit in a heap instead of sorting them all.
 func (m *memIndex) page(ids []docID, offset, limit int) []docID {
 	if offset >= len(ids) {
 		return nil
 	}
-	order := func(a, b docID) int {
-		return cmp.Or(cmp.Compare(m.sent[a], m.sent[b]), cmp.Compare(m.ledger[a], m.ledger[b]))
+	less := func(a, b docID) bool {
+		return m.sent[a] < m.sent[b] || m.sent[a] == m.sent[b] && m.ledger[a] < m.ledger[b]
 	}
-	ids = slices.Clone(ids)
-	slices.SortFunc(ids, order)
-	return ids[offset:min(len(ids), offset+limit)]
+	k := min(len(ids), offset+limit)
+	var top []docID
+	if k*8 >= len(ids) {
+		top = slices.Clone(ids)
+	} else {
+		h := &maxHeap{less: less, ids: make([]docID, 0, k)}
+		for _, id := range ids {
+			h.offer(id, k)
+		}
+		top = h.ids
+	}
+	slices.SortFunc(top, func(a, b docID) int {
+		if less(a, b) {
+			return -1
+		}
+		if less(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return top[offset:k]
+}
+
+// maxHeap keeps the k least documents seen, the greatest of them at the root.
+type maxHeap struct {
+	less func(a, b docID) bool
+	ids  []docID
+}
+
+func (h *maxHeap) offer(id docID, k int) {
+	if len(h.ids) < k {
+		h.ids = append(h.ids, id)
+		for i := len(h.ids) - 1; i > 0; { // sift up
+			p := (i - 1) / 2
+			if !h.less(h.ids[p], h.ids[i]) {
+				break
+			}
+			h.ids[p], h.ids[i] = h.ids[i], h.ids[p]
+			i = p
+		}
+		return
+	}
+	if !h.less(id, h.ids[0]) {
+		return
+	}
+	h.ids[0] = id
+	for i := 0; ; { // sift down
+		c := 2*i + 1
+		if c >= len(h.ids) {
+			return
+		}
+		if c+1 < len(h.ids) && h.less(h.ids[c], h.ids[c+1]) {
+			c++
+		}
+		if !h.less(h.ids[i], h.ids[c]) {
+			return
+		}
+		h.ids[i], h.ids[c] = h.ids[c], h.ids[i]
+		i = c
+	}
 }
