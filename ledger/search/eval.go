@@ -105,6 +105,9 @@ func (q *Query) check() (node, error) {
 		return nil, fmt.Errorf("%w: more than %d filter values", ErrQuery, MaxFilters)
 	case !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To):
 		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrQuery, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	case !q.CapturedFrom.IsZero() && !q.CapturedTo.IsZero() && !q.CapturedFrom.Before(q.CapturedTo):
+		return nil, fmt.Errorf("%w: captured from %s is not before captured to %s", ErrQuery,
+			q.CapturedFrom.Format(time.RFC3339), q.CapturedTo.Format(time.RFC3339))
 	}
 	for _, l := range [][]string{q.Conversations, q.Senders, q.Kinds} {
 		if slices.Contains(l, "") {
@@ -176,16 +179,8 @@ func (m *memIndex) run(n node, q *Query, size uint64) *Result {
 		}
 		ids = m.dropDead(slices.Clip(ids))
 	}
-	if !q.From.IsZero() || !q.To.IsZero() {
-		from, to := int64(-1<<63), int64(1<<63-1)
-		if !q.From.IsZero() {
-			from = q.From.UnixNano()
-		}
-		if !q.To.IsZero() {
-			to = q.To.UnixNano()
-		}
-		ids = slices.DeleteFunc(slices.Clip(ids), func(id docID) bool { return m.sent[id] < from || m.sent[id] >= to })
-	}
+	ids = within(ids, m.sent, q.From, q.To)
+	ids = within(ids, m.captured, q.CapturedFrom, q.CapturedTo)
 	res := &Result{Total: len(ids), Size: size, Hits: []Hit{}}
 	limit := q.Limit
 	if limit == 0 {
@@ -196,6 +191,21 @@ func (m *memIndex) run(n node, q *Query, size uint64) *Result {
 			Conversation: m.conv[id], Sender: m.sender[id], Kind: m.kind[id]})
 	}
 	return res
+}
+
+// within keeps the documents whose time in col is in [from, to) (zero: unbounded).
+func within(ids []docID, col []int64, from, to time.Time) []docID {
+	if from.IsZero() && to.IsZero() {
+		return ids
+	}
+	lo, hi := int64(-1<<63), int64(1<<63-1)
+	if !from.IsZero() {
+		lo = from.UnixNano()
+	}
+	if !to.IsZero() {
+		hi = to.UnixNano()
+	}
+	return slices.DeleteFunc(slices.Clip(ids), func(id docID) bool { return col[id] < lo || col[id] >= hi })
 }
 
 // page returns ids[offset:offset+limit] in (sent, ledger index) order. When the page is a small

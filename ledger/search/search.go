@@ -38,6 +38,9 @@ type Query struct {
 	// From and To bound the time a message was sent: From <= sent < To; zero is unbounded.
 	From time.Time `json:"from,omitzero"`
 	To   time.Time `json:"to,omitzero"`
+	// CapturedFrom and CapturedTo bound the time commseal captured it, likewise.
+	CapturedFrom time.Time `json:"captured_from,omitzero"`
+	CapturedTo   time.Time `json:"captured_to,omitzero"`
 	// Offset and Limit page through the hits, which are sorted by sent time, then ledger
 	// index. Limit 0 means DefaultLimit; at most MaxLimit.
 	Offset int `json:"offset,omitempty"`

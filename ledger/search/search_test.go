@@ -167,7 +167,9 @@ func expect(msgs map[uint64]*capture.Message, q search.Query, n qnode) []uint64 
 			len(q.Senders) > 0 && !slices.Contains(q.Senders, m.Sender.ID) && !slices.Contains(q.Senders, m.Sender.StaffID),
 			len(q.Kinds) > 0 && !slices.Contains(q.Kinds, m.Kind),
 			!q.From.IsZero() && m.SentAt.Before(q.From),
-			!q.To.IsZero() && !m.SentAt.Before(q.To):
+			!q.To.IsZero() && !m.SentAt.Before(q.To),
+			!q.CapturedFrom.IsZero() && m.CapturedAt.Before(q.CapturedFrom),
+			!q.CapturedTo.IsZero() && !m.CapturedAt.Before(q.CapturedTo):
 			continue
 		}
 		out = append(out, i)
@@ -212,7 +214,12 @@ func TestQueriesEqualReadingEveryMessage(t *testing.T) {
 		}
 		n := randomQuery(r, 3)
 		q := search.Query{Text: n.render(), Limit: 1 + r.IntN(50)}
-		switch r.IntN(6) {
+		switch r.IntN(7) {
+		case 4:
+			q.CapturedFrom = start.Add(time.Duration(r.IntN(5*24)) * time.Hour)
+			if r.IntN(2) == 0 {
+				q.CapturedTo = q.CapturedFrom.Add(time.Duration(1+r.IntN(10*24)) * time.Hour)
+			}
 		case 0:
 			q.Conversations = []string{fmt.Sprintf("cid-%d", r.IntN(len(titles)))}
 		case 1:
@@ -331,6 +338,7 @@ func TestBadQueriesAreRefusedAndNotRecorded(t *testing.T) {
 		{search.Query{Offset: -1}, "negative offset"},
 		{search.Query{Limit: search.MaxLimit + 1}, "limit"},
 		{search.Query{From: t0, To: t0}, "not before"},
+		{search.Query{CapturedFrom: t0.Add(time.Hour), CapturedTo: t0}, "captured from"},
 		{search.Query{Senders: []string{""}}, "empty filter"},
 		{search.Query{Kinds: make([]string, search.MaxFilters+1)}, "filter values"},
 	} {
