@@ -235,3 +235,35 @@ func TestAPlainLedgerIsIndexedInMemoryOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries)
 }
+
+// TestQueriesAloneWriteNothing: searching appends access entries to the ledger, which the index
+// follows without writing to its file; a new message is written, and found after a reopen.
+func TestQueriesAloneWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	defer e.Close()
+	fill(t, e.Ledger, rand.New(rand.NewPCG(2, 2)), 30, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "docs.log")
+	ix, err := search.Open(ctx, e.Ledger, search.Options{Dir: dir})
+	require.NoError(t, err)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	before := size()
+	acc := e.Access("t", "quiet")
+	for range 20 {
+		all(t, ix, acc, "微信")
+	}
+	require.Equal(t, before, size())
+	at := (&known{"NEW-MESSAGE-TEXT"}).append(t, e, time.Date(2026, 5, 9, 0, 0, 0, 0, time.UTC))
+	require.Equal(t, []uint64{at}, all(t, ix, acc, "NEW-MESSAGE-TEXT"))
+	require.Greater(t, size(), before)
+	require.NoError(t, ix.Close())
+	ix, err = search.Open(ctx, e.Ledger, search.Options{Dir: dir})
+	require.NoError(t, err)
+	defer ix.Close()
+	require.Equal(t, []uint64{at}, all(t, ix, acc, "NEW-MESSAGE-TEXT"))
+}

@@ -248,7 +248,9 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 	if err != nil {
 		return err
 	}
-	if ix.file != nil {
+	// A step with nothing to keep (access entries, checkpoints) writes nothing: the next mark
+	// covers it, and until then a reopened index reads those entries again.
+	if ix.file != nil && len(docs)+len(forget) > 0 {
 		if docs, err = ix.persist(ctx, docs, forget, mark{size: to, leaf: last}); err != nil {
 			return err
 		}
