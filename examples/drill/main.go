@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drill:", err)
 		return exitUsageErr
 	}
-	d := &drill{c: c, stderr: stderr, w: newWorld(c.seed, c.staff, c.clients, c.months, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))}
+	d := &drill{c: c, stderr: stderr, w: newWorld(c.seed, c.staff, c.clients, c.months, c.n, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))}
 	code, err := d.run(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "drill:", err)

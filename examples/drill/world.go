@@ -17,6 +17,7 @@ type world struct {
 	convs   []conv
 	start   time.Time
 	months  int
+	n       int // messages over the span
 }
 
 type conv struct {
@@ -58,9 +59,9 @@ func person(r *rand.Rand, i int, prefix string) capture.Party {
 
 // newWorld makes staff, clients, and conversations: one direct chat per client with its
 // coverage trader, and one group per desk of about twenty staff.
-func newWorld(seed uint64, staff, clients, months int, end time.Time) *world {
+func newWorld(seed uint64, staff, clients, months, n int, end time.Time) *world {
 	r := rand.New(rand.NewPCG(seed, 1))
-	w := &world{months: months, start: end.AddDate(0, -months, 0)}
+	w := &world{months: months, start: end.AddDate(0, -months, 0), n: n}
 	for i := range staff {
 		w.staff = append(w.staff, person(r, i, "staff"))
 	}
@@ -97,8 +98,10 @@ func (w *world) message(seed uint64, i int) *capture.Message {
 	if cv.client >= 0 && r.IntN(2) == 0 {
 		sender = w.clients[cv.client]
 	}
-	// Mostly trading hours, Hong Kong time (UTC+8), any day of the span.
-	day := w.start.AddDate(0, 0, r.IntN(w.months*30))
+	// In the order of i over the span, as a live archive receives them, during Hong Kong trading
+	// hours (01:00 to 10:00 UTC) mostly.
+	span := w.start.AddDate(0, w.months, 0).Sub(w.start)
+	day := w.start.Add(time.Duration(float64(span) * float64(i) / float64(w.n))).Truncate(24 * time.Hour)
 	at := day.Add(time.Duration(1+r.IntN(9))*time.Hour + time.Duration(r.IntN(3600))*time.Second)
 	t := templates[r.IntN(len(templates))]
 	if r.IntN(100) < 2 {
