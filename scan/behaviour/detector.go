@@ -530,7 +530,7 @@ func matchCategories(want map[string]bool, cats []string) string {
 	slices.Sort(hit)
 	s := "lexicon category"
 	if len(hit) > 1 {
-		s += "s"
+		s = "lexicon categories"
 	}
 	for i, c := range hit {
 		if i > 0 {
