@@ -54,8 +54,34 @@ type Finding struct {
 	Staff    string `json:"staff,omitempty"`
 	// At is when it happened: the message's time, the Reconnect's, or Tick's now.
 	At time.Time `json:"at"`
+	// Since is when a silence began (off_channel: the flagged message's time; source_silence
+	// and conversation_silence: the last message's); zero for other kinds.
+	Since time.Time `json:"since,omitzero"`
 	// Reason says why, with the numbers that made the rule fire.
 	Reason string `json:"reason"`
+}
+
+// Key identifies what a finding is about, so that an alert pipeline can drop repeats: the rule
+// and the message (off_hours, burst, off_channel, sequence_gap), the pair (first_contact), the
+// silence (rule, source or conversation, Since) or the storm (rule, source, At). A detector
+// reports each key at most once, but one rebuilt from messages alone (without the Tick calls
+// of the original run) may report a silence again, under the same key.
+func (f *Finding) Key() string {
+	var parts []string
+	switch f.Kind {
+	case KindFirstContact:
+		parts = []string{f.External, f.Staff}
+	case KindSourceSilence:
+		parts = []string{f.Source, f.Since.UTC().Format(time.RFC3339Nano)}
+	case KindConversationSilence:
+		parts = []string{f.Platform, f.Tenant, f.Conversation, f.Since.UTC().Format(time.RFC3339Nano)}
+	case KindReconnectStorm:
+		parts = []string{f.Source, f.At.UTC().Format(time.RFC3339Nano)}
+	default:
+		parts = []string{f.Platform, f.Tenant, f.MsgID}
+	}
+	b, _ := json.Marshal(append([]string{f.Rule}, parts...)) // a list of strings always encodes
+	return string(b)
 }
 
 // Identity returns the capture identity of the message the finding is about (zero if none).
@@ -462,7 +488,7 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 			if p.set {
 				if gap := t.Sub(p.at); gap >= r.OffChannel.Silence {
 					fd := f(r)
-					fd.MsgID, fd.Sender = p.msgID, p.sender
+					fd.MsgID, fd.Sender, fd.Since = p.msgID, p.sender, p.at
 					fd.Reason = fmt.Sprintf("%s, then no message in the conversation for %v (silence window %v)", p.cats, gap, r.OffChannel.Silence)
 					out = append(out, fd)
 				}
@@ -787,7 +813,7 @@ func (d *Detector) Tick(now time.Time) []Finding {
 					p := &c.pending[r.slot]
 					if gap := now.Sub(p.at); gap >= r.OffChannel.Silence {
 						out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version,
-							Platform: c.platform, Tenant: c.tenant, MsgID: p.msgID, Conversation: c.id, Sender: p.sender, At: now,
+							Platform: c.platform, Tenant: c.tenant, MsgID: p.msgID, Conversation: c.id, Sender: p.sender, At: now, Since: p.at,
 							Reason: fmt.Sprintf("%s, then no message in the conversation for %v so far (silence window %v)", p.cats, gap, r.OffChannel.Silence)})
 						*p = pendingOC{}
 					}
@@ -796,7 +822,7 @@ func (d *Detector) Tick(now time.Time) []Finding {
 				if gap := now.Sub(c.last); c.seen && c.fired&r.bit == 0 && gap >= r.ConversationSilence.Window {
 					c.fired |= r.bit
 					out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version,
-						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, At: now,
+						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, At: now, Since: c.last,
 						Reason: fmt.Sprintf("no message in the conversation for %v (window %v)", gap, r.ConversationSilence.Window)})
 				}
 			}
@@ -808,7 +834,7 @@ func (d *Detector) Tick(now time.Time) []Finding {
 				s := d.sources.peek(k)
 				if gap := now.Sub(s.last); s.seen && s.fired&r.bit == 0 && gap >= r.SourceSilence.Window {
 					s.fired |= r.bit
-					out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version, Source: k, At: now,
+					out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version, Source: k, At: now, Since: s.last,
 						Reason: fmt.Sprintf("no message from the source for %v (window %v)", gap, r.SourceSilence.Window)})
 				}
 			}
