@@ -52,7 +52,8 @@ type Finding struct {
 	// id and the internal staff member's (StaffID, else ID).
 	External string `json:"external,omitempty"`
 	Staff    string `json:"staff,omitempty"`
-	// At is when it happened: the message's time, the Reconnect's, or Tick's now.
+	// At is when it happened: the message's time (zero if it has no usable time), the
+	// Reconnect's, or Tick's now.
 	At time.Time `json:"at"`
 	// Since is when a silence began (off_channel: the flagged message's time; source_silence
 	// and conversation_silence: the last message's); zero for other kinds.
@@ -119,9 +120,10 @@ type Options struct {
 // Stats counts what the detector did and what its caps cost.
 type Stats struct {
 	Messages, Reconnects, Ticks uint64
-	// Untimed counts messages with neither SentAt nor CapturedAt; only first_contact and
-	// sequence_gap ran on them.
-	Untimed uint64
+	// Untimed counts messages with neither SentAt nor CapturedAt (or one outside the years 0
+	// to 9999); only first_contact and sequence_gap ran on them. UnusableTimes counts Reconnect
+	// and Tick calls ignored for such a time.
+	Untimed, UnusableTimes uint64
 	// CalendarMisses counts off-hours checks on a date in a year the desk's calendar does
 	// not cover: holidays were not checked.
 	CalendarMisses uint64
@@ -370,12 +372,20 @@ func (d *Detector) Stats() Stats {
 	return s
 }
 
-// msgTime is the time rules use for a message: SentAt, else CapturedAt.
+// msgTime is the time rules use for a message: SentAt, else CapturedAt; false if neither is
+// set or usable.
 func msgTime(m *capture.Message) (time.Time, bool) {
 	if !m.SentAt.IsZero() {
-		return m.SentAt, true
+		return m.SentAt, usableTime(m.SentAt)
 	}
-	return m.CapturedAt, !m.CapturedAt.IsZero()
+	return m.CapturedAt, usableTime(m.CapturedAt)
+}
+
+// usableTime reports whether t is set and has a year from 0 to 9999, the range RFC 3339 (so a
+// finding's JSON, and capture.Message's) can represent.
+func usableTime(t time.Time) bool {
+	y := t.Year()
+	return !t.IsZero() && y >= 0 && y <= 9999
 }
 
 // partyID is the key of a party: its platform id, else its staff id.
@@ -427,6 +437,7 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 	t, timed := msgTime(m)
 	if !timed {
 		d.stats.Untimed++
+		t = time.Time{} // findings of an untimed message have a zero At
 	}
 	var conv *convState
 	if d.needConv {
@@ -752,6 +763,10 @@ func (d *Detector) Reconnect(source string, t time.Time) []Finding {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats.Reconnects++
+	if !usableTime(t) {
+		d.stats.UnusableTimes++
+		return nil
+	}
 	if d.stormRules == 0 {
 		return nil
 	}
@@ -795,6 +810,10 @@ func (d *Detector) Tick(now time.Time) []Finding {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats.Ticks++
+	if !usableTime(now) {
+		d.stats.UnusableTimes++
+		return nil
+	}
 	var out []Finding
 	var convKeys, srcKeys []string
 	for i := range d.rules {

@@ -106,6 +106,14 @@ func timeline(seed uint64, n int) []event {
 	return evs
 }
 
+// timelineLen is the length of the random timelines: shorter under the race detector.
+func timelineLen() int {
+	if raceEnabled {
+		return 1000
+	}
+	return 3000
+}
+
 func (e event) apply(d *Detector) []Finding {
 	switch {
 	case e.m != nil:
@@ -137,7 +145,7 @@ func run(t *testing.T, d *Detector, evs []event) []string {
 func TestDeterministic(t *testing.T) {
 	for _, maxEntries := range []int{0, 3} {
 		for seed := uint64(1); seed <= 5; seed++ {
-			evs := timeline(seed, 3000)
+			evs := timeline(seed, timelineLen())
 			a := run(t, mustNew(t, allRules, testOptions(maxEntries)), evs)
 			b := run(t, mustNew(t, allRules, testOptions(maxEntries)), evs)
 			if !slices.Equal(a, b) {
@@ -167,13 +175,13 @@ func TestDeterministic(t *testing.T) {
 //     the rest has the same keys as the uninterrupted run (a silence may be told twice).
 func TestRebuild(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
-		evs := timeline(seed, 3000)
+		evs := timeline(seed, timelineLen())
 		whole := mustNew(t, allRules, testOptions(0))
 		var wholeOut [][]Finding
 		for _, e := range evs {
 			wholeOut = append(wholeOut, e.apply(whole))
 		}
-		for _, k := range []int{0, 1, 777, 1500, 2999} {
+		for _, k := range []int{0, 1, 777, timelineLen() / 2, timelineLen() - 1} {
 			re := mustNew(t, allRules, testOptions(0))
 			run(t, re, evs[:k])
 			for i := k; i < len(evs); i++ {
