@@ -100,6 +100,8 @@ type Options struct {
 	Calendars []*Calendar
 	// PartyCorp returns the corp id of a party of m, or "" when unknown (unknown parties are
 	// left out of first_contact). p is &m.Sender or &m.Mentions[i]. nil means DefaultPartyCorp.
+	// It is called only for parties not yet known in the conversation: a party's corp is
+	// taken to be stable.
 	PartyCorp func(m *capture.Message, p *capture.Party) string
 	// Sequence returns a message's per-conversation sequence number, if its platform has one.
 	// capture.Message has no such field (DingTalk message ids are opaque), so a sequence_gap
@@ -163,6 +165,7 @@ type Detector struct {
 	ocRules, burstRules, stormRules int // how many rules of these kinds (state slots)
 	needConv, needSource, needFirst bool
 
+	keyBuf  []byte // scratch for table keys
 	senders *lru[senderState]
 	convs   *lru[convState]
 	sources *lru[sourceState]
@@ -249,9 +252,6 @@ func New(rules *Rules, opts Options) (*Detector, error) {
 	}
 	if opts.PartyCorp == nil {
 		opts.PartyCorp = DefaultPartyCorp
-	}
-	if opts.SourceOf == nil {
-		opts.SourceOf = func(m *capture.Message) string { return m.Platform + "/" + m.Tenant }
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -441,20 +441,26 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 	}
 	var conv *convState
 	if d.needConv {
-		key := m.Platform + "\x00" + m.Tenant + "\x00" + m.Conversation.ID
+		d.keyBuf = append(append(append(append(append(d.keyBuf[:0], m.Platform...), 0), m.Tenant...), 0), m.Conversation.ID...)
 		var created bool
-		conv, created = d.convs.get(key)
+		conv, created = d.convs.getBytes(d.keyBuf)
 		if created {
 			conv.platform, conv.tenant, conv.id = m.Platform, m.Tenant, m.Conversation.ID
 		}
 	}
 	var src *sourceState
 	if d.needSource && timed {
-		src, _ = d.sources.get(d.opts.SourceOf(m))
+		if d.opts.SourceOf != nil {
+			src, _ = d.sources.get(d.opts.SourceOf(m))
+		} else { // Platform + "/" + Tenant, without allocating
+			d.keyBuf = append(append(append(d.keyBuf[:0], m.Platform...), '/'), m.Tenant...)
+			src, _ = d.sources.getBytes(d.keyBuf)
+		}
 	}
 	var snd *senderState
 	if d.burstRules > 0 && timed {
-		snd, _ = d.senders.get(m.Tenant + "\x00" + partyID(&m.Sender))
+		d.keyBuf = append(append(append(d.keyBuf[:0], m.Tenant...), 0), partyID(&m.Sender)...)
+		snd, _ = d.senders.getBytes(d.keyBuf)
 		if snd.bursts == nil {
 			snd.bursts = make([]burstState, d.burstRules)
 		}
@@ -595,10 +601,9 @@ func (d *Detector) offHours(r *rule, m *capture.Message, t time.Time) string {
 	}
 	dk := &r.desks[k]
 	lt := t.In(dk.loc)
-	tod := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
-		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
+	hh, mm, ss := lt.Clock()
+	tod := time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute + time.Duration(ss)*time.Second + time.Duration(lt.Nanosecond())
 	y, mo, da := lt.Date()
-	local := fmt.Sprintf("%s %s %s", lt.Format("2006-01-02 15:04"), weekdayNames[lt.Weekday()], dk.TimeZone)
 	in := false
 	if dk.Open < dk.Close {
 		in = tod >= dk.Open && tod < dk.Close
@@ -608,18 +613,19 @@ func (d *Detector) offHours(r *rule, m *capture.Message, t time.Time) string {
 		in = true
 		da-- // the overnight session opened the day before
 	}
+	local := func() string { return lt.Format("2006-01-02 15:04 Mon ") + dk.TimeZone }
 	if !in {
-		return fmt.Sprintf("sent %s, outside desk %s hours %s-%s", local, dk.Name, clock(dk.Open), clock(dk.Close))
+		return fmt.Sprintf("sent %s, outside desk %s hours %s-%s", local(), dk.Name, clock(dk.Open), clock(dk.Close))
 	}
 	day := time.Date(y, mo, da, 12, 0, 0, 0, time.UTC) // normalizes da-1
 	if !dk.days[day.Weekday()] {
-		return fmt.Sprintf("sent %s, in a session of %s, a day without trading for desk %s", local, day.Format("Mon 2006-01-02"), dk.Name)
+		return fmt.Sprintf("sent %s, in a session of %s, a day without trading for desk %s", local(), day.Format("Mon 2006-01-02"), dk.Name)
 	}
 	if dk.cal != nil {
 		if !dk.years[day.Year()] {
 			d.stats.CalendarMisses++
 		} else if name, hol := dk.cal[dateKey(day.Year(), day.Month(), day.Day())]; hol {
-			return fmt.Sprintf("sent %s, in a session of %s, a %s holiday (%s) for desk %s", local, day.Format("Mon 2006-01-02"), dk.calName, name, dk.Name)
+			return fmt.Sprintf("sent %s, in a session of %s, a %s holiday (%s) for desk %s", local(), day.Format("Mon 2006-01-02"), dk.calName, name, dk.Name)
 		}
 	}
 	return ""
@@ -716,18 +722,18 @@ func (b *burstState) fold(x, alpha float64) {
 func (d *Detector) meet(m *capture.Message, conv *convState) [][2]string {
 	var pairs [][2]string
 	add := func(p *capture.Party) {
-		corp := d.opts.PartyCorp(m, p)
 		id := partyID(p)
-		if corp == "" || id == "" {
+		if id == "" || slices.Contains(conv.external, id) || slices.Contains(conv.internal, staffName(p)) {
+			return // known here already: a party's corp is taken to be stable
+		}
+		corp := d.opts.PartyCorp(m, p)
+		if corp == "" {
 			return
 		}
 		internal := d.firm[corp] || len(d.firm) == 0 && corp == m.Tenant
 		name := id
 		if internal {
 			name = staffName(p)
-		}
-		if slices.Contains(conv.internal, name) && internal || slices.Contains(conv.external, name) && !internal {
-			return
 		}
 		if len(conv.internal)+len(conv.external) >= d.opts.MaxParticipants {
 			d.stats.ParticipantsDropped++

@@ -30,6 +30,20 @@ func (l *lru[V]) get(key string) (v *V, created bool) {
 		l.pushFront(n)
 		return &n.v, false
 	}
+	return l.insert(key)
+}
+
+// getBytes is get with the key in a byte slice, which is copied only when a new entry is made.
+func (l *lru[V]) getBytes(key []byte) (v *V, created bool) {
+	if n, ok := l.m[string(key)]; ok { // the conversion does not allocate in a map index
+		l.unlink(n)
+		l.pushFront(n)
+		return &n.v, false
+	}
+	return l.insert(string(key))
+}
+
+func (l *lru[V]) insert(key string) (v *V, created bool) {
 	var n *lruNode[V]
 	if len(l.m) >= l.cap {
 		n = l.head.prev

@@ -121,26 +121,26 @@ func TestOffHours(t *testing.T) {
 	}{
 		// Hong Kong is UTC+8 all year: 09:00 HKT is 01:00Z.
 		{"hk open edge", "hk1", "2026-03-03T01:00:00Z", false, ""},
-		{"hk one ns before open", "hk1", "2026-03-03T00:59:59.999999999Z", true, "08:59 tue Asia/Hong_Kong, outside desk hk hours 09:00-18:00"},
+		{"hk one ns before open", "hk1", "2026-03-03T00:59:59.999999999Z", true, "08:59 Tue Asia/Hong_Kong, outside desk hk hours 09:00-18:00"},
 		{"hk close edge is outside", "hk1", "2026-03-03T10:00:00Z", true, "18:00"},
 		{"hk just before close", "hk1", "2026-03-03T09:59:59Z", false, ""},
 		{"hk saturday", "hk1", "2026-03-07T03:00:00Z", true, "Sat 2026-03-07, a day without trading"},
-		{"hk sunday UTC is monday HKT", "hk1", "2026-03-08T23:30:00Z", true, "07:30 mon"}, // 07:30 Monday HKT: before open
+		{"hk sunday UTC is monday HKT", "hk1", "2026-03-08T23:30:00Z", true, "07:30 Mon"}, // 07:30 Monday HKT: before open
 		{"hk friday 23:30 UTC is saturday HKT", "hk1", "2026-03-06T23:30:00Z", true, "outside desk hk hours"},
 		{"hk holiday on a weekday", "hk1", "2026-02-17T03:00:00Z", true, "Tue 2026-02-17, a HK holiday (Lunar New Year's Day)"},
 		{"hk extra easter holiday", "hk1", "2026-04-07T03:00:00Z", true, "The day following Easter Monday"},
 		{"hk ordinary weekday", "hk1", "2026-04-08T03:00:00Z", false, ""},
 		{"default desk for unknown sender", "stranger", "2026-04-08T12:00:00Z", true, "desk hk"},
 		// New York: EST (UTC-5) until 8 March 2026, then EDT (UTC-4). 09:30 opens at 14:30Z, then 13:30Z.
-		{"ny winter 13:45Z is 08:45 EST", "ny1", "2026-03-06T13:45:00Z", true, "08:45 fri America/New_York"},
+		{"ny winter 13:45Z is 08:45 EST", "ny1", "2026-03-06T13:45:00Z", true, "08:45 Fri America/New_York"},
 		{"ny summer 13:45Z is 09:45 EDT", "ny1", "2026-03-09T13:45:00Z", false, ""},
 		{"ny winter 20:59Z is 15:59 EST", "ny1", "2026-03-06T20:59:00Z", false, ""},
-		{"ny summer 20:30Z is 16:30 EDT", "ny1", "2026-03-09T20:30:00Z", true, "16:30 mon"},
+		{"ny summer 20:30Z is 16:30 EDT", "ny1", "2026-03-09T20:30:00Z", true, "16:30 Mon"},
 		{"ny has no calendar", "ny1", "2026-02-17T15:00:00Z", false, ""},
 		// Overnight desk 22:00-06:00 HKT belongs to the day it opens.
 		{"night before midnight", "owl", "2026-03-03T15:00:00Z", false, ""},                                                 // Tue 23:00 HKT
 		{"night after midnight", "owl", "2026-03-03T20:00:00Z", false, ""},                                                  // Wed 04:00, Tue's session
-		{"night at close", "owl", "2026-03-03T22:00:00Z", true, "06:00 wed"},                                                // Wed 06:00
+		{"night at close", "owl", "2026-03-03T22:00:00Z", true, "06:00 Wed"},                                                // Wed 06:00
 		{"night saturday morning is friday session", "owl", "2026-03-06T20:00:00Z", false, ""},                              // Sat 04:00, Fri's session
 		{"night sunday morning is saturday session", "owl", "2026-03-07T20:00:00Z", true, "in a session of Sat 2026-03-07"}, // Sun 04:00
 		{"night monday 01:00 is sunday session", "owl", "2026-03-08T17:00:00Z", true, "Sun 2026-03-08"},
