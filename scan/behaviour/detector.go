@@ -186,11 +186,16 @@ type rule struct {
 
 type desk struct {
 	Desk
-	loc     *time.Location
-	days    [7]bool
-	cal     map[int32]string
-	years   map[int]bool
-	calName string
+	loc *time.Location
+	// The zone period of the last lookup: times in [zoneStart, zoneEnd) have offset zoneOff.
+	// A cache of what loc says, so it changes no result; it saves a zone lookup per message.
+	zoneSet            bool
+	zoneStart, zoneEnd time.Time // zero: unbounded
+	zoneOff            int
+	days               [7]bool
+	cal                map[int32]string
+	years              map[int]bool
+	calName            string
 }
 
 type senderState struct {
@@ -286,6 +291,9 @@ func New(rules *Rules, opts Options) (*Detector, error) {
 		d.firm[c] = true
 	}
 	for i, r := range rules.Rules {
+		// Copy what the detector reads later, so that changing rules after New changes nothing.
+		r.Burst, r.OffChannel, r.SourceSilence = clone(r.Burst), clone(r.OffChannel), clone(r.SourceSilence)
+		r.ConversationSilence, r.ReconnectStorm = clone(r.ConversationSilence), clone(r.ReconnectStorm)
 		cr := rule{Rule: r, bit: 1 << uint(i), defDesk: -1}
 		fail := func(field string, err error) (*Detector, error) {
 			return nil, &RulesError{Version: rules.Version, Rule: r.ID, Field: field, Err: err}
@@ -357,6 +365,14 @@ func New(rules *Rules, opts Options) (*Detector, error) {
 	d.sources = newLRU[sourceState](opts.MaxSources)
 	d.pairs = newLRU[struct{}](opts.MaxPairs)
 	return d, nil
+}
+
+func clone[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
 }
 
 // Version returns the version of the rules the detector runs.
@@ -600,7 +616,7 @@ func (d *Detector) offHours(r *rule, m *capture.Message, t time.Time) string {
 		return ""
 	}
 	dk := &r.desks[k]
-	lt := t.In(dk.loc)
+	lt := dk.local(t)
 	hh, mm, ss := lt.Clock()
 	tod := time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute + time.Duration(ss)*time.Second + time.Duration(lt.Nanosecond())
 	y, mo, da := lt.Date()
@@ -613,7 +629,7 @@ func (d *Detector) offHours(r *rule, m *capture.Message, t time.Time) string {
 		in = true
 		da-- // the overnight session opened the day before
 	}
-	local := func() string { return lt.Format("2006-01-02 15:04 Mon ") + dk.TimeZone }
+	local := func() string { return t.In(dk.loc).Format("2006-01-02 15:04 Mon ") + dk.TimeZone }
 	if !in {
 		return fmt.Sprintf("sent %s, outside desk %s hours %s-%s", local(), dk.Name, clock(dk.Open), clock(dk.Close))
 	}
@@ -629,6 +645,17 @@ func (d *Detector) offHours(r *rule, m *capture.Message, t time.Time) string {
 		}
 	}
 	return ""
+}
+
+// local returns t's wall clock in the desk's zone, as a UTC time with the same reading.
+func (dk *desk) local(t time.Time) time.Time {
+	if !dk.zoneSet || !dk.zoneStart.IsZero() && t.Before(dk.zoneStart) || !dk.zoneEnd.IsZero() && !t.Before(dk.zoneEnd) {
+		lt := t.In(dk.loc)
+		_, dk.zoneOff = lt.Zone()
+		dk.zoneStart, dk.zoneEnd = lt.ZoneBounds()
+		dk.zoneSet = true
+	}
+	return t.UTC().Add(time.Duration(dk.zoneOff) * time.Second)
 }
 
 // since is t's offset from the Unix epoch, saturated to the range of time.Duration, so that

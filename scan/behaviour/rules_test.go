@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,22 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(nil, Options{}); err == nil {
 		t.Fatal("New(nil) succeeded")
+	}
+}
+
+func TestNewCopiesRules(t *testing.T) {
+	rs := mustRules(t, rulesOf(`{"id":"b","severity":"low","burst":{"window":"1m","min_count":2,"k":0,"alpha":1}}`,
+		`{"id":"oh","severity":"low","off_hours":{"desks":[{"name":"d","time_zone":"UTC","open":"09:00","close":"18:00"}],"default_desk":"d"}}`))
+	d, err := New(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Rules[0].Burst.Window = 0 // would divide by zero if the detector still read it
+	rs.Rules[1].OffHours.Desks[0].Open = 0
+	for i := range 3 {
+		d.Observe(msg(fmt.Sprint(i), "c", "a", t0.Add(10*time.Hour+time.Duration(i)*time.Second)), nil)
+	}
+	if fs := d.Observe(msg("x", "c", "a", t0.Add(time.Hour)), nil); len(fs) != 1 || fs[0].Rule != "oh" {
+		t.Fatalf("%v", fs) // 01:00 is still outside 09:00-18:00; the burst fired earlier, once
 	}
 }
