@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -332,5 +333,70 @@ func TestSequenceGap(t *testing.T) {
 	}
 	if fs := feed("g", "c", 12, true); len(fs) != 0 {
 		t.Fatal(fs)
+	}
+}
+
+// TestBurstBaselineMatchesWeightedDefinition checks the incremental baseline against the
+// definition computed in two passes: weights (1-α)^(n-1) for the first window and
+// α(1-α)^(n-i) for window i after it; mean = Σ w·x, variance = Σ w·(x - mean)².
+func TestBurstBaselineMatchesWeightedDefinition(t *testing.T) {
+	for _, alpha := range []float64{0.05, 0.1, 0.3, 0.5, 1} {
+		xs := []float64{3, 0, 12, 7, 7, 1, 0, 0, 25, 4, 9, 9, 2}
+		var b burstState
+		for n := 1; n <= len(xs); n++ {
+			b.fold(xs[n-1], alpha)
+			w := make([]float64, n)
+			for i := range n {
+				if i == 0 {
+					w[i] = math.Pow(1-alpha, float64(n-1))
+				} else {
+					w[i] = alpha * math.Pow(1-alpha, float64(n-1-i))
+				}
+			}
+			var mean, vari float64
+			for i := range n {
+				mean += w[i] * xs[i]
+			}
+			for i := range n {
+				vari += w[i] * (xs[i] - mean) * (xs[i] - mean)
+			}
+			if math.Abs(b.mean-mean) > 1e-9 || math.Abs(b.vari-vari) > 1e-9 {
+				t.Fatalf("alpha %v after %d windows: mean %v var %v, want %v %v", alpha, n, b.mean, b.vari, mean, vari)
+			}
+		}
+	}
+}
+
+// TestBurstDeviationRaisesThreshold: for a sender whose counts swing between 2 and 10 a
+// window, 11 is within k=3 deviations of the mean; with k=0 the same timeline fires.
+func TestBurstDeviationRaisesThreshold(t *testing.T) {
+	for _, tc := range []struct {
+		k    string
+		fire bool
+	}{{"3", false}, {"0", true}} {
+		d := mustNew(t, rulesOf(`{"id":"b","severity":"low","burst":{"window":"10m","min_count":1,"k":`+tc.k+`,"alpha":0.5}}`), Options{})
+		var fs []Finding
+		n := 0
+		for w := 0; w < 12; w++ {
+			count := 2
+			if w%2 == 1 {
+				count = 10
+			}
+			if w == 11 {
+				count = 11
+			}
+			for k := 0; k < count; k++ {
+				// Messages at the end of each window: the sliding count is the window's own.
+				at := t0.Add(time.Duration(w)*10*time.Minute + 9*time.Minute + time.Duration(k)*time.Second)
+				got := d.Observe(msg(fmt.Sprint(n), "c", "s", at), nil)
+				n++
+				if w == 11 {
+					fs = append(fs, got...)
+				}
+			}
+		}
+		if (len(fs) > 0) != tc.fire {
+			t.Errorf("k=%s: %v", tc.k, fs)
+		}
 	}
 }
