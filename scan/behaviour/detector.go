@@ -244,7 +244,8 @@ type stormState struct {
 
 // New compiles rules into a Detector. It validates the rules, resolves every desk's time zone
 // and calendar, and refuses a sequence_gap rule without Options.Sequence (ErrNoSequence).
-// Errors about a rule are *RulesError values naming it and the field.
+// Errors about a rule are *RulesError values naming it and the field; an invalid calendar in
+// Options.Calendars is a *CalendarError.
 func New(rules *Rules, opts Options) (*Detector, error) {
 	if err := rules.Validate(); err != nil {
 		return nil, err

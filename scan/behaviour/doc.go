@@ -98,10 +98,14 @@
 //
 // # State
 //
-// State is per sender (burst baselines, about 150 bytes a rule), per conversation (pending
-// off-channel silences, last time, sequence, participants up to MaxParticipants), per source,
-// and per reported (external, staff) pair. Each table has a cap (Options; defaults 100,000
+// State is per sender (burst baselines: 96 bytes per burst rule, plus the key), per
+// conversation (pending off-channel silences, last time, sequence, participants up to
+// MaxParticipants), per source, and per reported (external, staff) pair. Each table has a cap (Options; defaults 100,000
 // senders, 100,000 conversations, 1,024 sources, 1,000,000 pairs) and evicts the least
 // recently used entry when full, counting it in Stats. Eviction is a function of the call
 // order too, so it does not break determinism; what it costs is described in Stats.
+//
+// A Detector is safe for concurrent use (one mutex), but findings depend on the order of the
+// calls: feed it from one goroutine when the output must be reproducible. Tick walks all
+// conversations and sources in key order: its cost grows with the state held.
 package behaviour
