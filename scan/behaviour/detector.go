@@ -519,7 +519,7 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 				conv.pending = make([]pendingOC, d.ocRules)
 			}
 			p := &conv.pending[r.slot]
-			if p.set {
+			if p.set && !t.Before(p.at) { // a message sent before the flagged one ends nothing
 				if gap := t.Sub(p.at); gap >= r.OffChannel.Silence {
 					fd := f(r)
 					fd.MsgID, fd.Sender, fd.Since = p.msgID, p.sender, p.at
@@ -528,7 +528,7 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 				}
 				*p = pendingOC{}
 			}
-			if cats := matchCategories(r.cats, categories); cats != "" {
+			if cats := matchCategories(r.cats, categories); cats != "" && !p.set { // a late one does not displace a later one
 				*p = pendingOC{set: true, at: t, msgID: m.ID, sender: partyID(&m.Sender), cats: cats}
 			}
 		case KindFirstContact:

@@ -152,6 +152,16 @@ func TestOffChannelSilence(t *testing.T) {
 			t.Fatalf("%v", got)
 		}
 	})
+	t.Run("a late message sent before the flagged one does not end the silence", func(t *testing.T) {
+		d := mustNew(t, rules, Options{})
+		d.Observe(msg("1", "c", "a", t0), flag)
+		if fs := d.Observe(msg("0", "c", "b", t0.Add(-time.Minute)), flag); len(fs) != 0 {
+			t.Fatal(fs)
+		}
+		if got := ids(d.Tick(t0.Add(31 * time.Minute))); !slices.Equal(got, []string{"oc:1"}) {
+			t.Fatalf("%v", got)
+		}
+	})
 	t.Run("other categories do nothing", func(t *testing.T) {
 		d := mustNew(t, rules, Options{})
 		d.Observe(msg("1", "c", "a", t0), []string{"gifts"})
