@@ -1,0 +1,304 @@
+package surveil
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/durable"
+	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/scan"
+	"github.com/commseal/commseal/scan/behaviour"
+	"github.com/commseal/commseal/seal"
+)
+
+// BehaviourSchema names the version of the behaviour annotation body:
+//
+//	{"schema":"commseal.behaviour/v1","finding":{…behaviour.Finding…}}
+const BehaviourSchema = "commseal.behaviour/v1"
+
+// BehaviourAnnotation is the body of an annotation entry that seals one behaviour finding.
+type BehaviourAnnotation struct {
+	Schema  string            `json:"schema"`
+	Finding behaviour.Finding `json:"finding"`
+}
+
+// Sealed is a finding the monitor sealed, for whoever raises alerts.
+type Sealed struct {
+	// Fresh is set when this step sealed it; otherwise an earlier run did, and may or may not
+	// have reported it before it stopped (alert ids are stable, so receivers deduplicate).
+	Fresh     bool
+	Index     uint64           // the annotation entry's ledger index
+	Message   *capture.Message // the message it is about (nil for a behaviour finding without one)
+	MessageAt uint64           // the message's ledger index
+	Lexicon   Lexicon          // for lexicon findings
+	Findings  []Finding        // lexicon findings, or none
+	Behaviour *behaviour.Finding
+}
+
+// Options configures a Monitor.
+type Options struct {
+	// Lexicon is the active lexicon; swapping a new one in (scan.Live.Reload) makes the next
+	// Step scan with it, from where that version last stopped (from the start for a version
+	// never run: a new lexicon is run over history).
+	Lexicon *scan.Live
+	// Behaviour, if set, also runs behaviour rules over each message scanned by the first
+	// lexicon version the monitor runs (a detector's state follows one pass in ledger order).
+	Behaviour *behaviour.Detector
+	// CursorFile keeps how far each lexicon version has scanned, so that a restart resumes
+	// there. "" keeps it in memory: a restart scans from the start again and seals nothing
+	// twice (annotations are deduplicated on message and lexicon version), only slower.
+	CursorFile string
+	// OnSealed is called, in ledger order of the messages, for every finding of a step once it
+	// is sealed, including findings an earlier run sealed but whose step it did not finish
+	// (Sealed.Fresh tells them apart): the cursor moves only after every call succeeded, so an
+	// error stops the step and the next one reports from the same message again. An alert
+	// outbox that is full stops scanning rather than losing an alert. A monitor without a
+	// CursorFile reports everything again after a restart.
+	OnSealed func(ctx context.Context, s *Sealed) error
+	// Batch is how many ledger entries one step reads (default 4096); Concurrency how many
+	// annotations it seals at once (default 32).
+	Batch, Concurrency int
+	// Now is the clock for annotations; default time.Now.
+	Now func() time.Time
+	// Logger receives what the monitor does on its own; default discards.
+	Logger *slog.Logger
+}
+
+// Stats counts what a Step did.
+type Stats struct {
+	Version   string // the lexicon version scanned
+	From, To  uint64 // the entries read: [From, To)
+	Messages  int    // messages scanned
+	Flagged   int    // messages with lexicon findings
+	Sealed    int    // annotation entries sealed now (not sealed before)
+	Behaviour int    // behaviour findings
+}
+
+// Monitor scans what the ledger captured, off the ack path: it follows the ledger from a
+// durable cursor, scans every message with the active lexicon and seals the findings as
+// annotation entries, each message once per lexicon version however often it is read.
+// It is safe for concurrent use; steps run one at a time.
+type Monitor struct {
+	l    *ledger.Ledger
+	d    *ledger.Deriver
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex // one step at a time; guards cursor
+	cursor cursor
+	first  string // the first lexicon version stepped, which feeds Behaviour
+}
+
+// cursor is the cursor file: the next ledger index per lexicon version.
+type cursor struct {
+	Format   string            `json:"format"`
+	Versions map[string]uint64 `json:"versions"`
+}
+
+const cursorFormat = "commseal.surveil.cursor/v1"
+
+// ErrBadCursor is wrapped when the cursor file cannot be read; nothing is scanned until it is
+// mended or removed (removing it only costs a rescan: nothing is sealed twice).
+var ErrBadCursor = errors.New("surveil: bad cursor file")
+
+// New makes a monitor of l.
+func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
+	if opts.Lexicon == nil {
+		return nil, errors.New("surveil: Options.Lexicon is required")
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 4096
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 32
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{l: l, d: l.Derive("surveil"), opts: opts, log: log, cursor: cursor{Format: cursorFormat, Versions: map[string]uint64{}}}
+	if opts.CursorFile != "" {
+		b, err := os.ReadFile(opts.CursorFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", ErrBadCursor, err)
+		default:
+			var c cursor
+			if err := json.Unmarshal(b, &c); err != nil || c.Format != cursorFormat || c.Versions == nil {
+				return nil, fmt.Errorf("%w: %s: not a %s file", ErrBadCursor, opts.CursorFile, cursorFormat)
+			}
+			m.cursor = c
+		}
+	}
+	return m, nil
+}
+
+// Position returns how far lexicon version v has scanned: the next ledger index it reads.
+func (m *Monitor) Position(v string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor.Versions[v]
+}
+
+// Step scans the next batch of entries with the active lexicon, seals their findings, and
+// moves the cursor past them once everything is durable.
+func (m *Monitor) Step(ctx context.Context) (Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc := m.opts.Lexicon.Scanner()
+	lex := Lexicon{Name: sc.Name(), Version: sc.Version()}
+	if m.first == "" {
+		m.first = lex.Version
+	}
+	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
+	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
+	if st.From >= st.To {
+		return st, nil
+	}
+	var work []*Sealed
+	err := m.d.Scan(ctx, st.From, st.To, func(e *ledger.Entry, err error) error {
+		if errors.Is(err, ledger.ErrShredded) || e.Leaf.Kind != seal.KindMessage {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("surveil: entry %d: %w", e.Index, err)
+		}
+		st.Messages++
+		fs := ScanMessage(sc, e.Message)
+		if len(fs) > 0 {
+			st.Flagged++
+			work = append(work, &Sealed{Message: e.Message, MessageAt: e.Index, Lexicon: lex, Findings: fs})
+		}
+		if m.opts.Behaviour != nil && lex.Version == m.first {
+			for _, bf := range m.opts.Behaviour.Observe(e.Message, categories(fs)) {
+				st.Behaviour++
+				work = append(work, &Sealed{Message: e.Message, MessageAt: e.Index, Behaviour: &bf})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if err := m.seal(ctx, work, &st); err != nil {
+		return st, err
+	}
+	m.cursor.Versions[lex.Version] = st.To
+	return st, m.save()
+}
+
+func categories(fs []Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Category
+	}
+	return out
+}
+
+// seal appends the annotations of a step, several at a time (the ledger commits them
+// together), then reports the new ones in order.
+func (m *Monitor) seal(ctx context.Context, work []*Sealed, st *Stats) error {
+	fresh := make([]bool, len(work))
+	errs := make([]error, len(work))
+	sem := make(chan struct{}, m.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, w := range work {
+		rec, err := m.record(w)
+		if err != nil {
+			return err
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rc, err := m.l.AppendRecord(ctx, rec)
+			if err != nil {
+				errs[i] = fmt.Errorf("surveil: sealing findings of entry %d: %w", w.MessageAt, err)
+				return
+			}
+			w.Index, fresh[i] = rc.Index, !rc.Duplicate
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, w := range work {
+		if w.Fresh = fresh[i]; w.Fresh {
+			st.Sealed++
+		}
+		if m.opts.OnSealed != nil {
+			if err := m.opts.OnSealed(ctx, w); err != nil {
+				return fmt.Errorf("surveil: reporting the findings of entry %d: %w", w.MessageAt, err)
+			}
+		}
+	}
+	return nil
+}
+
+// record makes the annotation record of one piece of work.
+func (m *Monitor) record(w *Sealed) (*capture.Record, error) {
+	now := m.opts.Now()
+	if w.Behaviour == nil {
+		return NewRecord(w.Message, w.MessageAt, w.Lexicon, w.Findings, now)
+	}
+	body, err := json.Marshal(BehaviourAnnotation{Schema: BehaviourSchema, Finding: *w.Behaviour})
+	if err != nil {
+		return nil, fmt.Errorf("surveil: %w", err)
+	}
+	id := w.Behaviour.Identity()
+	rec := &capture.Record{Kind: capture.RecordAnnotation, Platform: w.Message.Platform, Tenant: w.Message.Tenant,
+		ID: boundedID("behaviour/", w.Behaviour.Key()), Conversation: w.Message.Conversation, At: now.UTC(), Body: body}
+	if id.ID != "" {
+		rec.About = &id
+	}
+	return rec, nil
+}
+
+// save writes the cursor file, if there is one.
+func (m *Monitor) save() error {
+	if m.opts.CursorFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(m.cursor)
+	if err != nil {
+		return fmt.Errorf("surveil: %w", err)
+	}
+	if err := durable.WriteFile(m.opts.CursorFile, b); err != nil {
+		return fmt.Errorf("surveil: saving the cursor: %w", err)
+	}
+	return nil
+}
+
+// Run steps until ctx is done, waiting interval (default 200 ms) whenever it has caught up; a
+// failed step is logged and retried. It returns ctx's error.
+func (m *Monitor) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	for {
+		st, err := m.Step(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("surveil: step failed", "err", err)
+		}
+		if err == nil && st.To > st.From {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
