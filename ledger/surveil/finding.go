@@ -43,7 +43,8 @@ type Lexicon struct {
 //
 //	{"schema":"commseal.findings/v1",
 //	 "lexicon":{"name":"default","version":"sha256:…"},
-//	 "message":{"index":12,"platform":"dingtalk","tenant":"corp","id":"msg…"},
+//	 "message":{"index":12,"platform":"dingtalk","tenant":"corp","id":"msg…",
+//	            "conversation":"cid…","sender":"user…","sent":"2026-11-02T03:04:05Z"},
 //	 "findings":[{"rule":"off-channel","category":"off_channel","severity":"high",
 //	              "term":"whatsapp","field":"text","start":11,"end":19}]}
 type Annotation struct {
@@ -53,12 +54,16 @@ type Annotation struct {
 	Findings []Finding  `json:"findings"`
 }
 
-// MessageRef names the message findings are about.
+// MessageRef names the message findings are about: where it is and who said it where, so that
+// a review queue needs no second read of the message.
 type MessageRef struct {
-	Index    uint64 `json:"index"`
-	Platform string `json:"platform"`
-	Tenant   string `json:"tenant,omitempty"`
-	ID       string `json:"id"`
+	Index        uint64    `json:"index"`
+	Platform     string    `json:"platform"`
+	Tenant       string    `json:"tenant,omitempty"`
+	ID           string    `json:"id"`
+	Conversation string    `json:"conversation,omitempty"`
+	Sender       string    `json:"sender,omitempty"`
+	Sent         time.Time `json:"sent,omitzero"`
 }
 
 // field is one scannable part of a message.
@@ -122,7 +127,8 @@ func NewRecord(m *capture.Message, index uint64, lex Lexicon, findings []Finding
 		return nil, errors.New("surveil: findings need the lexicon version")
 	}
 	body, err := json.Marshal(Annotation{Schema: Schema, Lexicon: lex,
-		Message: MessageRef{Index: index, Platform: m.Platform, Tenant: m.Tenant, ID: m.ID}, Findings: findings})
+		Message: MessageRef{Index: index, Platform: m.Platform, Tenant: m.Tenant, ID: m.ID, Conversation: m.Conversation.ID,
+			Sender: m.Sender.ID, Sent: m.SentAt.UTC()}, Findings: findings})
 	if err != nil {
 		return nil, fmt.Errorf("surveil: %w", err)
 	}
