@@ -1,6 +1,7 @@
 package surveil
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,8 +109,9 @@ func (a *Alert) Open() bool {
 }
 
 // Alerts reads the review queue from the ledger, through acc (one access entry: the alerts are
-// derived from content): every alert with its dispositions, in ledger order. The queue is
-// derived from the ledger alone, so every reviewer sees the same one.
+// derived from content): every alert with its dispositions, in the ledger order of the messages
+// they are about (annotations are sealed several at a time, so their own order is not the
+// messages'). The queue is derived from the ledger alone, so every reviewer sees the same one.
 func Alerts(ctx context.Context, l *ledger.Ledger, acc *ledger.Accessor) ([]*Alert, error) {
 	var out []*Alert
 	at := map[uint64]*Alert{}
@@ -151,5 +153,14 @@ func Alerts(ctx context.Context, l *ledger.Ledger, acc *ledger.Accessor) ([]*Ale
 		out = append(out, a)
 		return nil
 	})
+	slices.SortStableFunc(out, func(a, b *Alert) int { return cmp.Compare(a.order(), b.order()) })
 	return out, err
+}
+
+// order is where an alert sorts: at its message, or its own index for an alert about none.
+func (a *Alert) order() uint64 {
+	if a.Findings != nil {
+		return a.Findings.Message.Index
+	}
+	return a.Index
 }
