@@ -1,7 +1,8 @@
 // Command quickstart runs commseal end to end on the embedded file store: it captures
 // realistic DingTalk bot messages (text, richText, picture, audio, file; one-to-one and group;
 // English, Traditional and Simplified Chinese; some delivered twice), seals them into a ledger
-// in ./commseal-data, verifies the whole ledger, and prints what it did and where it is.
+// in ./commseal-data, scans them with the default lexicon (findings sealed as annotations),
+// indexes them for search, verifies the whole ledger, and prints what it did and where it is.
 //
 //	go run ./examples/quickstart [-dir DIR] [-n N] [-messages FILE]
 //
@@ -95,6 +96,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		st.Stored, st.Duplicates = tally.stored, tally.dups
 	}
 	elapsed := time.Since(start)
+	var rside *readSide
+	if ierr == nil {
+		rside, ierr = surveilAndSearch(ctx, l)
+	}
 	if err := l.Close(); err != nil && ierr == nil {
 		ierr = err
 	}
@@ -133,6 +138,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	w("new by kind", "%s", kinds)
 	w("conversations", "%s", convs)
+	w("surveillance", "%d messages scanned with the %s lexicon off the ack path: %d flagged,", rside.scanned, rside.lexicon, rside.flagged)
+	w("", "%d annotation entries sealed (findings, encrypted under each message's key):", rside.new)
+	w("", "%s", rside.ruleCounts())
+	w("search", "index of %d messages in %s/%s, each sealed under its message's key;", rside.indexed, *dir, layout.IndexDir)
+	w("", "%q finds %d (the query sealed as an access entry first)", rside.query, rside.hits)
 	if verr != nil {
 		var ve *verify.AlteredError
 		if errors.As(verr, &ve) {
@@ -162,6 +172,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "next")
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s            # verify offline\n", *dir)
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s -proof 0   # a C2SP tlog-proof for entry 0\n", *dir)
+	fmt.Fprintf(stdout, "  go run ./examples/review -dir %s -who you -why \"first look\" alerts   # the alert queue\n", *dir)
 	if len(st.Skipped) > 0 {
 		return 1
 	}

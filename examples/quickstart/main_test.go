@@ -43,6 +43,9 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 		require.Contains(t, out, k+" ")
 	}
 	require.Contains(t, out, "1 one-to-one")
+	require.Regexp(t, `surveillance  \d+ messages scanned with the \S+ lexicon off the ack path: [1-9]\d* flagged`, out)
+	require.Contains(t, out, "off-channel.move")
+	require.Regexp(t, `"微信 OR whatsapp" finds [1-9]`, out)
 	exposed, err := leakcheck.Exposed(dir)
 	require.NoError(t, err)
 	require.Empty(t, exposed, "every directory 0700, every file 0600")

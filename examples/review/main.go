@@ -45,9 +45,6 @@ const (
 	exitUsage    = 2
 )
 
-// CursorFile is where the programs keep surveillance's cursor in a ledger directory.
-const CursorFile = "surveil.cursor"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -169,7 +166,7 @@ func (c *command) scan(ctx context.Context, args []string) int {
 		return c.fail(exitUsage, "%v", err)
 	}
 	defer c.l.Close()
-	m, err := surveil.New(c.l.Ledger, surveil.Options{Lexicon: lv, CursorFile: filepath.Join(c.dir, CursorFile)})
+	m, err := surveil.New(c.l.Ledger, surveil.Options{Lexicon: lv, CursorFile: filepath.Join(c.dir, layout.CursorFile)})
 	if err != nil {
 		return c.fail(exitUsage, "%v", err)
 	}

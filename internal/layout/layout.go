@@ -11,6 +11,7 @@
 //	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones
 //	DIR/index/          the search index (ledger/search): documents sealed under their messages'
 //	                    data keys, derived from the ledger and rebuilt from it when damaged
+//	DIR/surveil.cursor  how far each lexicon version has scanned (ledger/surveil)
 //
 // Every directory is created with mode 0700 and every file 0600 (internal/durable).
 //
@@ -43,6 +44,7 @@ const (
 	VaultDir    = "keys"           // wrapped data keys (store/keydir)
 	LockFile    = "ledger.lock"    // locked by the one process that has the directory open to write
 	IndexDir    = "index"          // the search index (ledger/search)
+	CursorFile  = "surveil.cursor" // surveillance's cursor (ledger/surveil)
 )
 
 // PassphraseEnv names the environment variable holding the passphrase from which the KEK is
