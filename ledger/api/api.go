@@ -13,8 +13,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/search"
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -199,6 +201,8 @@ func (h *handler) fail(w http.ResponseWriter, err error) int {
 		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, ledger.ErrNotFound):
 		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, capture.ErrBlobNotFound), errors.Is(err, store.ErrNotFound):
+		status, msg = http.StatusNotFound, "not found"
 	case errors.Is(err, ledger.ErrShredded):
 		status, msg = http.StatusGone, err.Error()
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, search.ErrClosed):

@@ -16,8 +16,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/ledger/search"
 	"github.com/commseal/commseal/seal"
@@ -460,4 +462,28 @@ func TestAMisconfiguredHandlerRefusesEverything(t *testing.T) {
 	require.Equal(t, 500, status)
 	require.Contains(t, errorOf(t, body), "misconfigured")
 	require.Equal(t, size, e.l.Size())
+}
+
+func TestShreddedContentIsGoneButProvable(t *testing.T) {
+	e := newEnv(t)
+	policy := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "1 year", Keep: ledger.Period{Years: 1}}}}
+	shreds, err := e.l.ApplyRetention(context.Background(), policy, ledger.ApplyOptions{Authority: "retention job",
+		Now: time.Date(2028, 6, 1, 0, 0, 0, 0, time.UTC)})
+	require.NoError(t, err)
+	require.NotEmpty(t, shreds)
+	status, body := e.call(t, "GET", "/v1/entries/1", officerToken, "case 7", nil)
+	require.Equal(t, 410, status, "body %s", body)
+	require.Contains(t, errorOf(t, body), "shredded")
+	require.Equal(t, "get", e.lastAccess(t)["op"], "the attempt is on the record")
+
+	// The export carries the shredded entry's leaf and proof, no content, and verifies.
+	status, body = e.call(t, "POST", "/v1/export", officerToken, "case 7", map[string]any{"indexes": []int{1, 2}})
+	require.Equal(t, 200, status, "body %s", body)
+	rep, err := verify.Bundle(unzip(t, body), e.vkey)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2}, rep.Entries)
+
+	// An attachment that is not there is 404.
+	status, body = e.call(t, "GET", "/v1/blobs/"+strings.Repeat("00", 32), officerToken, "case 7", nil)
+	require.Equal(t, 404, status, "body %s", body)
 }
