@@ -487,3 +487,46 @@ func TestShreddedContentIsGoneButProvable(t *testing.T) {
 	status, body = e.call(t, "GET", "/v1/blobs/"+strings.Repeat("00", 32), officerToken, "case 7", nil)
 	require.Equal(t, 404, status, "body %s", body)
 }
+
+// blocking is a store whose Size waits until release is closed, once entered is signalled.
+type blocking struct {
+	*memstore.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blocking) Size(ctx context.Context) (uint64, error) {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	return b.Store.Size(ctx)
+}
+
+func TestOneVerificationAtATime(t *testing.T) {
+	e := newEnv(t)
+	tokens, err := api.ParseTokens(strings.NewReader(tokenFile), "tokens")
+	require.NoError(t, err)
+	st := &blocking{Store: e.st, entered: make(chan struct{}), release: make(chan struct{})}
+	e.srv.Config.Handler = api.New(api.Options{Ledger: e.l, Auth: tokens, Store: st})
+	first := make(chan int, 1)
+	go func() { // no require here: not the test's goroutine
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+auditorToken)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Error(err)
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-st.entered
+	status, body := e.call(t, "POST", "/v1/verify", adminToken, "", nil)
+	require.Equal(t, 409, status)
+	require.Contains(t, errorOf(t, body), "already running")
+	close(st.release)
+	require.Equal(t, 200, <-first)
+	status, _ = e.call(t, "POST", "/v1/verify", adminToken, "", nil)
+	require.Equal(t, 200, status, "the next one runs")
+}
