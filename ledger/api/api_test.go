@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"iter"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -529,4 +530,41 @@ func TestOneVerificationAtATime(t *testing.T) {
 	require.Equal(t, 200, <-first)
 	status, _ = e.call(t, "POST", "/v1/verify", adminToken, "", nil)
 	require.Equal(t, 200, status, "the next one runs")
+}
+
+func TestTheLogNamesPrincipalsNotTokensOrReasons(t *testing.T) {
+	e := newEnv(t)
+	tokens, err := api.ParseTokens(strings.NewReader(tokenFile), "tokens")
+	require.NoError(t, err)
+	var logged syncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.srv.Config.Handler = api.New(api.Options{Ledger: e.l, Index: e.ix, Auth: tokens, Logger: log})
+	e.call(t, "POST", "/v1/search", officerToken, "confidential case name", map[string]any{"text": "whatsapp"})
+	e.call(t, "GET", "/v1/entries/0", officerToken+"x", "confidential case name", nil)
+	e.call(t, "GET", "/v1/entries/0", auditorToken, "confidential case name", nil)
+	out := logged.String()
+	require.Contains(t, out, "who=alice@compliance")
+	require.Contains(t, out, "status=401")
+	require.Contains(t, out, "status=403")
+	for _, secret := range []string{officerToken, auditorToken, "confidential", "whatsapp"} {
+		require.NotContains(t, out, secret)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
