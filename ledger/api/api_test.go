@@ -73,7 +73,7 @@ func TestRefusalsSealNothing(t *testing.T) {
 		{"body too large", "POST", "/v1/search", officerToken, "case 1", `{"text":"` + strings.Repeat("x", api.DefaultMaxBodyBytes) + `"}`, 413, "larger than"},
 		{"checkpoint without a token", "GET", "/v1/checkpoint", "", "", nil, 401, "not authenticated"},
 		{"proof with a wrong token", "GET", "/v1/proof/0", "nope", "", nil, 401, "not authenticated"},
-		{"verify with a Basic header", "POST", "/v1/verify", "", "", nil, 401, "not authenticated"},
+		{"verify without a token", "POST", "/v1/verify", "", "", nil, 401, "not authenticated"},
 		{"access log without a token", "GET", "/v1/access", "", "", nil, 401, "not authenticated"},
 		{"no such endpoint", "GET", "/v1/nothing", officerToken, "case 1", nil, 404, "no such endpoint"},
 	}
@@ -567,4 +567,25 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestExportPagesAQuery(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		offset  int
+		entries string
+		want    []uint64
+	}{{0, "2", []uint64{0, 1}}, {2, "2", []uint64{2, 3}}, {4, "1", []uint64{4}}} {
+		resp := e.do(t, e.srv.Client(), "POST", "/v1/export", officerToken, "case 8",
+			map[string]any{"query": map[string]any{"conversations": []string{"cid-desk"}, "offset": c.offset, "limit": 2}})
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode, "body %s", body)
+		require.Equal(t, "5", resp.Header.Get("X-Commseal-Matched"))
+		require.Equal(t, c.entries, resp.Header.Get("X-Commseal-Entries"))
+		rep, err := verify.Bundle(unzip(t, body), e.vkey)
+		require.NoError(t, err)
+		require.Equal(t, c.want, rep.Entries)
+	}
 }

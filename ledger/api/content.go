@@ -118,7 +118,10 @@ func (h *handler) blob(w http.ResponseWriter, r *request) error {
 
 // ExportRequest is the body of POST /v1/export: the entries to export, either by a search
 // (Query; its paging applies, with a limit of MaxExportEntries when it sets none) or by
-// ledger index (Indexes), and, unless the X-Commseal-Why header gives it, the reason.
+// ledger index (Indexes), and, unless the X-Commseal-Why header gives it, the reason. The
+// response's X-Commseal-Entries header counts the entries exported and, for a search,
+// X-Commseal-Matched the hits before paging: more than exported means the next page is
+// another export (Query.Offset).
 type ExportRequest struct {
 	Query   *search.Query `json:"query,omitempty"`
 	Indexes []uint64      `json:"indexes,omitempty"`
@@ -146,7 +149,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	if h.opts.Signer == nil {
 		return errorf(http.StatusNotImplemented, "exports are not configured (no manifest signer)")
 	}
-	idx, query := req.Indexes, ""
+	idx, query, matched := req.Indexes, "", -1
 	if req.Query != nil {
 		if h.opts.Index == nil {
 			return errorf(http.StatusNotImplemented, "no search index is configured")
@@ -162,6 +165,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 		if len(res.Hits) == 0 {
 			return errorf(http.StatusNotFound, "the query matched nothing")
 		}
+		matched = res.Total
 		for _, hit := range res.Hits {
 			idx = append(idx, hit.Index)
 		}
@@ -201,6 +205,9 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="commseal-export-%d.zip"`, sum.TreeSize))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Commseal-Entries", strconv.Itoa(sum.Entries))
+	if matched >= 0 {
+		w.Header().Set("X-Commseal-Matched", strconv.Itoa(matched)) // beyond the page: export the next with offset
+	}
 	cw := &countWriter{w: w}
 	if err := zipDir(cw, dir); err != nil {
 		if cw.n > 0 {
