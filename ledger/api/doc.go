@@ -16,7 +16,7 @@
 //	admin     everything
 //
 // A content request needs a reason, the "why" of its access entry: the X-Commseal-Why header
-// or, for a JSON body, its "why" field. The handler refuses in this order, and a refused
+// or, for a JSON body, its "why" field (the header wins when both are given). The handler refuses in this order, and a refused
 // request seals nothing and reads nothing: no or a wrong credential 401, a role that may not
 // 403, no reason 400, a malformed body or query 400.
 //
