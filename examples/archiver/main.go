@@ -26,13 +26,29 @@
 //	-silence D            report silence when no message or event arrives for D (default 0: off)
 //	-v                    log every capture event, not only warnings
 //
+// The read side (package ledger/api), for officers' and auditors' tools while the archiver
+// owns the ledger; a search index is kept in DIR/index (encrypted, derived, rebuildable) and
+// follows the ledger:
+//
+//	-api-addr ADDR        serve the API on ADDR; needs -api-tokens or -api-client-ca
+//	-api-tokens FILE      bearer tokens: lines "SHA256HEX NAME ROLE" (role officer, auditor or
+//	                      admin; `printf %s TOKEN | sha256sum` gives the digest)
+//	-api-tls-cert FILE    serve HTTPS with this certificate (PEM) and
+//	-api-tls-key FILE     its key (PEM)
+//	-api-client-ca FILE   accept client certificates issued by these CAs (PEM; mTLS, needs
+//	                      -api-tls-cert); required unless -api-tokens is given too
+//	-api-cert-roles FILE  roles of client certificates: lines "NAME ROLE", NAME the subject
+//	                      CN or an email address (needed with -api-client-ca)
+//
 // SIGINT or SIGTERM: the archiver stops taking frames, lets in-flight appends finish, closes
-// the ledger (which signs a final checkpoint) and exits 0. Missing credentials or bad flags:
-// a message and exit 2. A ledger that cannot be opened: exit 1.
+// the ledger (which signs a final checkpoint) and exits 0. Missing credentials, bad flags or a
+// bad token, role or TLS file: a message and exit 2. A ledger that cannot be opened: exit 1.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,6 +68,8 @@ import (
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/api"
+	"github.com/commseal/commseal/ledger/search"
 )
 
 func main() {
@@ -61,7 +79,10 @@ func main() {
 }
 
 // ready is told the addresses the archiver serves on once it runs (tests use it).
-type ready func(healthURL, callbackURL string)
+type ready func(healthURL, callbackURL, apiURL string)
+
+// indexDir is the search index's directory inside the ledger directory.
+const indexDir = "index"
 
 // config is what the flags and environment say.
 type config struct {
@@ -71,6 +92,8 @@ type config struct {
 	verbose                             bool
 	id, secret                          string
 	cbToken, cbAESKey, cbOwner          string
+
+	apiAddr, apiTokens, apiCert, apiKey, apiClientCA, apiCertRoles string
 }
 
 func parse(args []string, env func(string) string, stderr io.Writer) (*config, error) {
@@ -85,6 +108,12 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.DurationVar(&c.silence, "silence", 0, "report silence beyond this window (0: off)")
 	fl.DurationVar(&c.keepAlive, "keepalive", 30*time.Second, "ping the gateway after this much silence (at least 3s)")
 	fl.BoolVar(&c.verbose, "v", false, "log every capture event")
+	fl.StringVar(&c.apiAddr, "api-addr", "", "serve the read-side API on this address")
+	fl.StringVar(&c.apiTokens, "api-tokens", "", "API bearer tokens file (SHA256HEX NAME ROLE per line)")
+	fl.StringVar(&c.apiCert, "api-tls-cert", "", "serve the API over TLS with this certificate (PEM)")
+	fl.StringVar(&c.apiKey, "api-tls-key", "", "the key of -api-tls-cert (PEM)")
+	fl.StringVar(&c.apiClientCA, "api-client-ca", "", "accept API client certificates issued by these CAs (PEM)")
+	fl.StringVar(&c.apiCertRoles, "api-cert-roles", "", "roles of API client certificates (NAME ROLE per line)")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,6 +129,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	if c.connections < 1 || c.connections > 50 {
 		return nil, errors.New("-connections must be between 1 and 50 (DingTalk's limit per app)")
 	}
+	if err := c.checkAPI(); err != nil {
+		return nil, err
+	}
 	c.id, c.secret = env("DINGTALK_CLIENT_ID"), env("DINGTALK_CLIENT_SECRET")
 	if c.id == "" || c.secret == "" {
 		return nil, errors.New("DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET must be set (the app's AppKey and AppSecret)")
@@ -111,6 +143,75 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 		}
 	}
 	return c, nil
+}
+
+// checkAPI checks that the -api flags go together.
+func (c *config) checkAPI() error {
+	if c.apiAddr == "" {
+		if c.apiTokens != "" || c.apiCert != "" || c.apiKey != "" || c.apiClientCA != "" || c.apiCertRoles != "" {
+			return errors.New("the -api-* options need -api-addr")
+		}
+		return nil
+	}
+	switch {
+	case c.apiTokens == "" && c.apiClientCA == "":
+		return errors.New("-api-addr needs -api-tokens or -api-client-ca (the API never serves without authentication)")
+	case (c.apiCert == "") != (c.apiKey == ""):
+		return errors.New("-api-tls-cert and -api-tls-key go together")
+	case c.apiClientCA != "" && c.apiCert == "":
+		return errors.New("-api-client-ca needs -api-tls-cert and -api-tls-key")
+	case (c.apiClientCA == "") != (c.apiCertRoles == ""):
+		return errors.New("-api-client-ca and -api-cert-roles go together")
+	}
+	return nil
+}
+
+// apiSetup is the API's authentication and TLS, read from the files the flags name.
+type apiSetup struct {
+	auth api.Authenticator
+	tls  *tls.Config // nil: plain HTTP
+}
+
+// loadAPI reads the token, role, certificate and CA files.
+func (c *config) loadAPI() (*apiSetup, error) {
+	var auths []api.Authenticator
+	if c.apiTokens != "" {
+		t, err := api.LoadTokens(c.apiTokens)
+		if err != nil {
+			return nil, err
+		}
+		auths = append(auths, t)
+	}
+	s := &apiSetup{}
+	if c.apiCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.apiCert, c.apiKey)
+		if err != nil {
+			return nil, fmt.Errorf("API TLS certificate: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if c.apiClientCA != "" {
+		pem, err := os.ReadFile(c.apiClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("API client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("API client CA: no PEM certificate in %s", c.apiClientCA)
+		}
+		roles, err := api.LoadRoles(c.apiCertRoles)
+		if err != nil {
+			return nil, err
+		}
+		s.tls.ClientCAs = pool
+		s.tls.ClientAuth = tls.RequireAndVerifyClientCert
+		if c.apiTokens != "" {
+			s.tls.ClientAuth = tls.VerifyClientCertIfGiven // a token without a certificate works too
+		}
+		auths = append(auths, &api.Certificates{Roles: roles})
+	}
+	s.auth = api.AnyOf(auths...)
+	return s, nil
 }
 
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, onReady ready) int {
@@ -126,6 +227,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var apiCfg *apiSetup
+	if c.apiAddr != "" {
+		if apiCfg, err = c.loadAPI(); err != nil {
+			fmt.Fprintf(stderr, "archiver: %v\n", err)
+			return 2
+		}
+	}
 
 	l, err := ledgerdir.Open(ctx, c.dir, layout.DefaultOrigin, ledger.Options{Logger: log})
 	if err != nil {
@@ -168,10 +276,14 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 
 	var servers []*http.Server
 	var wg sync.WaitGroup
-	serve := func(addr string, h http.Handler) (string, error) {
+	serve := func(addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return "", err
+		}
+		scheme := "http://"
+		if tlsCfg != nil {
+			ln, scheme = tls.NewListener(ln, tlsCfg), "https://"
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, srv)
@@ -180,14 +292,28 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 				log.Error("archiver: HTTP server failed", "addr", addr, "err", err)
 			}
 		})
-		return "http://" + ln.Addr().String(), nil
+		return scheme + ln.Addr().String(), nil
+	}
+	// The search index follows the ledger on its own goroutine until stopIndex.
+	var ix *search.Index
+	indexCtx, stopIndex := context.WithCancel(ctx)
+	defer stopIndex()
+	closeIndex := func() {
+		stopIndex()
+		if ix != nil {
+			if err := ix.Close(); err != nil {
+				log.Error("archiver: closing the search index", "err", err)
+			}
+		}
 	}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "archiver: "+format+"\n", args...)
 		for _, s := range servers {
 			_ = s.Close()
 		}
+		stopIndex()
 		wg.Wait()
+		closeIndex()
 		closeLedger()
 		return 1
 	}
@@ -204,7 +330,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 				LedgerSize uint64 `json:"ledger_size"`
 			}{src.Health(), l.Size()})
 		})
-		if healthURL, err = serve(c.healthAddr, mux); err != nil {
+		if healthURL, err = serve(c.healthAddr, mux, nil); err != nil {
 			return fail("health server: %v", err)
 		}
 		healthURL += "/health"
@@ -217,8 +343,20 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		if err != nil {
 			return fail("callback mode: %v", err)
 		}
-		if callbackURL, err = serve(c.callbackAddr, h); err != nil {
+		if callbackURL, err = serve(c.callbackAddr, h, nil); err != nil {
 			return fail("callback server: %v", err)
+		}
+	}
+	var apiURL string
+	if apiCfg != nil {
+		if ix, err = search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(c.dir, indexDir), Logger: log}); err != nil {
+			return fail("search index: %v", err)
+		}
+		wg.Go(func() { _ = ix.Run(indexCtx, time.Second) })
+		h := api.New(api.Options{Ledger: l.Ledger, Index: ix, Auth: apiCfg.auth, Signer: l.Signing.Signer,
+			Store: l.Store, Logger: log})
+		if apiURL, err = serve(c.apiAddr, h, apiCfg.tls); err != nil {
+			return fail("API server: %v", err)
 		}
 	}
 	fmt.Fprintf(stdout, "archiver: capturing DingTalk app %s via %s into %s (origin %s)\n", c.id, c.host, c.dir, l.Origin())
@@ -228,8 +366,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if callbackURL != "" {
 		fmt.Fprintf(stdout, "archiver: HTTP callbacks at %s\n", callbackURL)
 	}
+	if apiURL != "" {
+		fmt.Fprintf(stdout, "archiver: API at %s\n", apiURL)
+	}
 	if onReady != nil {
-		onReady(healthURL, callbackURL)
+		onReady(healthURL, callbackURL, apiURL)
 	}
 
 	// Run returns once ctx has ended and in-flight appends are finished.
@@ -237,9 +378,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range servers {
-		_ = s.Shutdown(shutdownCtx) // finishes in-flight callbacks
+		_ = s.Shutdown(shutdownCtx) // finishes in-flight callbacks and API requests
 	}
+	stopIndex()
 	wg.Wait()
+	closeIndex()
 	h := src.Health()
 	size := l.Size()
 	code := closeLedger()

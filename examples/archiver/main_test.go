@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
@@ -57,6 +61,13 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"callback without its keys", []string{"-dir", t.TempDir(), "-callback-addr", "127.0.0.1:0"}, creds, "DINGTALK_CALLBACK_TOKEN"},
 		{"bad flag", []string{"-nope"}, creds, "flag provided but not defined"},
 		{"too many connections", []string{"-dir", t.TempDir(), "-connections", "51"}, creds, "between 1 and 50"},
+		{"api without authentication", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0"}, creds, "needs -api-tokens or -api-client-ca"},
+		{"api options without an address", []string{"-dir", t.TempDir(), "-api-tokens", "x"}, creds, "need -api-addr"},
+		{"api key without a certificate", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-tokens", "x", "-api-tls-key", "k"}, creds, "go together"},
+		{"client CA without TLS", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-client-ca", "ca", "-api-cert-roles", "r"}, creds, "needs -api-tls-cert"},
+		{"client CA without roles", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-client-ca", "ca", "-api-tls-cert", "c", "-api-tls-key", "k"}, creds, "-api-cert-roles go together"},
+		{"missing token file", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-tokens", "/nonexistent/tokens"}, creds, "no such file"},
+		{"bad token file", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-tokens", badTokens(t)}, creds, "line 2: unknown role"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +77,13 @@ func TestUsageErrorsExit2(t *testing.T) {
 			require.Contains(t, stderr.String(), tc.want)
 		})
 	}
+}
+
+// badTokens writes a token file whose second line has a bad role.
+func badTokens(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(p, []byte("# tokens\n"+api.HashToken("x")+" alice superuser\n"), 0o600))
+	return p
 }
 
 const (
@@ -89,7 +107,7 @@ func TestArchiverCapturesIntoAVerifiedLedger(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, args, env, &stdout, &stderr, func(h, c string) { urls <- [2]string{h, c} })
+		done <- run(ctx, args, env, &stdout, &stderr, func(h, c, _ string) { urls <- [2]string{h, c} })
 	}()
 	var healthURL, callbackURL string
 	select {
@@ -219,4 +237,127 @@ func BenchmarkArchiverPushToAck(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+func TestArchiverServesTheAPI(t *testing.T) {
+	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 2 * time.Second})
+	defer g.Close()
+	dir := t.TempDir()
+	tokens := filepath.Join(t.TempDir(), "api-tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("# who may ask\n"+
+		api.HashToken("officer-secret")+" alice@compliance officer\n"+
+		api.HashToken("auditor-secret")+" bob@audit auditor\n"), 0o600))
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	args := []string{"-dir", dir, "-openapi-host", g.URL, "-api-addr", "127.0.0.1:0", "-api-tokens", tokens}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	urls := make(chan string, 1)
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, env, &stdout, &stderr, func(_, _, a string) { urls <- a }) }()
+	var apiURL string
+	select {
+	case apiURL = <-urls:
+	case code := <-done:
+		t.Fatalf("archiver exited %d: %s", code, stderr.String())
+	}
+	require.NotEmpty(t, apiURL)
+
+	for i, text := range []string{"call me on WhatsApp", "賣出 0700", "lunch?", "whatsapp later"} {
+		g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprintf("m%d", i), Text: text}.JSON())
+	}
+	require.NoError(t, g.Wait(context.Background()))
+
+	call := func(method, path, token, why, body string) (int, []byte) {
+		req, err := http.NewRequest(method, apiURL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if why != "" {
+			req.Header.Set(api.WhyHeader, why)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+	// The index follows the ledger: a search finds what was just captured (Search brings the
+	// index up to date first).
+	var res struct {
+		Hits []struct {
+			Index uint64 `json:"index"`
+		} `json:"hits"`
+		Total int    `json:"total"`
+		Size  uint64 `json:"size"`
+	}
+	status, body := call("POST", "/v1/search", "officer-secret", "SFC request 17", `{"text":"whatsapp"}`)
+	require.Equal(t, 200, status, "body %s", body)
+	require.NoError(t, json.Unmarshal(body, &res))
+	require.Equal(t, 2, res.Total)
+	require.EqualValues(t, 4, res.Size)
+
+	status, body = call("GET", fmt.Sprintf("/v1/entries/%d", res.Hits[0].Index), "officer-secret", "SFC request 17", "")
+	require.Equal(t, 200, status, "body %s", body)
+	require.Contains(t, strings.ToLower(string(body)), "whatsapp", "either hit: captures arrive in any order")
+
+	// Refusals: a wrong token, an auditor asking for content, no reason. Nothing is sealed.
+	var st struct {
+		TreeSize uint64 `json:"tree_size"`
+		Index    struct {
+			Size   uint64 `json:"size"`
+			OnDisk bool   `json:"on_disk"`
+		} `json:"index"`
+	}
+	status, body = call("GET", "/v1/status", "auditor-secret", "", "")
+	require.Equal(t, 200, status, "body %s", body)
+	require.NoError(t, json.Unmarshal(body, &st))
+	size := st.TreeSize
+	require.EqualValues(t, 6, size, "4 messages and 2 access entries")
+	require.True(t, st.Index.OnDisk, "the index is kept, encrypted, in DIR/index")
+	for _, c := range []struct {
+		token, why string
+		status     int
+	}{{"wrong", "x", 401}, {"auditor-secret", "x", 403}, {"officer-secret", "", 400}} {
+		status, body := call("GET", "/v1/entries/0", c.token, c.why, "")
+		require.Equal(t, c.status, status, "body %s", body)
+	}
+	status, body = call("GET", "/v1/status", "auditor-secret", "", "")
+	require.Equal(t, 200, status)
+	require.NoError(t, json.Unmarshal(body, &st))
+	require.Equal(t, size, st.TreeSize, "refusals sealed nothing")
+
+	status, body = call("POST", "/v1/verify", "auditor-secret", "", "")
+	require.Equal(t, 200, status, "body %s", body)
+	require.Contains(t, string(body), `"ok": true`)
+
+	stop()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("archiver did not stop")
+	}
+	require.NotContains(t, stderr.String(), "officer-secret", "tokens are never logged")
+	exposed, err := leakcheck.Exposed(dir)
+	require.NoError(t, err)
+	require.Empty(t, exposed, "every directory 0700, every file 0600, the index's too")
+	_, err = os.Stat(filepath.Join(dir, indexDir, "docs.log"))
+	require.NoError(t, err)
+
+	// The next run opens the kept index and still answers.
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	go func() { done <- run(ctx2, args, env, &stdout, &stderr, func(_, _, a string) { urls <- a }) }()
+	select {
+	case apiURL = <-urls:
+	case code := <-done:
+		t.Fatalf("archiver exited %d: %s", code, stderr.String())
+	}
+	status, body = call("POST", "/v1/search", "officer-secret", "SFC request 17", `{"text":"0700"}`)
+	require.Equal(t, 200, status, "body %s", body)
+	require.NoError(t, json.Unmarshal(body, &res))
+	require.Equal(t, 1, res.Total)
+	stop2()
+	require.Equal(t, 0, <-done, stderr.String())
 }
