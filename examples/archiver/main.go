@@ -81,8 +81,6 @@ func main() {
 // ready is told the addresses the archiver serves on once it runs (tests use it).
 type ready func(healthURL, callbackURL, apiURL string)
 
-// indexDir is the search index's directory inside the ledger directory.
-const indexDir = "index"
 
 // config is what the flags and environment say.
 type config struct {
@@ -349,7 +347,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	var apiURL string
 	if apiCfg != nil {
-		if ix, err = search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(c.dir, indexDir), Logger: log}); err != nil {
+		if ix, err = search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(c.dir, layout.IndexDir), Logger: log}); err != nil {
 			return fail("search index: %v", err)
 		}
 		wg.Go(func() { _ = ix.Run(indexCtx, time.Second) })
