@@ -342,7 +342,7 @@ func TestArchiverServesTheAPI(t *testing.T) {
 	exposed, err := leakcheck.Exposed(dir)
 	require.NoError(t, err)
 	require.Empty(t, exposed, "every directory 0700, every file 0600, the index's too")
-	_, err = os.Stat(filepath.Join(dir, indexDir, "docs.log"))
+	_, err = os.Stat(filepath.Join(dir, layout.IndexDir, "docs.log"))
 	require.NoError(t, err)
 
 	// The next run opens the kept index and still answers.
