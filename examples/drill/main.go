@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,7 @@ type config struct {
 	writers, custodians, queries int
 	seed                         uint64
 	progress                     bool
+	cpuprofile                   string
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -79,6 +81,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fl.StringVar(&c.keywords, "keywords", "", `also require this query (e.g. "微信 OR whatsapp OR 私下")`)
 	fl.IntVar(&c.queries, "queries", 200, "queries of each kind timed")
 	fl.Uint64Var(&c.seed, "seed", 2026, "seed of the generated firm and messages")
+	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -107,6 +110,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "drill:", err)
 		return exitUsageErr
+	}
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "drill:", err)
+			return exitUsageErr
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "drill:", err)
+			return exitUsageErr
+		}
+		defer pprof.StopCPUProfile()
 	}
 	d := &drill{c: c, stderr: stderr, w: newWorld(c.seed, c.staff, c.clients, c.months, c.n, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))}
 	code, err := d.run(ctx)
