@@ -26,6 +26,15 @@
 //	-silence D            report silence when no message or event arrives for D (default 0: off)
 //	-v                    log every capture event, not only warnings
 //
+// Surveillance (package ledger/surveil), off the ack path: every captured message is scanned
+// and its findings sealed as annotation entries, from the cursor DIR/surveil.cursor; each
+// finding is logged (references and severities, never content):
+//
+//	-lexicon FILE         the lexicon (default: the embedded one); SIGHUP reloads the file, and
+//	                      a new version is run over history
+//	-rules FILE           behaviour rules (package scan/behaviour) run beside it
+//	-no-scan              do not scan
+//
 // The read side (package ledger/api), for officers' and auditors' tools while the archiver
 // owns the ledger; a search index is kept in DIR/index (encrypted, derived, rebuildable) and
 // follows the ledger:
@@ -81,7 +90,6 @@ func main() {
 // ready is told the addresses the archiver serves on once it runs (tests use it).
 type ready func(healthURL, callbackURL, apiURL string)
 
-
 // config is what the flags and environment say.
 type config struct {
 	dir, host, callbackAddr, healthAddr string
@@ -92,6 +100,9 @@ type config struct {
 	cbToken, cbAESKey, cbOwner          string
 
 	apiAddr, apiTokens, apiCert, apiKey, apiClientCA, apiCertRoles string
+
+	lexicon, rules string
+	noScan         bool
 }
 
 func parse(args []string, env func(string) string, stderr io.Writer) (*config, error) {
@@ -106,6 +117,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.DurationVar(&c.silence, "silence", 0, "report silence beyond this window (0: off)")
 	fl.DurationVar(&c.keepAlive, "keepalive", 30*time.Second, "ping the gateway after this much silence (at least 3s)")
 	fl.BoolVar(&c.verbose, "v", false, "log every capture event")
+	fl.StringVar(&c.lexicon, "lexicon", "", "scan captured messages with this lexicon file (default: the embedded lexicon; SIGHUP reloads it)")
+	fl.StringVar(&c.rules, "rules", "", "also run these behaviour rules (JSON, package scan/behaviour)")
+	fl.BoolVar(&c.noScan, "no-scan", false, "do not scan captured messages")
 	fl.StringVar(&c.apiAddr, "api-addr", "", "serve the read-side API on this address")
 	fl.StringVar(&c.apiTokens, "api-tokens", "", "API bearer tokens file (SHA256HEX NAME ROLE per line)")
 	fl.StringVar(&c.apiCert, "api-tls-cert", "", "serve the API over TLS with this certificate (PEM)")
@@ -225,6 +239,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var sv *surveillance
+	if !c.noScan {
+		if sv, err = c.loadSurveillance(); err != nil {
+			fmt.Fprintf(stderr, "archiver: %v\n", err)
+			return 2
+		}
+	}
 	var apiCfg *apiSetup
 	if c.apiAddr != "" {
 		if apiCfg, err = c.loadAPI(); err != nil {
@@ -343,6 +364,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 		if callbackURL, err = serve(c.callbackAddr, h, nil); err != nil {
 			return fail("callback server: %v", err)
+		}
+	}
+	if sv != nil {
+		if err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, logFinding(log)); err != nil {
+			return fail("surveillance: %v", err)
 		}
 	}
 	var apiURL string

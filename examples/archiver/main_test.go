@@ -361,3 +361,47 @@ func TestArchiverServesTheAPI(t *testing.T) {
 	stop2()
 	require.Equal(t, 0, <-done, stderr.String())
 }
+
+// TestArchiverSealsFindings: a captured message that trips the lexicon gets an annotation entry
+// while the archiver runs, the log names the rule and never the text, and a bad lexicon file
+// is a usage error before anything is opened.
+func TestArchiverSealsFindings(t *testing.T) {
+	g := dingtalktest.New(dingtalktest.Config{})
+	defer g.Close()
+	dir := t.TempDir()
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	bad := filepath.Join(t.TempDir(), "lex.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"name":"x"}`), 0o600))
+	var out, errb syncBuffer
+	require.Equal(t, 2, run(context.Background(), []string{"-dir", filepath.Join(t.TempDir(), "x"), "-openapi-host", g.URL, "-lexicon", bad}, env, &out, &errb, nil))
+	require.Contains(t, errb.String(), "-lexicon")
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	started := make(chan struct{}, 1)
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL}, env, &stdout, &stderr, func(string, string, string) { started <- struct{}{} })
+	}()
+	<-started
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w1", Text: "call me on WhatsApp tonight"}.JSON())
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w2", Text: "noted"}.JSON())
+	require.NoError(t, g.Wait(context.Background()))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "archiver: finding") }, 10*time.Second, 20*time.Millisecond)
+	stop()
+	require.Equal(t, 0, <-done, stderr.String())
+	require.Contains(t, stderr.String(), "rule=off-channel.move")
+	require.NotContains(t, stderr.String(), "WhatsApp")
+
+	st, err := layout.OpenStore(context.Background(), dir, true, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	keys, err := ledgerdir.SigningKey(dir, layout.DefaultOrigin, false)
+	require.NoError(t, err)
+	rep, err := verify.Ledger(context.Background(), st, keys.Verifier, verify.Options{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rep.Kinds["annotation"], "%v", rep.Kinds)
+	_, err = os.Stat(filepath.Join(dir, layout.CursorFile))
+	require.NoError(t, err, "the cursor is kept")
+}
