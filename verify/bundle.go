@@ -29,9 +29,14 @@ const (
 	BundleManifestSig = "manifest.json.sig"
 	BundleMessages    = "messages.jsonl"
 	BundleCheckpoint  = "evidence/checkpoint"
-	BundleOpenings    = "evidence/openings.jsonl"
-	BundleProofDir    = "evidence/proofs"
-	BundleReadme      = "README.txt"
+	// BundleLatestCheckpoint is the newest checkpoint the ledger had signed when the bundle was
+	// written, and BundleConsistency the proof that BundleCheckpoint's tree is a prefix of its
+	// tree (see BundleConsistencyProof).
+	BundleLatestCheckpoint = "evidence/latest-checkpoint"
+	BundleConsistency      = "evidence/consistency"
+	BundleOpenings         = "evidence/openings.jsonl"
+	BundleProofDir         = "evidence/proofs"
+	BundleReadme           = "README.txt"
 	// BundleFormat is the manifest's format name.
 	BundleFormat = "commseal-export/v1"
 )
@@ -188,15 +193,19 @@ func badEntry(file string, i uint64, reason string, err error) *BundleError {
 type BundleReport struct {
 	Origin   string
 	TreeSize uint64 // the size of the signed checkpoint the proofs are against
-	Request  BundleRequest
-	Entries  []uint64 // the exported entries, ascending
-	Opened   int      // entries whose content is opened against the commitment
-	Shredded int      // entries exported without content (their data key was destroyed)
+	// LatestSize is the size of the newest checkpoint at export time, which TreeSize's tree is
+	// proved a prefix of.
+	LatestSize uint64
+	Request    BundleRequest
+	Entries    []uint64 // the exported entries, ascending
+	Opened     int      // entries whose content is opened against the commitment
+	Shredded   int      // entries exported without content (their data key was destroyed)
 }
 
 // Bundle checks an export bundle in dir with nothing but the ledger's verifier key vkey: the
 // manifest's signature; that the bundle holds exactly the files the manifest lists, each with
-// its size and SHA-256; the checkpoint's signature; each entry's proof against the checkpoint
+// its size and SHA-256; the checkpoint's signature; the latest checkpoint's signature and the
+// consistency proof from the checkpoint to it; each entry's proof against the checkpoint
 // and its leaf bytes; each opening against its leaf's commitment; and that messages.jsonl says
 // what the opened plaintext says. Damage returns a *BundleError naming the file (and entry),
 // which matches ErrAltered; a vkey that does not parse or a directory that cannot be read is
@@ -278,6 +287,10 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 	}
 	if cp.Size != man.TreeSize || cp.Origin != man.Origin {
 		return nil, bad(BundleManifest, "origin or tree size differs from the checkpoint", nil)
+	}
+	latest, err := checkBundleConsistency(files, cp, v)
+	if err != nil {
+		return nil, err
 	}
 
 	// The proofs, one per exported entry.
@@ -385,7 +398,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 			return nil, badEntry(BundleMessages, i, "entry missing", nil)
 		}
 	}
-	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, Request: man.Request,
+	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest, Request: man.Request,
 		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded}, nil
 }
 

@@ -8,6 +8,10 @@
 //
 //	messages.jsonl              one line per exported entry (verify.BundleMessage)
 //	evidence/checkpoint         the signed C2SP checkpoint the proofs are against
+//	evidence/latest-checkpoint  the newest signed checkpoint when the bundle was written
+//	evidence/consistency        RFC 6962 proof that the first tree is a prefix of the newest:
+//	                            "<old size> <new size>\n", then one base64 hash per line
+//	                            (none when both sizes are equal)
 //	evidence/proofs/<i>.tlog-proof  C2SP tlog-proof@v1 of entry i; its extra data is the leaf
 //	evidence/openings.jsonl     {"index","salt","plaintext"} per entry whose content is readable
 //	README.txt                  how to check everything by hand
@@ -105,10 +109,15 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err != nil {
 		return nil, err
 	}
+	latest, consistency, err := extend(ctx, l, parsed)
+	if err != nil {
+		return nil, err
+	}
 	files, sum, err := render(entries, cp)
 	if err != nil {
 		return nil, err
 	}
+	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
 		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
@@ -244,6 +253,24 @@ func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, 
 		x.proof = &seal.Proof{Index: x.e.Index, Hashes: hs, Checkpoint: cp, Extra: x.e.LeafData}
 	}
 	return cp, parsed, nil
+}
+
+// extend returns the newest signed checkpoint, signing one if entries were appended since cp
+// (the export's own access entries, or a writer's), and the evidence/consistency proof from cp
+// to it.
+func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, []byte, error) {
+	signed, latest, err := l.SignCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
+	}
+	p := verify.BundleConsistencyProof{OldSize: cp.Size, NewSize: latest.Size}
+	if latest.Size != cp.Size {
+		p.Hashes, err = l.ConsistencyProof(ctx, cp.Size, latest.Size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: proving %d consistent with %d: %w", cp.Size, latest.Size, err)
+		}
+	}
+	return signed, p.Marshal(), nil
 }
 
 // render returns every file but the manifest and its signature.

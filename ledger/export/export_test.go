@@ -310,3 +310,25 @@ func TestExportWhileAppending(t *testing.T) {
 	close(stop)
 	require.NoError(t, <-done)
 }
+
+// The bundle proves its checkpoint a prefix of the newest one the ledger signed by the end of
+// the export, and says so in the form README.txt describes.
+func TestExportProvesConsistencyToTheLatestCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	dir := f.export(t)
+	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleConsistency)))
+	require.NoError(t, err)
+	first, _, _ := strings.Cut(string(b), "\n")
+	require.Equal(t, fmt.Sprintf("%d %d", rep.TreeSize, rep.LatestSize), first)
+	_, cp, err := f.l.Checkpoint()
+	require.NoError(t, err)
+	require.Equal(t, cp.Size, rep.LatestSize, "the newest checkpoint at export time")
+	latest, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleLatestCheckpoint)))
+	require.NoError(t, err)
+	parsed, err := seal.OpenCheckpoint(latest, f.keys.Verifier)
+	require.NoError(t, err)
+	require.Equal(t, cp, parsed)
+	require.NoError(t, independentCheck(dir, f.keys.VerifierKey))
+}

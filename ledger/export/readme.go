@@ -19,6 +19,14 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
    origin, tree size, base64 root hash of an RFC 6962 Merkle tree, signed by the verifier key.
    Its origin and size are manifest.json's "origin" and "tree_size".
 
+3b. The newest checkpoint. evidence/latest-checkpoint is the newest checkpoint the ledger had
+   signed when the bundle was written, signed by the same key and with the same origin.
+   evidence/consistency is the RFC 6962 consistency proof (RFC 9162 section 2.1.4) that the
+   tree of evidence/checkpoint is a prefix of the tree of evidence/latest-checkpoint: a first
+   line "<old size> <new size>" (the two checkpoints' sizes, decimal, one space), then one
+   base64 SHA-256 hash per line. When both sizes are equal the file is the first line alone and
+   both checkpoints have the same root hash. golang.org/x/mod/sumdb/tlog.CheckTree checks it.
+
 4. The proofs. evidence/proofs/<i>.tlog-proof is a C2SP tlog-proof@v1 (c2sp.org/tlog-proof)
    for entry i: its index is i, its checkpoint is evidence/checkpoint byte for byte, and its
    extra data is the entry's leaf bytes. The leaf hash is SHA-256(0x00 || leaf); the RFC 6962

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
@@ -126,6 +127,8 @@ func TestBundleTamperMatrix(t *testing.T) {
 		{"flip checkpoint", func(d string) { flip(t, d, verify.BundleCheckpoint) }, []string{verify.BundleCheckpoint}, false},
 		{"flip proof", func(d string) { flip(t, d, p0) }, []string{p0}, false},
 		{"flip openings", func(d string) { flip(t, d, verify.BundleOpenings) }, []string{verify.BundleOpenings}, false},
+		{"flip latest checkpoint", func(d string) { flip(t, d, verify.BundleLatestCheckpoint) }, []string{verify.BundleLatestCheckpoint}, false},
+		{"flip consistency", func(d string) { flip(t, d, verify.BundleConsistency) }, []string{verify.BundleConsistency}, false},
 		{"flip readme", func(d string) { flip(t, d, verify.BundleReadme) }, []string{verify.BundleReadme}, false},
 		{"flip manifest", func(d string) { flip(t, d, verify.BundleManifest) }, []string{verify.BundleManifest}, false},
 		{"flip manifest signature", func(d string) { flip(t, d, verify.BundleManifestSig) }, []string{verify.BundleManifestSig}, false},
@@ -141,6 +144,24 @@ func TestBundleTamperMatrix(t *testing.T) {
 		// A tamperer who holds the key and re-signs the manifest: the evidence itself tells.
 		{"re-signed flip checkpoint", func(d string) { flip(t, d, verify.BundleCheckpoint) }, []string{verify.BundleCheckpoint}, true},
 		{"re-signed flip proof", func(d string) { flip(t, d, p0) }, []string{p0}, true},
+		{"re-signed flip latest checkpoint", func(d string) { flip(t, d, verify.BundleLatestCheckpoint) }, []string{verify.BundleLatestCheckpoint}, true},
+		{"re-signed flip consistency", func(d string) { flip(t, d, verify.BundleConsistency) }, []string{verify.BundleConsistency}, true},
+		{"re-signed consistency of other sizes", func(d string) {
+			rewrite(t, d, verify.BundleConsistency, func(b []byte) []byte {
+				first, rest, _ := strings.Cut(string(b), "\n")
+				old, _, _ := strings.Cut(first, " ")
+				return []byte(old + " 999999\n" + rest)
+			})
+		}, []string{verify.BundleConsistency}, true},
+		{"re-signed latest checkpoint by another key", func(d string) {
+			rewrite(t, d, verify.BundleLatestCheckpoint, func(b []byte) []byte {
+				cp, err := seal.OpenCheckpoint(b, f.keys.Verifier)
+				require.NoError(t, err)
+				signed, err := seal.SignCheckpoint(cp, otherSigner(t).Signer)
+				require.NoError(t, err)
+				return signed
+			})
+		}, []string{verify.BundleLatestCheckpoint}, true},
 		{"re-signed swap proofs", func(d string) { swapFiles(t, d, p0, p1) }, []string{p0, p1}, true},
 		{"re-signed swap openings", func(d string) { swapOpenings(t, d, f.msgs[0], f.msgs[1]) }, []string{verify.BundleOpenings}, true},
 		{"re-signed edit message text", func(d string) {
