@@ -37,6 +37,9 @@ const (
 	BundleOpenings         = "evidence/openings.jsonl"
 	BundleProofDir         = "evidence/proofs"
 	BundleReadme           = "README.txt"
+	// BundleAttachmentDir holds the exported attachments, each named by the lowercase hex
+	// SHA-256 of its content (BundleAttachmentPath).
+	BundleAttachmentDir = "attachments"
 	// BundleFormat is the manifest's format name.
 	BundleFormat = "commseal-export/v1"
 )
@@ -45,6 +48,10 @@ const (
 func BundleProofPath(i uint64) string {
 	return BundleProofDir + "/" + strconv.FormatUint(i, 10) + ".tlog-proof"
 }
+
+// BundleAttachmentPath returns the path inside a bundle of the attachment whose content has
+// the given SHA-256 (lowercase hex).
+func BundleAttachmentPath(sha256hex string) string { return BundleAttachmentDir + "/" + sha256hex }
 
 // BundleManifestData is manifest.json: what the bundle holds and why it was made.
 type BundleManifestData struct {
@@ -97,10 +104,13 @@ type BundleMessage struct {
 	Attachments       []BundleAttachment `json:"attachments,omitempty"`
 }
 
-// BundleAttachment is an attachment as messages.jsonl lists it.
+// BundleAttachment is an attachment as messages.jsonl lists it: its original name and the
+// SHA-256 the sealed message gives it, and Path (BundleAttachmentPath) when its content is in
+// the bundle. Content that was never fetched, or whose key was destroyed, has no Path.
 type BundleAttachment struct {
 	Name   string `json:"name,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 // plainContent is the part of an entry's plaintext (a message's or a record's canonical JSON)
@@ -200,6 +210,9 @@ type BundleReport struct {
 	Entries    []uint64 // the exported entries, ascending
 	Opened     int      // entries whose content is opened against the commitment
 	Shredded   int      // entries exported without content (their data key was destroyed)
+	// Attachments is the number of attachment files, each checked against the SHA-256 the
+	// messages naming it give.
+	Attachments int
 }
 
 // Bundle checks an export bundle in dir with nothing but the ledger's verifier key vkey: the
@@ -359,6 +372,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		return nil, err
 	}
 	seen := map[uint64]bool{}
+	named := map[string]uint64{} // attachment path -> an entry naming it
 	shredded := 0
 	if err := eachLine(BundleMessages, msgb, func(line []byte) error {
 		var m BundleMessage
@@ -386,6 +400,9 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		if err != nil {
 			return badEntry(BundleOpenings, m.Index, "opened plaintext", err)
 		}
+		if err := attachmentPaths(&m, files, named); err != nil {
+			return err
+		}
 		if !reflect.DeepEqual(m, want) {
 			return badEntry(BundleMessages, m.Index, "differs from the opened plaintext", nil)
 		}
@@ -398,8 +415,11 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 			return nil, badEntry(BundleMessages, i, "entry missing", nil)
 		}
 	}
+	if err := checkAttachments(files, named); err != nil {
+		return nil, err
+	}
 	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest, Request: man.Request,
-		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded}, nil
+		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded, Attachments: len(named)}, nil
 }
 
 // bundleFiles reads every file under dir, keyed by its '/'-separated path. Anything but

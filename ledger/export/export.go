@@ -14,6 +14,8 @@
 //	                            (none when both sizes are equal)
 //	evidence/proofs/<i>.tlog-proof  C2SP tlog-proof@v1 of entry i; its extra data is the leaf
 //	evidence/openings.jsonl     {"index","salt","plaintext"} per entry whose content is readable
+//	attachments/<sha256 hex>    the content of each attachment an exported message names, read
+//	                            through the accessor; messages.jsonl gives its name and path
 //	README.txt                  how to check everything by hand
 //	manifest.json               every other file with size and SHA-256, the request, the key
 //	manifest.json.sig           a signed note over hex(SHA-256(manifest.json)) + "\n"
@@ -26,6 +28,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,6 +42,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
@@ -69,19 +73,23 @@ type Request struct {
 
 // Summary says what Write wrote.
 type Summary struct {
-	Dir        string
-	Entries    int    // exported entries
-	Opened     int    // entries with an opening
-	Shredded   int    // entries without content
-	TreeSize   uint64 // the size of the checkpoint the proofs are against
-	Checkpoint []byte // that signed checkpoint
+	Dir      string
+	Entries  int // exported entries
+	Opened   int // entries with an opening
+	Shredded int // entries without content
+	// Attachments is the number of attachment files written; Unavailable the attachments named
+	// by exported messages whose content the ledger does not hold (never fetched, or shredded).
+	Attachments, Unavailable int
+	TreeSize                 uint64 // the size of the checkpoint the proofs are against
+	Checkpoint               []byte // that signed checkpoint
 }
 
 // exported is one entry read for the bundle.
 type exported struct {
-	e        *ledger.Entry
-	shredded bool
-	proof    *seal.Proof
+	e           *ledger.Entry
+	shredded    bool
+	proof       *seal.Proof
+	unavailable int // attachments whose content the ledger does not hold
 }
 
 // Write exports the entries req selects from l into dir, which must not exist or be empty; it
@@ -101,7 +109,8 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	}
 	when := now().UTC()
 
-	entries, err := read(ctx, l, req, idx)
+	acc := l.Access(req.Who, req.Why).For("export")
+	entries, err := read(ctx, acc, idx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +118,15 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err != nil {
 		return nil, err
 	}
+	blobs, err := attachments(ctx, acc, entries)
+	if err != nil {
+		return nil, err
+	}
 	latest, consistency, err := extend(ctx, l, parsed)
 	if err != nil {
 		return nil, err
 	}
-	files, sum, err := render(entries, cp)
+	files, sum, err := render(entries, cp, blobs)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +218,7 @@ func checkSigner(l *ledger.Ledger, s note.Signer) error {
 
 // read reads the entries through an accessor, one Scan (one access entry) per run of
 // consecutive indexes.
-func read(ctx context.Context, l *ledger.Ledger, req Request, idx []uint64) ([]*exported, error) {
-	acc := l.Access(req.Who, req.Why).For("export")
+func read(ctx context.Context, acc *ledger.Accessor, idx []uint64) ([]*exported, error) {
 	var out []*exported
 	for start := 0; start < len(idx); {
 		end := start + 1
@@ -255,6 +267,42 @@ func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, 
 	return cp, parsed, nil
 }
 
+// attachments reads, through acc (each read sealed as an access entry first), the content of
+// every attachment the opened messages name, keyed by its SHA-256 in lowercase hex. Content the
+// ledger does not hold (never fetched, or its key destroyed) is left out and counted on the
+// entry; content that does not hash to its name is an error.
+func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported) (map[string][]byte, error) {
+	blobs := map[string][]byte{}
+	for _, x := range entries {
+		if x.shredded || x.e.Message == nil {
+			continue
+		}
+		for _, a := range x.e.Message.Attachments {
+			sum, err := hex.DecodeString(a.SHA256)
+			if err != nil || len(sum) != sha256.Size || hex.EncodeToString(sum) != a.SHA256 {
+				x.unavailable++
+				continue
+			}
+			if _, done := blobs[a.SHA256]; done {
+				continue
+			}
+			b, err := acc.Blob(ctx, [32]byte(sum))
+			switch {
+			case errors.Is(err, capture.ErrBlobNotFound) || errors.Is(err, ledger.ErrShredded):
+				x.unavailable++
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("export: entry %d: attachment %s: %w", x.e.Index, a.SHA256, err)
+			}
+			if got := sha256.Sum256(b); !bytes.Equal(got[:], sum) {
+				return nil, fmt.Errorf("export: entry %d: attachment %s: the ledger returned content of another SHA-256", x.e.Index, a.SHA256)
+			}
+			blobs[a.SHA256] = b
+		}
+	}
+	return blobs, nil
+}
+
 // extend returns the newest signed checkpoint, signing one if entries were appended since cp
 // (the export's own access entries, or a writer's), and the evidence/consistency proof from cp
 // to it.
@@ -274,13 +322,16 @@ func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, 
 }
 
 // render returns every file but the manifest and its signature.
-func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error) {
+func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string][]byte, *Summary, error) {
 	files := map[string][]byte{verify.BundleCheckpoint: cp, verify.BundleReadme: []byte(readme)}
+	for h, b := range blobs {
+		files[verify.BundleAttachmentPath(h)] = b
+	}
 	var msgs, opens []byte
-	sum := &Summary{Entries: len(entries)}
+	sum := &Summary{Entries: len(entries), Attachments: len(blobs)}
 	for _, x := range entries {
 		files[verify.BundleProofPath(x.e.Index)] = x.proof.Marshal()
-		line, err := messageLine(x)
+		line, err := messageLine(x, blobs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
 		}
@@ -289,6 +340,7 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
 		}
 		msgs = append(append(msgs, b...), '\n')
+		sum.Unavailable += x.unavailable
 		if x.shredded {
 			sum.Shredded++
 			continue
@@ -307,11 +359,18 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 
 // messageLine is the entry's messages.jsonl line: what verify.BundleLine derives from the
 // opened plaintext, the one mapping the checker applies too; a shredded entry's says so.
-func messageLine(x *exported) (verify.BundleMessage, error) {
+// Attachments whose content is in the bundle get their path.
+func messageLine(x *exported, blobs map[string][]byte) (verify.BundleMessage, error) {
 	if x.shredded {
 		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true}, nil
 	}
-	return verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
+	m, err := verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
+	for k, a := range m.Attachments {
+		if _, ok := blobs[a.SHA256]; ok {
+			m.Attachments[k].Path = verify.BundleAttachmentPath(a.SHA256)
+		}
+	}
+	return m, err
 }
 
 func writeFile(dir, name string, data []byte) error {

@@ -165,13 +165,26 @@ func independentCheck(dir, vkey string) error {
 	// 6. The messages say what the plaintext says.
 	for _, l := range strings.Split(strings.TrimSuffix(string(files["messages.jsonl"]), "\n"), "\n") {
 		var m struct {
-			Index    int64  `json:"index"`
-			Shredded bool   `json:"shredded"`
-			SourceID string `json:"source_id"`
-			Text     string `json:"text"`
+			Index       int64  `json:"index"`
+			Shredded    bool   `json:"shredded"`
+			SourceID    string `json:"source_id"`
+			Text        string `json:"text"`
+			Attachments []struct {
+				SHA256 string `json:"sha256"`
+				Path   string `json:"path"`
+			} `json:"attachments"`
 		}
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			return fmt.Errorf("messages: %w", err)
+		}
+		for _, a := range m.Attachments {
+			if a.Path == "" {
+				continue
+			}
+			h := sha256.Sum256(files[a.Path])
+			if _, ok := files[a.Path]; !ok || hex.EncodeToString(h[:]) != a.SHA256 {
+				return fmt.Errorf("%s: not the content entry %d names", a.Path, m.Index)
+			}
 		}
 		pt, ok := plain[m.Index]
 		if _, proved := leaves[m.Index]; !proved || ok == m.Shredded {
@@ -263,4 +276,8 @@ func TestBundleChecksWithoutCommseal(t *testing.T) {
 	bad = copyDir(t, dir)
 	flip(t, bad, fmt.Sprintf("evidence/proofs/%d.tlog-proof", f.msgs[1]))
 	require.ErrorContains(t, independentCheck(bad, f.keys.VerifierKey), "missing or altered")
+	bad = copyDir(t, dir)
+	flip(t, bad, "attachments/"+sha256hex(f.png))
+	resign(t, f, bad)
+	require.ErrorContains(t, independentCheck(bad, f.keys.VerifierKey), "not the content entry")
 }

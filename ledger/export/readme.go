@@ -41,9 +41,16 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
 
 6. The messages. Each line of messages.jsonl is one exported entry in readable form (index,
    kind, source id, conversation id and title, sender id and name, sent time in UTC, text,
-   attachments with their SHA-256). Every field must be what the opened plaintext says. An
+   attachments with their name, SHA-256 and path). Every field must be what the opened
+   plaintext says; "path" is the only field the plaintext does not hold. An
    entry whose data key was destroyed under retention is listed with "shredded":true: its
    leaf and proof are here, its content is not, and it has no opening.
+
+7. The attachments. attachments/<h> is the content of an attachment a message names, where <h>
+   is the lowercase hex SHA-256 of the content: check that sha256sum of the file is its name and
+   the "sha256" of every messages.jsonl attachment whose "path" is that file, and that some
+   message names every file there. An attachment with no "path" was never fetched from the
+   platform, or its content was destroyed under retention.
 
 The export itself was recorded in the ledger as access entries (who, why) before this bundle
 was written; manifest.json's "request" repeats who, why, when, how many entries and the query.

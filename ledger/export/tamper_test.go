@@ -117,6 +117,7 @@ func TestBundleTamperMatrix(t *testing.T) {
 	f := newFixture(t)
 	good := f.export(t)
 	p0, p1 := verify.BundleProofPath(f.msgs[0]), verify.BundleProofPath(f.msgs[1])
+	pdf, png := verify.BundleAttachmentPath(sha256hex(f.pdf)), verify.BundleAttachmentPath(sha256hex(f.png))
 	cases := []struct {
 		name   string
 		tamper func(dir string)
@@ -132,6 +133,8 @@ func TestBundleTamperMatrix(t *testing.T) {
 		{"flip readme", func(d string) { flip(t, d, verify.BundleReadme) }, []string{verify.BundleReadme}, false},
 		{"flip manifest", func(d string) { flip(t, d, verify.BundleManifest) }, []string{verify.BundleManifest}, false},
 		{"flip manifest signature", func(d string) { flip(t, d, verify.BundleManifestSig) }, []string{verify.BundleManifestSig}, false},
+		{"flip attachment", func(d string) { flip(t, d, pdf) }, []string{pdf}, false},
+		{"delete attachment", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, png))) }, []string{png}, false},
 		{"delete proof", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, p1))) }, []string{p1}, false},
 		{"delete messages", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, verify.BundleMessages))) }, []string{verify.BundleMessages}, false},
 		{"delete manifest signature", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, verify.BundleManifestSig))) }, []string{verify.BundleManifestSig}, false},
@@ -162,6 +165,18 @@ func TestBundleTamperMatrix(t *testing.T) {
 				return signed
 			})
 		}, []string{verify.BundleLatestCheckpoint}, true},
+		{"re-signed flip attachment", func(d string) { flip(t, d, pdf) }, []string{pdf}, true},
+		{"re-signed swap attachments", func(d string) { swapFiles(t, d, pdf, png) }, []string{pdf, png}, true},
+		{"re-signed message names another attachment", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"path":"`+pdf, `"path":"`+png, 1))
+			})
+		}, []string{verify.BundleMessages}, true},
+		{"re-signed message drops an attachment path", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `,"path":"`+png+`"`, "", 1))
+			})
+		}, []string{png}, true},
 		{"re-signed swap proofs", func(d string) { swapFiles(t, d, p0, p1) }, []string{p0, p1}, true},
 		{"re-signed swap openings", func(d string) { swapOpenings(t, d, f.msgs[0], f.msgs[1]) }, []string{verify.BundleOpenings}, true},
 		{"re-signed edit message text", func(d string) {
