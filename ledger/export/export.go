@@ -16,6 +16,9 @@
 //	evidence/openings.jsonl     {"index","salt","plaintext"} per entry whose content is readable
 //	attachments/<sha256 hex>    the content of each attachment an exported message names, read
 //	                            through the accessor; messages.jsonl gives its name and path
+//	rsmf/*.rsmf                 with FormatRSMF: RSMF 2.0, one file per conversation and UTC day
+//	                            (split at MaxRSMFEvents), X-Commseal-Ledger naming origin and size
+//	eml/*.eml                   with FormatEML: one RFC 5322 message per conversation and UTC day
 //	README.txt                  how to check everything by hand
 //	manifest.json               every other file with size and SHA-256, the request, the key
 //	manifest.json.sig           a signed note over hex(SHA-256(manifest.json)) + "\n"
@@ -59,12 +62,25 @@ var (
 	ErrBadRequest = errors.New("export: bad request")
 )
 
+// The formats a Request can name.
+const (
+	FormatJSONL = "jsonl" // messages.jsonl with the evidence: always written
+	FormatRSMF  = "rsmf"  // RSMF 2.0 files under RSMFDir, for review platforms
+	FormatEML   = "eml"   // one RFC 5322 message per conversation and UTC day under EMLDir
+)
+
 // Request says what to export, for whom and why.
 type Request struct {
 	Who     string   // the person or system exporting (recorded in the ledger's access entries)
 	Why     string   // the case or request (recorded likewise)
 	Indexes []uint64 // the selected entries; order and repeats do not matter
 	Query   string   // the query that selected them, if any, recorded in the manifest
+	// Formats lists the renderings to write besides messages.jsonl and the evidence, which
+	// every bundle holds: FormatRSMF, FormatEML; FormatJSONL may be named and adds nothing.
+	// Anything else is ErrBadRequest.
+	Formats []string
+	// Custodian is whose data this is, for RSMF's X-RSMF-Custodian; default the ledger's origin.
+	Custodian string
 	// Signer signs the manifest: the ledger's checkpoint key (ledger.Options.Signing.Signer).
 	Signer note.Signer
 	// Now is the clock for the manifest's time; default time.Now.
@@ -131,6 +147,9 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 		return nil, err
 	}
 	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
+	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
+		return nil, err
+	}
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
 		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
@@ -178,6 +197,11 @@ func check(l *ledger.Ledger, dir string, req Request) ([]uint64, error) {
 	}
 	if req.Signer == nil {
 		return nil, fmt.Errorf("%w: no signer for the manifest", ErrBadRequest)
+	}
+	for _, f := range req.Formats {
+		if f != FormatJSONL && f != FormatRSMF && f != FormatEML {
+			return nil, fmt.Errorf("%w: unknown format %q (want %s, %s or %s)", ErrBadRequest, f, FormatRSMF, FormatEML, FormatJSONL)
+		}
 	}
 	if err := checkSigner(l, req.Signer); err != nil {
 		return nil, err
@@ -301,6 +325,22 @@ func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported)
 		}
 	}
 	return blobs, nil
+}
+
+// renderings adds the files of the formats req names to files.
+func renderings(files map[string][]byte, entries []*exported, blobs map[string][]byte, req Request, origin string, size uint64) error {
+	if !slices.Contains(req.Formats, FormatRSMF) && !slices.Contains(req.Formats, FormatEML) {
+		return nil
+	}
+	ts := transcripts(entries, blobs)
+	if slices.Contains(req.Formats, FormatRSMF) {
+		rs, err := renderRSMF(ts, rsmfContext{origin: origin, treeSize: size, custodian: req.Custodian, maxEvents: MaxRSMFEvents})
+		if err != nil {
+			return err
+		}
+		maps.Copy(files, rs)
+	}
+	return nil
 }
 
 // extend returns the newest signed checkpoint, signing one if entries were appended since cp

@@ -38,7 +38,7 @@ func msg(i int, conv string, sent time.Time, text string) *capture.Message {
 	return &capture.Message{
 		Platform: "dingtalk", Tenant: "corp1", ID: fmt.Sprintf("m-%s-%d", conv, i),
 		Conversation: capture.Conversation{ID: conv, Type: capture.ConversationGroup, Title: "Desk 交易組"},
-		Sender:       capture.Party{ID: fmt.Sprintf("u%d", i), Name: "Wong 黃"},
+		Sender:       capture.Party{ID: fmt.Sprintf("u%d", i), StaffID: fmt.Sprintf("staff-%d", i), Name: "Wong 黃"},
 		SentAt:       sent, Kind: capture.KindText, Text: text,
 		Raw: []byte(`{"text":"` + text + `"}`),
 	}

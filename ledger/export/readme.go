@@ -52,6 +52,16 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
    message names every file there. An attachment with no "path" was never fetched from the
    platform, or its content was destroyed under retention.
 
+8. The renderings, if the request asked for them. rsmf/*.rsmf are RSMF 2.0 files (Relativity
+   Short Message Format: an RFC 5322 message whose one attachment rsmf.zip holds
+   rsmf_manifest.json and the attachments it names), one per conversation and UTC day, at most
+   10,000 events each; header X-Commseal-Ledger names the ledger's origin and the tree size of
+   evidence/checkpoint. eml/*.eml are RFC 5322 messages, one per conversation and UTC day, with
+   a text/plain and a text/html transcript and the attachments as parts. Both are listed in
+   manifest.json (step 2 covers them) and show the same messages as messages.jsonl; the
+   evidence proves messages.jsonl, the renderings are for reading. An entry whose content was
+   destroyed appears as a notice without content.
+
 The export itself was recorded in the ledger as access entries (who, why) before this bundle
 was written; manifest.json's "request" repeats who, why, when, how many entries and the query.
 `
