@@ -340,6 +340,13 @@ func renderings(files map[string][]byte, entries []*exported, blobs map[string][
 		}
 		maps.Copy(files, rs)
 	}
+	if slices.Contains(req.Formats, FormatEML) {
+		es, err := renderEML(ts, emlContext{origin: origin, treeSize: size})
+		if err != nil {
+			return err
+		}
+		maps.Copy(files, es)
+	}
 	return nil
 }
 

@@ -237,13 +237,13 @@ func rsmfFile(t *transcript, events []*event, part, parts int, rc rsmfContext) (
 	for _, p := range m.Participants {
 		names = append(names, strings.ReplaceAll(headerSafe(p.Display), ",", " "))
 	}
-	subject := "DingTalk: " + cmpOr(t.conv.title, t.conv.id) + ", " + t.day
+	subject := headerSafe("DingTalk: " + cmpOr(t.conv.title, t.conv.id) + ", " + t.day)
 	if parts > 1 {
 		subject += fmt.Sprintf(" (part %d of %d)", part, parts)
 	}
 	from, to := participantHeaders(events)
 	id := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d", rc.origin, t.conv.id, t.day, part))
-	boundary := "commseal-rsmf-" + hex.EncodeToString(id[:12])
+	boundary := "commseal-rsmf-" + contentBoundary(id, events)
 
 	var b bytes.Buffer
 	h := headerWriter{&b}
@@ -344,12 +344,12 @@ func encodeWord(s string) string {
 // DingTalk user id.
 func addressOf(p capture.Party) string {
 	var local strings.Builder
-	for _, r := range p.ID {
+	for _, c := range []byte(p.ID) {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			local.WriteRune(r)
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			local.WriteByte(c)
 		default:
-			local.WriteString(fmt.Sprintf("=%X", r))
+			fmt.Fprintf(&local, "=%02X", c)
 		}
 	}
 	l := strings.Trim(local.String(), ".")
@@ -386,4 +386,17 @@ func base64Lines(data []byte) []byte {
 	}
 	b.WriteString(enc + "\r\n")
 	return b.Bytes()
+}
+
+// contentBoundary returns a MIME boundary that the content cannot contain: it hashes the
+// content itself (a message cannot hold a hash of itself), so that the same export gives the
+// same bytes and yet nobody who knows the conversation can forge a part boundary in a message.
+func contentBoundary(id [32]byte, events []*event) string {
+	h := sha256.New()
+	h.Write(id[:])
+	for _, l := range textLines(events) {
+		h.Write([]byte(l))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

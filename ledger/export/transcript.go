@@ -177,8 +177,9 @@ func attachmentFile(a attachment) string {
 	return a.sha256 + ext
 }
 
-// who renders a party for a transcript's text.
+// who renders a party for a transcript's text, on one line.
 func who(p capture.Party) string {
+	p.Name, p.ID = headerSafe(p.Name), headerSafe(p.ID)
 	switch {
 	case p.Name != "" && p.ID != "":
 		return p.Name + " (" + p.ID + ")"
@@ -199,7 +200,7 @@ func textLines(events []*event) []string {
 			out = append(out, stamp+e.notice())
 			continue
 		}
-		line := stamp + who(e.sender) + ": " + e.text
+		line := stamp + who(e.sender) + ": " + indent(e.text)
 		if e.text == "" && e.kind != capture.KindText {
 			line += "(" + e.kind + ")"
 		}
@@ -209,8 +210,16 @@ func textLines(events []*event) []string {
 			if a.data != nil {
 				state = fmt.Sprintf("%d bytes, SHA-256 %s", len(a.data), a.sha256)
 			}
-			out = append(out, "    [attachment: "+a.name+", "+state+"]")
+			out = append(out, "    [attachment: "+headerSafe(a.name)+", "+state+"]")
 		}
 	}
 	return out
+}
+
+// indent puts every line of a message's text after the first four spaces in, so that no text
+// can pass for a transcript line of its own.
+func indent(text string) string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	text = strings.NewReplacer("\r", "\n", "\u2028", "\n", "\u2029", "\n").Replace(text)
+	return strings.ReplaceAll(text, "\n", "\n    ")
 }
