@@ -110,10 +110,13 @@ type exported struct {
 
 // Write exports the entries req selects from l into dir, which must not exist or be empty; it
 // is created with durable.DirMode and files with durable.FileMode. It checks the request and
-// the directory before anything is read or recorded; then it reads the entries through
-// l.Access(req.Who, req.Why).For("export"), signs a checkpoint that covers them, and writes the bundle, the
-// signed manifest last. A failure after the directory was created may leave a partial bundle
-// without its manifest signature, which verify.Bundle refuses.
+// the directory before anything is read or recorded; then it reads the entries and their
+// attachments through l.Access(req.Who, req.Why).For("export"), proves them against a
+// checkpoint that covers them and that checkpoint consistent with the newest, renders the
+// formats asked for, and writes the bundle into a staging directory beside dir, renamed to dir
+// once whole. A failed export leaves no bundle and no staging directory: its files are
+// overwritten with zeros and removed. (A crash of the process part way can leave the staging
+// directory, named "."+base(dir)+".staging-*", for the operator to remove.)
 func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Summary, error) {
 	idx, err := check(l, dir, req)
 	if err != nil {
@@ -169,18 +172,8 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 		return nil, fmt.Errorf("export: signing the manifest: %w", err)
 	}
 
-	if err := durable.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := writeFile(dir, name, files[name]); err != nil {
-			return nil, err
-		}
-	}
-	if err := writeFile(dir, verify.BundleManifest, mb); err != nil {
-		return nil, err
-	}
-	if err := writeFile(dir, verify.BundleManifestSig, sig); err != nil {
+	files[verify.BundleManifest], files[verify.BundleManifestSig] = mb, sig
+	if err := publish(ctx, dir, files); err != nil {
 		return nil, err
 	}
 	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp

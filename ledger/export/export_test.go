@@ -247,11 +247,12 @@ func TestExportRefusesBadInput(t *testing.T) {
 		require.Equal(t, size, f.l.Size(), "nothing recorded")
 	})
 	for name, mod := range map[string]func(*export.Request){
-		"no who":       func(r *export.Request) { r.Who = "" },
-		"no why":       func(r *export.Request) { r.Why = "" },
-		"no indexes":   func(r *export.Request) { r.Indexes = nil },
-		"no signer":    func(r *export.Request) { r.Signer = nil },
-		"other signer": func(r *export.Request) { r.Signer = otherSigner(t).Signer },
+		"no who":         func(r *export.Request) { r.Who = "" },
+		"no why":         func(r *export.Request) { r.Why = "" },
+		"no indexes":     func(r *export.Request) { r.Indexes = nil },
+		"no signer":      func(r *export.Request) { r.Signer = nil },
+		"other signer":   func(r *export.Request) { r.Signer = otherSigner(t).Signer },
+		"unknown format": func(r *export.Request) { r.Formats = []string{export.FormatRSMF, "pdf"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "bundle")
