@@ -108,6 +108,7 @@ func sha256hex(b []byte) string {
 func (f *fixture) request() export.Request {
 	return export.Request{Who: "alice@compliance", Why: "SFC request 2026-17", Query: `text:"BUY"`,
 		Indexes: []uint64{f.msgs[2], f.shredded, f.msgs[0], f.msgs[1], f.attach, f.record, f.msgs[0], f.picture},
+		Formats: []string{export.FormatRSMF, export.FormatEML},
 		Signer:  f.keys.Signer, Now: func() time.Time { return f.now }}
 }
 

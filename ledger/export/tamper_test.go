@@ -118,6 +118,13 @@ func TestBundleTamperMatrix(t *testing.T) {
 	good := f.export(t)
 	p0, p1 := verify.BundleProofPath(f.msgs[0]), verify.BundleProofPath(f.msgs[1])
 	pdf, png := verify.BundleAttachmentPath(sha256hex(f.pdf)), verify.BundleAttachmentPath(sha256hex(f.png))
+	rsmfs, err := filepath.Glob(filepath.Join(good, "rsmf", "*.rsmf"))
+	require.NoError(t, err)
+	emls, err := filepath.Glob(filepath.Join(good, "eml", "*.eml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, rsmfs)
+	require.NotEmpty(t, emls)
+	rsmf, eml := "rsmf/"+filepath.Base(rsmfs[0]), "eml/"+filepath.Base(emls[0])
 	cases := []struct {
 		name   string
 		tamper func(dir string)
@@ -134,6 +141,12 @@ func TestBundleTamperMatrix(t *testing.T) {
 		{"flip manifest", func(d string) { flip(t, d, verify.BundleManifest) }, []string{verify.BundleManifest}, false},
 		{"flip manifest signature", func(d string) { flip(t, d, verify.BundleManifestSig) }, []string{verify.BundleManifestSig}, false},
 		{"flip attachment", func(d string) { flip(t, d, pdf) }, []string{pdf}, false},
+		{"flip rsmf", func(d string) { flip(t, d, rsmf) }, []string{rsmf}, false},
+		{"flip eml", func(d string) { flip(t, d, eml) }, []string{eml}, false},
+		{"delete rsmf", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, rsmf))) }, []string{rsmf}, false},
+		{"add eml", func(d string) {
+			require.NoError(t, os.WriteFile(filepath.Join(d, "eml", "forged.eml"), []byte("From: x\r\n\r\nhi\r\n"), 0o600))
+		}, []string{"eml/forged.eml"}, false},
 		{"delete attachment", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, png))) }, []string{png}, false},
 		{"delete proof", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, p1))) }, []string{p1}, false},
 		{"delete messages", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, verify.BundleMessages))) }, []string{verify.BundleMessages}, false},
