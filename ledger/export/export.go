@@ -157,27 +157,34 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
 		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
 	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		h := sha256.Sum256(files[name])
-		man.Files = append(man.Files, verify.BundleFileDigest{Path: name, Size: int64(len(files[name])), SHA256: hex.EncodeToString(h[:])})
+	if err := signManifest(files, &man, req.Signer); err != nil {
+		return nil, err
 	}
-	mb, err := json.MarshalIndent(&man, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("export: manifest: %w", err)
-	}
-	mb = append(mb, '\n')
-	mh := sha256.Sum256(mb)
-	sig, err := note.Sign(&note.Note{Text: hex.EncodeToString(mh[:]) + "\n"}, req.Signer)
-	if err != nil {
-		return nil, fmt.Errorf("export: signing the manifest: %w", err)
-	}
-
-	files[verify.BundleManifest], files[verify.BundleManifestSig] = mb, sig
 	if err := publish(ctx, dir, files); err != nil {
 		return nil, err
 	}
 	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp
 	return sum, nil
+}
+
+// signManifest lists files in man, and adds manifest.json and its signature to files.
+func signManifest(files map[string][]byte, man *verify.BundleManifestData, signer note.Signer) error {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		h := sha256.Sum256(files[name])
+		man.Files = append(man.Files, verify.BundleFileDigest{Path: name, Size: int64(len(files[name])), SHA256: hex.EncodeToString(h[:])})
+	}
+	mb, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export: manifest: %w", err)
+	}
+	mb = append(mb, '\n')
+	mh := sha256.Sum256(mb)
+	sig, err := note.Sign(&note.Note{Text: hex.EncodeToString(mh[:]) + "\n"}, signer)
+	if err != nil {
+		return fmt.Errorf("export: signing the manifest: %w", err)
+	}
+	files[verify.BundleManifest], files[verify.BundleManifestSig] = mb, sig
+	return nil
 }
 
 // check validates the request and the directory, and returns the sorted, unique indexes.

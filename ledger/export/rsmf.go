@@ -267,13 +267,21 @@ func rsmfFile(t *transcript, events []*event, part, parts int, rc rsmfContext) (
 	h.set("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")
 
-	mw := multipart.NewWriter(&b)
-	if err := mw.SetBoundary(boundary); err != nil {
+	if err := rsmfBody(&b, boundary, subject, events, zb); err != nil {
 		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// rsmfBody writes the multipart body: the readable transcript, then rsmf.zip.
+func rsmfBody(b *bytes.Buffer, boundary, subject string, events []*event, zb []byte) error {
+	mw := multipart.NewWriter(b)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return err
 	}
 	body := strings.Join(append([]string{subject, ""}, textLines(events)...), "\n") + "\n"
 	if err := writeTextPart(mw, "text/plain; charset=utf-8", body); err != nil {
-		return nil, err
+		return err
 	}
 	ph := textproto.MIMEHeader{}
 	ph.Set("Content-Type", `application/zip; name="rsmf.zip"`)
@@ -281,15 +289,12 @@ func rsmfFile(t *transcript, events []*event, part, parts int, rc rsmfContext) (
 	ph.Set("Content-Transfer-Encoding", "base64")
 	w, err := mw.CreatePart(ph)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := w.Write(base64Lines(zb)); err != nil {
-		return nil, err
+		return err
 	}
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return mw.Close()
 }
 
 // participantHeaders returns From (the first participant) and To (all of them), Global Relay
@@ -310,8 +315,19 @@ func participantHeaders(events []*event) (string, string) {
 // headerWriter writes header fields with CRLF line ends.
 type headerWriter struct{ b *bytes.Buffer }
 
+// set writes one header field, folded at spaces so that lines stay near 78 characters (RFC
+// 5322 section 2.2.3; a line never exceeds 998 unless one word does, and encoded-words are at
+// most 75).
 func (h headerWriter) set(name, value string) {
-	h.b.WriteString(name + ": " + value + "\r\n")
+	line := name + ":"
+	for _, word := range strings.Split(value, " ") {
+		if len(line)+1+len(word) > 78 && strings.TrimSpace(line) != name+":" {
+			h.b.WriteString(line + "\r\n")
+			line = ""
+		}
+		line += " " + word
+	}
+	h.b.WriteString(line + "\r\n")
 }
 
 // headerSafe removes what could end or fold a header line: every control character becomes a

@@ -178,3 +178,47 @@ func sha(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
 }
+
+// A conversation of many participants with long non-ASCII names: every header line stays
+// short (folded), and the headers decode back to every name and address.
+func TestRSMFHeadersFoldForLargeConversations(t *testing.T) {
+	day := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	tr := &transcript{conv: conversation{id: "cid-big", title: strings.Repeat("大型交易群組", 10), kind: capture.ConversationGroup}, day: "2026-06-01"}
+	for i := range 300 {
+		tr.events = append(tr.events, &event{index: uint64(i), at: day.Add(time.Duration(i) * time.Second),
+			sender: capture.Party{ID: fmt.Sprint("user", i), Name: fmt.Sprintf("黃大文 Wong Tai Man 第%d號", i)}, kind: capture.KindText, text: "hi"})
+	}
+	for name, render := range map[string]func() (map[string][]byte, error){
+		"rsmf": func() (map[string][]byte, error) {
+			return renderRSMF([]*transcript{tr}, rsmfContext{origin: "o.test/l", treeSize: 1, maxEvents: MaxRSMFEvents})
+		},
+		"eml": func() (map[string][]byte, error) {
+			return renderEML([]*transcript{tr}, emlContext{origin: "o.test/l", treeSize: 1})
+		},
+	} {
+		files, err := render()
+		require.NoError(t, err)
+		for _, b := range files {
+			head, _, ok := bytes.Cut(b, []byte("\r\n\r\n"))
+			require.True(t, ok)
+			for _, l := range strings.Split(string(head), "\r\n") {
+				require.LessOrEqual(t, len(l), 200, "%s: %q", name, l)
+			}
+			msg, err := mail.ReadMessage(bytes.NewReader(b))
+			require.NoError(t, err)
+			to, err := msg.Header.AddressList("To")
+			require.NoError(t, err)
+			require.Len(t, to, 300, name)
+			require.Equal(t, "黃大文 Wong Tai Man 第299號", to[299].Name)
+			subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+			require.NoError(t, err)
+			require.Contains(t, subject, strings.Repeat("大型交易群組", 10))
+			if name == "rsmf" {
+				ps, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("X-RSMF-Participants"))
+				require.NoError(t, err)
+				require.Len(t, strings.Split(ps, ", "), 300)
+				CheckRSMF(t, b)
+			}
+		}
+	}
+}
