@@ -41,12 +41,10 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/commseal/commseal/capture"
-	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
@@ -418,15 +416,4 @@ func messageLine(x *exported, blobs map[string][]byte) (verify.BundleMessage, er
 		}
 	}
 	return m, err
-}
-
-func writeFile(dir, name string, data []byte) error {
-	p := filepath.Join(dir, filepath.FromSlash(name))
-	if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := durable.CreateExclusive(p, data); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return nil
 }
