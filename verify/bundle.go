@@ -70,6 +70,7 @@ type BundleRequest struct {
 	When    time.Time `json:"when"`
 	Indexes int       `json:"indexes"`
 	Query   string    `json:"query,omitempty"`
+	Formats []string  `json:"formats,omitempty"` // the renderings asked for besides messages.jsonl
 }
 
 // BundleFileDigest lists one file of a bundle with its size and SHA-256 (lowercase hex).

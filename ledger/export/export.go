@@ -153,7 +153,7 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	}
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
-		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
+		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query, Formats: req.Formats},
 	}
 	if err := signManifest(files, &man, req.Signer); err != nil {
 		return nil, err

@@ -37,6 +37,7 @@ func TestExportRSMF(t *testing.T) {
 	require.NoError(t, err)
 	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
 	require.NoError(t, err, "the RSMF files are listed in the manifest")
+	require.Equal(t, []string{export.FormatRSMF}, rep.Request.Formats, "the manifest records the formats asked for")
 
 	files := readDir(t, filepath.Join(dir, "rsmf"))
 	// One file per conversation and UTC day: cid-a's days, and the shredded entry's
