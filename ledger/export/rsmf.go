@@ -126,7 +126,7 @@ func chunk(events []*event, n int) [][]*event {
 
 // rsmfManifestOf builds the manifest of one RSMF file.
 func rsmfManifestOf(t *transcript, events []*event) *rsmfManifest {
-	m := &rsmfManifest{Version: rsmfVersion, EventCollectionID: collectionID(t)}
+	m := &rsmfManifest{Version: rsmfVersion, EventCollectionID: collectionID(t), Participants: []rsmfParticipant{}}
 	conv := rsmfConversation{ID: t.conv.id, Display: cmpOr(t.conv.title, t.conv.id), Platform: capture.PlatformDingTalk,
 		Type: "channel", Participants: []string{}}
 	if t.conv.kind == capture.ConversationDirect {

@@ -44,6 +44,9 @@ type conversation struct {
 	digest          seal.Hash
 }
 
+// noConversation stands for the empty conversation id of a message that has none.
+const noConversation = "no-conversation"
+
 // transcript is the events of one conversation on one UTC day, in time order.
 type transcript struct {
 	conv   conversation
@@ -60,7 +63,7 @@ func transcripts(entries []*exported, blobs map[string][]byte) []*transcript {
 	for _, x := range entries {
 		if m := x.e.Message; m != nil && !x.shredded {
 			d := seal.ConversationDigest(m.Platform, m.Tenant, m.Conversation.ID)
-			convs[d] = conversation{id: m.Conversation.ID, title: m.Conversation.Title, kind: m.Conversation.Type, digest: d}
+			convs[d] = conversation{id: cmpOr(m.Conversation.ID, noConversation), title: m.Conversation.Title, kind: m.Conversation.Type, digest: d}
 		}
 	}
 	byKey := map[string]*transcript{}

@@ -38,3 +38,22 @@ func TestTranscriptsPlaceShreddedEntries(t *testing.T) {
 	require.Len(t, lines, 2)
 	require.NotContains(t, lines[0], "hello")
 }
+
+// A message with no conversation id, no sender and no sent time still makes a valid RSMF file
+// and EML message (the schema wants non-empty ids).
+func TestTranscriptsOfBareMessages(t *testing.T) {
+	bare := &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: "m1", Kind: capture.KindUnknown}
+	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	ts := transcripts([]*exported{{e: &ledger.Entry{Index: 7, Message: bare, Leaf: seal.Leaf{Time: at}}}}, nil)
+	require.Len(t, ts, 1)
+	require.Equal(t, noConversation, ts[0].conv.id)
+	require.Equal(t, at, ts[0].events[0].at, "the capture time stands in for a missing sent time")
+	files, err := renderRSMF(ts, rsmfContext{origin: "o.test/l", treeSize: 8, maxEvents: MaxRSMFEvents})
+	require.NoError(t, err)
+	for _, b := range files {
+		CheckRSMF(t, b)
+	}
+	files, err = renderEML(ts, emlContext{origin: "o.test/l", treeSize: 8})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+}
