@@ -373,7 +373,22 @@ func addressOf(p capture.Party) string {
 		sum := sha256.Sum256([]byte(p.ID))
 		l = "u" + hex.EncodeToString(sum[:8])
 	}
-	return (&mail.Address{Name: headerSafe(p.Name), Address: l + "@dingtalk.invalid"}).String()
+	a := &mail.Address{Name: headerSafe(p.Name), Address: l + "@dingtalk.invalid"}
+	if isASCII(a.Name) {
+		return a.String() // quoted as a phrase needs
+	}
+	// net/mail would use Q encoding, which leaves '\' and '"' as they are and so can give a
+	// phrase that does not parse back; B encoding leaves nothing but base64.
+	return mime.BEncoding.Encode("utf-8", a.Name) + " <" + a.Address + ">"
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // writeTextPart writes a quoted-printable text part.
