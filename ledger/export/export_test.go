@@ -303,6 +303,12 @@ func TestExportPlainLedgerAndItsOwnEntries(t *testing.T) {
 	rep, err := verify.Bundle(dir, vkey)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{0, access}, rep.Entries)
+	// Nothing was appended after the proofs' checkpoint: the consistency proof says so, empty.
+	require.Equal(t, rep.TreeSize, rep.LatestSize)
+	cons, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleConsistency)))
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("%d %d\n", rep.TreeSize, rep.TreeSize), string(cons))
+	require.NoError(t, independentCheck(dir, vkey))
 	b, err := os.ReadFile(filepath.Join(dir, verify.BundleMessages))
 	require.NoError(t, err)
 	require.Contains(t, string(b), fmt.Sprintf(`{"index":%d,"kind":"access"}`, access))
