@@ -29,9 +29,17 @@ const (
 	BundleManifestSig = "manifest.json.sig"
 	BundleMessages    = "messages.jsonl"
 	BundleCheckpoint  = "evidence/checkpoint"
-	BundleOpenings    = "evidence/openings.jsonl"
-	BundleProofDir    = "evidence/proofs"
-	BundleReadme      = "README.txt"
+	// BundleLatestCheckpoint is the newest checkpoint the ledger had signed when the bundle was
+	// written, and BundleConsistency the proof that BundleCheckpoint's tree is a prefix of its
+	// tree (see BundleConsistencyProof).
+	BundleLatestCheckpoint = "evidence/latest-checkpoint"
+	BundleConsistency      = "evidence/consistency"
+	BundleOpenings         = "evidence/openings.jsonl"
+	BundleProofDir         = "evidence/proofs"
+	BundleReadme           = "README.txt"
+	// BundleAttachmentDir holds the exported attachments, each named by the lowercase hex
+	// SHA-256 of its content (BundleAttachmentPath).
+	BundleAttachmentDir = "attachments"
 	// BundleFormat is the manifest's format name.
 	BundleFormat = "commseal-export/v1"
 )
@@ -40,6 +48,10 @@ const (
 func BundleProofPath(i uint64) string {
 	return BundleProofDir + "/" + strconv.FormatUint(i, 10) + ".tlog-proof"
 }
+
+// BundleAttachmentPath returns the path inside a bundle of the attachment whose content has
+// the given SHA-256 (lowercase hex).
+func BundleAttachmentPath(sha256hex string) string { return BundleAttachmentDir + "/" + sha256hex }
 
 // BundleManifestData is manifest.json: what the bundle holds and why it was made.
 type BundleManifestData struct {
@@ -58,6 +70,7 @@ type BundleRequest struct {
 	When    time.Time `json:"when"`
 	Indexes int       `json:"indexes"`
 	Query   string    `json:"query,omitempty"`
+	Formats []string  `json:"formats,omitempty"` // the renderings asked for besides messages.jsonl
 }
 
 // BundleFileDigest lists one file of a bundle with its size and SHA-256 (lowercase hex).
@@ -92,10 +105,13 @@ type BundleMessage struct {
 	Attachments       []BundleAttachment `json:"attachments,omitempty"`
 }
 
-// BundleAttachment is an attachment as messages.jsonl lists it.
+// BundleAttachment is an attachment as messages.jsonl lists it: its original name and the
+// SHA-256 the sealed message gives it, and Path (BundleAttachmentPath) when its content is in
+// the bundle. Content that was never fetched, or whose key was destroyed, has no Path.
 type BundleAttachment struct {
 	Name   string `json:"name,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 // plainContent is the part of an entry's plaintext (a message's or a record's canonical JSON)
@@ -188,15 +204,22 @@ func badEntry(file string, i uint64, reason string, err error) *BundleError {
 type BundleReport struct {
 	Origin   string
 	TreeSize uint64 // the size of the signed checkpoint the proofs are against
-	Request  BundleRequest
-	Entries  []uint64 // the exported entries, ascending
-	Opened   int      // entries whose content is opened against the commitment
-	Shredded int      // entries exported without content (their data key was destroyed)
+	// LatestSize is the size of the newest checkpoint at export time, which TreeSize's tree is
+	// proved a prefix of.
+	LatestSize uint64
+	Request    BundleRequest
+	Entries    []uint64 // the exported entries, ascending
+	Opened     int      // entries whose content is opened against the commitment
+	Shredded   int      // entries exported without content (their data key was destroyed)
+	// Attachments is the number of attachment files, each checked against the SHA-256 the
+	// messages naming it give.
+	Attachments int
 }
 
 // Bundle checks an export bundle in dir with nothing but the ledger's verifier key vkey: the
 // manifest's signature; that the bundle holds exactly the files the manifest lists, each with
-// its size and SHA-256; the checkpoint's signature; each entry's proof against the checkpoint
+// its size and SHA-256; the checkpoint's signature; the latest checkpoint's signature and the
+// consistency proof from the checkpoint to it; each entry's proof against the checkpoint
 // and its leaf bytes; each opening against its leaf's commitment; and that messages.jsonl says
 // what the opened plaintext says. Damage returns a *BundleError naming the file (and entry),
 // which matches ErrAltered; a vkey that does not parse or a directory that cannot be read is
@@ -279,6 +302,10 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 	if cp.Size != man.TreeSize || cp.Origin != man.Origin {
 		return nil, bad(BundleManifest, "origin or tree size differs from the checkpoint", nil)
 	}
+	latest, err := checkBundleConsistency(files, cp, v)
+	if err != nil {
+		return nil, err
+	}
 
 	// The proofs, one per exported entry.
 	leaves := map[uint64]seal.Leaf{}
@@ -346,6 +373,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		return nil, err
 	}
 	seen := map[uint64]bool{}
+	named := map[string]uint64{} // attachment path -> an entry naming it
 	shredded := 0
 	if err := eachLine(BundleMessages, msgb, func(line []byte) error {
 		var m BundleMessage
@@ -373,6 +401,9 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		if err != nil {
 			return badEntry(BundleOpenings, m.Index, "opened plaintext", err)
 		}
+		if err := attachmentPaths(&m, files, named); err != nil {
+			return err
+		}
 		if !reflect.DeepEqual(m, want) {
 			return badEntry(BundleMessages, m.Index, "differs from the opened plaintext", nil)
 		}
@@ -385,8 +416,11 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 			return nil, badEntry(BundleMessages, i, "entry missing", nil)
 		}
 	}
-	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, Request: man.Request,
-		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded}, nil
+	if err := checkAttachments(files, named); err != nil {
+		return nil, err
+	}
+	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest, Request: man.Request,
+		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded, Attachments: len(named)}, nil
 }
 
 // bundleFiles reads every file under dir, keyed by its '/'-separated path. Anything but

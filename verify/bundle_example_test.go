@@ -43,3 +43,14 @@ func ExampleBundle() {
 	// [0] 1 <nil>
 	// true true
 }
+
+// evidence/consistency is plain text: the two tree sizes, then the proof's hashes.
+func ExampleParseBundleConsistency() {
+	p, err := verify.ParseBundleConsistency([]byte("5 13\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"))
+	fmt.Println(p.OldSize, p.NewSize, len(p.Hashes), err)
+	_, err = verify.ParseBundleConsistency([]byte("13 5\n"))
+	fmt.Println(err)
+	// Output:
+	// 5 13 1 <nil>
+	// sizes 13 and 5: want 0 < old <= new
+}

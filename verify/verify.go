@@ -9,8 +9,9 @@
 // signed by the verifier key and its root is the root of the entries it covers (which proves
 // each checkpoint consistent with every earlier one). Proof and InclusionProof read proofs for
 // single entries, to hand to someone who holds only a checkpoint. Bundle checks an export
-// bundle (package ledger/export) with the verifier key alone: its signed manifest, every file,
-// every proof and every commitment opening.
+// bundle (package ledger/export) with the verifier key alone: its signed manifest, every file
+// (renderings such as RSMF and EML included), every proof, the consistency of its checkpoint
+// with the newest one at export time, every commitment opening and every attachment's SHA-256.
 //
 // # Is this ledger altered?
 //

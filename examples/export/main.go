@@ -2,7 +2,7 @@
 // them) and writes them as an export bundle that anyone can check with the ledger's verifier key.
 //
 //	go run ./examples/export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]...
-//	    [-from RFC3339] [-to RFC3339] [-kind K]... -out PATH
+//	    [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH
 //
 // An entry is selected when it matches every filter given; a filter given more than once
 // matches any of its values. -conversation matches a message's or record's conversation id,
@@ -17,9 +17,13 @@
 // "for export". The bundle holds the selected content in plain text on purpose: -out may not lie
 // inside the ledger directory.
 //
-// -q (full-text query) and -format (RSMF, EML) are not built yet and are refused.
+// -format lists the renderings to add, comma-separated: rsmf (RSMF 2.0 files for review
+// platforms, under rsmf/), eml (one RFC 5322 message per conversation and day, under eml/),
+// jsonl (messages.jsonl with its evidence, which every bundle holds anyway). The default is
+// jsonl alone. -q (full-text query) is not built yet and is refused.
 //
-// Exit status: 0 done, 1 bad input (a malformed time, nothing matched, a wrong key), 2 usage or I/O.
+// Exit status: 0 done, 1 bad input (a malformed time, an unknown format, nothing matched, a
+// wrong key), 2 usage or I/O.
 package main
 
 import (
@@ -137,9 +141,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	from := fl.String("from", "", "select messages sent at or after this RFC 3339 `time`")
 	to := fl.String("to", "", "select messages sent before this RFC 3339 `time`")
 	q := fl.String("q", "", "full-text query: not built yet (refused)")
-	format := fl.String("format", "", "rsmf, eml: not built yet (refused; the bundle is messages.jsonl with evidence)")
+	format := fl.String("format", "jsonl", "renderings to write, comma-separated: `rsmf,eml,jsonl` (messages.jsonl with the evidence is always written)")
 	fl.Usage = func() {
-		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... -out PATH\n"+
+		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH\n"+
 			"Selects the entries that match every filter given (any value of a repeated one) and writes them as an export bundle.\n")
 		fl.PrintDefaults()
 	}
@@ -161,8 +165,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
 	case *q != "":
 		return usage("-q is not built yet: select with -conversation, -sender, -from, -to and -kind")
-	case *format != "":
-		return usage("-format is not built yet: the bundle holds messages.jsonl and its evidence")
 	case *dir == "":
 		return usage("-dir is required")
 	case *out == "":
@@ -183,6 +185,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return bad(fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s))
 		}
 		*t.at = v
+	}
+	formats, err := parseFormats(*format)
+	if err != nil {
+		return bad(err.Error())
 	}
 	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
 		return bad(fmt.Sprintf("-from %s is not before -to %s: the range is empty", *from, *to))
@@ -213,7 +219,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	code := exportBundle(ctx, l, &f, *who, *why, *out, stdout, stderr)
+	code := exportBundle(ctx, l, &f, export.Request{Who: *who, Why: *why, Formats: formats}, *out, stdout, stderr)
 	if err := l.Close(); err != nil {
 		fmt.Fprintf(stderr, "export: closing the ledger: %v\n", err)
 		if code == exitOK {
@@ -224,7 +230,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // exportBundle selects the entries f matches and writes them to out.
-func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, who, why, out string, stdout, stderr io.Writer) int {
+// req names who, why and the formats.
+func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, out string, stdout, stderr io.Writer) int {
+	who, why := req.Who, req.Why
 	size := l.Size()
 	var idx []uint64
 	unreadable := 0
@@ -248,7 +256,8 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, who, why,
 		fmt.Fprintf(stderr, "export: no entry of the %d matches %s (%d shredded entries have no content to match); nothing written\n", size, f, unreadable)
 		return exitBadInput
 	}
-	sum, err := export.Write(ctx, l.Ledger, out, export.Request{Who: who, Why: why, Indexes: idx, Query: f.String(), Signer: l.Signing.Signer})
+	req.Indexes, req.Query, req.Signer = idx, f.String(), l.Signing.Signer
+	sum, err := export.Write(ctx, l.Ledger, out, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
 		if errors.Is(err, export.ErrBadRequest) {
@@ -259,9 +268,27 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, who, why,
 	vkey := l.Signing.VerifierKey
 	fmt.Fprintf(stdout, "matched %d of %d entries (%s)\n", len(idx), size, f)
 	fmt.Fprintf(stdout, "wrote %d entries (%d opened, %d shredded) against tree size %d\n", sum.Entries, sum.Opened, sum.Shredded, sum.TreeSize)
+	fmt.Fprintf(stdout, "attachments: %d written, %d not held by the ledger; formats: %s\n", sum.Attachments, sum.Unavailable, strings.Join(append([]string{export.FormatJSONL}, slices.DeleteFunc(slices.Clone(req.Formats), func(s string) bool { return s == export.FormatJSONL })...), ","))
 	fmt.Fprintf(stdout, "bundle: %s\n", sum.Dir)
 	fmt.Fprintf(stdout, "check it: go run ./examples/verify -bundle %s -key %s\n", sum.Dir, vkey)
 	return exitOK
+}
+
+// parseFormats parses -format: comma-separated names of export formats, each known.
+func parseFormats(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		switch f {
+		case export.FormatRSMF, export.FormatEML, export.FormatJSONL:
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		default:
+			return nil, fmt.Errorf("-format %q: unknown format %q (want rsmf, eml or jsonl, comma-separated)", s, f)
+		}
+	}
+	return out, nil
 }
 
 // inside reports whether path is dir or lies under it.

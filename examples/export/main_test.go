@@ -181,7 +181,8 @@ func TestExportRefusesBadInputAndWritesNothing(t *testing.T) {
 		{[]string{"-who", "carol", "-why", "case", "-to", "yesterday"}, exitBadInput, `-to "yesterday"`},
 		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-05T00:00:00Z", "-to", "2026-07-05T00:00:00Z"}, exitBadInput, "the range is empty"},
 		{[]string{"-who", "carol", "-why", "case", "-q", "order"}, exitUsage, "-q is not built yet"},
-		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", "rsmf"}, exitUsage, "-format is not built yet"},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", "rsmf,pdf"}, exitBadInput, `unknown format "pdf"`},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", ""}, exitBadInput, `unknown format ""`},
 		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{[]string{"-who", "carol", "-why", "case", "-conversation", ""}, exitUsage, "empty value"},
 		{[]string{"-who", "carol", "-why", "case", "-bogus"}, exitUsage, "flag provided but not defined"},
@@ -314,4 +315,37 @@ func TestExportRecords(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.want, rep.Entries, tc.args)
 	}
+}
+
+// -format rsmf,eml,jsonl adds the renderings; each is listed in the manifest, so the bundle
+// still verifies, and the ledger directory holds no plaintext afterwards.
+func TestExportFormats(t *testing.T) {
+	dir := makeLedger(t)
+	vkey, err := layout.VerifierKey(dir)
+	require.NoError(t, err)
+	out := filepath.Join(t.TempDir(), "bundle")
+	code, stdout, errs := runE("-dir", dir, "-who", "carol", "-why", "SFC request 7", "-out", out,
+		"-conversation", "cid1", "-format", "rsmf,eml,jsonl")
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, stdout, "formats: jsonl,rsmf,eml")
+	rep, err := verify.Bundle(out, vkey)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 4, 7}, rep.Entries)
+	for _, sub := range []string{"rsmf", "eml"} {
+		ents, err := os.ReadDir(filepath.Join(out, sub))
+		require.NoError(t, err)
+		require.Len(t, ents, 3, "%s: one file per conversation and day", sub)
+	}
+	// Only what was asked for, and no staging directory left beside the bundle.
+	out2 := filepath.Join(t.TempDir(), "bundle")
+	code, _, errs = runE("-dir", dir, "-who", "carol", "-why", "SFC request 7", "-out", out2, "-conversation", "cid1", "-format", "eml")
+	require.Equal(t, exitOK, code, errs)
+	_, err = os.Stat(filepath.Join(out2, "rsmf"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	ents, err := os.ReadDir(filepath.Dir(out2))
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "the bundle alone")
+	exposed, err := leakcheck.Exposed(dir)
+	require.NoError(t, err)
+	require.Empty(t, exposed)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,10 +26,17 @@ func makeBundle(t *testing.T) (string, string) {
 	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: key})
 	require.NoError(t, err)
 	defer l.Close()
+	pic := []byte("\x89PNG\r\n\x1a\n order ticket")
+	sum, err := l.PutBlob(ctx, pic)
+	require.NoError(t, err)
 	for _, id := range []string{"a", "b", "c"} {
-		_, err := l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: id, Kind: capture.KindText,
+		m := &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: id, Kind: capture.KindText,
 			Conversation: capture.Conversation{ID: "cid", Type: capture.ConversationGroup},
-			SentAt:       time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Text: "order " + id, Raw: []byte(`{}`)})
+			SentAt:       time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Text: "order " + id, Raw: []byte(`{}`)}
+		if id == "c" {
+			m.Kind, m.Attachments = capture.KindPicture, []capture.Attachment{{Name: "ticket.png", MediaType: "image/png", SHA256: hex.EncodeToString(sum[:])}}
+		}
+		_, err := l.Append(ctx, m)
 		require.NoError(t, err)
 	}
 	dir := filepath.Join(t.TempDir(), "bundle")
@@ -42,7 +50,7 @@ func TestVerifyBundle(t *testing.T) {
 	code, out, errs := runV("-bundle", dir, "-key", vkey)
 	require.Equal(t, exitOK, code, errs)
 	require.Contains(t, out, "OK: bundle")
-	require.Contains(t, out, "2 entries (2 opened, 0 shredded)")
+	require.Contains(t, out, "2 entries (2 opened, 0 shredded) and 1 attachments")
 	require.Contains(t, out, `"carol"`)
 
 	kf := filepath.Join(t.TempDir(), "vkey")
@@ -75,4 +83,22 @@ func TestVerifyBundle(t *testing.T) {
 	require.Equal(t, exitAltered, code)
 	require.Contains(t, out, "ALTERED:")
 	require.Contains(t, out, "evidence/openings.jsonl")
+}
+
+// A flipped byte in an exported attachment: exit 1, naming the file.
+func TestVerifyBundleAttachmentAltered(t *testing.T) {
+	dir, vkey := makeBundle(t)
+	ents, err := os.ReadDir(filepath.Join(dir, "attachments"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	name := "attachments/" + ents[0].Name()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 1
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	code, out, _ := runV("-bundle", dir, "-key", vkey)
+	require.Equal(t, exitAltered, code)
+	require.Contains(t, out, "ALTERED:")
+	require.Contains(t, out, name)
 }

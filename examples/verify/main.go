@@ -305,9 +305,9 @@ func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, s
 		return exitUsageErr
 	}
 	if !quiet {
-		fmt.Fprintf(stdout, "OK: bundle %s: %d entries (%d opened, %d shredded) proved against %s at tree size %d; exported by %q for %q at %s\n",
-			dir, len(rep.Entries), rep.Opened, rep.Shredded, rep.Origin, rep.TreeSize, rep.Request.Who, rep.Request.Why,
-			rep.Request.When.UTC().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "OK: bundle %s: %d entries (%d opened, %d shredded) and %d attachments proved against %s at tree size %d, consistent with tree size %d; exported by %q for %q at %s\n",
+			dir, len(rep.Entries), rep.Opened, rep.Shredded, rep.Attachments, rep.Origin, rep.TreeSize, rep.LatestSize,
+			rep.Request.Who, rep.Request.Why, rep.Request.When.UTC().Format(time.RFC3339))
 	}
 	return exitOK
 }

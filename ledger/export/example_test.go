@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,4 +57,41 @@ func Example() {
 	// Output:
 	// exported 2 entries, opened 2
 	// [0 2] alice@compliance <nil>
+}
+
+// A compliance officer exports a conversation for a review platform (RSMF) and for mail
+// archives (EML) as well; the renderings are listed in the signed manifest like the evidence.
+func Example_formats() {
+	ctx := context.Background()
+	skey, vkey, _ := seal.GenerateSigningKey("example.com/hk-equities")
+	key, _ := seal.ParseSigningKey(skey)
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: key})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+	chart := []byte("\x89PNG chart")
+	sum, _ := l.PutBlob(ctx, chart)
+	sent := time.Date(2026, 7, 1, 9, 30, 0, 0, time.UTC)
+	l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: "m0", Kind: capture.KindPicture,
+		Conversation: capture.Conversation{ID: "cid-desk", Type: capture.ConversationGroup, Title: "Desk"},
+		Sender:       capture.Party{ID: "u1", StaffID: "S1001", Name: "Trader"}, SentAt: sent, Raw: []byte(`{}`),
+		Attachments: []capture.Attachment{{Name: "chart.png", MediaType: "image/png", SHA256: hex.EncodeToString(sum[:])}}})
+
+	tmp, _ := os.MkdirTemp("", "export-formats")
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "case-18")
+	s, err := export.Write(ctx, l, dir, export.Request{Who: "alice@compliance", Why: "SFC request 18",
+		Indexes: []uint64{0}, Formats: []string{export.FormatRSMF, export.FormatEML}, Signer: key.Signer})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rsmf, _ := filepath.Glob(filepath.Join(dir, export.RSMFDir, "*.rsmf"))
+	eml, _ := filepath.Glob(filepath.Join(dir, export.EMLDir, "*.eml"))
+	rep, err := verify.Bundle(dir, vkey)
+	fmt.Println(s.Attachments, "attachment,", len(rsmf), "RSMF file,", len(eml), "EML file; verified:", err == nil, rep.Attachments)
+	// Output:
+	// 1 attachment, 1 RSMF file, 1 EML file; verified: true 1
 }

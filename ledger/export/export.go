@@ -8,8 +8,17 @@
 //
 //	messages.jsonl              one line per exported entry (verify.BundleMessage)
 //	evidence/checkpoint         the signed C2SP checkpoint the proofs are against
+//	evidence/latest-checkpoint  the newest signed checkpoint when the bundle was written
+//	evidence/consistency        RFC 6962 proof that the first tree is a prefix of the newest:
+//	                            "<old size> <new size>\n", then one base64 hash per line
+//	                            (none when both sizes are equal)
 //	evidence/proofs/<i>.tlog-proof  C2SP tlog-proof@v1 of entry i; its extra data is the leaf
 //	evidence/openings.jsonl     {"index","salt","plaintext"} per entry whose content is readable
+//	attachments/<sha256 hex>    the content of each attachment an exported message names, read
+//	                            through the accessor; messages.jsonl gives its name and path
+//	rsmf/*.rsmf                 with FormatRSMF: RSMF 2.0, one file per conversation and UTC day
+//	                            (split at MaxRSMFEvents), X-Commseal-Ledger naming origin and size
+//	eml/*.eml                   with FormatEML: one RFC 5322 message per conversation and UTC day
 //	README.txt                  how to check everything by hand
 //	manifest.json               every other file with size and SHA-256, the request, the key
 //	manifest.json.sig           a signed note over hex(SHA-256(manifest.json)) + "\n"
@@ -22,6 +31,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,11 +41,10 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/commseal/commseal/internal/durable"
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
@@ -51,12 +60,25 @@ var (
 	ErrBadRequest = errors.New("export: bad request")
 )
 
+// The formats a Request can name.
+const (
+	FormatJSONL = "jsonl" // messages.jsonl with the evidence: always written
+	FormatRSMF  = "rsmf"  // RSMF 2.0 files under RSMFDir, for review platforms
+	FormatEML   = "eml"   // one RFC 5322 message per conversation and UTC day under EMLDir
+)
+
 // Request says what to export, for whom and why.
 type Request struct {
 	Who     string   // the person or system exporting (recorded in the ledger's access entries)
 	Why     string   // the case or request (recorded likewise)
 	Indexes []uint64 // the selected entries; order and repeats do not matter
 	Query   string   // the query that selected them, if any, recorded in the manifest
+	// Formats lists the renderings to write besides messages.jsonl and the evidence, which
+	// every bundle holds: FormatRSMF, FormatEML; FormatJSONL may be named and adds nothing.
+	// Anything else is ErrBadRequest.
+	Formats []string
+	// Custodian is whose data this is, for RSMF's X-RSMF-Custodian; default the ledger's origin.
+	Custodian string
 	// Signer signs the manifest: the ledger's checkpoint key (ledger.Options.Signing.Signer).
 	Signer note.Signer
 	// Now is the clock for the manifest's time; default time.Now.
@@ -65,27 +87,34 @@ type Request struct {
 
 // Summary says what Write wrote.
 type Summary struct {
-	Dir        string
-	Entries    int    // exported entries
-	Opened     int    // entries with an opening
-	Shredded   int    // entries without content
-	TreeSize   uint64 // the size of the checkpoint the proofs are against
-	Checkpoint []byte // that signed checkpoint
+	Dir      string
+	Entries  int // exported entries
+	Opened   int // entries with an opening
+	Shredded int // entries without content
+	// Attachments is the number of attachment files written; Unavailable the attachments named
+	// by exported messages whose content the ledger does not hold (never fetched, or shredded).
+	Attachments, Unavailable int
+	TreeSize                 uint64 // the size of the checkpoint the proofs are against
+	Checkpoint               []byte // that signed checkpoint
 }
 
 // exported is one entry read for the bundle.
 type exported struct {
-	e        *ledger.Entry
-	shredded bool
-	proof    *seal.Proof
+	e           *ledger.Entry
+	shredded    bool
+	proof       *seal.Proof
+	unavailable int // attachments whose content the ledger does not hold
 }
 
 // Write exports the entries req selects from l into dir, which must not exist or be empty; it
 // is created with durable.DirMode and files with durable.FileMode. It checks the request and
-// the directory before anything is read or recorded; then it reads the entries through
-// l.Access(req.Who, req.Why).For("export"), signs a checkpoint that covers them, and writes the bundle, the
-// signed manifest last. A failure after the directory was created may leave a partial bundle
-// without its manifest signature, which verify.Bundle refuses.
+// the directory before anything is read or recorded; then it reads the entries and their
+// attachments through l.Access(req.Who, req.Why).For("export"), proves them against a
+// checkpoint that covers them and that checkpoint consistent with the newest, renders the
+// formats asked for, and writes the bundle into a staging directory beside dir, renamed to dir
+// once whole. A failed export leaves no bundle and no staging directory: its files are
+// overwritten with zeros and removed. (A crash of the process part way can leave the staging
+// directory, named "."+base(dir)+".staging-*", for the operator to remove.)
 func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Summary, error) {
 	idx, err := check(l, dir, req)
 	if err != nil {
@@ -97,7 +126,8 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	}
 	when := now().UTC()
 
-	entries, err := read(ctx, l, req, idx)
+	acc := l.Access(req.Who, req.Why).For("export")
+	entries, err := read(ctx, acc, idx)
 	if err != nil {
 		return nil, err
 	}
@@ -105,45 +135,54 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err != nil {
 		return nil, err
 	}
-	files, sum, err := render(entries, cp)
+	blobs, err := attachments(ctx, acc, entries)
 	if err != nil {
+		return nil, err
+	}
+	latest, consistency, err := extend(ctx, l, parsed)
+	if err != nil {
+		return nil, err
+	}
+	files, sum, err := render(entries, cp, blobs)
+	if err != nil {
+		return nil, err
+	}
+	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
+	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
 		return nil, err
 	}
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
-		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query},
+		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query, Formats: req.Formats},
 	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		h := sha256.Sum256(files[name])
-		man.Files = append(man.Files, verify.BundleFileDigest{Path: name, Size: int64(len(files[name])), SHA256: hex.EncodeToString(h[:])})
-	}
-	mb, err := json.MarshalIndent(&man, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("export: manifest: %w", err)
-	}
-	mb = append(mb, '\n')
-	mh := sha256.Sum256(mb)
-	sig, err := note.Sign(&note.Note{Text: hex.EncodeToString(mh[:]) + "\n"}, req.Signer)
-	if err != nil {
-		return nil, fmt.Errorf("export: signing the manifest: %w", err)
-	}
-
-	if err := durable.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := writeFile(dir, name, files[name]); err != nil {
-			return nil, err
-		}
-	}
-	if err := writeFile(dir, verify.BundleManifest, mb); err != nil {
+	if err := signManifest(files, &man, req.Signer); err != nil {
 		return nil, err
 	}
-	if err := writeFile(dir, verify.BundleManifestSig, sig); err != nil {
+	if err := publish(ctx, dir, files); err != nil {
 		return nil, err
 	}
 	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp
 	return sum, nil
+}
+
+// signManifest lists files in man, and adds manifest.json and its signature to files.
+func signManifest(files map[string][]byte, man *verify.BundleManifestData, signer note.Signer) error {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		h := sha256.Sum256(files[name])
+		man.Files = append(man.Files, verify.BundleFileDigest{Path: name, Size: int64(len(files[name])), SHA256: hex.EncodeToString(h[:])})
+	}
+	mb, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export: manifest: %w", err)
+	}
+	mb = append(mb, '\n')
+	mh := sha256.Sum256(mb)
+	sig, err := note.Sign(&note.Note{Text: hex.EncodeToString(mh[:]) + "\n"}, signer)
+	if err != nil {
+		return fmt.Errorf("export: signing the manifest: %w", err)
+	}
+	files[verify.BundleManifest], files[verify.BundleManifestSig] = mb, sig
+	return nil
 }
 
 // check validates the request and the directory, and returns the sorted, unique indexes.
@@ -156,6 +195,11 @@ func check(l *ledger.Ledger, dir string, req Request) ([]uint64, error) {
 	}
 	if req.Signer == nil {
 		return nil, fmt.Errorf("%w: no signer for the manifest", ErrBadRequest)
+	}
+	for _, f := range req.Formats {
+		if f != FormatJSONL && f != FormatRSMF && f != FormatEML {
+			return nil, fmt.Errorf("%w: unknown format %q (want %s, %s or %s)", ErrBadRequest, f, FormatRSMF, FormatEML, FormatJSONL)
+		}
 	}
 	if err := checkSigner(l, req.Signer); err != nil {
 		return nil, err
@@ -196,8 +240,7 @@ func checkSigner(l *ledger.Ledger, s note.Signer) error {
 
 // read reads the entries through an accessor, one Scan (one access entry) per run of
 // consecutive indexes.
-func read(ctx context.Context, l *ledger.Ledger, req Request, idx []uint64) ([]*exported, error) {
-	acc := l.Access(req.Who, req.Why).For("export")
+func read(ctx context.Context, acc *ledger.Accessor, idx []uint64) ([]*exported, error) {
 	var out []*exported
 	for start := 0; start < len(idx); {
 		end := start + 1
@@ -246,14 +289,94 @@ func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, 
 	return cp, parsed, nil
 }
 
+// attachments reads, through acc (each read sealed as an access entry first), the content of
+// every attachment the opened messages name, keyed by its SHA-256 in lowercase hex. Content the
+// ledger does not hold (never fetched, or its key destroyed) is left out and counted on the
+// entry; content that does not hash to its name is an error.
+func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported) (map[string][]byte, error) {
+	blobs := map[string][]byte{}
+	for _, x := range entries {
+		if x.shredded || x.e.Message == nil {
+			continue
+		}
+		for _, a := range x.e.Message.Attachments {
+			sum, err := hex.DecodeString(a.SHA256)
+			if err != nil || len(sum) != sha256.Size || hex.EncodeToString(sum) != a.SHA256 {
+				x.unavailable++
+				continue
+			}
+			if _, done := blobs[a.SHA256]; done {
+				continue
+			}
+			b, err := acc.Blob(ctx, [32]byte(sum))
+			switch {
+			case errors.Is(err, capture.ErrBlobNotFound) || errors.Is(err, ledger.ErrShredded):
+				x.unavailable++
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("export: entry %d: attachment %s: %w", x.e.Index, a.SHA256, err)
+			}
+			if got := sha256.Sum256(b); !bytes.Equal(got[:], sum) {
+				return nil, fmt.Errorf("export: entry %d: attachment %s: the ledger returned content of another SHA-256", x.e.Index, a.SHA256)
+			}
+			blobs[a.SHA256] = b
+		}
+	}
+	return blobs, nil
+}
+
+// renderings adds the files of the formats req names to files.
+func renderings(files map[string][]byte, entries []*exported, blobs map[string][]byte, req Request, origin string, size uint64) error {
+	if !slices.Contains(req.Formats, FormatRSMF) && !slices.Contains(req.Formats, FormatEML) {
+		return nil
+	}
+	ts := transcripts(entries, blobs)
+	if slices.Contains(req.Formats, FormatRSMF) {
+		rs, err := renderRSMF(ts, rsmfContext{origin: origin, treeSize: size, custodian: req.Custodian, maxEvents: MaxRSMFEvents})
+		if err != nil {
+			return err
+		}
+		maps.Copy(files, rs)
+	}
+	if slices.Contains(req.Formats, FormatEML) {
+		es, err := renderEML(ts, emlContext{origin: origin, treeSize: size})
+		if err != nil {
+			return err
+		}
+		maps.Copy(files, es)
+	}
+	return nil
+}
+
+// extend returns the newest signed checkpoint, signing one if entries were appended since cp
+// (the export's own access entries, or a writer's), and the evidence/consistency proof from cp
+// to it.
+func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, []byte, error) {
+	signed, latest, err := l.SignCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
+	}
+	p := verify.BundleConsistencyProof{OldSize: cp.Size, NewSize: latest.Size}
+	if latest.Size != cp.Size {
+		p.Hashes, err = l.ConsistencyProof(ctx, cp.Size, latest.Size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: proving %d consistent with %d: %w", cp.Size, latest.Size, err)
+		}
+	}
+	return signed, p.Marshal(), nil
+}
+
 // render returns every file but the manifest and its signature.
-func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error) {
+func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string][]byte, *Summary, error) {
 	files := map[string][]byte{verify.BundleCheckpoint: cp, verify.BundleReadme: []byte(readme)}
+	for h, b := range blobs {
+		files[verify.BundleAttachmentPath(h)] = b
+	}
 	var msgs, opens []byte
-	sum := &Summary{Entries: len(entries)}
+	sum := &Summary{Entries: len(entries), Attachments: len(blobs)}
 	for _, x := range entries {
 		files[verify.BundleProofPath(x.e.Index)] = x.proof.Marshal()
-		line, err := messageLine(x)
+		line, err := messageLine(x, blobs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
 		}
@@ -262,6 +385,7 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
 		}
 		msgs = append(append(msgs, b...), '\n')
+		sum.Unavailable += x.unavailable
 		if x.shredded {
 			sum.Shredded++
 			continue
@@ -280,20 +404,16 @@ func render(entries []*exported, cp []byte) (map[string][]byte, *Summary, error)
 
 // messageLine is the entry's messages.jsonl line: what verify.BundleLine derives from the
 // opened plaintext, the one mapping the checker applies too; a shredded entry's says so.
-func messageLine(x *exported) (verify.BundleMessage, error) {
+// Attachments whose content is in the bundle get their path.
+func messageLine(x *exported, blobs map[string][]byte) (verify.BundleMessage, error) {
 	if x.shredded {
 		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true}, nil
 	}
-	return verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
-}
-
-func writeFile(dir, name string, data []byte) error {
-	p := filepath.Join(dir, filepath.FromSlash(name))
-	if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
-		return fmt.Errorf("export: %w", err)
+	m, err := verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
+	for k, a := range m.Attachments {
+		if _, ok := blobs[a.SHA256]; ok {
+			m.Attachments[k].Path = verify.BundleAttachmentPath(a.SHA256)
+		}
 	}
-	if err := durable.CreateExclusive(p, data); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return nil
+	return m, err
 }

@@ -2,6 +2,8 @@ package export_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -27,15 +29,16 @@ type fixture struct {
 	keys *seal.SigningKey
 	now  time.Time
 	// indexes of what was appended
-	shredded, record, attach uint64
-	msgs                     []uint64
+	shredded, record, attach, picture uint64
+	msgs                              []uint64
+	pdf, png                          []byte // the attachments' content
 }
 
 func msg(i int, conv string, sent time.Time, text string) *capture.Message {
 	return &capture.Message{
 		Platform: "dingtalk", Tenant: "corp1", ID: fmt.Sprintf("m-%s-%d", conv, i),
 		Conversation: capture.Conversation{ID: conv, Type: capture.ConversationGroup, Title: "Desk 交易組"},
-		Sender:       capture.Party{ID: fmt.Sprintf("u%d", i), Name: "Wong 黃"},
+		Sender:       capture.Party{ID: fmt.Sprintf("u%d", i), StaffID: fmt.Sprintf("staff-%d", i), Name: "Wong 黃"},
 		SentAt:       sent, Kind: capture.KindText, Text: text,
 		Raw: []byte(`{"text":"` + text + `"}`),
 	}
@@ -67,9 +70,12 @@ func newFixture(t testing.TB) *fixture {
 		require.NoError(t, err)
 		f.msgs = append(f.msgs, rc.Index)
 	}
+	f.pdf = []byte("%PDF-1.7 term sheet: 0700.HK at 380")
+	pdfSum, err := f.l.PutBlob(ctx, f.pdf)
+	require.NoError(t, err)
 	m := msg(5, "cid-a", time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC), "see the term sheet")
-	m.Attachments = []capture.Attachment{{Name: "terms.pdf", MediaType: "application/pdf", Size: 3,
-		SHA256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81"}}
+	m.Attachments = []capture.Attachment{{Name: "terms.pdf", MediaType: "application/pdf", Size: int64(len(f.pdf)),
+		SHA256: hex.EncodeToString(pdfSum[:])}, {Name: "never-fetched.doc", Ref: "dl-code-1"}}
 	rc, err = f.l.Append(ctx, m)
 	require.NoError(t, err)
 	f.attach = rc.Index
@@ -78,6 +84,15 @@ func newFixture(t testing.TB) *fixture {
 		At: time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC), Body: []byte(`{"members":["u1","u2"]}`)})
 	require.NoError(t, err)
 	f.record = rc.Index
+	f.png = []byte("\x89PNG\r\n\x1a\n a chart")
+	pngSum, err := f.l.PutBlob(ctx, f.png)
+	require.NoError(t, err)
+	m = msg(7, "cid-a", time.Date(2026, 6, 11, 0, 0, 0, 0, time.UTC), "")
+	m.Kind = capture.KindPicture
+	m.Attachments = []capture.Attachment{{Name: "chart 圖.png", MediaType: "image/png", Size: int64(len(f.png)), SHA256: hex.EncodeToString(pngSum[:])}}
+	rc, err = f.l.Append(ctx, m)
+	require.NoError(t, err)
+	f.picture = rc.Index
 	shreds, err := f.l.ApplyRetention(ctx, ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "1 year", Keep: ledger.Period{Years: 1}}}},
 		ledger.ApplyOptions{Authority: "retention job"})
 	require.NoError(t, err)
@@ -85,9 +100,15 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
 func (f *fixture) request() export.Request {
 	return export.Request{Who: "alice@compliance", Why: "SFC request 2026-17", Query: `text:"BUY"`,
-		Indexes: []uint64{f.msgs[2], f.shredded, f.msgs[0], f.msgs[1], f.attach, f.record, f.msgs[0]},
+		Indexes: []uint64{f.msgs[2], f.shredded, f.msgs[0], f.msgs[1], f.attach, f.record, f.msgs[0], f.picture},
+		Formats: []string{export.FormatRSMF, export.FormatEML},
 		Signer:  f.keys.Signer, Now: func() time.Time { return f.now }}
 }
 
@@ -96,9 +117,11 @@ func (f *fixture) export(t testing.TB) string {
 	dir := filepath.Join(t.TempDir(), "bundle")
 	sum, err := export.Write(context.Background(), f.l, dir, f.request())
 	require.NoError(t, err)
-	require.Equal(t, 6, sum.Entries)
+	require.Equal(t, 7, sum.Entries)
 	require.Equal(t, 1, sum.Shredded)
-	require.Equal(t, 5, sum.Opened)
+	require.Equal(t, 6, sum.Opened)
+	require.Equal(t, 2, sum.Attachments)
+	require.Equal(t, 1, sum.Unavailable, "never-fetched.doc")
 	return dir
 }
 
@@ -107,13 +130,14 @@ func TestExportBundleVerifies(t *testing.T) {
 	dir := f.export(t)
 	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
 	require.NoError(t, err)
-	require.Equal(t, []uint64{f.shredded, f.msgs[0], f.msgs[1], f.msgs[2], f.attach, f.record}, rep.Entries)
-	require.Equal(t, 5, rep.Opened)
+	require.Equal(t, []uint64{f.shredded, f.msgs[0], f.msgs[1], f.msgs[2], f.attach, f.record, f.picture}, rep.Entries)
+	require.Equal(t, 6, rep.Opened)
+	require.Equal(t, 2, rep.Attachments)
 	require.Equal(t, 1, rep.Shredded)
 	require.Equal(t, origin, rep.Origin)
 	require.Equal(t, "alice@compliance", rep.Request.Who)
 	require.Equal(t, `text:"BUY"`, rep.Request.Query)
-	require.Equal(t, f.l.Size(), rep.TreeSize, "the checkpoint covers the export's own access entries")
+	require.Equal(t, f.l.Size(), rep.LatestSize, "the latest checkpoint covers the export's own access entries")
 
 	// Files and directories are for the owner alone.
 	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -130,7 +154,7 @@ func TestExportBundleVerifies(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "messages.jsonl"))
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	require.Len(t, lines, 6)
+	require.Len(t, lines, 7)
 	var first, att, rec verify.BundleMessage
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
 	require.Equal(t, verify.BundleMessage{Index: f.shredded, Kind: "message", Shredded: true}, first)
@@ -139,11 +163,17 @@ func TestExportBundleVerifies(t *testing.T) {
 	require.Equal(t, "m-cid-a-5", att.SourceID)
 	require.Equal(t, "u5", att.SenderID)
 	require.Equal(t, "Desk 交易組", att.ConversationTitle)
-	require.Equal(t, []verify.BundleAttachment{{Name: "terms.pdf", SHA256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81"}}, att.Attachments)
+	pdfHex := sha256hex(f.pdf)
+	require.Equal(t, []verify.BundleAttachment{{Name: "terms.pdf", SHA256: pdfHex, Path: "attachments/" + pdfHex},
+		{Name: "never-fetched.doc"}}, att.Attachments)
 	var m1 verify.BundleMessage
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &m1))
 	require.Equal(t, "2026-06-01T02:00:00Z", m1.SentAt, "sent times are in UTC")
 	require.NoError(t, json.Unmarshal([]byte(lines[5]), &rec))
+	var pic verify.BundleMessage
+	require.NoError(t, json.Unmarshal([]byte(lines[6]), &pic))
+	pngHex := sha256hex(f.png)
+	require.Equal(t, []verify.BundleAttachment{{Name: "chart 圖.png", SHA256: pngHex, Path: "attachments/" + pngHex}}, pic.Attachments)
 	require.Equal(t, verify.BundleMessage{Index: f.record, Kind: "context", SourceID: "ev-1", ConversationID: "cid-a",
 		ConversationTitle: "Desk 交易組", SentAt: "2026-06-10T00:00:00Z"}, rec)
 }
@@ -154,17 +184,23 @@ func TestExportRecordsAccessBeforeWriting(t *testing.T) {
 	before := f.l.Size()
 	dir := f.export(t)
 	after := f.l.Size()
-	// The selection {0,1,2,3,5,6} is the runs [0,4) and [5,7).
-	require.Equal(t, before+2, after, "one access entry per run of consecutive indexes")
+	// The selection {0,1,2,3,5,6,7} is the runs [0,4) and [5,8); then the two attachments.
+	require.Equal(t, before+4, after, "one access entry per run of consecutive indexes, one per attachment")
 	var runs [][2]uint64
+	var blobs []string
 	err := f.l.Access("auditor", "check the export's trail").Scan(ctx, before, after, func(e *ledger.Entry, err error) error {
 		require.NoError(t, err)
 		require.Equal(t, seal.KindAccess, e.Leaf.Kind)
 		var a struct {
 			Who, Why, Op, For string
 			From, To          uint64
+			Blobs             []string
 		}
 		require.NoError(t, json.Unmarshal(e.Body, &a))
+		if a.Op == "blob" {
+			blobs = append(blobs, a.Blobs...)
+			return nil
+		}
 		require.Equal(t, "alice@compliance", a.Who)
 		require.Equal(t, "SFC request 2026-17", a.Why)
 		require.Equal(t, "export", a.For, "the trail tells an export from a reading")
@@ -172,11 +208,14 @@ func TestExportRecordsAccessBeforeWriting(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	require.Equal(t, [][2]uint64{{0, 4}, {5, 7}}, runs)
-	// The access entries are covered by the bundle's checkpoint: sealed before the bundle.
+	require.Equal(t, [][2]uint64{{0, 4}, {5, 8}}, runs)
+	require.ElementsMatch(t, []string{sha256hex(f.pdf), sha256hex(f.png)}, blobs, "each attachment read is sealed")
+	// The access entries are covered by the bundle's latest checkpoint: sealed before the
+	// bundle; the entry reads by the proofs' checkpoint already.
 	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, rep.TreeSize, after)
+	require.GreaterOrEqual(t, rep.LatestSize, after)
+	require.GreaterOrEqual(t, rep.TreeSize, before+2)
 }
 
 func TestExportRefusesBadInput(t *testing.T) {
@@ -209,11 +248,12 @@ func TestExportRefusesBadInput(t *testing.T) {
 		require.Equal(t, size, f.l.Size(), "nothing recorded")
 	})
 	for name, mod := range map[string]func(*export.Request){
-		"no who":       func(r *export.Request) { r.Who = "" },
-		"no why":       func(r *export.Request) { r.Why = "" },
-		"no indexes":   func(r *export.Request) { r.Indexes = nil },
-		"no signer":    func(r *export.Request) { r.Signer = nil },
-		"other signer": func(r *export.Request) { r.Signer = otherSigner(t).Signer },
+		"no who":         func(r *export.Request) { r.Who = "" },
+		"no why":         func(r *export.Request) { r.Why = "" },
+		"no indexes":     func(r *export.Request) { r.Indexes = nil },
+		"no signer":      func(r *export.Request) { r.Signer = nil },
+		"other signer":   func(r *export.Request) { r.Signer = otherSigner(t).Signer },
+		"unknown format": func(r *export.Request) { r.Formats = []string{export.FormatRSMF, "pdf"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "bundle")
@@ -263,6 +303,12 @@ func TestExportPlainLedgerAndItsOwnEntries(t *testing.T) {
 	rep, err := verify.Bundle(dir, vkey)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{0, access}, rep.Entries)
+	// Nothing was appended after the proofs' checkpoint: the consistency proof says so, empty.
+	require.Equal(t, rep.TreeSize, rep.LatestSize)
+	cons, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleConsistency)))
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("%d %d\n", rep.TreeSize, rep.TreeSize), string(cons))
+	require.NoError(t, independentCheck(dir, vkey))
 	b, err := os.ReadFile(filepath.Join(dir, verify.BundleMessages))
 	require.NoError(t, err)
 	require.Contains(t, string(b), fmt.Sprintf(`{"index":%d,"kind":"access"}`, access))
@@ -309,4 +355,43 @@ func TestExportWhileAppending(t *testing.T) {
 	}
 	close(stop)
 	require.NoError(t, <-done)
+}
+
+// The bundle proves its checkpoint a prefix of the newest one the ledger signed by the end of
+// the export, and says so in the form README.txt describes.
+func TestExportProvesConsistencyToTheLatestCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	dir := f.export(t)
+	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleConsistency)))
+	require.NoError(t, err)
+	first, _, _ := strings.Cut(string(b), "\n")
+	require.Equal(t, fmt.Sprintf("%d %d", rep.TreeSize, rep.LatestSize), first)
+	_, cp, err := f.l.Checkpoint()
+	require.NoError(t, err)
+	require.Equal(t, cp.Size, rep.LatestSize, "the newest checkpoint at export time")
+	latest, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(verify.BundleLatestCheckpoint)))
+	require.NoError(t, err)
+	parsed, err := seal.OpenCheckpoint(latest, f.keys.Verifier)
+	require.NoError(t, err)
+	require.Equal(t, cp, parsed)
+	require.NoError(t, independentCheck(dir, f.keys.VerifierKey))
+}
+
+// An exported picture and file round-trip: the bundle holds their content byte for byte under
+// the path messages.jsonl gives, and the exporter's blob reads are covered by the consistency
+// proof to the newest checkpoint.
+func TestExportAttachmentsRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	dir := f.export(t)
+	for _, content := range [][]byte{f.pdf, f.png} {
+		b, err := os.ReadFile(filepath.Join(dir, "attachments", sha256hex(content)))
+		require.NoError(t, err)
+		require.Equal(t, content, b)
+	}
+	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	require.Greater(t, rep.LatestSize, rep.TreeSize, "the attachment reads are sealed after the proofs' checkpoint")
+	require.NoError(t, independentCheck(dir, f.keys.VerifierKey))
 }

@@ -85,16 +85,15 @@ func independentCheck(dir, vkey string) error {
 	if err != nil {
 		return fmt.Errorf("evidence/checkpoint: %w", err)
 	}
-	cl := strings.Split(cn.Text, "\n")
-	size, err := strconv.ParseInt(cl[1], 10, 64)
-	if err != nil || cl[0] != man.Origin || size != man.TreeSize {
+	origin, size, root, err := checkpointText(cn.Text)
+	if err != nil || origin != man.Origin || size != man.TreeSize {
 		return fmt.Errorf("evidence/checkpoint: origin or size")
 	}
-	rootb, err := base64.StdEncoding.DecodeString(cl[2])
-	if err != nil || len(rootb) != 32 {
-		return fmt.Errorf("evidence/checkpoint: root")
+
+	// 3b. The newest checkpoint and the consistency proof to it.
+	if err := independentConsistency(files, v, origin, size, root); err != nil {
+		return err
 	}
-	root := tlog.Hash(rootb)
 
 	// 4. The proofs.
 	leaves := map[int64][]byte{}
@@ -166,13 +165,26 @@ func independentCheck(dir, vkey string) error {
 	// 6. The messages say what the plaintext says.
 	for _, l := range strings.Split(strings.TrimSuffix(string(files["messages.jsonl"]), "\n"), "\n") {
 		var m struct {
-			Index    int64  `json:"index"`
-			Shredded bool   `json:"shredded"`
-			SourceID string `json:"source_id"`
-			Text     string `json:"text"`
+			Index       int64  `json:"index"`
+			Shredded    bool   `json:"shredded"`
+			SourceID    string `json:"source_id"`
+			Text        string `json:"text"`
+			Attachments []struct {
+				SHA256 string `json:"sha256"`
+				Path   string `json:"path"`
+			} `json:"attachments"`
 		}
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			return fmt.Errorf("messages: %w", err)
+		}
+		for _, a := range m.Attachments {
+			if a.Path == "" {
+				continue
+			}
+			h := sha256.Sum256(files[a.Path])
+			if _, ok := files[a.Path]; !ok || hex.EncodeToString(h[:]) != a.SHA256 {
+				return fmt.Errorf("%s: not the content entry %d names", a.Path, m.Index)
+			}
 		}
 		pt, ok := plain[m.Index]
 		if _, proved := leaves[m.Index]; !proved || ok == m.Shredded {
@@ -188,6 +200,58 @@ func independentCheck(dir, vkey string) error {
 		if err := json.Unmarshal(pt, &p); err != nil || p.ID != m.SourceID || p.Text != m.Text {
 			return fmt.Errorf("messages: entry %d differs from its plaintext", m.Index)
 		}
+	}
+	return nil
+}
+
+// checkpointText parses a C2SP checkpoint's text: origin, size, base64 root.
+func checkpointText(text string) (string, int64, tlog.Hash, error) {
+	cl := strings.Split(text, "\n")
+	if len(cl) < 4 {
+		return "", 0, tlog.Hash{}, fmt.Errorf("short checkpoint")
+	}
+	size, err := strconv.ParseInt(cl[1], 10, 64)
+	if err != nil {
+		return "", 0, tlog.Hash{}, err
+	}
+	rootb, err := base64.StdEncoding.DecodeString(cl[2])
+	if err != nil || len(rootb) != 32 {
+		return "", 0, tlog.Hash{}, fmt.Errorf("root")
+	}
+	return cl[0], size, tlog.Hash(rootb), nil
+}
+
+// independentConsistency checks evidence/latest-checkpoint and evidence/consistency as
+// README.txt says: sizes on the first line, base64 hashes after, tlog.CheckTree.
+func independentConsistency(files map[string][]byte, v note.Verifier, origin string, size int64, root tlog.Hash) error {
+	ln, err := note.Open(files["evidence/latest-checkpoint"], note.VerifierList(v))
+	if err != nil {
+		return fmt.Errorf("evidence/latest-checkpoint: %w", err)
+	}
+	lorigin, lsize, lroot, err := checkpointText(ln.Text)
+	if err != nil || lorigin != origin {
+		return fmt.Errorf("evidence/latest-checkpoint: malformed or another origin")
+	}
+	lines := strings.Split(strings.TrimSuffix(string(files["evidence/consistency"]), "\n"), "\n")
+	if lines[0] != fmt.Sprintf("%d %d", size, lsize) {
+		return fmt.Errorf("evidence/consistency: sizes %q, checkpoints %d and %d", lines[0], size, lsize)
+	}
+	var proof tlog.TreeProof
+	for _, l := range lines[1:] {
+		h, err := base64.StdEncoding.DecodeString(l)
+		if err != nil || len(h) != 32 {
+			return fmt.Errorf("evidence/consistency: hash")
+		}
+		proof = append(proof, tlog.Hash(h))
+	}
+	if lsize == size {
+		if len(proof) != 0 || lroot != root {
+			return fmt.Errorf("evidence/consistency: same size, another root or a proof")
+		}
+		return nil
+	}
+	if err := tlog.CheckTree(proof, lsize, lroot, size, root); err != nil {
+		return fmt.Errorf("evidence/consistency: %w", err)
 	}
 	return nil
 }
@@ -212,4 +276,8 @@ func TestBundleChecksWithoutCommseal(t *testing.T) {
 	bad = copyDir(t, dir)
 	flip(t, bad, fmt.Sprintf("evidence/proofs/%d.tlog-proof", f.msgs[1]))
 	require.ErrorContains(t, independentCheck(bad, f.keys.VerifierKey), "missing or altered")
+	bad = copyDir(t, dir)
+	flip(t, bad, "attachments/"+sha256hex(f.png))
+	resign(t, f, bad)
+	require.ErrorContains(t, independentCheck(bad, f.keys.VerifierKey), "not the content entry")
 }

@@ -19,6 +19,14 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
    origin, tree size, base64 root hash of an RFC 6962 Merkle tree, signed by the verifier key.
    Its origin and size are manifest.json's "origin" and "tree_size".
 
+3b. The newest checkpoint. evidence/latest-checkpoint is the newest checkpoint the ledger had
+   signed when the bundle was written, signed by the same key and with the same origin.
+   evidence/consistency is the RFC 6962 consistency proof (RFC 9162 section 2.1.4) that the
+   tree of evidence/checkpoint is a prefix of the tree of evidence/latest-checkpoint: a first
+   line "<old size> <new size>" (the two checkpoints' sizes, decimal, one space), then one
+   base64 SHA-256 hash per line. When both sizes are equal the file is the first line alone and
+   both checkpoints have the same root hash. golang.org/x/mod/sumdb/tlog.CheckTree checks it.
+
 4. The proofs. evidence/proofs/<i>.tlog-proof is a C2SP tlog-proof@v1 (c2sp.org/tlog-proof)
    for entry i: its index is i, its checkpoint is evidence/checkpoint byte for byte, and its
    extra data is the entry's leaf bytes. The leaf hash is SHA-256(0x00 || leaf); the RFC 6962
@@ -33,9 +41,26 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
 
 6. The messages. Each line of messages.jsonl is one exported entry in readable form (index,
    kind, source id, conversation id and title, sender id and name, sent time in UTC, text,
-   attachments with their SHA-256). Every field must be what the opened plaintext says. An
+   attachments with their name, SHA-256 and path). Every field must be what the opened
+   plaintext says; "path" is the only field the plaintext does not hold. An
    entry whose data key was destroyed under retention is listed with "shredded":true: its
    leaf and proof are here, its content is not, and it has no opening.
+
+7. The attachments. attachments/<h> is the content of an attachment a message names, where <h>
+   is the lowercase hex SHA-256 of the content: check that sha256sum of the file is its name and
+   the "sha256" of every messages.jsonl attachment whose "path" is that file, and that some
+   message names every file there. An attachment with no "path" was never fetched from the
+   platform, or its content was destroyed under retention.
+
+8. The renderings, if the request asked for them. rsmf/*.rsmf are RSMF 2.0 files (Relativity
+   Short Message Format: an RFC 5322 message whose one attachment rsmf.zip holds
+   rsmf_manifest.json and the attachments it names), one per conversation and UTC day, at most
+   10,000 events each; header X-Commseal-Ledger names the ledger's origin and the tree size of
+   evidence/checkpoint. eml/*.eml are RFC 5322 messages, one per conversation and UTC day, with
+   a text/plain and a text/html transcript and the attachments as parts. Both are listed in
+   manifest.json (step 2 covers them) and show the same messages as messages.jsonl; the
+   evidence proves messages.jsonl, the renderings are for reading. An entry whose content was
+   destroyed appears as a notice without content.
 
 The export itself was recorded in the ledger as access entries (who, why) before this bundle
 was written; manifest.json's "request" repeats who, why, when, how many entries and the query.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
@@ -116,6 +117,14 @@ func TestBundleTamperMatrix(t *testing.T) {
 	f := newFixture(t)
 	good := f.export(t)
 	p0, p1 := verify.BundleProofPath(f.msgs[0]), verify.BundleProofPath(f.msgs[1])
+	pdf, png := verify.BundleAttachmentPath(sha256hex(f.pdf)), verify.BundleAttachmentPath(sha256hex(f.png))
+	rsmfs, err := filepath.Glob(filepath.Join(good, "rsmf", "*.rsmf"))
+	require.NoError(t, err)
+	emls, err := filepath.Glob(filepath.Join(good, "eml", "*.eml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, rsmfs)
+	require.NotEmpty(t, emls)
+	rsmf, eml := "rsmf/"+filepath.Base(rsmfs[0]), "eml/"+filepath.Base(emls[0])
 	cases := []struct {
 		name   string
 		tamper func(dir string)
@@ -126,9 +135,19 @@ func TestBundleTamperMatrix(t *testing.T) {
 		{"flip checkpoint", func(d string) { flip(t, d, verify.BundleCheckpoint) }, []string{verify.BundleCheckpoint}, false},
 		{"flip proof", func(d string) { flip(t, d, p0) }, []string{p0}, false},
 		{"flip openings", func(d string) { flip(t, d, verify.BundleOpenings) }, []string{verify.BundleOpenings}, false},
+		{"flip latest checkpoint", func(d string) { flip(t, d, verify.BundleLatestCheckpoint) }, []string{verify.BundleLatestCheckpoint}, false},
+		{"flip consistency", func(d string) { flip(t, d, verify.BundleConsistency) }, []string{verify.BundleConsistency}, false},
 		{"flip readme", func(d string) { flip(t, d, verify.BundleReadme) }, []string{verify.BundleReadme}, false},
 		{"flip manifest", func(d string) { flip(t, d, verify.BundleManifest) }, []string{verify.BundleManifest}, false},
 		{"flip manifest signature", func(d string) { flip(t, d, verify.BundleManifestSig) }, []string{verify.BundleManifestSig}, false},
+		{"flip attachment", func(d string) { flip(t, d, pdf) }, []string{pdf}, false},
+		{"flip rsmf", func(d string) { flip(t, d, rsmf) }, []string{rsmf}, false},
+		{"flip eml", func(d string) { flip(t, d, eml) }, []string{eml}, false},
+		{"delete rsmf", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, rsmf))) }, []string{rsmf}, false},
+		{"add eml", func(d string) {
+			require.NoError(t, os.WriteFile(filepath.Join(d, "eml", "forged.eml"), []byte("From: x\r\n\r\nhi\r\n"), 0o600))
+		}, []string{"eml/forged.eml"}, false},
+		{"delete attachment", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, png))) }, []string{png}, false},
 		{"delete proof", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, p1))) }, []string{p1}, false},
 		{"delete messages", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, verify.BundleMessages))) }, []string{verify.BundleMessages}, false},
 		{"delete manifest signature", func(d string) { require.NoError(t, os.Remove(filepath.Join(d, verify.BundleManifestSig))) }, []string{verify.BundleManifestSig}, false},
@@ -141,6 +160,36 @@ func TestBundleTamperMatrix(t *testing.T) {
 		// A tamperer who holds the key and re-signs the manifest: the evidence itself tells.
 		{"re-signed flip checkpoint", func(d string) { flip(t, d, verify.BundleCheckpoint) }, []string{verify.BundleCheckpoint}, true},
 		{"re-signed flip proof", func(d string) { flip(t, d, p0) }, []string{p0}, true},
+		{"re-signed flip latest checkpoint", func(d string) { flip(t, d, verify.BundleLatestCheckpoint) }, []string{verify.BundleLatestCheckpoint}, true},
+		{"re-signed flip consistency", func(d string) { flip(t, d, verify.BundleConsistency) }, []string{verify.BundleConsistency}, true},
+		{"re-signed consistency of other sizes", func(d string) {
+			rewrite(t, d, verify.BundleConsistency, func(b []byte) []byte {
+				first, rest, _ := strings.Cut(string(b), "\n")
+				old, _, _ := strings.Cut(first, " ")
+				return []byte(old + " 999999\n" + rest)
+			})
+		}, []string{verify.BundleConsistency}, true},
+		{"re-signed latest checkpoint by another key", func(d string) {
+			rewrite(t, d, verify.BundleLatestCheckpoint, func(b []byte) []byte {
+				cp, err := seal.OpenCheckpoint(b, f.keys.Verifier)
+				require.NoError(t, err)
+				signed, err := seal.SignCheckpoint(cp, otherSigner(t).Signer)
+				require.NoError(t, err)
+				return signed
+			})
+		}, []string{verify.BundleLatestCheckpoint}, true},
+		{"re-signed flip attachment", func(d string) { flip(t, d, pdf) }, []string{pdf}, true},
+		{"re-signed swap attachments", func(d string) { swapFiles(t, d, pdf, png) }, []string{pdf, png}, true},
+		{"re-signed message names another attachment", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"path":"`+pdf, `"path":"`+png, 1))
+			})
+		}, []string{verify.BundleMessages}, true},
+		{"re-signed message drops an attachment path", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `,"path":"`+png+`"`, "", 1))
+			})
+		}, []string{png}, true},
 		{"re-signed swap proofs", func(d string) { swapFiles(t, d, p0, p1) }, []string{p0, p1}, true},
 		{"re-signed swap openings", func(d string) { swapOpenings(t, d, f.msgs[0], f.msgs[1]) }, []string{verify.BundleOpenings}, true},
 		{"re-signed edit message text", func(d string) {

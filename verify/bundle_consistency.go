@@ -1,0 +1,127 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/commseal/commseal/seal"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// BundleConsistencyProof is evidence/consistency: the RFC 6962 proof that the tree of
+// evidence/checkpoint (OldSize) is a prefix of the tree of evidence/latest-checkpoint (NewSize),
+// the newest checkpoint the ledger had signed when the bundle was written.
+//
+// Its text is a first line "<old size> <new size>" (decimal, one space) and then one standard
+// base64 SHA-256 hash per line, every line ending in a newline. When both sizes are the same
+// the proof is empty: the file is the first line alone and both checkpoints have the same root.
+type BundleConsistencyProof struct {
+	OldSize, NewSize uint64
+	Hashes           []seal.Hash
+}
+
+// maxConsistencyHashes bounds a consistency proof: RFC 6962 proofs of trees below 2^63 leaves
+// have fewer than 2*63 hashes.
+const maxConsistencyHashes = 128
+
+// Marshal returns the file's text.
+func (p *BundleConsistencyProof) Marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d %d\n", p.OldSize, p.NewSize)
+	for _, h := range p.Hashes {
+		b.WriteString(base64.StdEncoding.EncodeToString(h[:]))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// ParseBundleConsistency parses evidence/consistency strictly: canonical decimal sizes with
+// 0 < old <= new, hashes of exactly 32 bytes in canonical base64, no hash when the sizes are
+// equal, a newline after every line and nothing else. It does not check the proof.
+func ParseBundleConsistency(b []byte) (*BundleConsistencyProof, error) {
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return nil, errors.New("empty, or the last line does not end in a newline")
+	}
+	lines := strings.Split(string(b[:len(b)-1]), "\n")
+	if len(lines)-1 > maxConsistencyHashes {
+		return nil, fmt.Errorf("%d hashes, more than any proof has", len(lines)-1)
+	}
+	olds, news, ok := strings.Cut(lines[0], " ")
+	if !ok {
+		return nil, errors.New(`first line is not "<old size> <new size>"`)
+	}
+	p := &BundleConsistencyProof{}
+	var err error
+	if p.OldSize, err = canonicalUint(olds); err != nil {
+		return nil, fmt.Errorf("old size: %w", err)
+	}
+	if p.NewSize, err = canonicalUint(news); err != nil {
+		return nil, fmt.Errorf("new size: %w", err)
+	}
+	if p.OldSize == 0 || p.OldSize > p.NewSize {
+		return nil, fmt.Errorf("sizes %d and %d: want 0 < old <= new", p.OldSize, p.NewSize)
+	}
+	if p.OldSize == p.NewSize && len(lines) > 1 {
+		return nil, errors.New("hashes in a proof between equal sizes")
+	}
+	for k, l := range lines[1:] {
+		h, err := base64.StdEncoding.DecodeString(l)
+		if err != nil || len(h) != len(seal.Hash{}) || base64.StdEncoding.EncodeToString(h) != l {
+			return nil, fmt.Errorf("hash %d is not 32 bytes in base64", k+1)
+		}
+		p.Hashes = append(p.Hashes, seal.Hash(h))
+	}
+	return p, nil
+}
+
+// canonicalUint parses a decimal number with no sign and no leading zero.
+func canonicalUint(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != s {
+		return 0, fmt.Errorf("%q is not a canonical decimal number", s)
+	}
+	return n, nil
+}
+
+// checkBundleConsistency checks evidence/latest-checkpoint against the verifier key and the
+// consistency proof from cp (evidence/checkpoint, already checked) to it, and returns the
+// latest checkpoint's size.
+func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.Verifier) (uint64, error) {
+	lb, ok := files[BundleLatestCheckpoint]
+	if !ok {
+		return 0, bad(BundleLatestCheckpoint, "missing", nil)
+	}
+	latest, err := seal.OpenCheckpoint(lb, v)
+	if err != nil {
+		return 0, bad(BundleLatestCheckpoint, "does not verify", err)
+	}
+	if latest.Origin != cp.Origin {
+		return 0, bad(BundleLatestCheckpoint, "names another origin than "+BundleCheckpoint, nil)
+	}
+	pb, ok := files[BundleConsistency]
+	if !ok {
+		return 0, bad(BundleConsistency, "missing", nil)
+	}
+	p, err := ParseBundleConsistency(pb)
+	if err != nil {
+		return 0, bad(BundleConsistency, "malformed", err)
+	}
+	if p.OldSize != cp.Size || p.NewSize != latest.Size {
+		return 0, bad(BundleConsistency, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d",
+			p.OldSize, p.NewSize, cp.Size, latest.Size), nil)
+	}
+	if p.OldSize == p.NewSize {
+		if latest.Root != cp.Root {
+			return 0, bad(BundleLatestCheckpoint, "has the size of "+BundleCheckpoint+" and another root", nil)
+		}
+		return latest.Size, nil
+	}
+	if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, cp.Size, cp.Root); err != nil {
+		return 0, bad(BundleConsistency, "does not verify", err)
+	}
+	return latest.Size, nil
+}
