@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -199,6 +200,31 @@ func (a *Accessor) Blob(ctx context.Context, sum [32]byte) ([]byte, error) {
 		return nil, err
 	}
 	return a.l.blob(ctx, sum)
+}
+
+// Blobs records one access naming every attachment in sums, then calls fn with each in turn
+// (repeats read once): its content, or the error reading it (capture.ErrBlobNotFound,
+// ErrShredded). An export reads its attachments this way: one access entry, however many.
+func (a *Accessor) Blobs(ctx context.Context, sums [][32]byte, fn func(sum [32]byte, data []byte, err error) error) error {
+	uniq := slices.CompactFunc(slices.SortedFunc(slices.Values(sums), func(x, y [32]byte) int { return bytes.Compare(x[:], y[:]) }),
+		func(x, y [32]byte) bool { return x == y })
+	if len(uniq) == 0 {
+		return nil
+	}
+	names := make([]string, len(uniq))
+	for i, s := range uniq {
+		names[i] = hex.EncodeToString(s[:])
+	}
+	if err := a.recordBody(ctx, "blobs", 0, 0, func(b *accessBody) { b.Blobs, b.Count = names, len(names) }); err != nil {
+		return err
+	}
+	for _, s := range uniq {
+		data, err := a.l.blob(ctx, s)
+		if err := fn(s, data, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // read reads entry i and decodes it, decrypting when needed.

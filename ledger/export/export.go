@@ -27,11 +27,10 @@
 // and a messages.jsonl line saying so. verify.Bundle checks a bundle with the verifier key.
 //
 // Exporting reads through ledger.Access, so the export is itself sealed in the ledger as
-// access entries (one per run of consecutive indexes) before anything is written.
+// access entries (one for the entries, one for their attachments) before anything is written.
 package export
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -238,33 +237,26 @@ func checkSigner(l *ledger.Ledger, s note.Signer) error {
 	return nil
 }
 
-// read reads the entries through an accessor, one Scan (one access entry) per run of
-// consecutive indexes.
+// read reads the entries through an accessor, one Read: one access entry for the whole
+// selection, naming every entry.
 func read(ctx context.Context, acc *ledger.Accessor, idx []uint64) ([]*exported, error) {
 	var out []*exported
-	for start := 0; start < len(idx); {
-		end := start + 1
-		for end < len(idx) && idx[end] == idx[end-1]+1 {
-			end++
-		}
-		err := acc.Scan(ctx, idx[start], idx[end-1]+1, func(e *ledger.Entry, err error) error {
-			switch {
-			case err == nil:
-				if e.Body == nil { // a read checks Salt and Body against the commitment
-					return fmt.Errorf("export: entry %d: no opening of its commitment", e.Index)
-				}
-				out = append(out, &exported{e: e})
-			case errors.Is(err, ledger.ErrShredded):
-				out = append(out, &exported{e: e, shredded: true})
-			default:
-				return fmt.Errorf("export: reading entry %d: %w", e.Index, err)
+	err := acc.Read(ctx, idx, func(e *ledger.Entry, err error) error {
+		switch {
+		case err == nil:
+			if e.Body == nil { // a read checks Salt and Body against the commitment
+				return fmt.Errorf("export: entry %d: no opening of its commitment", e.Index)
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("export: %w", err)
+			out = append(out, &exported{e: e})
+		case errors.Is(err, ledger.ErrShredded):
+			out = append(out, &exported{e: e, shredded: true})
+		default:
+			return fmt.Errorf("export: reading entry %d: %w", e.Index, err)
 		}
-		start = end
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	if len(out) != len(idx) {
 		return nil, fmt.Errorf("export: read %d entries of %d", len(out), len(idx))
@@ -294,7 +286,8 @@ func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, 
 // ledger does not hold (never fetched, or its key destroyed) is left out and counted on the
 // entry; content that does not hash to its name is an error.
 func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported) (map[string][]byte, error) {
-	blobs := map[string][]byte{}
+	want := map[[32]byte][]*exported{} // attachment -> the entries naming it
+	var sums [][32]byte
 	for _, x := range entries {
 		if x.shredded || x.e.Message == nil {
 			continue
@@ -305,22 +298,31 @@ func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported)
 				x.unavailable++
 				continue
 			}
-			if _, done := blobs[a.SHA256]; done {
-				continue
+			if want[[32]byte(sum)] == nil {
+				sums = append(sums, [32]byte(sum))
 			}
-			b, err := acc.Blob(ctx, [32]byte(sum))
-			switch {
-			case errors.Is(err, capture.ErrBlobNotFound) || errors.Is(err, ledger.ErrShredded):
-				x.unavailable++
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("export: entry %d: attachment %s: %w", x.e.Index, a.SHA256, err)
-			}
-			if got := sha256.Sum256(b); !bytes.Equal(got[:], sum) {
-				return nil, fmt.Errorf("export: entry %d: attachment %s: the ledger returned content of another SHA-256", x.e.Index, a.SHA256)
-			}
-			blobs[a.SHA256] = b
+			want[[32]byte(sum)] = append(want[[32]byte(sum)], x)
 		}
+	}
+	blobs := map[string][]byte{}
+	err := acc.Blobs(ctx, sums, func(sum [32]byte, b []byte, err error) error {
+		switch {
+		case errors.Is(err, capture.ErrBlobNotFound) || errors.Is(err, ledger.ErrShredded):
+			for _, x := range want[sum] {
+				x.unavailable++
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("export: entry %d: attachment %x: %w", want[sum][0].e.Index, sum, err)
+		}
+		if got := sha256.Sum256(b); got != sum {
+			return fmt.Errorf("export: entry %d: attachment %x: the ledger returned content of another SHA-256", want[sum][0].e.Index, sum)
+		}
+		blobs[hex.EncodeToString(sum[:])] = b
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return blobs, nil
 }
