@@ -133,16 +133,7 @@ func (a *Accessor) Scan(ctx context.Context, from, to uint64, fn func(*Entry, er
 	if err := a.record(ctx, "scan", from, to, ""); err != nil {
 		return err
 	}
-	for i := from; i < to; i++ {
-		e, err := a.l.read(ctx, i)
-		if err != nil && e == nil {
-			return err
-		}
-		if err := fn(e, err); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.l.scan(ctx, from, to, fn)
 }
 
 // Read records one access naming every entry in indexes, then calls fn with each of them in
@@ -233,6 +224,37 @@ func (l *Ledger) read(ctx context.Context, i uint64) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reading entry %d: %w", i, err)
 	}
+	return l.decode(ctx, e)
+}
+
+// scan reads entries [from, to) in one pass over the store and calls fn with each, decoded and
+// decrypted when needed, as read does; a missing entry is an error.
+func (l *Ledger) scan(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
+	next := from
+	for e, err := range l.st.Entries(ctx, from, to) {
+		if err != nil {
+			return fmt.Errorf("ledger: reading entry %d: %w", next, err)
+		}
+		if e.Index != next {
+			return fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
+		}
+		next++
+		out, err := l.decode(ctx, e)
+		if err != nil && out == nil {
+			return err
+		}
+		if err := fn(out, err); err != nil {
+			return err
+		}
+	}
+	if next != to {
+		return fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next)
+	}
+	return nil
+}
+
+// decode decodes a stored entry, decrypting when needed.
+func (l *Ledger) decode(ctx context.Context, e store.Entry) (*Entry, error) {
 	out, err := Decode(e)
 	if !errors.Is(err, ErrEncrypted) {
 		return out, err

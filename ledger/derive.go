@@ -35,19 +35,10 @@ func (l *Ledger) Derive(label string) *Deriver { return &Deriver{l: l, label: la
 // access entry; a shredded entry comes with Body nil and an error wrapping ErrShredded.
 func (d *Deriver) Scan(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
 	to = min(to, d.l.Size())
-	for i := from; i < to; i++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e, err := d.l.read(ctx, i)
-		if err != nil && e == nil {
-			return err
-		}
-		if err := fn(e, err); err != nil {
-			return err
-		}
+	if from >= to {
+		return nil
 	}
-	return nil
+	return d.l.scan(ctx, from, to, fn)
 }
 
 // Seal encrypts data derived from entry index under the data key keyID (the entry's
