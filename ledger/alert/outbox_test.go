@@ -460,3 +460,33 @@ func TestNoContentAtRestWithoutOptIn(t *testing.T) {
 		})
 	}
 }
+
+// TestExcerptNeedsBothOptIns: the excerpt reaches the receiver only when the outbox and the
+// sender are both configured for it; in every other case neither the disk nor the wire sees it.
+func TestExcerptNeedsBothOptIns(t *testing.T) {
+	for _, c := range []struct{ outbox, sender bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("outbox=%v,sender=%v", c.outbox, c.sender), func(t *testing.T) {
+			rv := newReceiver(t)
+			srv := httptest.NewServer(rv)
+			defer srv.Close()
+			w, err := NewWebhook(WebhookOptions{URL: srv.URL, Secret: testSecret, IncludeExcerpt: c.sender})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := fastOptions(t)
+			opts.IncludeExcerpt = c.outbox
+			o := openOutbox(t, t.TempDir(), w, opts)
+			startRun(t, o)
+			a := sampleAlert(1)
+			if err := o.Alert(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "delivery", func() bool { return o.Stats().Delivered == 1 })
+			got := rv.delivered()[a.ID]
+			has := bytes.Contains(rv.allBodies(), []byte("CONTENT-7f3a"))
+			if want := c.outbox && c.sender; has != want || (got.Excerpt == secretText) != want {
+				t.Fatalf("excerpt delivered: %v (%q), want %v", has, got.Excerpt, want)
+			}
+		})
+	}
+}
