@@ -122,6 +122,9 @@ func TestLogWritesReferencesNotContent(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines, want 2: %s", len(lines), buf.String())
 	}
+	if n := strings.Count(lines[0], `"time":`); n != 1 {
+		t.Fatalf("%d time keys in one record: %s", n, lines[0])
+	}
 	var rec map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
@@ -131,7 +134,7 @@ func TestLogWritesReferencesNotContent(t *testing.T) {
 		"platform": "dingtalk", "tenant": "ding-corp-1", "msg_id": a.MessageID, "conversation": "cid-group-1",
 		"sender": "staff-42", "rule": "guarantee.returns", "category": "guarantee_of_returns",
 		"severity": "high", "lexicon_name": "desk-lexicon", "lexicon_version": a.LexiconVersion,
-		"time": "2026-11-02T09:30:00Z",
+		"sent_at": "2026-11-02T09:30:00Z",
 	}
 	for k, v := range want {
 		if rec[k] != v {

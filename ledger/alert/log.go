@@ -12,8 +12,9 @@ type logAlerter struct{ l *slog.Logger }
 
 // NewLog returns an Alerter that writes each alert as one record to l: message "alert",
 // level WARN for high and medium severities and INFO for the others, and the Alert's fields
-// as attributes under their JSON names. It never writes Alert.Excerpt: logs are copied and
-// kept in places that must not hold message content. A nil l discards the records.
+// as attributes under their JSON names, except Time, which is sent_at (slog has its own time).
+// It never writes Alert.Excerpt: logs are copied and kept in places that must not hold message
+// content. A nil l discards the records.
 func NewLog(l *slog.Logger) Alerter {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -44,7 +45,7 @@ func (la logAlerter) Alert(ctx context.Context, a Alert) error {
 		slog.String("severity", a.Severity.String()),
 		slog.String("lexicon_name", a.LexiconName),
 		slog.String("lexicon_version", a.LexiconVersion),
-		slog.Time("time", a.Time),
+		slog.Time("sent_at", a.Time), // not "time": that is the record's own key
 	}
 	la.l.LogAttrs(ctx, level, "alert", attrs...)
 	return nil
