@@ -122,3 +122,35 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRecordBody fuzzes the JSON body inside an intact frame, which random bytes almost
+// never reach past the checksum: the same contract as FuzzDecodeRecord.
+func FuzzDecodeRecordBody(f *testing.F) {
+	good, err := EncodeRecord(sampleRecord())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good[recordHeader : len(good)-recordTrailer])
+	f.Add([]byte(`{"seq":1,"queued":"2026-01-01T00:00:00Z","alert":{"id":"a","platform":"p","msg_id":"m","rule":"r","severity":"high","time":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"seq":18446744073709551615,"alert":{"id":"a:b.c_d-e","platform":"p","msg_id":"m","rule":"r","severity":"info","time":"2026-01-01T00:00:00+08:00","excerpt":"\u0000"},"failed":"2026-01-01T00:00:00Z","reason":"r"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := DecodeRecord(frame(body))
+		if err != nil {
+			if !errors.Is(err, ErrCorruptRecord) || r != nil {
+				t.Fatalf("error %v does not wrap ErrCorruptRecord", err)
+			}
+			return
+		}
+		enc, err := EncodeRecord(r)
+		if err != nil {
+			t.Fatalf("decoded record does not encode: %v", err)
+		}
+		back, err := DecodeRecord(enc)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(back, r) {
+			t.Fatalf("round trip changed the record:\n%+v\n%+v", r, back)
+		}
+	})
+}
