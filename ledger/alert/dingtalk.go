@@ -34,7 +34,8 @@ type DingTalkOptions struct {
 	// Secret is the robot's signing secret (加签, the "SEC…" string). Required: an unsigned
 	// robot accepts messages from anyone who learns its URL.
 	Secret string
-	// Client sends the requests. Default: a client with a 30 s timeout.
+	// Client sends the requests. Default: a client with a 30 s timeout that does not follow
+	// redirects (a throttled robot is reported to answer 302; that is retried, not followed).
 	Client *http.Client
 	// IncludeExcerpt puts Alert.Excerpt in the message when it is set. Default false: the group
 	// sees references only.
@@ -51,12 +52,16 @@ type DingTalkOptions struct {
 // custom robots (自定义机器人安全设置, "加签"): the query parameters timestamp (Unix
 // milliseconds) and sign = urlencode(base64(HmacSHA256(key = secret, message = timestamp +
 // "\n" + secret))), with UTF-8 strings; DingTalk refuses a timestamp more than an hour from its
-// clock. Source: https://open.dingtalk.com/document/orgapp/customize-robot-security-settings
-// (mirrored at https://apifox.com/apidoc/docs-site/467052/doc-3550006).
+// clock. Source: DingTalk's open-platform page on custom robot security settings (自定义机器人
+// 安全设置, "加签"), as mirrored at https://apifox.com/apidoc/docs-site/467052/doc-3550006 with
+// its Java and Python samples; the limit of 20 messages a minute per robot is from the custom
+// robot access page (https://open.dingtalk.com/document/group/custom-robot-access, as quoted at
+// http://zhuoqun.info/article/182).
 //
 // DingTalk answers HTTP 200 with {"errcode":0,"errmsg":"ok"} when it posted the message.
-// Another errcode is a failure with its errmsg: -1 (system busy) and 130101 (more than 20
-// messages a minute) are retried; every other code (310000: signature, keyword or IP rule not
+// Another errcode is a failure with its errmsg: -1 (system busy), 130101 (more than 20
+// messages a minute; retried after a minute) and 90030 (webhook over limit; after an hour) are
+// retried; every other code (310000: signature, keyword or IP rule not
 // met; an unknown access_token; …) is permanent, since sending again the same way cannot succeed.
 // HTTP statuses are treated as by Webhook. Put it behind an Outbox.
 type DingTalk struct {
@@ -83,7 +88,7 @@ func NewDingTalk(opts DingTalkOptions) (*DingTalk, error) {
 	d := &DingTalk{url: u, secret: opts.Secret, client: opts.Client, excerpt: opts.IncludeExcerpt,
 		title: opts.Title, now: opts.Now}
 	if d.client == nil {
-		d.client = &http.Client{Timeout: 30 * time.Second}
+		d.client = defaultClient()
 	}
 	if d.title == "" {
 		d.title = "commseal alert"
@@ -109,8 +114,18 @@ type dingReply struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-// dingRetryable are the errcodes worth another attempt.
-func dingRetryable(code int) bool { return code == -1 || code == 130101 }
+// dingRetry says whether an errcode is worth another attempt, and how long to wait first.
+func dingRetry(code int) (bool, time.Duration) {
+	switch code {
+	case -1: // system busy
+		return true, 0
+	case 130101: // more than 20 messages a minute; reports say the robot is then held for 10 min
+		return true, time.Minute
+	case 90030: // "webhook over limit": the robot's quota is used up for now
+		return true, time.Hour
+	}
+	return false, 0
+}
 
 // Send posts a once. See Sender and DingTalk.
 func (d *DingTalk) Send(ctx context.Context, a Alert) error {
@@ -155,12 +170,9 @@ func (d *DingTalk) Send(ctx context.Context, a Alert) error {
 	if *r.ErrCode == 0 {
 		return nil
 	}
-	e := &DeliveryError{StatusCode: resp.StatusCode, Code: *r.ErrCode, Msg: shorten(r.ErrMsg, 200),
-		Permanent: !dingRetryable(*r.ErrCode)}
-	if *r.ErrCode == 130101 {
-		e.RetryAfter = time.Minute // the limit is per minute
-	}
-	return e
+	retry, wait := dingRetry(*r.ErrCode)
+	return &DeliveryError{StatusCode: resp.StatusCode, Code: *r.ErrCode, Msg: shorten(r.ErrMsg, 200),
+		Permanent: !retry, RetryAfter: wait}
 }
 
 // Markdown returns the title and markdown text that Send posts for a: severity, rule,

@@ -90,6 +90,9 @@ func (rb *robot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reply != nil {
 		status, out = reply(n)
 	}
+	if status >= 300 && status < 400 {
+		w.Header().Set("Location", "/elsewhere") // following it would fail the path check above
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write([]byte(out))
@@ -170,6 +173,8 @@ func TestDingTalkReplies(t *testing.T) {
 		{200, `{"errmsg":"ok"}`, false, false, 0, "not a DingTalk result", 0},
 		{500, `oops`, false, false, 0, "oops", 0},
 		{403, `forbidden`, false, true, 0, "forbidden", 0},
+		{200, `{"errcode":90030,"errmsg":"webhook over limit"}`, false, false, 90030, "over limit", time.Hour},
+		{302, `throttled`, false, false, 0, "HTTP 302", 0},
 	} {
 		mu.Lock()
 		status, body = c.status, c.body

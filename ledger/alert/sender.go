@@ -52,6 +52,14 @@ func (e *DeliveryError) Error() string {
 // Is makes a permanent DeliveryError match ErrPermanent.
 func (e *DeliveryError) Is(target error) bool { return target == ErrPermanent && e.Permanent }
 
+// defaultClient is the HTTP client of senders given none: a 30 s timeout, no redirects.
+func defaultClient() *http.Client {
+	return &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // maxReply bounds how much of a reply body is read.
 const maxReply = 64 << 10
 

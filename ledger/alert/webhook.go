@@ -38,7 +38,8 @@ type WebhookOptions struct {
 	URL string
 	// Secret is the shared HMAC key. Required, at least 16 bytes.
 	Secret []byte
-	// Client sends the requests. Default: a client with a 30 s timeout.
+	// Client sends the requests. Default: a client with a 30 s timeout that does not follow
+	// redirects (a redirected POST would arrive as a GET without its body); a 3xx is retried.
 	Client *http.Client
 	// IncludeExcerpt sends Alert.Excerpt when it is set. Default false: the body carries
 	// references only.
@@ -71,7 +72,7 @@ func NewWebhook(opts WebhookOptions) (*Webhook, error) {
 	w := &Webhook{url: opts.URL, secret: bytes.Clone(opts.Secret), client: opts.Client,
 		excerpt: opts.IncludeExcerpt, now: opts.Now}
 	if w.client == nil {
-		w.client = &http.Client{Timeout: 30 * time.Second}
+		w.client = defaultClient()
 	}
 	if w.now == nil {
 		w.now = time.Now

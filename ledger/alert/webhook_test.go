@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -196,5 +197,30 @@ func TestNewWebhookChecksOptions(t *testing.T) {
 	bad.Platform = ""
 	if err := w.Send(context.Background(), bad); !errors.Is(err, ErrInvalidAlert) {
 		t.Fatalf("invalid alert: %v", err)
+	}
+}
+
+func TestWebhookDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	moved := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			mu.Lock()
+			moved++
+			mu.Unlock()
+			return
+		}
+		http.Redirect(w, r, "/moved", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	err := newWebhook(t, srv.URL+"/hook").Send(context.Background(), sampleAlert(1))
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.StatusCode != http.StatusTemporaryRedirect || de.Permanent {
+		t.Fatalf("Send = %v, want a retryable 307", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if moved != 0 {
+		t.Fatalf("the redirect was followed %d times", moved)
 	}
 }
