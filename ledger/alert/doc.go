@@ -35,7 +35,8 @@
 // letters, is logged, and stays there, counted against MaxRecords, until Redrive queues it again.
 // Everything else (network errors, 408, 429, 5xx) is retried after an exponential backoff with
 // jitter (MinBackoff doubling to MaxBackoff). A receiver that answered delays only that alert; a
-// receiver that could not be reached, or that sent Retry-After, delays the whole queue. Delivery
+// receiver that could not be reached, answered 429, or sent Retry-After (a longer wait than the
+// backoff wins) delays the whole queue. Delivery
 // is at least once: a crash after the receiver took an alert and before its file is removed sends
 // it again, with the same idempotency key.
 //

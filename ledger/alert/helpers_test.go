@@ -33,6 +33,7 @@ type receiver struct {
 	order    []string         // keys in delivery order (first delivery)
 	bodies   [][]byte
 	times    []time.Time // arrival of every attempt
+	keys     []string    // key of every attempt
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -78,6 +79,7 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := rv.attempts[key]
 	rv.bodies = append(rv.bodies, body)
 	rv.times = append(rv.times, time.Now())
+	rv.keys = append(rv.keys, key)
 	reply := rv.reply
 	rv.mu.Unlock()
 	status := http.StatusOK

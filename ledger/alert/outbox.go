@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -291,7 +292,7 @@ func (o *Outbox) Alert(ctx context.Context, a Alert) error {
 // closed (it returns nil). Alerts go in queuing order, one at a time. A delivered alert's file
 // is removed; a permanent failure makes it a dead letter (see DeadLetters); any other failure
 // is retried after a backoff: per alert when the receiver answered, for the whole queue when
-// it could not be reached or asked to wait (Retry-After). Only one Run may be active
+// it could not be reached, answered 429 or asked to wait (Retry-After). Only one Run may be active
 // (ErrRunning).
 func (o *Outbox) Run(ctx context.Context) error {
 	o.mu.Lock()
@@ -431,7 +432,7 @@ func (o *Outbox) settle(it *item, err error) time.Time {
 }
 
 // backoff schedules the next attempt of it. global makes the wait apply to the whole queue;
-// so does a Retry-After.
+// so do a Retry-After and a 429.
 func (o *Outbox) backoff(it *item, err error, global bool) time.Time {
 	o.mu.Lock()
 	it.attempts++
@@ -442,8 +443,11 @@ func (o *Outbox) backoff(it *item, err error, global bool) time.Time {
 	d = min(d, o.opts.MaxBackoff)
 	d -= time.Duration(rand.Int64N(int64(d/2) + 1))
 	var de *DeliveryError
-	if errors.As(err, &de) && de.RetryAfter > d {
-		d, global = de.RetryAfter, true
+	if errors.As(err, &de) {
+		// Retry-After and 429 are about the client, not this alert: the whole queue waits.
+		if de.RetryAfter > 0 || de.StatusCode == http.StatusTooManyRequests {
+			d, global = max(d, de.RetryAfter), true
+		}
 	}
 	it.next = time.Now().Add(d)
 	next, attempts := it.next, it.attempts

@@ -175,10 +175,70 @@ func TestOutboxHonoursRetryAfter(t *testing.T) {
 	if len(rv.times) != 3 {
 		t.Fatalf("%d attempts, want 3", len(rv.times))
 	}
-	// Retry-After holds the whole queue: nothing reached the receiver within the second.
+	// Retry-After holds the whole queue: nothing reached the receiver within the second, and
+	// then alert 1 went first again.
 	if d := rv.times[1].Sub(rv.times[0]); d < time.Second {
 		t.Fatalf("next request %s after a 429 with Retry-After: 1", d)
 	}
+	one, two := sampleAlert(1).ID, sampleAlert(2).ID
+	if k := rv.keys; k[0] != one || k[1] != one || k[2] != two {
+		t.Fatalf("attempt order %v, want [1 1 2]", k)
+	}
+}
+
+// TestOutboxTooManyRequestsHoldsTheQueue: a 429 without Retry-After is about the client, so the
+// other alerts wait too, and the refused one goes first when the backoff ends.
+func TestOutboxTooManyRequestsHoldsTheQueue(t *testing.T) {
+	rv := newReceiver(t)
+	rv.setReply(func(n int, a Alert) (int, http.Header) {
+		if a.Index == 1 && n == 1 {
+			return http.StatusTooManyRequests, nil
+		}
+		return http.StatusOK, nil
+	})
+	srv := httptest.NewServer(rv)
+	defer srv.Close()
+	o := openOutbox(t, t.TempDir(), newWebhook(t, srv.URL), fastOptions(t))
+	for i := uint64(1); i <= 3; i++ {
+		if err := o.Alert(context.Background(), sampleAlert(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startRun(t, o)
+	waitFor(t, "deliveries", func() bool { return len(rv.delivered()) == 3 })
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	want := []string{sampleAlert(1).ID, sampleAlert(1).ID, sampleAlert(2).ID, sampleAlert(3).ID}
+	if fmt.Sprint(rv.keys) != fmt.Sprint(want) {
+		t.Fatalf("attempt order %v, want %v", rv.keys, want)
+	}
+}
+
+// TestOutboxServerErrorDelaysOnlyThatAlert: a 500 for one alert does not hold the others.
+func TestOutboxServerErrorDelaysOnlyThatAlert(t *testing.T) {
+	rv := newReceiver(t)
+	rv.setReply(func(n int, a Alert) (int, http.Header) {
+		if a.Index == 1 && n == 1 {
+			return http.StatusInternalServerError, nil
+		}
+		return http.StatusOK, nil
+	})
+	srv := httptest.NewServer(rv)
+	defer srv.Close()
+	opts := fastOptions(t)
+	opts.MinBackoff, opts.MaxBackoff = time.Hour, time.Hour // alert 1 would wait an hour
+	o := openOutbox(t, t.TempDir(), newWebhook(t, srv.URL), opts)
+	for i := uint64(1); i <= 3; i++ {
+		if err := o.Alert(context.Background(), sampleAlert(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startRun(t, o)
+	waitFor(t, "alerts 2 and 3", func() bool { return len(rv.delivered()) == 2 })
+	if _, ok := rv.delivered()[sampleAlert(1).ID]; ok {
+		t.Fatal("alert 1 delivered despite its backoff")
+	}
+	waitFor(t, "two settled", func() bool { s := o.Stats(); return s.Delivered == 2 && s.Pending == 1 })
 }
 
 func TestOutboxKeepsPermanentFailuresAsDeadLetters(t *testing.T) {
