@@ -340,8 +340,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 		err := o.sender.Send(sctx, it.rec.Alert)
 		scancel()
 		lastSend = time.Now()
-		if rctx.Err() != nil {
+		if err != nil && rctx.Err() != nil {
 			// Interrupted by Close or ctx: the attempt does not count; the alert stays queued.
+			// (A delivery that completed is settled, then the loop stops.)
 			return o.runEnd(ctx)
 		}
 		if p := o.settle(it, err); p.After(pause) {

@@ -550,3 +550,54 @@ func TestExcerptNeedsBothOptIns(t *testing.T) {
 		})
 	}
 }
+
+// senderFunc adapts a function to Sender.
+type senderFunc func(ctx context.Context, a Alert) error
+
+func (f senderFunc) Send(ctx context.Context, a Alert) error { return f(ctx, a) }
+
+// TestOutboxSettlesADeliveryThatRacedCancellation: a send that succeeded as Run was being
+// stopped is still settled: its file is removed, so it is not sent again after a reopen.
+func TestOutboxSettlesADeliveryThatRacedCancellation(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := 0
+	s := senderFunc(func(_ context.Context, a Alert) error {
+		sent++
+		cancel() // Run is stopped while the receiver takes the alert
+		return nil
+	})
+	o := openOutbox(t, dir, s, fastOptions(t))
+	if err := o.Alert(context.Background(), sampleAlert(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	if st := o.Stats(); sent != 1 || st.Delivered != 1 || st.Pending != 0 {
+		t.Fatalf("sent %d, stats %+v", sent, st)
+	}
+	if f := queueFiles(t, dir, queueDir); len(f) != 0 {
+		t.Fatalf("delivered alert left on disk: %v", f)
+	}
+}
+
+// TestOutboxDeadLettersAnAlertTheSenderCallsInvalid: a Sender's ErrInvalidAlert cannot get
+// better with retries.
+func TestOutboxDeadLettersAnAlertTheSenderCallsInvalid(t *testing.T) {
+	calls := 0
+	s := senderFunc(func(_ context.Context, a Alert) error {
+		calls++
+		return fmt.Errorf("%w: receiver schema", ErrInvalidAlert)
+	})
+	o := openOutbox(t, t.TempDir(), s, fastOptions(t))
+	if err := o.Alert(context.Background(), sampleAlert(1)); err != nil {
+		t.Fatal(err)
+	}
+	stop := startRun(t, o)
+	waitFor(t, "dead letter", func() bool { return o.Stats().Dead == 1 })
+	stop()
+	if calls != 1 {
+		t.Fatalf("%d calls", calls)
+	}
+}
