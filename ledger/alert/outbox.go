@@ -50,7 +50,7 @@ type OutboxOptions struct {
 // takes it. See the package documentation for the directory's format and what a crash does.
 //
 // Alert, Run, Stats, DeadLetters and Redrive are safe for concurrent use. Lock order: mu only;
-// no lock is held while a Sender runs.
+// no lock is held while a Sender runs or while Alert writes (Redrive writes under mu).
 type Outbox struct {
 	dir    string
 	sender Sender
@@ -69,6 +69,7 @@ type Outbox struct {
 	quarantined int
 	wake        chan struct{} // capacity 1: something was queued
 	runDone     sync.WaitGroup
+	writes      sync.WaitGroup // Alert calls writing their record
 }
 
 // item is a pending alert in memory.
@@ -76,6 +77,11 @@ type item struct {
 	rec      Record
 	attempts int
 	next     time.Time // not before
+	// writing is closed when the record's write has ended (nil once it has): until then the
+	// alert is reserved but not durable, and Run leaves it alone. werr is the write's error,
+	// set before writing is closed.
+	writing chan struct{}
+	werr    error
 }
 
 // Subdirectories of an outbox directory.
@@ -260,27 +266,62 @@ func (o *Outbox) Alert(ctx context.Context, a Alert) error {
 		return err
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed {
+		o.mu.Unlock()
 		return ErrClosed
 	}
-	if o.pending[a.ID] != nil || o.dead[a.ID] {
+	if it := o.pending[a.ID]; it != nil {
+		// Taken already, or being written by another call: its outcome is ours.
+		w := it.writing
+		o.mu.Unlock()
+		if w == nil {
+			return nil
+		}
+		select {
+		case <-w:
+			return it.werr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if o.dead[a.ID] {
+		o.mu.Unlock()
 		return nil
 	}
 	if n := len(o.pending) + len(o.dead); n >= o.opts.MaxRecords {
+		o.mu.Unlock()
 		return fmt.Errorf("%w: %d records (%d dead letters)", ErrOutboxFull, n, len(o.dead))
 	}
 	rec := Record{Seq: o.nextSeq, Queued: time.Now().UTC(), Alert: a}
 	data, err := EncodeRecord(&rec)
 	if err != nil {
+		o.mu.Unlock()
 		return err
 	}
-	// Written under mu: alerts are few, and this keeps the count and the files in step.
-	if err := durable.WriteFile(filepath.Join(o.sub(queueDir), fileName(a.ID)), data); err != nil {
-		return fmt.Errorf("alert: queuing %s: %w", a.ID, err)
-	}
+	// Reserve the slot and the sequence number, then write without the lock, so that
+	// concurrent callers sync in parallel (the file system groups their journal commits).
+	it := &item{rec: rec, writing: make(chan struct{})}
+	o.pending[a.ID] = it
 	o.nextSeq++
-	o.pending[a.ID] = &item{rec: rec}
+	o.writes.Add(1)
+	o.mu.Unlock()
+
+	err = durable.WriteFile(filepath.Join(o.sub(queueDir), fileName(a.ID)), data)
+	if err != nil {
+		err = fmt.Errorf("alert: queuing %s: %w", a.ID, err)
+	}
+	o.mu.Lock()
+	w := it.writing
+	it.werr, it.writing = err, nil
+	if err != nil {
+		delete(o.pending, a.ID)
+	}
+	o.mu.Unlock()
+	close(w)
+	o.writes.Done()
+	if err != nil {
+		return err
+	}
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -373,6 +414,9 @@ func (o *Outbox) pick(now, pause, lastSend time.Time) (*item, time.Duration) {
 	var best *item
 	var earliest time.Time
 	for _, it := range o.pending {
+		if it.writing != nil {
+			continue // not durable yet; its Alert wakes Run when it is
+		}
 		if !it.next.After(now) {
 			if best == nil || it.rec.Seq < best.rec.Seq {
 				best = it
@@ -589,8 +633,8 @@ func (o *Outbox) Redrive(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Close stops Run (an attempt in progress is cancelled and stays queued), waits for it to
-// return, and releases the directory. Everything queued stays on disk for the next Open.
+// Close stops Run (an attempt in progress is cancelled and stays queued), waits for it and
+// for Alert calls that are writing to return, and releases the directory. Everything queued stays on disk for the next Open.
 // Calls after the first return nil.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
@@ -604,6 +648,7 @@ func (o *Outbox) Close() error {
 	}
 	o.mu.Unlock()
 	o.runDone.Wait()
+	o.writes.Wait()
 	if err := o.lockF.Close(); err != nil {
 		return fmt.Errorf("alert: closing outbox: %w", err)
 	}

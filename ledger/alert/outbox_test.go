@@ -601,3 +601,86 @@ func TestOutboxDeadLettersAnAlertTheSenderCallsInvalid(t *testing.T) {
 		t.Fatalf("%d calls", calls)
 	}
 }
+
+// TestOutboxConcurrentDuplicatesWriteOnce: many callers raising the same alerts at once all
+// get nil, each alert is written once, and Close waits for writes in progress.
+func TestOutboxConcurrentDuplicatesWriteOnce(t *testing.T) {
+	dir := t.TempDir()
+	o := openOutbox(t, dir, newWebhook(t, "http://127.0.0.1:1/never"), fastOptions(t))
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				if err := o.Alert(context.Background(), sampleAlert(uint64((i+g)%8))); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s := o.Stats(); s.Pending != 8 {
+		t.Fatalf("stats %+v, want 8 pending", s)
+	}
+	if f := queueFiles(t, dir, queueDir); len(f) != 8 {
+		t.Fatalf("%d files, want 8", len(f))
+	}
+	// Alerts racing Close either are queued durably or get ErrClosed.
+	var queued sync.Map
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := sampleAlert(uint64(100 + g))
+			switch err := o.Alert(context.Background(), a); {
+			case err == nil:
+				queued.Store(a.ID, true)
+			case !errors.Is(err, ErrClosed):
+				t.Error(err)
+			}
+		}()
+	}
+	o.Close()
+	wg.Wait()
+	o2 := openOutbox(t, dir, newWebhook(t, "http://127.0.0.1:1/never"), fastOptions(t))
+	queued.Range(func(k, _ any) bool {
+		o2.mu.Lock()
+		defer o2.mu.Unlock()
+		if o2.pending[k.(string)] == nil {
+			t.Errorf("alert %s queued before Close is lost", k)
+		}
+		return true
+	})
+}
+
+// TestOutboxWriteFailureQueuesNothing: when the record cannot be written the caller gets the
+// error (as does a concurrent duplicate), nothing is counted, and a later attempt works.
+func TestOutboxWriteFailureQueuesNothing(t *testing.T) {
+	dir := t.TempDir()
+	o := openOutbox(t, dir, newWebhook(t, "http://127.0.0.1:1/never"), fastOptions(t))
+	q := filepath.Join(dir, queueDir)
+	if err := os.Rename(q, q+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(q, nil, 0o600); err != nil { // a file where the directory was
+		t.Fatal(err)
+	}
+	err := o.Alert(context.Background(), sampleAlert(1))
+	if err == nil || !strings.Contains(err.Error(), "queuing") {
+		t.Fatalf("Alert = %v, want a write error", err)
+	}
+	if s := o.Stats(); s.Pending != 0 {
+		t.Fatalf("a failed write is counted: %+v", s)
+	}
+	os.Remove(q)
+	if err := os.Rename(q+".away", q); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Alert(context.Background(), sampleAlert(1)); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if f := queueFiles(t, dir, queueDir); len(f) != 1 {
+		t.Fatalf("files %v", f)
+	}
+}

@@ -31,6 +31,8 @@ type DeliveryError struct {
 	RetryAfter time.Duration // the receiver asked to wait this long (Retry-After), 0 if not
 }
 
+// Error describes the refusal: status, errcode, the receiver's message, and whether it is
+// permanent or when to retry.
 func (e *DeliveryError) Error() string {
 	var b strings.Builder
 	b.WriteString("alert: delivery refused: HTTP ")
