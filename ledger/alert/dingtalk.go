@@ -179,9 +179,10 @@ func (d *DingTalk) Send(ctx context.Context, a Alert) error {
 // category, and where to find the message (ledger index, message, conversation, sender,
 // lexicon, time, alert id). The excerpt is included only with IncludeExcerpt.
 func (d *DingTalk) Markdown(a *Alert) (title, text string) {
-	title = d.title + ": " + mdText(a.Severity.String()+" "+a.Rule)
+	// The title is plain text (DingTalk shows it in notifications); the heading is markdown.
+	title = oneLine(d.title + ": " + a.Severity.String() + " " + a.Rule)
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s\n\n", title)
+	fmt.Fprintf(&b, "### %s\n\n", mdText(title))
 	line := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(&b, "- %s: %s\n", k, mdCode(v))
@@ -223,6 +224,16 @@ func mdText(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// oneLine replaces control characters with spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // mdCode renders s as inline code on one line.

@@ -261,8 +261,8 @@ func TestDingTalkMarkdownCannotBeRestructured(t *testing.T) {
 	a.Sender = "x`\n- forged: line"
 	a.Excerpt = "line one\n### forged [link](http://evil) **bold**"
 	title, text := d.Markdown(&a)
-	if strings.Contains(title, "\n") {
-		t.Fatalf("title spans lines: %q", title)
+	if title != "commseal alert: high r` ### forged heading" {
+		t.Fatalf("title %q: want the rule on one line, as plain text", title)
 	}
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	for _, l := range lines {
