@@ -29,10 +29,11 @@
 //
 // # Delivery
 //
-// Run sends pending alerts in queuing order, one at a time, each with OutboxOptions.SendTimeout.
-// A 2xx reply (and, for DingTalk, errcode 0) is delivery: the record is removed. A 4xx other than
-// 408 and 429, or a DingTalk configuration error, is permanent: the record moves to the dead
-// letters, is logged, and stays there, counted against MaxRecords, until Redrive queues it again.
+// Run sends pending alerts one at a time, each with OutboxOptions.SendTimeout, always the alert
+// queued first among those whose backoff has ended. A 2xx reply (and, for DingTalk, errcode 0)
+// is delivery: the record is removed. A 4xx other than 408 and 429, or a DingTalk configuration
+// error, is permanent: the record moves to the dead letters, is logged, and stays there, counted
+// against MaxRecords, until Redrive queues it again.
 // Everything else (network errors, 408, 429, 5xx) is retried after an exponential backoff with
 // jitter (MinBackoff doubling to MaxBackoff). A receiver that answered delays only that alert; a
 // receiver that could not be reached, answered 429, or sent Retry-After (a longer wait than the

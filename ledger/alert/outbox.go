@@ -330,11 +330,11 @@ func (o *Outbox) Alert(ctx context.Context, a Alert) error {
 }
 
 // Run delivers the queued alerts until ctx is done (it returns ctx's error) or the outbox is
-// closed (it returns nil). Alerts go in queuing order, one at a time. A delivered alert's file
-// is removed; a permanent failure makes it a dead letter (see DeadLetters); any other failure
-// is retried after a backoff: per alert when the receiver answered, for the whole queue when
-// it could not be reached, answered 429 or asked to wait (Retry-After). Only one Run may be active
-// (ErrRunning).
+// closed (it returns nil). It sends one alert at a time: the one queued first among those whose
+// backoff has ended. A delivered alert's file is removed; a permanent failure makes it a dead
+// letter (see DeadLetters); any other failure is retried after a backoff: per alert when the
+// receiver answered, for the whole queue when it could not be reached, answered 429 or asked to
+// wait (Retry-After). Only one Run may be active (ErrRunning).
 func (o *Outbox) Run(ctx context.Context) error {
 	o.mu.Lock()
 	switch {
