@@ -684,3 +684,42 @@ func TestOutboxWriteFailureQueuesNothing(t *testing.T) {
 		t.Fatalf("files %v", f)
 	}
 }
+
+// TestOpenResolvesARecordInBothDirectories: a crash while a dead letter was written (or while
+// Redrive ran) can leave one alert pending and dead; Open keeps the dead letter only.
+func TestOpenResolvesARecordInBothDirectories(t *testing.T) {
+	dir := t.TempDir()
+	w := newWebhook(t, "http://127.0.0.1:1/never")
+	o := openOutbox(t, dir, w, fastOptions(t))
+	a := sampleAlert(1)
+	if err := o.Alert(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	rec := Record{Seq: 1, Queued: time.Now().UTC(), Alert: a, Failed: time.Now().UTC(), Reason: "HTTP 400"}
+	rec.Alert.Excerpt = ""
+	data, err := EncodeRecord(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, deadDir, fileName(a.ID)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o2 := openOutbox(t, dir, w, fastOptions(t))
+	if s := o2.Stats(); s.Pending != 0 || s.Dead != 1 || s.Quarantined != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if f := queueFiles(t, dir, queueDir); len(f) != 0 {
+		t.Fatalf("pending copy left: %v", f)
+	}
+	// A new alert is numbered after both.
+	if err := o2.Alert(context.Background(), sampleAlert(2)); err != nil {
+		t.Fatal(err)
+	}
+	o2.mu.Lock()
+	seq := o2.pending[sampleAlert(2).ID].rec.Seq
+	o2.mu.Unlock()
+	if seq != 2 {
+		t.Fatalf("next seq %d, want 2", seq)
+	}
+}
