@@ -113,12 +113,13 @@ func ExampleNewDingTalk() {
 		fmt.Println(err)
 		return
 	}
+	// To deliver: alert.OpenOutbox(dir, robot, alert.OutboxOptions{MinInterval: alert.DingTalkInterval}).
+	// Here, what the group would see:
 	a := finding()
 	a.ID = alert.NewID(a.Index, a.Rule, a.LexiconVersion)
 	title, text := robot.Markdown(&a)
 	fmt.Println(title)
 	fmt.Print(text)
-	// To deliver: alert.OpenOutbox(dir, robot, alert.OutboxOptions{MinInterval: alert.DingTalkInterval})
 	// Output:
 	// commseal alert: high guarantee.returns
 	// ### commseal alert: high guarantee.returns
