@@ -34,6 +34,15 @@
 //	                      a new version is run over history
 //	-rules FILE           behaviour rules (package scan/behaviour) run beside it
 //	-no-scan              do not scan
+//	-alert-webhook URL    also deliver alerts to URL (JSON, X-Commseal-Signature HMAC-SHA256,
+//	                      Idempotency-Key) through the durable outbox DIR/alerts/webhook, with
+//	-alert-secret-file F  the shared secret
+//	-alert-dingtalk URL   also deliver alerts to a DingTalk group robot (its webhook URL with
+//	                      access_token) through DIR/alerts/dingtalk, signed with the secret in
+//	-alert-dingtalk-secret-file F
+//
+// Alerts carry references and severities (ledger index, message id, conversation, sender, rule,
+// severity, lexicon version), never message content; a receiver that is down loses nothing.
 //
 // The read side (package ledger/api), for officers' and auditors' tools while the archiver
 // owns the ledger; a search index is kept in DIR/index (encrypted, derived, rebuildable) and
@@ -103,6 +112,8 @@ type config struct {
 
 	lexicon, rules string
 	noScan         bool
+
+	alertWebhook, alertSecret, alertDingTalk, alertDingTalkSecret string
 }
 
 func parse(args []string, env func(string) string, stderr io.Writer) (*config, error) {
@@ -120,6 +131,10 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.lexicon, "lexicon", "", "scan captured messages with this lexicon file (default: the embedded lexicon; SIGHUP reloads it)")
 	fl.StringVar(&c.rules, "rules", "", "also run these behaviour rules (JSON, package scan/behaviour)")
 	fl.BoolVar(&c.noScan, "no-scan", false, "do not scan captured messages")
+	fl.StringVar(&c.alertWebhook, "alert-webhook", "", "deliver alerts to this webhook URL (JSON, HMAC-SHA256 signed; needs -alert-secret-file)")
+	fl.StringVar(&c.alertSecret, "alert-secret-file", "", "the webhook's shared secret (a file)")
+	fl.StringVar(&c.alertDingTalk, "alert-dingtalk", "", "deliver alerts to this DingTalk group robot webhook URL (needs -alert-dingtalk-secret-file)")
+	fl.StringVar(&c.alertDingTalkSecret, "alert-dingtalk-secret-file", "", "the robot's signing secret (a file holding SEC…)")
 	fl.StringVar(&c.apiAddr, "api-addr", "", "serve the read-side API on this address")
 	fl.StringVar(&c.apiTokens, "api-tokens", "", "API bearer tokens file (SHA256HEX NAME ROLE per line)")
 	fl.StringVar(&c.apiCert, "api-tls-cert", "", "serve the API over TLS with this certificate (PEM)")
@@ -140,6 +155,15 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	}
 	if c.connections < 1 || c.connections > 50 {
 		return nil, errors.New("-connections must be between 1 and 50 (DingTalk's limit per app)")
+	}
+	if (c.alertWebhook == "") != (c.alertSecret == "") {
+		return nil, errors.New("-alert-webhook and -alert-secret-file go together")
+	}
+	if (c.alertDingTalk == "") != (c.alertDingTalkSecret == "") {
+		return nil, errors.New("-alert-dingtalk and -alert-dingtalk-secret-file go together")
+	}
+	if c.noScan && (c.alertWebhook != "" || c.alertDingTalk != "") {
+		return nil, errors.New("alerts need scanning: drop -no-scan")
 	}
 	if err := c.checkAPI(); err != nil {
 		return nil, err
@@ -325,6 +349,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			}
 		}
 	}
+	closeAlerts := func() {}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "archiver: "+format+"\n", args...)
 		for _, s := range servers {
@@ -332,6 +357,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 		stopIndex()
 		wg.Wait()
+		closeAlerts()
 		closeIndex()
 		closeLedger()
 		return 1
@@ -367,7 +393,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 	}
 	if sv != nil {
-		if err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, logFinding(log)); err != nil {
+		notify, err := c.alerts(indexCtx, &wg, log)
+		if err != nil {
+			return fail("alerts: %v", err)
+		}
+		closeAlerts = notify.close
+		if err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, notify.onSealed); err != nil {
 			return fail("surveillance: %v", err)
 		}
 	}
@@ -406,6 +437,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	stopIndex()
 	wg.Wait()
+	closeAlerts()
 	closeIndex()
 	h := src.Health()
 	size := l.Size()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/commseal/commseal/internal/leakcheck"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/alert"
 	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
@@ -376,19 +378,45 @@ func TestArchiverSealsFindings(t *testing.T) {
 	require.Equal(t, 2, run(context.Background(), []string{"-dir", filepath.Join(t.TempDir(), "x"), "-openapi-host", g.URL, "-lexicon", bad}, env, &out, &errb, nil))
 	require.Contains(t, errb.String(), "-lexicon")
 
+	require.Equal(t, 2, run(context.Background(), []string{"-dir", dir, "-openapi-host", g.URL, "-alert-webhook", "http://x"}, env, &out, &errb, nil))
+	require.Contains(t, errb.String(), "go together")
+
+	secret := "0123456789abcdef-secret"
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(secret+"\n"), 0o600))
+	delivered := make(chan string, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if alert.VerifySignature([]byte(secret), r.Header.Get(alert.HeaderTimestamp), r.Header.Get(alert.HeaderSignature), body, time.Now(), 0) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		delivered <- string(body)
+	}))
+	defer receiver.Close()
+
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	started := make(chan struct{}, 1)
 	done := make(chan int, 1)
 	var stdout, stderr syncBuffer
 	go func() {
-		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL}, env, &stdout, &stderr, func(string, string, string) { started <- struct{}{} })
+		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL, "-alert-webhook", receiver.URL, "-alert-secret-file", secretFile},
+			env, &stdout, &stderr, func(string, string, string) { started <- struct{}{} })
 	}()
 	<-started
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w1", Text: "call me on WhatsApp tonight"}.JSON())
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w2", Text: "noted"}.JSON())
 	require.NoError(t, g.Wait(context.Background()))
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "archiver: finding") }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "msg=alert") }, 10*time.Second, 20*time.Millisecond)
+	select {
+	case body := <-delivered:
+		require.Contains(t, body, `"rule":"off-channel.move"`)
+		require.Contains(t, body, `"msg_id":"w1"`)
+		require.NotContains(t, body, "WhatsApp", "references, not content")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook received no alert")
+	}
 	stop()
 	require.Equal(t, 0, <-done, stderr.String())
 	require.Contains(t, stderr.String(), "rule=off-channel.move")

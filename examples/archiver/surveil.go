@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/alert"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/scan/behaviour"
@@ -114,20 +117,80 @@ func (s *surveillance) reload(log *slog.Logger) {
 	log.Warn("archiver: lexicon reloaded", "name", sc.Name(), "version", sc.Version())
 }
 
-// logFinding is the alert every finding gets in the archiver's log: references and severities,
-// never content.
-func logFinding(log *slog.Logger) func(context.Context, *surveil.Sealed) error {
-	return func(_ context.Context, s *surveil.Sealed) error {
-		if !s.Fresh {
-			return nil
+// notifier raises alerts: always in the log, and through a durable outbox per configured
+// receiver.
+type notifier struct {
+	alerters []alert.Alerter
+	outboxes []*alert.Outbox
+	log      *slog.Logger
+}
+
+// alerts opens the outboxes the flags ask for under DIR/alerts and runs their delivery on wg
+// until ctx ends.
+func (c *config) alerts(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger) (*notifier, error) {
+	n := &notifier{alerters: []alert.Alerter{alert.NewLog(log)}, log: log}
+	add := func(name string, s alert.Sender, opts alert.OutboxOptions) error {
+		opts.Logger = log
+		ob, err := alert.OpenOutbox(filepath.Join(c.dir, "alerts", name), s, opts)
+		if err != nil {
+			return err
 		}
-		for _, f := range s.Findings {
-			log.Warn("archiver: finding", "annotation", s.Index, "message", s.MessageAt, "rule", f.Rule,
-				"category", f.Category, "severity", f.Severity, "field", f.Field, "lexicon", s.Lexicon.Version)
-		}
-		if b := s.Behaviour; b != nil {
-			log.Warn("archiver: behaviour", "annotation", s.Index, "rule", b.Rule, "kind", b.Kind, "severity", b.Severity, "reason", b.Reason)
-		}
+		n.outboxes = append(n.outboxes, ob)
+		n.alerters = append(n.alerters, ob)
+		wg.Go(func() { _ = ob.Run(ctx) })
 		return nil
 	}
+	if c.alertWebhook != "" {
+		secret, err := os.ReadFile(c.alertSecret)
+		if err != nil {
+			return nil, err
+		}
+		hook, err := alert.NewWebhook(alert.WebhookOptions{URL: c.alertWebhook, Secret: bytes.TrimSpace(secret)})
+		if err != nil {
+			return nil, err
+		}
+		if err := add("webhook", hook, alert.OutboxOptions{}); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	if c.alertDingTalk != "" {
+		secret, err := os.ReadFile(c.alertDingTalkSecret)
+		if err != nil {
+			n.close()
+			return nil, err
+		}
+		robot, err := alert.NewDingTalk(alert.DingTalkOptions{URL: c.alertDingTalk, Secret: string(bytes.TrimSpace(secret))})
+		if err != nil {
+			n.close()
+			return nil, err
+		}
+		if err := add("dingtalk", robot, alert.OutboxOptions{MinInterval: alert.DingTalkInterval}); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// onSealed raises a sealed finding's alerts through every alerter; the monitor retries the
+// step if one fails (a full outbox), so nothing is lost.
+func (n *notifier) onSealed(ctx context.Context, s *surveil.Sealed) error {
+	var errs []error
+	for _, a := range n.alerters {
+		if _, isLog := a.(*alert.Outbox); !isLog && !s.Fresh {
+			continue // the log has said it already; outboxes deduplicate on the id
+		}
+		errs = append(errs, surveil.Notify(a)(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+func (n *notifier) close() {
+	for _, ob := range n.outboxes {
+		if err := ob.Close(); err != nil {
+			n.log.Error("archiver: closing an alert outbox", "err", err)
+		}
+	}
+	n.outboxes = nil
 }
