@@ -1,7 +1,7 @@
 // Command export selects entries of a ledger directory (as the quickstart or the archiver write
 // them) and writes them as an export bundle that anyone can check with the ledger's verifier key.
 //
-//	go run ./examples/export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]...
+//	go run ./examples/export -dir DIR -who X -why Y [-q QUERY] [-conversation ID]... [-sender ID]...
 //	    [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH
 //
 // An entry is selected when it matches every filter given; a filter given more than once
@@ -20,7 +20,12 @@
 // -format lists the renderings to add, comma-separated: rsmf (RSMF 2.0 files for review
 // platforms, under rsmf/), eml (one RFC 5322 message per conversation and day, under eml/),
 // jsonl (messages.jsonl with its evidence, which every bundle holds anyway). The default is
-// jsonl alone. -q (full-text query) is not built yet and is refused.
+// jsonl alone.
+//
+// -q selects messages through the search index (ledger/search, kept in DIR/index and brought up
+// to date first): a full-text query such as `微信 OR "call me" sender:u123`, with the other
+// filters applied to messages (-kind then names message kinds only). The query is sealed as an
+// access entry, encrypted, before anything is selected.
 //
 // Exit status: 0 done, 1 bad input (a malformed time, an unknown format, nothing matched, a
 // wrong key), 2 usage or I/O.
@@ -39,10 +44,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/export"
+	"github.com/commseal/commseal/ledger/search"
 )
 
 const (
@@ -69,6 +76,7 @@ func (m *multi) Set(s string) error {
 type filter struct {
 	conversations, senders, kinds []string
 	from, to                      time.Time
+	query                         string // -q: selected through the search index
 }
 
 func (f *filter) empty() bool {
@@ -92,6 +100,9 @@ func (f *filter) String() string {
 		parts = append(parts, "to="+f.to.UTC().Format(time.RFC3339Nano))
 	}
 	add("kind", f.kinds)
+	if f.query != "" {
+		parts = append(parts, "q=("+f.query+")")
+	}
 	return strings.Join(parts, " AND ")
 }
 
@@ -140,10 +151,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Var((*multi)(&f.kinds), "kind", "select this message, record or leaf `kind` (repeatable)")
 	from := fl.String("from", "", "select messages sent at or after this RFC 3339 `time`")
 	to := fl.String("to", "", "select messages sent before this RFC 3339 `time`")
-	q := fl.String("q", "", "full-text query: not built yet (refused)")
+	q := fl.String("q", "", "select messages with this search `query` (terms, \"phrases\", AND/OR/NOT, fields)")
 	format := fl.String("format", "jsonl", "renderings to write, comma-separated: `rsmf,eml,jsonl` (messages.jsonl with the evidence is always written)")
 	fl.Usage = func() {
-		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH\n"+
+		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-q QUERY] [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH\n"+
 			"Selects the entries that match every filter given (any value of a repeated one) and writes them as an export bundle.\n")
 		fl.PrintDefaults()
 	}
@@ -163,8 +174,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fl.NArg() > 0:
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
-	case *q != "":
-		return usage("-q is not built yet: select with -conversation, -sender, -from, -to and -kind")
 	case *dir == "":
 		return usage("-dir is required")
 	case *out == "":
@@ -193,7 +202,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
 		return bad(fmt.Sprintf("-from %s is not before -to %s: the range is empty", *from, *to))
 	}
-	if f.empty() {
+	f.query = *q
+	if f.empty() && f.query == "" {
 		return usage("give at least one of -conversation, -sender, -from, -to, -kind: export refuses to select everything")
 	}
 	if err := layout.Exists(*dir); err != nil {
@@ -236,6 +246,9 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 	size := l.Size()
 	var idx []uint64
 	unreadable := 0
+	if f.query != "" {
+		return exportQuery(ctx, l, f, req, out, stdout, stderr)
+	}
 	err := l.Access(who, why).For("export-selection").Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
 		if err != nil && !errors.Is(err, ledger.ErrShredded) {
 			return err
@@ -256,6 +269,59 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 		fmt.Fprintf(stderr, "export: no entry of the %d matches %s (%d shredded entries have no content to match); nothing written\n", size, f, unreadable)
 		return exitBadInput
 	}
+	return write(ctx, l, f, req, idx, size, out, stdout, stderr)
+}
+
+// exportQuery selects the messages the search index finds for f and writes them to out.
+func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, out string, stdout, stderr io.Writer) int {
+	for _, k := range f.kinds {
+		if !slices.Contains(messageKinds, k) {
+			fmt.Fprintf(stderr, "export: -kind %q with -q: the index holds messages, of kinds %s\n", k, strings.Join(messageKinds, ", "))
+			return exitBadInput
+		}
+	}
+	ix, err := search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(l.Dir, layout.IndexDir)})
+	if err != nil {
+		fmt.Fprintf(stderr, "export: search index: %v\n", err)
+		return exitUsage
+	}
+	defer ix.Close()
+	q := search.Query{Text: f.query, Conversations: f.conversations, Senders: f.senders, Kinds: f.kinds,
+		From: f.from, To: f.to, Limit: search.MaxLimit}
+	acc := l.Access(req.Who, req.Why).For("export-selection")
+	var idx []uint64
+	var size uint64
+	for {
+		res, err := ix.Search(ctx, acc, q)
+		if errors.Is(err, search.ErrQuery) {
+			fmt.Fprintf(stderr, "export: -q: %v\n", err)
+			return exitBadInput
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "export: searching: %v\n", err)
+			return exitUsage
+		}
+		for _, h := range res.Hits {
+			idx = append(idx, h.Index)
+		}
+		size, q.Offset = res.Size, q.Offset+len(res.Hits)
+		if len(res.Hits) == 0 || q.Offset >= res.Total {
+			break
+		}
+	}
+	if len(idx) == 0 {
+		fmt.Fprintf(stderr, "export: no message of the %d entries matches %s; nothing written\n", size, f)
+		return exitBadInput
+	}
+	return write(ctx, l, f, req, idx, size, out, stdout, stderr)
+}
+
+// messageKinds are the kinds of messages (as opposed to records and leaves).
+var messageKinds = []string{capture.KindText, capture.KindRichText, capture.KindPicture, capture.KindAudio,
+	capture.KindVideo, capture.KindFile, capture.KindEvent, capture.KindUnknown}
+
+// write writes the selected entries as a bundle and says what it wrote.
+func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, idx []uint64, size uint64, out string, stdout, stderr io.Writer) int {
 	req.Indexes, req.Query, req.Signer = idx, f.String(), l.Signing.Signer
 	sum, err := export.Write(ctx, l.Ledger, out, req)
 	if err != nil {

@@ -180,7 +180,6 @@ func TestExportRefusesBadInputAndWritesNothing(t *testing.T) {
 		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-01"}, exitBadInput, `-from "2026-07-01": want an RFC 3339 time`},
 		{[]string{"-who", "carol", "-why", "case", "-to", "yesterday"}, exitBadInput, `-to "yesterday"`},
 		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-05T00:00:00Z", "-to", "2026-07-05T00:00:00Z"}, exitBadInput, "the range is empty"},
-		{[]string{"-who", "carol", "-why", "case", "-q", "order"}, exitUsage, "-q is not built yet"},
 		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", "rsmf,pdf"}, exitBadInput, `unknown format "pdf"`},
 		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", ""}, exitBadInput, `unknown format ""`},
 		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "extra"}, exitUsage, `unexpected argument "extra"`},
@@ -280,8 +279,42 @@ func TestExportHelp(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Empty(t, stdout)
 	require.Contains(t, errs, "usage: export -dir DIR -who X -why Y")
-	require.Contains(t, errs, "-q string\n    \tfull-text query: not built yet")
-	require.Contains(t, errs, "not built yet (refused")
+	require.Contains(t, errs, "-q query\n    \tselect messages with this search query")
+}
+
+// TestExportByQuery: -q selects through the search index (built in DIR/index), with the other
+// filters applied; the query is in the manifest and the bundle verifies.
+func TestExportByQuery(t *testing.T) {
+	dir := makeLedger(t)
+	vkey, err := layout.VerifierKey(dir)
+	require.NoError(t, err)
+	out := filepath.Join(t.TempDir(), "bundle")
+	code, stdout, errs := runE("-dir", dir, "-out", out, "-who", "carol", "-why", "case 9", "-q", `"quokka-3" OR quokka-6 OR QUOKKA-7`, "-sender", "u1")
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, stdout, "matched 2 of")
+	rep, err := verify.Bundle(out, vkey)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 7}, rep.Entries, "m3 and m7 are u1's; m6 is u0's")
+	require.Contains(t, rep.Request.Query, `q=("quokka-3" OR quokka-6 OR QUOKKA-7)`)
+
+	// A bad query, a record kind with -q, and a query that finds nothing write no bundle.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-q", `"unclosed`}, "-q: search: bad query"},
+		{[]string{"-q", "order", "-kind", "media"}, "the index holds messages"},
+		{[]string{"-q", "nowhere-to-be-found"}, "no message"},
+	} {
+		out := filepath.Join(t.TempDir(), "bundle")
+		code, stdout, errs := runE(append([]string{"-dir", dir, "-out", out, "-who", "carol", "-why", "case"}, tc.args...)...)
+		require.Equal(t, exitBadInput, code, "%v: %s", tc.args, errs)
+		require.Contains(t, errs, tc.msg)
+		require.Empty(t, stdout)
+		require.NoDirExists(t, out)
+	}
+	_, err = os.Stat(filepath.Join(dir, layout.IndexDir, "docs.log"))
+	require.NoError(t, err, "the index is kept in the ledger directory")
 }
 
 // TestExportRecords: records (here a media record) match on their conversation, time and kind,
