@@ -17,6 +17,8 @@
 //	(報價 OR quote) NOT test parentheses group
 //	sender:u123 sender:黃    a field: conversation, sender, participant (sender or mentioned),
 //	                         file (attachment name), type (media type prefix), kind
+//	rule:off-channel.move    surveillance's alerts (ledger/surveil): rule, category, severity,
+//	disposition:open         disposition (dismissed, escalated, note, assigned, or open)
 //
 // Text folds the way package scan folds: width, letter case, Traditional and Hong Kong
 // characters to Simplified, and everything but letters and digits dropped, so 「內幕」 finds

@@ -62,6 +62,8 @@ func (m *memIndex) evalTerm(t *term) []docID {
 		return m.types.matching(func(k string) bool { return strings.HasPrefix(k, v) })
 	case FieldKind:
 		return slices.Clone(m.kinds[t.value])
+	case FieldRule, FieldCategory, FieldSeverity, FieldDisposition:
+		return m.reviewed(t.field, t.value)
 	case FieldSender:
 		return m.idOrName(m.senderIDs, m.names, t)
 	case FieldParticipant:

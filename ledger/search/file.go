@@ -23,6 +23,9 @@ import (
 //	'D' a document: uvarint ledger index, uvarint length + data key id, then the document
 //	    sealed under that data key (ledger.Deriver), so it goes when the key goes
 //	'X' a data key that retention shredded: uvarint length + key id
+//	'R' an alert or a disposition (package ledger/surveil): uvarint annotation entry index,
+//	    uvarint length + data key id, then its rules, categories, severities or disposition
+//	    sealed under that key (the alert's message's)
 //	'M' a mark: uvarint tree size, then the 32-byte leaf hash of the entry before it (zero for
 //	    size 0). Everything before a mark covers the ledger up to that size; what follows the
 //	    last mark (an update cut short) is dropped when the file is opened.
@@ -36,6 +39,7 @@ const (
 	recDoc    = 'D'
 	recForget = 'X'
 	recMark   = 'M'
+	recReview = 'R'
 
 	maxRecord = 64 << 20
 )
@@ -61,10 +65,11 @@ type mark struct {
 
 // logContent is what an index file held up to its last mark.
 type logContent struct {
-	docs   []sealedDoc
-	forget []string
-	mark   mark
-	end    int64 // the offset just after the last mark
+	docs    []sealedDoc
+	reviews []sealedDoc // 'R' records: index is the annotation entry's
+	forget  []string
+	mark    mark
+	end     int64 // the offset just after the last mark
 }
 
 // logFile is the open index file.
@@ -153,6 +158,7 @@ func readLog(r io.Reader) (*logContent, error) {
 		}
 		if done {
 			c.docs = append(c.docs, pending.docs...)
+			c.reviews = append(c.reviews, pending.reviews...)
 			c.forget = append(c.forget, pending.forget...)
 			c.mark, c.end = pending.mark, off
 			*pending = logContent{}
@@ -171,6 +177,13 @@ func parseRecord(body []byte, c *logContent) (bool, error) {
 			r.fail("no document")
 		}
 		c.docs = append(c.docs, d)
+	case recReview:
+		d := sealedDoc{index: r.uvarint("index"), keyID: r.string("key id")}
+		d.ct = r.b
+		if r.err == nil && len(d.ct) == 0 {
+			r.fail("no review")
+		}
+		c.reviews = append(c.reviews, d)
 	case recForget:
 		c.forget = append(c.forget, r.string("key id"))
 		if r.err == nil && len(r.b) != 0 {
@@ -206,6 +219,11 @@ func (lf *logFile) appendRecord(body ...[]byte) {
 
 func (lf *logFile) doc(index uint64, keyID string, ct []byte) {
 	h := binary.AppendUvarint([]byte{recDoc}, index)
+	lf.appendRecord(appendString(h, keyID), ct)
+}
+
+func (lf *logFile) review(entry uint64, keyID string, ct []byte) {
+	h := binary.AppendUvarint([]byte{recReview}, entry)
 	lf.appendRecord(appendString(h, keyID), ct)
 }
 

@@ -60,6 +60,7 @@ type memIndex struct {
 	types     postings // lower-case attachment media type
 
 	intern map[string]string
+	rev    reviews // alerts and dispositions (surveillance)
 }
 
 func newMemIndex() *memIndex {

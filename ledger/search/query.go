@@ -28,9 +28,15 @@ const (
 	FieldFile         = "file"         // a part of an attachment's name
 	FieldType         = "type"         // the start of an attachment's media type (image, application/pdf)
 	FieldKind         = "kind"         // the message kind (text, rich_text, picture, audio, file, ...)
+	// Surveillance's alerts about the message (package ledger/surveil), exactly:
+	FieldRule        = "rule"        // the id of a lexicon or behaviour rule it tripped
+	FieldCategory    = "category"    // the category of a lexicon rule, or a behaviour rule's kind
+	FieldSeverity    = "severity"    // info, low, medium, high or critical
+	FieldDisposition = "disposition" // dismissed, escalated, note, assigned; open: an alert no one closed
 )
 
-var fields = []string{FieldConversation, FieldSender, FieldParticipant, FieldFile, FieldType, FieldKind}
+var fields = []string{FieldConversation, FieldSender, FieldParticipant, FieldFile, FieldType, FieldKind,
+	FieldRule, FieldCategory, FieldSeverity, FieldDisposition}
 
 // node is a parsed query expression.
 type node interface {
@@ -362,7 +368,7 @@ func newTerm(field, value string) (*term, error) {
 		if t.folded == "" {
 			return nil, fmt.Errorf("%w: %q has no letters or digits to search for", ErrQuery, value)
 		}
-	case FieldKind, FieldType, FieldSender, FieldParticipant, FieldConversation:
+	case FieldKind, FieldType, FieldSender, FieldParticipant, FieldConversation, FieldRule, FieldCategory, FieldSeverity, FieldDisposition:
 		if strings.TrimSpace(value) == "" {
 			return nil, fmt.Errorf("%w: %s: needs a value", ErrQuery, field)
 		}

@@ -136,7 +136,7 @@ func (ix *Index) load(ctx context.Context, dir string) error {
 	if c.mark.size == 0 {
 		return nil
 	}
-	docs, err := ix.open(ctx, c)
+	docs, reviews, err := ix.open(ctx, c)
 	if err != nil && ctx.Err() != nil {
 		lf.close()
 		return ctx.Err()
@@ -148,6 +148,9 @@ func (ix *Index) load(ctx context.Context, dir string) error {
 	for _, d := range docs {
 		ix.mem.add(d)
 	}
+	for _, r := range reviews {
+		ix.mem.apply(r)
+	}
 	for _, k := range c.forget {
 		ix.mem.forget(k)
 	}
@@ -157,17 +160,50 @@ func (ix *Index) load(ctx context.Context, dir string) error {
 
 // open checks that the file's mark is a prefix of the ledger and decrypts its documents,
 // in ledger order; those whose data key was destroyed are gone.
-func (ix *Index) open(ctx context.Context, c *logContent) ([]*document, error) {
+func (ix *Index) open(ctx context.Context, c *logContent) ([]*document, []*review, error) {
 	if c.mark.size > ix.l.Size() {
-		return nil, fmt.Errorf("the index covers %d entries, the ledger has %d", c.mark.size, ix.l.Size())
+		return nil, nil, fmt.Errorf("the index covers %d entries, the ledger has %d", c.mark.size, ix.l.Size())
 	}
 	e, err := ix.l.Get(ctx, c.mark.size-1)
 	if e == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e.LeafHash != c.mark.leaf {
-		return nil, fmt.Errorf("entry %d is not the one the index was built from", c.mark.size-1)
+		return nil, nil, fmt.Errorf("entry %d is not the one the index was built from", c.mark.size-1)
 	}
+	docs, err := ix.openDocs(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	reviews, err := ix.openReviews(ctx, c)
+	return docs, reviews, err
+}
+
+// openReviews decrypts the file's alerts and dispositions, in ledger order.
+func (ix *Index) openReviews(ctx context.Context, c *logContent) ([]*review, error) {
+	var out []*review
+	for _, sr := range c.reviews {
+		pt, err := ix.d.Open(ctx, sr.keyID, sr.index, sr.ct)
+		if errors.Is(err, ledger.ErrShredded) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r, ok := decodeReview(pt)
+		if !ok || sr.index >= c.mark.size {
+			return nil, fmt.Errorf("%w: review of entry %d", errLogCorrupt, sr.index)
+		}
+		r.entry, r.keyID = sr.index, sr.keyID
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *review) int { return cmp.Compare(a.entry, b.entry) })
+	return out, nil
+}
+
+// openDocs decrypts the file's documents, in ledger order; those whose data key was destroyed
+// are gone.
+func (ix *Index) openDocs(ctx context.Context, c *logContent) ([]*document, error) {
 	// One key after another: a data key is unwrapped once, not once per message.
 	slices.SortStableFunc(c.docs, func(a, b sealedDoc) int { return cmp.Compare(a.keyID, b.keyID) })
 	docs := make([]*document, 0, len(c.docs))
@@ -223,9 +259,10 @@ func (ix *Index) Update(ctx context.Context) (uint64, error) {
 // step indexes entries [from, to).
 func (ix *Index) step(ctx context.Context, from, to uint64) error {
 	var (
-		docs   []*document
-		forget []string
-		last   seal.Hash
+		docs    []*document
+		reviews []*review
+		forget  []string
+		last    seal.Hash
 	)
 	err := ix.d.Scan(ctx, from, to, func(e *ledger.Entry, err error) error {
 		last = e.LeafHash
@@ -236,6 +273,10 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 			return fmt.Errorf("search: indexing entry %d: %w", e.Index, err)
 		case e.Leaf.Kind == seal.KindMessage && e.Message != nil:
 			docs = append(docs, docFromMessage(e.Index, e.Leaf.KeyID, e.Message))
+		case e.Leaf.Kind == seal.KindAnnotation:
+			if r, ok := reviewFrom(ctx, ix.l, e); ok {
+				reviews = append(reviews, r)
+			}
 		case e.Leaf.Kind == seal.KindShred:
 			var s ledger.Shred
 			if err := json.Unmarshal(e.Body, &s); err != nil {
@@ -250,8 +291,8 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 	}
 	// A step with nothing to keep (access entries, checkpoints) writes nothing: the next mark
 	// covers it, and until then a reopened index reads those entries again.
-	if ix.file != nil && len(docs)+len(forget) > 0 {
-		if docs, err = ix.persist(ctx, docs, forget, mark{size: to, leaf: last}); err != nil {
+	if ix.file != nil && len(docs)+len(reviews)+len(forget) > 0 {
+		if docs, reviews, err = ix.persist(ctx, docs, reviews, forget, mark{size: to, leaf: last}); err != nil {
 			return err
 		}
 	}
@@ -260,6 +301,9 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 	for _, d := range docs {
 		ix.mem.add(d)
 	}
+	for _, r := range reviews {
+		ix.mem.apply(r)
+	}
 	for _, k := range forget {
 		ix.mem.forget(k)
 	}
@@ -267,9 +311,9 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 	return nil
 }
 
-// persist seals and writes documents and shredded keys, with the mark, and returns the
-// documents whose key still exists.
-func (ix *Index) persist(ctx context.Context, docs []*document, forget []string, m mark) ([]*document, error) {
+// persist seals and writes documents, reviews and shredded keys, with the mark, and returns
+// the documents and reviews whose key still exists.
+func (ix *Index) persist(ctx context.Context, docs []*document, reviews []*review, forget []string, m mark) ([]*document, []*review, error) {
 	var buf []byte
 	kept := docs[:0]
 	for _, d := range docs {
@@ -279,15 +323,31 @@ func (ix *Index) persist(ctx context.Context, docs []*document, forget []string,
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("search: sealing entry %d: %w", d.index, err)
+			return nil, nil, fmt.Errorf("search: sealing entry %d: %w", d.index, err)
 		}
 		ix.file.doc(d.index, d.keyID, ct)
 		kept = append(kept, d)
 	}
+	keptRev := reviews[:0]
+	for _, r := range reviews {
+		if r.keyID == "" {
+			continue
+		}
+		buf = r.appendTo(buf[:0])
+		ct, err := ix.d.Seal(ctx, r.keyID, r.entry, buf)
+		if errors.Is(err, ledger.ErrShredded) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("search: sealing entry %d: %w", r.entry, err)
+		}
+		ix.file.review(r.entry, r.keyID, ct)
+		keptRev = append(keptRev, r)
+	}
 	for _, k := range forget {
 		ix.file.forget(k)
 	}
-	return kept, ix.file.commit(m)
+	return kept, keptRev, ix.file.commit(m)
 }
 
 // Rebuild drops the index and makes it again from the whole ledger.

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/commseal/commseal/scan"
@@ -55,4 +56,11 @@ func grams(s string, fn func(gram)) {
 		}
 		prev = r
 	}
+}
+
+func formatUint(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func parseUint(s string) (uint64, bool) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
 }
