@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/commseal/commseal/seal"
@@ -227,9 +229,131 @@ func (l *Ledger) read(ctx context.Context, i uint64) (*Entry, error) {
 	return l.decode(ctx, e)
 }
 
-// scan reads entries [from, to) in one pass over the store and calls fn with each, decoded and
-// decrypted when needed, as read does; a missing entry is an error.
+// scan reads entries [from, to) in one pass over the store and calls fn with each, in order,
+// decoded and decrypted when needed, as read does; a missing entry is an error. Decoding (the
+// decryption and JSON of each entry, most of a read's work) runs on up to four goroutines
+// while fn receives the entries in order, so a long scan uses every core.
 func (l *Ledger) scan(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	if workers < 2 || to-from < 2*scanChunk {
+		return l.scanSerial(ctx, from, to, fn)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	ordered := make(chan *scanBatch, 2*workers)
+	work := make(chan *scanBatch, 2*workers)
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(work)
+		l.readBatches(ctx, from, to, work, ordered)
+	})
+	for range workers {
+		wg.Go(func() {
+			for b := range work {
+				b.out = make([]*Entry, len(b.entries))
+				b.errs = make([]error, len(b.entries))
+				for i, e := range b.entries {
+					b.out[i], b.errs[i] = l.decode(ctx, e)
+				}
+				close(b.done)
+			}
+		})
+	}
+	for b := range ordered {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.err != nil {
+			return b.err
+		}
+		for i, out := range b.out {
+			if out == nil {
+				return b.errs[i]
+			}
+			if err := fn(out, b.errs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// scanChunk is how many entries one decoding goroutine takes at a time.
+const scanChunk = 256
+
+// scanBatch is a run of stored entries, decoded by a worker; err ends the scan after it.
+type scanBatch struct {
+	entries []store.Entry
+	out     []*Entry
+	errs    []error
+	err     error
+	done    chan struct{}
+}
+
+// readBatches reads [from, to) from the store in batches, handing each to the workers and, in
+// order, to the consumer; a read error or a gap is the last batch's err.
+func (l *Ledger) readBatches(ctx context.Context, from, to uint64, work, ordered chan<- *scanBatch) {
+	send := func(b *scanBatch) bool {
+		if b.err != nil {
+			close(b.done)
+		} else {
+			select {
+			case work <- b:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		select {
+		case ordered <- b:
+			return b.err == nil
+		case <-ctx.Done():
+			return false
+		}
+	}
+	next := from
+	b := &scanBatch{done: make(chan struct{})}
+	for e, err := range l.st.Entries(ctx, from, to) {
+		switch {
+		case err != nil:
+			b.err = fmt.Errorf("ledger: reading entry %d: %w", next, err)
+		case e.Index != next:
+			b.err = fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
+		}
+		if b.err != nil {
+			if len(b.entries) > 0 { // what was read before the error is delivered first
+				failed := &scanBatch{err: b.err, done: make(chan struct{})}
+				b.err = nil
+				if !send(b) {
+					return
+				}
+				b = failed
+			}
+			send(b)
+			return
+		}
+		next++
+		b.entries = append(b.entries, e)
+		if len(b.entries) == scanChunk {
+			if !send(b) {
+				return
+			}
+			b = &scanBatch{done: make(chan struct{})}
+		}
+	}
+	if len(b.entries) > 0 && !send(b) {
+		return
+	}
+	if next != to && ctx.Err() == nil {
+		send(&scanBatch{err: fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next), done: make(chan struct{})})
+	}
+}
+
+// scanSerial is scan on one goroutine.
+func (l *Ledger) scanSerial(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
 	next := from
 	for e, err := range l.st.Entries(ctx, from, to) {
 		if err != nil {

@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 	"github.com/stretchr/testify/require"
 )
@@ -161,4 +167,97 @@ func TestOneAccessEntryPerRead(t *testing.T) {
 	err = e.Access("alice", "case 9").Read(ctx, []uint64{1, 1000}, func(*ledger.Entry, error) error { return nil })
 	require.ErrorIs(t, err, ledger.ErrNotFound)
 	require.Equal(t, size+1, e.Size(), "nothing recorded")
+}
+
+// TestALongScanDeliversInOrder: a scan long enough to decode on several goroutines delivers
+// every entry once, in order, decrypted; an error from fn stops it at once; a cancelled
+// context ends it with the context's error (run with -race).
+func TestALongScanDeliversInOrder(t *testing.T) {
+	ctx := context.Background()
+	e := newEnc(t)
+	defer e.Close()
+	const n = 2000
+	for i := range n {
+		_, err := e.Append(ctx, secretMsg(i, fmt.Sprintf("cid-%d", i%7), time.Date(2026, 6, 1, 0, 0, i, 0, time.UTC), fmt.Sprintf("order %d", i)))
+		require.NoError(t, err)
+	}
+	var got []uint64
+	require.NoError(t, e.Derive("t").Scan(ctx, 0, n, func(en *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("order %d", en.Index), en.Message.Text)
+		got = append(got, en.Index)
+		return nil
+	}))
+	require.Len(t, got, n)
+	require.True(t, slices.IsSorted(got))
+
+	calls := 0
+	stop := errors.New("stop here")
+	err := e.Derive("t").Scan(ctx, 0, n, func(en *ledger.Entry, err error) error {
+		calls++
+		if en.Index == 1000 {
+			return stop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 1001, calls)
+
+	cctx, cancel := context.WithCancel(ctx)
+	err = e.Derive("t").Scan(cctx, 0, n, func(en *ledger.Entry, err error) error {
+		if en.Index == 700 {
+			cancel()
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+// flipStore alters the payload of one entry as it is read.
+type flipStore struct {
+	*memstore.Store
+	at atomic.Int64
+}
+
+func (f *flipStore) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
+	return func(yield func(store.Entry, error) bool) {
+		for e, err := range f.Store.Entries(ctx, start, end) {
+			if err == nil && int64(e.Index) == f.at.Load() {
+				e.Payload = slices.Clone(e.Payload)
+				e.Payload[len(e.Payload)-1] ^= 1
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestALongScanHandsOverADamagedEntryWithItsError: a damaged entry reaches fn in its place,
+// with an error wrapping store.ErrCorrupt, as in a short scan; the others are untouched.
+func TestALongScanHandsOverADamagedEntryWithItsError(t *testing.T) {
+	ctx := context.Background()
+	st := &flipStore{Store: memstore.New()}
+	st.at.Store(-1)
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: testKeys(t), CheckpointEvery: 1000, CheckpointInterval: time.Hour})
+	require.NoError(t, err)
+	defer l.Close()
+	for i := range 1500 {
+		_, err := l.Append(ctx, msg(i))
+		require.NoError(t, err)
+	}
+	st.at.Store(900)
+	var got, bad []uint64
+	err = l.Derive("t").Scan(ctx, 0, 1500, func(en *ledger.Entry, err error) error {
+		got = append(got, en.Index)
+		if err != nil {
+			require.ErrorIs(t, err, store.ErrCorrupt)
+			bad = append(bad, en.Index)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 1500)
+	require.True(t, slices.IsSorted(got))
+	require.Equal(t, []uint64{900}, bad)
 }
