@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -204,10 +205,31 @@ func (ix *Index) openReviews(ctx context.Context, c *logContent) ([]*review, err
 // openDocs decrypts the file's documents, in ledger order; those whose data key was destroyed
 // are gone.
 func (ix *Index) openDocs(ctx context.Context, c *logContent) ([]*document, error) {
-	// One key after another: a data key is unwrapped once, not once per message.
+	// One key after another: a data key is unwrapped once, not once per message; the sorted
+	// records are cut into one contiguous part per core.
 	slices.SortStableFunc(c.docs, func(a, b sealedDoc) int { return cmp.Compare(a.keyID, b.keyID) })
-	docs := make([]*document, 0, len(c.docs))
-	for _, sd := range c.docs {
+	parts := min(runtime.GOMAXPROCS(0), 4, max(1, len(c.docs)/1024))
+	got := make([][]*document, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(c.docs)/parts, (p+1)*len(c.docs)/parts
+		wg.Go(func() { got[p], errs[p] = ix.openPart(ctx, c.docs[lo:hi], c.mark.size) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	docs := slices.Concat(got...)
+	slices.SortFunc(docs, func(a, b *document) int { return cmp.Compare(a.index, b.index) })
+	docs = slices.CompactFunc(docs, func(a, b *document) bool { return a.index == b.index })
+	return docs, nil
+}
+
+// openPart decrypts and decodes sealed documents; those whose data key was destroyed are gone.
+func (ix *Index) openPart(ctx context.Context, sealed []sealedDoc, size uint64) ([]*document, error) {
+	docs := make([]*document, 0, len(sealed))
+	for _, sd := range sealed {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -222,14 +244,12 @@ func (ix *Index) openDocs(ctx context.Context, c *logContent) ([]*document, erro
 		if err != nil {
 			return nil, err
 		}
-		if d.index != sd.index || d.index >= c.mark.size {
+		if d.index != sd.index || d.index >= size {
 			return nil, fmt.Errorf("%w: document of entry %d filed under %d", errLogCorrupt, d.index, sd.index)
 		}
 		d.keyID = sd.keyID
 		docs = append(docs, d)
 	}
-	slices.SortFunc(docs, func(a, b *document) int { return cmp.Compare(a.index, b.index) })
-	docs = slices.CompactFunc(docs, func(a, b *document) bool { return a.index == b.index })
 	return docs, nil
 }
 
