@@ -166,24 +166,24 @@ func readLog(r io.Reader) (*logContent, error) {
 	}
 }
 
+// sealed reads the rest of a 'D' or 'R' record: index, key id, sealed content.
+func (r *decoder) sealed() sealedDoc {
+	d := sealedDoc{index: r.uvarint("index"), keyID: r.string("key id")}
+	d.ct = r.b
+	if r.err == nil && len(d.ct) == 0 {
+		r.fail("nothing sealed")
+	}
+	return d
+}
+
 // parseRecord adds one record's content to c and reports whether it was a mark.
 func parseRecord(body []byte, c *logContent) (bool, error) {
 	r := &decoder{b: body[1:]}
 	switch body[0] {
 	case recDoc:
-		d := sealedDoc{index: r.uvarint("index"), keyID: r.string("key id")}
-		d.ct = r.b
-		if r.err == nil && len(d.ct) == 0 {
-			r.fail("no document")
-		}
-		c.docs = append(c.docs, d)
+		c.docs = append(c.docs, r.sealed())
 	case recReview:
-		d := sealedDoc{index: r.uvarint("index"), keyID: r.string("key id")}
-		d.ct = r.b
-		if r.err == nil && len(d.ct) == 0 {
-			r.fail("no review")
-		}
-		c.reviews = append(c.reviews, d)
+		c.reviews = append(c.reviews, r.sealed())
 	case recForget:
 		c.forget = append(c.forget, r.string("key id"))
 		if r.err == nil && len(r.b) != 0 {
