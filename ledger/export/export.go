@@ -41,6 +41,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/commseal/commseal/capture"
@@ -82,6 +83,37 @@ type Request struct {
 	Signer note.Signer
 	// Now is the clock for the manifest's time; default time.Now.
 	Now func() time.Time
+	// Progress, if set, is told how far each phase is: "read" (entries), "prove" (entries)
+	// and "write" (files), done of total. It is called from the goroutines doing the work,
+	// one call at a time, and must return quickly.
+	Progress func(phase string, done, total int)
+}
+
+// progress calls req.Progress, if any, one call at a time.
+type progress struct {
+	mu sync.Mutex
+	fn func(phase string, done, total int)
+	n  int
+}
+
+func (p *progress) step(phase string, total int) {
+	if p == nil || p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	p.fn(phase, p.n, total)
+}
+
+func (p *progress) start(phase string, total int) {
+	if p == nil || p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n = 0
+	p.fn(phase, 0, total)
 }
 
 // Summary says what Write wrote.
@@ -126,11 +158,12 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	when := now().UTC()
 
 	acc := l.Access(req.Who, req.Why).For("export")
-	entries, err := read(ctx, acc, idx)
+	pr := &progress{fn: req.Progress}
+	entries, err := read(ctx, acc, idx, pr)
 	if err != nil {
 		return nil, err
 	}
-	cp, parsed, err := prove(ctx, l, entries)
+	cp, parsed, err := prove(ctx, l, entries, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +190,7 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err := signManifest(files, &man, req.Signer); err != nil {
 		return nil, err
 	}
-	if err := publish(ctx, dir, files); err != nil {
+	if err := publish(ctx, dir, files, pr); err != nil {
 		return nil, err
 	}
 	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp
@@ -239,9 +272,11 @@ func checkSigner(l *ledger.Ledger, s note.Signer) error {
 
 // read reads the entries through an accessor, one Read: one access entry for the whole
 // selection, naming every entry.
-func read(ctx context.Context, acc *ledger.Accessor, idx []uint64) ([]*exported, error) {
+func read(ctx context.Context, acc *ledger.Accessor, idx []uint64, pr *progress) ([]*exported, error) {
 	var out []*exported
+	pr.start("read", len(idx))
 	err := acc.Read(ctx, idx, func(e *ledger.Entry, err error) error {
+		pr.step("read", len(idx))
 		switch {
 		case err == nil:
 			if e.Body == nil { // a read checks Salt and Body against the commitment
@@ -266,12 +301,14 @@ func read(ctx context.Context, acc *ledger.Accessor, idx []uint64) ([]*exported,
 
 // prove signs a checkpoint covering the entries and proves each, with the leaf bytes read,
 // against that checkpoint's tree size: checkpoints signed meanwhile do not matter.
-func prove(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]byte, seal.Checkpoint, error) {
+func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, pr *progress) ([]byte, seal.Checkpoint, error) {
 	cp, parsed, err := l.SignCheckpoint(ctx)
 	if err != nil {
 		return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
 	}
+	pr.start("prove", len(entries))
 	for _, x := range entries {
+		pr.step("prove", len(entries))
 		hs, err := l.InclusionProof(ctx, x.e.Index, parsed.Size)
 		if err != nil {
 			return nil, parsed, fmt.Errorf("export: proving entry %d: %w", x.e.Index, err)

@@ -23,7 +23,7 @@ const stagingWriters = 8
 // one. dir must not exist or be an empty directory. On any failure, the context's included,
 // the staging directory's files are overwritten with zeros and removed: no plaintext outlives
 // a failed export.
-func publish(ctx context.Context, dir string, files map[string][]byte) (err error) {
+func publish(ctx context.Context, dir string, files map[string][]byte, pr *progress) (err error) {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := durable.MkdirAll(parent); err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -42,7 +42,7 @@ func publish(ctx context.Context, dir string, files map[string][]byte) (err erro
 	if err := os.Chmod(stage, durable.DirMode); err != nil {
 		return fmt.Errorf("export: staging: %w", err)
 	}
-	if err := writeAll(ctx, stage, files); err != nil {
+	if err := writeAll(ctx, stage, files, pr); err != nil {
 		return err
 	}
 	return moveIntoPlace(stage, dir, parent)
@@ -50,7 +50,7 @@ func publish(ctx context.Context, dir string, files map[string][]byte) (err erro
 
 // writeAll writes every file under stage, each synced, then syncs each directory's entries
 // once (not once per file, which would double the fsyncs of a bundle of many proofs).
-func writeAll(ctx context.Context, stage string, files map[string][]byte) error {
+func writeAll(ctx context.Context, stage string, files map[string][]byte, pr *progress) error {
 	names := slices.Sorted(maps.Keys(files))
 	dirs := map[string]bool{stage: true}
 	for _, name := range names {
@@ -62,6 +62,7 @@ func writeAll(ctx context.Context, stage string, files map[string][]byte) error 
 			dirs[d] = true
 		}
 	}
+	pr.start("write", len(names))
 	work := make(chan string)
 	errs := make([]error, stagingWriters)
 	var wg sync.WaitGroup
@@ -70,6 +71,7 @@ func writeAll(ctx context.Context, stage string, files map[string][]byte) error 
 			for name := range work {
 				if errs[w] == nil {
 					errs[w] = writeStaged(ctx, stage, name, files[name])
+					pr.step("write", len(names))
 				}
 			}
 		})
