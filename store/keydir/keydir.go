@@ -83,7 +83,7 @@ import (
 type Vault struct {
 	dir   string
 	seed  maphash.Seed
-	locks [lockStripes]sync.RWMutex // guards the files of the keys whose id hashes to it (lock)
+	locks [lockStripes]sync.RWMutex // locks[i] guards the files of the keys whose id hashes to i (see lock)
 
 	// written, if set, is called before every write to a file; an error stops the write there
 	// (tests use it to see the writes and to interrupt an operation as a crash would).
