@@ -92,21 +92,54 @@ func (l *Ledger) StateKey(ctx context.Context, name string) ([]byte, error) {
 
 // keyCache holds unwrapped data keys in memory and creates new ones single-flight.
 //
-// Locks: mu guards the cache and is held while a key is created, its metadata changed, or it
-// is marked for shredding; kekMu is held for reading while a new key is wrapped and stored, and
-// for writing while KEKs are retired, so that no key is wrapped under a KEK being retired;
-// retireMu makes one retirement at a time. Order: retireMu, mu, kekMu. None is held while the
-// ledger's pipeline is waited on.
+// Slots: the vault and keyring work on one key id (loading the key, creating it, recording a new
+// kind in its metadata, marking or unmarking it for shredding, tying a blob to a scope, storing
+// a blob's key) is done by one goroutine at a time, the one that holds the id's slot (its entry
+// in slots); no mutex is held across that work. Callers of the same id wait for the slot and
+// then, as a rule, find the key cached: a new key is created once. Callers of different ids
+// create or load concurrently, and a key that is cached and serves the caller is returned
+// without waiting for any slot. Since only the holder of an id's slot changes its metadata, a
+// cached key's scope is the vault's; marking and unmarking drop the key from the cache, so an
+// append meanwhile waits for the slot and then reads the mark from the vault.
+//
+// Locks, in the order they are taken: retireMu makes one KEK retirement at a time; then the slot
+// of one key id (no one holds two); tieMu is held while a blob is tied to a scope and while a key
+// is marked for shredding, so that the attachments chosen to go with a key gain no scope
+// meanwhile; kekMu is held for reading while a new key is wrapped and stored, and for writing
+// while KEKs are retired, so that no key is wrapped under a KEK being retired; mu guards keys and
+// slots only, and is held for a few map operations, never across vault or keyring work and
+// never while waiting. None is held while the ledger's pipeline is waited on.
+//
+// The cache holds up to limit keys (32 bytes each, with their scope). When it is full, each key
+// it adds drops one other, chosen at random (a map's iteration starts at a random entry): a pass
+// over more scopes than it holds (a read of the whole ledger, in ledger order) loses one cached
+// key per miss, so keys used again soon after (the scopes of the month being read) mostly stay
+// cached. (It used to clear itself whole when full, and such a pass then reloaded every key
+// from the vault.)
 type keyCache struct {
 	enc      *Encryption
-	mu       sync.RWMutex
-	kekMu    sync.RWMutex
 	retireMu sync.Mutex
-	keys     map[string]*cachedKey
+	tieMu    sync.Mutex
+	kekMu    sync.RWMutex
+	mu       sync.RWMutex
+	keys     map[string]*cachedKey // values are never changed, only replaced
+	slots    map[string]*keySlot   // the held slots
 	limit    int
 
 	idMu sync.RWMutex
 	ids  map[scopeName]scopeID // memoized scopeKeyID
+}
+
+// keyCacheLimit is how many data keys the cache holds: 65,536 keys (32 bytes each, with their
+// scope and id) take some tens of megabytes at most.
+const keyCacheLimit = 1 << 16
+
+// keySlot is a held slot: done is closed when its holder releases it.
+type keySlot struct {
+	done chan struct{}
+	// stale (guarded by keyCache.mu) is set by forget: the key was destroyed while the holder
+	// worked, so what it loaded is not cached.
+	stale bool
 }
 
 type scopeID struct{ id, month string }
@@ -142,74 +175,158 @@ type cachedKey struct {
 	scope keyScope
 }
 
+// serves reports whether the cached key may be handed out as it is: to a reader (kind ""), or
+// to an append of kind if its metadata records the kind and it is not being shredded.
+func (ck *cachedKey) serves(kind string) bool {
+	return kind == "" || ck.scope.Shredding == nil && slices.Contains(ck.scope.Kinds, kind)
+}
+
 func newKeyCache(enc *Encryption) *keyCache {
-	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, limit: 4096, ids: map[scopeName]scopeID{}}
+	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, slots: map[string]*keySlot{}, limit: keyCacheLimit, ids: map[scopeName]scopeID{}}
 }
 
 // get returns the data key for id, creating it with scope sc when absent and create is set.
 // A kind not yet recorded in the key's metadata is added, durably, before the key is returned.
 func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool, kind string) ([]byte, error) {
 	c.mu.RLock()
-	if ck, ok := c.keys[id]; ok && (kind == "" || slices.Contains(ck.scope.Kinds, kind) && ck.scope.Shredding == nil) {
-		dek := ck.dek
-		c.mu.RUnlock()
-		return dek, nil
-	}
-	c.mu.RUnlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	ck, ok := c.keys[id]
-	if !ok {
-		wk, err := c.enc.Vault.Key(ctx, id)
-		switch {
-		case errors.Is(err, store.ErrDestroyed):
-			return nil, fmt.Errorf("%w: key %s", ErrShredded, id)
-		case errors.Is(err, store.ErrNotFound) && create:
-			if kind != "" {
-				sc.Kinds = []string{kind}
-			}
-			dek, err := seal.NewDataKey()
-			if err != nil {
-				return nil, err
-			}
-			if err := c.storeKey(ctx, id, dek, sc); err != nil {
-				return nil, err
-			}
-			ck = &cachedKey{dek: dek, scope: sc}
-		case err != nil:
-			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
-		default:
-			dek, err := c.unwrap(ctx, wk)
-			if err != nil {
-				return nil, err
-			}
-			ck = &cachedKey{dek: dek}
-			if err := json.Unmarshal(wk.Meta, &ck.scope); err != nil {
-				return nil, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, id, err)
-			}
-		}
-		if len(c.keys) >= c.limit {
-			clear(c.keys)
-		}
-		c.keys[id] = ck
+	c.mu.RUnlock()
+	if ok && ck.serves(kind) {
+		return ck.dek, nil
 	}
-	if kind != "" && ck.scope.Shredding != nil {
+	f, dek, err := c.acquire(ctx, id, true, kind)
+	if f == nil {
+		return dek, err
+	}
+	defer c.release(id, f)
+	return c.fill(ctx, f, id, sc, create, kind)
+}
+
+// acquire waits until no one holds id's slot, and takes it. With lookup set, it returns instead
+// (with a nil slot) the cached key, as soon as one is cached that serves kind.
+func (c *keyCache) acquire(ctx context.Context, id string, lookup bool, kind string) (*keySlot, []byte, error) {
+	for {
+		c.mu.Lock()
+		if ck, ok := c.keys[id]; lookup && ok && ck.serves(kind) {
+			c.mu.Unlock()
+			return nil, ck.dek, nil
+		}
+		f, busy := c.slots[id]
+		if !busy {
+			f = &keySlot{done: make(chan struct{})}
+			c.slots[id] = f
+			c.mu.Unlock()
+			return f, nil, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("ledger: waiting for data key %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// release gives up id's slot f.
+func (c *keyCache) release(id string, f *keySlot) {
+	c.mu.Lock()
+	delete(c.slots, id)
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// fill is get's work, done holding id's slot f: load or create the key, record kind.
+func (c *keyCache) fill(ctx context.Context, f *keySlot, id string, sc keyScope, create bool, kind string) ([]byte, error) {
+	c.mu.RLock()
+	ck := c.keys[id]
+	c.mu.RUnlock()
+	if ck == nil {
+		var err error
+		if ck, err = c.load(ctx, id, sc, create, kind); err != nil {
+			return nil, err
+		}
+		c.put(f, id, ck)
+	}
+	if kind == "" {
+		return ck.dek, nil
+	}
+	if ck.scope.Shredding != nil {
 		return nil, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
 	}
-	if kind != "" && !slices.Contains(ck.scope.Kinds, kind) {
+	if !slices.Contains(ck.scope.Kinds, kind) {
 		sc := ck.scope
 		sc.Kinds = append(slices.Clone(sc.Kinds), kind)
 		if err := c.setScope(ctx, id, sc); err != nil {
 			return nil, err
 		}
-		ck.scope = sc
+		ck = &cachedKey{dek: ck.dek, scope: sc}
+		c.put(f, id, ck)
 	}
 	return ck.dek, nil
 }
 
+// load reads key id from the vault, or creates it with scope sc (and kind) when it is absent and
+// create is set. The caller holds id's slot.
+func (c *keyCache) load(ctx context.Context, id string, sc keyScope, create bool, kind string) (*cachedKey, error) {
+	wk, err := c.enc.Vault.Key(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrDestroyed):
+		return nil, fmt.Errorf("%w: key %s", ErrShredded, id)
+	case errors.Is(err, store.ErrNotFound) && create:
+		if kind != "" {
+			sc.Kinds = []string{kind}
+		}
+		dek, err := seal.NewDataKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.storeKey(ctx, id, dek, sc); err != nil {
+			return nil, err
+		}
+		return &cachedKey{dek: dek, scope: sc}, nil
+	case err != nil:
+		return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+	}
+	dek, err := c.unwrap(ctx, wk)
+	if err != nil {
+		return nil, err
+	}
+	ck := &cachedKey{dek: dek}
+	if err := json.Unmarshal(wk.Meta, &ck.scope); err != nil {
+		return nil, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, id, err)
+	}
+	return ck, nil
+}
+
+// put caches ck as key id, which the holder of slot f loaded or changed, unless forget ran
+// meanwhile. A full cache first drops one key at random.
+func (c *keyCache) put(f *keySlot, id string, ck *cachedKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.stale {
+		return
+	}
+	if _, ok := c.keys[id]; !ok && len(c.keys) >= c.limit {
+		for k := range c.keys {
+			delete(c.keys, k) // not cleared: a caller may still be using it
+			break
+		}
+	}
+	c.keys[id] = ck
+}
+
+// drop removes key id from the cache, so that the next get reads it from the vault. The caller
+// holds id's slot.
+func (c *keyCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.keys, id)
+	c.mu.Unlock()
+}
+
 // storeKey wraps a new data key under the keyring's current KEK and stores it with scope sc as
-// its metadata (store.ErrDuplicate if the id exists). The caller holds c.mu, so that no key is
-// wrapped under a KEK while that KEK is being retired (retireKEKs).
+// its metadata (store.ErrDuplicate if the id exists). The caller holds id's slot; kekMu is held
+// for reading, so that no key is wrapped under a KEK while that KEK is being retired
+// (retireKEKs).
 func (c *keyCache) storeKey(ctx context.Context, id string, dek []byte, sc keyScope) error {
 	c.kekMu.RLock()
 	defer c.kekMu.RUnlock()
@@ -224,10 +341,13 @@ func (c *keyCache) storeKey(ctx context.Context, id string, dek []byte, sc keySc
 	return nil
 }
 
-// putKey is storeKey for a caller that does not hold c.mu (a blob's key).
+// putKey is storeKey for a caller that does not hold id's slot (a blob's key).
 func (c *keyCache) putKey(ctx context.Context, id string, dek []byte, sc keyScope) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	f, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return err
+	}
+	defer c.release(id, f)
 	return c.storeKey(ctx, id, dek, sc)
 }
 
@@ -240,7 +360,7 @@ func (c *keyCache) unwrap(ctx context.Context, wk store.WrappedKey) ([]byte, err
 	return dek, nil
 }
 
-// setScope durably replaces a key's metadata.
+// setScope durably replaces a key's metadata. The caller holds the key's slot.
 func (c *keyCache) setScope(ctx context.Context, id string, sc keyScope) error {
 	meta, _ := json.Marshal(sc)
 	if err := c.enc.Vault.SetMeta(ctx, id, meta); err != nil {
@@ -262,12 +382,19 @@ func (c *keyCache) readScope(ctx context.Context, id string) (keyScope, error) {
 	return sc, nil
 }
 
-// mark marks key id for shredding, durably, if pick (given its metadata as it is now, under
-// c.mu, so that no kind or attachment is added meanwhile) says it is still due and which
-// attachments go with it. It returns the mark, or nil if the key is no longer due or is gone.
+// mark marks key id for shredding, durably, if pick (given its metadata as it is now, holding
+// its slot and tieMu, so that no kind or attachment is added meanwhile) says it is still due and
+// which attachments go with it. It returns the mark, or nil if the key is no longer due or is
+// gone.
 func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) ([]string, bool, error)) (*shredMark, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	f, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return nil, err
+	}
+	defer c.release(id, f)
+	c.tieMu.Lock()
+	defer c.tieMu.Unlock()
+	c.drop(id) // appends wait for the slot from here on, then see the mark
 	sc, err := c.readScope(ctx, id)
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -283,16 +410,17 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 	if err := c.setScope(ctx, id, sc); err != nil {
 		return nil, err
 	}
-	if ck, ok := c.keys[id]; ok {
-		ck.scope = sc
-	}
 	return sc.Shredding, nil
 }
 
 // unmark clears the shredding mark of a key that a hold (or a new run) kept.
 func (c *keyCache) unmark(ctx context.Context, id string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	f, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return err
+	}
+	defer c.release(id, f)
+	c.drop(id)
 	sc, err := c.readScope(ctx, id)
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -301,16 +429,11 @@ func (c *keyCache) unmark(ctx context.Context, id string) error {
 		return fmt.Errorf("ledger: data key %s: %w", id, err)
 	}
 	sc.Shredding = nil
-	if err := c.setScope(ctx, id, sc); err != nil {
-		return err
-	}
-	if ck, ok := c.keys[id]; ok {
-		ck.scope = sc
-	}
-	return nil
+	return c.setScope(ctx, id, sc)
 }
 
-// forget drops a key from the cache (after it is destroyed).
+// forget drops a key from the cache (after it is destroyed), and keeps a get that is loading
+// it from caching what it read before.
 func (c *keyCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -318,13 +441,21 @@ func (c *keyCache) forget(id string) {
 		clear(ck.dek)
 		delete(c.keys, id)
 	}
+	if f, ok := c.slots[id]; ok {
+		f.stale = true
+	}
 }
 
 // addBlobScope records that a record under scope key scopeID references blob sum.
 func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	id := blobKeyID(sum)
+	f, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return err
+	}
+	defer c.release(id, f)
+	c.tieMu.Lock()
+	defer c.tieMu.Unlock()
 	wk, err := c.enc.Vault.Key(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // not a blob this ledger stored

@@ -25,13 +25,30 @@
 //
 // # Operations and crashes
 //
-//   - PutKey writes H.1.rec, then H.meta. A crash between leaves a record no metadata names: the
-//     key does not exist, and the record is scrubbed.
+//   - PutKey writes and syncs H.1.rec, then writes H.meta (synced, renamed into place), then
+//     syncs the directory once for both names. Until that sync returns the key is not
+//     acknowledged, and a crash may leave either name without the other. A record alone is a
+//     record no metadata names: the key does not exist, and the record is scrubbed. H.meta
+//     alone, naming record 1 that is missing, with no other file of the key, is also a PutKey
+//     that did not finish (every other writer of H.meta writes it only after the directory
+//     sync that made its record durable, and Rewrap names record 2 or later): the key does
+//     not exist, and H.meta, which holds no wrapped bytes, is removed. Any other key whose
+//     H.meta names a missing record is reported as corrupt, as before.
 //   - SetMeta replaces H.meta.
 //   - Rewrap writes H.<n+1>.rec, points H.meta at it, then scrubs H.<n>.rec. A crash leaves the
 //     key whole under one wrapping or the other, and a record H.meta does not name.
 //   - DestroyKey writes H.tomb (from then on the key reads as destroyed), scrubs every record
 //     of the key, then removes H.meta. A crash leaves the tombstone and perhaps records.
+//
+// Syncing the directory once per PutKey, not once per file, saves one of its four syncs (two
+// files, two directory syncs before; two files, one directory sync now) and keeps the rule
+// above: the key exists after a crash only if both files are whole (the record is synced
+// before H.meta is written; H.meta is replaced atomically), and otherwise it does not.
+//
+// Operations on different keys run concurrently: a key's files are guarded by one of a fixed
+// array of locks chosen by a hash of its id (a read lock for Key and Keys, the write lock for
+// every change). No file is shared between keys; the directory itself is only listed (Keys,
+// Open), which needs no lock, and Open scrubs leftovers before the vault is shared.
 //
 // Whatever a crash left over (records no metadata names, records of a destroyed key, a legacy
 // file beside the new ones, temporary files) is scrubbed by the next Open, and by the next
@@ -46,6 +63,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"iter"
 	"os"
@@ -63,8 +81,9 @@ import (
 // Vault is a store.KeyVault in a directory. It is safe for concurrent use within one process;
 // one process at a time may use a directory.
 type Vault struct {
-	dir string
-	mu  sync.Mutex
+	dir   string
+	seed  maphash.Seed
+	locks [lockStripes]sync.RWMutex // locks[i] guards the files of the keys whose id hashes to i (see lock)
 
 	// written, if set, is called before every write to a file; an error stops the write there
 	// (tests use it to see the writes and to interrupt an operation as a crash would).
@@ -73,13 +92,23 @@ type Vault struct {
 
 var _ store.KeyVault = (*Vault)(nil)
 
+// lockStripes is how many locks guard keys: two keys share a lock with probability 1/256, so
+// concurrent writers of different keys (a ledger creating a month's keys) rarely wait for
+// each other.
+const lockStripes = 256
+
+// lock returns the lock that guards key id's files.
+func (v *Vault) lock(id string) *sync.RWMutex {
+	return &v.locks[maphash.String(v.seed, id)%lockStripes]
+}
+
 // Open opens (creating if needed, mode 0700) the vault directory, and scrubs what an
 // interrupted operation left (see the package documentation).
 func Open(dir string) (*Vault, error) {
 	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("keydir: %w", err)
 	}
-	v := &Vault{dir: dir}
+	v := &Vault{dir: dir, seed: maphash.MakeSeed()}
 	if err := v.recover(); err != nil {
 		return nil, err
 	}
@@ -248,6 +277,31 @@ func (v *Vault) create(p string, b []byte) error {
 	return nil
 }
 
+// createUnnamed is create without the directory sync: the file's content is synced, its name is
+// made durable by the caller's next directory sync.
+func (v *Vault) createUnnamed(p string, b []byte) error {
+	if v.written != nil {
+		if err := v.written(filepath.Base(p), b); err != nil {
+			return err
+		}
+	}
+	f, err := durable.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("keydir: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = durable.Sync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("keydir: writing %s: %w", filepath.Base(p), err)
+	}
+	return nil
+}
+
 func (v *Vault) replace(p string, b []byte) error {
 	if v.written != nil {
 		if err := v.written(filepath.Base(p), b); err != nil {
@@ -302,8 +356,9 @@ func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := store.CheckWrappedKey(k); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	mu := v.lock(k.ID)
+	mu.Lock()
+	defer mu.Unlock()
 	s, err := v.read(k.ID)
 	if s.exists() {
 		return fmt.Errorf("%w: key %q", store.ErrDuplicate, k.ID)
@@ -311,7 +366,14 @@ func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err != nil {
 		return err
 	}
-	if err := v.writeRecord(k.ID, 1, k.KEK, k.Wrapped); err != nil {
+	// The record is synced but its name is not: the directory sync that ends writeMeta makes
+	// both names durable at once (see the package documentation for a crash between).
+	p := v.recPath(k.ID, 1)
+	if err := v.scrub(p); err != nil { // left by a crash before its metadata named it
+		return err
+	}
+	b, _ := json.Marshal(recFile{ID: k.ID, KEK: k.KEK, Wrapped: k.Wrapped})
+	if err := v.createUnnamed(p, b); err != nil {
 		return err
 	}
 	return v.writeMeta(k.ID, 1, k.Meta)
@@ -322,8 +384,9 @@ func (v *Vault) Key(ctx context.Context, id string) (store.WrappedKey, error) {
 	if err := checkID(ctx, id, maxLegacyID); err != nil {
 		return store.WrappedKey{}, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	mu := v.lock(id)
+	mu.RLock()
+	defer mu.RUnlock()
 	s, err := v.read(id)
 	if err != nil {
 		return store.WrappedKey{}, err
@@ -351,8 +414,9 @@ func (v *Vault) SetMeta(ctx context.Context, id string, meta []byte) error {
 	if err := store.CheckMeta(id, meta); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	mu := v.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	s, err := v.live(id)
 	if err != nil {
 		return err
@@ -381,8 +445,9 @@ func (v *Vault) Rewrap(ctx context.Context, id, kek string, wrapped []byte) erro
 	if err := store.CheckWrapping(id, kek, wrapped); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	mu := v.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	s, err := v.live(id)
 	if err != nil {
 		return err
@@ -415,8 +480,9 @@ func (v *Vault) DestroyKey(ctx context.Context, id string) error {
 	if err := checkID(ctx, id, maxLegacyID); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	mu := v.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	s, err := v.read(id)
 	if !s.exists() {
 		if err != nil {
@@ -519,9 +585,10 @@ func (v *Vault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
 				yield(store.WrappedKey{}, err)
 				return
 			}
-			v.mu.Lock()
+			mu := v.lock(id)
+			mu.RLock()
 			s, err := v.read(id)
-			v.mu.Unlock()
+			mu.RUnlock()
 			var k store.WrappedKey
 			if err == nil {
 				k, err = s.key(id)
@@ -594,10 +661,9 @@ func (v *Vault) list() (map[string]*keyFiles, error) {
 
 // recover scrubs what interrupted operations left: temporary files, records that no metadata
 // names, records and legacy files of destroyed keys, a legacy file beside the files that
-// replaced it. It reads a key's files only when their names show such a leftover.
+// replaced it. It reads a key's files only when their names show such a leftover. It runs in
+// Open, before the vault is shared, and takes no lock.
 func (v *Vault) recover() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	ents, err := os.ReadDir(v.dir)
 	if err != nil {
 		return fmt.Errorf("keydir: %w", err)
@@ -639,6 +705,13 @@ func (v *Vault) repair(id string, f *keyFiles) error {
 	switch {
 	case f.tomb && s.tomb != nil:
 		return v.finishDestroy(id, f.recs)
+	case f.meta && !f.tomb && !f.legacy && len(f.recs) == 0 && s.meta != nil && s.meta.Record == 1:
+		// A PutKey interrupted before its directory sync kept the name of its record (see
+		// the package documentation): the key was never stored.
+		if err := os.Remove(v.path(id, metaExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("keydir: %w", err)
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("keydir: after a crash, key %q needs repair and cannot be read: %w", id, err)
 	}
