@@ -482,8 +482,9 @@ func takesBlob(scopes []string, id string, gone map[string]bool) bool {
 // attachments, destroy the key). It returns nil, and leaves the key unmarked, when the key is
 // no longer due (its kinds changed, it was destroyed) or a hold now covers it.
 func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolicy, s Shred) (*Shred, error) {
-	// 1. Mark, checking while holding the key's slot in the cache (and tieMu, so no attachment is tied meanwhile) that the key is still due with the kinds it
-	// protects now, and choosing the attachments that go with it from their current scopes.
+	// 1. Mark, checking while holding the key's slot in the cache (and tieMu, so that no
+	// attachment is tied meanwhile) that the key is still due with the kinds it protects now,
+	// and choosing the attachments that go with it from their current scopes.
 	marked, err := l.dk.mark(ctx, s.KeyID, func(sc *keyScope) ([]string, bool, error) {
 		if s.Rule == orphanRule {
 			return nil, len(sc.Scopes) > 0 && all(sc.Scopes, func(x string) bool { return inv.gone[x] }), nil

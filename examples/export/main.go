@@ -323,6 +323,9 @@ var messageKinds = []string{capture.KindText, capture.KindRichText, capture.Kind
 // write writes the selected entries as a bundle and says what it wrote.
 func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, idx []uint64, size uint64, out string, stdout, stderr io.Writer) int {
 	req.Indexes, req.Query, req.Signer = idx, f.String(), l.Signing.Signer
+	if isTerminal(stderr) {
+		req.Progress = progressBar(stderr)
+	}
 	sum, err := export.Write(ctx, l.Ledger, out, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
@@ -338,6 +341,43 @@ func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Reque
 	fmt.Fprintf(stdout, "bundle: %s\n", sum.Dir)
 	fmt.Fprintf(stdout, "check it: go run ./examples/verify -bundle %s -key %s\n", sum.Dir, vkey)
 	return exitOK
+}
+
+// isTerminal reports whether w is a terminal (a progress bar is drawn there, not in a log).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws export.Request.Progress on w, at most ten times a second per phase.
+func progressBar(w io.Writer) func(phase string, done, total int) {
+	var last time.Time
+	var current string
+	return func(phase string, done, total int) {
+		if phase != current {
+			if current != "" {
+				fmt.Fprintln(w)
+			}
+			current, last = phase, time.Time{}
+		}
+		if time.Since(last) < 100*time.Millisecond && done < total {
+			return
+		}
+		last = time.Now()
+		const width = 30
+		fill := width
+		if total > 0 {
+			fill = width * done / total
+		}
+		fmt.Fprintf(w, "\r%-6s [%s%s] %d/%d", phase, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), done, total)
+		if phase == "write" && done == total {
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 // parseFormats parses -format: comma-separated names of export formats, each known.

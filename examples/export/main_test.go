@@ -382,3 +382,20 @@ func TestExportFormats(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, exposed)
 }
+
+// TestProgressBar: the bar shows each phase's count and ends each phase on its own line.
+func TestProgressBar(t *testing.T) {
+	var b bytes.Buffer
+	p := progressBar(&b)
+	for _, ph := range []string{"read", "prove", "write"} {
+		p(ph, 0, 3)
+		for i := 1; i <= 3; i++ {
+			p(ph, i, 3)
+		}
+	}
+	out := b.String()
+	for _, want := range []string{"read   [" + strings.Repeat("=", 30) + "] 3/3\n", "prove  [", "write  [" + strings.Repeat("=", 30) + "] 3/3\n"} {
+		require.Contains(t, out, want)
+	}
+	require.False(t, isTerminal(&b))
+}
