@@ -589,3 +589,29 @@ func TestExportPagesAQuery(t *testing.T) {
 		require.Equal(t, c.want, rep.Entries)
 	}
 }
+
+// TestExportWithRenderings: the export asks for RSMF and EML and the bundle holds them and
+// verifies; an unknown format is refused before anything is read or sealed.
+func TestExportWithRenderings(t *testing.T) {
+	e := newEnv(t)
+	size := e.l.Size()
+	status, body := e.call(t, "POST", "/v1/export", officerToken, "case", map[string]any{"indexes": []int{1}, "formats": []string{"pdf"}})
+	require.Equal(t, 400, status)
+	require.Contains(t, errorOf(t, body), `unknown format "pdf"`)
+	require.Equal(t, size, e.l.Size(), "refused before anything is sealed")
+
+	resp := e.do(t, e.srv.Client(), "POST", "/v1/export", officerToken, "case", map[string]any{"indexes": []int{1, 2}, "formats": []string{"rsmf", "eml"}})
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	zipped, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	dir := unzip(t, zipped)
+	rep, err := verify.Bundle(dir, e.vkey)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"rsmf", "eml"}, rep.Request.Formats)
+	for _, sub := range []string{"rsmf", "eml"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		require.NoError(t, err)
+		require.NotEmpty(t, ents, sub)
+	}
+}

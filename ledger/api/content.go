@@ -126,6 +126,9 @@ type ExportRequest struct {
 	Query   *search.Query `json:"query,omitempty"`
 	Indexes []uint64      `json:"indexes,omitempty"`
 	Why     string        `json:"why,omitempty"`
+	// Formats are the renderings besides messages.jsonl and the evidence (export.FormatRSMF,
+	// export.FormatEML); an unknown one is 400.
+	Formats []string `json:"formats,omitempty"`
 }
 
 // export answers POST /v1/export with a zip of the bundle ledger/export.Write makes: the
@@ -139,6 +142,11 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	why, err := reason(r, req.Why)
 	if err != nil {
 		return err
+	}
+	for _, f := range req.Formats {
+		if f != export.FormatRSMF && f != export.FormatEML && f != export.FormatJSONL {
+			return errorf(http.StatusBadRequest, "unknown format %q (rsmf, eml, jsonl)", f)
+		}
 	}
 	if (req.Query == nil) == (len(req.Indexes) == 0) {
 		return errorf(http.StatusBadRequest, "an export names either a query or indexes")
@@ -193,7 +201,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	}()
 	dir := filepath.Join(tmp, "bundle")
 	sum, err := export.Write(r.Context(), h.l, dir, export.Request{
-		Who: r.who.Name, Why: why, Indexes: idx, Query: query, Signer: h.opts.Signer,
+		Who: r.who.Name, Why: why, Indexes: idx, Query: query, Signer: h.opts.Signer, Formats: req.Formats,
 	})
 	if err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
