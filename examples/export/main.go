@@ -3,6 +3,12 @@
 //
 //	go run ./examples/export -dir DIR -who X -why Y [-q QUERY] [-conversation ID]... [-sender ID]...
 //	    [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH
+//	go run ./examples/export -api URL -token-file F -why Y [the same selection] -out PATH
+//
+// With -api the export is asked of the process that owns the ledger (an archiver with
+// -api-addr, package ledger/api) with the bearer token in F: the server selects through its
+// search index, seals the access under the token's name, and sends the bundle, which is
+// unpacked into PATH.
 //
 // An entry is selected when it matches every filter given; a filter given more than once
 // matches any of its values. -conversation matches a message's or record's conversation id,
@@ -152,6 +158,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	from := fl.String("from", "", "select messages sent at or after this RFC 3339 `time`")
 	to := fl.String("to", "", "select messages sent before this RFC 3339 `time`")
 	q := fl.String("q", "", "select messages with this search `query` (terms, \"phrases\", AND/OR/NOT, fields)")
+	apiURL := fl.String("api", "", "ask the process that owns the ledger, at this `URL` (its ledger/api handler), instead of opening -dir")
+	tokenFile := fl.String("token-file", "", "with -api: the `file` holding the bearer token")
+	apiCA := fl.String("api-ca", "", "with -api over https: also trust these CA certificates (PEM `file`)")
 	format := fl.String("format", "jsonl", "renderings to write, comma-separated: `rsmf,eml,jsonl` (messages.jsonl with the evidence is always written)")
 	fl.Usage = func() {
 		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-q QUERY] [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH\n"+
@@ -174,11 +183,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fl.NArg() > 0:
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
-	case *dir == "":
-		return usage("-dir is required")
+	case *apiURL != "" && *dir != "":
+		return usage("give -dir (open the ledger) or -api (ask its owner), not both")
+	case *apiURL != "" && *tokenFile == "":
+		return usage("-api needs -token-file")
+	case *apiURL == "" && *dir == "":
+		return usage("-dir is required (or -api URL -token-file F to ask the process that owns the ledger)")
 	case *out == "":
 		return usage("-out is required")
-	case *who == "" || *why == "":
+	case *apiURL != "" && *why == "":
+		return usage("-why is required: the export is sealed into the ledger (the server names who)")
+	case *apiURL == "" && (*who == "" || *why == ""):
 		return usage("-who and -why are required: the export is sealed into the ledger")
 	}
 	for _, t := range []struct {
@@ -205,6 +220,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.query = *q
 	if f.empty() && f.query == "" {
 		return usage("give at least one of -conversation, -sender, -from, -to, -kind: export refuses to select everything")
+	}
+	if *apiURL != "" {
+		if ents, err := os.ReadDir(*out); err == nil && len(ents) > 0 {
+			return usage(fmt.Sprintf("-out %s is not empty", *out))
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		r := &remote{base: *apiURL, tokenFile: *tokenFile, caFile: *apiCA}
+		return r.export(ctx, &f, *why, formats, *out, stdout, stderr)
 	}
 	if err := layout.Exists(*dir); err != nil {
 		return usage(err.Error())
