@@ -673,3 +673,14 @@ func all[T any](xs []T, f func(T) bool) bool {
 	}
 	return true
 }
+
+// ShredEntry returns the shred entry sealed when retention destroyed data key keyID (its Index
+// set), or nil if that key was not shredded by retention. An export cites it beside the
+// entries the key protected, so that whoever checks the bundle sees why their content is gone.
+func (l *Ledger) ShredEntry(ctx context.Context, keyID string) (*Shred, error) {
+	s, err := l.sealedShred(ctx, keyID)
+	if s != nil {
+		s.Resumed = false
+	}
+	return s, err
+}

@@ -90,11 +90,14 @@ type BundleOpening struct {
 }
 
 // BundleMessage is one line of messages.jsonl: what an exported entry says, in readable form.
-// A shredded entry has only Index, Kind and Shredded.
+// A shredded entry has only Index, Kind, Shredded and, when retention shredded it, ShredEntry.
 type BundleMessage struct {
-	Index             uint64             `json:"index"`
-	Kind              string             `json:"kind"`
-	Shredded          bool               `json:"shredded,omitempty"`
+	Index    uint64 `json:"index"`
+	Kind     string `json:"kind"`
+	Shredded bool   `json:"shredded,omitempty"`
+	// ShredEntry cites, for a shredded entry, the shred entry retention sealed when it destroyed
+	// the key (exported in the same bundle), when there is one.
+	ShredEntry        *uint64            `json:"shred_entry,omitempty"`
 	SourceID          string             `json:"source_id,omitempty"`
 	ConversationID    string             `json:"conversation_id,omitempty"`
 	ConversationTitle string             `json:"conversation_title,omitempty"`
@@ -214,6 +217,33 @@ type BundleReport struct {
 	// Attachments is the number of attachment files, each checked against the SHA-256 the
 	// messages naming it give.
 	Attachments int
+}
+
+// shredEntries maps the data key ids that the bundle's opened shred entries destroyed to the
+// index of their shred entry.
+func shredEntries(leaves map[uint64]seal.Leaf, opened map[uint64][]byte) map[string]uint64 {
+	out := map[string]uint64{}
+	for i, leaf := range leaves {
+		var s struct {
+			KeyID string `json:"key_id"`
+		}
+		if leaf.Kind == seal.KindShred && json.Unmarshal(opened[i], &s) == nil && s.KeyID != "" {
+			out[s.KeyID] = i
+		}
+	}
+	return out
+}
+
+// citesShred reports whether entry i of the bundle is an opened shred entry of data key keyID.
+func citesShred(leaves map[uint64]seal.Leaf, opened map[uint64][]byte, i uint64, keyID string) bool {
+	leaf, ok := leaves[i]
+	if !ok || leaf.Kind != seal.KindShred {
+		return false
+	}
+	var s struct {
+		KeyID string `json:"key_id"`
+	}
+	return json.Unmarshal(opened[i], &s) == nil && s.KeyID == keyID
 }
 
 // Bundle checks an export bundle in dir with nothing but the ledger's verifier key vkey: the
@@ -374,6 +404,7 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 	}
 	seen := map[uint64]bool{}
 	named := map[string]uint64{} // attachment path -> an entry naming it
+	shredOf := shredEntries(leaves, opened)
 	shredded := 0
 	if err := eachLine(BundleMessages, msgb, func(line []byte) error {
 		var m BundleMessage
@@ -390,9 +421,15 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 		seen[m.Index] = true
 		plain, ok := opened[m.Index]
 		if !ok {
-			want := BundleMessage{Index: m.Index, Kind: leaf.Kind.String(), Shredded: true}
+			want := BundleMessage{Index: m.Index, Kind: leaf.Kind.String(), Shredded: true, ShredEntry: m.ShredEntry}
 			if leaf.KeyID == "" || !reflect.DeepEqual(m, want) {
 				return badEntry(BundleMessages, m.Index, "has no opening and is not a shredded entry", nil)
+			}
+			if m.ShredEntry != nil && !citesShred(leaves, opened, *m.ShredEntry, leaf.KeyID) {
+				return badEntry(BundleMessages, m.Index, "cites a shred entry the bundle does not hold for its key", nil)
+			}
+			if at, ok := shredOf[leaf.KeyID]; ok && (m.ShredEntry == nil || *m.ShredEntry != at) {
+				return badEntry(BundleMessages, m.Index, fmt.Sprintf("does not cite shred entry %d of its key, which the bundle holds", at), nil)
 			}
 			shredded++
 			return nil

@@ -482,7 +482,8 @@ func TestShreddedContentIsGoneButProvable(t *testing.T) {
 	require.Equal(t, 200, status, "body %s", body)
 	rep, err := verify.Bundle(unzip(t, body), e.vkey)
 	require.NoError(t, err)
-	require.Equal(t, []uint64{1, 2}, rep.Entries)
+	require.Equal(t, []uint64{1, 2, shreds[0].Index}, rep.Entries, "the shred entry is cited and exported beside them")
+	require.Equal(t, 2, rep.Shredded)
 
 	// An attachment that is not there is 404.
 	status, body = e.call(t, "GET", "/v1/blobs/"+strings.Repeat("00", 32), officerToken, "case 7", nil)

@@ -24,13 +24,16 @@
 //	manifest.json.sig           a signed note over hex(SHA-256(manifest.json)) + "\n"
 //
 // A shredded entry (its data key destroyed) is exported with its leaf and proof, no opening,
-// and a messages.jsonl line saying so. verify.Bundle checks a bundle with the verifier key.
+// and a messages.jsonl line saying so that cites the shred entry retention sealed (exported
+// too, with its proof and opening: the rule, the authority, the time). verify.Bundle checks a
+// bundle with the verifier key.
 //
 // Exporting reads through ledger.Access, so the export is itself sealed in the ledger as
 // access entries (one for the entries, one for their attachments) before anything is written.
 package export
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -133,6 +136,7 @@ type Summary struct {
 type exported struct {
 	e           *ledger.Entry
 	shredded    bool
+	shredEntry  *uint64 // for a shredded entry: the shred entry that destroyed its key, if any
 	proof       *seal.Proof
 	unavailable int // attachments whose content the ledger does not hold
 }
@@ -163,6 +167,9 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err != nil {
 		return nil, err
 	}
+	if entries, err = citeShreds(ctx, l, entries); err != nil {
+		return nil, err
+	}
 	cp, parsed, err := prove(ctx, l, entries, pr)
 	if err != nil {
 		return nil, err
@@ -185,7 +192,7 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	}
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
-		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(idx), Query: req.Query, Formats: req.Formats},
+		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(entries), Query: req.Query, Formats: req.Formats},
 	}
 	if err := signManifest(files, &man, req.Signer); err != nil {
 		return nil, err
@@ -297,6 +304,45 @@ func read(ctx context.Context, acc *ledger.Accessor, idx []uint64, pr *progress)
 		return nil, fmt.Errorf("export: read %d entries of %d", len(out), len(idx))
 	}
 	return out, nil
+}
+
+// citeShreds adds to the entries the shred entry of each shredded entry's key (sealed when
+// retention destroyed it; plain, like every audit entry, so reading it is no access) and has
+// the shredded entry cite it.
+func citeShreds(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]*exported, error) {
+	have := map[uint64]bool{}
+	for _, x := range entries {
+		have[x.e.Index] = true
+	}
+	byKey := map[string]*uint64{}
+	for _, x := range entries {
+		if !x.shredded {
+			continue
+		}
+		at, done := byKey[x.e.Leaf.KeyID]
+		if !done {
+			s, err := l.ShredEntry(ctx, x.e.Leaf.KeyID)
+			if err != nil {
+				return nil, fmt.Errorf("export: the shred entry of entry %d: %w", x.e.Index, err)
+			}
+			if s != nil {
+				at = &s.Index
+			}
+			byKey[x.e.Leaf.KeyID] = at
+		}
+		x.shredEntry = at
+		if at == nil || have[*at] {
+			continue
+		}
+		e, err := l.Get(ctx, *at)
+		if err != nil {
+			return nil, fmt.Errorf("export: reading shred entry %d: %w", *at, err)
+		}
+		have[*at] = true
+		entries = append(entries, &exported{e: e})
+	}
+	slices.SortFunc(entries, func(a, b *exported) int { return cmp.Compare(a.e.Index, b.e.Index) })
+	return entries, nil
 }
 
 // prove signs a checkpoint covering the entries and proves each, with the leaf bytes read,
@@ -446,7 +492,7 @@ func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string
 // Attachments whose content is in the bundle get their path.
 func messageLine(x *exported, blobs map[string][]byte) (verify.BundleMessage, error) {
 	if x.shredded {
-		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true}, nil
+		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true, ShredEntry: x.shredEntry}, nil
 	}
 	m, err := verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
 	for k, a := range m.Attachments {

@@ -30,6 +30,7 @@ type fixture struct {
 	now  time.Time
 	// indexes of what was appended
 	shredded, record, attach, picture uint64
+	shredEntry                        uint64 // the shred entry that destroyed the shredded one's key
 	msgs                              []uint64
 	pdf, png                          []byte // the attachments' content
 }
@@ -97,6 +98,7 @@ func newFixture(t testing.TB) *fixture {
 		ledger.ApplyOptions{Authority: "retention job"})
 	require.NoError(t, err)
 	require.Len(t, shreds, 1)
+	f.shredEntry = shreds[0].Index
 	return f
 }
 
@@ -117,9 +119,9 @@ func (f *fixture) export(t testing.TB) string {
 	dir := filepath.Join(t.TempDir(), "bundle")
 	sum, err := export.Write(context.Background(), f.l, dir, f.request())
 	require.NoError(t, err)
-	require.Equal(t, 7, sum.Entries)
+	require.Equal(t, 8, sum.Entries, "the 7 selected and the shred entry the shredded one cites")
 	require.Equal(t, 1, sum.Shredded)
-	require.Equal(t, 6, sum.Opened)
+	require.Equal(t, 7, sum.Opened)
 	require.Equal(t, 2, sum.Attachments)
 	require.Equal(t, 1, sum.Unavailable, "never-fetched.doc")
 	return dir
@@ -130,8 +132,9 @@ func TestExportBundleVerifies(t *testing.T) {
 	dir := f.export(t)
 	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
 	require.NoError(t, err)
-	require.Equal(t, []uint64{f.shredded, f.msgs[0], f.msgs[1], f.msgs[2], f.attach, f.record, f.picture}, rep.Entries)
-	require.Equal(t, 6, rep.Opened)
+	require.Equal(t, []uint64{f.shredded, f.msgs[0], f.msgs[1], f.msgs[2], f.attach, f.record, f.picture, f.shredEntry}, rep.Entries,
+		"the selection and the shred entry the shredded entry cites")
+	require.Equal(t, 7, rep.Opened)
 	require.Equal(t, 2, rep.Attachments)
 	require.Equal(t, 1, rep.Shredded)
 	require.Equal(t, origin, rep.Origin)
@@ -154,10 +157,13 @@ func TestExportBundleVerifies(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "messages.jsonl"))
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	require.Len(t, lines, 7)
-	var first, att, rec verify.BundleMessage
+	require.Len(t, lines, 8)
+	var first, att, rec, shred verify.BundleMessage
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
-	require.Equal(t, verify.BundleMessage{Index: f.shredded, Kind: "message", Shredded: true}, first)
+	require.Equal(t, verify.BundleMessage{Index: f.shredded, Kind: "message", Shredded: true, ShredEntry: &f.shredEntry}, first)
+	require.NoError(t, json.Unmarshal([]byte(lines[7]), &shred))
+	require.Equal(t, f.shredEntry, shred.Index)
+	require.Equal(t, "shred", shred.Kind)
 	require.NoError(t, json.Unmarshal([]byte(lines[4]), &att))
 	require.Equal(t, "see the term sheet", att.Text)
 	require.Equal(t, "m-cid-a-5", att.SourceID)

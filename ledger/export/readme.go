@@ -44,7 +44,10 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
    attachments with their name, SHA-256 and path). Every field must be what the opened
    plaintext says; "path" is the only field the plaintext does not hold. An
    entry whose data key was destroyed under retention is listed with "shredded":true: its
-   leaf and proof are here, its content is not, and it has no opening.
+   leaf and proof are here, its content is not, and it has no opening. Its "shred_entry" is
+   the index of the shred entry retention sealed when it destroyed the key, exported too
+   (kind "shred", with its proof and opening): its "key_id" is the shredded entry's leaf key
+   id, and it says by which rule, on whose authority and when.
 
 7. The attachments. attachments/<h> is the content of an attachment a message names, where <h>
    is the lowercase hex SHA-256 of the content: check that sha256sum of the file is its name and

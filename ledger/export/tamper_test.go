@@ -190,6 +190,16 @@ func TestBundleTamperMatrix(t *testing.T) {
 				return []byte(strings.Replace(string(b), `,"path":"`+png+`"`, "", 1))
 			})
 		}, []string{png}, true},
+		{"re-signed shredded entry cites another entry", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), fmt.Sprintf(`"shred_entry":%d`, f.shredEntry), fmt.Sprintf(`"shred_entry":%d`, f.msgs[0]), 1))
+			})
+		}, []string{verify.BundleMessages}, true},
+		{"re-signed shredded entry cites no shred entry", func(d string) {
+			rewrite(t, d, verify.BundleMessages, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), fmt.Sprintf(`,"shred_entry":%d`, f.shredEntry), "", 1))
+			})
+		}, []string{verify.BundleMessages}, true},
 		{"re-signed swap proofs", func(d string) { swapFiles(t, d, p0, p1) }, []string{p0, p1}, true},
 		{"re-signed swap openings", func(d string) { swapOpenings(t, d, f.msgs[0], f.msgs[1]) }, []string{verify.BundleOpenings}, true},
 		{"re-signed edit message text", func(d string) {
