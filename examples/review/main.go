@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := fl.String("dir", "", "ledger directory (required)")
 	who := fl.String("who", "", "who reviews (required; sealed in the ledger)")
 	why := fl.String("why", "", "why: the review or case (required; sealed in the ledger)")
+	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the command to this `file`")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: review -dir DIR -who WHO -why REASON scan|alerts|dispose|rescan [flags]")
 		fl.PrintDefaults()
@@ -101,6 +103,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := layout.Exists(*dir); err != nil {
 		return usage("%v", err)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return usage("%v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usage("%v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return do(ctx, rest)
 }
