@@ -55,12 +55,16 @@ type callbackRig struct {
 	now  time.Time
 }
 
-func newRig(t *testing.T) *callbackRig {
+func newRig(t *testing.T, with ...func(*dingtalk.CallbackOptions)) *callbackRig {
 	rig := &callbackRig{sink: capturetest.NewSink(), now: time.Unix(1614767836, 0)}
-	h, err := dingtalk.NewCallbackHandler(dingtalk.CallbackOptions{
+	opts := dingtalk.CallbackOptions{
 		Token: vecToken, AESKey: vecAESKey, OwnerKey: vecOwner,
 		Sink: rig.sink, Records: rig.sink, Now: func() time.Time { return rig.now },
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	h, err := dingtalk.NewCallbackHandler(opts)
 	require.NoError(t, err)
 	rig.h = h
 	return rig
