@@ -10,6 +10,12 @@
 // must still hold). At the end it prints to stderr the throughput, the commit latency
 // percentiles (time from Append to its return) and the store's syncs per second.
 //
+// With -scan, surveillance (ledger/surveil with the default lexicon, as the archiver runs it)
+// scans what is sealed while the appenders run, 1 message in 50 tripping it; loadgen then
+// reports the annotations sealed, the lag from a message's send to its findings being sealed,
+// and how long after the last append the scan caught up. Run it with and without -scan to see
+// what scanning costs the appenders.
+//
 // It stops after -n messages, after -duration, or on SIGINT/SIGTERM, whichever comes first. DIR
 // is a ledger directory in the layout every example shares (internal/layout: signing key,
 // verifier key, keyring, encrypted data keys, file store), created on the first run, so
@@ -58,6 +64,7 @@ type config struct {
 	n           int
 	duration    time.Duration
 	concurrency int
+	scan        bool
 	size        int
 	cpuprofile  string
 	trace       string
@@ -77,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fl.StringVar(&c.trace, "trace", "", "write an execution trace of the run to this file (go tool trace)")
 	fl.BoolVar(&c.warmup, "warmup", true, "before timing, append one message to each conversation, so that their data keys exist (as in a ledger running for a while)")
+	fl.BoolVar(&c.scan, "scan", false, "scan what is sealed with the default lexicon while appending (ledger/surveil, off the ack path, as the archiver does); 1 message in 50 trips it")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -128,11 +136,15 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	for w := range senders {
 		senders[w] = capture.Party{ID: "staff-" + strconv.Itoa(w), StaffID: fmt.Sprintf("E%04d", w)}
 	}
+	flagged := text[:max(0, len(text)-24)] + " call me on WhatsApp"
 	message := func(id string, conv int64, w int) *capture.Message {
 		m := &capture.Message{
 			Platform: capture.PlatformDingTalk, Tenant: "loadgen", ID: id,
 			Conversation: capture.Conversation{ID: convIDs[conv], Type: capture.ConversationGroup},
 			Sender:       senders[w], SentAt: time.Now().UTC(), Kind: capture.KindText, Text: text,
+		}
+		if c.scan && strings.HasSuffix(id, "00") || c.scan && strings.HasSuffix(id, "50") {
+			m.Text = flagged // 1 in 50
 		}
 		m.Raw = []byte(`{"msgId":"` + m.ID + `"}`)
 		return m
@@ -188,6 +200,12 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 		defer trace.Stop()
 	}
+	var sc *scanning
+	if c.scan {
+		if sc, err = startScanning(ctx, led); err != nil {
+			return errors.Join(err, outStop(), led.Close())
+		}
+	}
 	var issued atomic.Int64
 	lat := make([][]time.Duration, c.concurrency)
 	errs := make(chan error, c.concurrency)
@@ -220,6 +238,10 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	after := st.Stats()
+	var scanErr error
+	if sc != nil {
+		scanErr = sc.finish(led.Size(), stderr)
+	}
 	outErr := outStop()
 	closeErr := led.Close()
 	close(errs)
@@ -253,7 +275,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		((after.SyncTime - before.SyncTime) / time.Duration(commits)).Round(time.Microsecond), 100*(after.SyncTime-before.SyncTime).Seconds()/secs,
 		after.Writes-before.Writes, ((after.WriteTime - before.WriteTime) / time.Duration(max(1, after.Writes-before.Writes))).Round(time.Microsecond),
 		float64(after.Syncs-before.Syncs)/secs)
-	return errors.Join(appendErr, outErr, closeErr)
+	return errors.Join(appendErr, scanErr, outErr, closeErr)
 }
 
 // lineWriter collects "<index> <id>" lines from many goroutines.
