@@ -67,7 +67,11 @@ func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receip
 		r.conv = seal.ConversationDigest(mm.Platform, mm.Tenant, mm.Conversation.ID)
 	}
 	size := 512 + len(mm.Text) + len(mm.Raw)*4/3 + 128*(len(mm.Mentions)+len(mm.Attachments))
-	return l.submit(ctx, r, size, mm.AppendJSON)
+	rc, err := l.submit(ctx, r, size, mm.AppendJSON)
+	if err == nil && !rc.Duplicate && l.opts.Appended != nil {
+		l.opts.Appended(rc.Index, &mm)
+	}
+	return rc, err
 }
 
 // recordKinds maps capture record kinds to entry kinds.

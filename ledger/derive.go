@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
 )
 
 // ErrNotEncrypted is returned by a Deriver's Seal and Open on a ledger without
@@ -39,6 +40,34 @@ func (d *Deriver) Scan(ctx context.Context, from, to uint64, fn func(*Entry, err
 		return nil
 	}
 	return d.l.scan(ctx, from, to, fn)
+}
+
+// Kinds calls fn with the index and kind of every entry in [from, to), reading the leaves only:
+// nothing is decrypted or decoded. A consumer that was handed some entries' content
+// (Options.Appended) finds with it which entries it still has to read.
+func (d *Deriver) Kinds(ctx context.Context, from, to uint64, fn func(i uint64, k seal.Kind) error) error {
+	to = min(to, d.l.Size())
+	next := from
+	for e, err := range d.l.st.Entries(ctx, from, to) {
+		if err != nil {
+			return fmt.Errorf("ledger: reading entry %d: %w", next, err)
+		}
+		if e.Index != next {
+			return fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
+		}
+		next++
+		k, err := seal.LeafKind(e.Leaf)
+		if err != nil {
+			return fmt.Errorf("%w: ledger: entry %d: %w", store.ErrCorrupt, e.Index, err)
+		}
+		if err := fn(e.Index, k); err != nil {
+			return err
+		}
+	}
+	if next < to {
+		return fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next)
+	}
+	return nil
 }
 
 // Seal encrypts data derived from entry index under the data key keyID (the entry's

@@ -9,10 +9,12 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -260,4 +262,50 @@ func TestALongScanHandsOverADamagedEntryWithItsError(t *testing.T) {
 	require.Len(t, got, 1500)
 	require.True(t, slices.IsSorted(got))
 	require.Equal(t, []uint64{900}, bad)
+}
+
+// TestAppendedSeesEachNewMessageOnce: Options.Appended is told every message once it is
+// durable, with its index, and nothing for a duplicate or a record; Deriver.Kinds names every
+// entry's kind without decrypting.
+func TestAppendedSeesEachNewMessageOnce(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[uint64]string{}
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: testKeys(t), CheckpointEvery: 1000, CheckpointInterval: time.Hour,
+		Appended: func(i uint64, m *capture.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			require.Less(t, i, uint64(1000))
+			seen[i] = m.ID
+		}})
+	require.NoError(t, err)
+	defer l.Close()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				_, err := l.Append(ctx, msg(w*10+i))
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	rc, err := l.Append(ctx, msg(3)) // a redelivery
+	require.NoError(t, err)
+	require.True(t, rc.Duplicate)
+	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordContext, Platform: "dingtalk", Tenant: "corp1", At: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, seen, 80)
+	kinds := map[seal.Kind]int{}
+	require.NoError(t, l.Derive("t").Kinds(ctx, 0, l.Size(), func(i uint64, k seal.Kind) error {
+		kinds[k]++
+		if k == seal.KindMessage {
+			en, err := l.Get(ctx, i)
+			require.NoError(t, err)
+			require.Equal(t, en.Message.ID, seen[i], "the index handed over is the message's")
+		}
+		return nil
+	}))
+	require.Equal(t, 80, kinds[seal.KindMessage])
+	require.Equal(t, 1, kinds[seal.KindContext])
 }

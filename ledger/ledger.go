@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
@@ -28,6 +29,12 @@ const (
 type Options struct {
 	// Signing signs checkpoints; its key name is the ledger's origin.
 	Signing *seal.SigningKey
+	// Appended, if set, is called with each message once it is durable and newly sealed (not
+	// for a duplicate), on the appending goroutine before Append returns: it must not block,
+	// keep the goroutine, or modify the message. An in-process consumer that derives from what
+	// is sealed (surveillance) takes the content from it instead of reading it back and
+	// decrypting it; whatever it misses, it reads from the ledger.
+	Appended func(index uint64, m *capture.Message)
 	// CheckpointEvery signs a checkpoint once this many entries are uncovered
 	// (DefaultCheckpointEvery if zero).
 	CheckpointEvery uint64

@@ -278,7 +278,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 	}
 
-	l, err := ledgerdir.Open(ctx, c.dir, layout.DefaultOrigin, ledger.Options{Logger: log})
+	opts := ledger.Options{Logger: log}
+	if sv != nil {
+		opts.Appended = sv.feed.Appended // surveillance scans what is sealed without reading it back
+	}
+	l, err := ledgerdir.Open(ctx, c.dir, layout.DefaultOrigin, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: opening the ledger in %s: %v\n", c.dir, err)
 		return 1

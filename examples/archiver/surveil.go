@@ -27,12 +27,13 @@ type surveillance struct {
 	lexPath string
 	lv      *scan.Live
 	rules   *behaviour.Rules
+	feed    *surveil.Feed // what the ledger seals, handed over as it is sealed
 }
 
 // loadSurveillance reads the lexicon (the embedded one without -lexicon) and the behaviour
 // rules, before the ledger is opened: a bad file is a usage error.
 func (c *config) loadSurveillance() (*surveillance, error) {
-	s := &surveillance{lexPath: c.lexicon}
+	s := &surveillance{lexPath: c.lexicon, feed: surveil.NewFeed(0)}
 	sc, err := readLexicon(c.lexicon)
 	if err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ func readLexicon(path string) (*scan.Scanner, error) {
 // receives each sealed finding (alerts).
 func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, dir string, log *slog.Logger,
 	onSealed func(context.Context, *surveil.Sealed) error) error {
-	opts := surveil.Options{Lexicon: s.lv, CursorFile: filepath.Join(dir, layout.CursorFile), OnSealed: onSealed, Logger: log}
+	opts := surveil.Options{Lexicon: s.lv, CursorFile: filepath.Join(dir, layout.CursorFile), OnSealed: onSealed, Logger: log, Feed: s.feed}
 	if s.rules != nil {
 		d, err := behaviour.New(s.rules, behaviour.Options{})
 		if err != nil {

@@ -50,6 +50,7 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/surveil"
 )
 
 func main() {
@@ -110,7 +111,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 const conversations = 997
 
 func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
-	led, err := ledgerdir.Open(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), ledger.Options{MaxInFlight: c.inFlight})
+	opts := ledger.Options{MaxInFlight: c.inFlight}
+	var feed *surveil.Feed
+	if c.scan {
+		feed = surveil.NewFeed(0)
+		opts.Appended = feed.Appended
+	}
+	led, err := ledgerdir.Open(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), opts)
 	if err != nil {
 		return err
 	}
@@ -202,7 +209,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	var sc *scanning
 	if c.scan {
-		if sc, err = startScanning(ctx, led); err != nil {
+		if sc, err = startScanning(ctx, led, feed); err != nil {
 			return errors.Join(err, outStop(), led.Close())
 		}
 	}

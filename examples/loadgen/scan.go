@@ -27,7 +27,7 @@ type scanning struct {
 	sealed int
 }
 
-func startScanning(ctx context.Context, led *ledgerdir.Ledger) (*scanning, error) {
+func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed) (*scanning, error) {
 	s, err := scan.Default()
 	if err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func startScanning(ctx context.Context, led *ledgerdir.Ledger) (*scanning, error
 	if sc.lv, err = scan.NewLive(s); err != nil {
 		return nil, err
 	}
-	sc.m, err = surveil.New(led.Ledger, surveil.Options{Lexicon: sc.lv, CursorFile: filepath.Join(led.Dir, layout.CursorFile),
+	sc.m, err = surveil.New(led.Ledger, surveil.Options{Lexicon: sc.lv, CursorFile: filepath.Join(led.Dir, layout.CursorFile), Feed: feed,
 		OnSealed: func(_ context.Context, s *surveil.Sealed) error {
 			if s.Fresh && s.Message != nil {
 				sc.mu.Lock()

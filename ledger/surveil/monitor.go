@@ -62,6 +62,15 @@ type Options struct {
 	// outbox that is full stops scanning rather than losing an alert. A monitor without a
 	// CursorFile reports everything again after a restart.
 	OnSealed func(ctx context.Context, s *Sealed) error
+	// Feed, if set, hands the monitor what the ledger has just sealed (see Feed), so that it
+	// reads back and decrypts only what the feed missed.
+	Feed *Feed
+	// CursorEvery is how often a monitor that keeps up with the ledger saves its cursor (default
+	// 1 s; negative: after every step); one that has caught up saves it at once. A crash
+	// loses at most that much of the cursor: those messages are read again, their findings
+	// reported again with the same ids and sealed nothing twice. (Saving after every step of
+	// a few entries put an fsync storm beside the log's own syncs.)
+	CursorEvery time.Duration
 	// Batch is how many ledger entries one step reads (default 4096); Concurrency how many
 	// annotations it seals at once (default 32).
 	Batch, Concurrency int
@@ -76,6 +85,7 @@ type Stats struct {
 	Version   string // the lexicon version scanned
 	From, To  uint64 // the entries read: [From, To)
 	Messages  int    // messages scanned
+	Fed       int    // of which taken from the feed rather than read back from the ledger
 	Flagged   int    // messages with lexicon findings
 	Sealed    int    // annotation entries sealed now (not sealed before)
 	Behaviour int    // behaviour findings
@@ -91,9 +101,11 @@ type Monitor struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex // one step at a time; guards cursor
+	mu     sync.Mutex // one step at a time; guards cursor, dirty and saved
 	cursor cursor
-	first  string // the first lexicon version stepped, which feeds Behaviour
+	dirty  bool      // the cursor moved since it was saved
+	saved  time.Time // when it was last saved
+	first  string    // the first lexicon version stepped, which feeds Behaviour
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -118,6 +130,9 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 32
+	}
+	if opts.CursorEvery == 0 {
+		opts.CursorEvery = time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -164,38 +179,101 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
 	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
 	if st.From >= st.To {
-		return st, nil
+		return st, m.flush() // caught up: what the last steps did is saved now
 	}
 	var work []*Sealed
-	err := m.d.Scan(ctx, st.From, st.To, func(e *ledger.Entry, err error) error {
-		if errors.Is(err, ledger.ErrShredded) || e.Leaf.Kind != seal.KindMessage {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("surveil: entry %d: %w", e.Index, err)
-		}
+	visit := func(at uint64, msg *capture.Message) {
 		st.Messages++
-		fs := ScanMessage(sc, e.Message)
+		fs := ScanMessage(sc, msg)
 		if len(fs) > 0 {
 			st.Flagged++
-			work = append(work, &Sealed{Message: e.Message, MessageAt: e.Index, Lexicon: lex, Findings: fs})
+			work = append(work, &Sealed{Message: msg, MessageAt: at, Lexicon: lex, Findings: fs})
 		}
 		if m.opts.Behaviour != nil && lex.Version == m.first {
-			for _, bf := range m.opts.Behaviour.Observe(e.Message, categories(fs)) {
+			for _, bf := range m.opts.Behaviour.Observe(msg, categories(fs)) {
 				st.Behaviour++
-				work = append(work, &Sealed{Message: e.Message, MessageAt: e.Index, Behaviour: &bf})
+				work = append(work, &Sealed{Message: msg, MessageAt: at, Behaviour: &bf})
 			}
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := m.read(ctx, st.From, st.To, visit, &st.Fed); err != nil {
 		return st, err
 	}
 	if err := m.seal(ctx, work, &st); err != nil {
 		return st, err
 	}
 	m.cursor.Versions[lex.Version] = st.To
-	return st, m.save()
+	m.dirty = true
+	if time.Since(m.saved) < m.opts.CursorEvery {
+		return st, nil
+	}
+	return st, m.flush()
+}
+
+// flush saves the cursor if it moved since it was last saved.
+func (m *Monitor) flush() error {
+	if !m.dirty {
+		return nil
+	}
+	if err := m.save(); err != nil {
+		return err
+	}
+	m.dirty, m.saved = false, time.Now()
+	return nil
+}
+
+// read calls visit with every message in [from, to), in ledger order: from the feed where it
+// holds the message, else read back from the ledger (decrypted); shredded messages are skipped.
+func (m *Monitor) read(ctx context.Context, from, to uint64, visit func(uint64, *capture.Message), fedCount *int) error {
+	if m.opts.Feed == nil {
+		return m.scan(ctx, from, to, visit)
+	}
+	type fedAt struct {
+		at  uint64
+		msg *capture.Message // nil: read it from the ledger
+	}
+	var msgs []fedAt
+	err := m.d.Kinds(ctx, from, to, func(i uint64, k seal.Kind) error {
+		if k == seal.KindMessage {
+			msg, _ := m.opts.Feed.take(i)
+			msgs = append(msgs, fedAt{i, msg})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for j := 0; j < len(msgs); {
+		if msgs[j].msg != nil {
+			visit(msgs[j].at, msgs[j].msg)
+			*fedCount++
+			j++
+			continue
+		}
+		k := j // a run of messages the feed missed, read in one scan
+		for k+1 < len(msgs) && msgs[k+1].msg == nil {
+			k++
+		}
+		if err := m.scan(ctx, msgs[j].at, msgs[k].at+1, visit); err != nil {
+			return err
+		}
+		j = k + 1
+	}
+	return nil
+}
+
+// scan reads [from, to) back from the ledger and visits its messages.
+func (m *Monitor) scan(ctx context.Context, from, to uint64, visit func(uint64, *capture.Message)) error {
+	return m.d.Scan(ctx, from, to, func(e *ledger.Entry, err error) error {
+		if errors.Is(err, ledger.ErrShredded) || e.Leaf.Kind != seal.KindMessage {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("surveil: entry %d: %w", e.Index, err)
+		}
+		visit(e.Index, e.Message)
+		return nil
+	})
 }
 
 func categories(fs []Finding) []string {
@@ -292,9 +370,11 @@ func (m *Monitor) Run(ctx context.Context, interval time.Duration) error {
 		if err != nil && ctx.Err() == nil {
 			m.log.Warn("surveil: step failed", "err", err)
 		}
-		if err == nil && st.To > st.From {
-			continue // more may be waiting
+		if err == nil && st.To-st.From >= uint64(m.opts.Batch) {
+			continue // a full batch: more is waiting
 		}
+		// Caught up, or following close behind: wait, and take what came meanwhile in one
+		// step (a monitor stepping after every few entries competes with the writer).
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

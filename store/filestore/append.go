@@ -393,21 +393,15 @@ func (s *Store) roll() error {
 		return fmt.Errorf("filestore: close segment: %w", err)
 	}
 	s.syncs.Add(1)
-	ro, err := s.openFile(old.path, os.O_RDONLY)
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("filestore: %w", err)
-	}
 	if err := os.Chmod(old.path, closedSegmentMode); err != nil {
 		s.log.Warn("filestore: could not make a closed segment read-only", "file", old.path, "err", err)
 	}
+	// The closed segment keeps its handle: readers take segments' handles under mu and read
+	// after releasing it, so a handle is never replaced or closed before the store is.
 	s.mu.Lock()
-	prev := old.f
-	old.f = ro
 	s.segs = append(s.segs, &segment{seq: seq, first: size, path: path, f: f})
 	s.end = segmentHeaderSize
 	s.mu.Unlock()
-	prev.Close()
 	s.w.end, s.w.alloc = segmentHeaderSize, segmentHeaderSize
 	s.log.Info("filestore: new segment", "file", path, "first", size)
 	return nil

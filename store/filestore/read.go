@@ -105,18 +105,32 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 
 // entryRun reads entries [i, i+k), with one read for each stretch of adjacent frames.
 func (s *Store) entryRun(ctx context.Context, i, k uint64) ([]store.Entry, error) {
+	// The lock is held only to take what the reads need, never across them: a reader that held
+	// it through its disk reads held up the writer publishing each batch (a scan following the
+	// log, as surveillance does, cut appends by half). What is taken cannot change under the
+	// reads: index records below durable.entries, published frames and the segments list are
+	// only ever added to.
 	if err := s.rlock(ctx); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	durableEntries, indexF, segs := s.durable.entries, s.indexF, s.segs
+	var nIndexed uint64
+	if i < durableEntries {
+		nIndexed = min(k, durableEntries-i)
+	}
+	overlay := make([]location, 0, k-nIndexed)
+	for j := nIndexed; j < k; j++ {
+		overlay = append(overlay, s.overlay[i+j-durableEntries])
+	}
+	s.mu.RUnlock()
+
 	locs := make([]location, 0, k)
-	if i < s.durable.entries {
-		n := min(k, s.durable.entries-i)
-		b := make([]byte, n*indexRecordSize)
-		if err := readFull(s.indexF, b, int64(i)*indexRecordSize); err != nil {
+	if nIndexed > 0 {
+		b := make([]byte, nIndexed*indexRecordSize)
+		if err := readFull(indexF, b, int64(i)*indexRecordSize); err != nil {
 			return nil, fmt.Errorf("filestore: read index: %w", err)
 		}
-		for j := range n {
+		for j := range nIndexed {
 			l, err := decodeLocation(b[j*indexRecordSize:])
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s record %d: %v", store.ErrCorrupt, s.path("index"), i+j, err)
@@ -124,9 +138,7 @@ func (s *Store) entryRun(ctx context.Context, i, k uint64) ([]store.Entry, error
 			locs = append(locs, l)
 		}
 	}
-	for j := uint64(len(locs)); j < k; j++ {
-		locs = append(locs, s.overlay[i+j-s.durable.entries])
-	}
+	locs = append(locs, overlay...)
 	out := make([]store.Entry, 0, k)
 	for a := 0; a < len(locs); {
 		// Extend the stretch while frames are in the same segment, close together, and the
@@ -137,10 +149,10 @@ func (s *Store) entryRun(ctx context.Context, i, k uint64) ([]store.Entry, error
 			locs[b].off+int64(locs[b].length)-locs[a].off <= 4<<20 {
 			b++
 		}
-		if locs[a].seq == 0 || int(locs[a].seq) > len(s.segs) {
+		if locs[a].seq == 0 || int(locs[a].seq) > len(segs) {
 			return out, fmt.Errorf("%w: entry %d is in segment %d, which does not exist", store.ErrCorrupt, i+uint64(a), locs[a].seq)
 		}
-		seg := s.segs[locs[a].seq-1]
+		seg := segs[locs[a].seq-1]
 		span := make([]byte, locs[b-1].off+int64(locs[b-1].length)-locs[a].off)
 		if err := readFull(seg.f, span, locs[a].off); err != nil {
 			return out, fmt.Errorf("%w: %s: entries from %d at offset %d: %v", store.ErrCorrupt, seg.path, i+uint64(a), locs[a].off, err)
