@@ -127,7 +127,7 @@ func report(out io.Writer, cfg config, rs []*result, expect [][]int) {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(out, "\nquery time p50 / p99 in ms (the count of hits and the first %d of them)\n", pageSize)
+	fmt.Fprintf(out, "\nquery time p50 / p99 in ms (the count of hits and the first %d of them); ! = some answers of the class wrong (see the last table)\n", pageSize)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "engine\t"+strings.Join(classes, "\t"))
 	for _, r := range rs {
@@ -137,7 +137,7 @@ func report(out io.Writer, cfg config, rs []*result, expect [][]int) {
 				row = append(row, "-")
 				continue
 			}
-			row = append(row, fmt.Sprintf("%.3f / %.3f", ms(percentile(r.lat[c], 50)), ms(percentile(r.lat[c], 99))))
+			row = append(row, fmt.Sprintf("%.3f / %.3f%s", ms(percentile(r.lat[c], 50)), ms(percentile(r.lat[c], 99)), r.wrong(c)))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -150,7 +150,7 @@ func report(out io.Writer, cfg config, rs []*result, expect [][]int) {
 		}
 	}
 	if base != nil {
-		fmt.Fprintln(out, "\nquery time p50 relative to commseal (same run; >1 is slower than commseal)")
+		fmt.Fprintln(out, "\nquery time p50 relative to commseal (same run; >1 is slower than commseal; ! = some answers wrong)")
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "engine\tbuild\t"+strings.Join(classes, "\t"))
 		for _, r := range rs {
@@ -164,7 +164,7 @@ func report(out io.Writer, cfg config, rs []*result, expect [][]int) {
 					row = append(row, "-")
 					continue
 				}
-				row = append(row, fmt.Sprintf("%.2fx", float64(percentile(r.lat[c], 50))/float64(b)))
+				row = append(row, fmt.Sprintf("%.2fx%s", float64(percentile(r.lat[c], 50))/float64(b), r.wrong(c)))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
@@ -197,3 +197,13 @@ func report(out io.Writer, cfg config, rs []*result, expect [][]int) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// wrong returns "!" if r answered some query of class c differently from brute force.
+func (r *result) wrong(c string) string {
+	for i, k := range r.checks {
+		if queries[i].class == c && (k.missed > 0 || k.extra > 0) {
+			return "!"
+		}
+	}
+	return ""
+}
