@@ -171,6 +171,15 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 				for k := next.Add(1) - 1; k < conversations && ctx.Err() == nil; k = next.Add(1) - 1 {
 					m := message("lg-"+runID+"-w"+strconv.FormatInt(k, 10), k, w)
 					r, err := led.Append(context.WithoutCancel(ctx), m)
+					if err == nil && c.scan {
+						// An annotation too, so that each conversation's data key already
+						// records that it protects annotations (a durable metadata write once
+						// per scope and month, which a running ledger has long made).
+						about := m.Identity()
+						_, err = led.AppendRecord(context.WithoutCancel(ctx), &capture.Record{Kind: capture.RecordAnnotation,
+							Platform: m.Platform, Tenant: m.Tenant, Conversation: m.Conversation, About: &about, At: time.Now().UTC(),
+							Body: []byte(`{"schema":"loadgen.warmup/v1"}`)})
+					}
 					if err != nil {
 						werr.CompareAndSwap(nil, &err)
 						return
