@@ -92,7 +92,7 @@ func TestAMonitorKilledMidScanResumes(t *testing.T) {
 	for i := range 600 {
 		_, err := l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp1", ID: fmt.Sprint("k", i),
 			Conversation: capture.Conversation{ID: fmt.Sprint("cid-", i%5), Type: capture.ConversationGroup},
-			Sender: capture.Party{ID: "u1"}, SentAt: time.Date(2026, 10, 1, 0, 0, i, 0, time.UTC), Kind: capture.KindText,
+			Sender:       capture.Party{ID: "u1"}, SentAt: time.Date(2026, 10, 1, 0, 0, i, 0, time.UTC), Kind: capture.KindText,
 			Text: texts[i%len(texts)], Raw: []byte("{}")})
 		require.NoError(t, err)
 	}
