@@ -78,6 +78,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -374,10 +376,18 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			w.Header().Set("Content-Type", "application/json")
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
+			live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			metrics.Read(live)
+			var heap uint64
+			if live[0].Value.Kind() == metrics.KindUint64 {
+				heap = live[0].Value.Uint64()
+			}
 			_ = enc.Encode(struct {
 				dingtalk.Health
 				LedgerSize uint64 `json:"ledger_size"`
-			}{src.Health(), l.Size()})
+				HeapBytes  uint64 `json:"heap_live_bytes"` // the heap that survived the last collection
+				Goroutines int    `json:"goroutines"`
+			}{src.Health(), l.Size(), heap, runtime.NumGoroutine()})
 		})
 		if healthURL, err = serve(c.healthAddr, mux, nil); err != nil {
 			return fail("health server: %v", err)
