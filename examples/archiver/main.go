@@ -30,8 +30,9 @@
 // and its findings sealed as annotation entries, from the cursor DIR/surveil.cursor; each
 // finding is logged (references and severities, never content):
 //
-//	-lexicon FILE         the lexicon (default: the embedded one); SIGHUP reloads the file, and
-//	                      a new version is run over history
+//	-lexicon FILE         the lexicon (default: the embedded one); a change to the file (looked
+//	                      at every 2 s) or SIGHUP reloads it, a bad file keeping the one in
+//	                      force, and a new version is run over history
 //	-rules FILE           behaviour rules (package scan/behaviour) run beside it
 //	-no-scan              do not scan
 //	-alert-webhook URL    also deliver alerts to URL (JSON, X-Commseal-Signature HMAC-SHA256,

@@ -433,3 +433,44 @@ func TestArchiverSealsFindings(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, layout.CursorFile))
 	require.NoError(t, err, "the cursor is kept")
 }
+
+// TestArchiverReloadsAChangedLexicon: a change to the -lexicon file is picked up while the
+// archiver runs (a bad file keeps the lexicon in force), and the new version flags what the
+// old one did not.
+func TestArchiverReloadsAChangedLexicon(t *testing.T) {
+	g := dingtalktest.New(dingtalktest.Config{})
+	defer g.Close()
+	dir := t.TempDir()
+	lex := filepath.Join(t.TempDir(), "lexicon.json")
+	write := func(name, term string) {
+		require.NoError(t, os.WriteFile(lex, []byte(`{"name":"`+name+`","rules":[{"id":"r","category":"c","severity":"high","terms":["`+term+`"]}]}`), 0o600))
+	}
+	write("v1", "alphaword")
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	started := make(chan struct{}, 1)
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL, "-lexicon", lex}, env, &stdout, &stderr,
+			func(string, string, string) { started <- struct{}{} })
+	}()
+	<-started
+	alerted := func(msgID string) bool { return strings.Contains(stderr.String(), "msg_id="+msgID+" ") }
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "x1", Text: "alphaword bravoword"}.JSON())
+	require.Eventually(t, func() bool { return alerted("x1") }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, os.WriteFile(lex, []byte(`{"name":`), 0o600)) // broken: the lexicon in force stays
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "lexicon reload failed") }, 10*time.Second, 20*time.Millisecond)
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "x2", Text: "alphaword"}.JSON())
+	require.Eventually(t, func() bool { return alerted("x2") }, 10*time.Second, 20*time.Millisecond)
+
+	write("v2", "bravoword")
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "lexicon reloaded") }, 10*time.Second, 20*time.Millisecond)
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "x3", Text: "bravoword only"}.JSON())
+	require.Eventually(t, func() bool { return alerted("x3") }, 10*time.Second, 20*time.Millisecond)
+	stop()
+	require.Equal(t, 0, <-done, stderr.String())
+	require.Contains(t, stderr.String(), "lexicon_name=v2")
+}

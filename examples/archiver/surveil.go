@@ -28,6 +28,8 @@ type surveillance struct {
 	lv      *scan.Live
 	rules   *behaviour.Rules
 	feed    *surveil.Feed // what the ledger seals, handed over as it is sealed
+	// watchEvery is how often the lexicon file is looked at for a change (default 2 s).
+	watchEvery time.Duration
 }
 
 // loadSurveillance reads the lexicon (the embedded one without -lexicon) and the behaviour
@@ -87,24 +89,53 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 	wg.Go(func() { _ = m.Run(ctx, 200*time.Millisecond) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	watch := time.NewTicker(s.every())
 	wg.Go(func() {
 		defer signal.Stop(hup)
+		defer watch.Stop()
+		last := s.stamp()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
 				s.reload(log)
+				last = s.stamp()
+			case <-watch.C: // the file changed: reload it as SIGHUP does
+				if st := s.stamp(); st != last {
+					last = st
+					s.reload(log)
+				}
 			}
 		}
 	})
 	return nil
 }
 
+// every is how often the lexicon file is looked at for a change.
+func (s *surveillance) every() time.Duration {
+	if s.watchEvery > 0 {
+		return s.watchEvery
+	}
+	return 2 * time.Second
+}
+
+// stamp is what tells a changed lexicon file: its size and modification time ("" without one).
+func (s *surveillance) stamp() string {
+	if s.lexPath == "" {
+		return ""
+	}
+	fi, err := os.Stat(s.lexPath)
+	if err != nil {
+		return "missing"
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+}
+
 // reload reads the lexicon file again and swaps it in; a bad file keeps the lexicon in force.
 func (s *surveillance) reload(log *slog.Logger) {
 	if s.lexPath == "" {
-		log.Warn("archiver: SIGHUP: no -lexicon file to reload; the embedded lexicon stays")
+		log.Warn("archiver: no -lexicon file to reload; the embedded lexicon stays")
 		return
 	}
 	sc, err := readLexicon(s.lexPath)
