@@ -141,6 +141,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	w("surveillance", "%d messages scanned with the %s lexicon off the ack path: %d flagged,", rside.scanned, rside.lexicon, rside.flagged)
 	w("", "%d annotation entries sealed (findings, encrypted under each message's key):", rside.new)
 	w("", "%s", rside.ruleCounts())
+	w("alert queue", "%d open alerts (the queue read as an access), the first:", rside.open)
+	for _, line := range rside.first {
+		w("", "%s", line)
+	}
 	w("search", "index of %d messages in %s/%s, each sealed under its message's key;", rside.indexed, *dir, layout.IndexDir)
 	w("", "%q finds %d (the query sealed as an access entry first)", rside.query, rside.hits)
 	if verr != nil {

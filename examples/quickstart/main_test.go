@@ -45,6 +45,8 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	require.Contains(t, out, "1 one-to-one")
 	require.Regexp(t, `surveillance  \d+ messages scanned with the \S+ lexicon off the ack path: [1-9]\d* flagged`, out)
 	require.Contains(t, out, "off-channel.move")
+	require.Regexp(t, `alert queue   [1-9]\d* open alerts`, out)
+	require.Regexp(t, `alert \d+: \S+ \(\w+\) on ".+" in the \S+ of message `, out)
 	require.Regexp(t, `"微信 OR whatsapp" finds [1-9]`, out)
 	exposed, err := leakcheck.Exposed(dir)
 	require.NoError(t, err)

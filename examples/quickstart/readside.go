@@ -23,6 +23,8 @@ type readSide struct {
 	indexed               int
 	query                 string
 	hits                  int
+	open                  int      // alerts in the review queue
+	first                 []string // the first few, one line each
 }
 
 // sampleQuery is what the quickstart searches for: two off-channel moves, in Chinese and English.
@@ -60,6 +62,21 @@ func surveilAndSearch(ctx context.Context, l *ledgerdir.Ledger) (*readSide, erro
 			break
 		}
 		rs.scanned, rs.flagged, rs.new = rs.scanned+st.Messages, rs.flagged+st.Flagged, rs.new+st.Sealed
+	}
+	q, err := surveil.Alerts(ctx, l.Ledger, l.Access("quickstart", "show the alert queue").For("review"))
+	if err != nil {
+		return nil, fmt.Errorf("alert queue: %w", err)
+	}
+	for _, a := range q {
+		if !a.Open() || a.Findings == nil {
+			continue
+		}
+		rs.open++
+		if len(rs.first) < 3 {
+			f := a.Findings.Findings[0]
+			rs.first = append(rs.first, fmt.Sprintf("alert %d: %s (%s) on %q in the %s of message %s",
+				a.Index, f.Rule, f.Severity, f.Term, f.Field, a.Findings.Message.ID))
+		}
 	}
 	ix, err := search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(l.Dir, layout.IndexDir)})
 	if err != nil {
