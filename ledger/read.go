@@ -71,11 +71,11 @@ func decodeEnvelope(out *Entry, env []byte) error {
 	out.Body, out.Salt = body, salt
 	switch out.Leaf.Kind {
 	case seal.KindMessage:
-		var m capture.Message
-		if err := json.Unmarshal(body, &m); err != nil {
+		m, err := capture.DecodeMessage(body)
+		if err != nil {
 			return fmt.Errorf("entry %d: decoding message: %w", out.Index, err)
 		}
-		out.Message = &m
+		out.Message = m
 	case seal.KindContext, seal.KindMedia, seal.KindCaptureError, seal.KindAnnotation:
 		var r capture.Record
 		if err := json.Unmarshal(body, &r); err != nil {
