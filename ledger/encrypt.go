@@ -32,6 +32,11 @@ import (
 type Encryption struct {
 	Keyring seal.Keyring
 	Vault   store.KeyVault
+	// CachedKeys is how many unwrapped data keys stay in memory (default 65,536, some tens of
+	// megabytes). A reader of a ledger with more scopes than that (a firm of 20,000
+	// conversations over 18 months has 360,000) reloads keys from the vault as it goes; a
+	// process that reads such a ledger whole, or runs for months, may hold them all.
+	CachedKeys int
 }
 
 // ErrShredded is returned when reading content whose data key was destroyed. The entry's leaf,
@@ -182,7 +187,11 @@ func (ck *cachedKey) serves(kind string) bool {
 }
 
 func newKeyCache(enc *Encryption) *keyCache {
-	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, slots: map[string]*keySlot{}, limit: keyCacheLimit, ids: map[scopeName]scopeID{}}
+	limit := keyCacheLimit
+	if enc.CachedKeys > 0 {
+		limit = enc.CachedKeys
+	}
+	return &keyCache{enc: enc, keys: map[string]*cachedKey{}, slots: map[string]*keySlot{}, limit: limit, ids: map[scopeName]scopeID{}}
 }
 
 // get returns the data key for id, creating it with scope sc when absent and create is set.

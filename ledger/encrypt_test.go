@@ -234,3 +234,28 @@ func TestStateKeyIsStableWrappedAndNeverShredded(t *testing.T) {
 	_, err = plain.StateKey(ctx, "media-journal")
 	require.Error(t, err)
 }
+
+// TestASmallKeyCacheStillReadsEverything: with room for two keys, a ledger of five scopes is
+// written and read back whole (keys are dropped and reloaded from the vault as needed).
+func TestASmallKeyCacheStillReadsEverything(t *testing.T) {
+	ctx := context.Background()
+	st, vault := memstore.New(), &memstore.KeyVault{}
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: testKeys(t), CheckpointEvery: 1000, CheckpointInterval: time.Hour,
+		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: vault, CachedKeys: 2}})
+	require.NoError(t, err)
+	defer l.Close()
+	for i := range 20 {
+		_, err := l.Append(ctx, secretMsg(i, fmt.Sprint("cid-", i%5), time.Date(2026, 6, 1, i, 0, 0, 0, time.UTC), fmt.Sprint("order ", i)))
+		require.NoError(t, err)
+	}
+	n := 0
+	require.NoError(t, l.Access("t", "small cache").Scan(ctx, 0, l.Size(), func(e *ledger.Entry, err error) error {
+		require.NoError(t, err)
+		if e.Message != nil {
+			require.Equal(t, fmt.Sprint("order ", e.Index), e.Message.Text)
+			n++
+		}
+		return nil
+	}))
+	require.Equal(t, 20, n)
+}

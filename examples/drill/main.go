@@ -62,6 +62,7 @@ type config struct {
 	n, staff, clients, months    int
 	writers, custodians, queries int
 	seed                         uint64
+	cachedKeys                   int
 	progress                     bool
 	cpuprofile                   string
 }
@@ -81,6 +82,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fl.StringVar(&c.keywords, "keywords", "", `also require this query (e.g. "微信 OR whatsapp OR 私下")`)
 	fl.IntVar(&c.queries, "queries", 200, "queries of each kind timed")
 	fl.Uint64Var(&c.seed, "seed", 2026, "seed of the generated firm and messages")
+	fl.IntVar(&c.cachedKeys, "cached-keys", 1<<19, "data keys kept unwrapped in memory (ledger.Encryption.CachedKeys): enough for every scope of the default firm")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
@@ -154,7 +156,7 @@ func (d *drill) phase(name string, dur time.Duration, format string, args ...any
 
 func (d *drill) run(ctx context.Context) (int, error) {
 	start := time.Now()
-	l, err := ledgerdir.Open(ctx, d.c.dir, "commseal.example/drill", ledger.Options{})
+	l, err := ledgerdir.Open(ctx, d.c.dir, "commseal.example/drill", ledger.Options{Encryption: &ledger.Encryption{CachedKeys: d.c.cachedKeys}})
 	if err != nil {
 		return exitUsageErr, err
 	}

@@ -48,7 +48,7 @@ type Ledger struct {
 var ErrInUse = errors.New("ledgerdir: the ledger directory is open in another process")
 
 // Open opens the ledger in dir for writing; opts.Keys and opts.Encryption are filled from the
-// directory. A directory without a store yet is laid out: the signing key (origin names it,
+// directory (an opts.Encryption given keeps its CachedKeys). A directory without a store yet is laid out: the signing key (origin names it,
 // layout.DefaultOrigin if empty), the keyring, the vault and, last, the store, whose creation is
 // the point after which the ledger exists; a layout interrupted before it is taken up where it
 // stopped. A ledger whose signing key is missing fails with ErrMissingKey, one whose keyring or
@@ -116,7 +116,11 @@ func open(ctx context.Context, dir, origin string, started bool, opts ledger.Opt
 		return nil, err
 	}
 	opts.Signing = keys
-	opts.Encryption = &ledger.Encryption{Keyring: ring, Vault: vault}
+	cached := 0
+	if opts.Encryption != nil {
+		cached = opts.Encryption.CachedKeys
+	}
+	opts.Encryption = &ledger.Encryption{Keyring: ring, Vault: vault, CachedKeys: cached}
 	l, err := ledger.Open(ctx, st, opts)
 	if err != nil {
 		st.Close()
