@@ -41,9 +41,6 @@ type Options struct {
 	Signer note.Signer
 	// Store is the ledger's store, read (never written) by POST /v1/verify.
 	Store verify.Reader
-	// TempDir is where exports are staged before they are streamed (os.TempDir if ""): the
-	// bundle is written there, zipped to the client, and removed.
-	TempDir string
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes if zero).
 	MaxBodyBytes int64
 	// Logger receives one line per request (principal, route, status; never a token or a

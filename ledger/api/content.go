@@ -1,16 +1,12 @@
 package api
 
 import (
-	"archive/zip"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/commseal/commseal/capture"
@@ -190,17 +186,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 			}
 		}
 	}
-	tmp, err := os.MkdirTemp(h.opts.TempDir, "commseal-export-")
-	if err != nil {
-		return fmt.Errorf("api: staging the export: %w", err)
-	}
-	defer func() {
-		if err := os.RemoveAll(tmp); err != nil {
-			h.log.Error("api: removing the staged export", "dir", tmp, "err", err)
-		}
-	}()
-	dir := filepath.Join(tmp, "bundle")
-	sum, err := export.Write(r.Context(), h.l, dir, export.Request{
+	b, err := export.Build(r.Context(), h.l, export.Request{
 		Who: r.who.Name, Why: why, Indexes: idx, Query: query, Signer: h.opts.Signer, Formats: req.Formats,
 	})
 	if err != nil {
@@ -210,14 +196,14 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="commseal-export-%d.zip"`, sum.TreeSize))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="commseal-export-%d.zip"`, b.TreeSize))
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Commseal-Entries", strconv.Itoa(sum.Entries))
+	w.Header().Set("X-Commseal-Entries", strconv.Itoa(b.Entries))
 	if matched >= 0 {
 		w.Header().Set("X-Commseal-Matched", strconv.Itoa(matched)) // beyond the page: export the next with offset
 	}
 	cw := &countWriter{w: w}
-	if err := zipDir(cw, dir); err != nil {
+	if err := b.WriteZip(cw); err != nil {
 		if cw.n > 0 {
 			return &errStarted{err} // the zip lacks its central directory: clients refuse it
 		}
@@ -236,48 +222,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// zipDir writes the regular files under dir to w as a zip, with paths relative to dir.
-func zipDir(w io.Writer, dir string) error {
-	zw := zip.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("api: %s is not a regular file", path)
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fh, err := zip.FileInfoHeader(info)
-		if err != nil {
-			return err
-		}
-		fh.Name, fh.Method = filepath.ToSlash(rel), zip.Deflate
-		fw, err := zw.CreateHeader(fh)
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(fw, f)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("api: zipping the bundle: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("api: zipping the bundle: %w", err)
-	}
-	return nil
 }

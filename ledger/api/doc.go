@@ -55,8 +55,8 @@
 //
 // # Exports
 //
-// An export is staged by ledger/export.Write in a fresh directory under Options.TempDir
-// (mode 0700, files 0600), zipped to the client as it is read, and removed when the request
-// ends: the bundle, on purpose, is the only plaintext of the read side. A failure after the
-// zip has begun leaves it without its central directory, which every zip reader refuses.
+// An export is built in memory by ledger/export.Zip and streamed to the client as a zip: no
+// file of it touches the server's disk (the bundle the client saves is, on purpose, the only
+// plaintext of the read side). A failure after the zip has begun leaves it without its central
+// directory, which every zip reader refuses.
 package api

@@ -45,7 +45,7 @@ type env struct {
 	vkey string
 	ix   *search.Index
 	srv  *httptest.Server
-	tmp  string // the API's TempDir
+	tmp  string // the process's temporary directory (TMPDIR), which exports must leave untouched
 	sent time.Time
 }
 
@@ -56,6 +56,7 @@ func newEnv(t *testing.T) *env {
 	keys, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
 	e := &env{st: memstore.New(), keys: keys, vkey: vkey, tmp: t.TempDir(), sent: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+	t.Setenv("TMPDIR", e.tmp)
 	e.l, err = ledger.Open(context.Background(), e.st, ledger.Options{Signing: keys, CheckpointEvery: 1 << 20, CheckpointInterval: time.Hour,
 		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
 	require.NoError(t, err)
@@ -71,7 +72,7 @@ func newEnv(t *testing.T) *env {
 	tokens, err := api.ParseTokens(strings.NewReader(tokenFile), "tokens")
 	require.NoError(t, err)
 	e.srv = httptest.NewServer(api.New(api.Options{Ledger: e.l, Index: e.ix, Auth: tokens, Signer: keys.Signer,
-		Store: e.st, TempDir: e.tmp}))
+		Store: e.st}))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -33,6 +33,7 @@
 package export
 
 import (
+	"archive/zip"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -40,6 +41,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -128,8 +130,9 @@ type Summary struct {
 	// Attachments is the number of attachment files written; Unavailable the attachments named
 	// by exported messages whose content the ledger does not hold (never fetched, or shredded).
 	Attachments, Unavailable int
-	TreeSize                 uint64 // the size of the checkpoint the proofs are against
-	Checkpoint               []byte // that signed checkpoint
+	TreeSize                 uint64    // the size of the checkpoint the proofs are against
+	Checkpoint               []byte    // that signed checkpoint
+	When                     time.Time // the time the manifest gives
 }
 
 // exported is one entry read for the bundle.
@@ -151,10 +154,68 @@ type exported struct {
 // overwritten with zeros and removed. (A crash of the process part way can leave the staging
 // directory, named "."+base(dir)+".staging-*", for the operator to remove.)
 func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Summary, error) {
-	idx, err := check(l, dir, req)
+	idx, err := check(l, req)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	pr := &progress{fn: req.Progress}
+	files, sum, err := build(ctx, l, idx, req, pr)
+	if err != nil {
+		return nil, err
+	}
+	if err := publish(ctx, dir, files, pr); err != nil {
+		return nil, err
+	}
+	sum.Dir = dir
+	return sum, nil
+}
+
+// Bundle is an export built in memory: what Write writes to a directory, for a server that
+// streams it (WriteZip) with no file of it on its own disk.
+type Bundle struct {
+	Summary
+	files map[string][]byte
+}
+
+// Build reads, proves and renders the entries req selects from l, as Write does (recording
+// the reads first), and keeps the bundle in memory.
+func Build(ctx context.Context, l *ledger.Ledger, req Request) (*Bundle, error) {
+	idx, err := check(l, req)
+	if err != nil {
+		return nil, err
+	}
+	files, sum, err := build(ctx, l, idx, req, &progress{fn: req.Progress})
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{Summary: *sum, files: files}, nil
+}
+
+// WriteZip writes the bundle to w as a zip. An error part way leaves the zip without its
+// central directory, which zip readers refuse.
+func (b *Bundle) WriteZip(w io.Writer) error {
+	zw := zip.NewWriter(w)
+	for _, name := range slices.Sorted(maps.Keys(b.files)) {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: b.When})
+		if err == nil {
+			_, err = fw.Write(b.files[name])
+		}
+		if err != nil {
+			return fmt.Errorf("export: zip: %w", err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("export: zip: %w", err)
+	}
+	return nil
+}
+
+// build reads, proves and renders the entries idx, and returns every file of the bundle,
+// the signed manifest included.
+func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr *progress) (map[string][]byte, *Summary, error) {
 	now := time.Now
 	if req.Now != nil {
 		now = req.Now
@@ -162,46 +223,42 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	when := now().UTC()
 
 	acc := l.Access(req.Who, req.Why).For("export")
-	pr := &progress{fn: req.Progress}
 	entries, err := read(ctx, acc, idx, pr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if entries, err = citeShreds(ctx, l, entries); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cp, parsed, err := prove(ctx, l, entries, pr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	blobs, err := attachments(ctx, acc, entries)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	latest, consistency, err := extend(ctx, l, parsed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files, sum, err := render(entries, cp, blobs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
 	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	man := verify.BundleManifestData{
 		Format: verify.BundleFormat, Origin: l.Origin(), TreeSize: parsed.Size, VerifierKey: l.VerifierKey(),
 		Request: verify.BundleRequest{Who: req.Who, Why: req.Why, When: when, Indexes: len(entries), Query: req.Query, Formats: req.Formats},
 	}
 	if err := signManifest(files, &man, req.Signer); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := publish(ctx, dir, files, pr); err != nil {
-		return nil, err
-	}
-	sum.Dir, sum.TreeSize, sum.Checkpoint = dir, parsed.Size, cp
-	return sum, nil
+	sum.TreeSize, sum.Checkpoint, sum.When = parsed.Size, cp, when
+	return files, sum, nil
 }
 
 // signManifest lists files in man, and adds manifest.json and its signature to files.
@@ -225,7 +282,7 @@ func signManifest(files map[string][]byte, man *verify.BundleManifestData, signe
 }
 
 // check validates the request and the directory, and returns the sorted, unique indexes.
-func check(l *ledger.Ledger, dir string, req Request) ([]uint64, error) {
+func check(l *ledger.Ledger, req Request) ([]uint64, error) {
 	if req.Who == "" || req.Why == "" {
 		return nil, fmt.Errorf("%w: who and why are required", ErrBadRequest)
 	}
@@ -249,15 +306,20 @@ func check(l *ledger.Ledger, dir string, req Request) ([]uint64, error) {
 	if size := l.Size(); idx[len(idx)-1] >= size {
 		return nil, fmt.Errorf("export: %w: %d (size %d)", ledger.ErrNotFound, idx[len(idx)-1], size)
 	}
+	return idx, nil
+}
+
+// checkDir checks that the bundle directory is absent or empty.
+func checkDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	case len(ents) > 0:
-		return nil, fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+		return fmt.Errorf("%w: %s", ErrNotEmpty, dir)
 	}
-	return idx, nil
+	return nil
 }
 
 // checkSigner makes sure s is the ledger's checkpoint key, so that the manifest verifies with
