@@ -199,7 +199,10 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	if err := m.read(ctx, st.From, st.To, visit, &st.Fed); err != nil {
 		return st, err
 	}
-	if err := m.seal(ctx, work, &st); err != nil {
+	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
+		return st, err
+	}
+	if err := m.report(ctx, work); err != nil {
 		return st, err
 	}
 	m.cursor.Versions[lex.Version] = st.To
@@ -284,15 +287,15 @@ func categories(fs []Finding) []string {
 	return out
 }
 
-// seal appends the annotations of a step, several at a time (the ledger commits them
-// together), then reports the new ones in order.
-func (m *Monitor) seal(ctx context.Context, work []*Sealed, st *Stats) error {
+// sealWork appends the annotations of a step, concurrency at a time (the ledger commits them
+// together), and marks which were sealed now.
+func sealWork(ctx context.Context, l *ledger.Ledger, work []*Sealed, concurrency int, now time.Time, st *Stats) error {
 	fresh := make([]bool, len(work))
 	errs := make([]error, len(work))
-	sem := make(chan struct{}, m.opts.Concurrency)
+	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	for i, w := range work {
-		rec, err := m.record(w)
+		rec, err := record(w, now)
 		if err != nil {
 			return err
 		}
@@ -300,7 +303,7 @@ func (m *Monitor) seal(ctx context.Context, work []*Sealed, st *Stats) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rc, err := m.l.AppendRecord(ctx, rec)
+			rc, err := l.AppendRecord(ctx, rec)
 			if err != nil {
 				errs[i] = fmt.Errorf("surveil: sealing findings of entry %d: %w", w.MessageAt, err)
 				return
@@ -316,18 +319,25 @@ func (m *Monitor) seal(ctx context.Context, work []*Sealed, st *Stats) error {
 		if w.Fresh = fresh[i]; w.Fresh {
 			st.Sealed++
 		}
-		if m.opts.OnSealed != nil {
-			if err := m.opts.OnSealed(ctx, w); err != nil {
-				return fmt.Errorf("surveil: reporting the findings of entry %d: %w", w.MessageAt, err)
-			}
+	}
+	return nil
+}
+
+// report hands each piece of work, in order, to OnSealed.
+func (m *Monitor) report(ctx context.Context, work []*Sealed) error {
+	if m.opts.OnSealed == nil {
+		return nil
+	}
+	for _, w := range work {
+		if err := m.opts.OnSealed(ctx, w); err != nil {
+			return fmt.Errorf("surveil: reporting the findings of entry %d: %w", w.MessageAt, err)
 		}
 	}
 	return nil
 }
 
-// record makes the annotation record of one piece of work.
-func (m *Monitor) record(w *Sealed) (*capture.Record, error) {
-	now := m.opts.Now()
+// record makes the annotation record of one piece of work, made at now.
+func record(w *Sealed, now time.Time) (*capture.Record, error) {
 	if w.Behaviour == nil {
 		return NewRecord(w.Message, w.MessageAt, w.Lexicon, w.Findings, now)
 	}

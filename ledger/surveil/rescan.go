@@ -55,9 +55,11 @@ type RuleReport struct {
 
 // Rescan runs lexicon s over the messages opts selects, seals new findings (a message already
 // scanned by this version seals nothing), and reports per rule and term against the previous
-// version, with the precision of that version's alerts from reviewers' dispositions. It reads
-// through the ledger's Deriver; the report holds counts, not content.
-func Rescan(ctx context.Context, l *ledger.Ledger, s *scan.Scanner, opts RescanOptions) (*Report, error) {
+// version, with the precision of that version's alerts from reviewers' dispositions. The report
+// holds counts, not content, but which messages a term flags is read from content: it is
+// recorded through acc (who, why, the lexicon version and the selection) before the ledger is
+// read, as a query is.
+func Rescan(ctx context.Context, l *ledger.Ledger, acc *ledger.Accessor, s *scan.Scanner, opts RescanOptions) (*Report, error) {
 	if s == nil {
 		return nil, errors.New("surveil: a re-scan needs a lexicon")
 	}
@@ -66,15 +68,26 @@ func Rescan(ctx context.Context, l *ledger.Ledger, s *scan.Scanner, opts RescanO
 	}
 	lex := Lexicon{Name: s.Name(), Version: s.Version()}
 	rep := &Report{Lexicon: lex}
-	m := &Monitor{l: l, opts: Options{Concurrency: max(1, opts.Concurrency), Now: time.Now}}
-	if opts.Concurrency <= 0 {
-		m.opts.Concurrency = 32
+	concurrency := opts.Concurrency
+	if concurrency <= 0 {
+		concurrency = 32
+	}
+	what, err := json.Marshal(struct {
+		Op      string        `json:"op"`
+		Lexicon Lexicon       `json:"lexicon"`
+		Options RescanOptions `json:"options"`
+	}{"rescan", lex, opts})
+	if err != nil {
+		return nil, fmt.Errorf("surveil: %w", err)
+	}
+	if err := acc.For("rescan").Query(ctx, string(what), l.Size()); err != nil {
+		return nil, fmt.Errorf("surveil: recording the re-scan: %w", err)
 	}
 	prev := &history{flagged: map[string]map[uint64]bool{}, rules: map[string]map[string]map[uint64]bool{}, dispositions: map[uint64][]Disposition{}, alerts: map[uint64]*Annotation{}}
 	var work []*Sealed
 	now := map[string]map[uint64]bool{} // rule -> messages flagged by this version
 	size := l.Size()
-	err := l.Derive("surveil").Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
+	err = l.Derive("surveil").Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
 		if errors.Is(err, ledger.ErrShredded) {
 			return nil
 		}
@@ -100,7 +113,7 @@ func Rescan(ctx context.Context, l *ledger.Ledger, s *scan.Scanner, opts RescanO
 		return nil, fmt.Errorf("surveil: re-scan: %w", err)
 	}
 	var st Stats
-	if err := m.seal(ctx, work, &st); err != nil {
+	if err := sealWork(ctx, l, work, concurrency, time.Now(), &st); err != nil {
 		return nil, err
 	}
 	rep.Sealed = st.Sealed
