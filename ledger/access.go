@@ -297,63 +297,59 @@ type scanBatch struct {
 // readBatches reads [from, to) from the store in batches, handing each to the workers and, in
 // order, to the consumer; a read error or a gap is the last batch's err.
 func (l *Ledger) readBatches(ctx context.Context, from, to uint64, work, ordered chan<- *scanBatch) {
-	send := func(b *scanBatch) bool {
+	errStop := errors.New("stop")
+	send := func(b *scanBatch) error {
 		if b.err != nil {
 			close(b.done)
 		} else {
 			select {
 			case work <- b:
 			case <-ctx.Done():
-				return false
+				return errStop
 			}
 		}
 		select {
 		case ordered <- b:
-			return b.err == nil
+			return nil
 		case <-ctx.Done():
-			return false
+			return errStop
 		}
 	}
-	next := from
 	b := &scanBatch{done: make(chan struct{})}
-	for e, err := range l.st.Entries(ctx, from, to) {
-		switch {
-		case err != nil:
-			b.err = fmt.Errorf("ledger: reading entry %d: %w", next, err)
-		case e.Index != next:
-			b.err = fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
-		}
-		if b.err != nil {
-			if len(b.entries) > 0 { // what was read before the error is delivered first
-				failed := &scanBatch{err: b.err, done: make(chan struct{})}
-				b.err = nil
-				if !send(b) {
-					return
-				}
-				b = failed
-			}
-			send(b)
-			return
-		}
-		next++
+	err := l.entries(ctx, from, to, func(e store.Entry) error {
 		b.entries = append(b.entries, e)
-		if len(b.entries) == scanChunk {
-			if !send(b) {
-				return
-			}
-			b = &scanBatch{done: make(chan struct{})}
+		if len(b.entries) < scanChunk {
+			return nil
 		}
-	}
-	if len(b.entries) > 0 && !send(b) {
+		full := b
+		b = &scanBatch{done: make(chan struct{})}
+		return send(full)
+	})
+	if errors.Is(err, errStop) {
 		return
 	}
-	if next != to && ctx.Err() == nil {
-		send(&scanBatch{err: fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next), done: make(chan struct{})})
+	if len(b.entries) > 0 && send(b) != nil { // what was read before an error is delivered first
+		return
+	}
+	if err != nil {
+		send(&scanBatch{err: err, done: make(chan struct{})})
 	}
 }
 
 // scanSerial is scan on one goroutine.
 func (l *Ledger) scanSerial(ctx context.Context, from, to uint64, fn func(*Entry, error) error) error {
+	return l.entries(ctx, from, to, func(e store.Entry) error {
+		out, err := l.decode(ctx, e)
+		if err != nil && out == nil {
+			return err
+		}
+		return fn(out, err)
+	})
+}
+
+// entries calls fn with every stored entry in [from, to), in order, as the store reads them;
+// a read error, an entry out of place or one missing ends it with an error.
+func (l *Ledger) entries(ctx context.Context, from, to uint64, fn func(store.Entry) error) error {
 	next := from
 	for e, err := range l.st.Entries(ctx, from, to) {
 		if err != nil {
@@ -363,15 +359,14 @@ func (l *Ledger) scanSerial(ctx context.Context, from, to uint64, fn func(*Entry
 			return fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
 		}
 		next++
-		out, err := l.decode(ctx, e)
-		if err != nil && out == nil {
-			return err
-		}
-		if err := fn(out, err); err != nil {
+		if err := fn(e); err != nil {
 			return err
 		}
 	}
-	if next != to {
+	if next < to {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next)
 	}
 	return nil

@@ -46,28 +46,13 @@ func (d *Deriver) Scan(ctx context.Context, from, to uint64, fn func(*Entry, err
 // nothing is decrypted or decoded. A consumer that was handed some entries' content
 // (Options.Appended) finds with it which entries it still has to read.
 func (d *Deriver) Kinds(ctx context.Context, from, to uint64, fn func(i uint64, k seal.Kind) error) error {
-	to = min(to, d.l.Size())
-	next := from
-	for e, err := range d.l.st.Entries(ctx, from, to) {
-		if err != nil {
-			return fmt.Errorf("ledger: reading entry %d: %w", next, err)
-		}
-		if e.Index != next {
-			return fmt.Errorf("%w: ledger: entry %d where %d was expected", store.ErrCorrupt, e.Index, next)
-		}
-		next++
+	return d.l.entries(ctx, from, min(to, d.l.Size()), func(e store.Entry) error {
 		k, err := seal.LeafKind(e.Leaf)
 		if err != nil {
 			return fmt.Errorf("%w: ledger: entry %d: %w", store.ErrCorrupt, e.Index, err)
 		}
-		if err := fn(e.Index, k); err != nil {
-			return err
-		}
-	}
-	if next < to {
-		return fmt.Errorf("%w: ledger: entry %d is missing", store.ErrCorrupt, next)
-	}
-	return nil
+		return fn(e.Index, k)
+	})
 }
 
 // Seal encrypts data derived from entry index under the data key keyID (the entry's
