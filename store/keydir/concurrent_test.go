@@ -29,7 +29,16 @@ func TestKeysDoNotWaitForEachOther(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "keys")
 	v := mustOpen(t, dir)
-	must(t, v.PutKey(ctx, storetest.KeyAt("other", 1)))
+	// Keys share one of 256 locks by a hash with a per-vault seed: the other keys are chosen
+	// among those that do not share the slow key's lock (a shared lock is meant to wait).
+	var ids []string
+	for i := 0; len(ids) < 9; i++ {
+		if id := fmt.Sprintf("k%d", i); !v.SharesLock(id, "slow") {
+			ids = append(ids, id)
+		}
+	}
+	other, ids := ids[0], ids[1:]
+	must(t, v.PutKey(ctx, storetest.KeyAt(other, 1)))
 	slow := hex.EncodeToString([]byte("slow")) + "."
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -46,15 +55,15 @@ func TestKeysDoNotWaitForEachOther(t *testing.T) {
 	others := make(chan error, 1)
 	go func() {
 		others <- func() error {
-			for i := range 8 {
-				if err := v.PutKey(ctx, storetest.KeyAt(fmt.Sprintf("k%d", i), 1)); err != nil {
+			for _, id := range ids {
+				if err := v.PutKey(ctx, storetest.KeyAt(id, 1)); err != nil {
 					return err
 				}
 			}
-			if _, err := v.Key(ctx, "other"); err != nil {
+			if _, err := v.Key(ctx, other); err != nil {
 				return err
 			}
-			if err := v.SetMeta(ctx, "other", storetest.MetaAt("other", 2)); err != nil {
+			if err := v.SetMeta(ctx, other, storetest.MetaAt(other, 2)); err != nil {
 				return err
 			}
 			n := 0

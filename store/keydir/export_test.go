@@ -57,3 +57,7 @@ func DirContents(dir string) ([][]byte, error) {
 // SetWriteHook calls fn before every write the vault makes to a file; an error from fn stops
 // the write and the operation, as a crash there would.
 func (v *Vault) SetWriteHook(fn func(name string, b []byte) error) { v.written = fn }
+
+// SharesLock reports whether keys a and b are guarded by the same lock stripe, so that a test
+// of keys not waiting for each other can pick keys that do not.
+func (v *Vault) SharesLock(a, b string) bool { return v.lock(a) == v.lock(b) }
