@@ -25,6 +25,33 @@ const (
 	RecordAnnotation = "annotation"
 )
 
+// MediaResult is the Body of a RecordMedia record: the outcome of fetching attachment
+// Attachment (its index in the message's Attachments) of the message the record is About.
+// A stored attachment's content is the blob whose SHA-256 is SHA256; that record is what
+// names the content of an attachment the message itself describes only by a download code.
+type MediaResult struct {
+	Status       string `json:"status"`     // MediaStored or MediaFailed
+	Attachment   int    `json:"attachment"` // the index in the message's Attachments
+	DownloadCode string `json:"download_code,omitempty"`
+	Name         string `json:"name,omitempty"`       // the attachment's name, as the message gives it
+	MediaType    string `json:"media_type,omitempty"` // the message's kind of attachment (picture, file, ...)
+	// Stored: the Content-Type the platform served, the content's SHA-256 (lowercase hex) and size.
+	ContentType string `json:"content_type,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	// Failed: the attempts of the round, the round, why, and whether it was the last.
+	Attempts int    `json:"attempts,omitempty"`
+	Round    int    `json:"round,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Final    bool   `json:"final,omitempty"`
+}
+
+// MediaResult statuses.
+const (
+	MediaStored = "stored"
+	MediaFailed = "failed"
+)
+
 // Record is a non-message entry that a source or a reviewer seals beside the messages: context
 // events, media fetch results, capture errors, annotations. Body is a JSON document whose shape
 // depends on Kind; Raw keeps any source payload verbatim.

@@ -116,7 +116,7 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		// the append: a record sealed without it would leave its attachment readable after its
 		// scope was shredded. (A tie whose record then fails to seal is harmless: the retry
 		// seals the same record in the same scope.)
-		var ref struct{ SHA256 string }
+		var ref capture.MediaResult
 		if json.Unmarshal(rr.Body, &ref) == nil && len(ref.SHA256) == 64 {
 			var sum [32]byte
 			if _, herr := hex.Decode(sum[:], []byte(ref.SHA256)); herr == nil {

@@ -97,20 +97,26 @@ type BundleMessage struct {
 	Shredded bool   `json:"shredded,omitempty"`
 	// ShredEntry cites, for a shredded entry, the shred entry retention sealed when it destroyed
 	// the key (exported in the same bundle), when there is one.
-	ShredEntry        *uint64            `json:"shred_entry,omitempty"`
-	SourceID          string             `json:"source_id,omitempty"`
-	ConversationID    string             `json:"conversation_id,omitempty"`
-	ConversationTitle string             `json:"conversation_title,omitempty"`
-	SenderID          string             `json:"sender_id,omitempty"`
-	SenderName        string             `json:"sender_name,omitempty"`
-	SentAt            string             `json:"sent_at,omitempty"` // RFC 3339, UTC
-	Text              string             `json:"text,omitempty"`
-	Attachments       []BundleAttachment `json:"attachments,omitempty"`
+	ShredEntry        *uint64 `json:"shred_entry,omitempty"`
+	SourceID          string  `json:"source_id,omitempty"`
+	ConversationID    string  `json:"conversation_id,omitempty"`
+	ConversationTitle string  `json:"conversation_title,omitempty"`
+	SenderID          string  `json:"sender_id,omitempty"`
+	SenderName        string  `json:"sender_name,omitempty"`
+	SentAt            string  `json:"sent_at,omitempty"` // RFC 3339, UTC
+	// About is, for a record about a message (a fetched attachment, a finding), the message's
+	// source id.
+	About       string             `json:"about,omitempty"`
+	Text        string             `json:"text,omitempty"`
+	Attachments []BundleAttachment `json:"attachments,omitempty"`
 }
 
 // BundleAttachment is an attachment as messages.jsonl lists it: its original name and the
-// SHA-256 the sealed message gives it, and Path (BundleAttachmentPath) when its content is in
-// the bundle. Content that was never fetched, or whose key was destroyed, has no Path.
+// SHA-256 the sealed entry gives it, and Path (BundleAttachmentPath) when its content is in
+// the bundle. Content that was never fetched, or whose key was destroyed, has no Path. A
+// message that names its attachments only by a platform's download code lists them without
+// a SHA-256; the media record sealed when each was fetched (a line of its own, About the
+// message) lists it with its SHA-256 and Path.
 type BundleAttachment struct {
 	Name   string `json:"name,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
@@ -136,6 +142,31 @@ type plainContent struct {
 		Name   string `json:"name"`
 		SHA256 string `json:"sha256"`
 	} `json:"attachments"`
+	About *struct {
+		ID string `json:"id"`
+	} `json:"about"`
+	Body []byte `json:"body"` // a record's
+}
+
+// mediaResult is the part of a media record's body (capture.MediaResult) that names a
+// fetched attachment.
+type mediaResult struct {
+	Status string `json:"status"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+// isSHA256Hex reports whether s is a SHA-256 in lowercase hex.
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // BundleLine derives the messages.jsonl line of an entry from its kind and its opened
@@ -153,12 +184,23 @@ func BundleLine(index uint64, kind seal.Kind, plaintext []byte) (BundleMessage, 
 		return m, fmt.Errorf("plaintext is not the JSON of a %s: %w", kind, err)
 	}
 	m.SourceID, m.ConversationID, m.ConversationTitle = c.ID, c.Conversation.ID, c.Conversation.Title
+	if c.About != nil {
+		m.About = c.About.ID
+	}
 	t := c.At
-	if kind == seal.KindMessage {
+	switch kind {
+	case seal.KindMessage:
 		t = c.SentAt
 		m.SenderID, m.SenderName, m.Text = c.Sender.ID, c.Sender.Name, c.Text
 		for _, a := range c.Attachments {
 			m.Attachments = append(m.Attachments, BundleAttachment{Name: a.Name, SHA256: a.SHA256})
+		}
+	case seal.KindMedia:
+		// A stored attachment: its content is named by the SHA-256 the record gives it. A
+		// failed fetch, or a body of another shape, names no content.
+		var r mediaResult
+		if json.Unmarshal(c.Body, &r) == nil && r.Status == "stored" && isSHA256Hex(r.SHA256) {
+			m.Attachments = []BundleAttachment{{Name: r.Name, SHA256: r.SHA256}}
 		}
 	}
 	if !t.IsZero() {

@@ -305,10 +305,10 @@ func (m *mediaManager) process(ctx context.Context, st *jobState) {
 		m.sealFailure(ctx, st, err)
 		return
 	}
-	body, _ := json.Marshal(map[string]any{
-		"status": "stored", "attachment": job.Attachment, "download_code": job.DownloadCode,
-		"name": job.Name, "media_type": job.MediaType, "content_type": ctype,
-		"sha256": hex.EncodeToString(sum[:]), "size": len(data),
+	body, _ := json.Marshal(capture.MediaResult{
+		Status: capture.MediaStored, Attachment: job.Attachment, DownloadCode: job.DownloadCode,
+		Name: job.Name, MediaType: job.MediaType, ContentType: ctype,
+		SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 	})
 	rec := m.record(job, job.ID+"/stored", body)
 	if _, err := m.records.AppendRecord(ctx, rec); err != nil {
@@ -340,10 +340,10 @@ func (m *mediaManager) sealFailure(ctx context.Context, st *jobState, cause erro
 	job := st.job
 	round := job.Rounds + 1
 	final := round >= m.o.MaxRounds
-	body, _ := json.Marshal(map[string]any{
-		"status": "failed", "attachment": job.Attachment, "download_code": job.DownloadCode,
-		"name": job.Name, "media_type": job.MediaType, "attempts": st.attempts, "round": round,
-		"reason": cause.Error(), "final": final,
+	body, _ := json.Marshal(capture.MediaResult{
+		Status: capture.MediaFailed, Attachment: job.Attachment, DownloadCode: job.DownloadCode,
+		Name: job.Name, MediaType: job.MediaType, Attempts: st.attempts, Round: round,
+		Reason: cause.Error(), Final: final,
 	})
 	log := m.s.opts.Logger.With("msg", job.Message.String(), "attachment", job.Attachment)
 	rec := m.record(job, job.ID+"/failed/"+strconv.Itoa(round), body)

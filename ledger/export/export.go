@@ -128,7 +128,8 @@ type Summary struct {
 	Opened   int // entries with an opening
 	Shredded int // entries without content
 	// Attachments is the number of attachment files written; Unavailable the attachments named
-	// by exported messages whose content the ledger does not hold (never fetched, or shredded).
+	// by exported messages whose content the bundle does not hold: never fetched, shredded, or
+	// fetched but the media record that names its content not among the exported entries.
 	Attachments, Unavailable int
 	TreeSize                 uint64    // the size of the checkpoint the proofs are against
 	Checkpoint               []byte    // that signed checkpoint
@@ -138,6 +139,7 @@ type Summary struct {
 // exported is one entry read for the bundle.
 type exported struct {
 	e           *ledger.Entry
+	line        verify.BundleMessage // what verify.BundleLine derives from an opened entry
 	shredded    bool
 	shredEntry  *uint64 // for a shredded entry: the shred entry that destroyed its key, if any
 	proof       *seal.Proof
@@ -229,6 +231,13 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	}
 	if entries, err = citeShreds(ctx, l, entries); err != nil {
 		return nil, nil, err
+	}
+	for _, x := range entries {
+		if !x.shredded {
+			if x.line, err = verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body); err != nil {
+				return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
+			}
+		}
 	}
 	cp, parsed, err := prove(ctx, l, entries, pr)
 	if err != nil {
@@ -426,20 +435,50 @@ func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, pr *progr
 	return cp, parsed, nil
 }
 
+// attachmentRef names attachment i of a message.
+type attachmentRef struct {
+	msg capture.Identity
+	i   int
+}
+
+// fetched returns, for the attachments of messages that name them only by a download code,
+// the media records among the exported entries that name their content.
+func fetched(entries []*exported) map[attachmentRef]capture.MediaResult {
+	out := map[attachmentRef]capture.MediaResult{}
+	for _, x := range entries {
+		r := x.e.Record
+		if x.shredded || r == nil || r.Kind != capture.RecordMedia || r.About == nil || len(x.line.Attachments) == 0 {
+			continue // x.line names content only for a stored attachment with a well-formed SHA-256
+		}
+		var m capture.MediaResult
+		if json.Unmarshal(r.Body, &m) == nil {
+			out[attachmentRef{*r.About, m.Attachment}] = m
+		}
+	}
+	return out
+}
+
 // attachments reads, through acc (each read sealed as an access entry first), the content of
-// every attachment the opened messages name, keyed by its SHA-256 in lowercase hex. Content the
-// ledger does not hold (never fetched, or its key destroyed) is left out and counted on the
-// entry; content that does not hash to its name is an error.
+// every attachment the opened entries name (messages, and the media records of attachments
+// fetched after capture), keyed by its SHA-256 in lowercase hex. Content the ledger does not
+// hold (never fetched, or its key destroyed) is left out and counted on the entry; content
+// that does not hash to its name is an error.
 func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported) (map[string][]byte, error) {
 	want := map[[32]byte][]*exported{} // attachment -> the entries naming it
 	var sums [][32]byte
+	got := fetched(entries)
 	for _, x := range entries {
-		if x.shredded || x.e.Message == nil {
+		if x.shredded {
 			continue
 		}
-		for _, a := range x.e.Message.Attachments {
+		for k, a := range x.line.Attachments {
 			sum, err := hex.DecodeString(a.SHA256)
 			if err != nil || len(sum) != sha256.Size || hex.EncodeToString(sum) != a.SHA256 {
+				if m := x.e.Message; m != nil {
+					if _, ok := got[attachmentRef{m.Identity(), k}]; ok {
+						continue // its media record, exported too, names the content
+					}
+				}
 				x.unavailable++
 				continue
 			}
@@ -523,10 +562,7 @@ func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string
 	sum := &Summary{Entries: len(entries), Attachments: len(blobs)}
 	for _, x := range entries {
 		files[verify.BundleProofPath(x.e.Index)] = x.proof.Marshal()
-		line, err := messageLine(x, blobs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
-		}
+		line := messageLine(x, blobs)
 		b, err := json.Marshal(&line)
 		if err != nil {
 			return nil, nil, fmt.Errorf("export: entry %d: %w", x.e.Index, err)
@@ -552,15 +588,16 @@ func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string
 // messageLine is the entry's messages.jsonl line: what verify.BundleLine derives from the
 // opened plaintext, the one mapping the checker applies too; a shredded entry's says so.
 // Attachments whose content is in the bundle get their path.
-func messageLine(x *exported, blobs map[string][]byte) (verify.BundleMessage, error) {
+func messageLine(x *exported, blobs map[string][]byte) verify.BundleMessage {
 	if x.shredded {
-		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true, ShredEntry: x.shredEntry}, nil
+		return verify.BundleMessage{Index: x.e.Index, Kind: x.e.Leaf.Kind.String(), Shredded: true, ShredEntry: x.shredEntry}
 	}
-	m, err := verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body)
+	m := x.line
+	m.Attachments = slices.Clone(m.Attachments)
 	for k, a := range m.Attachments {
 		if _, ok := blobs[a.SHA256]; ok {
 			m.Attachments[k].Path = verify.BundleAttachmentPath(a.SHA256)
 		}
 	}
-	return m, err
+	return m
 }

@@ -196,9 +196,16 @@ func independentCheck(dir, vkey string) error {
 		var p struct {
 			ID   string `json:"id"`
 			Text string `json:"text"`
+			Body []byte `json:"body"` // a record's JSON document (a media record's names the content)
 		}
 		if err := json.Unmarshal(pt, &p); err != nil || p.ID != m.SourceID || p.Text != m.Text {
 			return fmt.Errorf("messages: entry %d differs from its plaintext", m.Index)
+		}
+		for _, a := range m.Attachments {
+			quoted := []byte(`"` + a.SHA256 + `"`)
+			if a.Path != "" && !bytes.Contains(pt, quoted) && !bytes.Contains(p.Body, quoted) {
+				return fmt.Errorf("messages: entry %d names content %s its plaintext does not", m.Index, a.SHA256)
+			}
 		}
 	}
 	return nil

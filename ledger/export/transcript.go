@@ -59,6 +59,7 @@ type transcript struct {
 // shredded entry's conversation is known only by its digest: it joins an exported
 // conversation with that digest, or one named after the digest.
 func transcripts(entries []*exported, blobs map[string][]byte) []*transcript {
+	got := fetched(entries)
 	convs := map[seal.Hash]conversation{}
 	for _, x := range entries {
 		if m := x.e.Message; m != nil && !x.shredded {
@@ -68,7 +69,7 @@ func transcripts(entries []*exported, blobs map[string][]byte) []*transcript {
 	}
 	byKey := map[string]*transcript{}
 	for _, x := range entries {
-		ev, conv, ok := eventOf(x, convs, blobs)
+		ev, conv, ok := eventOf(x, convs, blobs, got)
 		if !ok {
 			continue
 		}
@@ -95,8 +96,9 @@ func transcripts(entries []*exported, blobs map[string][]byte) []*transcript {
 }
 
 // eventOf returns the event of an exported entry and its conversation, or false for an entry
-// that is not in a transcript.
-func eventOf(x *exported, convs map[seal.Hash]conversation, blobs map[string][]byte) (*event, conversation, bool) {
+// that is not in a transcript. An attachment the message names only by a download code shows
+// the content its exported media record names (got).
+func eventOf(x *exported, convs map[seal.Hash]conversation, blobs map[string][]byte, got map[attachmentRef]capture.MediaResult) (*event, conversation, bool) {
 	if x.shredded {
 		d := x.e.Leaf.Conversation
 		conv, ok := convs[d]
@@ -114,8 +116,12 @@ func eventOf(x *exported, convs map[seal.Hash]conversation, blobs map[string][]b
 	if m.SentAt.IsZero() {
 		ev.at = x.e.Leaf.Time.UTC()
 	}
-	for _, a := range m.Attachments {
-		ev.attachments = append(ev.attachments, attachment{name: a.Name, mediaType: a.MediaType, sha256: a.SHA256, data: blobs[a.SHA256]})
+	for i, a := range m.Attachments {
+		sum := a.SHA256
+		if r, ok := got[attachmentRef{m.Identity(), i}]; ok && sum == "" {
+			sum = r.SHA256
+		}
+		ev.attachments = append(ev.attachments, attachment{name: a.Name, mediaType: a.MediaType, sha256: sum, data: blobs[sum]})
 	}
 	return ev, convs[seal.ConversationDigest(m.Platform, m.Tenant, m.Conversation.ID)], true
 }
