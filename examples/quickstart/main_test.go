@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +37,9 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	require.Contains(t, out, "verified")
 	require.Contains(t, out, "redeliveries dropped")
 	require.Contains(t, out, "official Stream SDK")
-	require.Regexp(t, `120 pushes acknowledged 120 times with 200`, out)
+	// A push whose ack is slow (a loaded machine) is pushed again and acknowledged again:
+	// every push is acknowledged with 200, at least once.
+	require.GreaterOrEqual(t, count(t, out, `120 pushes acknowledged (\d+) times with 200`), 120)
 	require.Regexp(t, `\d+ attachments fetched through the download API`, out)
 	require.Contains(t, out, "(0 failed, 0 pending)")
 	// Every kind the issue names, and both conversation types, are among the samples.
@@ -79,7 +83,17 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	// A second run delivers the same messages again: nothing new is stored.
 	code, out, _ = runQS(t, "-dir", dir, "-n", "120")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "captured      0 new messages, 120 redeliveries dropped")
+	require.GreaterOrEqual(t, count(t, out, `captured      0 new messages, (\d+) redeliveries dropped`), 120)
+}
+
+// count returns the number the pattern's group matches in out.
+func count(t *testing.T, out, pattern string) int {
+	t.Helper()
+	m := regexp.MustCompile(pattern).FindStringSubmatch(out)
+	require.NotNil(t, m, "%q not in\n%s", pattern, out)
+	n, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	return n
 }
 
 // secretsOf lists what a captured sample reveals: message texts, sender names, conversation
