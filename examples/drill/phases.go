@@ -84,9 +84,7 @@ func (d *drill) request(ctx context.Context, ix *search.Index) ([]uint64, string
 		if err != nil {
 			return nil, "", err
 		}
-		for _, h := range res.Hits {
-			idx = append(idx, h.Index)
-		}
+		idx = append(idx, res.Indexes()...)
 		q.Offset += len(res.Hits)
 		if len(res.Hits) == 0 || q.Offset >= res.Total {
 			break

@@ -273,6 +273,8 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 	if f.query != "" {
 		return exportQuery(ctx, l, f, req, out, stdout, stderr)
 	}
+	selected := map[capture.Identity]bool{} // the messages selected
+	matched := 0                            // entries the filter matched (idx adds media records)
 	err := l.Access(who, why).For("export-selection").Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
 		if err != nil && !errors.Is(err, ledger.ErrShredded) {
 			return err
@@ -280,7 +282,15 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 		if errors.Is(err, ledger.ErrShredded) {
 			unreadable++
 		}
-		if f.match(e, err) {
+		switch {
+		case f.match(e, err):
+			idx, matched = append(idx, e.Index), matched+1
+			if e.Message != nil {
+				selected[e.Message.Identity()] = true
+			}
+		case err == nil && e.Record != nil && e.Record.Kind == capture.RecordMedia && e.Record.About != nil && selected[*e.Record.About]:
+			// The media record of a selected message's attachment, fetched after capture,
+			// names its content: the message takes it with it.
 			idx = append(idx, e.Index)
 		}
 		return nil
@@ -293,7 +303,7 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 		fmt.Fprintf(stderr, "export: no entry of the %d matches %s (%d shredded entries have no content to match); nothing written\n", size, f, unreadable)
 		return exitBadInput
 	}
-	return write(ctx, l, f, req, idx, size, out, stdout, stderr)
+	return write(ctx, l, f, req, idx, matched, size, out, stdout, stderr)
 }
 
 // exportQuery selects the messages the search index finds for f and writes them to out.
@@ -315,6 +325,7 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 	acc := l.Access(req.Who, req.Why).For("export-selection")
 	var idx []uint64
 	var size uint64
+	matched := 0
 	for {
 		res, err := ix.Search(ctx, acc, q)
 		if errors.Is(err, search.ErrQuery) {
@@ -325,9 +336,7 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 			fmt.Fprintf(stderr, "export: searching: %v\n", err)
 			return exitUsage
 		}
-		for _, h := range res.Hits {
-			idx = append(idx, h.Index)
-		}
+		idx, matched = append(idx, res.Indexes()...), matched+len(res.Hits)
 		size, q.Offset = res.Size, q.Offset+len(res.Hits)
 		if len(res.Hits) == 0 || q.Offset >= res.Total {
 			break
@@ -337,7 +346,7 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 		fmt.Fprintf(stderr, "export: no message of the %d entries matches %s; nothing written\n", size, f)
 		return exitBadInput
 	}
-	return write(ctx, l, f, req, idx, size, out, stdout, stderr)
+	return write(ctx, l, f, req, idx, matched, size, out, stdout, stderr)
 }
 
 // messageKinds are the kinds of messages (as opposed to records and leaves).
@@ -345,7 +354,9 @@ var messageKinds = []string{capture.KindText, capture.KindRichText, capture.Kind
 	capture.KindVideo, capture.KindFile, capture.KindEvent, capture.KindUnknown}
 
 // write writes the selected entries as a bundle and says what it wrote.
-func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, idx []uint64, size uint64, out string, stdout, stderr io.Writer) int {
+// write exports idx: the matched entries, and the media records of the matched messages'
+// attachments fetched after capture.
+func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, idx []uint64, matched int, size uint64, out string, stdout, stderr io.Writer) int {
 	req.Indexes, req.Query, req.Signer = idx, f.String(), l.Signing.Signer
 	if isTerminal(stderr) {
 		req.Progress = progressBar(stderr)
@@ -359,7 +370,11 @@ func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Reque
 		return exitUsage
 	}
 	vkey := l.Signing.VerifierKey
-	fmt.Fprintf(stdout, "matched %d of %d entries (%s)\n", len(idx), size, f)
+	fmt.Fprintf(stdout, "matched %d of %d entries (%s)", matched, size, f)
+	if n := len(idx) - matched; n > 0 {
+		fmt.Fprintf(stdout, ", with %d media records of their attachments", n)
+	}
+	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "wrote %d entries (%d opened, %d shredded) against tree size %d\n", sum.Entries, sum.Opened, sum.Shredded, sum.TreeSize)
 	fmt.Fprintf(stdout, "attachments: %d written, %d not held by the ledger; formats: %s\n", sum.Attachments, sum.Unavailable, strings.Join(append([]string{export.FormatJSONL}, slices.DeleteFunc(slices.Clone(req.Formats), func(s string) bool { return s == export.FormatJSONL })...), ","))
 	fmt.Fprintf(stdout, "bundle: %s\n", sum.Dir)

@@ -319,7 +319,7 @@ func TestExportByQuery(t *testing.T) {
 }
 
 // TestExportRecords: records (here a media record) match on their conversation, time and kind,
-// never on a sender filter.
+// never on a sender filter; a media record about a selected message goes with it.
 func TestExportRecords(t *testing.T) {
 	dir := makeLedger(t)
 	ctx := context.Background()
@@ -337,7 +337,10 @@ func TestExportRecords(t *testing.T) {
 		want []uint64
 	}{
 		{[]string{"-conversation", "cid0"}, []uint64{0, 3, 6, 9}},
-		{[]string{"-conversation", "cid0", "-sender", "u0"}, []uint64{0, 6}},
+		{[]string{"-conversation", "cid0", "-sender", "u0"}, []uint64{0, 6, 9}},
+		{[]string{"-conversation", "cid0", "-sender", "u1"}, []uint64{3}},
+		{[]string{"-q", "quokka-0"}, []uint64{0, 9}},
+		{[]string{"-to", "2026-07-02T00:00:00Z"}, []uint64{0, 9}},
 		{[]string{"-kind", "media"}, []uint64{9}},
 		{[]string{"-kind", capture.RecordMedia, "-from", "2026-07-09T00:00:00Z"}, []uint64{9}},
 		{[]string{"-from", "2026-07-09T00:00:00Z"}, []uint64{8, 9}},

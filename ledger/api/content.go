@@ -170,9 +170,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 			return errorf(http.StatusNotFound, "the query matched nothing")
 		}
 		matched = res.Total
-		for _, hit := range res.Hits {
-			idx = append(idx, hit.Index)
-		}
+		idx = res.Indexes()
 		b, err := json.Marshal(q)
 		if err != nil {
 			return fmt.Errorf("api: %w", err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/seal"
@@ -23,9 +24,9 @@ import (
 //	'D' a document: uvarint ledger index, uvarint length + data key id, then the document
 //	    sealed under that data key (ledger.Deriver), so it goes when the key goes
 //	'X' a data key that retention shredded: uvarint length + key id
-//	'R' an alert or a disposition (package ledger/surveil): uvarint annotation entry index,
-//	    uvarint length + data key id, then its rules, categories, severities or disposition
-//	    sealed under that key (the alert's message's)
+//	'R' an alert or a disposition (package ledger/surveil), or a stored attachment's media
+//	    record: uvarint entry index, uvarint length + data key id, then its message, rules,
+//	    categories, severities or disposition sealed under that key (the message's)
 //	'M' a mark: uvarint tree size, then the 32-byte leaf hash of the entry before it (zero for
 //	    size 0). Everything before a mark covers the ledger up to that size; what follows the
 //	    last mark (an update cut short) is dropped when the file is opened.
@@ -34,7 +35,7 @@ import (
 // anyway.
 const (
 	logName   = "docs.log"
-	logHeader = "commseal search index v1\n"
+	logHeader = "commseal search index v2\n" // v2: 'R' records of media records too
 
 	recDoc    = 'D'
 	recForget = 'X'
@@ -134,6 +135,9 @@ func readLog(r io.Reader) (*logContent, error) {
 		return nil, fmt.Errorf("%w: header: %v", errLogCorrupt, err)
 	}
 	if string(hdr) != logHeader {
+		if v, ok := strings.CutPrefix(string(hdr), "commseal search index "); ok {
+			return nil, fmt.Errorf("%w: format %s, not %s (an index of an earlier version is rebuilt)", errLogCorrupt, strings.TrimSpace(v), strings.TrimSpace(logHeader[len("commseal search index "):]))
+		}
 		return nil, fmt.Errorf("%w: not a commseal search index", errLogCorrupt)
 	}
 	c, pending := &logContent{end: int64(len(logHeader))}, &logContent{}

@@ -119,7 +119,7 @@ type rawRecord struct {
 // records parses an index file independently of the package (the format in file.go's comment).
 func records(t *testing.T, raw []byte) []rawRecord {
 	t.Helper()
-	const header = "commseal search index v1\n"
+	const header = "commseal search index v2\n"
 	require.True(t, bytes.HasPrefix(raw, []byte(header)))
 	var out []rawRecord
 	for off := len(header); off+8 <= len(raw); {
@@ -207,6 +207,11 @@ func TestTheIndexFileSurvivesDamage(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(path, []byte("not an index at all\n"), 0o600))
 	check("not an index", true)
+
+	// An index written by an earlier version (v1 kept no media records) is rebuilt.
+	raw = build()
+	require.NoError(t, os.WriteFile(path, bytes.Replace(raw, []byte("index v2\n"), []byte("index v1\n"), 1), 0o600))
+	check("an earlier version's index", true)
 
 	other := newEnv(t)
 	defer other.Close()

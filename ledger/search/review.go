@@ -18,16 +18,31 @@ const (
 	dispositionSchema = "commseal.disposition/v1"
 )
 
-// review is what surveillance sealed about a message: an alert (a findings or behaviour
-// annotation), or a reviewer's disposition of one.
+// review is what was sealed about a message after it: an alert (a findings or behaviour
+// annotation), a reviewer's disposition of one, or the media record of a fetch of one of its
+// attachments after capture (which an export of the message takes with it).
 type review struct {
-	entry      uint64   // the annotation entry's own ledger index
+	entry      uint64   // the record's own ledger index
 	annotation uint64   // the alert's ledger index (for an alert, entry itself)
-	message    uint64   // the message's ledger index (an alert)
+	message    uint64   // the message's ledger index (an alert, a media record)
 	keyID      string   // the data key it is sealed under (the message's)
 	tags       []string // "rule:…", "category:…", "severity:…", or "disposition:…"
 	closes     bool     // a disposition that takes the alert out of the open queue
 	alert      bool
+	media      bool // a media record
+}
+
+// mediaFrom reads a media record; ok is true for one about a message the ledger holds.
+func mediaFrom(ctx context.Context, l *ledger.Ledger, e *ledger.Entry) (*review, bool) {
+	r := e.Record
+	if r == nil || r.Kind != capture.RecordMedia || r.About == nil {
+		return nil, false
+	}
+	at, ok, err := l.Lookup(ctx, *r.About)
+	if err != nil || !ok {
+		return nil, false
+	}
+	return &review{entry: e.Index, annotation: e.Index, message: at, keyID: e.Leaf.KeyID, media: true}, true
 }
 
 // reviewFrom reads an annotation entry; ok is false for one the index does not use.
@@ -94,6 +109,9 @@ func (r *review) appendTo(b []byte) []byte {
 	if r.closes {
 		flags |= 2
 	}
+	if r.media {
+		flags |= 4
+	}
 	b = append(b, flags)
 	b = appendString(b, formatUint(r.message))
 	b = appendString(b, formatUint(r.annotation))
@@ -104,7 +122,7 @@ func decodeReview(b []byte) (*review, bool) {
 	if len(b) < 1 {
 		return nil, false
 	}
-	r := &review{alert: b[0]&1 != 0, closes: b[0]&2 != 0}
+	r := &review{alert: b[0]&1 != 0, closes: b[0]&2 != 0, media: b[0]&4 != 0}
 	d := &decoder{b: b[1:]}
 	msg, ann, tags := d.string("message"), d.string("annotation"), d.string("tags")
 	if d.err != nil || len(d.b) != 0 {
@@ -122,11 +140,13 @@ func decodeReview(b []byte) (*review, bool) {
 	return r, true
 }
 
-// reviews is the memIndex's view of alerts: tags per document, and which alerts are open.
+// reviews is the memIndex's view of what was sealed about messages after them: alert tags
+// per document, which alerts are open, and each document's stored attachments' media records.
 type reviews struct {
 	tags   postings
 	alerts map[uint64]*alertState // annotation index -> state
 	open   map[docID]int          // documents with open alerts -> how many
+	media  map[docID][]uint64     // document -> the ledger indexes of its media records
 }
 
 type alertState struct {
@@ -138,7 +158,13 @@ type alertState struct {
 // yet indexed, or shredded) is dropped.
 func (m *memIndex) apply(r *review) {
 	if m.rev.alerts == nil {
-		m.rev = reviews{tags: postings{}, alerts: map[uint64]*alertState{}, open: map[docID]int{}}
+		m.rev = reviews{tags: postings{}, alerts: map[uint64]*alertState{}, open: map[docID]int{}, media: map[docID][]uint64{}}
+	}
+	if r.media {
+		if id, ok := m.docAt(r.message); ok && !slices.Contains(m.rev.media[id], r.entry) {
+			m.rev.media[id] = append(m.rev.media[id], r.entry)
+		}
+		return
 	}
 	if r.alert {
 		id, ok := m.docAt(r.message)

@@ -56,6 +56,11 @@ type Hit struct {
 	Conversation string    `json:"conversation"`
 	Sender       string    `json:"sender"`
 	Kind         string    `json:"kind"`
+	// Media are the ledger indexes of the media records of the message's attachments, sealed
+	// when each was fetched after capture: the message names an attachment by a download
+	// code, its record names the content stored (or why the fetch failed). An export of the
+	// message takes them with it (Result.Indexes).
+	Media []uint64 `json:"media,omitempty"`
 }
 
 // Result is a page of hits.
@@ -65,6 +70,16 @@ type Result struct {
 	// Size is the tree size the index covered when it answered: the query saw the ledger's
 	// first Size entries.
 	Size uint64 `json:"size"`
+}
+
+// Indexes returns the ledger indexes an export of the page takes: each hit's, and its media
+// records'.
+func (r *Result) Indexes() []uint64 {
+	out := make([]uint64, 0, len(r.Hits))
+	for _, h := range r.Hits {
+		out = append(append(out, h.Index), h.Media...)
+	}
+	return out
 }
 
 // Options configures an Index.
@@ -295,6 +310,10 @@ func (ix *Index) step(ctx context.Context, from, to uint64) error {
 			docs = append(docs, docFromMessage(e.Index, e.Leaf.KeyID, e.Message))
 		case e.Leaf.Kind == seal.KindAnnotation:
 			if r, ok := reviewFrom(ctx, ix.l, e); ok {
+				reviews = append(reviews, r)
+			}
+		case e.Leaf.Kind == seal.KindMedia:
+			if r, ok := mediaFrom(ctx, ix.l, e); ok {
 				reviews = append(reviews, r)
 			}
 		case e.Leaf.Kind == seal.KindShred:
