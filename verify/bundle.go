@@ -109,6 +109,22 @@ type BundleMessage struct {
 	About       string             `json:"about,omitempty"`
 	Text        string             `json:"text,omitempty"`
 	Attachments []BundleAttachment `json:"attachments,omitempty"`
+	// Findings are, for an annotation entry that seals surveillance findings about a message
+	// (package ledger/surveil), what it found.
+	Findings []BundleFinding `json:"findings,omitempty"`
+}
+
+// BundleFinding is a finding as messages.jsonl lists it: the rule, its category and severity,
+// and for a lexicon finding the term and where it matched (field[start:end], byte offsets
+// into the message's field: "text", "title" or "file.N").
+type BundleFinding struct {
+	Rule     string `json:"rule"`
+	Category string `json:"category,omitempty"`
+	Severity string `json:"severity,omitempty"`
+	Term     string `json:"term,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Start    *int   `json:"start,omitempty"`
+	End      *int   `json:"end,omitempty"`
 }
 
 // BundleAttachment is an attachment as messages.jsonl lists it: its original name and the
@@ -146,6 +162,46 @@ type plainContent struct {
 		ID string `json:"id"`
 	} `json:"about"`
 	Body []byte `json:"body"` // a record's
+}
+
+// findingsBody is the part of an annotation's body (package ledger/surveil's schemas
+// commseal.findings/v1 and commseal.behaviour/v1) that messages.jsonl repeats.
+type findingsBody struct {
+	Schema   string `json:"schema"`
+	Findings []struct {
+		Rule     string `json:"rule"`
+		Category string `json:"category"`
+		Severity string `json:"severity"`
+		Term     string `json:"term"`
+		Field    string `json:"field"`
+		Start    int    `json:"start"`
+		End      int    `json:"end"`
+	} `json:"findings"`
+	Finding struct {
+		Rule     string `json:"rule"`
+		Kind     string `json:"kind"`
+		Severity string `json:"severity"`
+	} `json:"finding"`
+}
+
+// findings returns the findings an annotation's body seals, or none for another kind of
+// annotation (a disposition) or a body of another shape.
+func findings(body []byte) []BundleFinding {
+	var b findingsBody
+	if json.Unmarshal(body, &b) != nil {
+		return nil
+	}
+	var out []BundleFinding
+	switch b.Schema {
+	case "commseal.findings/v1":
+		for _, f := range b.Findings {
+			out = append(out, BundleFinding{Rule: f.Rule, Category: f.Category, Severity: f.Severity,
+				Term: f.Term, Field: f.Field, Start: &f.Start, End: &f.End})
+		}
+	case "commseal.behaviour/v1":
+		out = []BundleFinding{{Rule: b.Finding.Rule, Category: b.Finding.Kind, Severity: b.Finding.Severity}}
+	}
+	return out
 }
 
 // mediaResult is the part of a media record's body (capture.MediaResult) that names a
@@ -202,6 +258,8 @@ func BundleLine(index uint64, kind seal.Kind, plaintext []byte) (BundleMessage, 
 		if json.Unmarshal(c.Body, &r) == nil && r.Status == "stored" && isSHA256Hex(r.SHA256) {
 			m.Attachments = []BundleAttachment{{Name: r.Name, SHA256: r.SHA256}}
 		}
+	case seal.KindAnnotation:
+		m.Findings = findings(c.Body)
 	}
 	if !t.IsZero() {
 		m.SentAt = t.UTC().Format(time.RFC3339Nano)

@@ -273,8 +273,8 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 	if f.query != "" {
 		return exportQuery(ctx, l, f, req, out, stdout, stderr)
 	}
-	selected := map[capture.Identity]bool{} // the messages selected
-	matched := 0                            // entries the filter matched (idx adds media records)
+	selected := map[uint64]bool{} // the messages selected
+	matched := 0                  // entries the filter matched (idx adds the records they take along)
 	err := l.Access(who, why).For("export-selection").Scan(ctx, 0, size, func(e *ledger.Entry, err error) error {
 		if err != nil && !errors.Is(err, ledger.ErrShredded) {
 			return err
@@ -282,16 +282,19 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 		if errors.Is(err, ledger.ErrShredded) {
 			unreadable++
 		}
-		switch {
-		case f.match(e, err):
+		if f.match(e, err) {
 			idx, matched = append(idx, e.Index), matched+1
 			if e.Message != nil {
-				selected[e.Message.Identity()] = true
+				selected[e.Index] = true
 			}
-		case err == nil && e.Record != nil && e.Record.Kind == capture.RecordMedia && e.Record.About != nil && selected[*e.Record.About]:
-			// The media record of a selected message's attachment, fetched after capture,
-			// names its content: the message takes it with it.
-			idx = append(idx, e.Index)
+			return nil
+		}
+		// A selected message takes along its media records (they name the content of its
+		// attachments, fetched after capture) and the annotations of its findings.
+		if err == nil {
+			if at, ok := search.TakesAlong(ctx, l.Ledger, e); ok && selected[at] {
+				idx = append(idx, e.Index)
+			}
 		}
 		return nil
 	})
@@ -354,8 +357,8 @@ var messageKinds = []string{capture.KindText, capture.KindRichText, capture.Kind
 	capture.KindVideo, capture.KindFile, capture.KindEvent, capture.KindUnknown}
 
 // write writes the selected entries as a bundle and says what it wrote.
-// write exports idx: the matched entries, and the media records of the matched messages'
-// attachments fetched after capture.
+// write exports idx: the matched entries, and the records the matched messages take along
+// (search.TakesAlong).
 func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Request, idx []uint64, matched int, size uint64, out string, stdout, stderr io.Writer) int {
 	req.Indexes, req.Query, req.Signer = idx, f.String(), l.Signing.Signer
 	if isTerminal(stderr) {
@@ -372,7 +375,7 @@ func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Reque
 	vkey := l.Signing.VerifierKey
 	fmt.Fprintf(stdout, "matched %d of %d entries (%s)", matched, size, f)
 	if n := len(idx) - matched; n > 0 {
-		fmt.Fprintf(stdout, ", with %d media records of their attachments", n)
+		fmt.Fprintf(stdout, ", with %d records they take along (media of their attachments, their findings)", n)
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "wrote %d entries (%d opened, %d shredded) against tree size %d\n", sum.Entries, sum.Opened, sum.Shredded, sum.TreeSize)

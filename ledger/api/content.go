@@ -115,8 +115,8 @@ func (h *handler) blob(w http.ResponseWriter, r *request) error {
 // ExportRequest is the body of POST /v1/export: the entries to export, either by a search
 // (Query; its paging applies, with a limit of MaxExportEntries when it sets none) or by
 // ledger index (Indexes), and, unless the X-Commseal-Why header gives it, the reason. A
-// search exports each hit with its media records (search.Result.Indexes); Indexes exports
-// exactly the entries named (a hit's Media names its records). The
+// search exports each hit with the records it takes along (search.Result.Indexes: media
+// records, findings); Indexes exports exactly the entries named (a hit's Records names its). The
 // response's X-Commseal-Entries header counts the entries exported and, for a search,
 // X-Commseal-Matched the hits before paging: more than exported means the next page is
 // another export (Query.Offset).

@@ -190,7 +190,7 @@ func (m *memIndex) run(n node, q *Query, size uint64) *Result {
 	}
 	for _, id := range m.page(ids, q.Offset, limit) {
 		res.Hits = append(res.Hits, Hit{Index: m.ledger[id], Sent: time.Unix(0, m.sent[id]).UTC(),
-			Conversation: m.conv[id], Sender: m.sender[id], Kind: m.kind[id], Media: slices.Clone(m.rev.media[id])})
+			Conversation: m.conv[id], Sender: m.sender[id], Kind: m.kind[id], Records: slices.Clone(m.rev.records[id])})
 	}
 	return res
 }

@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/search"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
 	"github.com/stretchr/testify/require"
 )
 
 // TestHitsCarryTheirMediaRecords: a message that names its attachments by download codes is
 // found with the media records of their fetches after capture (the stored one and the failed
-// one, which says why that content is missing), live, from the index file after reopening,
+// one, which says why that content is missing) and the annotation of its findings, live, from the index file after reopening,
 // and after a rebuild; Result.Indexes gives the message and its records, which an export
 // takes together.
 func TestHitsCarryTheirMediaRecords(t *testing.T) {
@@ -46,6 +49,11 @@ func TestHitsCarryTheirMediaRecords(t *testing.T) {
 	stored := record("j1/stored", capture.MediaResult{Status: capture.MediaStored, Attachment: 0, Name: "委託單.pdf",
 		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Size: 4})
 	failed := record("j2/failed/1", capture.MediaResult{Status: capture.MediaFailed, Attachment: 1, Reason: "HTTP 500"})
+	rec, err := surveil.NewRecord(m, rc.Index, surveil.Lexicon{Name: "hk", Version: "sha256:abc"},
+		[]surveil.Finding{{Rule: "r", Category: "c", Severity: scan.High, Term: "委託", Field: "text", Start: 0, End: 6}}, e.now)
+	require.NoError(t, err)
+	ann, err := e.AppendRecord(ctx, rec)
+	require.NoError(t, err)
 
 	acc := e.Access("tester", "media")
 	check := func(ix *search.Index, how string) {
@@ -55,11 +63,11 @@ func TestHitsCarryTheirMediaRecords(t *testing.T) {
 		require.Len(t, res.Hits, 2, how)
 		byIndex := map[uint64][]uint64{}
 		for _, h := range res.Hits {
-			byIndex[h.Index] = h.Media
+			byIndex[h.Index] = h.Records
 		}
-		require.Equal(t, []uint64{stored, failed}, byIndex[rc.Index], how)
+		require.Equal(t, []uint64{stored, failed, ann.Index}, byIndex[rc.Index], how)
 		require.Empty(t, byIndex[other.Index], how)
-		require.ElementsMatch(t, []uint64{rc.Index, stored, failed, other.Index}, res.Indexes(), how)
+		require.ElementsMatch(t, []uint64{rc.Index, stored, failed, ann.Index, other.Index}, res.Indexes(), how)
 	}
 	check(ix, "live")
 	require.NoError(t, ix.Close())
@@ -70,4 +78,17 @@ func TestHitsCarryTheirMediaRecords(t *testing.T) {
 	_, err = ix.Rebuild(ctx)
 	require.NoError(t, err)
 	check(ix, "rebuilt")
+
+	// TakesAlong picks the same records for a program that selects by scanning.
+	along := map[uint64]uint64{}
+	require.NoError(t, e.Access("tester", "scan").Scan(ctx, 0, e.Size(), func(en *ledger.Entry, err error) error {
+		if err != nil {
+			return err
+		}
+		if at, ok := search.TakesAlong(ctx, e.Ledger, en); ok {
+			along[en.Index] = at
+		}
+		return nil
+	}))
+	require.Equal(t, map[uint64]uint64{stored: rc.Index, failed: rc.Index, ann.Index: rc.Index}, along)
 }

@@ -141,12 +141,13 @@ func decodeReview(b []byte) (*review, bool) {
 }
 
 // reviews is the memIndex's view of what was sealed about messages after them: alert tags
-// per document, which alerts are open, and each document's stored attachments' media records.
+// per document, which alerts are open, and each document's records that an export takes
+// along (its media records and alerts).
 type reviews struct {
-	tags   postings
-	alerts map[uint64]*alertState // annotation index -> state
-	open   map[docID]int          // documents with open alerts -> how many
-	media  map[docID][]uint64     // document -> the ledger indexes of its media records
+	tags    postings
+	alerts  map[uint64]*alertState // annotation index -> state
+	open    map[docID]int          // documents with open alerts -> how many
+	records map[docID][]uint64     // document -> the ledger indexes of its media records and alerts
 }
 
 type alertState struct {
@@ -158,19 +159,22 @@ type alertState struct {
 // yet indexed, or shredded) is dropped.
 func (m *memIndex) apply(r *review) {
 	if m.rev.alerts == nil {
-		m.rev = reviews{tags: postings{}, alerts: map[uint64]*alertState{}, open: map[docID]int{}, media: map[docID][]uint64{}}
+		m.rev = reviews{tags: postings{}, alerts: map[uint64]*alertState{}, open: map[docID]int{}, records: map[docID][]uint64{}}
 	}
-	if r.media {
-		if id, ok := m.docAt(r.message); ok && !slices.Contains(m.rev.media[id], r.entry) {
-			m.rev.media[id] = append(m.rev.media[id], r.entry)
-		}
-		return
-	}
-	if r.alert {
+	if r.media || r.alert {
 		id, ok := m.docAt(r.message)
 		if !ok {
 			return
 		}
+		if !slices.Contains(m.rev.records[id], r.entry) {
+			m.rev.records[id] = append(m.rev.records[id], r.entry)
+		}
+	}
+	if r.media {
+		return
+	}
+	if r.alert {
+		id, _ := m.docAt(r.message)
 		for _, t := range r.tags {
 			m.rev.tags.insert(t, id)
 		}

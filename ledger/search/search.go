@@ -56,11 +56,12 @@ type Hit struct {
 	Conversation string    `json:"conversation"`
 	Sender       string    `json:"sender"`
 	Kind         string    `json:"kind"`
-	// Media are the ledger indexes of the media records of the message's attachments, sealed
-	// when each was fetched after capture: the message names an attachment by a download
-	// code, its record names the content stored (or why the fetch failed). An export of the
-	// message takes them with it (Result.Indexes).
-	Media []uint64 `json:"media,omitempty"`
+	// Records are the ledger indexes of the records sealed about the message after it that an
+	// export of the message takes along (Result.Indexes), in ledger order: the media record of
+	// each fetch of its attachments (the message names an attachment by a download code, the
+	// record names the content stored, or why the fetch failed), and the annotations that
+	// seal surveillance's findings about it.
+	Records []uint64 `json:"records,omitempty"`
 }
 
 // Result is a page of hits.
@@ -72,14 +73,33 @@ type Result struct {
 	Size uint64 `json:"size"`
 }
 
-// Indexes returns the ledger indexes an export of the page takes: each hit's, and its media
-// records'.
+// Indexes returns the ledger indexes an export of the page takes: each hit's, and its
+// Records'.
 func (r *Result) Indexes() []uint64 {
 	out := make([]uint64, 0, len(r.Hits))
 	for _, h := range r.Hits {
-		out = append(append(out, h.Index), h.Media...)
+		out = append(append(out, h.Index), h.Records...)
 	}
 	return out
+}
+
+// TakesAlong reports whether e is a record that an export of a message takes along (see
+// Hit.Records), and that message's ledger index. Programs that select messages without the
+// index (a scan with filters) use it to select the same records.
+func TakesAlong(ctx context.Context, l *ledger.Ledger, e *ledger.Entry) (uint64, bool) {
+	var r *review
+	var ok bool
+	switch e.Leaf.Kind {
+	case seal.KindMedia:
+		r, ok = mediaFrom(ctx, l, e)
+	case seal.KindAnnotation:
+		r, ok = reviewFrom(ctx, l, e)
+		ok = ok && r.alert
+	}
+	if !ok {
+		return 0, false
+	}
+	return r.message, true
 }
 
 // Options configures an Index.

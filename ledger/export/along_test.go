@@ -12,6 +12,8 @@ import (
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger/export"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
@@ -160,4 +162,40 @@ func TestExportMessageWithoutItsMediaRecords(t *testing.T) {
 	rep, err := verify.Bundle(dir, f.keys.VerifierKey)
 	require.NoError(t, err)
 	require.Equal(t, 0, rep.Attachments)
+}
+
+// TestExportFindingsLines: an annotation that seals a message's findings is exported as a
+// line about the message that lists them (rule, category, severity, term, field, offsets),
+// derived from its opened plaintext, so an altered finding is caught.
+func TestExportFindingsLines(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	m := msg(11, "cid-a", time.Date(2026, 6, 13, 2, 0, 0, 0, time.UTC), "add me on 微信 please")
+	rc, err := f.l.Append(ctx, m)
+	require.NoError(t, err)
+	found := []surveil.Finding{{Rule: "off-channel.move", Category: "off_channel", Severity: scan.Medium,
+		Term: "微信", Field: "text", Start: 10, End: 16}}
+	rec, err := surveil.NewRecord(m, rc.Index, surveil.Lexicon{Name: "hk", Version: "sha256:abc"}, found, f.now)
+	require.NoError(t, err)
+	ann, err := f.l.AppendRecord(ctx, rec)
+	require.NoError(t, err)
+
+	dir, _ := (&mediaFixture{fixture: f}).write(t, rc.Index, ann.Index)
+	_, err = verify.Bundle(dir, f.keys.VerifierKey)
+	require.NoError(t, err)
+	require.NoError(t, independentCheck(dir, f.keys.VerifierKey))
+	line := bundleLines(t, dir)[ann.Index]
+	require.Equal(t, m.ID, line.About)
+	start, end := 10, 16
+	require.Equal(t, []verify.BundleFinding{{Rule: "off-channel.move", Category: "off_channel", Severity: "medium",
+		Term: "微信", Field: "text", Start: &start, End: &end}}, line.Findings)
+
+	bad := copyDir(t, dir)
+	rewrite(t, bad, verify.BundleMessages, func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"severity":"medium"`), []byte(`"severity":"low"`), 1)
+	})
+	resign(t, f, bad)
+	_, err = verify.Bundle(bad, f.keys.VerifierKey)
+	require.True(t, verify.Altered(err), "%v", err)
+	require.ErrorContains(t, err, "differs from the opened plaintext")
 }
