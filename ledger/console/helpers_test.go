@@ -152,7 +152,8 @@ func (e *env) client(t testing.TB) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
-	c := e.srv.Client()
+	base := *e.srv.Client() // a copy: srv.Client returns one shared client
+	c := &base
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
@@ -216,8 +217,9 @@ func (e *env) accessSince(t testing.TB, from uint64) []string {
 	var out []string
 	for i := from; i < e.l.Size(); i++ {
 		got, err := e.l.Get(context.Background(), i)
-		require.NoError(t, err)
+		require.NotNil(t, got, "%v", err) // encrypted entries come back undecrypted, with an error
 		if got.Leaf.Kind == seal.KindAccess {
+			require.NoError(t, err)
 			out = append(out, string(got.Body))
 		}
 	}

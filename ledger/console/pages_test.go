@@ -1,0 +1,259 @@
+package console_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/commseal/commseal/ledger/console"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/verify"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHostileTextIsEscaped: script in a message's text, its sender's name and an attachment's
+// name reaches the page only as text; every page carries the CSP, DENY framing and no-store.
+func TestHostileTextIsEscaped(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	for _, p := range []string{"/search?q=" + url.QueryEscape("加我微信"), "/conversation?c=cid-0&at=4", "/alerts", "/integrity"} {
+		resp, err := c.Get(e.srv.URL + p)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		require.Equal(t, http.StatusOK, resp.StatusCode, p)
+		require.Equal(t, console.ContentSecurityPolicy, resp.Header.Get("Content-Security-Policy"))
+		require.NotContains(t, console.ContentSecurityPolicy, "unsafe-inline")
+		require.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
+		require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+		for _, bad := range []string{"<script>alert", "<img src=x", "<svg onload", `href="javascript:`, "onerror=alert(1)>"} {
+			require.NotContains(t, body, bad, p)
+		}
+		// The only script element is the console's own.
+		require.Equal(t, 1, strings.Count(body, "<script"), p)
+		if strings.HasPrefix(p, "/search") || strings.HasPrefix(p, "/conversation") {
+			require.Contains(t, body, "&lt;img src=x onerror=alert(1)&gt;", p)
+			require.Contains(t, body, "&#34;&gt;&lt;script&gt;alert(3)&lt;/script&gt;", p)
+			require.Contains(t, body, "javascript:alert(4)&lt;svg onload=alert(5)&gt;.pdf", p)
+		}
+	}
+}
+
+// TestSearchSealsBeforeShowing: a search seals the query and then the reading of its hits,
+// with the user's name and reason, before the page shows the findings highlighted.
+func TestSearchSealsBeforeShowing(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	size := e.l.Size()
+	st, body := e.get(t, c, "/search?q="+url.QueryEscape("微信"))
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, `<mark title="off-channel.move">加我微信</mark>再講`)
+	require.Contains(t, body, `<mark title="off-channel.move">微信</mark> group tomorrow`)
+	require.Contains(t, body, `<span id="total">3</span>`)
+	acc := e.accessSince(t, size)
+	require.Len(t, acc, 2)
+	require.True(t, contains(acc[0], `"who":"alice@compliance"`, `"why":"case 2026-117"`, `"op":"query"`, `"for":"query"`), acc[0])
+	require.True(t, contains(acc[1], `"op":"read"`, `"for":"read"`, `"entries":"1`), acc[1])
+
+	size = e.l.Size()
+	st, body = e.get(t, c, "/search?q="+url.QueryEscape(`"call me on WhatsApp"`)+"&severity=medium")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, `call me on <mark title="off-channel.move">WhatsApp</mark> tonight`)
+	require.Len(t, e.accessSince(t, size), 2)
+
+	size = e.l.Size()
+	st, body = e.get(t, c, "/search?q="+url.QueryEscape(`(unbalanced`))
+	require.Equal(t, http.StatusBadRequest, st)
+	require.Contains(t, body, "not understood")
+	require.Equal(t, size, e.l.Size(), "a bad query seals nothing")
+	st, _ = e.get(t, c, "/search?rule="+url.QueryEscape(`x" OR "y`))
+	require.Equal(t, http.StatusBadRequest, st)
+	require.Equal(t, size, e.l.Size())
+}
+
+// TestConversationAndAttachments: the thread in time order, the picture served inline through
+// an audited blob read, a file of other bytes as a download.
+func TestConversationAndAttachments(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	size := e.l.Size()
+	st, body := e.get(t, c, "/conversation?c=cid-1&at=5")
+	require.Equal(t, http.StatusOK, st)
+	ids := regexp.MustCompile(`<article class="msg[^"]*" id="m(\d+)"`).FindAllStringSubmatch(body, -1)
+	var order []string
+	for _, m := range ids {
+		order = append(order, m[1])
+	}
+	require.Equal(t, []string{"1", "3", "5", "7", "9"}, order, "the conversation's messages in time order")
+	require.Contains(t, body, `class="msg current" id="m5"`)
+	require.Len(t, e.accessSince(t, size), 2, "the conversation's query and its reading")
+
+	blob := regexp.MustCompile(`<img src="(/blob/[0-9a-f]{64}\?name=chart.png)"`).FindStringSubmatch(body)
+	require.NotNil(t, blob)
+	size = e.l.Size()
+	resp, err := c.Get(e.srv.URL + blob[1])
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "image/png", resp.Header.Get("Content-Type"))
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "sandbox")
+	require.Equal(t, tinyPNG, b)
+	acc := e.accessSince(t, size)
+	require.Len(t, acc, 1)
+	require.True(t, contains(acc[0], `"op":"blob"`, `"who":"alice@compliance"`), acc[0])
+
+	// Bytes that are not a picture are a download, whatever the name says.
+	sum, err := e.l.PutBlob(context.Background(), []byte("<html><script>alert(1)</script></html>"))
+	require.NoError(t, err)
+	resp, err = c.Get(e.srv.URL + fmt.Sprintf("/blob/%x?name=%s", sum, url.QueryEscape(`evil".png`)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
+	require.True(t, strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment"))
+	require.NotContains(t, resp.Header.Get("Content-Disposition"), `evil".png`)
+}
+
+// TestAlertsDispose: the queue by severity, a dismissal sealed through surveil with the
+// user's name and reason, the alert out of the queue, the rule's precision from it.
+func TestAlertsDispose(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	st, body := e.get(t, c, "/alerts")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, `<span id="opencount">5</span>`)
+	first := regexp.MustCompile(`<tr id="a(\d+)" class="sev-(\w+)">`).FindAllStringSubmatch(body, -1)
+	require.Equal(t, "high", first[0][2], "the most severe first")
+	target := first[1][1]
+	tok := csrfRE.FindStringSubmatch(body)[1]
+	size := e.l.Size()
+	resp, _ := e.post(t, c, "/alerts/dispose", url.Values{"csrf": {tok}, "alert": {target}, "disposition": {"dismissed"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	acc := e.accessSince(t, size)
+	require.Len(t, acc, 1, "reading the alert to dispose of it")
+	q, err := surveil.Alerts(context.Background(), e.l, e.l.Access("test", "check"))
+	require.NoError(t, err)
+	var found bool
+	for _, a := range q {
+		if fmt.Sprint(a.Index) == target {
+			found = true
+			require.False(t, a.Open())
+			require.Equal(t, "alice@compliance", a.Dispositions[0].Who)
+			require.Equal(t, "case 2026-117", a.Dispositions[0].Why)
+		}
+	}
+	require.True(t, found)
+	_, body = e.get(t, c, "/alerts")
+	require.Contains(t, body, `<span id="opencount">4</span>`)
+	require.Contains(t, body, `<th scope="row">off-channel.move</th><td>4</td><td>3</td><td>1</td><td>1</td><td>0</td><td>0.00</td>`)
+
+	size = e.l.Size()
+	for _, f := range []url.Values{
+		{"alert": {target}, "disposition": {"ignored"}},
+		{"alert": {target}, "disposition": {"note"}},
+		{"alert": {"1"}, "disposition": {"dismissed"}},
+		{"alert": {"99999"}, "disposition": {"dismissed"}},
+	} {
+		f.Set("csrf", tok)
+		resp, _ := e.post(t, c, "/alerts/dispose", f)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, f)
+	}
+	// Only the refused "not an alert" reads (and so seals) the entry it checks.
+	require.LessOrEqual(t, e.l.Size(), size+1)
+}
+
+// TestExportDownloadVerifies: the filters to a bundle built in memory, downloaded once as a
+// zip that verify.Bundle accepts; the export is sealed before it is built.
+func TestExportDownloadVerifies(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	tok := e.csrf(t, c, "/export")
+	size := e.l.Size()
+	resp, body := e.post(t, c, "/export", url.Values{"csrf": {tok}, "q": {"微信 OR whatsapp"}, "format": {"rsmf", "eml"}})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Contains(t, body, `<dd id="matched">4</dd>`)
+	acc := e.accessSince(t, size)
+	require.GreaterOrEqual(t, len(acc), 2)
+	require.True(t, contains(acc[0], `"for":"export"`, `"op":"query"`), acc[0])
+	link := regexp.MustCompile(`href="(/export/download\?id=[^"]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, link)
+	resp, err := c.Get(e.srv.URL + strings.ReplaceAll(link[1], "&amp;", "&"))
+	require.NoError(t, err)
+	zb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/zip", resp.Header.Get("Content-Type"))
+	dir := unzip(t, zb)
+	rep, err := verify.Bundle(dir, e.vkey)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(rep.Entries), 4)
+	st, _ := e.get(t, c, strings.ReplaceAll(link[1], "&amp;", "&"))
+	require.Equal(t, http.StatusNotFound, st, "one download")
+
+	size = e.l.Size()
+	resp, _ = e.post(t, c, "/export", url.Values{"csrf": {tok}})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no filter: nothing exported")
+	require.Equal(t, size, e.l.Size())
+}
+
+// unzip writes a zip into a temporary directory.
+func unzip(t testing.TB, b []byte) string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for _, f := range zr.File {
+		require.False(t, strings.Contains(f.Name, ".."))
+		p := filepath.Join(dir, filepath.FromSlash(f.Name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o700))
+		r, err := f.Open()
+		require.NoError(t, err)
+		data, err := io.ReadAll(r)
+		r.Close()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(p, data, 0o600))
+	}
+	return dir
+}
+
+// TestIntegrityVerify: an auditor runs a full verification from the page; the result stays.
+func TestIntegrityVerify(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client(t)
+	require.Equal(t, http.StatusSeeOther, e.signin(t, c, "bob auditor", auditorPW))
+	tok := e.csrf(t, c, "/integrity")
+	resp, _ := e.post(t, c, "/integrity/verify", url.Values{"csrf": {tok}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, body := e.get(t, c, "/integrity")
+	require.Contains(t, body, `<dd id="verification"><strong class="ok">intact</strong>`)
+}
+
+// TestLanguage: Accept-Language picks Traditional Chinese; the switch sets it.
+func TestLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client(t)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/signin", nil)
+	req.Header.Set("Accept-Language", "zh-HK,zh;q=0.9,en;q=0.8")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(b), `<html lang="zh-Hant">`)
+	require.Contains(t, string(b), "登入")
+	resp, err = c.Get(e.srv.URL + "/lang?to=zh-Hant&next=" + url.QueryEscape("//evil.example/"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, "/", resp.Header.Get("Location"), "only local redirects")
+	_, body := e.get(t, c, "/signin")
+	require.Contains(t, body, "密碼")
+}
