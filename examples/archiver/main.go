@@ -59,6 +59,16 @@
 //	-api-cert-roles FILE  roles of client certificates: lines "NAME ROLE", NAME the subject
 //	                      CN or an email address (needed with -api-client-ca)
 //
+// The compliance console (package ledger/console; see examples/console) on the same ledger and
+// index, with capture health on its integrity page:
+//
+//	-console-addr ADDR    serve the console on ADDR; needs -console-accounts and TLS
+//	-console-accounts F   the users: lines "NAME ROLE ARGON2ID-HASH" (`console -hash-password`)
+//	-console-tls-cert F   serve it over HTTPS with this certificate (PEM) and
+//	-console-tls-key F    its key; required unless
+//	-console-insecure-http  plain HTTP with cookies that are not Secure, on a loopback
+//	                      address only (a demonstration)
+//
 // SIGINT or SIGTERM: the archiver stops taking frames, lets in-flight appends finish, closes
 // the ledger (which signs a final checkpoint) and exits 0. Missing credentials, bad flags or a
 // bad token, role or TLS file: a message and exit 2. A ledger that cannot be opened: exit 1.
@@ -90,6 +100,7 @@ import (
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/api"
+	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/search"
 )
 
@@ -112,6 +123,9 @@ type config struct {
 	cbToken, cbAESKey, cbOwner          string
 
 	apiAddr, apiTokens, apiCert, apiKey, apiClientCA, apiCertRoles string
+
+	consoleAddr, consoleAccounts, consoleCert, consoleKey string
+	consoleInsecure                                       bool
 
 	lexicon, rules string
 	noScan         bool
@@ -144,6 +158,11 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.apiKey, "api-tls-key", "", "the key of -api-tls-cert (PEM)")
 	fl.StringVar(&c.apiClientCA, "api-client-ca", "", "accept API client certificates issued by these CAs (PEM)")
 	fl.StringVar(&c.apiCertRoles, "api-cert-roles", "", "roles of API client certificates (NAME ROLE per line)")
+	fl.StringVar(&c.consoleAddr, "console-addr", "", "serve the compliance console on this address")
+	fl.StringVar(&c.consoleAccounts, "console-accounts", "", "console accounts file (NAME ROLE ARGON2ID-HASH per line)")
+	fl.StringVar(&c.consoleCert, "console-tls-cert", "", "serve the console over TLS with this certificate (PEM)")
+	fl.StringVar(&c.consoleKey, "console-tls-key", "", "the key of -console-tls-cert (PEM)")
+	fl.BoolVar(&c.consoleInsecure, "console-insecure-http", false, "serve the console on plain HTTP (loopback only, a demonstration)")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -169,6 +188,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 		return nil, errors.New("alerts need scanning: drop -no-scan")
 	}
 	if err := c.checkAPI(); err != nil {
+		return nil, err
+	}
+	if err := c.checkConsole(); err != nil {
 		return nil, err
 	}
 	c.id, c.secret = env("DINGTALK_CLIENT_ID"), env("DINGTALK_CLIENT_SECRET")
@@ -276,6 +298,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	var apiCfg *apiSetup
 	if c.apiAddr != "" {
 		if apiCfg, err = c.loadAPI(); err != nil {
+			fmt.Fprintf(stderr, "archiver: %v\n", err)
+			return 2
+		}
+	}
+	var conCfg *consoleSetup
+	if c.consoleAddr != "" {
+		if conCfg, err = c.loadConsole(); err != nil {
 			fmt.Fprintf(stderr, "archiver: %v\n", err)
 			return 2
 		}
@@ -417,12 +446,26 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			return fail("surveillance: %v", err)
 		}
 	}
-	var apiURL string
-	if apiCfg != nil {
+	var apiURL, consoleURL string
+	if apiCfg != nil || conCfg != nil {
 		if ix, err = search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(c.dir, layout.IndexDir), Logger: log}); err != nil {
 			return fail("search index: %v", err)
 		}
 		wg.Go(func() { _ = ix.Run(indexCtx, time.Second) })
+	}
+	if conCfg != nil {
+		o := conCfg.opts
+		o.Ledger, o.Index, o.Signer, o.Store, o.Logger = l.Ledger, ix, l.Signing.Signer, l.Store, log
+		o.Health = func() any { return src.Health() }
+		h, err := console.New(o)
+		if err != nil {
+			return fail("console: %v", err)
+		}
+		if consoleURL, err = serve(c.consoleAddr, h, conCfg.tls); err != nil {
+			return fail("console server: %v", err)
+		}
+	}
+	if apiCfg != nil {
 		h := api.New(api.Options{Ledger: l.Ledger, Index: ix, Auth: apiCfg.auth, Signer: l.Signing.Signer,
 			Store: l.Store, Logger: log})
 		if apiURL, err = serve(c.apiAddr, h, apiCfg.tls); err != nil {
@@ -438,6 +481,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	if apiURL != "" {
 		fmt.Fprintf(stdout, "archiver: API at %s\n", apiURL)
+	}
+	if consoleURL != "" {
+		fmt.Fprintf(stdout, "archiver: console at %s\n", consoleURL)
 	}
 	if onReady != nil {
 		onReady(healthURL, callbackURL, apiURL)
