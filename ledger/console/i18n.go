@@ -162,6 +162,11 @@ var texts = map[string]map[string]string{
 		"nomatch":    "The filters match no message: nothing was exported.",
 		"nobundle":   "No such bundle (each is downloaded once; build it again).",
 		"errorhead":  "Refused",
+		"proofhead":  "Inclusion proof",
+		"proofof":    "Entry (ledger index)",
+		"prove":      "Prove",
+		"noentry":    "No such entry.",
+		"notcovered": "That entry is not covered by a signed checkpoint yet.",
 	},
 	LangTraditionalChinese: {
 		"title":        "commseal 合規控制台",
@@ -290,5 +295,10 @@ var texts = map[string]map[string]string{
 		"nomatch":      "沒有符合篩選條件的訊息，未有匯出。",
 		"nobundle":     "沒有此證據包（每個只可下載一次，請重新建立）。",
 		"errorhead":    "已拒絕",
+		"proofhead":    "包含證明",
+		"proofof":      "條目（帳本索引）",
+		"prove":        "證明",
+		"noentry":      "沒有此條目。",
+		"notcovered":   "該條目尚未被已簽署的檢查點涵蓋。",
 	},
 }

@@ -572,6 +572,8 @@ type integrityData struct {
 	CanVerify    bool
 	Health       string
 	Verification *api.Verification
+	ProofOf      string // the entry asked for
+	Proof        string // its C2SP tlog-proof@v1 against the latest checkpoint
 }
 
 // integrity shows the ledger's checkpoint, size, key, index coverage, the last verification
@@ -599,7 +601,25 @@ func (h *handler) integrity(w http.ResponseWriter, r *request) error {
 			d.Health = string(b)
 		}
 	}
-	return h.render(w, http.StatusOK, "integrity", h.newPage(r, "integrity", d))
+	p := h.newPage(r, "integrity", d)
+	if s := r.URL.Query().Get("proof"); s != "" {
+		d.ProofOf = s
+		i, err := strconv.ParseUint(s, 10, 64)
+		switch {
+		case err != nil || i >= d.TreeSize:
+			p.Error = p.T("noentry")
+		default:
+			pr, err := h.l.Prove(r.Context(), i)
+			if errors.Is(err, ledger.ErrNotCovered) {
+				p.Error = p.T("notcovered")
+			} else if err != nil {
+				return err
+			} else {
+				d.Proof = string(pr.Marshal())
+			}
+		}
+	}
+	return h.render(w, http.StatusOK, "integrity", p)
 }
 
 // verify runs verify.Ledger over the store, read only, up to its size at the start, and
@@ -694,9 +714,42 @@ func (p *pinned) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint,
 // AccessPage is how many ledger entries one access-log page examines.
 const AccessPage = 2000
 
+// accessEntry is an access entry as the access log lists it: who read what, why and when.
+// The query of a search is not shown (on an encrypted ledger it is encrypted in the entry).
+type accessEntry struct {
+	Index   uint64   `json:"-"`
+	Who     string   `json:"who"`
+	Why     string   `json:"why"`
+	Op      string   `json:"op"`
+	For     string   `json:"for"`
+	From    uint64   `json:"from"`
+	To      uint64   `json:"to"`
+	Blobs   []string `json:"blobs"`
+	At      string   `json:"at"`
+	Entries string   `json:"entries"` // the entries a read named, as ranges
+	Count   int      `json:"count"`
+}
+
+// What says what the access read, for the page.
+func (a *accessEntry) What() string {
+	switch {
+	case a.Entries != "":
+		return fmt.Sprintf("%d: %s", a.Count, a.Entries)
+	case len(a.Blobs) == 1:
+		return "blob " + a.Blobs[0]
+	case len(a.Blobs) > 1:
+		return fmt.Sprintf("%d blobs", len(a.Blobs))
+	case a.Op == "query":
+		return fmt.Sprintf("search over [0, %d)", a.To)
+	case a.To == a.From+1:
+		return "entry " + strconv.FormatUint(a.From, 10)
+	}
+	return fmt.Sprintf("entries [%d, %d)", a.From, a.To)
+}
+
 // accessData is the access log page's data.
 type accessData struct {
-	Entries []api.AccessEntry
+	Entries []accessEntry
 	From    uint64
 	To      uint64
 	Older   string
@@ -733,7 +786,7 @@ func (h *handler) accessLog(w http.ResponseWriter, r *request) error {
 		if e.Leaf.Kind != seal.KindAccess {
 			continue
 		}
-		a := api.AccessEntry{}
+		a := accessEntry{}
 		if json.Unmarshal(e.Body, &a) != nil {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
 )
@@ -236,6 +238,22 @@ func TestIntegrityVerify(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, body := e.get(t, c, "/integrity")
 	require.Contains(t, body, `<dd id="verification"><strong class="ok">intact</strong>`)
+
+	// An inclusion proof of entry 4 that seal.VerifyProof accepts with the verifier key.
+	size := e.l.Size()
+	_, body = e.get(t, c, "/integrity?proof=4")
+	m := regexp.MustCompile(`(?s)<pre id="prooftext">(.*?)</pre>`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	pr, err := seal.ParseProof([]byte(html.UnescapeString(m[1])))
+	require.NoError(t, err)
+	v, err := seal.NewVerifier(e.vkey)
+	require.NoError(t, err)
+	_, leaf, err := seal.VerifyProof(&pr, v)
+	require.NoError(t, err)
+	require.Equal(t, seal.KindMessage, leaf.Kind)
+	require.Equal(t, size, e.l.Size(), "proofs decrypt and seal nothing")
+	_, body = e.get(t, c, "/integrity?proof=99999")
+	require.Contains(t, body, "No such entry")
 }
 
 // TestLanguage: Accept-Language picks Traditional Chinese; the switch sets it.
@@ -256,4 +274,29 @@ func TestLanguage(t *testing.T) {
 	require.Equal(t, "/", resp.Header.Get("Location"), "only local redirects")
 	_, body := e.get(t, c, "/signin")
 	require.Contains(t, body, "密碼")
+}
+
+// TestAccessLog: an auditor sees who read what and why, newest first, the reason escaped;
+// the view is sealed first, so the next view lists it.
+func TestAccessLog(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	tok := e.csrf(t, c, "/reason")
+	resp, _ := e.post(t, c, "/reason", url.Values{"csrf": {tok}, "why": {`<script>alert(9)</script> case 7`}, "next": {"/"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	st, _ := e.get(t, c, "/search?q="+url.QueryEscape("微信"))
+	require.Equal(t, http.StatusOK, st)
+
+	a := e.client(t)
+	require.Equal(t, http.StatusSeeOther, e.signin(t, a, "bob auditor", auditorPW))
+	_, body := e.get(t, a, "/access")
+	rows := regexp.MustCompile(`<tr><td>(\d+)</td><td>[^<]*</td><td class="who">([^<]*)</td><td class="why">([^<]*)</td><td>([^<]*)</td><td class="what">([^<]*)</td></tr>`).FindAllStringSubmatch(body, -1)
+	require.Len(t, rows, 2, body)
+	require.Equal(t, "read (read)", rows[0][4], "newest first")
+	require.Equal(t, "6: 1,4,9,11-12,14", rows[0][5], "three messages and their three findings annotations")
+	require.Equal(t, "query (query)", rows[1][4])
+	require.Equal(t, "&lt;script&gt;alert(9)&lt;/script&gt; case 7", rows[0][3])
+	require.NotContains(t, body, "<script>alert(9)")
+	_, body = e.get(t, a, "/access")
+	require.Contains(t, body, `<td class="who">bob auditor</td><td class="why">access log review</td><td>query (access-log)</td>`)
 }
