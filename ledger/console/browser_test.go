@@ -90,6 +90,29 @@ func TestBrowser(t *testing.T) {
 		require.NoError(t, err, js)
 		return n
 	}
+	// follow clicks sel, which loads a new page, and waits until that page has loaded: a
+	// marker set on the old page must be gone, so that no query reads the old page.
+	follow := func(sel string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.staleConsolePage = true`)); err != nil {
+				return err
+			}
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+				return err
+			}
+			for { // evaluation fails while the page is being replaced: try again
+				loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.staleConsolePage && document.readyState === "complete"`))
+				if err == nil && loaded {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
 	noScript := func(where string) {
 		require.Equal(t, 1, eval(`document.scripts.length`), "only the console's own script: %s", where)
 		require.Equal(t, 0, eval(`document.querySelectorAll("[onerror],[onload],a[href^='javascript:']").length`), where)
@@ -100,10 +123,10 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(e.srv.URL+"/signin"),
 		chromedp.SendKeys(chromedp.ID("name"), "alice@compliance"),
 		chromedp.SendKeys(chromedp.ID("password"), officerPW),
-		chromedp.Click(chromedp.CSS(`#signin button`)),
+		follow(`#signin button`),
 		chromedp.WaitVisible(chromedp.ID("why")),
 		chromedp.SendKeys(chromedp.ID("why"), "case 2026-117"),
-		chromedp.Click(chromedp.CSS(`#reason button`)),
+		follow(`#reason button`),
 		chromedp.WaitVisible(chromedp.ID("q")),
 	))
 	shot("search-form")
@@ -111,7 +134,7 @@ func TestBrowser(t *testing.T) {
 	// A two-character Chinese term: three messages, the hostile one among them.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("q"), "微信"),
-		chromedp.Click(chromedp.CSS(`#searchform button`)),
+		follow(`#searchform button`),
 		chromedp.WaitVisible(chromedp.ID("total")),
 	))
 	require.Equal(t, "3", text("#total"))
@@ -124,7 +147,7 @@ func TestBrowser(t *testing.T) {
 	// An English phrase.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("q"), `"call me on WhatsApp"`),
-		chromedp.Click(chromedp.CSS(`#searchform button`)),
+		follow(`#searchform button`),
 		chromedp.WaitVisible(chromedp.ID("total")),
 	))
 	require.Equal(t, "1", text("#total"))
@@ -134,7 +157,7 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(e.srv.URL+"/search?q="+url.QueryEscape("加我微信再講")),
 		chromedp.WaitVisible(chromedp.CSS(`p.open a`)),
-		chromedp.Click(chromedp.CSS(`p.open a`)),
+		follow(`p.open a`),
 		chromedp.WaitVisible(chromedp.CSS(`.thread`)),
 	))
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".files img") && document.querySelector(".files img").complete`))
@@ -152,7 +175,7 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, err)
 	shot("alerts")
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS("#"+row+" button")),
+		follow("#"+row+" button"),
 		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
 	))
 	require.Equal(t, strconv.Itoa(open-1), text("#opencount"))
@@ -165,7 +188,7 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(e.srv.URL+"/export"),
 		chromedp.SendKeys(chromedp.ID("q"), "微信 OR whatsapp"),
-		chromedp.Click(chromedp.CSS(`#exportform button`)),
+		follow(`#exportform button`),
 		chromedp.WaitVisible(chromedp.ID("download")),
 	))
 	shot("export-ready")
