@@ -68,8 +68,8 @@ func BenchmarkSearchPage(b *testing.B) {
 				}
 				m := &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: fmt.Sprint("m", i), Kind: capture.KindText,
 					Conversation: capture.Conversation{ID: fmt.Sprintf("cid-%d", r.IntN(2000)), Type: capture.ConversationGroup},
-					Sender: capture.Party{ID: fmt.Sprintf("u%d", r.IntN(500)), Name: "Chan Tai Man 陳大文"},
-					SentAt: t0.Add(time.Duration(r.Int64N(int64(540 * 24 * time.Hour)))), Text: sb.String(), Raw: []byte(`{}`)}
+					Sender:       capture.Party{ID: fmt.Sprintf("u%d", r.IntN(500)), Name: "Chan Tai Man 陳大文"},
+					SentAt:       t0.Add(time.Duration(r.Int64N(int64(540 * 24 * time.Hour)))), Text: sb.String(), Raw: []byte(`{}`)}
 				if _, err := l.Append(ctx, m); err != nil {
 					b.Error(err)
 					return
