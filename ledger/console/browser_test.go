@@ -189,8 +189,15 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(e.srv.URL+"/export"),
 		chromedp.SendKeys(chromedp.ID("q"), "微信 OR whatsapp"),
 		follow(`#exportform button`),
-		chromedp.WaitVisible(chromedp.ID("download")),
 	))
+	for { // the status page reloads itself until the bundle is ready
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !!document.getElementById("download")`))
+		if err == nil && ready {
+			break
+		}
+		require.NoError(t, ctx.Err(), "the export did not finish")
+		time.Sleep(50 * time.Millisecond)
+	}
 	shot("export-ready")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID("download"))))
 	var guid string

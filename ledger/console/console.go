@@ -258,6 +258,7 @@ func (h *handler) routes() {
 	h.route("POST /alerts/dispose", content, h.dispose)
 	h.route("GET /export", content, h.exportPage)
 	h.route("POST /export", content, h.export)
+	h.route("GET /export/status", content, h.exportStatus)
 	h.route("GET /export/download", content, h.download)
 	h.route("GET /integrity", signedIn, h.integrity)
 	h.route("POST /integrity/verify", signedIn, h.verify)
@@ -459,6 +460,7 @@ type page struct {
 	Active  string
 	Error   string
 	Notice  string
+	Refresh int // seconds after which the page reloads itself (0: never)
 	D       any
 }
 

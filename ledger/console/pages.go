@@ -476,14 +476,9 @@ func (h *handler) dispose(w http.ResponseWriter, r *request) error {
 // exportData is the export pages' data.
 type exportData struct {
 	searchData
-	Formats  []string
-	ID       string
-	Entries  int
-	Matched  int
-	TreeSize uint64
-	Files    int
-	Attached int
-	Missing  int
+	Formats []string
+	ID      string
+	State   exportState
 }
 
 // exportPage shows the export form (the search filters).
@@ -539,15 +534,46 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 		return h.render(w, http.StatusOK, "export", p)
 	}
 	qj, _ := json.Marshal(q)
-	b, err := export.Build(r.Context(), h.l, export.Request{Who: r.ss.name, Why: why, Indexes: res.Indexes(),
-		Query: string(qj), Signer: h.opts.Signer, Formats: d.Formats})
-	if err != nil {
-		return err
+	// The bundle is built off the request, so that a large export can show its progress; it
+	// reads through the accessor (sealed first) like any export, and stops when the session
+	// ends or starts another.
+	bctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	hb := &heldBundle{id: randomToken(), matched: res.Total, cancel: cancel}
+	h.sess.start(r.ss, hb)
+	req := export.Request{Who: r.ss.name, Why: why, Indexes: res.Indexes(), Query: string(qj), Signer: h.opts.Signer,
+		Formats: d.Formats, Progress: func(phase string, done, total int) { h.sess.progress(hb, phase, done, total) }}
+	go func() {
+		defer cancel()
+		b, err := export.Build(bctx, h.l, req)
+		if err != nil && bctx.Err() == nil {
+			h.log.Error("console: an export failed", "who", req.Who, "err", err)
+		}
+		h.sess.finish(hb, b, err)
+	}()
+	http.Redirect(w, r.Request, "/export/status?id="+hb.id, http.StatusSeeOther)
+	return nil
+}
+
+// exportStatus shows how far the session's export is (the page reloads itself every second
+// while it is built), then its summary and the download link.
+func (h *handler) exportStatus(w http.ResponseWriter, r *request) error {
+	id := r.URL.Query().Get("id")
+	st, ok := h.sess.state(r.ss, id)
+	if !ok {
+		return refuse(http.StatusNotFound, "nobundle")
 	}
-	d.ID = h.sess.hold(r.ss, b)
-	d.Entries, d.Matched, d.TreeSize = b.Entries, res.Total, b.TreeSize
-	d.Attached, d.Missing = b.Attachments, b.Unavailable
-	return h.render(w, http.StatusOK, "exported", h.newPage(r, "export", d))
+	d := &exportData{ID: id, State: st}
+	p := h.newPage(r, "export", d)
+	switch {
+	case st.Failed:
+		p.Error = p.T("exportfailed")
+		if errors.Is(st.err, ledger.ErrShredded) || errors.Is(st.err, ledger.ErrNotFound) {
+			p.Error += " " + st.err.Error()
+		}
+	case !st.Ready:
+		p.Refresh = 1
+	}
+	return h.render(w, http.StatusOK, "exported", p)
 }
 
 // download streams the session's bundle as a zip, once.

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/surveil"
@@ -182,7 +183,10 @@ func TestExportDownloadVerifies(t *testing.T) {
 	tok := e.csrf(t, c, "/export")
 	size := e.l.Size()
 	resp, body := e.post(t, c, "/export", url.Values{"csrf": {tok}, "q": {"微信 OR whatsapp"}, "format": {"rsmf", "eml"}})
-	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	status := resp.Header.Get("Location")
+	require.True(t, strings.HasPrefix(status, "/export/status?id="), status)
+	body = waitExport(t, e, c, status)
 	require.Contains(t, body, `<dd id="matched">4</dd>`)
 	acc := e.accessSince(t, size)
 	require.GreaterOrEqual(t, len(acc), 2)
@@ -206,6 +210,25 @@ func TestExportDownloadVerifies(t *testing.T) {
 	resp, _ = e.post(t, c, "/export", url.Values{"csrf": {tok}})
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no filter: nothing exported")
 	require.Equal(t, size, e.l.Size())
+}
+
+// waitExport polls the export's status page until the bundle is ready, and returns the page.
+// While it is built the page reloads itself every second and shows the progress.
+func waitExport(t testing.TB, e *env, c *http.Client, status string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, body := e.get(t, c, status)
+		require.Equal(t, http.StatusOK, st, body)
+		if strings.Contains(body, `id="download"`) {
+			require.NotContains(t, body, `http-equiv="refresh"`)
+			return body
+		}
+		require.Contains(t, body, `<meta http-equiv="refresh" content="1">`)
+		require.Contains(t, body, `<progress`)
+		require.True(t, time.Now().Before(deadline), "the export did not finish: %s", body)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // unzip writes a zip into a temporary directory.

@@ -27,10 +27,28 @@ type session struct {
 	bundle   *heldBundle // the latest export, until downloaded or the session ends
 }
 
-// heldBundle is an export built and waiting for its download.
+// heldBundle is an export being built, or built and waiting for its one download. Its fields
+// are guarded by sessions.mu.
 type heldBundle struct {
-	id string
-	b  *export.Bundle
+	id      string
+	matched int
+	phase   string // the phase export.Build reports: "read", "prove", "write"
+	done    int
+	total   int
+	b       *export.Bundle // set when built
+	err     error          // set when the build failed
+	cancel  func()         // stops the build
+}
+
+// exportState is what the status page shows of an export.
+type exportState struct {
+	Matched, Done, Total int
+	Phase                string
+	Ready, Failed        bool
+	Entries              int
+	TreeSize             uint64
+	Attached, Missing    int
+	err                  error // why the build failed
 }
 
 // sessions holds the sessions in memory, bounded.
@@ -66,17 +84,17 @@ func (s *sessions) create() (*session, string) {
 
 // evictLocked drops expired sessions, then, if still full, the anonymous ones, then the oldest.
 func (s *sessions) evictLocked(now time.Time) {
-	for k, ss := range s.m {
+	for _, ss := range s.m {
 		if s.expired(ss, now) {
-			delete(s.m, k)
+			s.removeLocked(ss)
 		}
 	}
 	if len(s.m) < s.max {
 		return
 	}
-	for k, ss := range s.m {
+	for _, ss := range s.m {
 		if ss.name == "" {
-			delete(s.m, k)
+			s.removeLocked(ss)
 		}
 	}
 	for len(s.m) >= s.max {
@@ -86,7 +104,7 @@ func (s *sessions) evictLocked(now time.Time) {
 				oldest = ss
 			}
 		}
-		delete(s.m, oldest.key)
+		s.removeLocked(oldest)
 	}
 }
 
@@ -108,17 +126,26 @@ func (s *sessions) get(id string) *session {
 		return nil
 	}
 	if s.expired(ss, now) {
-		delete(s.m, k)
+		s.removeLocked(ss)
 		return nil
 	}
 	ss.lastSeen = now
 	return ss
 }
 
-// drop ends a session.
+// drop ends a session, stopping its export.
 func (s *sessions) drop(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removeLocked(ss)
+}
+
+// removeLocked forgets a session and stops its export.
+func (s *sessions) removeLocked(ss *session) {
+	if ss.bundle != nil {
+		ss.bundle.cancel()
+		ss.bundle = nil
+	}
 	delete(s.m, ss.key)
 }
 
@@ -136,20 +163,50 @@ func (s *sessions) setReason(ss *session, why string) {
 	ss.why = why
 }
 
-// hold keeps b as the session's export (replacing any earlier one) and returns its id.
-func (s *sessions) hold(ss *session, b *export.Bundle) string {
-	id := randomToken()
+// start makes hb the session's export, stopping and dropping any earlier one.
+func (s *sessions) start(ss *session, hb *heldBundle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss.bundle = &heldBundle{id: id, b: b}
-	return id
+	if old := ss.bundle; old != nil {
+		old.cancel()
+	}
+	ss.bundle = hb
 }
 
-// take returns and forgets the session's export if id names it.
+// progress records how far hb's build is.
+func (s *sessions) progress(hb *heldBundle, phase string, done, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hb.phase, hb.done, hb.total = phase, done, total
+}
+
+// finish records the end of hb's build.
+func (s *sessions) finish(hb *heldBundle, b *export.Bundle, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hb.b, hb.err = b, err
+}
+
+// state returns the state of the session's export if id names it.
+func (s *sessions) state(ss *session, id string) (exportState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hb := ss.bundle
+	if hb == nil || !sameToken(id, hb.id) {
+		return exportState{}, false
+	}
+	st := exportState{Matched: hb.matched, Phase: hb.phase, Done: hb.done, Total: hb.total, Ready: hb.b != nil, Failed: hb.err != nil, err: hb.err}
+	if hb.b != nil {
+		st.Entries, st.TreeSize, st.Attached, st.Missing = hb.b.Entries, hb.b.TreeSize, hb.b.Attachments, hb.b.Unavailable
+	}
+	return st, true
+}
+
+// take returns and forgets the session's built export if id names it.
 func (s *sessions) take(ss *session, id string) *export.Bundle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ss.bundle == nil || !sameToken(id, ss.bundle.id) {
+	if ss.bundle == nil || !sameToken(id, ss.bundle.id) || ss.bundle.b == nil {
 		return nil
 	}
 	b := ss.bundle.b
