@@ -416,8 +416,7 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) *session {
 	if ss != nil {
 		h.sess.drop(ss)
 	}
-	ns, nid := h.sess.create()
-	ns.name, ns.role, ns.proxy = a.Name, a.Role, true
+	ns, nid := h.sess.create(a.Name, a.Role, true)
 	http.SetCookie(w, h.cookie(nid, 0))
 	return ns
 }
@@ -553,7 +552,7 @@ func (h *handler) signinPage(w http.ResponseWriter, r *request) error {
 		return nil
 	}
 	if r.ss == nil {
-		ss, id := h.sess.create()
+		ss, id := h.sess.create("", "", false)
 		http.SetCookie(w, h.cookie(id, 0))
 		r.ss = ss
 	}
@@ -599,8 +598,7 @@ func (h *handler) signin(w http.ResponseWriter, r *request) error {
 	h.byAccount.reset(name)
 	a := h.accounts[name]
 	h.sess.drop(r.ss) // a new id at sign-in: no session fixation
-	ss, id := h.sess.create()
-	ss.name, ss.role = a.Name, a.Role
+	_, id := h.sess.create(a.Name, a.Role, false)
 	http.SetCookie(w, h.cookie(id, 0))
 	h.log.Info("console: signed in", "who", a.Name, "role", string(a.Role))
 	http.Redirect(w, r.Request, next, http.StatusSeeOther)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/ledger/export"
@@ -281,7 +282,7 @@ func (h *handler) blob(w http.ResponseWriter, r *request) error {
 	_, _ = hex.Decode(sum[:], []byte(s))
 	b, err := h.accessor(r, "read").Blob(r.Context(), sum)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "not found") {
+		if errors.Is(err, capture.ErrBlobNotFound) || errors.Is(err, store.ErrNotFound) {
 			return refuse(http.StatusNotFound, "notfound")
 		}
 		return err

@@ -68,11 +68,12 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create makes a session and returns it with its cookie value.
-func (s *sessions) create() (*session, string) {
+// create makes a session for name with role (an anonymous one when name is "") and returns it
+// with its cookie value. The name and role never change after.
+func (s *sessions) create(name string, role api.Role, proxy bool) (*session, string) {
 	id := randomToken()
 	now := s.now()
-	ss := &session{key: sha256.Sum256([]byte(id)), csrf: randomToken(), created: now, lastSeen: now}
+	ss := &session{key: sha256.Sum256([]byte(id)), csrf: randomToken(), created: now, lastSeen: now, name: name, role: role, proxy: proxy}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= s.max {
