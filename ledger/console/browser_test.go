@@ -76,9 +76,9 @@ func TestBrowser(t *testing.T) {
 		if shots == "" {
 			return
 		}
-		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(shots, name+".jpg"), b, 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(shots, name+".png"), b, 0o600))
 	}
 	text := func(sel string) string {
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
