@@ -163,7 +163,7 @@ func TestBrowser(t *testing.T) {
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".files img") && document.querySelector(".files img").complete`))
 	require.NoError(t, err)
 	require.Equal(t, 5, eval(`document.querySelectorAll(".thread article").length`))
-	require.Equal(t, 1, eval(`document.querySelector(".files img").naturalWidth`), "the picture is shown")
+	require.Equal(t, 160, eval(`document.querySelector(".files img").naturalWidth`), "the picture is shown")
 	require.Equal(t, 1, eval(`document.querySelectorAll("article.current").length`))
 	shot("conversation")
 
@@ -217,6 +217,28 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/access"), chromedp.WaitVisible(chromedp.CSS("table.access"))))
 	shot("access-log")
 
+	// The language switch, by keyboard: focus the link and press Enter.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/search?q="+url.QueryEscape("報價")),
+		chromedp.Focus(chromedp.CSS(`a[lang="zh-Hant"]`)),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.staleConsolePage = true`))
+			return err
+		}),
+		chromedp.KeyEvent("\r"),
+	))
+	for {
+		lang, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.staleConsolePage ? "" : document.documentElement.lang`))
+		if err == nil && lang == "zh-Hant" {
+			break
+		}
+		require.NoError(t, ctx.Err(), "the language did not switch")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, "搜尋", text("h1"))
+	require.Contains(t, text("#results"), "結果")
+	shot("search-zh-hant")
+
 	mu.Lock()
 	require.Empty(t, dialogs, "no script of a message ran")
 	mu.Unlock()
@@ -238,7 +260,9 @@ func TestBrowser(t *testing.T) {
 		"get/review",                  // reading the alert to dismiss it
 		"scan/review",                 // the queue again
 		"query/export", "read/export", // the export (its messages carry no attachment)
-		"query/access-log", // viewing the access log
+		"query/access-log",                      // viewing the access log
+		"query/query", "read/read", "blob/read", // 報價: its hit shows a picture
+		"query/query", "read/read", "blob/read", // the same page in Chinese
 	}, ops)
 	q, err := surveil.Alerts(context.Background(), e.l, e.l.Access("test", "check"))
 	require.NoError(t, err)

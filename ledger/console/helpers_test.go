@@ -1,8 +1,12 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -77,8 +81,25 @@ func testAccounts(t testing.TB) []console.Account {
 	}
 }
 
-// tinyPNG is a 1x1 PNG.
-var tinyPNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+// chartPNG is a 160x90 picture (a rising line on a grid) for the picture message.
+var chartPNG = func() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 160, 90))
+	for y := range 90 {
+		for x := range 160 {
+			c := color.RGBA{250, 250, 250, 255}
+			if x%20 == 0 || y%15 == 0 {
+				c = color.RGBA{220, 220, 220, 255}
+			}
+			if d := 80 - x/2 - y; d > -2 && d < 2 {
+				c = color.RGBA{11, 92, 173, 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	_ = png.Encode(&b, img)
+	return b.Bytes()
+}()
 
 func newEnv(t testing.TB, mod func(*console.Options)) *env {
 	t.Helper()
@@ -92,7 +113,7 @@ func newEnv(t testing.TB, mod func(*console.Options)) *env {
 		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { e.l.Close() })
-	e.png, err = e.l.PutBlob(ctx, tinyPNG)
+	e.png, err = e.l.PutBlob(ctx, chartPNG)
 	require.NoError(t, err)
 	sent := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	texts := []string{"buy 100 0700.HK", "加我微信再講", "call me on WhatsApp tonight", "報價幾多", hostileText,
@@ -108,7 +129,7 @@ func newEnv(t testing.TB, mod func(*console.Options)) *env {
 		}
 		if i == 3 {
 			m.Kind = capture.KindPicture
-			m.Attachments = []capture.Attachment{{Name: "chart.png", MediaType: "image/png", Size: int64(len(tinyPNG)),
+			m.Attachments = []capture.Attachment{{Name: "chart.png", MediaType: "image/png", Size: int64(len(chartPNG)),
 				SHA256: fmt.Sprintf("%x", e.png)}}
 		}
 		rc, err := e.l.Append(ctx, m)

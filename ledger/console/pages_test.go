@@ -111,7 +111,7 @@ func TestConversationAndAttachments(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "image/png", resp.Header.Get("Content-Type"))
 	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "sandbox")
-	require.Equal(t, tinyPNG, b)
+	require.Equal(t, chartPNG, b)
 	acc := e.accessSince(t, size)
 	require.Len(t, acc, 1)
 	require.True(t, contains(acc[0], `"op":"blob"`, `"who":"alice@compliance"`), acc[0])
