@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/seal"
@@ -322,4 +323,60 @@ func TestAccessLog(t *testing.T) {
 	require.NotContains(t, body, "<script>alert(9)")
 	_, body = e.get(t, a, "/access")
 	require.Contains(t, body, `<td class="who">bob auditor</td><td class="why">access log review</td><td>query (access-log)</td>`)
+}
+
+// TestSearchFilters: each filter of the form narrows the hits as the index's fields do.
+func TestSearchFilters(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	for _, tc := range []struct {
+		query string
+		total int
+	}{
+		{"kind=picture", 1},
+		{"sender=u0", 4},
+		{"sender=" + url.QueryEscape("黃"), 9}, // part of a name (the hostile message's sender has another)
+		{"conversation=cid-1", 5},
+		{"conversation=" + url.QueryEscape("Equities"), 10},
+		{"from=2026-11-02T09:05&to=2026-11-02T09:07", 2},
+		{"to=2026-11-01", 0},
+		{"to=2026-11-02", 10}, // a date "to" includes the day
+		{"rule=off-channel.move", 4},
+		{"severity=high", 1},
+		{"disposition=open", 5},
+		{"q=" + url.QueryEscape("微信") + "&sender=u1", 2},
+	} {
+		st, body := e.get(t, c, "/search?"+tc.query)
+		require.Equal(t, http.StatusOK, st, tc.query)
+		require.Contains(t, body, fmt.Sprintf(`<span id="total">%d</span>`, tc.total), tc.query)
+	}
+	st, body := e.get(t, c, "/search?from=yesterday")
+	require.Equal(t, http.StatusBadRequest, st)
+	require.Contains(t, body, "yesterday")
+}
+
+// TestConversationWindow: a long conversation shows the message asked for with its
+// neighbours, and links to the earlier and later ones.
+func TestConversationWindow(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	var idx []uint64
+	for i := range 80 {
+		rc, err := e.l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: fmt.Sprint("long", i), Kind: capture.KindText,
+			Conversation: capture.Conversation{ID: "cid-long", Type: capture.ConversationDirect},
+			Sender:       capture.Party{ID: "u9", Name: "Client"}, SentAt: time.Date(2026, 11, 3, 9, 0, 80-i, 0, time.UTC), // sent in reverse
+			Text: fmt.Sprint("line ", i), Raw: []byte(`{}`)})
+		require.NoError(t, err)
+		idx = append(idx, rc.Index)
+	}
+	c := e.officer(t)
+	st, body := e.get(t, c, fmt.Sprintf("/conversation?c=cid-long&at=%d", idx[40]))
+	require.Equal(t, http.StatusOK, st)
+	arts := regexp.MustCompile(`<article class="msg[^"]*" id="m(\d+)"`).FindAllStringSubmatch(body, -1)
+	require.Len(t, arts, 2*console.ContextMessages+1)
+	require.Equal(t, fmt.Sprint(idx[40]), arts[console.ContextMessages][1], "the message asked for in the middle")
+	require.Equal(t, fmt.Sprint(idx[40+console.ContextMessages]), arts[0][1], "in time order: sent in reverse")
+	require.Contains(t, body, `class="msg current" id="m`+fmt.Sprint(idx[40]))
+	require.Contains(t, body, "Earlier messages")
+	require.Contains(t, body, "Later messages")
 }
