@@ -38,11 +38,13 @@ func TestBrowser(t *testing.T) {
 	}
 	e := newEnv(t, nil)
 	start := e.l.Size()
+	// The flags the brief of the test names, and --disable-dev-shm-usage: a container's small
+	// /dev/shm otherwise crashes the renderer.
 	downloads := t.TempDir()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()), chromedp.IgnoreCertErrors, chromedp.WindowSize(1280, 1000))
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)

@@ -193,8 +193,12 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 }
 
 // ContextMessages is how many messages the conversation page shows on each side of the one
-// asked for.
-const ContextMessages = 25
+// asked for; MaxConversationPages bounds the pages of search.MaxLimit messages it looks
+// through for that one.
+const (
+	ContextMessages      = 25
+	MaxConversationPages = 20
+)
 
 // convData is the conversation page's data.
 type convData struct {
@@ -221,18 +225,28 @@ func (h *handler) conversation(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	at, atErr := strconv.ParseUint(r.URL.Query().Get("at"), 10, 64)
-	res, err := h.opts.Index.Search(r.Context(), h.accessor(r, "query"),
-		search.Query{Conversations: []string{cid}, Limit: search.MaxLimit})
-	if err != nil {
-		return err
+	// The conversation in sent order, page by page (each search sealed) until the message
+	// asked for is found, within MaxConversationPages pages.
+	q := search.Query{Conversations: []string{cid}, Limit: search.MaxLimit}
+	acc := h.accessor(r, "query")
+	var res *search.Result
+	pos := -1
+	for page := 1; ; page++ {
+		var err error
+		if res, err = h.opts.Index.Search(r.Context(), acc, q); err != nil {
+			return err
+		}
+		if atErr != nil {
+			break
+		}
+		if pos = slices.IndexFunc(res.Hits, func(x search.Hit) bool { return x.Index == at }); pos >= 0 ||
+			q.Offset+len(res.Hits) >= res.Total || page == MaxConversationPages {
+			break
+		}
+		q.Offset += len(res.Hits)
 	}
-	pos := 0
-	d := &convData{ID: cid, Total: res.Total}
-	if atErr == nil {
-		i := slices.IndexFunc(res.Hits, func(x search.Hit) bool { return x.Index == at })
-		d.NotFound = i < 0
-		pos = max(i, 0)
-	}
+	d := &convData{ID: cid, Total: res.Total, NotFound: atErr == nil && pos < 0}
+	pos = max(pos, 0)
 	lo, hi := max(0, pos-ContextMessages), min(len(res.Hits), pos+ContextMessages+1)
 	window := res.Hits[lo:hi]
 	var idx []uint64

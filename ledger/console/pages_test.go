@@ -18,6 +18,7 @@ import (
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger/console"
+	"github.com/commseal/commseal/ledger/search"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
@@ -379,4 +380,29 @@ func TestConversationWindow(t *testing.T) {
 	require.Contains(t, body, `class="msg current" id="m`+fmt.Sprint(idx[40]))
 	require.Contains(t, body, "Earlier messages")
 	require.Contains(t, body, "Later messages")
+}
+
+// TestConversationBeyondOnePage: a message past the first search.MaxLimit messages of its
+// conversation is found on a later page.
+func TestConversationBeyondOnePage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 10,040 messages")
+	}
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	var last uint64
+	for i := range search.MaxLimit + 40 {
+		rc, err := e.l.Append(ctx, &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: fmt.Sprint("big", i), Kind: capture.KindText,
+			Conversation: capture.Conversation{ID: "cid-big", Type: capture.ConversationGroup},
+			SentAt:       time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second), Text: "x", Raw: []byte(`{}`)})
+		require.NoError(t, err)
+		last = rc.Index
+	}
+	c := e.officer(t)
+	size := e.l.Size()
+	st, body := e.get(t, c, fmt.Sprintf("/conversation?c=cid-big&at=%d", last))
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, fmt.Sprintf(`class="msg current" id="m%d"`, last))
+	require.NotContains(t, body, "not among the first messages")
+	require.Len(t, e.accessSince(t, size), 3, "two pages searched, one reading")
 }
