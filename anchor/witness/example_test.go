@@ -38,7 +38,9 @@ func Example() {
 		return signed
 	}
 	prove := func(size uint64) func(context.Context, uint64) ([]seal.Hash, error) {
-		return func(_ context.Context, old uint64) ([]seal.Hash, error) { return seal.ConsistencyProof(size, old, hashes) }
+		return func(_ context.Context, old uint64) ([]seal.Hash, error) {
+			return seal.ConsistencyProof(size, old, hashes)
+		}
 	}
 
 	// The witness: its key, its state directory, the logs it knows.
