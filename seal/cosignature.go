@@ -373,6 +373,12 @@ func AddCosignatures(signed []byte, cs ...Cosignature) ([]byte, error) {
 	return out, nil
 }
 
+// MaxCosignedCheckpointSize bounds the cosigned checkpoints WitnessPolicy.Check accepts: more
+// than seal.MaxCheckpointSize, because signed-note asks verifiers to accept at least 16
+// signatures, and post-quantum ones (ML-DSA-44 cosignatures of other witnesses) are about
+// 3.3 kB each.
+const MaxCosignedCheckpointSize = 128 << 10
+
 // WitnessPolicy is the trust policy of a cosigned checkpoint: signed by the log's key and
 // cosigned by at least Quorum of the Witnesses, each counted once.
 type WitnessPolicy struct {
@@ -437,7 +443,7 @@ func (p *WitnessPolicy) Check(signed []byte) (Checkpoint, []Cosignature, error) 
 	if err := p.check(); err != nil {
 		return Checkpoint{}, nil, err
 	}
-	if len(signed) > MaxCheckpointSize {
+	if len(signed) > MaxCosignedCheckpointSize {
 		return Checkpoint{}, nil, fmt.Errorf("%w: %d bytes", ErrMalformedCheckpoint, len(signed))
 	}
 	vs := make([]note.Verifier, 0, 1+len(p.Witnesses))

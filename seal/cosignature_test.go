@@ -385,6 +385,12 @@ func TestWitnessPolicy(t *testing.T) {
 		t.Errorf("garbage: %v, want ErrMalformedCheckpoint", err)
 	}
 
+	// 16 post-quantum-sized signatures of unknown keys (signed-note: verifiers MUST accept
+	// at least 16) are ignored, not refused.
+	if _, cs, err := p.Check(withUnknownSignatures(two, 16)); err != nil || len(cs) != 2 {
+		t.Errorf("note with 16 unknown ML-DSA-sized signatures: %v, %d cosignatures", err, len(cs))
+	}
+
 	// Quorum 0 is the log key alone.
 	p0, err := seal.NewWitnessPolicy(f.logVKey, 0, f.wkeys...)
 	if err != nil {
@@ -488,4 +494,16 @@ func FuzzWitnessPolicyCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withUnknownSignatures appends n signature lines of unknown keys, each the size of an
+// ML-DSA-44 cosignature.
+func withUnknownSignatures(signed []byte, n int) []byte {
+	out := bytes.Clone(signed)
+	for i := range n {
+		sig := make([]byte, 4+8+2420)
+		sig[0] = byte(i)
+		out = fmt.Appendf(out, "— pq%d.example/w %s\n", i, base64.StdEncoding.EncodeToString(sig))
+	}
+	return out
 }

@@ -150,8 +150,9 @@ func snippet(b []byte) string {
 // this witness; 0 when it does not know), and after a 409 once more from the size the witness
 // names. prove(ctx, old) returns the consistency proof from size old to the checkpoint's size
 // (it is not called for old 0 or old equal to the size, whose proof is empty). It returns the
-// cosignatures; the witness's size is then the checkpoint's. A witness ahead of the checkpoint
-// (a log that lost its state, or a fork) fails with the *ConflictError.
+// cosignatures; the witness's size is then the checkpoint's. A knownSize above the
+// checkpoint's size is taken as unknown (0). A witness ahead of the checkpoint (a log that
+// lost its state, or a fork) fails with the *ConflictError naming the witness's size.
 func (c *Client) Cosign(ctx context.Context, signed []byte, knownSize uint64, prove func(ctx context.Context, oldSize uint64) ([]seal.Hash, error)) ([]seal.Cosignature, error) {
 	i := bytes.LastIndex(signed, []byte("\n\n"))
 	if i < 0 {
@@ -162,6 +163,9 @@ func (c *Client) Cosign(ctx context.Context, signed []byte, knownSize uint64, pr
 		return nil, fmt.Errorf("%w: %w", ErrMalformedRequest, err)
 	}
 	old := knownSize
+	if old > cp.Size {
+		old = 0 // what the log believes is wrong for this checkpoint: ask the witness
+	}
 	for attempt := 0; ; attempt++ {
 		if old > cp.Size {
 			return nil, &ConflictError{Size: old}

@@ -51,9 +51,13 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 // MaxProofLines is the most consistency proof lines a request may carry (the spec's bound).
 const MaxProofLines = 63
 
+// MaxCheckpointSize bounds the signed checkpoint of a request: seal's bound for cosigned
+// checkpoints, since a log may submit its checkpoint with other witnesses' cosignatures.
+const MaxCheckpointSize = seal.MaxCosignedCheckpointSize
+
 // MaxRequestSize bounds an add-checkpoint request body: the old size line, the proof lines,
-// and a checkpoint of at most seal.MaxCheckpointSize.
-const MaxRequestSize = 64 + MaxProofLines*45 + 1 + seal.MaxCheckpointSize
+// and a checkpoint of at most MaxCheckpointSize.
+const MaxRequestSize = 64 + MaxProofLines*45 + 1 + MaxCheckpointSize
 
 // SizeContentType is the media type of a 409 answer's body.
 const SizeContentType = "text/x.tlog.size"

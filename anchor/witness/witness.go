@@ -35,6 +35,7 @@ type Options struct {
 type Witness struct {
 	signer *seal.CosignatureSigner
 	logs   map[string]*witnessedLog
+	byHash map[string]string // hex SHA-256 of each origin -> origin, for the monitoring URL
 	store  Store
 	log    *slog.Logger
 	now    func() time.Time
@@ -52,7 +53,7 @@ func New(opts Options) (*Witness, error) {
 	if opts.Signer == nil || opts.Store == nil {
 		return nil, errors.New("witness: Options.Signer and Options.Store are required")
 	}
-	w := &Witness{signer: opts.Signer, store: opts.Store, log: opts.Logger, now: opts.Now, logs: map[string]*witnessedLog{}}
+	w := &Witness{signer: opts.Signer, store: opts.Store, log: opts.Logger, now: opts.Now, logs: map[string]*witnessedLog{}, byHash: map[string]string{}}
 	if w.log == nil {
 		w.log = slog.Default()
 	}
@@ -67,6 +68,8 @@ func New(opts Options) (*Witness, error) {
 			return nil, fmt.Errorf("witness: log %q configured twice", l.Origin)
 		}
 		w.logs[l.Origin] = &witnessedLog{Log: l}
+		h := sha256.Sum256([]byte(l.Origin))
+		w.byHash[hex.EncodeToString(h[:])] = l.Origin
 	}
 	w.mux = http.NewServeMux()
 	w.mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
@@ -133,7 +136,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, oldSize uint64, proof []sea
 // open finds the checkpoint's log, verifies the log's signature and parses the checkpoint.
 func (w *Witness) open(signed []byte) (*witnessedLog, *note.Note, seal.Checkpoint, error) {
 	var c seal.Checkpoint
-	if len(signed) > seal.MaxCheckpointSize {
+	if len(signed) > MaxCheckpointSize {
 		return nil, nil, c, fmt.Errorf("%w: checkpoint of %d bytes", ErrMalformedRequest, len(signed))
 	}
 	origin, _, ok := strings.Cut(string(signed), "\n")
@@ -251,24 +254,21 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 
 // serveCheckpoint serves GET /<origin hash>/checkpoint, the spec's monitoring call.
 func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
-	want := r.PathValue("origin")
-	for origin := range w.logs {
-		h := sha256.Sum256([]byte(origin))
-		if hex.EncodeToString(h[:]) != want {
-			continue
-		}
-		st, err := w.store.Load(r.Context(), origin)
-		if err != nil {
-			w.log.ErrorContext(r.Context(), "witness: reading state", "origin", origin, "err", err)
-			http.Error(rw, "internal error", http.StatusInternalServerError)
-			return
-		}
-		if st.Note == nil {
-			break
-		}
-		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		rw.Write(st.Note)
+	origin, ok := w.byHash[r.PathValue("origin")]
+	if !ok {
+		http.Error(rw, "unknown log", http.StatusNotFound)
 		return
 	}
-	http.Error(rw, "no checkpoint cosigned for this log", http.StatusNotFound)
+	st, err := w.store.Load(r.Context(), origin)
+	if err != nil {
+		w.log.ErrorContext(r.Context(), "witness: reading state", "origin", origin, "err", err)
+		http.Error(rw, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if st.Note == nil {
+		http.Error(rw, "no checkpoint cosigned for this log", http.StatusNotFound)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Write(st.Note)
 }

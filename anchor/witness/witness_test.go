@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -145,6 +146,18 @@ func TestAddCheckpointAnswers(t *testing.T) {
 	}
 	if code, _, body = post(t, f, req(9, lg.proof(t, 9, 12), both)); code != http.StatusOK {
 		t.Errorf("checkpoint with an extra unknown signature: %d %s", code, body)
+	}
+
+	// A checkpoint with 16 more signatures of unknown keys, each the size of an ML-DSA-44
+	// cosignature: signed-note says to accept at least 16 signatures.
+	var many []byte = cp12
+	for i := range 16 {
+		sig := make([]byte, 4+8+2420)
+		sig[0] = byte(i)
+		many = fmt.Appendf(bytes.Clone(many), "— pq%d.example/w %s\n", i, base64.StdEncoding.EncodeToString(sig))
+	}
+	if code, _, body = post(t, f, req(12, nil, many)); code != http.StatusOK {
+		t.Errorf("checkpoint with 16 ML-DSA-sized unknown signatures (%d bytes): %d %s", len(many), code, body)
 	}
 
 	// Only POST, and only /add-checkpoint.
