@@ -24,7 +24,7 @@ func wrapsSentinel(err error) bool {
 
 // fuzzSetup returns a local TSA, a checkpoint, a request for it, and the TSA's replies to that
 // request under each fault that still yields a reply.
-func fuzzSetup(f *testing.F) (*tsatest.Authority, []byte, *tspclient.Request, [][]byte) {
+func fuzzSetup(f testing.TB) (*tsatest.Authority, []byte, *tspclient.Request, [][]byte) {
 	a, err := tsatest.NewAuthority()
 	if err != nil {
 		f.Fatal(err)

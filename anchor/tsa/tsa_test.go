@@ -427,3 +427,73 @@ func TestHandlerRefusesNonQueries(t *testing.T) {
 		t.Fatalf("POST text/plain: %s", resp.Status)
 	}
 }
+
+// TestVerifiesOpenSSLTokens: tokens that OpenSSL's TSA (`openssl ts -reply`) signs, as the
+// tsatest TSA, verify with Verify: the verifier is not fitted to one signer's encoding. A token
+// whose certificate is named only by the SHA-1 ESSCertID of RFC 3161's first edition is refused
+// with ErrSignature (tspclient-go accepts ESSCertIDv2 only; see the package doc).
+func TestVerifiesOpenSSLTokens(t *testing.T) {
+	openssl := testenv.Program(t, "openssl", "apt-get install openssl")
+	s := newServer(t)
+	cp := signedCheckpoint(t, 77)
+	dir := t.TempDir()
+	key, err := s.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	data, tsaPEM, keyPEM := write("checkpoint", cp), write("tsa.pem", s.CertificatePEM()), write("tsa.key", key)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	query := filepath.Join(dir, "q.tsq")
+	run("ts", "-query", "-data", data, "-sha256", "-cert", "-out", query)
+	for _, tc := range []struct {
+		essAlg string
+		want   error
+	}{
+		{"sha256", nil},
+		{"sha1", tsa.ErrSignature},
+	} {
+		t.Run(tc.essAlg, func(t *testing.T) {
+			cfg := write("tsa-"+tc.essAlg+".cnf", fmt.Appendf(nil, `[ tsa ]
+default_tsa = tsa1
+[ tsa1 ]
+serial = %s
+signer_cert = %s
+signer_key = %s
+signer_digest = sha256
+default_policy = %s
+digests = sha256
+accuracy = secs:1
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = %s
+`, filepath.Join(dir, "serial"), tsaPEM, keyPEM, tsatest.DefaultPolicy, tc.essAlg))
+			token := filepath.Join(dir, "token-"+tc.essAlg+".der")
+			run("ts", "-reply", "-config", cfg, "-queryfile", query, "-token_out", "-out", token)
+			der, err := os.ReadFile(token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := tsa.Verify(der, cp, s.Roots())
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("Verify of OpenSSL's token (ESSCertID %s): %v, want %v", tc.essAlg, err, tc.want)
+			}
+			if err == nil && (time.Since(tok.Time) > time.Minute || !tok.Policy.Equal(tsatest.DefaultPolicy)) {
+				t.Fatalf("OpenSSL's token: time %v policy %v", tok.Time, tok.Policy)
+			}
+			t.Logf("ESSCertID %s: %v", tc.essAlg, err)
+		})
+	}
+}

@@ -194,6 +194,16 @@ func (a *Authority) CertificatePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})
 }
 
+// KeyPEM returns the TSA's private key in PKCS #8 PEM, so that another implementation
+// (`openssl ts -reply`) can sign tokens as this TSA.
+func (a *Authority) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(a.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
 // SetClock sets the clock that gives tokens their time; nil restores time.Now.
 func (a *Authority) SetClock(clock func() time.Time) {
 	a.mu.Lock()
