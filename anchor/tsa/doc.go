@@ -18,7 +18,9 @@
 //
 //	openssl ts -verify -data FILE -in TOKEN -token_in -CAfile ROOTS.pem [-untrusted TSA.pem]
 //
-// and must see "Verification: OK".
+// and must see "Verification: OK". OpenSSL checks the TSA's chain at the current time; for a
+// token whose TSA certificate has expired since, add -attime with the token's time in Unix
+// seconds (Verify checks at the token's time by itself).
 //
 // # Checks
 //

@@ -2,11 +2,13 @@ package tsa_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notaryproject/tspclient-go"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/commseal/commseal/anchor/tsa"
@@ -174,6 +177,54 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestVerifyAtTokenTime: certificates are checked at the token's time. A token issued while
+// its TSA certificate was valid still verifies after the certificate expired; a token whose
+// time is outside the certificate's validity does not.
+func TestVerifyAtTokenTime(t *testing.T) {
+	a, err := tsatest.NewAuthorityConfig(tsatest.Config{
+		NotBefore: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:  time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := signedCheckpoint(t, 3)
+	token := func(at time.Time) []byte {
+		t.Helper()
+		a.SetClock(func() time.Time { return at })
+		req, err := tspclient.NewRequest(tspclient.RequestOptions{Content: cp, HashAlgorithm: crypto.SHA256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := req.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := a.Respond(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp tspclient.Response
+		if err := resp.UnmarshalBinary(body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.TimestampToken.FullBytes
+	}
+	then := time.Date(2012, 6, 1, 0, 0, 0, 0, time.UTC)
+	tok, err := tsa.Verify(token(then), cp, a.Roots())
+	if err != nil {
+		t.Fatalf("token from 2012, certificate expired in 2015: %v", err)
+	}
+	if !tok.Time.Equal(then) {
+		t.Fatalf("time %v, want %v", tok.Time, then)
+	}
+	for _, at := range []time.Time{time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()} {
+		if _, err := tsa.Verify(token(at), cp, a.Roots()); !errors.Is(err, tsa.ErrUntrusted) {
+			t.Errorf("token dated %v, outside the certificate's validity: %v, want ErrUntrusted", at, err)
+		}
+	}
 }
 
 // tamper returns a copy of b with the first occurrence of old changed by f.
@@ -386,10 +437,11 @@ func TestOpenSSLVerifies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	verify := func(data string) (string, error) {
-		cmd := exec.Command(openssl, "ts", "-verify", "-data", filepath.Join(dir, data),
+	verify := func(data string, extra ...string) (string, error) {
+		args := append([]string{"ts", "-verify", "-data", filepath.Join(dir, data),
 			"-in", filepath.Join(dir, "token.der"), "-token_in",
-			"-CAfile", filepath.Join(dir, "ca.pem"), "-untrusted", filepath.Join(dir, "tsa.pem"))
+			"-CAfile", filepath.Join(dir, "ca.pem"), "-untrusted", filepath.Join(dir, "tsa.pem")}, extra...)
+		cmd := exec.Command(openssl, args...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -404,6 +456,41 @@ func TestOpenSSLVerifies(t *testing.T) {
 	}
 	if out, err := verify("other"); err == nil || strings.Contains(out, "Verification: OK") {
 		t.Fatalf("openssl accepted the token over another checkpoint:\n%s", out)
+	}
+
+	// A token whose TSA certificate has expired since: OpenSSL checks the chain at the current
+	// time unless told the token's time with -attime (as Verify does by itself).
+	old, err := tsatest.NewAuthorityConfig(tsatest.Config{
+		NotBefore: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:  time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	then := time.Date(2012, 6, 1, 0, 0, 0, 0, time.UTC)
+	old.SetClock(func() time.Time { return then })
+	srv := httptest.NewServer(old)
+	defer srv.Close()
+	c, err := tsa.NewClient(old.Roots(), []tsa.TSA{{Name: "old", URL: srv.URL}}, tsa.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otok, err := c.Stamp(context.Background(), "old", cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"token.der": otok.DER, "ca.pem": old.CAPEM(), "tsa.pem": old.CertificatePEM()} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := verify("checkpoint"); err == nil || strings.Contains(out, "Verification: OK") {
+		t.Fatalf("openssl accepted an expired TSA certificate at the current time:\n%s", out)
+	}
+	out, err = verify("checkpoint", "-attime", fmt.Sprint(then.Unix()))
+	t.Logf("openssl ts -verify -attime %d (certificate expired in 2015):\n%s", then.Unix(), out)
+	if err != nil || !strings.Contains(out, "Verification: OK") {
+		t.Fatalf("openssl ts -verify -attime: %v\n%s", err, out)
 	}
 }
 

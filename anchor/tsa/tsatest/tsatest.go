@@ -112,9 +112,20 @@ type Authority struct {
 	once     sync.Once
 }
 
-// NewAuthority makes a CA and a TSA certificate valid from 2000-01-01 to ten years from now (so
-// that tokens with a clock set in the past still verify), with the real clock and no fault.
-func NewAuthority() (*Authority, error) {
+// Config sets the validity of an Authority's certificates. The zero value is usable.
+type Config struct {
+	// NotBefore and NotAfter bound both certificates; by default 2000-01-01 (so that tokens
+	// with a clock set in the past still verify) and ten years from now. A window wholly in the
+	// past makes a TSA whose certificate has expired since it issued its tokens.
+	NotBefore, NotAfter time.Time
+}
+
+// NewAuthority makes an Authority with the default Config, the real clock and no fault.
+func NewAuthority() (*Authority, error) { return NewAuthorityConfig(Config{}) }
+
+// NewAuthorityConfig makes a CA and a TSA certificate valid as cfg says, with the real clock
+// and no fault.
+func NewAuthorityConfig(cfg Config) (*Authority, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -127,8 +138,13 @@ func NewAuthority() (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	notBefore := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	notAfter := time.Now().AddDate(10, 0, 0)
+	notBefore, notAfter := cfg.NotBefore, cfg.NotAfter
+	if notBefore.IsZero() {
+		notBefore = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if notAfter.IsZero() {
+		notAfter = time.Now().AddDate(10, 0, 0)
+	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "commseal tsatest root CA", Organization: []string{"commseal tests"}},
