@@ -127,6 +127,12 @@ type Result struct {
 // Timeout (or when ctx ends).
 func (c *Client) StampAll(ctx context.Context, checkpoint []byte) []Result {
 	res := make([]Result, len(c.tsas))
+	if len(checkpoint) == 0 {
+		for i, t := range c.tsas {
+			res[i] = Result{TSA: t.Name, Err: errors.New("tsa: StampAll: empty checkpoint")}
+		}
+		return res
+	}
 	var wg sync.WaitGroup
 	for i, t := range c.tsas {
 		wg.Go(func() {
@@ -143,8 +149,12 @@ func (c *Client) StampAll(ctx context.Context, checkpoint []byte) []Result {
 // random 159-bit nonce, certReq true and the TSA's policy if set. The response must be
 // granted, carry the same imprint and nonce (and policy), and verify as Verify does.
 // Errors are *Error wrapping ErrUnavailable (retry later), ErrRejected, ErrMalformed,
-// ErrImprint, ErrNonce, ErrPolicy, ErrSignature or ErrUntrusted.
+// ErrImprint, ErrNonce, ErrPolicy, ErrSignature or ErrUntrusted; a caller's mistake (an
+// unknown name, an empty checkpoint) is a plain error and nothing is sent.
 func (c *Client) Stamp(ctx context.Context, name string, checkpoint []byte) (*Token, error) {
+	if len(checkpoint) == 0 {
+		return nil, errors.New("tsa: Stamp: empty checkpoint")
+	}
 	for _, t := range c.tsas {
 		if t.Name == name {
 			return c.stamp(ctx, t, checkpoint)
@@ -252,7 +262,9 @@ func checkResponse(body []byte, req *tspclient.Request, policy asn1.ObjectIdenti
 	if err != nil {
 		return nil, err
 	}
-	if !info.MessageImprint.Equal(req.MessageImprint) {
+	// The algorithm's parameters are not compared: some TSAs echo an absent NULL for a NULL.
+	if mi := info.MessageImprint; !mi.HashAlgorithm.Algorithm.Equal(req.MessageImprint.HashAlgorithm.Algorithm) ||
+		!bytes.Equal(mi.HashedMessage, req.MessageImprint.HashedMessage) {
 		return nil, fmt.Errorf("%w: token imprint %x is not the request's %x", ErrImprint,
 			info.MessageImprint.HashedMessage, req.MessageImprint.HashedMessage)
 	}

@@ -362,6 +362,16 @@ func TestNewClientRefuses(t *testing.T) {
 	if _, err := c.Stamp(context.Background(), "nobody", []byte("x")); err == nil {
 		t.Error("Stamp with an unknown TSA name accepted")
 	}
+	n := s.Requests()
+	if _, err := c.Stamp(context.Background(), "local", nil); err == nil {
+		t.Error("Stamp of an empty checkpoint accepted")
+	}
+	if r := c.StampAll(context.Background(), []byte{}); len(r) != 1 || r[0].Err == nil || r[0].Token != nil {
+		t.Errorf("StampAll of an empty checkpoint: %+v", r)
+	}
+	if s.Requests() != n {
+		t.Errorf("%d requests sent for refused calls", s.Requests()-n)
+	}
 }
 
 // TestBackdated: a TSA whose clock is set back yields a token that verifies on its own but is
