@@ -594,3 +594,42 @@ ess_cert_id_alg = %s
 		})
 	}
 }
+
+// BenchmarkVerify measures Verify of one token (ECDSA P-256 TSA, one intermediate-free chain)
+// against the baseline a ledger verifier pays per checkpoint anyway: opening the signed
+// checkpoint note (Ed25519).
+func BenchmarkVerify(b *testing.B) {
+	s := newServer(b)
+	skey, vkey, err := note.GenerateKey(rand.Reader, "example.com/commseal/bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp, err := seal.SignCheckpoint(seal.Checkpoint{Origin: signer.Name(), Size: 1}, signer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := stamp(b, s, cp)
+	roots := s.Roots()
+	b.Run("OpenCheckpoint", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := seal.OpenCheckpoint(cp, verifier); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tsa.Verify(tok.DER, cp, roots); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
