@@ -168,13 +168,13 @@ type pass struct {
 	pending  *seal.Checkpoint // the next checkpoint to meet
 	prevSize uint64
 
-	upper  seal.Frontier // the tree of the whole chunks folded so far
-	convs  map[seal.Hash]convHead
-	roots  map[uint64]seal.Hash // the root at each checkpoint size verified
+	upper seal.Frontier // the tree of the whole chunks folded so far
+	convs map[seal.Hash]convHead
+	roots map[uint64]seal.Hash // the root at each checkpoint size verified
 	// anchors are the anchor entries met, in order.
 	anchors []anchorEntry
-	stored []seal.Hash
-	pos    uint64
+	stored  []seal.Hash
+	pos     uint64
 }
 
 // convHead is the latest entry of a conversation seen so far.
