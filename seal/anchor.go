@@ -30,4 +30,7 @@ type Anchor struct {
 	Authority  string    `json:"authority"`       // the TSA's name or the witness's key name
 	Time       time.Time `json:"time"`            // the token's time, or the cosignature's
 	Token      []byte    `json:"token,omitempty"` // the RFC 3161 token (DER), for AnchorTimestamp
+	// Prev is the index of the anchor entry sealed before this one, if any: the anchors form
+	// a chain that a reader walks back from the latest (set by the ledger).
+	Prev *uint64 `json:"prev,omitempty"`
 }

@@ -126,6 +126,21 @@ func TestAnchorsCheckpointsWithATSAAndAWitness(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
+	// The anchors of the latest anchored checkpoint, found along the anchor chain.
+	latest, err := e.l.LatestAnchors(ctx)
+	require.NoError(t, err)
+	require.Len(t, latest, 2)
+	var types []string
+	for _, en := range latest {
+		var a seal.Anchor
+		require.NoError(t, json.Unmarshal(en.Body, &a))
+		require.Equal(t, cp2.Size, a.Size)
+		require.NotNil(t, a.Prev, "each names the anchor before it")
+		types = append(types, a.Type)
+	}
+	require.ElementsMatch(t, []string{seal.AnchorTimestamp, seal.AnchorCosignature}, types)
+	require.Less(t, latest[0].Index, latest[1].Index)
+
 	// Idle: a checkpoint that covers only the anchors is not anchored.
 	_, cp3, err := e.l.SignCheckpoint(ctx)
 	require.NoError(t, err)
