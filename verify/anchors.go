@@ -11,6 +11,7 @@ import (
 
 	"github.com/commseal/commseal/anchor/tsa"
 	"github.com/commseal/commseal/seal"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Anchors says how Ledger checks the ledger's anchor entries (seal.Anchor): the RFC 3161
@@ -61,17 +62,18 @@ func parseAnchor(index uint64, plaintext []byte) (anchorEntry, *AlteredError) {
 	return anchorEntry{index: index, a: a}, nil
 }
 
-// checkAnchors checks the anchor entries met in the pass against the ledger's checkpoints
-// (roots: the root the entries give at each checkpoint size the pass verified) and opts.
-func (p *pass) checkAnchors(roots map[uint64]seal.Hash) ([]AnchoredCheckpoint, error) {
+// checkAnchors checks anchor entries, in ledger order, against the ledger's checkpoints
+// (roots: the root of the ledger at each checkpoint size known to be its own) and opts. at is
+// the index an order problem is reported at.
+func checkAnchors(anchors []anchorEntry, v note.Verifier, opts Anchors, roots map[uint64]seal.Hash, at uint64) ([]AnchoredCheckpoint, error) {
 	byCP := map[uint64]*AnchoredCheckpoint{}
 	var order []tsa.Anchor
-	for _, ae := range p.anchors {
+	for _, ae := range anchors {
 		a := ae.a
 		bad := func(format string, args ...any) error {
 			return &AlteredError{Index: ae.index, Reason: "anchor entry: " + fmt.Sprintf(format, args...)}
 		}
-		cp, err := seal.OpenCheckpoint(a.Checkpoint, p.v)
+		cp, err := seal.OpenCheckpoint(a.Checkpoint, v)
 		if err != nil {
 			return nil, bad("its checkpoint does not open with the ledger's key: %v", err)
 		}
@@ -97,8 +99,8 @@ func (p *pass) checkAnchors(roots map[uint64]seal.Hash) ([]AnchoredCheckpoint, e
 			if len(ac.Stamps) == 0 {
 				ac.Checkpoint = a.Checkpoint
 			}
-			if p.opts.Anchors.TSARoots != nil {
-				tok, err := tsa.Verify(a.Token, a.Checkpoint, p.opts.Anchors.TSARoots)
+			if opts.TSARoots != nil {
+				tok, err := tsa.Verify(a.Token, a.Checkpoint, opts.TSARoots)
 				if err != nil {
 					return nil, bad("time-stamp of %s: %v", a.Authority, err)
 				}
@@ -116,15 +118,15 @@ func (p *pass) checkAnchors(roots map[uint64]seal.Hash) ([]AnchoredCheckpoint, e
 		}
 	}
 	if back := tsa.CheckOrder(order); len(back) > 0 {
-		return nil, &AlteredError{Index: p.pos, Reason: "anchors: " + back[0].Error(), Err: &back[0]}
+		return nil, &AlteredError{Index: at, Reason: "anchors: " + back[0].Error(), Err: &back[0]}
 	}
 	out := make([]AnchoredCheckpoint, 0, len(byCP))
 	for _, ac := range byCP {
 		out = append(out, *ac)
 	}
 	slices.SortFunc(out, func(a, b AnchoredCheckpoint) int { return cmp.Compare(a.Size, b.Size) })
-	if pol := p.opts.Anchors.Witnesses; pol != nil {
-		if err := p.checkWitnesses(pol, out); err != nil {
+	if pol := opts.Witnesses; pol != nil {
+		if err := checkWitnesses(anchors, pol, out); err != nil {
 			return out, err
 		}
 	}
@@ -133,9 +135,9 @@ func (p *pass) checkAnchors(roots map[uint64]seal.Hash) ([]AnchoredCheckpoint, e
 
 // checkWitnesses gathers each checkpoint's cosignatures from its anchor entries and checks
 // them with the policy; the latest cosigned checkpoint must meet it.
-func (p *pass) checkWitnesses(pol *seal.WitnessPolicy, cps []AnchoredCheckpoint) error {
+func checkWitnesses(anchors []anchorEntry, pol *seal.WitnessPolicy, cps []AnchoredCheckpoint) error {
 	cos := map[uint64][]seal.Cosignature{}
-	for _, ae := range p.anchors {
+	for _, ae := range anchors {
 		if ae.a.Type != seal.AnchorCosignature {
 			continue
 		}

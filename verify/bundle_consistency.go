@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -124,4 +126,72 @@ func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.
 		return 0, bad(BundleConsistency, "does not verify", err)
 	}
 	return latest.Size, nil
+}
+
+// bundleAnchors checks the bundle's anchor entries: each anchored checkpoint's consistency
+// proof to the latest checkpoint (evidence/latest-checkpoint, already checked), then the
+// anchors as the ledger pass checks them, with the roots so proved.
+func bundleAnchors(files map[string][]byte, leaves map[uint64]seal.Leaf, opened map[uint64][]byte, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
+	var anchors []anchorEntry
+	for _, i := range slices.Sorted(maps.Keys(leaves)) {
+		if leaves[i].Kind != seal.KindAnchor {
+			continue
+		}
+		plain, ok := opened[i]
+		if !ok {
+			return nil, badEntry(BundleOpenings, i, "anchor entry without its opening", nil)
+		}
+		ae, altered := parseAnchor(i, plain)
+		if altered != nil {
+			return nil, badEntry(BundleOpenings, i, altered.Reason, nil)
+		}
+		anchors = append(anchors, ae)
+	}
+	if len(anchors) == 0 {
+		if opts.Witnesses != nil {
+			return nil, fmt.Errorf("%w: the bundle carries no cosigned checkpoint", ErrWitnessPolicy)
+		}
+		return nil, nil
+	}
+	latest, err := seal.OpenCheckpoint(files[BundleLatestCheckpoint], v)
+	if err != nil {
+		return nil, bad(BundleLatestCheckpoint, "does not verify", err)
+	}
+	roots := map[uint64]seal.Hash{}
+	for _, ae := range anchors {
+		cp, err := seal.OpenCheckpoint(ae.a.Checkpoint, v)
+		if err != nil {
+			return nil, badEntry(BundleOpenings, ae.index, "anchor entry: its checkpoint does not verify", err)
+		}
+		if _, done := roots[cp.Size]; done {
+			continue
+		}
+		name := BundleAnchorConsistencyPath(cp.Size)
+		pb, ok := files[name]
+		if !ok {
+			return nil, bad(name, "missing", nil)
+		}
+		p, err := ParseBundleConsistency(pb)
+		if err != nil {
+			return nil, bad(name, "malformed", err)
+		}
+		if p.OldSize != cp.Size || p.NewSize != latest.Size {
+			return nil, bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, cp.Size, latest.Size), nil)
+		}
+		if p.OldSize == p.NewSize && cp.Root != latest.Root {
+			return nil, bad(name, "the anchored checkpoint has the latest one's size and another root", nil)
+		}
+		if p.OldSize != p.NewSize {
+			if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, cp.Size, cp.Root); err != nil {
+				return nil, bad(name, "does not verify: the anchored checkpoint is not of this ledger's history", err)
+			}
+		}
+		roots[cp.Size] = cp.Root
+	}
+	out, err := checkAnchors(anchors, v, opts, roots, anchors[len(anchors)-1].index)
+	var ae *AlteredError
+	if errors.As(err, &ae) {
+		return nil, &BundleError{File: BundleOpenings, Entry: &ae.Index, Reason: ae.Reason, Err: ae.Err}
+	}
+	return out, err
 }

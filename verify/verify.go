@@ -407,7 +407,7 @@ func (p *pass) finish(ctx context.Context) error {
 		return &AlteredError{Index: 0, Err: ErrUnsigned, Reason: fmt.Sprintf("the ledger holds %d entries but no signed checkpoint: nobody has signed for any of them", p.size)}
 	}
 	var err error
-	rep.Anchored, err = p.checkAnchors(p.roots)
+	rep.Anchored, err = checkAnchors(p.anchors, p.v, p.opts.Anchors, p.roots, p.pos)
 	return err
 }
 

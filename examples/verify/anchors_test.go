@@ -15,6 +15,7 @@ import (
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/internal/testenv"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/export"
 	"github.com/commseal/commseal/seal"
 	"github.com/stretchr/testify/require"
 )
@@ -86,6 +87,17 @@ func TestVerifyAnchors(t *testing.T) {
 		require.NoError(t, err, "%s", res)
 		require.Contains(t, string(res), "Verification: OK")
 	}
+
+	// An export bundle carries the latest anchors; verify -bundle checks them offline.
+	l, err = ledgerdir.Open(ctx, dir, "commseal.test/verify-anchors", ledger.Options{})
+	require.NoError(t, err)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	_, err = export.Write(ctx, l.Ledger, bundle, export.Request{Who: "auditor", Why: "anchors", Indexes: []uint64{0, 1}, Signer: l.Signing.Signer})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	code, stdout, errs = runV("-bundle", bundle, "-key", l.Signing.VerifierKey, "-tsa-roots", roots, "-witness", wvkey)
+	require.Equal(t, exitOK, code, errs+stdout)
+	require.Regexp(t, fmt.Sprintf(`size %d: time-stamped \S+ by tsa-1 \(token checked\); cosigned by witness.test/w1 \(policy met\)`, sizes[1]), stdout)
 
 	// A policy that needs a witness that never cosigned.
 	_, other, err := seal.GenerateCosignatureKey("witness.test/w2")

@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsageErr
 	}
 	if *bundle != "" {
-		return runBundle(fl, *bundle, *key, *keyFile, *quiet, stdout, stderr)
+		return runBundle(fl, *bundle, *key, *keyFile, *quiet, bundleAnchors{*tsaRoots, witnesses, *quorum}, stdout, stderr)
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned] [-vkey|-checkpoint|-proof N|-list]\n", msg)
@@ -296,15 +296,22 @@ func plainSourceID(envelope []byte) string {
 }
 
 // runBundle checks an export bundle; no flag of a ledger check applies.
-func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, stderr io.Writer) int {
+// bundleAnchors are the anchor flags for -bundle.
+type bundleAnchors struct {
+	roots     string
+	witnesses []string
+	quorum    int
+}
+
+func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, ba bundleAnchors, stdout, stderr io.Writer) int {
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "verify: %s\nusage: verify -bundle PATH -key VKEY|-key-file FILE [-q]\n", msg)
+		fmt.Fprintf(stderr, "verify: %s\nusage: verify -bundle PATH -key VKEY|-key-file FILE [-tsa-roots FILE] [-witness VKEY]... [-witness-quorum K] [-q]\n", msg)
 		return exitUsageErr
 	}
 	bad := ""
 	fl.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "bundle", "key", "key-file", "q":
+		case "bundle", "key", "key-file", "q", "tsa-roots", "witness", "witness-quorum":
 		default:
 			bad = f.Name
 		}
@@ -325,10 +332,19 @@ func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, s
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	rep, err := verify.Bundle(dir, key)
+	anchors, err := anchorPolicy(key, ba.roots, ba.witnesses, ba.quorum)
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return exitUsageErr
+	}
+	rep, err := verify.BundleWith(dir, key, verify.BundleOptions{Anchors: anchors})
 	if err != nil {
 		if verify.Altered(err) {
 			fmt.Fprintf(stdout, "ALTERED: %s: %v\n", dir, err)
+			return exitAltered
+		}
+		if errors.Is(err, verify.ErrWitnessPolicy) {
+			fmt.Fprintf(stdout, "NOT WITNESSED: %s: %v\n", dir, err)
 			return exitAltered
 		}
 		fmt.Fprintf(stderr, "verify: %v\n", err)
@@ -338,6 +354,7 @@ func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, s
 		fmt.Fprintf(stdout, "OK: bundle %s: %d entries (%d opened, %d shredded) and %d attachments proved against %s at tree size %d, consistent with tree size %d; exported by %q for %q at %s\n",
 			dir, len(rep.Entries), rep.Opened, rep.Shredded, rep.Attachments, rep.Origin, rep.TreeSize, rep.LatestSize,
 			rep.Request.Who, rep.Request.Why, rep.Request.When.UTC().Format(time.RFC3339))
+		printAnchors(stdout, rep.Anchored)
 	}
 	return exitOK
 }

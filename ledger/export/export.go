@@ -232,6 +232,9 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if entries, err = citeShreds(ctx, l, entries); err != nil {
 		return nil, nil, err
 	}
+	if entries, err = withAnchors(ctx, l, entries); err != nil {
+		return nil, nil, err
+	}
 	for _, x := range entries {
 		if !x.shredded {
 			if x.line, err = verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body); err != nil {
@@ -247,7 +250,7 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if err != nil {
 		return nil, nil, err
 	}
-	latest, consistency, err := extend(ctx, l, parsed)
+	latest, latestSize, consistency, err := extend(ctx, l, parsed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,6 +259,9 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 		return nil, nil, err
 	}
 	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
+	if err := anchorProofs(ctx, l, entries, latestSize, files); err != nil {
+		return nil, nil, err
+	}
 	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
 		return nil, nil, err
 	}
@@ -537,19 +543,70 @@ func renderings(files map[string][]byte, entries []*exported, blobs map[string][
 // extend returns the newest signed checkpoint, signing one if entries were appended since cp
 // (the export's own access entries, or a writer's), and the evidence/consistency proof from cp
 // to it.
-func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, []byte, error) {
+func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, uint64, []byte, error) {
 	signed, latest, err := l.SignCheckpoint(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
+		return nil, 0, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
 	}
-	p := verify.BundleConsistencyProof{OldSize: cp.Size, NewSize: latest.Size}
-	if latest.Size != cp.Size {
-		p.Hashes, err = l.ConsistencyProof(ctx, cp.Size, latest.Size)
-		if err != nil {
-			return nil, nil, fmt.Errorf("export: proving %d consistent with %d: %w", cp.Size, latest.Size, err)
+	p, err := consistency(ctx, l, cp.Size, latest.Size)
+	return signed, latest.Size, p, err
+}
+
+// consistency returns the BundleConsistencyProof from tree size old to size.
+func consistency(ctx context.Context, l *ledger.Ledger, old, size uint64) ([]byte, error) {
+	p := verify.BundleConsistencyProof{OldSize: old, NewSize: size}
+	if old != size {
+		var err error
+		if p.Hashes, err = l.ConsistencyProof(ctx, old, size); err != nil {
+			return nil, fmt.Errorf("export: proving %d consistent with %d: %w", old, size, err)
 		}
 	}
-	return signed, p.Marshal(), nil
+	return p.Marshal(), nil
+}
+
+// withAnchors adds to the entries the anchor entries of the ledger's latest anchored
+// checkpoint (its time-stamps and witness cosignatures; plain, like every entry of the
+// ledger's own, so reading them is no access).
+func withAnchors(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]*exported, error) {
+	anchors, err := l.LatestAnchors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("export: the latest anchors: %w", err)
+	}
+	have := map[uint64]bool{}
+	for _, x := range entries {
+		have[x.e.Index] = true
+	}
+	for _, e := range anchors {
+		if !have[e.Index] {
+			entries = append(entries, &exported{e: e})
+		}
+	}
+	slices.SortFunc(entries, func(a, b *exported) int { return cmp.Compare(a.e.Index, b.e.Index) })
+	return entries, nil
+}
+
+// anchorProofs adds, for each checkpoint size the exported anchor entries anchor, the proof
+// that its tree is a prefix of the latest checkpoint's (verify.BundleAnchorConsistencyPath).
+func anchorProofs(ctx context.Context, l *ledger.Ledger, entries []*exported, latest uint64, files map[string][]byte) error {
+	for _, x := range entries {
+		if x.shredded || x.e.Leaf.Kind != seal.KindAnchor {
+			continue
+		}
+		var a seal.Anchor
+		if err := json.Unmarshal(x.e.Body, &a); err != nil {
+			return fmt.Errorf("export: anchor entry %d: %w", x.e.Index, err)
+		}
+		name := verify.BundleAnchorConsistencyPath(a.Size)
+		if _, done := files[name]; done {
+			continue
+		}
+		p, err := consistency(ctx, l, a.Size, latest)
+		if err != nil {
+			return err
+		}
+		files[name] = p
+	}
+	return nil
 }
 
 // render returns every file but the manifest and its signature.
