@@ -38,9 +38,9 @@ const (
 	// time-stamps and witness cosignatures, exported as entries), the proof that its tree
 	// is a prefix of BundleLatestCheckpoint's (BundleAnchorConsistencyPath).
 	BundleAnchorDir = "evidence/anchors"
-	BundleOpenings         = "evidence/openings.jsonl"
-	BundleProofDir         = "evidence/proofs"
-	BundleReadme           = "README.txt"
+	BundleOpenings  = "evidence/openings.jsonl"
+	BundleProofDir  = "evidence/proofs"
+	BundleReadme    = "README.txt"
 	// BundleAttachmentDir holds the exported attachments, each named by the lowercase hex
 	// SHA-256 of its content (BundleAttachmentPath).
 	BundleAttachmentDir = "attachments"
