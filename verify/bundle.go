@@ -34,10 +34,14 @@ const (
 	// tree (see BundleConsistencyProof).
 	BundleLatestCheckpoint = "evidence/latest-checkpoint"
 	BundleConsistency      = "evidence/consistency"
-	// BundleAnchorDir holds, for each checkpoint the bundle's anchor entries anchor (its
-	// time-stamps and witness cosignatures, exported as entries), the proof that its tree
-	// is a prefix of BundleLatestCheckpoint's (BundleAnchorConsistencyPath).
+	// BundleAnchorDir holds the ledger's latest anchored checkpoint at export time and its
+	// anchors: BundleAnchors lists them (BundleAnchor), each RFC 3161 token and each
+	// witness-cosigned note is a file of its own (BundleAnchorFilePath), the checkpoint the
+	// tokens stamp is BundleAnchorCheckpointPath, and, when the bundle is not proved against
+	// that checkpoint, BundleAnchorConsistencyPath proves its tree a prefix of
+	// BundleLatestCheckpoint's.
 	BundleAnchorDir = "evidence/anchors"
+	BundleAnchors   = BundleAnchorDir + "/anchors.jsonl"
 	BundleOpenings  = "evidence/openings.jsonl"
 	BundleProofDir  = "evidence/proofs"
 	BundleReadme    = "README.txt"
@@ -57,6 +61,34 @@ func BundleProofPath(i uint64) string {
 // the anchored checkpoint of tree size size to the latest checkpoint.
 func BundleAnchorConsistencyPath(size uint64) string {
 	return fmt.Sprintf("%s/%d.consistency", BundleAnchorDir, size)
+}
+
+// BundleAnchorCheckpointPath returns the path inside a bundle of the anchored checkpoint of
+// tree size size: the signed note byte for byte, which its time-stamps' imprint is the
+// SHA-256 of (`openssl ts -verify -data` it).
+func BundleAnchorCheckpointPath(size uint64) string {
+	return fmt.Sprintf("%s/%d.checkpoint", BundleAnchorDir, size)
+}
+
+// BundleAnchorFilePath returns the path inside a bundle of the token (".tsr", DER) or the
+// cosigned note (".cosigned") of anchor entry entry.
+func BundleAnchorFilePath(entry uint64, typ string) string {
+	ext := ".cosigned"
+	if typ == seal.AnchorTimestamp {
+		ext = ".tsr"
+	}
+	return fmt.Sprintf("%s/%d%s", BundleAnchorDir, entry, ext)
+}
+
+// BundleAnchor is a line of BundleAnchors: an anchor entry of the ledger (seal.Anchor) and
+// the file that holds its token or cosigned note.
+type BundleAnchor struct {
+	Entry     uint64    `json:"entry"` // the anchor entry's ledger index
+	Type      string    `json:"type"`  // seal.AnchorTimestamp or seal.AnchorCosignature
+	Size      uint64    `json:"size"`  // the anchored checkpoint's tree size
+	Authority string    `json:"authority"`
+	Time      time.Time `json:"time"`
+	File      string    `json:"file"` // BundleAnchorFilePath
 }
 
 // BundleAttachmentPath returns the path inside a bundle of the attachment whose content has
@@ -584,7 +616,7 @@ func BundleWith(dir string, vkey string, opts BundleOptions) (*BundleReport, err
 	if err := checkAttachments(files, named); err != nil {
 		return nil, err
 	}
-	anchored, err := bundleAnchors(files, leaves, opened, v, opts.Anchors)
+	anchored, err := bundleAnchors(files, cp, v, opts.Anchors)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -128,45 +126,71 @@ func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.
 	return latest.Size, nil
 }
 
-// bundleAnchors checks the bundle's anchor entries: each anchored checkpoint's consistency
-// proof to the latest checkpoint (evidence/latest-checkpoint, already checked), then the
-// anchors as the ledger pass checks them, with the roots so proved.
-func bundleAnchors(files map[string][]byte, leaves map[uint64]seal.Leaf, opened map[uint64][]byte, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
-	var anchors []anchorEntry
-	for _, i := range slices.Sorted(maps.Keys(leaves)) {
-		if leaves[i].Kind != seal.KindAnchor {
-			continue
+// bundleAnchors checks the bundle's anchors (BundleAnchors): the anchored checkpoint is the
+// bundle's own checkpoint (cp) or proved a prefix of the latest one (already checked), and
+// the anchors are checked as the ledger pass checks them.
+func bundleAnchors(files map[string][]byte, cp seal.Checkpoint, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
+	list, ok := files[BundleAnchors]
+	if !ok {
+		for name := range files {
+			if strings.HasPrefix(name, BundleAnchorDir+"/") {
+				return nil, bad(name, "an anchor file without "+BundleAnchors, nil)
+			}
 		}
-		plain, ok := opened[i]
-		if !ok {
-			return nil, badEntry(BundleOpenings, i, "anchor entry without its opening", nil)
-		}
-		ae, altered := parseAnchor(i, plain)
-		if altered != nil {
-			return nil, badEntry(BundleOpenings, i, altered.Reason, nil)
-		}
-		anchors = append(anchors, ae)
-	}
-	if len(anchors) == 0 {
 		if opts.Witnesses != nil {
 			return nil, fmt.Errorf("%w: the bundle carries no cosigned checkpoint", ErrWitnessPolicy)
 		}
 		return nil, nil
 	}
+	var anchors []anchorEntry
+	named := map[string]bool{}
+	if err := eachLine(BundleAnchors, list, func(line []byte) error {
+		var ba BundleAnchor
+		if err := strictJSON(line, &ba); err != nil {
+			return bad(BundleAnchors, "malformed line", err)
+		}
+		if ba.File != BundleAnchorFilePath(ba.Entry, ba.Type) {
+			return bad(BundleAnchors, fmt.Sprintf("anchor entry %d: file %q is not where its type goes", ba.Entry, ba.File), nil)
+		}
+		b, ok := files[ba.File]
+		if !ok {
+			return bad(BundleAnchors, "names "+ba.File+", which the bundle lacks", nil)
+		}
+		named[ba.File] = true
+		a := seal.Anchor{Schema: seal.AnchorSchema, Type: ba.Type, Size: ba.Size, Authority: ba.Authority, Time: ba.Time}
+		switch ba.Type {
+		case seal.AnchorTimestamp:
+			cpFile := BundleAnchorCheckpointPath(ba.Size)
+			if a.Checkpoint, ok = files[cpFile]; !ok {
+				return bad(BundleAnchors, "a time-stamp without "+cpFile, nil)
+			}
+			named[cpFile] = true
+			a.Token = b
+		case seal.AnchorCosignature:
+			a.Checkpoint = b
+		default:
+			return bad(BundleAnchors, fmt.Sprintf("anchor entry %d: unknown type %q", ba.Entry, ba.Type), nil)
+		}
+		anchors = append(anchors, anchorEntry{index: ba.Entry, a: a})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	latest, err := seal.OpenCheckpoint(files[BundleLatestCheckpoint], v)
 	if err != nil {
 		return nil, bad(BundleLatestCheckpoint, "does not verify", err)
 	}
-	roots := map[uint64]seal.Hash{}
+	roots := map[uint64]seal.Hash{cp.Size: cp.Root}
 	for _, ae := range anchors {
-		cp, err := seal.OpenCheckpoint(ae.a.Checkpoint, v)
+		acp, err := seal.OpenCheckpoint(ae.a.Checkpoint, v)
 		if err != nil {
-			return nil, badEntry(BundleOpenings, ae.index, "anchor entry: its checkpoint does not verify", err)
+			return nil, bad(BundleAnchorFilePath(ae.index, ae.a.Type), "its checkpoint does not verify", err)
 		}
-		if _, done := roots[cp.Size]; done {
+		if _, done := roots[acp.Size]; done {
 			continue
 		}
-		name := BundleAnchorConsistencyPath(cp.Size)
+		name := BundleAnchorConsistencyPath(acp.Size)
+		named[name] = true
 		pb, ok := files[name]
 		if !ok {
 			return nil, bad(name, "missing", nil)
@@ -175,23 +199,28 @@ func bundleAnchors(files map[string][]byte, leaves map[uint64]seal.Leaf, opened 
 		if err != nil {
 			return nil, bad(name, "malformed", err)
 		}
-		if p.OldSize != cp.Size || p.NewSize != latest.Size {
-			return nil, bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, cp.Size, latest.Size), nil)
+		if p.OldSize != acp.Size || p.NewSize != latest.Size {
+			return nil, bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, acp.Size, latest.Size), nil)
 		}
-		if p.OldSize == p.NewSize && cp.Root != latest.Root {
+		if p.OldSize == p.NewSize && acp.Root != latest.Root {
 			return nil, bad(name, "the anchored checkpoint has the latest one's size and another root", nil)
 		}
 		if p.OldSize != p.NewSize {
-			if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, cp.Size, cp.Root); err != nil {
+			if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, acp.Size, acp.Root); err != nil {
 				return nil, bad(name, "does not verify: the anchored checkpoint is not of this ledger's history", err)
 			}
 		}
-		roots[cp.Size] = cp.Root
+		roots[acp.Size] = acp.Root
+	}
+	for name := range files {
+		if strings.HasPrefix(name, BundleAnchorDir+"/") && name != BundleAnchors && !named[name] {
+			return nil, bad(name, "no anchor names this file", nil)
+		}
 	}
 	out, err := checkAnchors(anchors, v, opts, roots, anchors[len(anchors)-1].index)
 	var ae *AlteredError
 	if errors.As(err, &ae) {
-		return nil, &BundleError{File: BundleOpenings, Entry: &ae.Index, Reason: ae.Reason, Err: ae.Err}
+		return nil, &BundleError{File: BundleAnchors, Entry: &ae.Index, Reason: ae.Reason, Err: ae.Err}
 	}
 	return out, err
 }

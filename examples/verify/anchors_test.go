@@ -98,6 +98,14 @@ func TestVerifyAnchors(t *testing.T) {
 	code, stdout, errs = runV("-bundle", bundle, "-key", l.Signing.VerifierKey, "-tsa-roots", roots, "-witness", wvkey)
 	require.Equal(t, exitOK, code, errs+stdout)
 	require.Regexp(t, fmt.Sprintf(`size %d: time-stamped \S+ by tsa-1 \(token checked\); cosigned by witness.test/w1 \(policy met\)`, sizes[1]), stdout)
+	// The bundle's own token and checkpoint files check with OpenSSL alone.
+	btok, err := filepath.Glob(filepath.Join(bundle, "evidence", "anchors", "*.tsr"))
+	require.NoError(t, err)
+	require.Len(t, btok, 1)
+	res, err := exec.Command(openssl, "ts", "-verify", "-data", filepath.Join(bundle, "evidence", "anchors", fmt.Sprintf("%d.checkpoint", sizes[1])),
+		"-in", btok[0], "-token_in", "-CAfile", roots, "-untrusted", tsaCert).CombinedOutput()
+	require.NoError(t, err, "%s", res)
+	require.Contains(t, string(res), "Verification: OK")
 
 	// A policy that needs a witness that never cosigned.
 	_, other, err := seal.GenerateCosignatureKey("witness.test/w2")

@@ -232,9 +232,6 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if entries, err = citeShreds(ctx, l, entries); err != nil {
 		return nil, nil, err
 	}
-	if entries, err = withAnchors(ctx, l, entries); err != nil {
-		return nil, nil, err
-	}
 	for _, x := range entries {
 		if !x.shredded {
 			if x.line, err = verify.BundleLine(x.e.Index, x.e.Leaf.Kind, x.e.Body); err != nil {
@@ -242,7 +239,11 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 			}
 		}
 	}
-	cp, parsed, err := prove(ctx, l, entries, pr)
+	anch, err := latestAnchors(ctx, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, parsed, err := prove(ctx, l, entries, anch, pr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -259,7 +260,7 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 		return nil, nil, err
 	}
 	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
-	if err := anchorProofs(ctx, l, entries, latestSize, files); err != nil {
+	if err := anch.evidence(ctx, l, parsed.Size, latestSize, files); err != nil {
 		return nil, nil, err
 	}
 	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
@@ -422,12 +423,20 @@ func citeShreds(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]*
 	return entries, nil
 }
 
-// prove signs a checkpoint covering the entries and proves each, with the leaf bytes read,
-// against that checkpoint's tree size: checkpoints signed meanwhile do not matter.
-func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, pr *progress) ([]byte, seal.Checkpoint, error) {
-	cp, parsed, err := l.SignCheckpoint(ctx)
-	if err != nil {
-		return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
+// prove proves each entry, with the leaf bytes read, against the latest anchored checkpoint
+// if it covers them all (its time-stamps and cosignatures then speak for the bundle's own
+// checkpoint), else against a checkpoint it signs now; checkpoints signed meanwhile do not
+// matter.
+func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, anch *anchorSet, pr *progress) ([]byte, seal.Checkpoint, error) {
+	var cp []byte
+	var parsed seal.Checkpoint
+	if anch != nil && anch.covers(entries) {
+		cp, parsed = anch.note, anch.cp
+	} else {
+		var err error
+		if cp, parsed, err = l.SignCheckpoint(ctx); err != nil {
+			return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
+		}
 	}
 	pr.start("prove", len(entries))
 	for _, x := range entries {
@@ -564,50 +573,6 @@ func consistency(ctx context.Context, l *ledger.Ledger, old, size uint64) ([]byt
 	return p.Marshal(), nil
 }
 
-// withAnchors adds to the entries the anchor entries of the ledger's latest anchored
-// checkpoint (its time-stamps and witness cosignatures; plain, like every entry of the
-// ledger's own, so reading them is no access).
-func withAnchors(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]*exported, error) {
-	anchors, err := l.LatestAnchors(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("export: the latest anchors: %w", err)
-	}
-	have := map[uint64]bool{}
-	for _, x := range entries {
-		have[x.e.Index] = true
-	}
-	for _, e := range anchors {
-		if !have[e.Index] {
-			entries = append(entries, &exported{e: e})
-		}
-	}
-	slices.SortFunc(entries, func(a, b *exported) int { return cmp.Compare(a.e.Index, b.e.Index) })
-	return entries, nil
-}
-
-// anchorProofs adds, for each checkpoint size the exported anchor entries anchor, the proof
-// that its tree is a prefix of the latest checkpoint's (verify.BundleAnchorConsistencyPath).
-func anchorProofs(ctx context.Context, l *ledger.Ledger, entries []*exported, latest uint64, files map[string][]byte) error {
-	for _, x := range entries {
-		if x.shredded || x.e.Leaf.Kind != seal.KindAnchor {
-			continue
-		}
-		var a seal.Anchor
-		if err := json.Unmarshal(x.e.Body, &a); err != nil {
-			return fmt.Errorf("export: anchor entry %d: %w", x.e.Index, err)
-		}
-		name := verify.BundleAnchorConsistencyPath(a.Size)
-		if _, done := files[name]; done {
-			continue
-		}
-		p, err := consistency(ctx, l, a.Size, latest)
-		if err != nil {
-			return err
-		}
-		files[name] = p
-	}
-	return nil
-}
 
 // render returns every file but the manifest and its signature.
 func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string][]byte, *Summary, error) {
