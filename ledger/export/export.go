@@ -573,7 +573,6 @@ func consistency(ctx context.Context, l *ledger.Ledger, old, size uint64) ([]byt
 	return p.Marshal(), nil
 }
 
-
 // render returns every file but the manifest and its signature.
 func render(entries []*exported, cp []byte, blobs map[string][]byte) (map[string][]byte, *Summary, error) {
 	files := map[string][]byte{verify.BundleCheckpoint: cp, verify.BundleReadme: []byte(readme)}
