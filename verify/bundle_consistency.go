@@ -102,28 +102,36 @@ func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.
 	if latest.Origin != cp.Origin {
 		return 0, bad(BundleLatestCheckpoint, "names another origin than "+BundleCheckpoint, nil)
 	}
-	pb, ok := files[BundleConsistency]
+	if err := checkPrefix(files, BundleConsistency, cp, latest); err != nil {
+		return 0, err
+	}
+	return latest.Size, nil
+}
+
+// checkPrefix checks the consistency proof in file name (BundleConsistencyProof) that old's
+// tree is a prefix of latest's.
+func checkPrefix(files map[string][]byte, name string, old, latest seal.Checkpoint) error {
+	pb, ok := files[name]
 	if !ok {
-		return 0, bad(BundleConsistency, "missing", nil)
+		return bad(name, "missing", nil)
 	}
 	p, err := ParseBundleConsistency(pb)
 	if err != nil {
-		return 0, bad(BundleConsistency, "malformed", err)
+		return bad(name, "malformed", err)
 	}
-	if p.OldSize != cp.Size || p.NewSize != latest.Size {
-		return 0, bad(BundleConsistency, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d",
-			p.OldSize, p.NewSize, cp.Size, latest.Size), nil)
+	if p.OldSize != old.Size || p.NewSize != latest.Size {
+		return bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, old.Size, latest.Size), nil)
 	}
 	if p.OldSize == p.NewSize {
-		if latest.Root != cp.Root {
-			return 0, bad(BundleLatestCheckpoint, "has the size of "+BundleCheckpoint+" and another root", nil)
+		if latest.Root != old.Root {
+			return bad(name, "the two checkpoints have the same size and other roots", nil)
 		}
-		return latest.Size, nil
+		return nil
 	}
-	if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, cp.Size, cp.Root); err != nil {
-		return 0, bad(BundleConsistency, "does not verify", err)
+	if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, old.Size, old.Root); err != nil {
+		return bad(name, "does not verify", err)
 	}
-	return latest.Size, nil
+	return nil
 }
 
 // bundleAnchors checks the bundle's anchors (BundleAnchors): the anchored checkpoint is the
@@ -191,24 +199,8 @@ func bundleAnchors(files map[string][]byte, cp seal.Checkpoint, v note.Verifier,
 		}
 		name := BundleAnchorConsistencyPath(acp.Size)
 		named[name] = true
-		pb, ok := files[name]
-		if !ok {
-			return nil, bad(name, "missing", nil)
-		}
-		p, err := ParseBundleConsistency(pb)
-		if err != nil {
-			return nil, bad(name, "malformed", err)
-		}
-		if p.OldSize != acp.Size || p.NewSize != latest.Size {
-			return nil, bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, acp.Size, latest.Size), nil)
-		}
-		if p.OldSize == p.NewSize && acp.Root != latest.Root {
-			return nil, bad(name, "the anchored checkpoint has the latest one's size and another root", nil)
-		}
-		if p.OldSize != p.NewSize {
-			if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, acp.Size, acp.Root); err != nil {
-				return nil, bad(name, "does not verify: the anchored checkpoint is not of this ledger's history", err)
-			}
+		if err := checkPrefix(files, name, acp, latest); err != nil {
+			return nil, err
 		}
 		roots[acp.Size] = acp.Root
 	}
