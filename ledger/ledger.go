@@ -83,6 +83,8 @@ type Ledger struct {
 	idx  *index
 
 	holds holdLog // legal holds, and the shred entries they must stop (retention.go)
+	// anchorMu orders anchor entries: each names the one before it (anchor.go).
+	anchorMu sync.Mutex
 
 	reqs chan *request
 	stop chan struct{}

@@ -34,9 +34,17 @@ const (
 	// tree (see BundleConsistencyProof).
 	BundleLatestCheckpoint = "evidence/latest-checkpoint"
 	BundleConsistency      = "evidence/consistency"
-	BundleOpenings         = "evidence/openings.jsonl"
-	BundleProofDir         = "evidence/proofs"
-	BundleReadme           = "README.txt"
+	// BundleAnchorDir holds the ledger's latest anchored checkpoint at export time and its
+	// anchors: BundleAnchors lists them (BundleAnchor), each RFC 3161 token and each
+	// witness-cosigned note is a file of its own (BundleAnchorFilePath), the checkpoint the
+	// tokens stamp is BundleAnchorCheckpointPath, and, when the bundle is not proved against
+	// that checkpoint, BundleAnchorConsistencyPath proves its tree a prefix of
+	// BundleLatestCheckpoint's.
+	BundleAnchorDir = "evidence/anchors"
+	BundleAnchors   = BundleAnchorDir + "/anchors.jsonl"
+	BundleOpenings  = "evidence/openings.jsonl"
+	BundleProofDir  = "evidence/proofs"
+	BundleReadme    = "README.txt"
 	// BundleAttachmentDir holds the exported attachments, each named by the lowercase hex
 	// SHA-256 of its content (BundleAttachmentPath).
 	BundleAttachmentDir = "attachments"
@@ -47,6 +55,40 @@ const (
 // BundleProofPath returns the path of entry i's tlog-proof inside a bundle.
 func BundleProofPath(i uint64) string {
 	return BundleProofDir + "/" + strconv.FormatUint(i, 10) + ".tlog-proof"
+}
+
+// BundleAnchorConsistencyPath returns the path inside a bundle of the consistency proof from
+// the anchored checkpoint of tree size size to the latest checkpoint.
+func BundleAnchorConsistencyPath(size uint64) string {
+	return fmt.Sprintf("%s/%d.consistency", BundleAnchorDir, size)
+}
+
+// BundleAnchorCheckpointPath returns the path inside a bundle of the anchored checkpoint of
+// tree size size: the signed note byte for byte, which its time-stamps' imprint is the
+// SHA-256 of (`openssl ts -verify -data` it).
+func BundleAnchorCheckpointPath(size uint64) string {
+	return fmt.Sprintf("%s/%d.checkpoint", BundleAnchorDir, size)
+}
+
+// BundleAnchorFilePath returns the path inside a bundle of the token (".tsr", DER) or the
+// cosigned note (".cosigned") of anchor entry entry.
+func BundleAnchorFilePath(entry uint64, typ string) string {
+	ext := ".cosigned"
+	if typ == seal.AnchorTimestamp {
+		ext = ".tsr"
+	}
+	return fmt.Sprintf("%s/%d%s", BundleAnchorDir, entry, ext)
+}
+
+// BundleAnchor is a line of BundleAnchors: an anchor entry of the ledger (seal.Anchor) and
+// the file that holds its token or cosigned note.
+type BundleAnchor struct {
+	Entry     uint64    `json:"entry"` // the anchor entry's ledger index
+	Type      string    `json:"type"`  // seal.AnchorTimestamp or seal.AnchorCosignature
+	Size      uint64    `json:"size"`  // the anchored checkpoint's tree size
+	Authority string    `json:"authority"`
+	Time      time.Time `json:"time"`
+	File      string    `json:"file"` // BundleAnchorFilePath
 }
 
 // BundleAttachmentPath returns the path inside a bundle of the attachment whose content has
@@ -317,6 +359,8 @@ type BundleReport struct {
 	// Attachments is the number of attachment files, each checked against the SHA-256 the
 	// messages naming it give.
 	Attachments int
+	// Anchored lists what the bundle's anchor entries say of the checkpoints they anchor.
+	Anchored []AnchoredCheckpoint
 }
 
 // shredEntries maps the data key ids that the bundle's opened shred entries destroyed to the
@@ -353,8 +397,24 @@ func citesShred(leaves map[uint64]seal.Leaf, opened map[uint64][]byte, i uint64,
 // and its leaf bytes; each opening against its leaf's commitment; and that messages.jsonl says
 // what the opened plaintext says. Damage returns a *BundleError naming the file (and entry),
 // which matches ErrAltered; a vkey that does not parse or a directory that cannot be read is
-// an error about the request.
+// an error about the request. The bundle's anchor entries are checked as BundleWith does with
+// no TSA roots and no witness policy.
 func Bundle(dir string, vkey string) (*BundleReport, error) {
+	return BundleWith(dir, vkey, BundleOptions{})
+}
+
+// BundleOptions configures BundleWith.
+type BundleOptions struct {
+	// Anchors checks the time-stamps and cosignatures of the bundle's anchor entries.
+	Anchors Anchors
+}
+
+// BundleWith checks an export bundle as Bundle does, and its anchor entries (the time-stamps
+// and witness cosignatures of the ledger's latest anchored checkpoint at export time) as
+// opts.Anchors says: each anchored checkpoint must verify with vkey and be proved a prefix of
+// the latest checkpoint (BundleAnchorConsistencyPath), each token check against the TSA
+// roots, and the cosignatures meet the witness policy.
+func BundleWith(dir string, vkey string, opts BundleOptions) (*BundleReport, error) {
 	v, err := seal.NewVerifier(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("verify: bundle verifier key: %w", err)
@@ -556,8 +616,13 @@ func Bundle(dir string, vkey string) (*BundleReport, error) {
 	if err := checkAttachments(files, named); err != nil {
 		return nil, err
 	}
+	anchored, err := bundleAnchors(files, cp, v, opts.Anchors)
+	if err != nil {
+		return nil, err
+	}
 	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest, Request: man.Request,
-		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded, Attachments: len(named)}, nil
+		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded, Attachments: len(named),
+		Anchored: anchored}, nil
 }
 
 // bundleFiles reads every file under dir, keyed by its '/'-separated path. Anything but

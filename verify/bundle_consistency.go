@@ -102,26 +102,117 @@ func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.
 	if latest.Origin != cp.Origin {
 		return 0, bad(BundleLatestCheckpoint, "names another origin than "+BundleCheckpoint, nil)
 	}
-	pb, ok := files[BundleConsistency]
+	if err := checkPrefix(files, BundleConsistency, cp, latest); err != nil {
+		return 0, err
+	}
+	return latest.Size, nil
+}
+
+// checkPrefix checks the consistency proof in file name (BundleConsistencyProof) that old's
+// tree is a prefix of latest's.
+func checkPrefix(files map[string][]byte, name string, old, latest seal.Checkpoint) error {
+	pb, ok := files[name]
 	if !ok {
-		return 0, bad(BundleConsistency, "missing", nil)
+		return bad(name, "missing", nil)
 	}
 	p, err := ParseBundleConsistency(pb)
 	if err != nil {
-		return 0, bad(BundleConsistency, "malformed", err)
+		return bad(name, "malformed", err)
 	}
-	if p.OldSize != cp.Size || p.NewSize != latest.Size {
-		return 0, bad(BundleConsistency, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d",
-			p.OldSize, p.NewSize, cp.Size, latest.Size), nil)
+	if p.OldSize != old.Size || p.NewSize != latest.Size {
+		return bad(name, fmt.Sprintf("is from %d to %d, the checkpoints are of %d and %d", p.OldSize, p.NewSize, old.Size, latest.Size), nil)
 	}
 	if p.OldSize == p.NewSize {
-		if latest.Root != cp.Root {
-			return 0, bad(BundleLatestCheckpoint, "has the size of "+BundleCheckpoint+" and another root", nil)
+		if latest.Root != old.Root {
+			return bad(name, "the two checkpoints have the same size and other roots", nil)
 		}
-		return latest.Size, nil
+		return nil
 	}
-	if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, cp.Size, cp.Root); err != nil {
-		return 0, bad(BundleConsistency, "does not verify", err)
+	if err := seal.CheckConsistency(p.Hashes, latest.Size, latest.Root, old.Size, old.Root); err != nil {
+		return bad(name, "does not verify", err)
 	}
-	return latest.Size, nil
+	return nil
+}
+
+// bundleAnchors checks the bundle's anchors (BundleAnchors): the anchored checkpoint is the
+// bundle's own checkpoint (cp) or proved a prefix of the latest one (already checked), and
+// the anchors are checked as the ledger pass checks them.
+func bundleAnchors(files map[string][]byte, cp seal.Checkpoint, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
+	list, ok := files[BundleAnchors]
+	if !ok {
+		for name := range files {
+			if strings.HasPrefix(name, BundleAnchorDir+"/") {
+				return nil, bad(name, "an anchor file without "+BundleAnchors, nil)
+			}
+		}
+		if opts.Witnesses != nil {
+			return nil, fmt.Errorf("%w: the bundle carries no cosigned checkpoint", ErrWitnessPolicy)
+		}
+		return nil, nil
+	}
+	var anchors []anchorEntry
+	named := map[string]bool{}
+	if err := eachLine(BundleAnchors, list, func(line []byte) error {
+		var ba BundleAnchor
+		if err := strictJSON(line, &ba); err != nil {
+			return bad(BundleAnchors, "malformed line", err)
+		}
+		if ba.File != BundleAnchorFilePath(ba.Entry, ba.Type) {
+			return bad(BundleAnchors, fmt.Sprintf("anchor entry %d: file %q is not where its type goes", ba.Entry, ba.File), nil)
+		}
+		b, ok := files[ba.File]
+		if !ok {
+			return bad(BundleAnchors, "names "+ba.File+", which the bundle lacks", nil)
+		}
+		named[ba.File] = true
+		a := seal.Anchor{Schema: seal.AnchorSchema, Type: ba.Type, Size: ba.Size, Authority: ba.Authority, Time: ba.Time}
+		switch ba.Type {
+		case seal.AnchorTimestamp:
+			cpFile := BundleAnchorCheckpointPath(ba.Size)
+			if a.Checkpoint, ok = files[cpFile]; !ok {
+				return bad(BundleAnchors, "a time-stamp without "+cpFile, nil)
+			}
+			named[cpFile] = true
+			a.Token = b
+		case seal.AnchorCosignature:
+			a.Checkpoint = b
+		default:
+			return bad(BundleAnchors, fmt.Sprintf("anchor entry %d: unknown type %q", ba.Entry, ba.Type), nil)
+		}
+		anchors = append(anchors, anchorEntry{index: ba.Entry, a: a})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	latest, err := seal.OpenCheckpoint(files[BundleLatestCheckpoint], v)
+	if err != nil {
+		return nil, bad(BundleLatestCheckpoint, "does not verify", err)
+	}
+	roots := map[uint64]seal.Hash{cp.Size: cp.Root}
+	for _, ae := range anchors {
+		acp, err := seal.OpenCheckpoint(ae.a.Checkpoint, v)
+		if err != nil {
+			return nil, bad(BundleAnchorFilePath(ae.index, ae.a.Type), "its checkpoint does not verify", err)
+		}
+		if _, done := roots[acp.Size]; done {
+			continue
+		}
+		name := BundleAnchorConsistencyPath(acp.Size)
+		named[name] = true
+		if err := checkPrefix(files, name, acp, latest); err != nil {
+			return nil, err
+		}
+		roots[acp.Size] = acp.Root
+	}
+	for name := range files {
+		if strings.HasPrefix(name, BundleAnchorDir+"/") && name != BundleAnchors && !named[name] {
+			return nil, bad(name, "no anchor names this file", nil)
+		}
+	}
+	out, err := checkAnchors(anchors, v, opts, roots, anchors[len(anchors)-1].index)
+	var ae *AlteredError
+	if errors.As(err, &ae) {
+		return nil, &BundleError{File: BundleAnchors, Entry: &ae.Index, Reason: ae.Reason, Err: ae.Err}
+	}
+	return out, err
 }

@@ -105,6 +105,8 @@ type Options struct {
 	Progress func(entries uint64)
 	// Workers is the number of goroutines that hash entries; 0 means GOMAXPROCS.
 	Workers int
+	// Anchors says how the anchor entries' time-stamps and cosignatures are checked.
+	Anchors Anchors
 }
 
 // Report summarizes a verified ledger.
@@ -117,6 +119,9 @@ type Report struct {
 	Kinds         map[string]uint64 // entries by kind
 	Conversations int               // distinct conversations whose chains were checked
 	Encrypted     uint64            // entries whose content commitment needs a key to check
+	// Anchored lists, by checkpoint size, what the anchor entries say of the ledger's
+	// checkpoints (time-stamps, cosignatures), as checked by Options.Anchors.
+	Anchored []AnchoredCheckpoint
 }
 
 // Ledger checks a whole stored ledger in one streaming pass with nothing but its verifier key
@@ -129,7 +134,7 @@ type Report struct {
 // It returns an *AlteredError (errors.Is ErrAltered) for the first problem, ErrTrusted for a
 // trusted checkpoint that is not this ledger's, or an I/O error.
 func Ledger(ctx context.Context, r Reader, v note.Verifier, opts Options) (*Report, error) {
-	p := &pass{rep: &Report{Kinds: map[string]uint64{}}, r: r, v: v, opts: opts, convs: map[seal.Hash]convHead{}}
+	p := &pass{rep: &Report{Kinds: map[string]uint64{}}, r: r, v: v, opts: opts, convs: map[seal.Hash]convHead{}, roots: map[uint64]seal.Hash{}}
 	size, err := r.Size(ctx)
 	if err != nil {
 		return p.rep, fmt.Errorf("verify: reading size: %w", err)
@@ -163,10 +168,13 @@ type pass struct {
 	pending  *seal.Checkpoint // the next checkpoint to meet
 	prevSize uint64
 
-	upper  seal.Frontier // the tree of the whole chunks folded so far
-	convs  map[seal.Hash]convHead
-	stored []seal.Hash
-	pos    uint64
+	upper seal.Frontier // the tree of the whole chunks folded so far
+	convs map[seal.Hash]convHead
+	roots map[uint64]seal.Hash // the root at each checkpoint size verified
+	// anchors are the anchor entries met, in order.
+	anchors []anchorEntry
+	stored  []seal.Hash
+	pos     uint64
 }
 
 // convHead is the latest entry of a conversation seen so far.
@@ -259,6 +267,17 @@ func (p *pass) entry(c *chunk, k int) error {
 	if leaf.KeyID != "" {
 		p.rep.Encrypted++
 	}
+	if leaf.Kind == seal.KindAnchor && leaf.KeyID == "" {
+		_, plain, err := seal.OpenEnvelope(e.Payload)
+		if err != nil {
+			return p.bad("anchor entry: %v", err)
+		}
+		ae, bad := parseAnchor(p.pos, plain)
+		if bad != nil {
+			return bad
+		}
+		p.anchors = append(p.anchors, ae)
+	}
 	if err := p.chain(leaf, ck.leafHash); err != nil {
 		return err
 	}
@@ -342,9 +361,11 @@ func (p *pass) checkpoints(c *chunk) error {
 		return p.bad("the tree of %d entries differs from the trusted checkpoint's (forked or rewritten)", p.pos)
 	}
 	for p.pending != nil && p.pending.Size == p.pos {
-		if root := p.root(c); root != p.pending.Root {
+		root := p.root(c)
+		if root != p.pending.Root {
 			return p.bad("the checkpoint for tree size %d has root %v, the entries give %v", p.pos, p.pending.Root, root)
 		}
+		p.roots[p.pos] = root
 		if err := p.advance(); err != nil {
 			return err
 		}
@@ -385,7 +406,9 @@ func (p *pass) finish(ctx context.Context) error {
 	if rep.Checkpoints == 0 && p.size > 0 && !p.opts.AllowUnsigned {
 		return &AlteredError{Index: 0, Err: ErrUnsigned, Reason: fmt.Sprintf("the ledger holds %d entries but no signed checkpoint: nobody has signed for any of them", p.size)}
 	}
-	return nil
+	var err error
+	rep.Anchored, err = checkAnchors(p.anchors, p.v, p.opts.Anchors, p.roots, p.pos)
+	return err
 }
 
 // readErr reports a failure to read at entry i: corruption the store detected is an alteration

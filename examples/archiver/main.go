@@ -59,6 +59,16 @@
 //	-api-cert-roles FILE  roles of client certificates: lines "NAME ROLE", NAME the subject
 //	                      CN or an email address (needed with -api-client-ca)
 //
+// Anchors (package ledger/anchor), off the append path: each new signed checkpoint (at most
+// one every -anchor-every) is time-stamped and cosigned, and each token and cosignature sealed
+// as an anchor entry that `verify -tsa-roots … -witness …` checks; health reports each
+// authority's last anchor and failure:
+//
+//	-tsa NAME=URL         an RFC 3161 time-stamp authority (repeatable), with
+//	-tsa-roots FILE       the roots its certificate chains to (PEM)
+//	-witness URL=VKEY     a C2SP tlog-witness and its verifier key (repeatable)
+//	-anchor-every D       how often to anchor the newest checkpoint (default 1m)
+//
 // The compliance console (package ledger/console; see examples/console) on the same ledger and
 // index, with capture health on its integrity page:
 //
@@ -99,6 +109,7 @@ import (
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/anchor"
 	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/search"
@@ -131,6 +142,10 @@ type config struct {
 	noScan         bool
 
 	alertWebhook, alertSecret, alertDingTalk, alertDingTalkSecret string
+
+	tsas, witnesses listFlag
+	tsaRoots        string
+	anchorEvery     time.Duration
 }
 
 func parse(args []string, env func(string) string, stderr io.Writer) (*config, error) {
@@ -158,6 +173,10 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.apiKey, "api-tls-key", "", "the key of -api-tls-cert (PEM)")
 	fl.StringVar(&c.apiClientCA, "api-client-ca", "", "accept API client certificates issued by these CAs (PEM)")
 	fl.StringVar(&c.apiCertRoles, "api-cert-roles", "", "roles of API client certificates (NAME ROLE per line)")
+	fl.Var(&c.tsas, "tsa", "time-stamp each new checkpoint with this RFC 3161 authority, `NAME=URL` (repeatable; needs -tsa-roots)")
+	fl.StringVar(&c.tsaRoots, "tsa-roots", "", "the roots the time-stamp authorities' certificates chain to (PEM `FILE`)")
+	fl.Var(&c.witnesses, "witness", "have each new checkpoint cosigned by this C2SP witness, `URL=VKEY` (repeatable)")
+	fl.DurationVar(&c.anchorEvery, "anchor-every", anchor.DefaultEvery, "how often to anchor the newest checkpoint")
 	fl.StringVar(&c.consoleAddr, "console-addr", "", "serve the compliance console on this address")
 	fl.StringVar(&c.consoleAccounts, "console-accounts", "", "console accounts file (NAME ROLE ARGON2ID-HASH per line)")
 	fl.StringVar(&c.consoleCert, "console-tls-cert", "", "serve the console over TLS with this certificate (PEM)")
@@ -386,6 +405,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 	}
 	closeAlerts := func() {}
+	anch, err := c.anchorer(l, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver: %v\n", err)
+		closeLedger()
+		return 2
+	}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "archiver: "+format+"\n", args...)
 		for _, s := range servers {
@@ -412,12 +437,17 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			if live[0].Value.Kind() == metrics.KindUint64 {
 				heap = live[0].Value.Uint64()
 			}
+			var anchors []anchor.Status
+			if anch != nil {
+				anchors = anch.Health()
+			}
 			_ = enc.Encode(struct {
 				dingtalk.Health
-				LedgerSize uint64 `json:"ledger_size"`
-				HeapBytes  uint64 `json:"heap_live_bytes"` // the heap that survived the last collection
-				Goroutines int    `json:"goroutines"`
-			}{src.Health(), l.Size(), heap, runtime.NumGoroutine()})
+				LedgerSize uint64          `json:"ledger_size"`
+				HeapBytes  uint64          `json:"heap_live_bytes"` // the heap that survived the last collection
+				Goroutines int             `json:"goroutines"`
+				Anchors    []anchor.Status `json:"anchors,omitempty"` // each authority's last anchor and failure
+			}{src.Health(), l.Size(), heap, runtime.NumGoroutine(), anchors})
 		})
 		if healthURL, err = serve(c.healthAddr, mux, nil); err != nil {
 			return fail("health server: %v", err)
@@ -446,6 +476,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			return fail("surveillance: %v", err)
 		}
 	}
+	if anch != nil {
+		wg.Go(func() { _ = anch.Run(indexCtx) })
+	}
 	var apiURL, consoleURL string
 	if apiCfg != nil || conCfg != nil {
 		if ix, err = search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(c.dir, layout.IndexDir), Logger: log}); err != nil {
@@ -456,7 +489,16 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if conCfg != nil {
 		o := conCfg.opts
 		o.Ledger, o.Index, o.Signer, o.Store, o.Logger = l.Ledger, ix, l.Signing.Signer, l.Store, log
-		o.Health = func() any { return src.Health() }
+		o.Health = func() any {
+			var anchors []anchor.Status
+			if anch != nil {
+				anchors = anch.Health()
+			}
+			return struct {
+				dingtalk.Health
+				Anchors []anchor.Status `json:"anchors,omitempty"`
+			}{src.Health(), anchors}
+		}
 		h, err := console.New(o)
 		if err != nil {
 			return fail("console: %v", err)

@@ -70,6 +70,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"client CA without roles", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-client-ca", "ca", "-api-tls-cert", "c", "-api-tls-key", "k"}, creds, "-api-cert-roles go together"},
 		{"missing token file", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-tokens", "/nonexistent/tokens"}, creds, "no such file"},
 		{"bad token file", []string{"-dir", t.TempDir(), "-api-addr", "127.0.0.1:0", "-api-tokens", badTokens(t)}, creds, "line 2: unknown role"},
+		{"tsa without roots", []string{"-dir", t.TempDir(), "-tsa", "a=http://x"}, creds, "-tsa needs -tsa-roots"},
+		{"tsa not NAME=URL", []string{"-dir", t.TempDir(), "-tsa", "http://x", "-tsa-roots", "/dev/null"}, creds, "no PEM certificate"},
+		{"witness not URL=VKEY", []string{"-dir", t.TempDir(), "-witness", "http://x"}, creds, "want URL=VKEY"},
+		{"witness bad key", []string{"-dir", t.TempDir(), "-witness", "http://x=nokey"}, creds, "-witness"},
+		{"roots without tsa", []string{"-dir", t.TempDir(), "-tsa-roots", "/dev/null"}, creds, "-tsa-roots needs -tsa"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,8 @@
 // scans what is sealed while the appenders run, 1 message in 50 tripping it; loadgen then
 // reports the annotations sealed, the lag from a message's send to its findings being sealed,
 // and how long after the last append the scan caught up. Run it with and without -scan to see
-// what scanning costs the appenders.
+// what scanning costs the appenders; -lexicon-terms 10000 adds that many generated terms to the
+// lexicon.
 //
 // It stops after -n messages, after -duration, or on SIGINT/SIGTERM, whichever comes first. DIR
 // is a ledger directory in the layout every example shares (internal/layout: signing key,
@@ -66,6 +67,7 @@ type config struct {
 	duration    time.Duration
 	concurrency int
 	scan        bool
+	terms       int // generated terms added to the default lexicon
 	size        int
 	cpuprofile  string
 	trace       string
@@ -79,31 +81,27 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var c config
 	fl.StringVar(&c.dir, "dir", "", "ledger directory (created if missing)")
 	fl.IntVar(&c.n, "n", 0, "messages to append (0: until -duration)")
-	fl.DurationVar(&c.duration, "duration", 0, "how long to run (0: until -n; 10s if neither is set)")
+	fl.DurationVar(&c.duration, "duration", 0, "how long to run, after the warm-up (0: until -n; 10s if neither is set)")
 	fl.IntVar(&c.concurrency, "concurrency", 64, "concurrent appenders")
 	fl.IntVar(&c.size, "size", 300, "bytes of message text")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fl.StringVar(&c.trace, "trace", "", "write an execution trace of the run to this file (go tool trace)")
 	fl.BoolVar(&c.warmup, "warmup", true, "before timing, append one message to each conversation, so that their data keys exist (as in a ledger running for a while)")
 	fl.BoolVar(&c.scan, "scan", false, "scan what is sealed with the default lexicon while appending (ledger/surveil, off the ack path, as the archiver does); 1 message in 50 trips it")
+	fl.IntVar(&c.terms, "lexicon-terms", 0, "with -scan: add this many generated terms (which never match) to the default lexicon, e.g. 10000 for a firm's full watch list")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 {
+	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 || c.terms < 0 || c.terms > 0 && !c.scan {
 		fl.Usage()
-		return errors.New("-dir is required; -concurrency must be positive; -n, -size and -duration non-negative")
+		return errors.New("-dir is required; -concurrency must be positive; -n, -size, -duration and -lexicon-terms non-negative; -lexicon-terms needs -scan")
 	}
 	if c.n == 0 && c.duration == 0 {
 		c.duration = 10 * time.Second
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if c.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.duration)
-		defer cancel()
-	}
 	return generate(ctx, c, stdout, stderr)
 }
 
@@ -194,6 +192,11 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "loadgen: warm-up: one message in each of %d conversations in %v (untimed)\n", conversations, time.Since(wstart).Round(time.Millisecond))
 	}
+	if c.duration > 0 { // the timed part: the warm-up does not count
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.duration)
+		defer cancel()
+	}
 	if c.cpuprofile != "" { // the timed part only
 		f, err := os.Create(c.cpuprofile)
 		if err != nil {
@@ -218,7 +221,7 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	var sc *scanning
 	if c.scan {
-		if sc, err = startScanning(ctx, led, feed); err != nil {
+		if sc, err = startScanning(ctx, led, feed, c.terms); err != nil {
 			return errors.Join(err, outStop(), led.Close())
 		}
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +30,46 @@ type scanning struct {
 	sealed int
 }
 
-func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed) (*scanning, error) {
-	s, err := scan.Default()
+// largeLexicon is the default lexicon with n more terms, generated deterministically (Chinese
+// runs of 2 to 4 characters and Latin words of 6 to 10 letters, in rules of 50), none of which
+// occurs in loadgen's messages: the lexicon size a firm's full watch list reaches.
+func largeLexicon(n int) *scan.Lexicon {
+	lex := scan.DefaultLexicon()
+	lex.Name += fmt.Sprintf("+%d-generated", n)
+	r := rand.New(rand.NewPCG(2026, uint64(n)))
+	seen := map[string]bool{}
+	var terms []string
+	for len(terms) < n {
+		var b strings.Builder
+		if len(terms)%2 == 0 {
+			for range 2 + r.IntN(3) {
+				b.WriteRune(rune(0x4E00 + r.IntN(0x9FA5-0x4E00)))
+			}
+		} else {
+			for range 6 + r.IntN(5) {
+				b.WriteByte(byte('a' + r.IntN(26)))
+			}
+			b.WriteString("zq") // no English word ends so: nothing in the messages matches
+		}
+		if t := b.String(); !seen[t] {
+			seen[t] = true
+			terms = append(terms, t)
+		}
+	}
+	for i := 0; i < len(terms); i += 50 {
+		lex.Rules = append(lex.Rules, scan.Rule{ID: fmt.Sprintf("generated.%05d", i/50), Category: "generated",
+			Severity: scan.Low, WordBoundary: true, Terms: terms[i:min(i+50, len(terms))]})
+	}
+	return lex
+}
+
+// startScanning starts the monitor with the default lexicon, plus extraTerms generated terms.
+func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed, extraTerms int) (*scanning, error) {
+	lex := scan.DefaultLexicon()
+	if extraTerms > 0 {
+		lex = largeLexicon(extraTerms)
+	}
+	s, err := scan.Compile(lex)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +90,8 @@ func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Fee
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	// Not bounded by -duration (ctx): after the appenders stop, the scan catches up (finish).
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	sc.cancel = cancel
 	go func() { sc.done <- sc.m.Run(rctx, 20*time.Millisecond) }()
 	return sc, nil
@@ -64,7 +106,9 @@ func (sc *scanning) finish(size uint64, w io.Writer) error {
 	}
 	caughtUp := time.Since(start)
 	sc.cancel()
-	<-sc.done
+	if err := <-sc.done; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("loadgen: scanning stopped: %w", err)
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	slices.Sort(sc.lag)

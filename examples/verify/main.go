@@ -24,6 +24,18 @@
 // entry shows its key id (examples/retention -list decrypts the ids through an audited
 // accessor).
 //
+// Anchors (package ledger/anchor: RFC 3161 time-stamps and witness cosignatures over the
+// checkpoints, sealed as anchor entries) are always checked against the ledger's own
+// checkpoints; -tsa-roots FILE (PEM) checks each token's signature and chain and their order
+// (a token dated before an earlier checkpoint's is altered); -witness VKEY (repeatable) with
+// -witness-quorum K (default: all) requires the latest cosigned checkpoint to carry the log's
+// signature and K of those witnesses' cosignatures (exit 1 if not). The program prints, per
+// anchored checkpoint, its size, each token's time and TSA, and the witnesses. -anchors DIR
+// writes each anchored checkpoint (DIR/<size>.checkpoint, the signed note byte for byte) and
+// each token (DIR/<size>.<entry>.tsr, DER), which a third party checks with
+//
+//	openssl ts -verify -data DIR/<size>.checkpoint -in DIR/<size>.<entry>.tsr -token_in -CAfile TSA-ROOT.pem -untrusted TSA-CERT.pem
+//
 // -bundle PATH checks an export bundle (package ledger/export) instead of a ledger, with
 // verify.Bundle: the manifest's signature, every file's size and hash, the checkpoint, each
 // entry's proof and commitment opening, and messages.jsonl against the opened content. The
@@ -77,11 +89,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	list := fl.Bool("list", false, "print one line per entry: <index> <source message id>")
 	quiet := fl.Bool("q", false, "print nothing when the ledger verifies")
 	bundle := fl.String("bundle", "", "check the export bundle in directory `PATH` instead of a ledger (needs -key or -key-file)")
+	tsaRoots := fl.String("tsa-roots", "", "PEM `FILE` of the roots time-stamp authorities' certificates must chain to: check every token")
+	var witnesses multiFlag
+	fl.Var(&witnesses, "witness", "a witness's verifier `VKEY` (repeatable): the latest cosigned checkpoint must meet the witness policy")
+	quorum := fl.Int("witness-quorum", 0, "how many of the -witness keys must cosign (default: all)")
+	anchorsDir := fl.String("anchors", "", "write each anchored checkpoint and its tokens as files into `DIR`, for openssl ts -verify")
 	if err := fl.Parse(args); err != nil {
 		return exitUsageErr
 	}
 	if *bundle != "" {
-		return runBundle(fl, *bundle, *key, *keyFile, *quiet, stdout, stderr)
+		return runBundle(fl, *bundle, *key, *keyFile, *quiet, bundleAnchors{*tsaRoots, witnesses, *quorum}, stdout, stderr)
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned] [-vkey|-checkpoint|-proof N|-list]\n", msg)
@@ -146,6 +163,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	opts := verify.Options{AllowUnsigned: *allowUnsigned}
+	if opts.Anchors, err = anchorPolicy(vkey, *tsaRoots, witnesses, *quorum); err != nil {
+		return fail(err)
+	}
 	if *trusted != "" {
 		if opts.Trusted, err = os.ReadFile(*trusted); err != nil {
 			return fail(err)
@@ -194,6 +214,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "ALTERED: %s: the first bad entry is %d: %s\n", *dir, ae.Index, ae.Reason)
 		return exitAltered
 	}
+	if errors.Is(err, verify.ErrWitnessPolicy) {
+		fmt.Fprintf(stdout, "NOT WITNESSED: %s: %v\n", *dir, err)
+		return exitAltered
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -215,6 +239,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  %d encrypted entries: their content commitments need the data keys to check\n", rep.Encrypted)
 		}
 		fmt.Fprintf(stdout, "  verifier key %s\n", keySource)
+		printAnchors(stdout, rep.Anchored)
+	}
+	if *anchorsDir != "" {
+		if err := writeAnchors(*anchorsDir, rep.Anchored); err != nil {
+			return fail(err)
+		}
 	}
 	return exitOK
 }
@@ -266,15 +296,22 @@ func plainSourceID(envelope []byte) string {
 }
 
 // runBundle checks an export bundle; no flag of a ledger check applies.
-func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, stderr io.Writer) int {
+// bundleAnchors are the anchor flags for -bundle.
+type bundleAnchors struct {
+	roots     string
+	witnesses []string
+	quorum    int
+}
+
+func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, ba bundleAnchors, stdout, stderr io.Writer) int {
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "verify: %s\nusage: verify -bundle PATH -key VKEY|-key-file FILE [-q]\n", msg)
+		fmt.Fprintf(stderr, "verify: %s\nusage: verify -bundle PATH -key VKEY|-key-file FILE [-tsa-roots FILE] [-witness VKEY]... [-witness-quorum K] [-q]\n", msg)
 		return exitUsageErr
 	}
 	bad := ""
 	fl.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "bundle", "key", "key-file", "q":
+		case "bundle", "key", "key-file", "q", "tsa-roots", "witness", "witness-quorum":
 		default:
 			bad = f.Name
 		}
@@ -295,10 +332,19 @@ func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, s
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	rep, err := verify.Bundle(dir, key)
+	anchors, err := anchorPolicy(key, ba.roots, ba.witnesses, ba.quorum)
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return exitUsageErr
+	}
+	rep, err := verify.BundleWith(dir, key, verify.BundleOptions{Anchors: anchors})
 	if err != nil {
 		if verify.Altered(err) {
 			fmt.Fprintf(stdout, "ALTERED: %s: %v\n", dir, err)
+			return exitAltered
+		}
+		if errors.Is(err, verify.ErrWitnessPolicy) {
+			fmt.Fprintf(stdout, "NOT WITNESSED: %s: %v\n", dir, err)
 			return exitAltered
 		}
 		fmt.Fprintf(stderr, "verify: %v\n", err)
@@ -308,6 +354,7 @@ func runBundle(fl *flag.FlagSet, dir, key, keyFile string, quiet bool, stdout, s
 		fmt.Fprintf(stdout, "OK: bundle %s: %d entries (%d opened, %d shredded) and %d attachments proved against %s at tree size %d, consistent with tree size %d; exported by %q for %q at %s\n",
 			dir, len(rep.Entries), rep.Opened, rep.Shredded, rep.Attachments, rep.Origin, rep.TreeSize, rep.LatestSize,
 			rep.Request.Who, rep.Request.Why, rep.Request.When.UTC().Format(time.RFC3339))
+		printAnchors(stdout, rep.Anchored)
 	}
 	return exitOK
 }

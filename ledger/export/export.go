@@ -239,7 +239,11 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 			}
 		}
 	}
-	cp, parsed, err := prove(ctx, l, entries, pr)
+	anch, err := latestAnchors(ctx, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, parsed, err := prove(ctx, l, entries, anch, pr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -247,7 +251,7 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if err != nil {
 		return nil, nil, err
 	}
-	latest, consistency, err := extend(ctx, l, parsed)
+	latest, latestSize, consistency, err := extend(ctx, l, parsed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,6 +260,9 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 		return nil, nil, err
 	}
 	files[verify.BundleLatestCheckpoint], files[verify.BundleConsistency] = latest, consistency
+	if err := anch.evidence(ctx, l, parsed.Size, latestSize, files); err != nil {
+		return nil, nil, err
+	}
 	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
 		return nil, nil, err
 	}
@@ -416,12 +423,20 @@ func citeShreds(ctx context.Context, l *ledger.Ledger, entries []*exported) ([]*
 	return entries, nil
 }
 
-// prove signs a checkpoint covering the entries and proves each, with the leaf bytes read,
-// against that checkpoint's tree size: checkpoints signed meanwhile do not matter.
-func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, pr *progress) ([]byte, seal.Checkpoint, error) {
-	cp, parsed, err := l.SignCheckpoint(ctx)
-	if err != nil {
-		return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
+// prove proves each entry, with the leaf bytes read, against the latest anchored checkpoint
+// if it covers them all (its time-stamps and cosignatures then speak for the bundle's own
+// checkpoint), else against a checkpoint it signs now; checkpoints signed meanwhile do not
+// matter.
+func prove(ctx context.Context, l *ledger.Ledger, entries []*exported, anch *anchorSet, pr *progress) ([]byte, seal.Checkpoint, error) {
+	var cp []byte
+	var parsed seal.Checkpoint
+	if anch != nil && anch.covers(entries) {
+		cp, parsed = anch.note, anch.cp
+	} else {
+		var err error
+		if cp, parsed, err = l.SignCheckpoint(ctx); err != nil {
+			return nil, parsed, fmt.Errorf("export: signing a checkpoint: %w", err)
+		}
 	}
 	pr.start("prove", len(entries))
 	for _, x := range entries {
@@ -537,19 +552,25 @@ func renderings(files map[string][]byte, entries []*exported, blobs map[string][
 // extend returns the newest signed checkpoint, signing one if entries were appended since cp
 // (the export's own access entries, or a writer's), and the evidence/consistency proof from cp
 // to it.
-func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, []byte, error) {
+func extend(ctx context.Context, l *ledger.Ledger, cp seal.Checkpoint) ([]byte, uint64, []byte, error) {
 	signed, latest, err := l.SignCheckpoint(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
+		return nil, 0, nil, fmt.Errorf("export: signing the latest checkpoint: %w", err)
 	}
-	p := verify.BundleConsistencyProof{OldSize: cp.Size, NewSize: latest.Size}
-	if latest.Size != cp.Size {
-		p.Hashes, err = l.ConsistencyProof(ctx, cp.Size, latest.Size)
-		if err != nil {
-			return nil, nil, fmt.Errorf("export: proving %d consistent with %d: %w", cp.Size, latest.Size, err)
+	p, err := consistency(ctx, l, cp.Size, latest.Size)
+	return signed, latest.Size, p, err
+}
+
+// consistency returns the BundleConsistencyProof from tree size old to size.
+func consistency(ctx context.Context, l *ledger.Ledger, old, size uint64) ([]byte, error) {
+	p := verify.BundleConsistencyProof{OldSize: old, NewSize: size}
+	if old != size {
+		var err error
+		if p.Hashes, err = l.ConsistencyProof(ctx, old, size); err != nil {
+			return nil, fmt.Errorf("export: proving %d consistent with %d: %w", old, size, err)
 		}
 	}
-	return signed, p.Marshal(), nil
+	return p.Marshal(), nil
 }
 
 // render returns every file but the manifest and its signature.

@@ -65,6 +65,19 @@ manifest.json) and standard tools: SHA-256, base64, and the C2SP formats named b
    evidence proves messages.jsonl, the renderings are for reading. An entry whose content was
    destroyed appears as a notice without content.
 
+9. The anchors, if the ledger's checkpoints are anchored outside the firm. evidence/anchors/
+   holds its latest anchored checkpoint at export time: anchors.jsonl lists each anchor (the
+   anchor entry's ledger index, "rfc3161" or "cosignature", the checkpoint's tree size, the
+   authority, the time, the file). <size>.checkpoint is that checkpoint byte for byte; each
+   <entry>.tsr is an RFC 3161 time-stamp token whose message imprint is the SHA-256 of that
+   file, checked with
+     openssl ts -verify -data evidence/anchors/<size>.checkpoint -in evidence/anchors/<entry>.tsr
+       -token_in -CAfile <the TSA's root certificate> -untrusted <the TSA's certificate>
+   and each <entry>.cosigned is the checkpoint with a witness's cosignature line
+   (c2sp.org/tlog-cosignature), checked with the witness's verifier key. The checkpoint must
+   be signed by the ledger's key and be evidence/checkpoint itself, or a prefix of
+   evidence/latest-checkpoint as <size>.consistency proves (the format of step 3b).
+
 The export itself was recorded in the ledger as access entries (who, why) before this bundle
 was written; manifest.json's "request" repeats who, why, when, how many entries and the query.
 `

@@ -155,8 +155,8 @@ type alertState struct {
 	closed bool
 }
 
-// apply records an alert or a disposition; one about a message the index does not hold (not
-// yet indexed, or shredded) is dropped.
+// apply records an alert, a disposition or a media record; one about a message the index
+// does not hold (not yet indexed, or shredded) is dropped.
 func (m *memIndex) apply(r *review) {
 	if m.rev.alerts == nil {
 		m.rev = reviews{tags: postings{}, alerts: map[uint64]*alertState{}, open: map[docID]int{}, records: map[docID][]uint64{}}
@@ -169,12 +169,9 @@ func (m *memIndex) apply(r *review) {
 		if !slices.Contains(m.rev.records[id], r.entry) {
 			m.rev.records[id] = append(m.rev.records[id], r.entry)
 		}
-	}
-	if r.media {
-		return
-	}
-	if r.alert {
-		id, _ := m.docAt(r.message)
+		if r.media {
+			return
+		}
 		for _, t := range r.tags {
 			m.rev.tags.insert(t, id)
 		}
