@@ -615,6 +615,17 @@ type integrityData struct {
 	Verification *api.Verification
 	ProofOf      string // the entry asked for
 	Proof        string // its C2SP tlog-proof@v1 against the latest checkpoint
+	Anchors      []anchorView
+	AnchorSize   uint64
+}
+
+// anchorView is an anchor entry of the latest anchored checkpoint: a time-stamp or a
+// witness's cosignature.
+type anchorView struct {
+	Index     uint64
+	Type      string
+	Authority string
+	Time      string
 }
 
 // integrity shows the ledger's checkpoint, size, key, index coverage, the last verification
@@ -637,6 +648,18 @@ func (h *handler) integrity(w http.ResponseWriter, r *request) error {
 	h.lastMu.Lock()
 	d.Verification = h.last
 	h.lastMu.Unlock()
+	anchors, err := h.l.LatestAnchors(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, e := range anchors {
+		var a seal.Anchor
+		if json.Unmarshal(e.Body, &a) != nil {
+			continue
+		}
+		d.AnchorSize = a.Size
+		d.Anchors = append(d.Anchors, anchorView{Index: e.Index, Type: a.Type, Authority: a.Authority, Time: formatTime(a.Time)})
+	}
 	if h.opts.Health != nil {
 		if b, err := json.MarshalIndent(h.opts.Health(), "", "  "); err == nil {
 			d.Health = string(b)

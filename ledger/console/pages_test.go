@@ -406,3 +406,22 @@ func TestConversationBeyondOnePage(t *testing.T) {
 	require.NotContains(t, body, "not among the first messages")
 	require.Len(t, e.accessSince(t, size), 3, "two pages searched, one reading")
 }
+
+// TestIntegrityAnchors: the integrity page lists the time-stamps and cosignatures of the
+// latest anchored checkpoint, and says so when there are none.
+func TestIntegrityAnchors(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client(t)
+	require.Equal(t, http.StatusSeeOther, e.signin(t, c, "bob auditor", auditorPW))
+	_, body := e.get(t, c, "/integrity")
+	require.Contains(t, body, `id="noanchors"`)
+	ctx := context.Background()
+	signed, cp, err := e.l.Checkpoint()
+	require.NoError(t, err)
+	at, err := e.l.AppendAnchor(ctx, seal.Anchor{Type: seal.AnchorTimestamp, Size: cp.Size, Checkpoint: signed,
+		Authority: `tsa.example <b>`, Time: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC), Token: []byte("token")})
+	require.NoError(t, err)
+	_, body = e.get(t, c, "/integrity")
+	require.Contains(t, body, fmt.Sprintf(`<tr><td>%d</td><td>RFC 3161 time-stamp</td><td>tsa.example &lt;b&gt;</td><td>2026-11-29 10:00:00 UTC</td></tr>`, at))
+	require.Contains(t, body, fmt.Sprintf("tree size %d", cp.Size))
+}
