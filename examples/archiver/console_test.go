@@ -71,7 +71,9 @@ func TestArchiverServesTheConsole(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(b), `<span id="total">1</span>`)
-	require.True(t, strings.Contains(get("/integrity"), `<pre id="health">`), "capture health on the integrity page")
+	integrity := get("/integrity")
+	require.True(t, strings.Contains(integrity, `<pre id="health">`), "capture health on the integrity page")
+	require.Contains(t, integrity, "Capture health over time", "sampled from the start")
 	stop()
 	require.Equal(t, 0, <-done, stderr.String())
 }

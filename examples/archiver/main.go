@@ -499,6 +499,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 				Anchors []anchor.Status `json:"anchors,omitempty"`
 			}{src.Health(), anchors}
 		}
+		o.HealthHistory = console.NewHealthHistory(o.Health, time.Minute, 24*60) // a day, charted on the integrity page
+		wg.Go(func() { _ = o.HealthHistory.Run(indexCtx) })
 		h, err := console.New(o)
 		if err != nil {
 			return fail("console: %v", err)

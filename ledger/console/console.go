@@ -53,6 +53,8 @@ type Options struct {
 	// Health, if set, returns the capture health (any JSON-marshalable value) that the
 	// integrity page shows.
 	Health func() any
+	// HealthHistory, if set, is charted on the integrity page (run it beside the console).
+	HealthHistory *HealthHistory
 	// IdleTimeout ends a session unused this long (DefaultIdleTimeout if zero); MaxSessionAge
 	// ends any session this long after sign-in (DefaultMaxSessionAge if zero).
 	IdleTimeout, MaxSessionAge time.Duration

@@ -617,6 +617,9 @@ type integrityData struct {
 	Proof        string // its C2SP tlog-proof@v1 against the latest checkpoint
 	Anchors      []anchorView
 	AnchorSize   uint64
+	Charts       []chart
+	Unchanged    []unchanged
+	Window       string
 }
 
 // anchorView is an anchor entry of the latest anchored checkpoint: a time-stamp or a
@@ -664,6 +667,9 @@ func (h *handler) integrity(w http.ResponseWriter, r *request) error {
 		if b, err := json.MarshalIndent(h.opts.Health(), "", "  "); err == nil {
 			d.Health = string(b)
 		}
+	}
+	if h.opts.HealthHistory != nil {
+		d.Charts, d.Unchanged, d.Window = h.opts.HealthHistory.charts()
 	}
 	p := h.newPage(r, "integrity", d)
 	if s := r.URL.Query().Get("proof"); s != "" {

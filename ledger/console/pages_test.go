@@ -425,3 +425,28 @@ func TestIntegrityAnchors(t *testing.T) {
 	require.Contains(t, body, fmt.Sprintf(`<tr><td>%d</td><td>RFC 3161 time-stamp</td><td>tsa.example &lt;b&gt;</td><td>2026-11-29 10:00:00 UTC</td></tr>`, at))
 	require.Contains(t, body, fmt.Sprintf("tree size %d", cp.Size))
 }
+
+// TestHealthChart: the integrity page charts each number of the capture health that changed
+// over the samples, as an inline SVG (no script), and lists the unchanged ones.
+func TestHealthChart(t *testing.T) {
+	n := 0
+	hist := console.NewHealthHistory(func() any {
+		n++
+		return map[string]any{"reconnects": n / 2, "silences": 0, "silent": n%3 == 0, "state": "connected <b>"}
+	}, time.Hour, 5)
+	for range 7 {
+		hist.Sample()
+	}
+	e := newEnv(t, func(o *console.Options) { o.HealthHistory = hist })
+	c := e.client(t)
+	require.Equal(t, http.StatusSeeOther, e.signin(t, c, "bob auditor", auditorPW))
+	_, body := e.get(t, c, "/integrity")
+	require.Contains(t, body, `<figcaption>reconnects: 3 (range 1–3)</figcaption>`, "the latest five samples: 1, 2, 2, 3, 3")
+	require.Regexp(t, `<svg viewBox="0 0 600 48"[^>]*role="img" aria-label="reconnects"><rect[^>]*/><polyline points="0.0,46.0 150.0,`, body)
+	require.Contains(t, body, `aria-label="silent"`)
+	require.Contains(t, body, `<p id="unchanged">Unchanged: silences 0</p>`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, console.NewHealthHistory(func() any { return 1 }, time.Millisecond, 2).Run(ctx), context.Canceled)
+}
