@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/commseal/commseal/internal/testenv"
+	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
@@ -36,7 +37,12 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a browser test: not in -short")
 	}
-	e := newEnv(t, nil)
+	n := 0
+	hist := console.NewHealthHistory(func() any { n++; return map[string]int{"reconnects": n * n} }, time.Hour, 10)
+	for range 4 {
+		hist.Sample()
+	}
+	e := newEnv(t, func(o *console.Options) { o.HealthHistory = hist })
 	start := e.l.Size()
 	// The flags the brief of the test names, and --disable-dev-shm-usage: a container's small
 	// /dev/shm otherwise crashes the renderer.
@@ -215,6 +221,7 @@ func TestBrowser(t *testing.T) {
 	require.GreaterOrEqual(t, rep.Opened, 4)
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/integrity"), chromedp.WaitVisible(chromedp.ID("vkey"))))
+	require.Greater(t, eval(`Math.round(document.querySelector("svg polyline").getBBox().width)`), 500, "the health chart is drawn")
 	shot("integrity")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/access"), chromedp.WaitVisible(chromedp.CSS("table.access"))))
 	shot("access-log")
