@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -119,4 +122,55 @@ func TestServesALedgerDirectory(t *testing.T) {
 	require.Len(t, who, 2, "the query and the reading")
 	require.Contains(t, who[0], `"who":"alice"`)
 	require.Contains(t, fmt.Sprint(who), `"why":"drill"`)
+}
+
+// TestServesTLS: with -tls-cert and -tls-key the console serves HTTPS and its session cookie
+// is Secure with the __Host- prefix.
+func TestServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := ledgerdir.Open(ctx, dir, layout.DefaultOrigin, ledger.Options{})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	h, err := console.HashPasswordParams("pw", 64, 1, 1)
+	require.NoError(t, err)
+	tmp := t.TempDir()
+	require.NoError(t, writeFile(tmp+"/accounts", "alice officer "+h+"\n"))
+	srv := httptest.NewUnstartedServer(nil) // only for its certificate
+	srv.StartTLS()
+	cert := srv.TLS.Certificates[0]
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	require.NoError(t, err)
+	require.NoError(t, writeFile(tmp+"/cert.pem", string(certPEM)))
+	require.NoError(t, writeFile(tmp+"/key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))))
+	client := srv.Client()
+	srv.Close()
+
+	runCtx, stop := context.WithCancel(ctx)
+	urls := make(chan string, 1)
+	done := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(runCtx, []string{"-dir", dir, "-accounts", tmp + "/accounts", "-tls-cert", tmp + "/cert.pem", "-tls-key", tmp + "/key.pem",
+			"-addr", "127.0.0.1:0"}, nil, io.Discard, &errb, func(u string) { urls <- u })
+	}()
+	var base string
+	select {
+	case base = <-urls:
+	case code := <-done:
+		t.Fatalf("exited %d: %s", code, errb.String())
+	}
+	require.True(t, strings.HasPrefix(base, "https://"), base)
+	resp, err := client.Get(base + "/signin")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	ck := resp.Cookies()
+	require.Len(t, ck, 1)
+	require.Equal(t, "__Host-commseal", ck[0].Name)
+	require.True(t, ck[0].Secure)
+	require.Equal(t, "max-age=31536000", resp.Header.Get("Strict-Transport-Security"))
+	stop()
+	require.Equal(t, 0, <-done, errb.String())
 }
