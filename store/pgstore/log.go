@@ -1,0 +1,401 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/commseal/commseal/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	// readChunk is how many entries Entries reads per query.
+	readChunk = 256
+	// commitTimeout bounds a COMMIT, which runs whatever the caller's context does once the
+	// batch is written: a COMMIT interrupted by the client leaves its outcome unknown.
+	commitTimeout = time.Minute
+	// resolveTimeout bounds the read-back after a COMMIT whose answer was lost.
+	resolveTimeout = 30 * time.Second
+)
+
+// pending is a batch submitted and not yet answered.
+type pending struct {
+	ctx  context.Context
+	b    *store.Batch
+	seq  uint64
+	done chan error
+}
+
+// Append implements store.Log: it is Submit, waiting for the result. The batch's transaction
+// takes the head row's lock, so appends from other processes are serialized with it.
+func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	return <-s.Submit(ctx, b)
+}
+
+// Submit implements store.Pipeline. Batches are written one after the other, in submission
+// order, by one goroutine, each in its own transaction checked against the log as it is then;
+// Submit returns at once (unless 256 batches are already waiting).
+func (s *Store) Submit(ctx context.Context, b *store.Batch) <-chan error {
+	done := make(chan error, 1)
+	if err := s.beginWrite(ctx); err != nil {
+		done <- err
+		return done
+	}
+	if err := checkShape(b); err != nil {
+		done <- err
+		return done
+	}
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	if s.closed.Load() {
+		done <- store.ErrClosed
+		return done
+	}
+	p := &pending{ctx: ctx, b: b, seq: s.seq.Add(1), done: done}
+	s.queue <- p
+	return done
+}
+
+// checkShape checks what can be checked of b without the log: store.CheckBatch against its own
+// first index, and the size of each entry.
+func checkShape(b *store.Batch) error {
+	if b == nil || len(b.Entries) == 0 {
+		return store.CheckBatch(b, 0)
+	}
+	if err := store.CheckBatch(b, b.Entries[0].Index); err != nil {
+		return err
+	}
+	for k := range b.Entries {
+		e := &b.Entries[k]
+		if len(e.Leaf)+len(e.Payload) > MaxValueSize {
+			return fmt.Errorf("%w: entry %d holds %d bytes, more than the %d pgstore takes", store.ErrInvalid, e.Index, len(e.Leaf)+len(e.Payload), MaxValueSize)
+		}
+	}
+	if b.Entries[len(b.Entries)-1].Index >= 1<<62 {
+		return fmt.Errorf("%w: entry index beyond 2^62", store.ErrInvalid)
+	}
+	return nil
+}
+
+// worker writes the submitted batches in order. A batch that fails for a reason other than the
+// checks (the connection, the server, the context) fails every batch submitted before the
+// failure was seen: they were built on top of it.
+func (s *Store) worker() {
+	defer s.workerWG.Done()
+	var failedUpTo uint64
+	var failure error
+	for p := range s.queue {
+		if p.seq <= failedUpTo {
+			p.done <- fmt.Errorf("pgstore: batch at %d not appended: a batch submitted before it failed: %w", p.b.Entries[0].Index, failure)
+			continue
+		}
+		err := s.apply(p.ctx, p.b)
+		if err != nil && !errors.Is(err, store.ErrOutOfOrder) && !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrDuplicate) {
+			failedUpTo, failure = s.seq.Load(), err
+		}
+		p.done <- err
+	}
+}
+
+// apply writes b in one transaction: lock the head row and move it, copy the entries in,
+// commit.
+func (s *Store) apply(ctx context.Context, b *store.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := len(b.Entries)
+	first := b.Entries[0].Index
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return s.fail(ctx, "append: begin", err)
+	}
+	open := true
+	defer func() {
+		if open {
+			rollback(tx)
+		}
+	}()
+	var size int64
+	if err := tx.QueryRow(ctx, s.q.lockHead, int64(n)).Scan(&size); err != nil {
+		return s.fail(ctx, "append: lock the head row", err)
+	}
+	if uint64(size) != first {
+		return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, size)
+	}
+	rows := make([][]any, n)
+	h := b.Hashes
+	for k := range b.Entries {
+		e := &b.Entries[k]
+		c := int(store.StoredHashesFor(e.Index))
+		hashes := make([]byte, 0, 32*c)
+		for _, x := range h[:c] {
+			hashes = append(hashes, x[:]...)
+		}
+		h = h[c:]
+		rows[k] = []any{int64(e.Index), digestValue(e.Identity), digestValue(e.Conversation), nonNil(e.Leaf), nonNil(e.Payload), hashes}
+	}
+	_, err = tx.CopyFrom(ctx, s.q.entriesTable, []string{"idx", "identity", "conversation", "leaf", "payload", "hashes"}, pgx.CopyFromRows(rows))
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "entries_identity":
+		return fmt.Errorf("pgstore: %w: %s", store.ErrDuplicate, pe.Detail)
+	case errors.As(err, &pe) && pe.Code == "23505":
+		return fmt.Errorf("pgstore: %w: the head row says %d entries, but an entry row at or after it exists: %s", store.ErrCorrupt, size, pe.Detail)
+	case err != nil:
+		return s.fail(ctx, "append: copy entries", err)
+	}
+	// From here the batch goes in or not as a whole; the caller's context no longer interrupts.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	open = false
+	if err := tx.Commit(cctx); err != nil {
+		return s.resolve(b, err)
+	}
+	return nil
+}
+
+// resolve finds out whether b committed after COMMIT failed: if the server answered, it did
+// not; if the connection broke, the batch's last entry is read back on another connection.
+func (s *Store) resolve(b *store.Batch, cerr error) error {
+	var pe *pgconn.PgError
+	if errors.As(cerr, &pe) {
+		return fmt.Errorf("pgstore: append: commit: %w", cerr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	last := &b.Entries[len(b.Entries)-1]
+	var leaf, payload []byte
+	err := s.pool.QueryRow(ctx, s.q.readBack, int64(last.Index)).Scan(&leaf, &payload)
+	switch {
+	case err == nil && bytes.Equal(leaf, last.Leaf) && bytes.Equal(payload, last.Payload):
+		s.log.Warn("pgstore: the answer to COMMIT was lost, but the batch is in the log", "first", b.Entries[0].Index, "entries", len(b.Entries), "err", cerr)
+		return nil
+	case err == nil, errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("pgstore: append: commit failed, the batch is not in the log: %w", cerr)
+	}
+	return fmt.Errorf("pgstore: append: %w: commit: %v; reading the batch back: %v", ErrCommitUnknown, cerr, err)
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// digestValue is how a digest is stored: NULL for the zero digest.
+func digestValue(h store.Hash) []byte {
+	if h == (store.Hash{}) {
+		return nil
+	}
+	return h[:]
+}
+
+// parseDigest reads a stored digest back.
+func parseDigest(b []byte, what string, i int64) (store.Hash, error) {
+	var h store.Hash
+	switch len(b) {
+	case 0:
+		if b != nil {
+			return h, fmt.Errorf("%w: entry %d: empty %s", store.ErrCorrupt, i, what)
+		}
+	case 32:
+		copy(h[:], b)
+	default:
+		return h, fmt.Errorf("%w: entry %d: %s of %d bytes", store.ErrCorrupt, i, what, len(b))
+	}
+	return h, nil
+}
+
+// Size implements store.Log.
+func (s *Store) Size(ctx context.Context) (uint64, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.q.size).Scan(&n); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
+		}
+		return 0, s.fail(ctx, "size", err)
+	}
+	return uint64(n), nil
+}
+
+// Entries implements store.Log. It reads 256 entries per query and holds no connection while
+// the caller runs.
+func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
+	return func(yield func(store.Entry, error) bool) {
+		size, err := s.Size(ctx)
+		if err != nil {
+			yield(store.Entry{}, err)
+			return
+		}
+		end = min(end, size)
+		for i := start; i < end; {
+			chunk, err := s.readEntries(ctx, i, min(end, i+readChunk))
+			if err != nil {
+				yield(store.Entry{}, err)
+				return
+			}
+			for _, e := range chunk {
+				if err := s.begin(ctx); err != nil {
+					yield(store.Entry{}, err)
+					return
+				}
+				if !yield(e, nil) {
+					return
+				}
+			}
+			i += uint64(len(chunk))
+		}
+	}
+}
+
+// readEntries reads the entries [from, to), all of which the head row says exist.
+func (s *Store) readEntries(ctx context.Context, from, to uint64) ([]store.Entry, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.q.entries, int64(from), int64(to))
+	if err != nil {
+		return nil, s.fail(ctx, "read entries", err)
+	}
+	defer rows.Close()
+	out := make([]store.Entry, 0, to-from)
+	for rows.Next() {
+		var idx int64
+		var id, conv, leaf, payload []byte
+		if err := rows.Scan(&idx, &id, &conv, &leaf, &payload); err != nil {
+			return nil, s.fail(ctx, "read entries", err)
+		}
+		want := from + uint64(len(out))
+		if uint64(idx) != want {
+			return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the next row is entry %d)", store.ErrCorrupt, want, idx)
+		}
+		e := store.Entry{Index: uint64(idx), Leaf: leaf, Payload: payload}
+		if e.Identity, err = parseDigest(id, "identity", idx); err != nil {
+			return nil, fmt.Errorf("pgstore: %w", err)
+		}
+		if e.Conversation, err = parseDigest(conv, "conversation", idx); err != nil {
+			return nil, fmt.Errorf("pgstore: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "read entries", err)
+	}
+	if uint64(len(out)) != to-from {
+		return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the head row says the log holds at least %d)", store.ErrCorrupt, from+uint64(len(out)), to)
+	}
+	return out, nil
+}
+
+// entryOf returns the entry whose row holds stored hash k: the i with StoredHashCount(i) <= k <
+// StoredHashCount(i+1).
+func entryOf(k int64) uint64 {
+	lo, hi := uint64(0), uint64(k) // StoredHashCount(k+1) > k, so i <= k
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if store.StoredHashCount(mid) <= k {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// ReadHashes implements store.Log.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error) {
+	size, err := s.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	count := store.StoredHashCount(size)
+	need := make([]int64, 0, len(indexes))
+	seen := make(map[int64]bool, len(indexes))
+	for _, x := range indexes {
+		if x < 0 || x >= count {
+			return nil, fmt.Errorf("pgstore: %w: stored hash %d (the log of %d entries has %d)", store.ErrNotFound, x, size, count)
+		}
+		if i := int64(entryOf(x)); !seen[i] {
+			seen[i] = true
+			need = append(need, i)
+		}
+	}
+	rows, err := s.pool.Query(ctx, s.q.hashes, need)
+	if err != nil {
+		return nil, s.fail(ctx, "read stored hashes", err)
+	}
+	defer rows.Close()
+	got := make(map[int64][]byte, len(need))
+	for rows.Next() {
+		var idx int64
+		var hs []byte
+		if err := rows.Scan(&idx, &hs); err != nil {
+			return nil, s.fail(ctx, "read stored hashes", err)
+		}
+		if want := 32 * store.StoredHashesFor(uint64(idx)); int64(len(hs)) != want {
+			return nil, fmt.Errorf("pgstore: %w: entry %d holds %d bytes of stored hashes, want %d", store.ErrCorrupt, idx, len(hs), want)
+		}
+		got[idx] = hs
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "read stored hashes", err)
+	}
+	out := make([]store.Hash, len(indexes))
+	for k, x := range indexes {
+		i := entryOf(x)
+		hs, ok := got[int64(i)]
+		if !ok {
+			return nil, fmt.Errorf("pgstore: %w: entry %d, which holds stored hash %d, is missing", store.ErrCorrupt, i, x)
+		}
+		off := 32 * (x - store.StoredHashCount(i))
+		copy(out[k][:], hs[off:off+32])
+	}
+	return out, nil
+}
+
+// Lookup implements store.IdentityIndex, through the unique index on identities.
+func (s *Store) Lookup(ctx context.Context, id store.Hash) (uint64, bool, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, false, err
+	}
+	if id == (store.Hash{}) {
+		return 0, false, nil
+	}
+	var idx int64
+	err := s.pool.QueryRow(ctx, s.q.lookup, id[:]).Scan(&idx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, s.fail(ctx, "lookup", err)
+	}
+	return uint64(idx), true, nil
+}
+
+// LastInConversation implements store.ConversationIndex, through the index on (conversation,
+// idx).
+func (s *Store) LastInConversation(ctx context.Context, conv store.Hash) (uint64, bool, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, false, err
+	}
+	if conv == (store.Hash{}) {
+		return 0, false, nil
+	}
+	var idx *int64
+	if err := s.pool.QueryRow(ctx, s.q.lastConv, conv[:]).Scan(&idx); err != nil {
+		return 0, false, s.fail(ctx, "last in conversation", err)
+	}
+	if idx == nil {
+		return 0, false, nil
+	}
+	return uint64(*idx), true, nil
+}
