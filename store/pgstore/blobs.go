@@ -22,7 +22,7 @@ func (s *Store) WriteBlob(ctx context.Context, sum store.Hash, data []byte) erro
 	if len(data) > MaxValueSize {
 		return fmt.Errorf("pgstore: %w: a blob of %d bytes, more than the %d pgstore takes", store.ErrInvalid, len(data), MaxValueSize)
 	}
-	if _, err := s.pool.Exec(ctx, s.q.writeBlob, sum[:], nonNil(data)); err != nil {
+	if err := retryErr(ctx, func() error { _, err := s.pool.Exec(ctx, s.q.writeBlob, sum[:], nonNil(data)); return err }); err != nil {
 		return s.fail(ctx, "write blob", err)
 	}
 	return nil
@@ -34,7 +34,7 @@ func (s *Store) ReadBlob(ctx context.Context, sum store.Hash) ([]byte, error) {
 		return nil, err
 	}
 	var data []byte
-	err := s.pool.QueryRow(ctx, s.q.readBlob, sum[:]).Scan(&data)
+	err := retryErr(ctx, func() error { return s.pool.QueryRow(ctx, s.q.readBlob, sum[:]).Scan(&data) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("pgstore: %w: blob %x", store.ErrNotFound, sum[:8])
 	}

@@ -17,7 +17,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginTx(ctx)
 	if err != nil {
 		return s.fail(ctx, "put checkpoint: begin", err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 	if err := s.begin(ctx); err != nil {
 		return store.Checkpoint{}, err
 	}
-	c, err := latestCheckpoint(ctx, s.pool, s.q)
+	c, err := retry(ctx, func() (store.Checkpoint, error) { return latestCheckpoint(ctx, s.pool, s.q) })
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return c, s.fail(ctx, "latest checkpoint", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, 
 				yield(store.Checkpoint{}, err)
 				return
 			}
-			page, err := s.checkpointsFrom(ctx, after)
+			page, err := retry(ctx, func() ([]store.Checkpoint, error) { return s.checkpointsFrom(ctx, after) })
 			if err != nil {
 				yield(store.Checkpoint{}, err)
 				return

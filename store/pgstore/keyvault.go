@@ -55,7 +55,7 @@ func (s *Store) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := store.CheckWrappedKey(k); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginTx(ctx)
 	if err != nil {
 		return s.fail(ctx, "put key: begin", err)
 	}
@@ -114,7 +114,9 @@ func (s *Store) Key(ctx context.Context, id string) (store.WrappedKey, error) {
 	}
 	k := store.WrappedKey{ID: id}
 	var kek []byte
-	err := s.pool.QueryRow(ctx, s.q.key, []byte(id)).Scan(&kek, &k.Meta, &k.Destroyed, &k.Wrapped)
+	err := retryErr(ctx, func() error {
+		return s.pool.QueryRow(ctx, s.q.key, []byte(id)).Scan(&kek, &k.Meta, &k.Destroyed, &k.Wrapped)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.WrappedKey{}, fmt.Errorf("pgstore: %w: key %q", store.ErrNotFound, id)
 	}
@@ -205,7 +207,7 @@ func (s *Store) DestroyKey(ctx context.Context, id string) error {
 
 // inTx runs f in a transaction and commits it if f returns nil.
 func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginTx(ctx)
 	if err != nil {
 		return s.fail(ctx, what+": begin", err)
 	}
@@ -229,7 +231,7 @@ func (s *Store) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
 				yield(store.WrappedKey{}, err)
 				return
 			}
-			page, err := s.keysAfter(ctx, after)
+			page, err := retry(ctx, func() ([]store.WrappedKey, error) { return s.keysAfter(ctx, after) })
 			if err != nil {
 				yield(store.WrappedKey{}, err)
 				return

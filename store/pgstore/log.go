@@ -110,7 +110,7 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	}
 	n := len(b.Entries)
 	first := b.Entries[0].Index
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginTx(ctx)
 	if err != nil {
 		return s.fail(ctx, "append: begin", err)
 	}
@@ -170,7 +170,7 @@ func (s *Store) resolve(b *store.Batch, cerr error) error {
 	defer cancel()
 	last := &b.Entries[len(b.Entries)-1]
 	var leaf, payload []byte
-	err := s.pool.QueryRow(ctx, s.q.readBack, int64(last.Index)).Scan(&leaf, &payload)
+	err := retryErr(ctx, func() error { return s.pool.QueryRow(ctx, s.q.readBack, int64(last.Index)).Scan(&leaf, &payload) })
 	switch {
 	case err == nil && bytes.Equal(leaf, last.Leaf) && bytes.Equal(payload, last.Payload):
 		s.log.Warn("pgstore: the answer to COMMIT was lost, but the batch is in the log", "first", b.Entries[0].Index, "entries", len(b.Entries), "err", cerr)
@@ -218,7 +218,7 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.q.size).Scan(&n); err != nil {
+	if err := retryErr(ctx, func() error { return s.pool.QueryRow(ctx, s.q.size).Scan(&n) }); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
 		}
@@ -238,7 +238,7 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 		}
 		end = min(end, size)
 		for i := start; i < end; {
-			chunk, err := s.readEntries(ctx, i, min(end, i+readChunk))
+			chunk, err := retry(ctx, func() ([]store.Entry, error) { return s.readEntries(ctx, i, min(end, i+readChunk)) })
 			if err != nil {
 				yield(store.Entry{}, err)
 				return
@@ -329,6 +329,25 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 			need = append(need, i)
 		}
 	}
+	got, err := retry(ctx, func() (map[int64][]byte, error) { return s.readHashRows(ctx, need) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Hash, len(indexes))
+	for k, x := range indexes {
+		i := entryOf(x)
+		hs, ok := got[int64(i)]
+		if !ok {
+			return nil, fmt.Errorf("pgstore: %w: entry %d, which holds stored hash %d, is missing", store.ErrCorrupt, i, x)
+		}
+		off := 32 * (x - store.StoredHashCount(i))
+		copy(out[k][:], hs[off:off+32])
+	}
+	return out, nil
+}
+
+// readHashRows reads the stored hashes of the entries need, by entry.
+func (s *Store) readHashRows(ctx context.Context, need []int64) (map[int64][]byte, error) {
 	rows, err := s.pool.Query(ctx, s.q.hashes, need)
 	if err != nil {
 		return nil, s.fail(ctx, "read stored hashes", err)
@@ -349,17 +368,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(ctx, "read stored hashes", err)
 	}
-	out := make([]store.Hash, len(indexes))
-	for k, x := range indexes {
-		i := entryOf(x)
-		hs, ok := got[int64(i)]
-		if !ok {
-			return nil, fmt.Errorf("pgstore: %w: entry %d, which holds stored hash %d, is missing", store.ErrCorrupt, i, x)
-		}
-		off := 32 * (x - store.StoredHashCount(i))
-		copy(out[k][:], hs[off:off+32])
-	}
-	return out, nil
+	return got, nil
 }
 
 // Lookup implements store.IdentityIndex, through the unique index on identities.
@@ -371,7 +380,7 @@ func (s *Store) Lookup(ctx context.Context, id store.Hash) (uint64, bool, error)
 		return 0, false, nil
 	}
 	var idx int64
-	err := s.pool.QueryRow(ctx, s.q.lookup, id[:]).Scan(&idx)
+	err := retryErr(ctx, func() error { return s.pool.QueryRow(ctx, s.q.lookup, id[:]).Scan(&idx) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -391,7 +400,7 @@ func (s *Store) LastInConversation(ctx context.Context, conv store.Hash) (uint64
 		return 0, false, nil
 	}
 	var idx *int64
-	if err := s.pool.QueryRow(ctx, s.q.lastConv, conv[:]).Scan(&idx); err != nil {
+	if err := retryErr(ctx, func() error { return s.pool.QueryRow(ctx, s.q.lastConv, conv[:]).Scan(&idx) }); err != nil {
 		return 0, false, s.fail(ctx, "last in conversation", err)
 	}
 	if idx == nil {

@@ -82,7 +82,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // migrateOne applies the next migration, or reports that there is none.
 func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.beginTx(ctx)
 	if err != nil {
 		return false, err
 	}

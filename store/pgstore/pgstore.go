@@ -229,6 +229,36 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("pgstore: %s: %w", what, err)
 }
 
+// beginTx begins a transaction. A connection that broke while idle in the pool (the server
+// restarted, say) fails before anything reaches the server; the transaction then begins on
+// another connection, up to three times.
+func (s *Store) beginTx(ctx context.Context) (pgx.Tx, error) {
+	for try := 0; ; try++ {
+		tx, err := s.pool.Begin(ctx)
+		if err == nil || try == 2 || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			return tx, err
+		}
+	}
+}
+
+// retry runs f, the whole of a read or an idempotent write, again when it failed before
+// anything reached the server (a connection that broke while idle in the pool), up to three
+// times in all.
+func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for try := 0; ; try++ {
+		v, err := f()
+		if err == nil || try == 2 || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			return v, err
+		}
+	}
+}
+
+// retryErr is retry for f that returns only an error.
+func retryErr(ctx context.Context, f func() error) error {
+	_, err := retry(ctx, func() (struct{}, error) { return struct{}{}, f() })
+	return err
+}
+
 // rollback ends a transaction that did not commit; its error is of no use to the caller.
 func rollback(tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
