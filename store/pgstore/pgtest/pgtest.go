@@ -4,7 +4,26 @@
 // fsync on, stopped and removed when the test ends.
 //
 // Start gives each test a fresh database on a cluster shared by the tests of the process, started
-// when first needed; NewServer gives a test a cluster of its own, to stop, crash and restart.
+// when first needed; NewServer gives a test a cluster of its own, to stop, crash and restart:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) } // one cluster for the whole package
+//
+//	func TestSomething(t *testing.T) {
+//		s, err := pgstore.Open(ctx, pgtest.Start(t), nil)
+//		...
+//	}
+//
+//	func TestRestart(t *testing.T) {
+//		srv := pgtest.NewServer(t)
+//		dsn := srv.CreateDatabase(t)
+//		...
+//		srv.Crash() // immediate shutdown: the next Start recovers from the WAL
+//		srv.Start()
+//	}
+//
+// When the test process runs as root, the server runs as the "postgres" user (initdb refuses
+// root), in a directory made in the first of os.TempDir(), /var/tmp and /dev/shm that this user
+// can reach. If the test process dies, the server is stopped with it (parent-death signal).
 //
 // The programs come from PATH, /usr/lib/postgresql/*/bin (newest first), /usr/local/bin or
 // /usr/local/pgsql/bin. Without them, or when running as root without a "postgres" user to run
@@ -18,7 +37,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -35,7 +53,7 @@ import (
 type Server struct {
 	dir  string // the temporary directory: data, sock, log
 	bins string // the directory of initdb and postgres
-	cred *syscall.Credential
+	as   runAs  // the user the server runs as, when not this process's
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -70,15 +88,10 @@ func newServer() (s *Server, why string, err error) {
 		return nil, why, nil
 	}
 	s = &Server{bins: bins}
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, "running as root, which initdb refuses, and there is no postgres user to run the server as (" + err.Error() + ")", nil
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	var uid, gid int
+	s.as, uid, gid, why = serverUser()
+	if why != "" {
+		return nil, why, nil
 	}
 	base := reachableTempDir(uid, gid)
 	if base == "" {
@@ -137,43 +150,6 @@ func reachableTempDir(uid, gid int) string {
 	return ""
 }
 
-func searchable(dir string, uid, gid int) bool {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return false
-	}
-	for {
-		st, err := os.Stat(dir)
-		if err != nil || !st.IsDir() {
-			return false
-		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return true // not a Unix system: nothing to check
-		}
-		perm := st.Mode().Perm()
-		var bit os.FileMode
-		switch {
-		case uid == 0:
-			bit = 0o111
-		case int(sys.Uid) == uid:
-			bit = 0o100
-		case int(sys.Gid) == gid:
-			bit = 0o010
-		default:
-			bit = 0o001
-		}
-		if perm&bit == 0 {
-			return false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return true
-		}
-		dir = parent
-	}
-}
-
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }
 
 // SocketDir is the directory of the server's Unix socket: the host of its DSNs.
@@ -183,23 +159,19 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(s.bins, name), args...)
 	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.SysProcAttr = sysProcAttr(s.as)
 	return cmd
 }
 
 func (s *Server) initdb(uid, gid int) error {
-	if s.cred != nil {
-		if err := os.Chown(s.dir, uid, gid); err != nil {
-			return err
-		}
+	if err := chown(s.dir, uid, gid); err != nil {
+		return err
 	}
 	if err := os.Mkdir(s.SocketDir(), 0o700); err != nil {
 		return err
 	}
-	if s.cred != nil {
-		if err := os.Chown(s.SocketDir(), uid, gid); err != nil {
-			return err
-		}
+	if err := chown(s.SocketDir(), uid, gid); err != nil {
+		return err
 	}
 	// --no-sync: the fresh cluster's files need not survive a crash of this machine; the
 	// server itself runs with fsync on.
@@ -226,8 +198,9 @@ func (s *Server) Start() error {
 		"-c", "listen_addresses=", "-c", "fsync=on", "-c", "synchronous_commit=on",
 		"-c", "full_page_writes=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// If the test process dies, the server goes with it (immediate shutdown).
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	// If the test process dies, the server goes with it (immediate shutdown), where the
+	// system can arrange it.
+	diesWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}

@@ -1,0 +1,126 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/pgstore"
+	"github.com/commseal/commseal/store/pgstore/pgtest"
+	"github.com/commseal/commseal/store/storetest"
+)
+
+// TestSeveralStoresOneLedger: stores opened at once on one new schema (as several processes
+// would) migrate it once; then they append to the one log at once. The head row's lock
+// serializes them: each index is won by exactly one batch, the others are refused with
+// ErrOutOfOrder or ErrDuplicate and write nothing, and every store reads the same log.
+func TestSeveralStoresOneLedger(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	const writers = 4
+	stores := make([]*pgstore.Store, writers)
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			stores[w], errs[w] = pgstore.Open(ctx, dsn, &pgstore.Options{Schema: "shared", MaxConns: 4})
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d of a new schema at once: %v", w, err)
+		}
+		t.Cleanup(func() { stores[w].Close() })
+	}
+	if n, err := stores[0].Exec(ctx, `SELECT 1 FROM {s}.schema_version`); err != nil || n != int64(pgstore.SchemaVersion) {
+		t.Fatalf("schema_version holds %d rows, %v; want %d (each migration applied once)", n, err, pgstore.SchemaVersion)
+	}
+
+	const target = 300
+	var won atomic.Uint64
+	for w := range writers {
+		wg.Go(func() {
+			s := stores[w]
+			for {
+				n, err := s.Size(ctx)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				if n >= target {
+					return
+				}
+				k := w%3 + 1
+				err = s.Append(ctx, storetest.BatchAt(n, k))
+				switch {
+				case err == nil:
+					won.Add(uint64(k))
+				case errors.Is(err, store.ErrOutOfOrder), errors.Is(err, store.ErrDuplicate):
+				default:
+					errs[w] = fmt.Errorf("Append at %d: %w", n, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", w, err)
+		}
+	}
+	n, err := stores[0].Size(ctx)
+	if err != nil || n != won.Load() || n < target {
+		t.Fatalf("Size = %d, %v; the writers were told %d entries went in (want at least %d)", n, err, won.Load(), target)
+	}
+	for _, s := range stores {
+		checkSuiteLog(t, s, n)
+	}
+}
+
+// TestReadOnly: a read-only store reads what a writer appends while it runs, and refuses every
+// write with ErrReadOnly, writing nothing.
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	w := open(t, dsn, "ro")
+	if err := w.Append(ctx, storetest.BatchAt(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: "ro", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.ReadOnly() || w.ReadOnly() {
+		t.Fatalf("ReadOnly() = %v for the read-only store, %v for the writer", r.ReadOnly(), w.ReadOnly())
+	}
+	checkSuiteLog(t, r, 5)
+	if err := w.Append(ctx, storetest.BatchAt(5, 3)); err != nil {
+		t.Fatal(err)
+	}
+	checkSuiteLog(t, r, 8)
+	blob := []byte("attachment")
+	sum := sha256Sum(blob)
+	for what, err := range map[string]error{
+		"Append":        r.Append(ctx, storetest.BatchAt(8, 1)),
+		"PutCheckpoint": r.PutCheckpoint(ctx, store.Checkpoint{Size: 8, Note: []byte("cp\n")}),
+		"WriteBlob":     r.WriteBlob(ctx, sum, blob),
+		"PutKey":        r.PutKey(ctx, storetest.KeyAt("k", 1)),
+		"SetMeta":       r.SetMeta(ctx, "k", nil),
+		"DestroyKey":    r.DestroyKey(ctx, "k"),
+	} {
+		if !errors.Is(err, store.ErrReadOnly) {
+			t.Errorf("%s on a read-only store: %v; want ErrReadOnly", what, err)
+		}
+	}
+	checkSuiteLog(t, w, 8)
+	if _, err := w.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a checkpoint was stored through the read-only store: %v", err)
+	}
+}
