@@ -65,3 +65,6 @@ func (s *Store) Exec(ctx context.Context, sql string, args ...any) (int64, error
 	tag, err := s.pool.Exec(ctx, expand(sql, s.schema), args...)
 	return tag.RowsAffected(), err
 }
+
+// SetCopyAbove sets the batch size above which s writes batches with COPY in a transaction.
+func (s *Store) SetCopyAbove(n int) { s.copyAbove = n }

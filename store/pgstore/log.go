@@ -102,12 +102,87 @@ func (s *Store) worker() {
 	}
 }
 
-// apply writes b in one transaction: lock the head row and move it, copy the entries in,
-// commit.
+// apply writes b. A batch of up to Store.copyAbove bytes is one statement (one round trip, its
+// own transaction): a data-modifying WITH moves the head row from b's first index to its end,
+// taking the row's lock, and the INSERT adds the entries only if it did. A larger batch is a
+// transaction that locks the head row and streams the entries with COPY. Once the batch is
+// sent, the caller's context no longer interrupts it: a write interrupted by the client would
+// leave its outcome unknown.
 func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	size := 0
+	for k := range b.Entries {
+		size += len(b.Entries[k].Leaf) + len(b.Entries[k].Payload)
+	}
+	if size > s.copyAbove {
+		return s.applyCopy(ctx, b)
+	}
+	n := len(b.Entries)
+	idx := make([]int64, n)
+	ids := make([][]byte, n)
+	convs := make([][]byte, n)
+	leaves := make([][]byte, n)
+	payloads := make([][]byte, n)
+	hashes := make([][]byte, n)
+	h := b.Hashes
+	for k := range b.Entries {
+		e := &b.Entries[k]
+		idx[k] = int64(e.Index)
+		ids[k], convs[k] = digestValue(e.Identity), digestValue(e.Conversation)
+		leaves[k], payloads[k] = nonNil(e.Leaf), nonNil(e.Payload)
+		c := int(store.StoredHashesFor(e.Index))
+		hashes[k] = joinHashes(h[:c])
+		h = h[c:]
+	}
+	first := b.Entries[0].Index
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	tag, err := retry(wctx, func() (pgconn.CommandTag, error) {
+		return s.pool.Exec(wctx, s.q.appendBatch, int64(n), int64(first), idx, ids, convs, leaves, payloads, hashes)
+	})
+	if err != nil {
+		return s.appendFailed(b, err)
+	}
+	if tag.RowsAffected() == int64(n) {
+		return nil
+	}
+	now, err := s.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: %w: batch starts at %d, not at the log's size (reading it: %v)", store.ErrOutOfOrder, first, err)
+	}
+	return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, now)
+}
+
+// joinHashes is how an entry's stored hashes are kept: back to back.
+func joinHashes(hs []store.Hash) []byte {
+	out := make([]byte, 0, 32*len(hs))
+	for _, x := range hs {
+		out = append(out, x[:]...)
+	}
+	return out
+}
+
+// appendFailed turns the error of a write of b into the store's: ErrDuplicate for a stored
+// identity, ErrCorrupt for an entry row beyond the head row, and for a connection lost during
+// the write, what resolve finds out.
+func (s *Store) appendFailed(b *store.Batch, err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "entries_identity":
+		return fmt.Errorf("pgstore: %w: %s", store.ErrDuplicate, pe.Detail)
+	case errors.As(err, &pe) && pe.Code == "23505":
+		return fmt.Errorf("pgstore: %w: an entry row at or beyond the head row's size exists: %s", store.ErrCorrupt, pe.Detail)
+	case errors.As(err, &pe):
+		return s.fail(context.Background(), "append", err)
+	}
+	return s.resolve(b, err)
+}
+
+// applyCopy writes b in a transaction: lock the head row and move it, COPY the entries in,
+// commit.
+func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 	n := len(b.Entries)
 	first := b.Entries[0].Index
 	tx, err := s.beginTx(ctx)
@@ -127,40 +202,38 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	if uint64(size) != first {
 		return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, size)
 	}
-	rows := make([][]any, n)
 	h := b.Hashes
-	for k := range b.Entries {
-		e := &b.Entries[k]
-		c := int(store.StoredHashesFor(e.Index))
-		hashes := make([]byte, 0, 32*c)
-		for _, x := range h[:c] {
-			hashes = append(hashes, x[:]...)
+	k := 0
+	rows := pgx.CopyFromFunc(func() ([]any, error) {
+		if k == n {
+			return nil, nil
 		}
+		e := &b.Entries[k]
+		k++
+		c := int(store.StoredHashesFor(e.Index))
+		hs := joinHashes(h[:c])
 		h = h[c:]
-		rows[k] = []any{int64(e.Index), digestValue(e.Identity), digestValue(e.Conversation), nonNil(e.Leaf), nonNil(e.Payload), hashes}
-	}
-	_, err = tx.CopyFrom(ctx, s.q.entriesTable, []string{"idx", "identity", "conversation", "leaf", "payload", "hashes"}, pgx.CopyFromRows(rows))
-	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "entries_identity":
-		return fmt.Errorf("pgstore: %w: %s", store.ErrDuplicate, pe.Detail)
-	case errors.As(err, &pe) && pe.Code == "23505":
-		return fmt.Errorf("pgstore: %w: the head row says %d entries, but an entry row at or after it exists: %s", store.ErrCorrupt, size, pe.Detail)
-	case err != nil:
+		return []any{int64(e.Index), digestValue(e.Identity), digestValue(e.Conversation), nonNil(e.Leaf), nonNil(e.Payload), hs}, nil
+	})
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if _, err = tx.CopyFrom(wctx, s.q.entriesTable, []string{"idx", "identity", "conversation", "leaf", "payload", "hashes"}, rows); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return s.appendFailed(b, err)
+		}
 		return s.fail(ctx, "append: copy entries", err)
 	}
-	// From here the batch goes in or not as a whole; the caller's context no longer interrupts.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
 	open = false
-	if err := tx.Commit(cctx); err != nil {
+	if err := tx.Commit(wctx); err != nil {
 		return s.resolve(b, err)
 	}
 	return nil
 }
 
-// resolve finds out whether b committed after COMMIT failed: if the server answered, it did
-// not; if the connection broke, the batch's last entry is read back on another connection.
+// resolve finds out whether b committed after its write or COMMIT failed: if the server
+// answered with an error, it did not; if the connection broke, the batch's last entry is read
+// back on another connection.
 func (s *Store) resolve(b *store.Batch, cerr error) error {
 	var pe *pgconn.PgError
 	if errors.As(cerr, &pe) {
@@ -176,9 +249,9 @@ func (s *Store) resolve(b *store.Batch, cerr error) error {
 		s.log.Warn("pgstore: the answer to COMMIT was lost, but the batch is in the log", "first", b.Entries[0].Index, "entries", len(b.Entries), "err", cerr)
 		return nil
 	case err == nil, errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("pgstore: append: commit failed, the batch is not in the log: %w", cerr)
+		return fmt.Errorf("pgstore: append: the connection broke, and the batch is not in the log: %w", cerr)
 	}
-	return fmt.Errorf("pgstore: append: %w: commit: %v; reading the batch back: %v", ErrCommitUnknown, cerr, err)
+	return fmt.Errorf("%w: append of %d entries at %d: %v; reading the batch back: %v", ErrCommitUnknown, len(b.Entries), b.Entries[0].Index, cerr, err)
 }
 
 func nonNil(b []byte) []byte {

@@ -35,6 +35,10 @@ type Options struct {
 // bytes; PostgreSQL's own limit for one bytea value is 1 GB.
 const MaxValueSize = 512 << 20
 
+// copyAbove is the size of a batch (leaves and payloads, in bytes) above which it is streamed
+// with COPY rather than sent as one statement, whose parameters PostgreSQL holds in memory whole.
+const copyAbove = 32 << 20
+
 // Errors callers branch on with errors.Is. The store also returns the errors of package store.
 var (
 	// ErrSchemaTooNew is returned by Open for a schema migrated by a newer version of this
@@ -59,6 +63,8 @@ type Store struct {
 	queue    chan *pending // closed by Close
 	seq      atomic.Uint64 // sequence number of the last batch submitted
 	workerWG sync.WaitGroup
+
+	copyAbove int // batches of more bytes than this are written with COPY in a transaction
 
 	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes
 }
@@ -123,6 +129,8 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		readOnly: o.ReadOnly,
 		log:      o.Logger,
 		queue:    make(chan *pending, 256),
+
+		copyAbove: copyAbove,
 	}
 	if err := s.open(ctx); err != nil {
 		pool.Close()
@@ -268,11 +276,11 @@ func rollback(tx pgx.Tx) {
 
 // queries are the store's SQL statements with the schema's tables named.
 type queries struct {
-	consistency, size, lockHead, readBack, entries, hashes, lookup, lastConv        string
-	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint               string
-	writeBlob, readBlob                                                             string
-	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys string
-	entriesTable                                                                    pgx.Identifier
+	consistency, size, lockHead, appendBatch, readBack, entries, hashes, lookup, lastConv string
+	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                     string
+	writeBlob, readBlob                                                                   string
+	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys       string
+	entriesTable                                                                          pgx.Identifier
 }
 
 func newQueries(schema string) queries {
@@ -281,7 +289,11 @@ func newQueries(schema string) queries {
 		consistency: t(`SELECT h.size, (SELECT coalesce(max(idx) + 1, 0) FROM {s}.entries) FROM {s}.head h`),
 		size:        t(`SELECT size FROM {s}.head`),
 		// The row lock this UPDATE takes, held to COMMIT, serializes every batch transaction.
-		lockHead:         t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
+		lockHead: t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
+		appendBatch: t(`WITH h AS (UPDATE {s}.head SET size = size + $1 WHERE size = $2 RETURNING size)
+			INSERT INTO {s}.entries (idx, identity, conversation, leaf, payload, hashes)
+			SELECT * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[])
+			WHERE EXISTS (SELECT 1 FROM h)`),
 		readBack:         t(`SELECT leaf, payload FROM {s}.entries WHERE idx = $1`),
 		entries:          t(`SELECT idx, identity, conversation, leaf, payload FROM {s}.entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`),
 		hashes:           t(`SELECT idx, hashes FROM {s}.entries WHERE idx = ANY($1)`),

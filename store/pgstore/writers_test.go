@@ -124,3 +124,32 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("a checkpoint was stored through the read-only store: %v", err)
 	}
 }
+
+// TestCopyPath: batches larger than the statement limit are streamed with COPY in a
+// transaction that locks the head row; they keep the same rules. (The limit is lowered to one
+// byte so that every batch takes that path.)
+func TestCopyPath(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.Start(t), "copy")
+	s.SetCopyAbove(1)
+	n := uint64(0)
+	for _, k := range []int{1, 7, 30, 2} {
+		if err := s.Append(ctx, storetest.BatchAt(n, k)); err != nil {
+			t.Fatalf("Append(%d entries at %d): %v", k, n, err)
+		}
+		n += uint64(k)
+	}
+	if err := s.Append(ctx, storetest.BatchAt(n-1, 2)); !errors.Is(err, store.ErrOutOfOrder) {
+		t.Fatalf("Append at a stored index: %v; want ErrOutOfOrder", err)
+	}
+	dup := storetest.BatchAt(n, 3)
+	dup.Entries[2].Identity = storetest.EntryAt(4).Identity
+	if err := s.Append(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("Append of a stored identity: %v; want ErrDuplicate", err)
+	}
+	checkSuiteLog(t, s, n)
+	if err := s.Append(ctx, storetest.BatchAt(n, 3)); err != nil {
+		t.Fatal(err)
+	}
+	checkSuiteLog(t, s, n+3)
+}
