@@ -16,18 +16,29 @@
 // transaction: after a crash it is entirely present or entirely absent. Checkpoints, blobs and
 // every change to the key vault are committed before their call returns.
 //
-// If the connection breaks while COMMIT is in flight, the outcome is unknown to the client; the
-// store then reads the batch's last entry back on a fresh connection and reports nil if it is
-// there, exactly as appended, and an error otherwise (ErrCommitUnknown when even that read
-// fails).
+// Once a batch is sent, the caller's context no longer interrupts it (a write cut off by the
+// client would leave its outcome unknown). If the connection breaks while the batch is in
+// flight, the store reads the batch's last entry back on a fresh connection and reports nil if
+// it is there, exactly as appended, and an error otherwise (ErrCommitUnknown when even that
+// read fails). A connection that broke while idle in the pool (a server restart) is replaced
+// without the caller seeing it: a call that failed before anything reached the server is
+// retried on another connection.
 //
 // # Order
 //
-// Each batch transaction begins by updating the one row of the head table (size = size + n,
-// returning the old size). The row lock that UPDATE takes is held until COMMIT, so batch
-// transactions are serialized by PostgreSQL itself, whichever process or connection runs them:
-// a batch whose first index is not the old size is refused with store.ErrOutOfOrder and its
-// transaction rolled back, and no batch can see or interleave with another's rows. Readers
+// Every batch moves the one row of the head table, which holds the log's size, in the same
+// transaction that inserts its entries, and the row lock that UPDATE takes is held until the
+// transaction commits: batches are serialized by PostgreSQL itself, whichever process or
+// connection writes them. A batch of up to 32 MiB is one statement, so one round trip and its
+// own transaction:
+//
+//	WITH h AS (UPDATE head SET size = size + n WHERE size = first RETURNING size)
+//	INSERT INTO entries SELECT * FROM unnest(...) WHERE EXISTS (SELECT 1 FROM h)
+//
+// A second writer's UPDATE waits for the first to commit, then sees the new size; if the
+// batch's first index is no longer the size, nothing is inserted and the batch is refused with
+// store.ErrOutOfOrder. A larger batch is a transaction that takes the same lock (UPDATE ...
+// RETURNING the old size), checks it, and streams the entries with COPY. Readers
 // never take the lock; each statement sees committed batches only, so a reader never sees part
 // of a batch. Within one Store, batches go through a single goroutine in submission order
 // (store.Pipeline): the ledger seals batch k+1 while batch k commits.
