@@ -3,6 +3,8 @@ package pgstore
 import (
 	"context"
 	"sync"
+
+	"github.com/commseal/commseal/store"
 )
 
 // StorageView is a Store whose vault storage storetest.RunKeyVault can see
@@ -68,3 +70,11 @@ func (s *Store) Exec(ctx context.Context, sql string, args ...any) (int64, error
 
 // SetCopyAbove sets the batch size above which s writes batches with COPY in a transaction.
 func (s *Store) SetCopyAbove(n int) { s.copyAbove = n }
+
+// ReadEntries is readEntries: one query's worth of entries from from on, up to to.
+func (s *Store) ReadEntries(ctx context.Context, from, to uint64) ([]store.Entry, error) {
+	return s.readEntries(ctx, from, to)
+}
+
+// SetReadBytes sets how many bytes of entries s reads per query.
+func (s *Store) SetReadBytes(n int) { s.readBytes = n }

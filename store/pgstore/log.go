@@ -14,8 +14,11 @@ import (
 )
 
 const (
-	// readChunk is how many entries Entries reads per query.
+	// readChunk is how many entries Entries reads per query, at most.
 	readChunk = 256
+	// readBytes is how many bytes of leaves and payloads Entries reads per query, at most
+	// (unless one entry is larger).
+	readBytes = 16 << 20
 	// commitTimeout bounds a COMMIT, which runs whatever the caller's context does once the
 	// batch is written: a COMMIT interrupted by the client leaves its outcome unknown.
 	commitTimeout = time.Minute
@@ -300,8 +303,8 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
-// Entries implements store.Log. It reads 256 entries per query and holds no connection while
-// the caller runs.
+// Entries implements store.Log. It reads up to 256 entries or 16 MiB per query, and holds no
+// connection while the caller runs.
 func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
 	return func(yield func(store.Entry, error) bool) {
 		size, err := s.Size(ctx)
@@ -330,12 +333,13 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 	}
 }
 
-// readEntries reads the entries [from, to), all of which the head row says exist.
+// readEntries reads entries from from on, up to to (all of which the head row says exist):
+// at least one, and no more than Store.readBytes of them unless the first alone is larger.
 func (s *Store) readEntries(ctx context.Context, from, to uint64) ([]store.Entry, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, s.q.entries, int64(from), int64(to))
+	rows, err := s.pool.Query(ctx, s.q.entries, int64(from), int64(to), s.readBytes)
 	if err != nil {
 		return nil, s.fail(ctx, "read entries", err)
 	}
@@ -363,8 +367,8 @@ func (s *Store) readEntries(ctx context.Context, from, to uint64) ([]store.Entry
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(ctx, "read entries", err)
 	}
-	if uint64(len(out)) != to-from {
-		return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the head row says the log holds at least %d)", store.ErrCorrupt, from+uint64(len(out)), to)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the head row says the log holds at least %d)", store.ErrCorrupt, from, to)
 	}
 	return out, nil
 }

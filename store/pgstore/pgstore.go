@@ -65,6 +65,7 @@ type Store struct {
 	workerWG sync.WaitGroup
 
 	copyAbove int // batches of more bytes than this are written with COPY in a transaction
+	readBytes int // Entries reads at most this many bytes per query (readBytes)
 
 	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes
 }
@@ -131,6 +132,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		queue:    make(chan *pending, 256),
 
 		copyAbove: copyAbove,
+		readBytes: readBytes,
 	}
 	if err := s.open(ctx); err != nil {
 		pool.Close()
@@ -294,8 +296,16 @@ func newQueries(schema string) queries {
 			INSERT INTO {s}.entries (idx, identity, conversation, leaf, payload, hashes)
 			SELECT * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[])
 			WHERE EXISTS (SELECT 1 FROM h)`),
-		readBack:         t(`SELECT leaf, payload FROM {s}.entries WHERE idx = $1`),
-		entries:          t(`SELECT idx, identity, conversation, leaf, payload FROM {s}.entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`),
+		readBack: t(`SELECT leaf, payload FROM {s}.entries WHERE idx = $1`),
+		// The entries [$1, $2), cut before the first one after $1 that takes the bytes read
+		// beyond $3 (lengths come from the values' headers: nothing is read twice).
+		entries: t(`SELECT idx, identity, conversation, leaf, payload FROM {s}.entries
+			WHERE idx >= $1 AND idx < coalesce((
+				SELECT min(idx) FROM (
+					SELECT idx, sum(octet_length(leaf) + octet_length(payload)) OVER (ORDER BY idx) AS upto
+					FROM {s}.entries WHERE idx >= $1 AND idx < $2) w
+				WHERE upto > $3 AND idx > $1), $2)
+			ORDER BY idx`),
 		hashes:           t(`SELECT idx, hashes FROM {s}.entries WHERE idx = ANY($1)`),
 		lookup:           t(`SELECT idx FROM {s}.entries WHERE identity = $1`),
 		lastConv:         t(`SELECT max(idx) FROM {s}.entries WHERE conversation = $1`),

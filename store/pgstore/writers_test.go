@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,4 +153,38 @@ func TestCopyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSuiteLog(t, s, n+3)
+}
+
+// TestLargeEntriesReadInSmallQueries: Entries reads no more than a budget of bytes per query
+// (16 MiB; 250 kB here) unless one entry is larger, so a log of large entries is read without
+// holding 256 of them.
+func TestLargeEntriesReadInSmallQueries(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.Start(t), "large")
+	s.SetReadBytes(250_000)
+	b := storetest.BatchAt(0, 4)
+	for k := range b.Entries {
+		b.Entries[k].Payload = bytes.Repeat([]byte{byte(k + 1)}, 140_000)
+	}
+	if err := s.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := s.ReadEntries(ctx, 0, 4)
+	if err != nil || len(chunk) != 1 {
+		t.Fatalf("one query over four entries of 140 kB read %d entries, %v; want 1 (250 kB at most unless one entry is larger)", len(chunk), err)
+	}
+	s.SetReadBytes(300_000)
+	if chunk, err := s.ReadEntries(ctx, 1, 4); err != nil || len(chunk) != 2 || chunk[0].Index != 1 {
+		t.Fatalf("one query from entry 1 with 300 kB read %d entries, %v; want 2", len(chunk), err)
+	}
+	k := 0
+	for e, err := range s.Entries(ctx, 0, 4) {
+		if err != nil || e.Index != uint64(k) || !bytes.Equal(e.Payload, b.Entries[k].Payload) || !bytes.Equal(e.Leaf, b.Entries[k].Leaf) {
+			t.Fatalf("entry %d: %d, %v", k, e.Index, err)
+		}
+		k++
+	}
+	if k != 4 {
+		t.Fatalf("Entries yielded %d entries; want 4", k)
+	}
 }
