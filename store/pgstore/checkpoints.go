@@ -89,6 +89,10 @@ func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, 
 				return
 			}
 			for _, c := range page {
+				if err := ctx.Err(); err != nil {
+					yield(store.Checkpoint{}, err)
+					return
+				}
 				if !yield(c, nil) {
 					return
 				}
