@@ -196,7 +196,7 @@ func (s *Server) Start() error {
 	defer logf.Close()
 	cmd := s.command("postgres", "-D", s.data(), "-k", s.SocketDir(),
 		"-c", "listen_addresses=", "-c", "fsync=on", "-c", "synchronous_commit=on",
-		"-c", "full_page_writes=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
+		"-c", "full_page_writes=on", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test process dies, the server goes with it (immediate shutdown), where the
 	// system can arrange it.
