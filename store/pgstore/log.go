@@ -19,10 +19,11 @@ const (
 	// readBytes is how many bytes of leaves and payloads Entries reads per query, at most
 	// (unless one entry is larger).
 	readBytes = 16 << 20
-	// commitTimeout bounds a COMMIT, which runs whatever the caller's context does once the
-	// batch is written: a COMMIT interrupted by the client leaves its outcome unknown.
+	// commitTimeout bounds the write and commit of a batch, which run whatever the caller's
+	// context does once the batch is sent: a write interrupted by the client would leave its
+	// outcome unknown.
 	commitTimeout = time.Minute
-	// resolveTimeout bounds the read-back after a COMMIT whose answer was lost.
+	// resolveTimeout bounds the read-back after a write whose answer was lost.
 	resolveTimeout = 30 * time.Second
 )
 
@@ -86,8 +87,9 @@ func checkShape(b *store.Batch) error {
 }
 
 // worker writes the submitted batches in order. A batch that fails for a reason other than the
-// checks (the connection, the server, the context) fails every batch submitted before the
-// failure was seen: they were built on top of it.
+// checks (the connection, the server, the context) also fails every batch submitted after it
+// and before its failure was seen: they were built on top of it. Batches submitted later are
+// checked against the log as it is.
 func (s *Store) worker() {
 	defer s.workerWG.Done()
 	var failedUpTo uint64
