@@ -179,10 +179,26 @@ func (s *Store) appendFailed(b *store.Batch, err error) error {
 		return fmt.Errorf("pgstore: %w: %s", store.ErrDuplicate, pe.Detail)
 	case errors.As(err, &pe) && pe.Code == "23505":
 		return fmt.Errorf("pgstore: %w: an entry row at or beyond the head row's size exists: %s", store.ErrCorrupt, pe.Detail)
-	case errors.As(err, &pe):
+	case statementFailed(err):
 		return s.fail(context.Background(), "append", err)
 	}
 	return s.resolve(b, err)
+}
+
+// statementFailed reports whether err is the server's answer that a statement failed (severity
+// ERROR: its transaction is rolled back). A FATAL error ends the session, and may come after the
+// transaction committed (a session terminated between its commit and its reply), so it says no
+// more about the outcome than a broken connection does.
+func statementFailed(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return sev == "ERROR"
 }
 
 // applyCopy writes b in a transaction: lock the head row and move it, COPY the entries in,
@@ -237,11 +253,10 @@ func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 }
 
 // resolve finds out whether b committed after its write or COMMIT failed: if the server
-// answered with an error, it did not; if the connection broke, the batch's last entry is read
-// back on another connection.
+// answered that the statement failed, it did not; if the session ended (a broken connection, a
+// FATAL error), the batch's last entry is read back on another connection.
 func (s *Store) resolve(b *store.Batch, cerr error) error {
-	var pe *pgconn.PgError
-	if errors.As(cerr, &pe) {
+	if statementFailed(cerr) {
 		return fmt.Errorf("pgstore: append: commit: %w", cerr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)

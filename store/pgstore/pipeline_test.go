@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,4 +66,58 @@ func TestPipelineFailure(t *testing.T) {
 		t.Fatalf("a batch submitted after the failure was known: %v", err)
 	}
 	checkSuiteLog(t, s, 9)
+}
+
+// TestSessionKilledDuringAppend: the server ends the session of a batch that waits for the head
+// row's lock (pg_terminate_backend, as an administrator or a failover would). The batch fails,
+// after the store has read back that it is not in the log; nothing is written; the store goes
+// on appending on another connection.
+func TestSessionKilledDuringAppend(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s := open(t, dsn, "killed")
+	if err := s.Append(ctx, storetest.BatchAt(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT size FROM killed.head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	res := s.Submit(ctx, storetest.BatchAt(2, 3))
+	var pid int32
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := other.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = 'commseal' AND wait_event_type = 'Lock'`).Scan(&pid)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) || time.Now().After(deadline) {
+			t.Fatalf("finding the session waiting for the lock: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var killed bool
+	if err := other.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("pg_terminate_backend: %v, %v", killed, err)
+	}
+	err = <-res
+	if err == nil || !strings.Contains(err.Error(), "not in the log") {
+		t.Fatalf("the batch whose session was terminated: %v; want an error after reading back that it is not in the log", err)
+	}
+	t.Logf("session terminated: %v", err)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkSuiteLog(t, s, 2)
+	if err := s.Append(ctx, storetest.BatchAt(2, 3)); err != nil {
+		t.Fatalf("Append after the session was terminated: %v", err)
+	}
+	checkSuiteLog(t, s, 5)
 }
