@@ -69,5 +69,9 @@ func Files(path string) ([][]byte, error) {
 // crash there would.
 func (v *Vault) SetWriteHook(fn func(b []byte) error) { v.written = fn }
 
+// OpenWithWriteHook is Open with SetWriteHook(fn) in force from the start, so the writes of
+// recovery are seen too.
+func OpenWithWriteHook(path string, fn func(b []byte) error) (*Vault, error) { return open(path, fn) }
+
 // Size returns the end of the file as the vault knows it.
 func (v *Vault) Size() int64 { return v.size.Load() }

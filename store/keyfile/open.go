@@ -21,7 +21,10 @@ import (
 // index of keys in memory; what a crash left over it repairs first (see the package
 // documentation and Recovery). Damage that is not a crash's is store.ErrCorrupt, naming the
 // offset, and Open changes nothing then.
-func Open(path string) (*Vault, error) {
+func Open(path string) (*Vault, error) { return open(path, nil) }
+
+// open is Open with the test hook set from the start.
+func open(path string, written func([]byte) error) (*Vault, error) {
 	dir := filepath.Dir(path)
 	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
@@ -40,7 +43,7 @@ func Open(path string) (*Vault, error) {
 		f.Close()
 		return nil, fmt.Errorf("keyfile: %s: %w", path, err)
 	}
-	v := &Vault{path: path, f: f, keys: map[string]*entry{}, reqs: make(chan *op), quit: make(chan struct{}), done: make(chan struct{})}
+	v := &Vault{path: path, f: f, keys: map[string]*entry{}, reqs: make(chan *op), quit: make(chan struct{}), done: make(chan struct{}), written: written}
 	if err := v.removeLeftovers(); err != nil {
 		f.Close()
 		return nil, err
