@@ -15,6 +15,11 @@
 // their wrapped forms and metadata do not fit comfortably in memory (about 100 bytes plus id,
 // KEK name and metadata per key); choose keyfile for everything else.
 //
+// To move a keydir vault into a keyfile vault, Import every key its Keys yields (a destroyed
+// key becomes a tombstone here; an id already imported gives store.ErrDuplicate, so an
+// interrupted move can be run again), then scrub the keydir directory's files
+// (durable.Scrub), since the move made a second copy of every live wrapped key.
+//
 // # Format
 //
 // All integers are little-endian. CRC-32C is the Castagnoli CRC (hash/crc32). The file begins

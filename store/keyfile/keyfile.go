@@ -115,6 +115,7 @@ func compactSize(id string, e *entry) int {
 // Op kinds.
 const (
 	opPut = iota
+	opImport
 	opSetMeta
 	opRewrap
 	opDestroy
@@ -222,6 +223,31 @@ func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
 	}
 	k.Wrapped, k.Meta, k.Destroyed = slices.Clone(k.Wrapped), slices.Clone(k.Meta), false
 	return v.submit(ctx, &op{kind: opPut, k: k})
+}
+
+// Import stores k as another vault kept it, live or destroyed: a live key as PutKey stores it,
+// a destroyed one (k.Destroyed set) as its tombstone alone (id, KEK, metadata; k.Wrapped must
+// be empty). It fails with store.ErrDuplicate if the id exists. It is for moving a vault into
+// this one (see the package documentation): a tombstone cannot be made with PutKey and
+// DestroyKey without writing wrapped bytes the source no longer has.
+func (v *Vault) Import(ctx context.Context, k store.WrappedKey) error {
+	if !k.Destroyed {
+		return v.PutKey(ctx, k)
+	}
+	if err := checkID(ctx, k.ID); err != nil {
+		return err
+	}
+	switch {
+	case len(k.Wrapped) > 0:
+		return fmt.Errorf("%w: key %q: a destroyed key with wrapped bytes", store.ErrInvalid, k.ID)
+	case len(k.KEK) > maxKEKLen:
+		return fmt.Errorf("%w: key %q: a KEK name has at most %d bytes", store.ErrInvalid, k.ID, maxKEKLen)
+	}
+	if err := checkMeta(k.ID, k.Meta); err != nil {
+		return err
+	}
+	k.Meta = slices.Clone(k.Meta)
+	return v.submit(ctx, &op{kind: opImport, k: k})
 }
 
 // Key implements store.KeyVault. It reads memory only.

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/keydir"
 	"github.com/commseal/commseal/store/keyfile"
 	"github.com/commseal/commseal/store/storetest"
 )
@@ -577,4 +578,45 @@ func TestLimits(t *testing.T) {
 	must(t, v.PutKey(ctx, k))
 	must(t, v.Close())
 	wantKeys(t, mustOpen(t, v.Path()), []store.WrappedKey{k})
+}
+
+// TestImportFromKeydir moves a keydir vault (live, rewrapped and destroyed keys) into a
+// keyfile vault with Import: the same keys read back, before and after reopening; an id that
+// exists is refused; a tombstone with wrapped bytes is refused.
+func TestImportFromKeydir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := keydir.Open(filepath.Join(dir, "keys"))
+	must(t, err)
+	for _, id := range []string{"live", "rewrapped", "gone", "gone-rewrapped"} {
+		must(t, src.PutKey(ctx, storetest.KeyAt(id, 1)))
+	}
+	must(t, src.Rewrap(ctx, "rewrapped", "kek-2", storetest.WrappedAt("rewrapped", 2)))
+	must(t, src.Rewrap(ctx, "gone-rewrapped", "kek-2", storetest.WrappedAt("gone-rewrapped", 2)))
+	must(t, src.SetMeta(ctx, "gone", storetest.MetaAt("gone", 3)))
+	must(t, src.DestroyKey(ctx, "gone"))
+	must(t, src.DestroyKey(ctx, "gone-rewrapped"))
+	want := listKeys(t, src)
+
+	path := filepath.Join(dir, "keys.vault")
+	dst := mustOpen(t, path)
+	for _, k := range want {
+		must(t, dst.Import(ctx, k))
+	}
+	wantKeys(t, dst, want)
+	for _, k := range want {
+		if err := dst.Import(ctx, k); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("Import of %q again: %v; want ErrDuplicate", k.ID, err)
+		}
+	}
+	bad := storetest.Tombstone(storetest.KeyAt("bad", 1))
+	bad.Wrapped = []byte("wrapped")
+	if err := dst.Import(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Import of a tombstone with wrapped bytes: %v; want ErrInvalid", err)
+	}
+	must(t, dst.Close())
+	wantKeys(t, mustOpen(t, path), want)
+	if filesHolding(t, path, storetest.WrappedAt("gone", 1)) != 0 {
+		t.Fatal("a destroyed key's wrapped bytes are in the file")
+	}
 }

@@ -95,6 +95,14 @@ func (v *Vault) commit(ops []*op) {
 			records++
 			overlay[id] = &entry{kek: o.k.KEK, wrapped: o.k.Wrapped, meta: o.k.Meta,
 				regions: []region{{off: base + int64(r), n: regionSize(o.k.Wrapped)}}}
+		case opImport: // a tombstone
+			if cur != nil {
+				errs[i] = fmt.Errorf("%w: key %q", store.ErrDuplicate, id)
+				continue
+			}
+			enc.destroy(id, o.k.KEK, o.k.Meta)
+			records++
+			overlay[id] = &entry{kek: o.k.KEK, meta: o.k.Meta, destroyed: true}
 		case opSetMeta:
 			if errs[i] = liveErr(id, cur); errs[i] != nil {
 				continue
