@@ -187,8 +187,14 @@ func (v *Vault) load() error {
 		return fmt.Errorf("keyfile: %w", err)
 	}
 	size := fi.Size()
-	if size < headerSize {
-		return v.create(size)
+	if size <= headerSize {
+		b := make([]byte, size)
+		if _, err := v.f.ReadAt(b, 0); err != nil {
+			return fmt.Errorf("keyfile: reading %s: %w", v.path, err)
+		}
+		if !bytes.Equal(b, fileHeader()) {
+			return v.create(b)
+		}
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(v.f, 0, size), 1<<20)
 	hdr := make([]byte, headerSize)
@@ -311,16 +317,13 @@ func zeroSector(b []byte, base, to int64) bool {
 	return false
 }
 
-// create writes the header of a new file; a file shorter than the header is a creation a
-// crash interrupted (a prefix of the header, or zeros), anything else is not a key file.
-func (v *Vault) create(size int64) error {
-	b := make([]byte, size)
-	if _, err := v.f.ReadAt(b, 0); err != nil {
-		return fmt.Errorf("keyfile: reading %s: %w", v.path, err)
-	}
+// create writes the header of a new file. b is what the file holds, at most a header's
+// length: nothing, or what a crash left of a creation (a prefix of the header, or zeros, when
+// the size reached the disk before the bytes); anything else is not a key file.
+func (v *Vault) create(b []byte) error {
 	h := fileHeader()
 	if !bytes.HasPrefix(h, b) && !allZero(b) {
-		return fmt.Errorf("%w: %s: %d bytes that are not a key file's header", store.ErrCorrupt, v.path, size)
+		return fmt.Errorf("%w: %s: %d bytes that are not a key file's header", store.ErrCorrupt, v.path, len(b))
 	}
 	if err := v.writeAt(h, 0); err != nil {
 		return fmt.Errorf("keyfile: writing %s: %w", v.path, err)
