@@ -314,13 +314,7 @@ func (v *Vault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
 			yield(store.WrappedKey{}, err)
 			return
 		}
-		v.mu.RLock()
-		ks := make([]store.WrappedKey, 0, len(v.keys))
-		for id, e := range v.keys {
-			ks = append(ks, e.export(id))
-		}
-		v.mu.RUnlock()
-		slices.SortFunc(ks, func(a, b store.WrappedKey) int { return strings.Compare(a.ID, b.ID) })
+		ks := v.snapshot()
 		for _, k := range ks {
 			if err := ctx.Err(); err != nil {
 				yield(store.WrappedKey{}, err)
@@ -331,6 +325,32 @@ func (v *Vault) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
 			}
 		}
 	}
+}
+
+// snapshot returns a copy of every key, sorted by id. The copies' bytes share one allocation,
+// each slice capped at its own end, so that no copy can reach another's bytes.
+func (v *Vault) snapshot() []store.WrappedKey {
+	v.mu.RLock()
+	n := 0
+	for _, e := range v.keys {
+		n += len(e.wrapped) + len(e.meta)
+	}
+	arena := make([]byte, 0, n)
+	ks := make([]store.WrappedKey, 0, len(v.keys))
+	take := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		at := len(arena)
+		arena = append(arena, b...)
+		return arena[at:len(arena):len(arena)]
+	}
+	for id, e := range v.keys {
+		ks = append(ks, store.WrappedKey{ID: id, KEK: e.kek, Wrapped: take(e.wrapped), Meta: take(e.meta), Destroyed: e.destroyed})
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(ks, func(a, b store.WrappedKey) int { return strings.Compare(a.ID, b.ID) })
+	return ks
 }
 
 // Compact rewrites the file to hold only the current state: one record per key (its current

@@ -114,6 +114,16 @@ type loader struct {
 	keys      map[string]*entry
 	badCur    map[string]int64 // live keys whose current wrapped region does not check: the record's offset
 	leftovers []region         // regions of superseded or destroyed wrappings that are not erased
+	keks      map[string]string // KEK names, stored once: a vault has few
+}
+
+// kek returns name, sharing the string of an earlier record that named the same KEK.
+func (l *loader) kek(name string) string {
+	if k, ok := l.keks[name]; ok {
+		return k
+	}
+	l.keks[name] = name
+	return name
 }
 
 func (l *loader) corrupt(off int64, format string, args ...any) error {
@@ -142,7 +152,7 @@ func (l *loader) apply(rec record, off int64) error {
 		if e != nil {
 			return l.corrupt(off, "a second put of key %q", rec.id)
 		}
-		e = &entry{kek: rec.kek, meta: rec.meta}
+		e = &entry{kek: l.kek(rec.kek), meta: rec.meta}
 		setCurrent(e)
 		l.keys[rec.id] = e
 	case recMeta, recRewrap:
@@ -157,7 +167,7 @@ func (l *loader) apply(rec record, off int64) error {
 			return nil
 		}
 		l.leftovers = append(l.leftovers, e.regions...)
-		e.kek, e.wrapped = rec.kek, nil
+		e.kek, e.wrapped = l.kek(rec.kek), nil
 		setCurrent(e)
 	case recDestroy:
 		switch {
@@ -169,7 +179,7 @@ func (l *loader) apply(rec record, off int64) error {
 		}
 		l.leftovers = append(l.leftovers, e.regions...)
 		delete(l.badCur, rec.id)
-		*e = entry{kek: rec.kek, meta: rec.meta, destroyed: true}
+		*e = entry{kek: l.kek(rec.kek), meta: rec.meta, destroyed: true}
 	}
 	return nil
 }
@@ -210,7 +220,7 @@ func (v *Vault) load() error {
 		return fmt.Errorf("%w: %s: version %d, this code reads version %d", store.ErrCorrupt, v.path, binary.LittleEndian.Uint32(hdr[8:]), version)
 	}
 
-	l := &loader{path: v.path, keys: v.keys, badCur: map[string]int64{}}
+	l := &loader{path: v.path, keys: v.keys, badCur: map[string]int64{}, keks: map[string]string{}}
 	off, committed := int64(headerSize), int64(headerSize)
 	var batch []pending
 	head := make([]byte, headSize)
