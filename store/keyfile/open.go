@@ -112,8 +112,8 @@ func (v *Vault) zerosHook() func([]byte) error {
 type loader struct {
 	path      string
 	keys      map[string]*entry
-	badCur    map[string]int64 // live keys whose current wrapped region does not check: the record's offset
-	leftovers []region         // regions of superseded or destroyed wrappings that are not erased
+	badCur    map[string]int64  // live keys whose current wrapped region does not check: the record's offset
+	leftovers []region          // regions of superseded or destroyed wrappings that are not erased
 	keks      map[string]string // KEK names, stored once: a vault has few
 }
 
