@@ -10,10 +10,18 @@
 // reads them all: with a cold page cache that is two random small-file reads per key, minutes
 // for a firm with hundreds of thousands of key scopes. keyfile loads every key with one
 // sequential read, then serves Key and Keys from memory, and its writers share syncs (one
-// fdatasync per batch of concurrent operations instead of several per key). Choose keydir when
-// the vault must be read by tools that only list a directory, or when keys are so many that
-// their wrapped forms and metadata do not fit comfortably in memory (about 100 bytes plus id,
-// KEK name and metadata per key); choose keyfile for everything else.
+// fdatasync per batch of concurrent operations instead of several per key). The price is
+// memory: the index holds every key's id, wrapped bytes and metadata, about 350 bytes per key
+// of the ledger's shape (a 73-byte wrapping, 90 bytes of metadata), so 110 MB for 310,000
+// keys; and Open's time grows with the file (compact it, below). Choose keydir when the vault
+// must be read by tools that only list a directory, or when the keys do not fit comfortably in
+// memory; choose keyfile for everything else.
+//
+// Measured on a shared 2-core machine (go test ./store/keyfile -run XXX -bench
+// 'OpenAndReadEveryKey|PutKey', 100,000 keys): opening and reading every key took 1 to 1.6 s
+// against keydir's 84 to 97 s with the page cache dropped (50 to 95 times faster), 1 s against
+// 29 to 41 s warm (30 to 40 times); PutKey stored 4 to 5 times as many keys per second from
+// one goroutine, and 24 to 90 times as many from 128.
 //
 // To move a keydir vault into a keyfile vault, Import every key its Keys yields (a destroyed
 // key becomes a tombstone here; an id already imported gives store.ErrDuplicate, so an
