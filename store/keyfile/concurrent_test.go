@@ -363,3 +363,96 @@ func TestCompactInterrupted(t *testing.T) {
 		wantKeys(t, v, append([]store.WrappedKey{want[0], storetest.KeyAt("after", 1)}, want[1:]...)) // "after" sorts after "a"
 	})
 }
+
+// TestTornGroupBatchAtEveryByte: a batch that carries several callers' operations (a put, a
+// set-meta, a rewrap, a destroy) counts whole or not at all: cut at any byte, the file opens
+// with the state before the batch.
+func TestTornGroupBatchAtEveryByte(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "keys.vault")
+		v := mustOpen(t, path)
+		_, want := history(t, v)
+		must(t, v.PutKey(ctx, storetest.KeyAt("hold", 1)))
+		want = append(want[:4:4], storetest.KeyAt("hold", 1), want[4]) // sorted: a b c d hold é
+		before := v.Size()
+		release := make(chan struct{})
+		var after []byte
+		writes := 0
+		v.SetWriteHook(func(b []byte) error {
+			writes++
+			switch {
+			case writes == 1:
+				<-release
+			case after == nil && allZero(b):
+				after = readFile(t, path) // the second batch is synced, nothing erased yet
+			}
+			return nil
+		})
+		var wg sync.WaitGroup
+		try := func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		wg.Go(func() { try(v.SetMeta(ctx, "hold", storetest.MetaAt("hold", 2))) })
+		synctest.Wait()
+		wg.Go(func() { try(v.PutKey(ctx, storetest.KeyAt("new", 1))) })
+		wg.Go(func() { try(v.SetMeta(ctx, "a", storetest.MetaAt("a", 7))) })
+		wg.Go(func() { try(v.Rewrap(ctx, "b", "kek-7", storetest.WrappedAt("b", 7))) })
+		wg.Go(func() { try(v.DestroyKey(ctx, "é")) })
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		must(t, v.Close())
+		if writes < 3 || after == nil {
+			t.Fatalf("%d writes; want the held batch, the group batch and its erasures", writes)
+		}
+		first := recordStarts(after)
+		var groupStart int64
+		for i, s := range first { // the group batch begins after the held batch's commit
+			if after[s+8] == 'C' && int64(s) >= before {
+				groupStart = int64(first[i+1])
+				break
+			}
+		}
+		if got := records(after[groupStart:]); got['P'] != 1 || got['M'] != 1 || got['R'] != 1 || got['D'] != 1 || got['C'] != 1 {
+			t.Fatalf("the group batch holds %v; want one of each operation and one commit", got)
+		}
+		for i := range want {
+			if want[i].ID == "hold" {
+				want[i].Meta = storetest.MetaAt("hold", 2)
+			}
+		}
+		if d := sameKeys(listKeysAt(t, after[:groupStart], dir), want); d != "" {
+			t.Fatalf("the file up to the group batch: %s", d)
+		}
+		cutPath := filepath.Join(dir, "cut.vault")
+		for cut := groupStart; cut < int64(len(after)); cut++ {
+			must(t, os.WriteFile(cutPath, after[:cut], 0o600))
+			r, err := keyfile.Open(cutPath)
+			if err != nil {
+				t.Fatalf("cut at %d: %v", cut, err)
+			}
+			if d := sameKeys(listKeys(t, r), want); d != "" {
+				t.Fatalf("cut at %d of the group batch [%d, %d): %s", cut, groupStart, len(after), d)
+			}
+			must(t, r.Close())
+		}
+	})
+}
+
+// listKeysAt lists the keys of a vault file holding b.
+func listKeysAt(t *testing.T, b []byte, dir string) []store.WrappedKey {
+	t.Helper()
+	p := filepath.Join(dir, "whole.vault")
+	must(t, os.WriteFile(p, b, 0o600))
+	v, err := keyfile.Open(p)
+	must(t, err)
+	defer v.Close()
+	if v.Recovery() != (keyfile.Recovery{}) {
+		t.Fatalf("the file before the group batch needed recovery: %+v", v.Recovery())
+	}
+	return listKeys(t, v)
+}
