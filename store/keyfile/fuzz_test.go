@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzOpen opens arbitrary bytes as a vault file. Open never panics; it fails only with
-// store.ErrCorrupt; a vault it opens lists its keys, reopens with the same keys and nothing
+// store.ErrCorrupt, changing nothing; a vault it opens lists its keys, reopens with the same keys and nothing
 // more to repair, and once its live keys are destroyed the file holds none of their wrapped
 // bytes.
 func FuzzOpen(f *testing.F) {
@@ -52,6 +52,9 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			if !errors.Is(err, store.ErrCorrupt) {
 				t.Fatalf("Open: %v; want nil or ErrCorrupt", err)
+			}
+			if b, _ := os.ReadFile(path); !bytes.Equal(b, content) {
+				t.Fatal("a refused Open changed the file")
 			}
 			return
 		}
