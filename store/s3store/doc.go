@@ -31,8 +31,13 @@
 // WriteBlob sends one PUT that the server checks against the blob's SHA-256
 // (x-amz-checksum-sha256) and that creates the object only if it does not exist (If-None-Match),
 // so writing the same content again stores nothing more. S3 makes an object visible only once
-// the whole PUT is durable, so a blob is whole or absent, whatever fails when. ReadBlob checks
+// the whole PUT is stored, so a blob is whole or absent, whatever fails when. ReadBlob checks
 // the content against its hash on every read.
+//
+// When WriteBlob returns nil, the blob is as durable as the server makes an acknowledged PUT:
+// AWS S3 stores it across several devices and zones before it answers; versitygw's posix
+// backend (v1.8.0) writes the file without fsync, so an acknowledged blob survives a crash of
+// versitygw but not necessarily of its machine.
 //
 // An endpoint that cannot be reached, or that answers with a server error after the client's
 // retries, gives ErrUnavailable: the call can be made again later, and nothing already stored is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,8 +27,9 @@ import (
 type Locker interface {
 	// Retain sets the retain-until date of the blob stored under sum to until (COMPLIANCE
 	// mode). A date later than the current one extends the lock; the same date changes
-	// nothing; an earlier date fails with ErrLocked, the server's refusal. store.ErrNotFound
-	// for a blob not stored.
+	// nothing; an earlier date fails with ErrLocked, the server's refusal (as does any 403
+	// answer, credentials without s3:PutObjectRetention included: the wrapped message says
+	// which). store.ErrNotFound for a blob not stored.
 	Retain(ctx context.Context, sum store.Hash, until time.Time) error
 	// SetLegalHold places (on) or clears (off) the legal hold on the blob stored under sum.
 	// store.ErrNotFound for a blob not stored.
@@ -62,7 +64,13 @@ func (b *Blobs) Retain(ctx context.Context, sum store.Hash, until time.Time) err
 		},
 	})
 	if err != nil {
-		return b.fail(ctx, fmt.Sprintf("retain blob %x until %s", sum[:8], until.UTC().Format(time.RFC3339)), err)
+		st := status(err)
+		err = b.fail(ctx, fmt.Sprintf("retain blob %x until %s", sum[:8], until.UTC().Format(time.RFC3339)), err)
+		if st == http.StatusForbidden && !errors.Is(err, ErrLocked) {
+			// AWS may answer a shortening with a bare AccessDenied; versitygw names the lock.
+			err = fmt.Errorf("%w: %w", ErrLocked, err)
+		}
+		return err
 	}
 	return nil
 }
