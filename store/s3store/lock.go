@@ -29,7 +29,8 @@ type Locker interface {
 	// mode). A date later than the current one extends the lock; the same date changes
 	// nothing; an earlier date fails with ErrLocked, the server's refusal (as does any 403
 	// answer, credentials without s3:PutObjectRetention included: the wrapped message says
-	// which). store.ErrNotFound for a blob not stored.
+	// which). store.ErrInvalid for a date not in the future; store.ErrNotFound for a blob
+	// not stored.
 	Retain(ctx context.Context, sum store.Hash, until time.Time) error
 	// SetLegalHold places (on) or clears (off) the legal hold on the blob stored under sum.
 	// store.ErrNotFound for a blob not stored.

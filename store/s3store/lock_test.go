@@ -113,6 +113,16 @@ func TestLockedBlobCannotBeDeletedOrShortened(t *testing.T) {
 	if err := b.Retain(ctx, sha256.Sum256([]byte("absent")), later); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Retain of a blob not stored: err = %v; want ErrNotFound", err)
 	}
+	// Bad dates: refused, and the lock stays as it was.
+	if err := b.Retain(ctx, sum, time.Time{}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Retain until the zero time: err = %v; want ErrInvalid", err)
+	}
+	if err := b.Retain(ctx, sum, time.Now().Add(-time.Hour)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Retain until a past date: err = %v; want ErrInvalid (the server's InvalidArgument)", err)
+	}
+	if l, err := b.Lock(ctx, sum); err != nil || !l.RetainUntil.Equal(later) {
+		t.Fatalf("after refused dates, Lock = %+v, %v; want until %v", l, err, later)
+	}
 }
 
 // TestDeleteMarkerHidesNothing: a DeleteObject without a version id, which Object Lock does not

@@ -262,8 +262,9 @@ func status(err error) int {
 }
 
 // fail turns an error of the client into one callers can branch on: the context's error when
-// ctx ended, store.ErrNotFound, ErrLocked, or ErrUnavailable for an endpoint that did not
-// answer or answered with a server error; any other error is wrapped as it is.
+// ctx ended, store.ErrNotFound, ErrLocked, store.ErrInvalid for an argument the server refused
+// (a retain-until date in the past, say), or ErrUnavailable for an endpoint that did not answer
+// or answered with a server error; any other error is wrapped as it is.
 func (b *Blobs) fail(ctx context.Context, what string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("s3store: %s: %w (%v)", what, cerr, err)
@@ -279,6 +280,8 @@ func (b *Blobs) fail(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%w: s3store: %s: %v", store.ErrNotFound, what, err)
 	case code == "ObjectLocked" || code == "AccessDenied" && strings.Contains(strings.ToLower(ae.ErrorMessage()), "lock"):
 		return fmt.Errorf("%w: s3store: %s: %v", ErrLocked, what, err)
+	case code == "InvalidArgument":
+		return fmt.Errorf("%w: s3store: %s: %v", store.ErrInvalid, what, err)
 	case st == 0 || st >= 500 || st == http.StatusTooManyRequests || code == "SlowDown" || code == "RequestTimeout":
 		return fmt.Errorf("%w: s3store: %s at bucket %q: %v", ErrUnavailable, what, b.bucket, err)
 	}

@@ -55,6 +55,8 @@ type logWithBlobs struct {
 
 func (s logWithBlobs) Close() error { return errors.Join(s.Blobs.Close(), s.Store.Close()) }
 
+var _ store.Blobs = logWithBlobs{}
+
 // TestConformance runs storetest's suite on a file store whose blobs are in S3: the Blobs rules
 // (read-back, hash-mismatch, context-done, closed, and reopen-keeps-all: blobs written before a
 // reopen are read after it) run against versitygw.
@@ -70,7 +72,6 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("s3store.Open: %v", err)
 		}
-		var _ store.Blobs = logWithBlobs{}
 		return logWithBlobs{Store: log, Blobs: b}
 	})
 }
