@@ -144,7 +144,8 @@ func (b *Blobs) Close() error {
 // that the server checks against sum (x-amz-checksum-sha256) and that creates it only if no
 // current version exists (If-None-Match: *), locked in COMPLIANCE mode until now plus the
 // retention. A blob already stored is left as it is, its lock included: writing it again is
-// harmless and creates no second version. The object is whole or absent: S3 makes a PUT
+// harmless and creates no second version. (An object already under the blob's name is taken to
+// be it, as the file store takes an existing file; ReadBlob checks it against its hash.) The object is whole or absent: S3 makes a PUT
 // visible only once it is complete and durable.
 func (b *Blobs) WriteBlob(ctx context.Context, sum store.Hash, data []byte) error {
 	if err := b.enter(ctx); err != nil {
