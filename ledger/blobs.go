@@ -13,9 +13,9 @@ import (
 	"github.com/commseal/commseal/store"
 )
 
-// Attachments: content-addressed blobs in the store's store.Blobs, encrypted under a data key of
-// their own in an encrypted ledger (so that a blob shared by several scopes goes only when the
-// last of them goes).
+// Attachments: content-addressed blobs in Options.Blobs or else the store's store.Blobs,
+// encrypted under a data key of their own in an encrypted ledger (so that a blob shared by
+// several scopes goes only when the last of them goes).
 
 // PutBlob stores attachment content durably and returns its SHA-256. In an encrypted ledger
 // the content is stored encrypted under a data key of its own.
@@ -34,8 +34,11 @@ func (l *Ledger) PutBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	return sum, nil
 }
 
-// blobs returns the store's store.Blobs, or store.ErrNoBlobs.
+// blobs returns Options.Blobs, else the store's store.Blobs, or store.ErrNoBlobs.
 func (l *Ledger) blobs() (store.Blobs, error) {
+	if l.opts.Blobs != nil {
+		return l.opts.Blobs, nil
+	}
 	bs, ok := l.st.(store.Blobs)
 	if !ok {
 		return nil, fmt.Errorf("%w: attachments cannot be kept in this ledger", store.ErrNoBlobs)

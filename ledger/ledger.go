@@ -57,6 +57,12 @@ type Options struct {
 	Rand io.Reader
 	// Encryption, if set, encrypts payloads and blobs at rest; see Encryption.
 	Encryption *Encryption
+	// Blobs, if set, keeps the attachments (PutBlob, Blob) instead of the store, which then
+	// need not implement store.Blobs: an S3 bucket with Object Lock (store/s3store) beside a log
+	// in the file store, say. Left nil, the ledger uses the store's store.Blobs, if it has one
+	// (ErrNoBlobs otherwise). The ledger does not close it. Give a ledger the same Blobs at
+	// every Open: attachments written to one are not found in another.
+	Blobs store.Blobs
 }
 
 // Errors callers branch on with errors.Is.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,8 +43,17 @@ func TestHelperSoakArchiver(t *testing.T) {
 // TestSoak runs the archiver (in a process of its own, so that the gateway's memory is not
 // counted) under steady load with scanning and webhook alerts, reads its heap and goroutines
 // from its health endpoint (the live heap as of the last collection), and checks that neither
-// grows: after the first quarter (warm-up), the live heap stays within 1.5× and 32 MB of its
-// level then, and the goroutines within 10.
+// grows beyond what the ledger's size explains. After the first quarter (warm-up):
+//   - the live heap stays within 1.5× and 32 MB of its level then, plus indexMemory bytes per
+//     entry appended since: the file store keeps its identity index in memory (about 40 bytes
+//     an entry, filestore's documented cost), which grows with the ledger and is not a leak;
+//   - the goroutines, counted in windows of four samples, have a median within 10 of the
+//     warm-up window's: a burst of in-flight pushes (a slow sync holds their handlers) is
+//     work, not growth; a leak raises every window.
+//
+// The first hour-long run (session 4) failed the old per-sample goroutine bound on one burst
+// (41 against 26 at 45 minutes; 25-27 before and after), and its heap went from 30 MB to 61 MB
+// over 1.5 million entries, in steps where the index's maps doubled.
 // It runs for an hour with COMMSEAL_SLOW=1 (or for COMMSEAL_SOAK, e.g. 5m) and is skipped
 // otherwise:
 //
@@ -133,10 +143,24 @@ func TestSoak(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "the archiver stops cleanly")
 
-	warm := samples[len(samples)/4]
-	for _, s := range samples[len(samples)/4:] {
-		require.LessOrEqual(t, s.heap, max(warm.heap*3/2, warm.heap+32<<20), "heap at %v grew from %d MB to %d MB", s.at, warm.heap>>20, s.heap>>20)
-		require.LessOrEqual(t, s.goroutines, warm.goroutines+10, "goroutines at %v grew from %d to %d", s.at, warm.goroutines, s.goroutines)
+	const indexMemory = 48 // bytes an entry, with slack over filestore's ~40
+	q := len(samples) / 4
+	warm := samples[q]
+	for _, s := range samples[q:] {
+		allowed := max(warm.heap*3/2, warm.heap+32<<20) + indexMemory*uint64(max(0, s.size-warm.size))
+		require.LessOrEqual(t, s.heap, allowed, "heap at %v grew from %d MB to %d MB (%d entries more)", s.at, warm.heap>>20, s.heap>>20, s.size-warm.size)
+	}
+	median := func(w []sample) int {
+		g := make([]int, len(w))
+		for k, s := range w {
+			g[k] = s.goroutines
+		}
+		slices.Sort(g)
+		return g[len(g)/2]
+	}
+	base := median(samples[q:min(q+4, len(samples))])
+	for k := q; k+4 <= len(samples); k += 4 {
+		require.LessOrEqual(t, median(samples[k:k+4]), base+10, "goroutines from %v: median %d, warm-up %d", samples[k].at, median(samples[k:k+4]), base)
 	}
 	require.Positive(t, received.Load(), "alerts reached the webhook")
 }

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package keyfile_test
+
+func syncAll() {}
