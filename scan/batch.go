@@ -2,23 +2,22 @@ package scan
 
 import (
 	"encoding/binary"
-	"slices"
 	"unicode/utf8"
 )
 
 // A normalizing batch scan works in two phases over a chunk of messages.
 //
-// Classify: each message is turned into its class stream (appendClasses), the classes the
+// Classify: each message is turned into its class stream (classify), the classes the
 // automaton steps on, as scanNorm would step: folding, skipping and symbol codes in one pass
 // that carries nothing from one rune to the next, so it runs at the processor's full width
-// instead of waiting on the automaton. The stream goes into the least filled of eight lanes,
-// followed by a classNone separator, which returns the automaton to the root, so that no
-// match spans two messages.
+// instead of waiting on the automaton. The stream is written straight into the least filled
+// of the lanes, followed by a classNone separator, which returns the automaton to the root, so
+// that no match spans two messages.
 //
-// Walk: the eight lanes are stored interleaved (byte 8k+j is lane j's class at step k), so one
-// load fetches a step of all eight, and the eight state chains, being independent, overlap
-// their table loads. Lanes shorter than the longest are padded with classNone, which keeps
-// them at the root (a row that stays in cache), so all eight run the whole chunk in lockstep
+// Walk: the sixteen lanes are stored interleaved (byte 16k+j is lane j's class at step k), so
+// two loads fetch a step of all sixteen, and the sixteen state chains, being independent,
+// overlap their table loads. Lanes shorter than the longest are padded with classNone, which keeps
+// them at the root (a row that stays in cache), so all sixteen run the whole chunk in lockstep
 // with no per-message bookkeeping in the loop.
 //
 // A hit is recorded at its position in its lane; after the walk each message's hits are
@@ -26,19 +25,18 @@ import (
 // message order. A message too long for a lane is scanned by itself with scanNorm.
 const (
 	batchLanes = 16
-	// batchLaneSteps is the length of each lane in a chunk: 8 lanes of 4 KiB, 32 KiB of
-	// classes, which stay in the L1 and L2 caches beside the automaton's hot rows.
+	// batchLaneSteps is the length of each lane in a chunk: 16 lanes of 4 KiB, 64 KiB of
+	// classes, which stay in the L2 cache beside the automaton's hot rows.
 	batchLaneSteps = 4096
 	// batchAlone is the message length from which a message is scanned by itself: its stream
-	// (at most half as long again as the text, see appendClasses) always fits in a lane.
+	// (see maxClasses) always fits in a lane.
 	batchAlone = batchLaneSteps / 2
 )
 
 // normBatch is the working memory of a normalizing batch scan, kept in the scratch pool.
 type normBatch struct {
-	ib     []byte // interleaved lanes: ib[8k+j] is lane j's class at step k
+	ib     []byte // interleaved lanes: ib[16k+j] is lane j's class at step k
 	fill   [batchLanes]int
-	stream []byte   // the class stream of the message being placed
 	placed []placed // the chunk's messages, in message order
 	hits   [batchLanes][]hit
 	one    []hit // hits of a message scanned by itself
@@ -71,26 +69,23 @@ func (a *automaton) scanNormBatch(msgs [][]byte, nb *normBatch, done func(msg in
 			}
 			continue
 		}
-		nb.stream = a.appendClasses(nb.stream[:0], text)
-		if len(nb.stream) == 0 {
-			continue // nothing normalization keeps
-		}
 		j := 0
 		for k := 1; k < batchLanes; k++ {
 			if nb.fill[k] < nb.fill[j] {
 				j = k
 			}
 		}
-		if nb.fill[j]+len(nb.stream)+1 > batchLaneSteps {
+		if nb.fill[j]+maxClasses(len(text))+1 > batchLaneSteps {
 			a.flush(msgs, nb, done)
 			j = 0
 		}
 		start := nb.fill[j]
-		for k, c := range nb.stream {
-			nb.ib[(start+k)*batchLanes+j] = c
+		n := a.classify(nb.ib[start*batchLanes+j:], text)
+		if n == 0 {
+			continue // nothing normalization keeps
 		}
-		end := start + len(nb.stream)
-		nb.fill[j] = end + 1 // the separator, classNone, is already there
+		end := start + n
+		nb.fill[j] = end + 1 // the separator, classNone
 		nb.placed = append(nb.placed, placed{msg: i, lane: j, start: start, end: end})
 	}
 	a.flush(msgs, nb, done)
@@ -148,24 +143,22 @@ func (a *automaton) walkLanes(ib []byte, hits *[batchLanes][]hit) {
 	steps := len(ib) / batchLanes
 	for k := 0; k < steps; {
 		row := ib[k*batchLanes:][:batchLanes]
-		w := binary.LittleEndian.Uint64(row)
-		x := binary.LittleEndian.Uint64(row[8:])
-		s0 = trans[s0+uint32(w&0xff)]
-		s1 = trans[s1+uint32(w>>8&0xff)]
-		s2 = trans[s2+uint32(w>>16&0xff)]
-		s3 = trans[s3+uint32(w>>24&0xff)]
-		s4 = trans[s4+uint32(w>>32&0xff)]
-		s5 = trans[s5+uint32(w>>40&0xff)]
-		s6 = trans[s6+uint32(w>>48&0xff)]
-		s7 = trans[s7+uint32(w>>56)]
-		s8 = trans[s8+uint32(x&0xff)]
-		s9 = trans[s9+uint32(x>>8&0xff)]
-		s10 = trans[s10+uint32(x>>16&0xff)]
-		s11 = trans[s11+uint32(x>>24&0xff)]
-		s12 = trans[s12+uint32(x>>32&0xff)]
-		s13 = trans[s13+uint32(x>>40&0xff)]
-		s14 = trans[s14+uint32(x>>48&0xff)]
-		s15 = trans[s15+uint32(x>>56)]
+		s0 = trans[s0+uint32(row[0])]
+		s1 = trans[s1+uint32(row[1])]
+		s2 = trans[s2+uint32(row[2])]
+		s3 = trans[s3+uint32(row[3])]
+		s4 = trans[s4+uint32(row[4])]
+		s5 = trans[s5+uint32(row[5])]
+		s6 = trans[s6+uint32(row[6])]
+		s7 = trans[s7+uint32(row[7])]
+		s8 = trans[s8+uint32(row[8])]
+		s9 = trans[s9+uint32(row[9])]
+		s10 = trans[s10+uint32(row[10])]
+		s11 = trans[s11+uint32(row[11])]
+		s12 = trans[s12+uint32(row[12])]
+		s13 = trans[s13+uint32(row[13])]
+		s14 = trans[s14+uint32(row[14])]
+		s15 = trans[s15+uint32(row[15])]
 		k++
 		if (s0|s1|s2|s3|s4|s5|s6|s7|s8|s9|s10|s11|s12|s13|s14|s15)&(flagMatch|flagSparse) == 0 {
 			continue
@@ -216,29 +209,33 @@ func decodeRune(text []byte, i int) (rune, int) {
 	return utf8.DecodeRune(text[i:])
 }
 
-// appendClasses appends the class stream of text to dst: for each rune, the classes scanNorm
-// steps the automaton on. An ASCII byte has its class in acls; another rune its symbol code's
-// classes from the rune table, or classNone when its folded form is in no key (from any state
-// at a symbol boundary that leads back to the root, as scanNorm's actBreak does). A rune that
-// normalization removes adds nothing: it leaves the state as it is. A stream is never longer
-// than half as long again as its text (a two-byte rune with a three-byte code) and usually
-// shorter: spacing and punctuation drop out and a Chinese character takes two classes
-// instead of three bytes.
+// maxClasses bounds the class stream of a text of n bytes: a two-byte rune may have a
+// three-byte code, nothing else takes more classes than bytes.
+func maxClasses(n int) int { return n + n/2 }
+
+// classify writes the class stream of text into lane[0], lane[batchLanes], lane[2*batchLanes]
+// and so on, and returns its length: for each rune, the classes scanNorm steps the automaton
+// on. An ASCII byte has its class in acls; another rune its symbol code's classes from the rune
+// table, or classNone when its folded form is in no key (from any state at a symbol boundary
+// that leads back to the root, as scanNorm's actBreak does). A rune that normalization removes
+// adds nothing: it leaves the state as it is. A stream is never longer than maxClasses and
+// usually shorter than its text: spacing and punctuation drop out and a Chinese character
+// takes two classes instead of three bytes. lane must have room for maxClasses(len(text))+3
+// classes and hold classNone in all of them; classify leaves classNone after the stream.
 //
 // The loop is written for throughput: ASCII eight bytes at a time when a word has no other
-// byte, every class written whether kept or not and the write position advanced by the
-// number kept, so that what the text holds decides no branch.
-func (a *automaton) appendClasses(dst, text []byte) []byte {
+// byte, every class written whether kept or not and the position advanced by the number
+// kept, so that what the text holds decides few branches.
+func (a *automaton) classify(lane []byte, text []byte) int {
 	acls, rt := &a.acls, a.runes
-	n0 := len(dst)
-	dst = slices.Grow(dst, len(text)+len(text)/2+8)
-	out := dst[n0:cap(dst)]
+	const w = batchLanes
+	lane = lane[:(maxClasses(len(text))+3-1)*w+1]
 	j := 0
 	for i := 0; i < len(text); {
 		if i+8 <= len(text) && binary.LittleEndian.Uint64(text[i:])&0x8080808080808080 == 0 {
 			for _, b := range text[i : i+8] {
 				c := acls[b&0x7f]
-				out[j] = c
+				lane[j*w] = c
 				j += int((uint32(c-classSkip) + 0xff) >> 8) // 1 unless c is classSkip
 			}
 			i += 8
@@ -247,7 +244,7 @@ func (a *automaton) appendClasses(dst, text []byte) []byte {
 		b := text[i]
 		if b < utf8.RuneSelf {
 			c := acls[b]
-			out[j] = c
+			lane[j*w] = c
 			j += int((uint32(c-classSkip) + 0xff) >> 8)
 			i++
 			continue
@@ -265,14 +262,16 @@ func (a *automaton) appendClasses(dst, text []byte) []byte {
 		i += size
 		act := rt.lookupFast(r)
 		// actBreak writes classNone (its byte is 0); actSkip writes a zero it does not keep.
-		out[j], out[j+1], out[j+2] = byte(act>>8), byte(act>>16), byte(act>>24)
+		lane[j*w], lane[(j+1)*w], lane[(j+2)*w] = byte(act>>8), byte(act>>16), byte(act>>24)
 		n := act & actLenMask
 		if act == actBreak {
 			n = 1
 		}
 		j += int(n)
 	}
-	return dst[:n0+j]
+	// Classes written but not kept, beyond the stream, back to classNone.
+	lane[j*w], lane[(j+1)*w], lane[(j+2)*w] = classNone, classNone, classNone
+	return j
 }
 
 // lookupFast is lookup with the common case inlined.
@@ -283,7 +282,7 @@ func (t *runeTable) lookupFast(r rune) uint32 {
 	return t.lookup(r)
 }
 
-// classLen is the number of classes appendClasses writes for the rune at text[i], and the
+// classLen is the number of classes classify writes for the rune at text[i], and the
 // rune's size.
 func (a *automaton) classLen(text []byte, i int) (n, size int) {
 	if b := text[i]; b < utf8.RuneSelf {
