@@ -75,7 +75,7 @@ func (a *automaton) scanNormBatch(msgs [][]byte, nb *normBatch, done func(msg in
 				j = k
 			}
 		}
-		if nb.fill[j]+maxClasses(len(text))+1 > batchLaneSteps {
+		if nb.fill[j]+maxClasses(len(text))+3 > batchLaneSteps { // classify's room
 			a.flush(msgs, nb, done)
 			j = 0
 		}
