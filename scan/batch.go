@@ -14,19 +14,20 @@ import (
 // of the lanes, followed by a classNone separator, which returns the automaton to the root, so
 // that no match spans two messages.
 //
-// Walk: the sixteen lanes are stored interleaved (byte 16k+j is lane j's class at step k), so
-// two loads fetch a step of all sixteen, and the sixteen state chains, being independent,
-// overlap their table loads. Lanes shorter than the longest are padded with classNone, which keeps
-// them at the root (a row that stays in cache), so all sixteen run the whole chunk in lockstep
+// Walk: the eight lanes are stored interleaved (byte 8k+j is lane j's class at step k), so a
+// step of all eight is eight adjacent bytes, and the eight state chains, being independent,
+// overlap their table loads. (Eight states stay in registers; sixteen were spilled to the
+// stack on every step and were no faster.) Lanes shorter than the longest are padded with classNone, which keeps
+// them at the root (a row that stays in cache), so all eight run the whole chunk in lockstep
 // with no per-message bookkeeping in the loop.
 //
 // A hit is recorded at its position in its lane; after the walk each message's hits are
 // shifted to its own stream and mapped to offsets in its text (mapEnds), and handed over in
 // message order. A message too long for a lane is scanned by itself with scanNorm.
 const (
-	batchLanes = 16
-	// batchLaneSteps is the length of each lane in a chunk: 16 lanes of 4 KiB, 64 KiB of
-	// classes, which stay in the L2 cache beside the automaton's hot rows.
+	batchLanes = 8
+	// batchLaneSteps is the length of each lane in a chunk: 8 lanes of 4 KiB, 32 KiB of
+	// classes, which stay in cache beside the automaton's hot rows.
 	batchLaneSteps = 4096
 	// batchAlone is the message length from which a message is scanned by itself: its stream
 	// (see maxClasses) always fits in a lane.
@@ -35,7 +36,7 @@ const (
 
 // normBatch is the working memory of a normalizing batch scan, kept in the scratch pool.
 type normBatch struct {
-	ib     []byte // interleaved lanes: ib[16k+j] is lane j's class at step k
+	ib     []byte // interleaved lanes: ib[8k+j] is lane j's class at step k
 	fill   [batchLanes]int
 	placed []placed // the chunk's messages, in message order
 	hits   [batchLanes][]hit
@@ -138,34 +139,12 @@ func (a *automaton) flush(msgs [][]byte, nb *normBatch, done func(msg int, hits 
 // and appends to hits[j] a hit for every state with output that lane j reaches, its end the
 // number of lane j's classes consumed.
 func (a *automaton) walkLanes(ib []byte, hits *[batchLanes][]hit) {
-	trans := a.trans
-	var s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15 uint32
+	var st [batchLanes]uint32
 	steps := len(ib) / batchLanes
 	for k := 0; k < steps; {
-		row := ib[k*batchLanes:][:batchLanes]
-		s0 = trans[s0+uint32(row[0])]
-		s1 = trans[s1+uint32(row[1])]
-		s2 = trans[s2+uint32(row[2])]
-		s3 = trans[s3+uint32(row[3])]
-		s4 = trans[s4+uint32(row[4])]
-		s5 = trans[s5+uint32(row[5])]
-		s6 = trans[s6+uint32(row[6])]
-		s7 = trans[s7+uint32(row[7])]
-		s8 = trans[s8+uint32(row[8])]
-		s9 = trans[s9+uint32(row[9])]
-		s10 = trans[s10+uint32(row[10])]
-		s11 = trans[s11+uint32(row[11])]
-		s12 = trans[s12+uint32(row[12])]
-		s13 = trans[s13+uint32(row[13])]
-		s14 = trans[s14+uint32(row[14])]
-		s15 = trans[s15+uint32(row[15])]
-		k++
-		if (s0|s1|s2|s3|s4|s5|s6|s7|s8|s9|s10|s11|s12|s13|s14|s15)&(flagMatch|flagSparse) == 0 {
-			continue
-		}
+		k = a.walkDense(ib, k, &st)
 		// Record the matches; while a lane is in a sparse state (no dense row), step all
 		// lanes one class at a time.
-		st := [batchLanes]uint32{s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15}
 		for {
 			sparse := false
 			for j, v := range st {
@@ -186,14 +165,38 @@ func (a *automaton) walkLanes(ib []byte, hits *[batchLanes][]hit) {
 				if v >= specialMin {
 					st[j] = a.slowStep(v, c)
 				} else {
-					st[j] = trans[v+c]
+					st[j] = a.trans[v+c]
 				}
 			}
 			k++
 		}
-		s0, s1, s2, s3, s4, s5, s6, s7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
-		s8, s9, s10, s11, s12, s13, s14, s15 = st[8], st[9], st[10], st[11], st[12], st[13], st[14], st[15]
 	}
+}
+
+// walkDense steps the lanes from step k, in the states st (all dense, without output), until
+// a lane enters a special state or the lanes end, and returns the steps consumed so far. The
+// loop keeps the states in registers and does nothing else: per lane and step, one load of
+// the class, one of the transition.
+func (a *automaton) walkDense(ib []byte, k int, st *[batchLanes]uint32) int {
+	trans := a.trans
+	s0, s1, s2, s3, s4, s5, s6, s7 := st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+	for k < len(ib)/batchLanes {
+		row := ib[k*batchLanes:][:batchLanes]
+		s0 = trans[s0+uint32(row[0])]
+		s1 = trans[s1+uint32(row[1])]
+		s2 = trans[s2+uint32(row[2])]
+		s3 = trans[s3+uint32(row[3])]
+		s4 = trans[s4+uint32(row[4])]
+		s5 = trans[s5+uint32(row[5])]
+		s6 = trans[s6+uint32(row[6])]
+		s7 = trans[s7+uint32(row[7])]
+		k++
+		if (s0|s1|s2|s3|s4|s5|s6|s7)&(flagMatch|flagSparse) != 0 {
+			break
+		}
+	}
+	st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = s0, s1, s2, s3, s4, s5, s6, s7
+	return k
 }
 
 // decodeRune decodes the rune at text[i], which is not ASCII, exactly as utf8.DecodeRune
@@ -306,9 +309,19 @@ func (a *automaton) classLen(text []byte, i int) (n, size int) {
 // into offsets in text: the end of the rune whose classes end there, which is where scanNorm
 // records the hit. A hit ends on the last class of a key, never inside a rune's classes, and a
 // removed rune adds no class, so the first rune whose classes reach the position is the one.
+// Eight ASCII bytes add at most eight classes, so a block of them that cannot reach the next
+// hit is counted at once.
 func (a *automaton) mapEnds(text []byte, hits []hit) {
+	acls := &a.acls
 	p, h := 0, 0
 	for i := 0; i < len(text) && h < len(hits); {
+		if p+8 < hits[h].end && i+8 <= len(text) && binary.LittleEndian.Uint64(text[i:])&0x8080808080808080 == 0 {
+			for _, b := range text[i : i+8] {
+				p += int((uint32(acls[b&0x7f]-classSkip) + 0xff) >> 8)
+			}
+			i += 8
+			continue
+		}
 		n, size := a.classLen(text, i)
 		i += size
 		p += n

@@ -86,9 +86,9 @@
 // their table loads instead of waiting on each. Byte-exact lexicons run eight messages at a
 // time. Normalizing ones first turn each message into its class stream (the classes the
 // automaton steps on, folding, skipping and symbol codes applied, in a loop that carries
-// nothing from one rune to the next), pack the streams of a few hundred messages into sixteen
-// lanes, separated by a class that returns to the root, and walk the lanes in lockstep, one
-// load fetching a step of all sixteen; the hits are mapped back to offsets in each message's
+// nothing from one rune to the next), pack the streams of a few hundred messages into eight
+// lanes, separated by a class that returns to the root, and walk the lanes in lockstep, the
+// eight classes of a step adjacent in memory; the hits are mapped back to offsets in each message's
 // text afterwards (see batch.go). A small normalizing automaton stays in cache, gains nothing
 // from it, and is scanned message by message.
 //
