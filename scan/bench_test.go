@@ -131,13 +131,15 @@ func BenchmarkScan(b *testing.B) {
 			//     written, no normalization at all (plain-MB/s): less work than commseal does,
 			//     and the stricter baseline.
 			// The corpus is taken in slices of pairedSlice messages, each slice run by every
-			// engine in turn (the order rotating), and each ratio is the median over all slices
-			// of the ratio within the slice: a slice in which one engine was preempted or lost
-			// its cache to a neighbour moves the median by one place, not by its delay. It
-			// reports speedup (batch over cloudflare), speedup-1 (single over cloudflare),
-			// batch-vs-single, and with norm=on speedup-vs-plain (batch over un-normalized
-			// cloudflare). On a shared, noisy machine these ratios are the figures to trust;
-			// the MB/s are totals.
+			// engine in turn (the order rotating) on one locked thread, and each ratio is the
+			// median over all slices of the ratio within the slice of the thread's CPU time
+			// (threadCPUTime; wall time where that is not available): time spent waiting for a
+			// core does not count, and a slice in which one engine lost its cache to a
+			// neighbour moves the median by one place, not by its delay. It reports speedup
+			// (batch over cloudflare), speedup-1 (single over cloudflare), batch-vs-single, and
+			// with norm=on speedup-vs-plain (batch over un-normalized cloudflare). On a shared,
+			// noisy machine these ratios are the figures to trust; the MB/s are wall-time
+			// totals.
 			b.Run(prefix+"/engine=paired", func(b *testing.B) {
 				s := buildOnce(prefix+"commseal", buildCommseal).v.(*Scanner)
 				m := buildOnce(prefix+"cloudflare", buildCloudflare).v.(*ahocorasick.Matcher)
@@ -148,7 +150,11 @@ func BenchmarkScan(b *testing.B) {
 				var total [4]time.Duration
 				var perSlice [][4]time.Duration
 				var dst []Finding
-				run := func(engine int, part [][]byte) time.Duration {
+				runtime.LockOSThread() // for threadCPUTime: the whole slice on one thread
+				defer runtime.UnlockOSThread()
+				var perSliceCPU [][4]time.Duration
+				run := func(engine int, part [][]byte) (wall, cpu time.Duration) {
+					c0, cpuOK := threadCPUTime()
 					t0 := time.Now()
 					switch engine {
 					case batch:
@@ -169,7 +175,12 @@ func BenchmarkScan(b *testing.B) {
 							_ = plain.MatchThreadSafe(msg)
 						}
 					}
-					return time.Since(t0)
+					wall = time.Since(t0)
+					cpu = wall
+					if c1, ok := threadCPUTime(); ok && cpuOK {
+						cpu = c1 - c0
+					}
+					return wall, cpu
 				}
 				engines := []int{batch, single, cf}
 				if norm {
@@ -179,21 +190,22 @@ func BenchmarkScan(b *testing.B) {
 				for b.Loop() {
 					for lo := 0; lo < len(msgs); lo += pairedSlice {
 						part := msgs[lo:min(lo+pairedSlice, len(msgs))]
-						var d [4]time.Duration
+						var d, c [4]time.Duration
 						for k := range engines {
 							e := engines[(i+k)%len(engines)]
-							d[e] = run(e, part)
+							d[e], c[e] = run(e, part)
 							total[e] += d[e]
 						}
 						perSlice = append(perSlice, d)
+						perSliceCPU = append(perSliceCPU, c)
 						i++
 					}
 				}
 				iters := float64(i) * pairedSlice / float64(len(msgs))
 				mbs := func(d time.Duration) float64 { return float64(size) * iters / d.Seconds() / 1e6 }
 				ratio := func(num, den int) float64 {
-					rs := make([]float64, len(perSlice))
-					for k, d := range perSlice {
+					rs := make([]float64, len(perSliceCPU))
+					for k, d := range perSliceCPU {
 						rs[k] = d[num].Seconds() / d[den].Seconds()
 					}
 					slices.Sort(rs)
