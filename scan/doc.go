@@ -88,9 +88,11 @@
 // automaton steps on, folding, skipping and symbol codes applied, in a loop that carries
 // nothing from one rune to the next), pack the streams of a few hundred messages into eight
 // lanes, separated by a class that returns to the root, and walk the lanes in lockstep, the
-// eight classes of a step adjacent in memory; the hits are mapped back to offsets in each message's
-// text afterwards (see batch.go). A small normalizing automaton stays in cache, gains nothing
-// from it, and is scanned message by message.
+// eight classes of a step adjacent in memory; the hits are mapped back to offsets in each
+// message's text afterwards (see batch.go). With 10,000 terms a batch runs about 1.6x
+// (byte-exact) and 1.5x (normalized) faster than the same messages one at a time. A small
+// normalizing automaton stays in cache, gains nothing from it, and is scanned message by
+// message.
 //
 // Turning a message's matches into findings (confirming exact, case-sensitive and word-boundary
 // rules, applying exclusions, pairing near terms) costs O(n log n) in the number of matches,
@@ -100,8 +102,13 @@
 // spanning most of the text, a 16 MiB message) against plain chat in the same iterations.
 //
 // BenchmarkScan measures all of this against github.com/cloudflare/ahocorasick on the same
-// generated chat corpus; its engine=paired sub-benchmarks alternate the engines within each
-// iteration and report the speedup, the figure to trust on a shared machine.
+// generated chat corpus; its engine=paired sub-benchmarks alternate the engines on each slice
+// of the corpus and report the median ratios of their CPU times, the figures to trust on a
+// shared machine. With 10,000 terms (go test ./scan -run '^$' -bench
+// 'Scan/terms=10000/norm=(off|on)/engine=paired' -benchtime 2s -count 3, medians of six runs
+// on two shared cores) normalized batches ran at 5.0x cloudflare matching the normalized text
+// and 4.6x cloudflare matching the raw bytes with no normalization at all; byte-exact batches
+// at 4.0x.
 //
 // # Why github.com/cloudflare/ahocorasick is the baseline and not the engine
 //
