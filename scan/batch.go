@@ -28,8 +28,10 @@ const (
 	batchLanes = 8
 	// batchLaneSteps is the length of each lane in a chunk: 8 lanes of 16 KiB, 128 KiB of
 	// classes, some 1,500 messages of chat. Between two walks, classifying and reporting
-	// push the automaton's rows out of the cache, which the next walk reloads; chunks of
-	// 4 KiB lanes made batch-vs-single 1.1-1.3 in BenchmarkScan's paired runs, 16 KiB 1.4-1.7.
+	// push the automaton's rows out of the cache, which the next walk reloads. In
+	// BenchmarkScan's paired runs at 10,000 terms, batch-vs-single was 1.07-1.31 (median 1.10,
+	// 4 runs) with 4 KiB lanes and 1.11-1.66 (median 1.43, 8 runs) with 16 KiB; 64 KiB lanes
+	// did no better.
 	batchLaneSteps = 16384
 	// batchAlone is the message length from which a message is scanned by itself: its stream
 	// (see maxClasses) always fits in a lane.
