@@ -363,6 +363,7 @@ func (b *builder) layout() {
 func (b *builder) denseRows() {
 	a := b.a
 	a.trans = make([]uint32, b.size)
+	adviseHugePages(a.trans)
 	for i := 0; i < b.nDense; i++ {
 		u := b.order[i]
 		if i > 0 {
