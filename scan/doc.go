@@ -89,8 +89,8 @@
 // nothing from one rune to the next), pack the streams of a few hundred messages into eight
 // lanes, separated by a class that returns to the root, and walk the lanes in lockstep, the
 // eight classes of a step adjacent in memory; the hits are mapped back to offsets in each
-// message's text afterwards (see batch.go). With 10,000 terms a batch runs about 1.6x
-// (byte-exact) and 1.5x (normalized) faster than the same messages one at a time. A small
+// message's text afterwards (see batch.go). With 10,000 terms a batch runs about 1.45x
+// (byte-exact) and 1.2x (normalized) faster than the same messages one at a time. A small
 // normalizing automaton stays in cache, gains nothing from it, and is scanned message by
 // message.
 //
@@ -106,9 +106,9 @@
 // of the corpus and report the median ratios of their CPU times, the figures to trust on a
 // shared machine. With 10,000 terms (go test ./scan -run '^$' -bench
 // 'Scan/terms=10000/norm=(off|on)/engine=paired' -benchtime 2s -count 3, medians of six runs
-// on two shared cores) normalized batches ran at 5.0x cloudflare matching the normalized text
-// and 4.6x cloudflare matching the raw bytes with no normalization at all; byte-exact batches
-// at 4.0x.
+// on two shared cores) normalized batches ran at 5.2x cloudflare matching the normalized text
+// and 4.4x cloudflare matching the raw bytes with no normalization at all; byte-exact batches
+// at 5.0x. The dense table asks for transparent huge pages on Linux (hugepages_linux.go).
 //
 // # Why github.com/cloudflare/ahocorasick is the baseline and not the engine
 //
