@@ -327,8 +327,8 @@ type scratch struct {
 	runes   []int // runeIndex of the message being finished
 	runesOK bool
 	hits    []hit
-	lanes   [4][]hit
 	lanes8  [8][]hit
+	batch   normBatch
 	found   []Finding
 	occs    []occ
 	near    []occ
@@ -650,7 +650,7 @@ func (s *Scanner) ScanBatch(msgs [][]byte, emit func(msg int, f Finding)) {
 			}
 		}
 	case s.auto.norm:
-		s.auto.scanNormLanes(msgs, &sc.lanes, f)
+		s.auto.scanNormBatch(msgs, &sc.batch, f)
 	default:
 		s.auto.scanRawLanes(msgs, &sc.lanes8, f)
 	}
