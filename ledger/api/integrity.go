@@ -1,18 +1,15 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
-	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
 )
 
@@ -164,7 +161,7 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 	// A ledger that has not signed its first checkpoint yet is not altered for that.
 	_, _, cpErr := h.l.Checkpoint()
 	start := h.opts.Now()
-	pin, err := pinStore(r.Context(), h.opts.Store)
+	pin, size, err := verify.Pin(r.Context(), h.opts.Store)
 	if err != nil {
 		return err
 	}
@@ -173,7 +170,7 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 		return fmt.Errorf("api: verifying: %w", err) // not a result about the ledger
 	}
 	res := &Verification{Started: start.UTC(), Duration: h.opts.Now().Sub(start).String(), OK: err == nil,
-		Altered: err != nil, Size: pin.size, Report: rep}
+		Altered: err != nil, Size: size, Report: rep}
 	if err != nil {
 		res.Error = err.Error()
 		h.log.Error("api: the ledger does not verify", "err", err)
@@ -182,65 +179,6 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 	h.last = res
 	h.lastMu.Unlock()
 	return writeJSON(w, res)
-}
-
-// pinned is a store seen at a fixed size, so that a ledger appending meanwhile does not look
-// altered to verify.Ledger: entries, hashes and checkpoints beyond that size are hidden.
-type pinned struct {
-	r    verify.Reader
-	size uint64
-}
-
-func pinStore(ctx context.Context, r verify.Reader) (*pinned, error) {
-	size, err := r.Size(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("api: reading the store's size: %w", err)
-	}
-	return &pinned{r: r, size: size}, nil
-}
-
-func (p *pinned) Size(context.Context) (uint64, error) { return p.size, nil }
-
-func (p *pinned) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
-	return p.r.Entries(ctx, start, min(end, p.size))
-}
-
-func (p *pinned) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error) {
-	limit := store.StoredHashCount(p.size)
-	for _, i := range indexes {
-		if i >= limit {
-			return nil, fmt.Errorf("%w: stored hash %d beyond tree size %d", store.ErrNotFound, i, p.size)
-		}
-	}
-	return p.r.ReadHashes(ctx, indexes)
-}
-
-func (p *pinned) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
-	var last store.Checkpoint
-	found := false
-	for c, err := range p.AllCheckpoints(ctx) {
-		if err != nil {
-			return store.Checkpoint{}, err
-		}
-		last, found = c, true
-	}
-	if !found {
-		return store.Checkpoint{}, store.ErrNotFound
-	}
-	return last, nil
-}
-
-func (p *pinned) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error] {
-	return func(yield func(store.Checkpoint, error) bool) {
-		for c, err := range p.r.AllCheckpoints(ctx) {
-			if err == nil && c.Size > p.size {
-				return
-			}
-			if !yield(c, err) {
-				return
-			}
-		}
-	}
 }
 
 // AccessEntry is one access entry's metadata, as GET /v1/access lists it: who read what, why

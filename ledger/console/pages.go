@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -708,11 +707,10 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 	}
 	_, _, cpErr := h.l.Checkpoint()
 	start := h.opts.Now()
-	size, err := h.opts.Store.Size(r.Context())
+	pin, size, err := verify.Pin(r.Context(), h.opts.Store)
 	if err != nil {
-		return fmt.Errorf("console: reading the store's size: %w", err)
+		return fmt.Errorf("console: %w", err)
 	}
-	pin := &pinned{r: h.opts.Store, size: size}
 	rep, err := verify.Ledger(r.Context(), pin, v, verify.Options{AllowUnsigned: errors.Is(cpErr, ledger.ErrNotFound)})
 	if err != nil && !verify.Altered(err) {
 		return fmt.Errorf("console: verifying: %w", err)
@@ -728,57 +726,6 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 	h.lastMu.Unlock()
 	http.Redirect(w, r.Request, "/integrity", http.StatusSeeOther)
 	return nil
-}
-
-// pinned is a store seen at a fixed size (as ledger/api pins it), so that a ledger appending
-// meanwhile does not look altered.
-type pinned struct {
-	r    verify.Reader
-	size uint64
-}
-
-func (p *pinned) Size(context.Context) (uint64, error) { return p.size, nil }
-
-func (p *pinned) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
-	return p.r.Entries(ctx, start, min(end, p.size))
-}
-
-func (p *pinned) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, error) {
-	limit := store.StoredHashCount(p.size)
-	for _, i := range indexes {
-		if i >= limit {
-			return nil, fmt.Errorf("%w: stored hash %d beyond tree size %d", store.ErrNotFound, i, p.size)
-		}
-	}
-	return p.r.ReadHashes(ctx, indexes)
-}
-
-func (p *pinned) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
-	var last store.Checkpoint
-	found := false
-	for c, err := range p.AllCheckpoints(ctx) {
-		if err != nil {
-			return store.Checkpoint{}, err
-		}
-		last, found = c, true
-	}
-	if !found {
-		return store.Checkpoint{}, store.ErrNotFound
-	}
-	return last, nil
-}
-
-func (p *pinned) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error] {
-	return func(yield func(store.Checkpoint, error) bool) {
-		for c, err := range p.r.AllCheckpoints(ctx) {
-			if err == nil && c.Size > p.size {
-				return
-			}
-			if !yield(c, err) {
-				return
-			}
-		}
-	}
 }
 
 // AccessPage is how many ledger entries one access-log page examines.
