@@ -69,7 +69,7 @@ func (l *Ledger) Append(ctx context.Context, m *capture.Message) (capture.Receip
 	size := 512 + len(mm.Text) + len(mm.Raw)*4/3 + 128*(len(mm.Mentions)+len(mm.Attachments))
 	rc, err := l.submit(ctx, r, size, mm.AppendJSON)
 	if err == nil && !rc.Duplicate && l.opts.Appended != nil {
-		l.opts.Appended(rc.Index, &mm)
+		l.opts.Appended(rc.Index, seal.KindMessage, &mm)
 	}
 	return rc, err
 }
@@ -189,6 +189,9 @@ func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) 
 	}
 	select {
 	case res := <-r.done:
+		if res.err == nil && !res.dup && r.kind != seal.KindMessage && l.opts.Appended != nil {
+			l.opts.Appended(res.index, r.kind, nil) // a message's is called by Append, with it
+		}
 		return capture.Receipt{Index: res.index, Duplicate: res.dup}, res.err
 	case <-ctx.Done():
 		// The entry may still become durable; a retry is safe for deduplicated entries.

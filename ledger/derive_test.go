@@ -264,19 +264,26 @@ func TestALongScanHandsOverADamagedEntryWithItsError(t *testing.T) {
 	require.Equal(t, []uint64{900}, bad)
 }
 
-// TestAppendedSeesEachNewMessageOnce: Options.Appended is told every message once it is
-// durable, with its index, and nothing for a duplicate or a record; Deriver.Kinds names every
-// entry's kind without decrypting.
+// TestAppendedSeesEachNewMessageOnce: Options.Appended is told every entry once it is
+// durable, with its index and kind, and the message for a message; nothing for a duplicate;
+// Deriver.Kinds names every entry's kind as Appended did, without decrypting.
 func TestAppendedSeesEachNewMessageOnce(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	seen := map[uint64]string{}
+	told := map[uint64]seal.Kind{}
 	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: testKeys(t), CheckpointEvery: 1000, CheckpointInterval: time.Hour,
-		Appended: func(i uint64, m *capture.Message) {
+		Appended: func(i uint64, k seal.Kind, m *capture.Message) {
 			mu.Lock()
 			defer mu.Unlock()
 			require.Less(t, i, uint64(1000))
-			seen[i] = m.ID
+			_, again := told[i]
+			require.False(t, again, "entry %d told twice", i)
+			told[i] = k
+			require.Equal(t, k == seal.KindMessage, m != nil, "the message with a message only")
+			if m != nil {
+				seen[i] = m.ID
+			}
 		}})
 	require.NoError(t, err)
 	defer l.Close()
@@ -296,9 +303,11 @@ func TestAppendedSeesEachNewMessageOnce(t *testing.T) {
 	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordContext, Platform: "dingtalk", Tenant: "corp1", At: time.Now()})
 	require.NoError(t, err)
 	require.Len(t, seen, 80)
+	require.Len(t, told, 81, "80 messages and the record; not the duplicate")
 	kinds := map[seal.Kind]int{}
 	require.NoError(t, l.Derive("t").Kinds(ctx, 0, l.Size(), func(i uint64, k seal.Kind) error {
 		kinds[k]++
+		require.Equal(t, told[i], k, "entry %d", i)
 		if k == seal.KindMessage {
 			en, err := l.Get(ctx, i)
 			require.NoError(t, err)

@@ -29,12 +29,15 @@ const (
 type Options struct {
 	// Signing signs checkpoints; its key name is the ledger's origin.
 	Signing *seal.SigningKey
-	// Appended, if set, is called with each message once it is durable and newly sealed (not
-	// for a duplicate), on the appending goroutine before Append returns: it must not block,
+	// Appended, if set, is called with each entry once it is durable and newly sealed (not
+	// for a duplicate), on the appending goroutine before the append call returns, with the
+	// entry's kind and, for a message, the message (nil for other kinds): it must not block,
 	// keep the goroutine, or modify the message. An in-process consumer that derives from what
 	// is sealed (surveillance) takes the content from it instead of reading it back and
-	// decrypting it; whatever it misses, it reads from the ledger.
-	Appended func(index uint64, m *capture.Message)
+	// decrypting it, and learns which entries are not messages without reading them; whatever
+	// it misses (an append whose caller gave up before it was durable), it reads from the
+	// ledger.
+	Appended func(index uint64, kind seal.Kind, m *capture.Message)
 	// CheckpointEvery signs a checkpoint once this many entries are uncovered
 	// (DefaultCheckpointEvery if zero).
 	CheckpointEvery uint64

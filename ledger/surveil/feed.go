@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/seal"
 )
 
 // DefaultFeedSize is how many messages a Feed holds for the monitor by default.
@@ -23,7 +24,8 @@ type Feed struct {
 
 type fed struct {
 	index uint64
-	msg   *capture.Message
+	kind  seal.Kind
+	msg   *capture.Message // for a message
 }
 
 // NewFeed makes a Feed that holds up to size messages (DefaultFeedSize if size <= 0).
@@ -34,25 +36,35 @@ func NewFeed(size int) *Feed {
 	return &Feed{slots: make([]atomic.Pointer[fed], size)}
 }
 
-// Appended keeps what the monitor scans of message m, sealed at index (ledger.Options.Appended).
-// A message the monitor has not taken yet is overwritten by one that lands in its slot; the
-// monitor then reads it from the ledger.
-func (f *Feed) Appended(index uint64, m *capture.Message) {
-	c := *m
-	c.Raw = nil // the monitor scans what commseal understood, not the raw payload
-	c.Attachments = slices.Clone(m.Attachments)
-	c.Mentions = slices.Clone(m.Mentions)
-	if old := f.slots[index%uint64(len(f.slots))].Swap(&fed{index: index, msg: &c}); old != nil {
+// Appended keeps what the monitor needs of the entry sealed at index
+// (ledger.Options.Appended): for a message, what it scans of it; for another kind, only that
+// it is not a message, so that the monitor need not read it. An entry the monitor has not
+// taken yet is overwritten by one that lands in its slot; the monitor then reads it from the
+// ledger.
+func (f *Feed) Appended(index uint64, kind seal.Kind, m *capture.Message) {
+	e := &fed{index: index, kind: kind}
+	if kind == seal.KindMessage && m != nil {
+		c := *m
+		c.Raw = nil // the monitor scans what commseal understood, not the raw payload
+		c.Attachments = slices.Clone(m.Attachments)
+		c.Mentions = slices.Clone(m.Mentions)
+		e.msg = &c
+	}
+	if old := f.slots[index%uint64(len(f.slots))].Swap(e); old != nil {
 		f.dropped.Add(1)
 	}
 }
 
-// take returns the message sealed at index, if the feed still holds it, and frees its slot.
-func (f *Feed) take(index uint64) (*capture.Message, bool) {
+// take returns what the feed holds of the entry sealed at index, and frees its slot: ok is
+// false when it does not hold it; msg is nil for an entry that is not a message.
+func (f *Feed) take(index uint64) (msg *capture.Message, ok bool) {
 	slot := &f.slots[index%uint64(len(f.slots))]
 	p := slot.Load()
 	if p == nil || p.index != index || !slot.CompareAndSwap(p, nil) {
 		return nil, false
+	}
+	if p.kind == seal.KindMessage && p.msg == nil {
+		return nil, false // a message without its content: read it
 	}
 	return p.msg, true
 }

@@ -231,36 +231,31 @@ func (m *Monitor) read(ctx context.Context, from, to uint64, visit func(uint64, 
 	if m.opts.Feed == nil {
 		return m.scan(ctx, from, to, visit)
 	}
-	type fedAt struct {
-		at  uint64
-		msg *capture.Message // nil: read it from the ledger
-	}
-	var msgs []fedAt
-	err := m.d.Kinds(ctx, from, to, func(i uint64, k seal.Kind) error {
-		if k == seal.KindMessage {
-			msg, _ := m.opts.Feed.take(i)
-			msgs = append(msgs, fedAt{i, msg})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for j := 0; j < len(msgs); {
-		if msgs[j].msg != nil {
-			visit(msgs[j].at, msgs[j].msg)
-			*fedCount++
-			j++
+	// In ledger order: each entry the feed holds (a message to visit, or another kind to pass
+	// over), and each run of entries it does not hold, read back in one scan.
+	missed := uint64(0) // the start of the current run the feed missed, if missing
+	missing := false
+	for i := from; i < to; i++ {
+		msg, ok := m.opts.Feed.take(i)
+		if !ok {
+			if !missing {
+				missed, missing = i, true
+			}
 			continue
 		}
-		k := j // a run of messages the feed missed, read in one scan
-		for k+1 < len(msgs) && msgs[k+1].msg == nil {
-			k++
+		if missing {
+			if err := m.scan(ctx, missed, i, visit); err != nil {
+				return err
+			}
+			missing = false
 		}
-		if err := m.scan(ctx, msgs[j].at, msgs[k].at+1, visit); err != nil {
-			return err
+		if msg != nil {
+			visit(i, msg)
+			*fedCount++
 		}
-		j = k + 1
+	}
+	if missing {
+		return m.scan(ctx, missed, to, visit)
 	}
 	return nil
 }
