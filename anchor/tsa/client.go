@@ -258,7 +258,7 @@ func checkResponse(body []byte, req *tspclient.Request, policy asn1.ObjectIdenti
 		return nil, fmt.Errorf("%w: granted reply without a token", ErrMalformed)
 	}
 	token := resp.TimestampToken.FullBytes
-	_, info, err := parseToken(token)
+	st, info, err := parseToken(token)
 	if err != nil {
 		return nil, err
 	}
@@ -274,5 +274,9 @@ func checkResponse(body []byte, req *tspclient.Request, policy asn1.ObjectIdenti
 	if policy != nil && !policy.Equal(info.Policy) {
 		return nil, fmt.Errorf("%w: token policy %v, want %v", ErrPolicy, info.Policy, policy)
 	}
-	return Verify(token, checkpoint, roots)
+	// Verify's checks, on the token parsed above.
+	if err := checkVerifyInput(token, roots); err != nil {
+		return nil, err
+	}
+	return verifyParsed(token, st, info, checkpoint, roots)
 }

@@ -99,16 +99,29 @@ var (
 // Certificates are checked at the token's time, not now, so that a token stays verifiable
 // after its TSA certificate expires. Revocation is not checked.
 func Verify(token, checkpoint []byte, roots *x509.CertPool) (*Token, error) {
-	if len(token) > MaxTokenSize {
-		return nil, fmt.Errorf("%w: token of %d bytes, more than %d", ErrMalformed, len(token), MaxTokenSize)
-	}
-	if roots == nil {
-		return nil, fmt.Errorf("%w: no TSA roots given", ErrUntrusted)
+	if err := checkVerifyInput(token, roots); err != nil {
+		return nil, err
 	}
 	st, info, err := parseToken(token)
 	if err != nil {
 		return nil, err
 	}
+	return verifyParsed(token, st, info, checkpoint, roots)
+}
+
+// checkVerifyInput makes Verify's checks of its arguments: the token's size and the roots.
+func checkVerifyInput(token []byte, roots *x509.CertPool) error {
+	if len(token) > MaxTokenSize {
+		return fmt.Errorf("%w: token of %d bytes, more than %d", ErrMalformed, len(token), MaxTokenSize)
+	}
+	if roots == nil {
+		return fmt.Errorf("%w: no TSA roots given", ErrUntrusted)
+	}
+	return nil
+}
+
+// verifyParsed is Verify after its argument checks, of token already parsed by parseToken.
+func verifyParsed(token []byte, st *tspclient.SignedToken, info *tspclient.TSTInfo, checkpoint []byte, roots *x509.CertPool) (*Token, error) {
 	if err := checkImprint(info, checkpoint); err != nil {
 		return nil, err
 	}
