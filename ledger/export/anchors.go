@@ -77,16 +77,15 @@ func (s *anchorSet) evidence(ctx context.Context, l *ledger.Ledger, proved, late
 	files[verify.BundleAnchorCheckpointPath(s.cp.Size)] = s.note
 	var list []byte
 	for k, a := range s.anchors {
-		line := verify.BundleAnchor{Entry: s.entries[k], Type: a.Type, Size: a.Size, Authority: a.Authority, Time: a.Time}
+		line := verify.BundleAnchor{Entry: s.entries[k], Type: a.Type, Size: a.Size, Authority: a.Authority, Time: a.Time,
+			File: verify.BundleAnchorFilePath(s.entries[k], a.Type)}
 		switch a.Type {
 		case seal.AnchorTimestamp:
-			line.File = verify.BundleAnchorFilePath(s.entries[k], a.Type)
 			files[line.File] = a.Token
 			if string(a.Checkpoint) != string(s.note) {
 				return fmt.Errorf("export: anchor entry %d stamps another note of size %d", s.entries[k], a.Size)
 			}
 		case seal.AnchorCosignature:
-			line.File = verify.BundleAnchorFilePath(s.entries[k], a.Type)
 			files[line.File] = a.Checkpoint
 		default:
 			continue
