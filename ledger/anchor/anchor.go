@@ -61,12 +61,13 @@ type Anchorer struct {
 	mu   sync.Mutex // guards status and own
 	// status is per authority, TSAs first, in configured order.
 	status []Status
-	// base is the checkpoint size of the last step that sealed anchors, and own the ledger
-	// size just after it: a checkpoint no larger than own covers nothing newer than base but
-	// those anchors, so an authority that anchored base does not anchor it (an idle ledger
-	// would otherwise grow by a round of anchors per checkpoint forever). One that failed at
-	// base does: it covers base.
-	base, own uint64
+	// own is the ledger size just after the last step that sealed anchors. That step's
+	// checkpoint size, base, is the largest Size in status (only a success sets a Size, and
+	// checkpoints only grow). A checkpoint no larger than own covers nothing newer than base
+	// but those anchors, so an authority that anchored base does not anchor it (an idle
+	// ledger would otherwise grow by a round of anchors per checkpoint forever). One that
+	// failed at base does: it covers base.
+	own uint64
 }
 
 // New returns an Anchorer of l. It needs at least one authority.
@@ -130,9 +131,13 @@ func (a *Anchorer) Step(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("anchor: %w", err)
 	}
 	a.mu.Lock()
+	var base uint64
+	for _, s := range a.status {
+		base = max(base, s.Size)
+	}
 	var todo []int
 	for i, s := range a.status {
-		if s.Size < cp.Size && (cp.Size > a.own || s.Size < a.base) {
+		if s.Size < cp.Size && (cp.Size > a.own || s.Size < base) {
 			todo = append(todo, i)
 		}
 	}
@@ -169,7 +174,7 @@ func (a *Anchorer) Step(ctx context.Context) (int, error) {
 	wg.Wait()
 	if sealed > 0 {
 		a.mu.Lock()
-		a.base, a.own = cp.Size, a.l.Size()
+		a.own = a.l.Size()
 		a.mu.Unlock()
 	}
 	return sealed, sealErr
