@@ -101,16 +101,12 @@ func (c *Client) cosignatures(text string, answer []byte) ([]seal.Cosignature, e
 	}
 	var out []seal.Cosignature
 	for _, line := range strings.SplitAfter(string(answer[:len(answer)-1]), "\n") {
-		rest, ok := strings.CutPrefix(line, "— ")
-		if !ok {
+		if !strings.HasPrefix(line, "— ") {
 			return nil, fmt.Errorf("%w: witness %s answered a line %q", seal.ErrMalformedCosignature, c.witness.Name(), snippet([]byte(line)))
 		}
-		if name, _, _ := strings.Cut(rest, " "); name != c.witness.Name() {
-			continue // another key's line: ignored
-		}
 		cos, err := seal.ParseCosignatureLine(line)
-		if err != nil || cos.KeyID != c.witness.KeyHash() {
-			continue // same name, another key or type (e.g. ML-DSA-44): ignored
+		if err != nil || cos.Name != c.witness.Name() || cos.KeyID != c.witness.KeyHash() {
+			continue // another key's line, or another type of it (e.g. ML-DSA-44): ignored
 		}
 		if _, err := c.witness.VerifyLine(text, line); err != nil {
 			return nil, fmt.Errorf("witness %s: %w", c.witness.Name(), err)
