@@ -135,10 +135,11 @@ func (a *Anchorer) Step(ctx context.Context) (int, error) {
 	for _, s := range a.status {
 		base = max(base, s.Size)
 	}
-	var todo []int
+	var todo []int // the authorities to ask, and their statuses before this step
+	var before []Status
 	for i, s := range a.status {
 		if s.Size < cp.Size && (cp.Size > a.own || s.Size < base) {
-			todo = append(todo, i)
+			todo, before = append(todo, i), append(before, s)
 		}
 	}
 	a.mu.Unlock()
@@ -152,10 +153,10 @@ func (a *Anchorer) Step(ctx context.Context) (int, error) {
 		sealed  int
 		sealErr error
 	)
-	for _, i := range todo {
+	for k, i := range todo {
 		wg.Go(func() {
 			var entry uint64
-			an, err := a.obtain(ctx, i, note, cp)
+			an, err := a.obtain(ctx, i, before[k], note, cp)
 			if err == nil {
 				if entry, err = a.l.AppendAnchor(ctx, *an); err != nil {
 					err = fmt.Errorf("anchor: sealing %s's anchor of size %d: %w", an.Authority, cp.Size, err)
@@ -180,9 +181,8 @@ func (a *Anchorer) Step(ctx context.Context) (int, error) {
 	return sealed, sealErr
 }
 
-// obtain asks authority i to anchor the checkpoint note (of cp).
-func (a *Anchorer) obtain(ctx context.Context, i int, note []byte, cp seal.Checkpoint) (*seal.Anchor, error) {
-	st := a.Health()[i]
+// obtain asks authority i, whose status is st, to anchor the checkpoint note (of cp).
+func (a *Anchorer) obtain(ctx context.Context, i int, st Status, note []byte, cp seal.Checkpoint) (*seal.Anchor, error) {
 	if st.Type == seal.AnchorTimestamp {
 		tok, err := a.opts.TSA.Stamp(ctx, st.Authority, note)
 		if err != nil {
