@@ -265,3 +265,32 @@ func TestAppendAnchorRefusesBadAnchors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, i, j, "the same anchor again is a duplicate")
 }
+
+// TestAnAuthorityThatFailedAnchorsTheNextIdleCheckpoint: when the TSA fails at a checkpoint
+// the witness anchors, the next checkpoint covers nothing newer but the witness's anchor;
+// the witness does not anchor it again, but the TSA, which has nothing yet of that history,
+// does.
+func TestAnAuthorityThatFailedAnchorsTheNextIdleCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cp1 := e.grow(t, 3)
+	e.ts.SetFault(tsatest.HTTP500)
+	n, err := e.a.Step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the witness anchors, the TSA fails")
+	h := e.a.Health()
+	require.NotEmpty(t, h[0].Error)
+	require.Equal(t, cp1.Size, h[1].Size)
+
+	e.ts.SetFault(tsatest.None)
+	_, cp2, err := e.l.SignCheckpoint(ctx) // covers only the witness's anchor entry
+	require.NoError(t, err)
+	require.Greater(t, cp2.Size, cp1.Size)
+	n, err = e.a.Step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the TSA anchors the checkpoint it missed, the witness does not")
+	h = e.a.Health()
+	require.Equal(t, cp2.Size, h[0].Size)
+	require.Empty(t, h[0].Error)
+	require.Equal(t, cp1.Size, h[1].Size)
+}
