@@ -279,17 +279,12 @@ func NewCosignatureSigner(skey string) (*CosignatureSigner, error) {
 	if _, err := note.NewSigner(skey); err != nil {
 		return nil, fmt.Errorf("%w: witness signing key: %v", ErrBadSigningKey, err)
 	}
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 {
-		return nil, fmt.Errorf("%w: witness signing key has %d fields", ErrBadSigningKey, len(parts))
+	name, priv, err := ed25519SigningKey(skey, "witness signing key")
+	if err != nil {
+		return nil, err
 	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, fmt.Errorf("%w: witness signing key is not an Ed25519 key", ErrBadSigningKey)
-	}
-	priv := ed25519.NewKeyFromSeed(raw[1:])
 	pub := priv.Public().(ed25519.PublicKey)
-	s := &CosignatureSigner{priv: priv, v: CosignatureVerifier{name: parts[2], key: pub}}
+	s := &CosignatureSigner{priv: priv, v: CosignatureVerifier{name: name, key: pub}}
 	s.v.id = cosignatureKeyID(s.v.name, pub)
 	return s, nil
 }

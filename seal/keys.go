@@ -56,6 +56,20 @@ type SigningKey struct {
 	VerifierKey string // the verifier key in sumdb/note text form, to publish
 }
 
+// ed25519SigningKey reads the name and the Ed25519 private key of a sumdb/note signing key
+// ("PRIVATE+KEY+name+hash+base64(0x01 || seed)"); what names the key in errors.
+func ed25519SigningKey(skey, what string) (string, ed25519.PrivateKey, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return "", nil, fmt.Errorf("%w: %s has %d fields", ErrBadSigningKey, what, len(parts))
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", nil, fmt.Errorf("%w: %s is not an Ed25519 key", ErrBadSigningKey, what)
+	}
+	return parts[2], ed25519.NewKeyFromSeed(raw[1:]), nil
+}
+
 // ParseSigningKey parses an Ed25519 signing key in sumdb/note format ("PRIVATE+KEY+name+hash+
 // key") and derives its verifier.
 func ParseSigningKey(skey string) (*SigningKey, error) {
@@ -64,15 +78,11 @@ func ParseSigningKey(skey string) (*SigningKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 {
-		return nil, fmt.Errorf("%w: signing key has %d fields", ErrBadSigningKey, len(parts))
+	_, priv, err := ed25519SigningKey(skey, "signing key")
+	if err != nil {
+		return nil, err
 	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, fmt.Errorf("%w: signing key is not an Ed25519 key", ErrBadSigningKey)
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	pub := priv.Public().(ed25519.PublicKey)
 	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSigningKey, err)
