@@ -450,3 +450,16 @@ func TestHealthChart(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, console.NewHealthHistory(func() any { return 1 }, time.Millisecond, 2).Run(ctx), context.Canceled)
 }
+
+// TestFilterFormOnSearchAndExport: the search and export pages show the same filter form
+// (the shared "filters" template of layout.html), filled from the query string.
+func TestFilterFormOnSearchAndExport(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	for _, path := range []string{"/search?sender=u7&kind=audio", "/export?sender=u7&kind=audio"} {
+		status, body := e.get(t, c, path)
+		require.Equal(t, http.StatusOK, status, path)
+		require.True(t, contains(body, `name="q"`, `id="sender" name="sender" value="u7"`,
+			`<option selected>audio</option>`, `name="disposition"`), path)
+	}
+}
