@@ -731,20 +731,13 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 // AccessPage is how many ledger entries one access-log page examines.
 const AccessPage = 2000
 
-// accessEntry is an access entry as the access log lists it: who read what, why and when.
-// The query of a search is not shown (on an encrypted ledger it is encrypted in the entry).
+// accessEntry is an access entry as the access log lists it: api.AccessEntry (who read what,
+// why and when) with the entries a read named, which the page shows too. The query of a
+// search is not shown (on an encrypted ledger it is encrypted in the entry).
 type accessEntry struct {
-	Index   uint64   `json:"-"`
-	Who     string   `json:"who"`
-	Why     string   `json:"why"`
-	Op      string   `json:"op"`
-	For     string   `json:"for"`
-	From    uint64   `json:"from"`
-	To      uint64   `json:"to"`
-	Blobs   []string `json:"blobs"`
-	At      string   `json:"at"`
-	Entries string   `json:"entries"` // the entries a read named, as ranges
-	Count   int      `json:"count"`
+	api.AccessEntry
+	Entries string `json:"entries"` // the entries a read named, as ranges
+	Count   int    `json:"count"`
 }
 
 // What says what the access read, for the page.
@@ -803,7 +796,7 @@ func (h *handler) accessLog(w http.ResponseWriter, r *request) error {
 		if e.Leaf.Kind != seal.KindAccess {
 			continue
 		}
-		a := accessEntry{}
+		var a accessEntry
 		if json.Unmarshal(e.Body, &a) != nil {
 			continue
 		}
