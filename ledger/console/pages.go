@@ -165,11 +165,8 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 		if err != nil {
 			return err
 		}
-		rd := newReading()
-		if err := h.accessor(r, "read").Read(r.Context(), res.Indexes(), func(e *ledger.Entry, err error) error {
-			rd.add(e, err)
-			return nil
-		}); err != nil {
+		rd, err := h.read(r, res.Indexes())
+		if err != nil {
 			return err
 		}
 		d.Searched, d.Total = true, res.Total
@@ -252,11 +249,8 @@ func (h *handler) conversation(w http.ResponseWriter, r *request) error {
 	for _, x := range window {
 		idx = append(append(idx, x.Index), x.Records...)
 	}
-	rd := newReading()
-	if err := h.accessor(r, "read").Read(r.Context(), idx, func(e *ledger.Entry, err error) error {
-		rd.add(e, err)
-		return nil
-	}); err != nil {
+	rd, err := h.read(r, idx)
+	if err != nil {
 		return err
 	}
 	for _, x := range window {

@@ -124,6 +124,20 @@ func newReading() *reading {
 	return &reading{msgs: map[uint64]*ledger.Entry{}, shredded: map[uint64]bool{}, records: map[uint64]*ledger.Entry{}}
 }
 
+// read reads the entries idx through the user's accessor (one access entry, sealed first)
+// and keeps them for the page.
+func (h *handler) read(r *request, idx []uint64) (*reading, error) {
+	rd := newReading()
+	err := h.accessor(r, "read").Read(r.Context(), idx, func(e *ledger.Entry, err error) error {
+		rd.add(e, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
 // add keeps an entry read.
 func (rd *reading) add(e *ledger.Entry, err error) {
 	switch {
