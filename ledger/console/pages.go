@@ -261,14 +261,11 @@ func (h *handler) conversation(w http.ResponseWriter, r *request) error {
 		}
 		d.Msgs = append(d.Msgs, v)
 	}
-	link := func(i uint64) string {
-		return "/conversation?" + url.Values{"c": {cid}, "at": {strconv.FormatUint(i, 10)}}.Encode() + "#m" + strconv.FormatUint(i, 10)
-	}
 	if lo > 0 {
-		d.Earlier = link(res.Hits[max(0, lo-ContextMessages-1)].Index)
+		d.Earlier = convLink(cid, res.Hits[max(0, lo-ContextMessages-1)].Index)
 	}
 	if hi < len(res.Hits) {
-		d.Later = link(res.Hits[min(len(res.Hits)-1, hi+ContextMessages)].Index)
+		d.Later = convLink(cid, res.Hits[min(len(res.Hits)-1, hi+ContextMessages)].Index)
 	}
 	return h.render(w, http.StatusOK, "conversation", h.newPage(r, "search", d))
 }
@@ -375,8 +372,7 @@ func (h *handler) alerts(w http.ResponseWriter, r *request) error {
 				v.Findings = append(v.Findings, findingView{Rule: f.Rule, Category: f.Category, Severity: f.Severity.String(),
 					Term: f.Term, Field: f.Field})
 			}
-			v.Link = "/conversation?" + url.Values{"c": {v.Conv}, "at": {strconv.FormatUint(v.Message, 10)}}.Encode() +
-				"#m" + strconv.FormatUint(v.Message, 10)
+			v.Link = convLink(v.Conv, v.Message)
 		case a.Behaviour != nil:
 			f := a.Behaviour.Finding
 			v.Conv, v.Sent = cmp.Or(f.Conversation, a.Conversation), formatTime(a.At)

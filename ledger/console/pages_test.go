@@ -463,3 +463,17 @@ func TestFilterFormOnSearchAndExport(t *testing.T) {
 			`<option selected>audio</option>`, `name="disposition"`), path)
 	}
 }
+
+// TestSearchHitLinksToConversation: a hit's "open" link is the conversation page around that
+// message, scrolled to it, and that page marks the message as the current one.
+func TestSearchHitLinksToConversation(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	_, body := e.get(t, c, "/search?q="+url.QueryEscape("加我微信"))
+	m := regexp.MustCompile(`href="(/conversation\?at=(\d+)&amp;c=[^"#]+#m(\d+))"`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	require.Equal(t, m[2], m[3], "the link scrolls to the message it is about")
+	st, conv := e.get(t, c, strings.ReplaceAll(m[1], "&amp;", "&"))
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, conv, `id="m`+m[2]+`"`)
+}

@@ -161,8 +161,7 @@ func (rd *reading) view(index uint64, records []uint64) msgView {
 	m := e.Message
 	v.Sent, v.Kind = formatTime(m.SentAt), m.Kind
 	v.SenderName, v.SenderID, v.ConvID = m.Sender.Name, m.Sender.ID, m.Conversation.ID
-	v.Link = "/conversation?" + url.Values{"c": {m.Conversation.ID}, "at": {strconv.FormatUint(index, 10)}}.Encode() +
-		"#m" + strconv.FormatUint(index, 10)
+	v.Link = convLink(m.Conversation.ID, index)
 	spans := map[string][]span{}
 	stored := map[int]capture.MediaResult{}
 	for _, ri := range records {
@@ -216,6 +215,12 @@ func (rd *reading) view(index uint64, records []uint64) msgView {
 		v.Files = append(v.Files, f)
 	}
 	return v
+}
+
+// convLink is the conversation page of cid around message at, scrolled to it.
+func convLink(cid string, at uint64) string {
+	i := strconv.FormatUint(at, 10)
+	return "/conversation?" + url.Values{"c": {cid}, "at": {i}}.Encode() + "#m" + i
 }
 
 func isSHA256Hex(s string) bool {
