@@ -136,6 +136,11 @@ type searchData struct {
 	Prev, Next   string
 }
 
+// newSearchData starts the data of a page with the filter form, filled with f.
+func newSearchData(f filters) *searchData {
+	return &searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}
+}
+
 func (h *handler) needIndex() error {
 	if h.opts.Index == nil {
 		return refuse(http.StatusNotImplemented, "noindex")
@@ -150,7 +155,7 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	f := readFilters(r.URL.Query())
-	d := &searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}
+	d := newSearchData(f)
 	if !f.empty() {
 		q, err := f.query(PageSize)
 		if err != nil {
@@ -487,8 +492,7 @@ type exportData struct {
 
 // exportPage shows the export form (the search filters).
 func (h *handler) exportPage(w http.ResponseWriter, r *request) error {
-	d := &exportData{searchData: searchData{F: readFilters(r.URL.Query()), Kinds: formKinds, Severities: formSeverities,
-		Dispositions: formDispositions}}
+	d := &exportData{searchData: *newSearchData(readFilters(r.URL.Query()))}
 	return h.render(w, http.StatusOK, "export", h.newPage(r, "export", d))
 }
 
@@ -506,7 +510,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	}
 	f := readFilters(r.PostForm)
 	f.Offset = 0
-	d := &exportData{searchData: searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}}
+	d := &exportData{searchData: *newSearchData(f)}
 	for _, x := range r.PostForm["format"] {
 		if x != export.FormatRSMF && x != export.FormatEML {
 			return refuse(http.StatusBadRequest, "badinput")
