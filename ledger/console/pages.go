@@ -21,6 +21,7 @@ import (
 	"github.com/commseal/commseal/ledger/export"
 	"github.com/commseal/commseal/ledger/search"
 	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
@@ -446,10 +447,10 @@ func (h *handler) alerts(w http.ResponseWriter, r *request) error {
 	return h.render(w, http.StatusOK, "alerts", h.newPage(r, "alerts", d))
 }
 
-// severityName names a scan.Severity's number.
+// severityName is the lexicon spelling of a scan.Severity's number, "" for none.
 func severityName(n int) string {
-	if n >= 1 && n <= 4 {
-		return []string{"info", "low", "medium", "high"}[n-1]
+	if s := scan.Severity(n); s >= scan.Info && s <= scan.High {
+		return s.String()
 	}
 	return ""
 }
