@@ -142,6 +142,13 @@ func newSearchData(f filters) *searchData {
 	return &searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}
 }
 
+// badQuery answers the page name again, 400, with the index's complaint about the query.
+func (h *handler) badQuery(w http.ResponseWriter, r *request, name string, d any, err error) error {
+	p := h.newPage(r, name, d)
+	p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
+	return h.render(w, http.StatusBadRequest, name, p)
+}
+
 func (h *handler) needIndex() error {
 	if h.opts.Index == nil {
 		return refuse(http.StatusNotImplemented, "noindex")
@@ -164,9 +171,7 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 		}
 		res, err := h.opts.Index.Search(r.Context(), h.accessor(r, "query"), q)
 		if errors.Is(err, search.ErrQuery) {
-			p := h.newPage(r, "search", d)
-			p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
-			return h.render(w, http.StatusBadRequest, "search", p)
+			return h.badQuery(w, r, "search", d, err)
 		}
 		if err != nil {
 			return err
@@ -530,9 +535,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	why := h.sess.reason(r.ss)
 	res, err := h.opts.Index.Search(r.Context(), h.accessor(r, "export"), q)
 	if errors.Is(err, search.ErrQuery) {
-		p := h.newPage(r, "export", d)
-		p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
-		return h.render(w, http.StatusBadRequest, "export", p)
+		return h.badQuery(w, r, "export", d, err)
 	}
 	if err != nil {
 		return err

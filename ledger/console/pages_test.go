@@ -477,3 +477,16 @@ func TestSearchHitLinksToConversation(t *testing.T) {
 	require.Equal(t, http.StatusOK, st)
 	require.Contains(t, conv, `id="m`+m[2]+`"`)
 }
+
+// TestExportBadQuery: an export whose query the index does not understand answers the export
+// form again, 400, with the index's complaint and the filters kept; nothing is sealed.
+func TestExportBadQuery(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	tok := e.csrf(t, c, "/export")
+	size := e.l.Size()
+	resp, body := e.post(t, c, "/export", url.Values{"csrf": {tok}, "q": {"(unbalanced"}, "format": {"eml"}})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	require.True(t, contains(body, "not understood", `id="exportform"`, `value="(unbalanced"`), body)
+	require.Equal(t, size, e.l.Size(), "a bad query seals nothing")
+}
