@@ -411,6 +411,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		closeLedger()
 		return 2
 	}
+	// anchorHealth is each authority's last anchor and failure, for /health and the console.
+	anchorHealth := func() []anchor.Status {
+		if anch == nil {
+			return nil
+		}
+		return anch.Health()
+	}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "archiver: "+format+"\n", args...)
 		for _, s := range servers {
@@ -437,17 +444,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			if live[0].Value.Kind() == metrics.KindUint64 {
 				heap = live[0].Value.Uint64()
 			}
-			var anchors []anchor.Status
-			if anch != nil {
-				anchors = anch.Health()
-			}
 			_ = enc.Encode(struct {
 				dingtalk.Health
 				LedgerSize uint64          `json:"ledger_size"`
 				HeapBytes  uint64          `json:"heap_live_bytes"` // the heap that survived the last collection
 				Goroutines int             `json:"goroutines"`
 				Anchors    []anchor.Status `json:"anchors,omitempty"` // each authority's last anchor and failure
-			}{src.Health(), l.Size(), heap, runtime.NumGoroutine(), anchors})
+			}{src.Health(), l.Size(), heap, runtime.NumGoroutine(), anchorHealth()})
 		})
 		if healthURL, err = serve(c.healthAddr, mux, nil); err != nil {
 			return fail("health server: %v", err)
@@ -490,14 +493,10 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		o := conCfg.opts
 		o.Ledger, o.Index, o.Signer, o.Store, o.Logger = l.Ledger, ix, l.Signing.Signer, l.Store, log
 		o.Health = func() any {
-			var anchors []anchor.Status
-			if anch != nil {
-				anchors = anch.Health()
-			}
 			return struct {
 				dingtalk.Health
 				Anchors []anchor.Status `json:"anchors,omitempty"`
-			}{src.Health(), anchors}
+			}{src.Health(), anchorHealth()}
 		}
 		o.HealthHistory = console.NewHealthHistory(o.Health, time.Minute, 24*60) // a day, charted on the integrity page
 		wg.Go(func() { _ = o.HealthHistory.Run(indexCtx) })

@@ -21,6 +21,7 @@ import (
 	"github.com/commseal/commseal/ledger/export"
 	"github.com/commseal/commseal/ledger/search"
 	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
@@ -136,6 +137,18 @@ type searchData struct {
 	Prev, Next   string
 }
 
+// newSearchData starts the data of a page with the filter form, filled with f.
+func newSearchData(f filters) *searchData {
+	return &searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}
+}
+
+// badQuery answers the page name again, 400, with the index's complaint about the query.
+func (h *handler) badQuery(w http.ResponseWriter, r *request, name string, d any, err error) error {
+	p := h.newPage(r, name, d)
+	p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
+	return h.render(w, http.StatusBadRequest, name, p)
+}
+
 func (h *handler) needIndex() error {
 	if h.opts.Index == nil {
 		return refuse(http.StatusNotImplemented, "noindex")
@@ -150,7 +163,7 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	f := readFilters(r.URL.Query())
-	d := &searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}
+	d := newSearchData(f)
 	if !f.empty() {
 		q, err := f.query(PageSize)
 		if err != nil {
@@ -158,18 +171,13 @@ func (h *handler) search(w http.ResponseWriter, r *request) error {
 		}
 		res, err := h.opts.Index.Search(r.Context(), h.accessor(r, "query"), q)
 		if errors.Is(err, search.ErrQuery) {
-			p := h.newPage(r, "search", d)
-			p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
-			return h.render(w, http.StatusBadRequest, "search", p)
+			return h.badQuery(w, r, "search", d, err)
 		}
 		if err != nil {
 			return err
 		}
-		rd := newReading()
-		if err := h.accessor(r, "read").Read(r.Context(), res.Indexes(), func(e *ledger.Entry, err error) error {
-			rd.add(e, err)
-			return nil
-		}); err != nil {
+		rd, err := h.read(r, res.Indexes())
+		if err != nil {
 			return err
 		}
 		d.Searched, d.Total = true, res.Total
@@ -252,11 +260,8 @@ func (h *handler) conversation(w http.ResponseWriter, r *request) error {
 	for _, x := range window {
 		idx = append(append(idx, x.Index), x.Records...)
 	}
-	rd := newReading()
-	if err := h.accessor(r, "read").Read(r.Context(), idx, func(e *ledger.Entry, err error) error {
-		rd.add(e, err)
-		return nil
-	}); err != nil {
+	rd, err := h.read(r, idx)
+	if err != nil {
 		return err
 	}
 	for _, x := range window {
@@ -267,14 +272,11 @@ func (h *handler) conversation(w http.ResponseWriter, r *request) error {
 		}
 		d.Msgs = append(d.Msgs, v)
 	}
-	link := func(i uint64) string {
-		return "/conversation?" + url.Values{"c": {cid}, "at": {strconv.FormatUint(i, 10)}}.Encode() + "#m" + strconv.FormatUint(i, 10)
-	}
 	if lo > 0 {
-		d.Earlier = link(res.Hits[max(0, lo-ContextMessages-1)].Index)
+		d.Earlier = convLink(cid, res.Hits[max(0, lo-ContextMessages-1)].Index)
 	}
 	if hi < len(res.Hits) {
-		d.Later = link(res.Hits[min(len(res.Hits)-1, hi+ContextMessages)].Index)
+		d.Later = convLink(cid, res.Hits[min(len(res.Hits)-1, hi+ContextMessages)].Index)
 	}
 	return h.render(w, http.StatusOK, "conversation", h.newPage(r, "search", d))
 }
@@ -381,8 +383,7 @@ func (h *handler) alerts(w http.ResponseWriter, r *request) error {
 				v.Findings = append(v.Findings, findingView{Rule: f.Rule, Category: f.Category, Severity: f.Severity.String(),
 					Term: f.Term, Field: f.Field})
 			}
-			v.Link = "/conversation?" + url.Values{"c": {v.Conv}, "at": {strconv.FormatUint(v.Message, 10)}}.Encode() +
-				"#m" + strconv.FormatUint(v.Message, 10)
+			v.Link = convLink(v.Conv, v.Message)
 		case a.Behaviour != nil:
 			f := a.Behaviour.Finding
 			v.Conv, v.Sent = cmp.Or(f.Conversation, a.Conversation), formatTime(a.At)
@@ -451,10 +452,10 @@ func (h *handler) alerts(w http.ResponseWriter, r *request) error {
 	return h.render(w, http.StatusOK, "alerts", h.newPage(r, "alerts", d))
 }
 
-// severityName names a scan.Severity's number.
+// severityName is the lexicon spelling of a scan.Severity's number, "" for none.
 func severityName(n int) string {
-	if n >= 1 && n <= 4 {
-		return []string{"info", "low", "medium", "high"}[n-1]
+	if s := scan.Severity(n); s >= scan.Info && s <= scan.High {
+		return s.String()
 	}
 	return ""
 }
@@ -497,8 +498,7 @@ type exportData struct {
 
 // exportPage shows the export form (the search filters).
 func (h *handler) exportPage(w http.ResponseWriter, r *request) error {
-	d := &exportData{searchData: searchData{F: readFilters(r.URL.Query()), Kinds: formKinds, Severities: formSeverities,
-		Dispositions: formDispositions}}
+	d := &exportData{searchData: *newSearchData(readFilters(r.URL.Query()))}
 	return h.render(w, http.StatusOK, "export", h.newPage(r, "export", d))
 }
 
@@ -516,7 +516,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	}
 	f := readFilters(r.PostForm)
 	f.Offset = 0
-	d := &exportData{searchData: searchData{F: f, Kinds: formKinds, Severities: formSeverities, Dispositions: formDispositions}}
+	d := &exportData{searchData: *newSearchData(f)}
 	for _, x := range r.PostForm["format"] {
 		if x != export.FormatRSMF && x != export.FormatEML {
 			return refuse(http.StatusBadRequest, "badinput")
@@ -535,9 +535,7 @@ func (h *handler) export(w http.ResponseWriter, r *request) error {
 	why := h.sess.reason(r.ss)
 	res, err := h.opts.Index.Search(r.Context(), h.accessor(r, "export"), q)
 	if errors.Is(err, search.ErrQuery) {
-		p := h.newPage(r, "export", d)
-		p.Error = p.T("badquery") + " " + strings.TrimPrefix(err.Error(), "search: bad query: ")
-		return h.render(w, http.StatusBadRequest, "export", p)
+		return h.badQuery(w, r, "export", d, err)
 	}
 	if err != nil {
 		return err
@@ -731,20 +729,13 @@ func (h *handler) verify(w http.ResponseWriter, r *request) error {
 // AccessPage is how many ledger entries one access-log page examines.
 const AccessPage = 2000
 
-// accessEntry is an access entry as the access log lists it: who read what, why and when.
-// The query of a search is not shown (on an encrypted ledger it is encrypted in the entry).
+// accessEntry is an access entry as the access log lists it: api.AccessEntry (who read what,
+// why and when) with the entries a read named, which the page shows too. The query of a
+// search is not shown (on an encrypted ledger it is encrypted in the entry).
 type accessEntry struct {
-	Index   uint64   `json:"-"`
-	Who     string   `json:"who"`
-	Why     string   `json:"why"`
-	Op      string   `json:"op"`
-	For     string   `json:"for"`
-	From    uint64   `json:"from"`
-	To      uint64   `json:"to"`
-	Blobs   []string `json:"blobs"`
-	At      string   `json:"at"`
-	Entries string   `json:"entries"` // the entries a read named, as ranges
-	Count   int      `json:"count"`
+	api.AccessEntry
+	Entries string `json:"entries"` // the entries a read named, as ranges
+	Count   int    `json:"count"`
 }
 
 // What says what the access read, for the page.
@@ -803,7 +794,7 @@ func (h *handler) accessLog(w http.ResponseWriter, r *request) error {
 		if e.Leaf.Kind != seal.KindAccess {
 			continue
 		}
-		a := accessEntry{}
+		var a accessEntry
 		if json.Unmarshal(e.Body, &a) != nil {
 			continue
 		}

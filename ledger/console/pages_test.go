@@ -450,3 +450,43 @@ func TestHealthChart(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, console.NewHealthHistory(func() any { return 1 }, time.Millisecond, 2).Run(ctx), context.Canceled)
 }
+
+// TestFilterFormOnSearchAndExport: the search and export pages show the same filter form
+// (the shared "filters" template of layout.html), filled from the query string.
+func TestFilterFormOnSearchAndExport(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	for _, path := range []string{"/search?sender=u7&kind=audio", "/export?sender=u7&kind=audio"} {
+		status, body := e.get(t, c, path)
+		require.Equal(t, http.StatusOK, status, path)
+		require.True(t, contains(body, `name="q"`, `id="sender" name="sender" value="u7"`,
+			`<option selected>audio</option>`, `name="disposition"`), path)
+	}
+}
+
+// TestSearchHitLinksToConversation: a hit's "open" link is the conversation page around that
+// message, scrolled to it, and that page marks the message as the current one.
+func TestSearchHitLinksToConversation(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	_, body := e.get(t, c, "/search?q="+url.QueryEscape("加我微信"))
+	m := regexp.MustCompile(`href="(/conversation\?at=(\d+)&amp;c=[^"#]+#m(\d+))"`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	require.Equal(t, m[2], m[3], "the link scrolls to the message it is about")
+	st, conv := e.get(t, c, strings.ReplaceAll(m[1], "&amp;", "&"))
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, conv, `id="m`+m[2]+`"`)
+}
+
+// TestExportBadQuery: an export whose query the index does not understand answers the export
+// form again, 400, with the index's complaint and the filters kept; nothing is sealed.
+func TestExportBadQuery(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.officer(t)
+	tok := e.csrf(t, c, "/export")
+	size := e.l.Size()
+	resp, body := e.post(t, c, "/export", url.Values{"csrf": {tok}, "q": {"(unbalanced"}, "format": {"eml"}})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	require.True(t, contains(body, "not understood", `id="exportform"`, `value="(unbalanced"`), body)
+	require.Equal(t, size, e.l.Size(), "a bad query seals nothing")
+}

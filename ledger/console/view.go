@@ -124,6 +124,20 @@ func newReading() *reading {
 	return &reading{msgs: map[uint64]*ledger.Entry{}, shredded: map[uint64]bool{}, records: map[uint64]*ledger.Entry{}}
 }
 
+// read reads the entries idx through the user's accessor (one access entry, sealed first)
+// and keeps them for the page.
+func (h *handler) read(r *request, idx []uint64) (*reading, error) {
+	rd := newReading()
+	err := h.accessor(r, "read").Read(r.Context(), idx, func(e *ledger.Entry, err error) error {
+		rd.add(e, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
 // add keeps an entry read.
 func (rd *reading) add(e *ledger.Entry, err error) {
 	switch {
@@ -147,8 +161,7 @@ func (rd *reading) view(index uint64, records []uint64) msgView {
 	m := e.Message
 	v.Sent, v.Kind = formatTime(m.SentAt), m.Kind
 	v.SenderName, v.SenderID, v.ConvID = m.Sender.Name, m.Sender.ID, m.Conversation.ID
-	v.Link = "/conversation?" + url.Values{"c": {m.Conversation.ID}, "at": {strconv.FormatUint(index, 10)}}.Encode() +
-		"#m" + strconv.FormatUint(index, 10)
+	v.Link = convLink(m.Conversation.ID, index)
 	spans := map[string][]span{}
 	stored := map[int]capture.MediaResult{}
 	for _, ri := range records {
@@ -202,6 +215,12 @@ func (rd *reading) view(index uint64, records []uint64) msgView {
 		v.Files = append(v.Files, f)
 	}
 	return v
+}
+
+// convLink is the conversation page of cid around message at, scrolled to it.
+func convLink(cid string, at uint64) string {
+	i := strconv.FormatUint(at, 10)
+	return "/conversation?" + url.Values{"c": {cid}, "at": {i}}.Encode() + "#m" + i
 }
 
 func isSHA256Hex(s string) bool {
