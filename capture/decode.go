@@ -32,15 +32,22 @@ type canon struct {
 	ok bool
 }
 
+// lit reads s, which must come next.
 func (c *canon) lit(s string) {
-	if c.ok && bytes.HasPrefix(c.b[c.i:], []byte(s)) {
-		c.i += len(s)
-		return
+	if !c.skip(s) {
+		c.ok = false
 	}
-	c.ok = false
 }
 
-func (c *canon) peek(s string) bool { return c.ok && bytes.HasPrefix(c.b[c.i:], []byte(s)) }
+// skip reads s if it comes next, and reports whether it did; what is optional in the
+// canonical form (a field left out when empty, the next item of a list) is read this way.
+func (c *canon) skip(s string) bool {
+	if c.ok && bytes.HasPrefix(c.b[c.i:], []byte(s)) {
+		c.i += len(s)
+		return true
+	}
+	return false
+}
 
 // str reads a string with no escapes and no control characters, in valid UTF-8.
 func (c *canon) str() string {
@@ -91,12 +98,10 @@ func (c *canon) party() Party {
 	var p Party
 	c.lit(`{"id":`)
 	p.ID = c.str()
-	if c.peek(`,"staff_id":`) {
-		c.lit(`,"staff_id":`)
+	if c.skip(`,"staff_id":`) {
 		p.StaffID = c.str()
 	}
-	if c.peek(`,"name":`) {
-		c.lit(`,"name":`)
+	if c.skip(`,"name":`) {
 		p.Name = c.str()
 	}
 	c.lit("}")
@@ -108,8 +113,7 @@ func (c *canon) attachment() Attachment {
 	c.lit("{")
 	sep := ""
 	field := func(name string) bool {
-		if c.peek(sep + name) {
-			c.lit(sep + name)
+		if c.skip(sep + name) {
 			sep = ","
 			return true
 		}
@@ -159,20 +163,17 @@ func decodeCanonical(b []byte) (*Message, bool) {
 	m.Conversation.ID = c.str()
 	c.lit(`,"type":`)
 	m.Conversation.Type = c.str()
-	if c.peek(`,"title":`) {
-		c.lit(`,"title":`)
+	if c.skip(`,"title":`) {
 		m.Conversation.Title = c.str()
 	}
 	c.lit(`},"sender":`)
 	m.Sender = c.party()
-	if c.peek(`,"mentions":[`) {
-		c.lit(`,"mentions":[`)
+	if c.skip(`,"mentions":[`) {
 		for c.ok {
 			m.Mentions = append(m.Mentions, c.party())
-			if !c.peek(",") {
+			if !c.skip(",") {
 				break
 			}
-			c.lit(",")
 		}
 		c.lit("]")
 	}
@@ -182,25 +183,21 @@ func decodeCanonical(b []byte) (*Message, bool) {
 	m.CapturedAt = c.time()
 	c.lit(`,"kind":`)
 	m.Kind = c.str()
-	if c.peek(`,"text":`) {
-		c.lit(`,"text":`)
+	if c.skip(`,"text":`) {
 		m.Text = c.str()
 	}
-	if c.peek(`,"attachments":[`) {
-		c.lit(`,"attachments":[`)
+	if c.skip(`,"attachments":[`) {
 		for c.ok {
 			m.Attachments = append(m.Attachments, c.attachment())
-			if !c.peek(",") {
+			if !c.skip(",") {
 				break
 			}
-			c.lit(",")
 		}
 		c.lit("]")
 	}
 	c.lit(`,"raw":`)
 	switch {
-	case c.peek("null"):
-		c.lit("null")
+	case c.skip("null"):
 	case c.ok && c.i < len(c.b) && c.b[c.i] == '"':
 		end := bytes.IndexByte(c.b[c.i+1:], '"')
 		if end < 0 {

@@ -75,7 +75,7 @@ func (a *Accessor) Query(ctx context.Context, query string, size uint64) error {
 		if err != nil {
 			return fmt.Errorf("ledger: recording access: %w", err)
 		}
-		key = "state1." + queryKeyName
+		key = stateKeyID(queryKeyName)
 		rnd := a.l.rand()
 		ct, err := seal.EncryptPayload(rnd, dek, key, []byte(query))
 		a.l.putRand(rnd)

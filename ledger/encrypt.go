@@ -88,12 +88,15 @@ func (l *Ledger) StateKey(ctx context.Context, name string) ([]byte, error) {
 	if name == "" || len(name) > 64 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
 		return nil, fmt.Errorf("%w: %q", ErrBadStateName, name)
 	}
-	dek, err := l.dk.get(ctx, "state1."+name, keyScope{State: name}, true, "")
+	dek, err := l.dk.get(ctx, stateKeyID(name), keyScope{State: name}, true, "")
 	if err != nil {
 		return nil, err
 	}
 	return slices.Clone(dek), nil
 }
+
+// stateKeyID is the key id of the state key StateKey(name) returns.
+func stateKeyID(name string) string { return "state1." + name }
 
 // keyCache holds unwrapped data keys in memory and creates new ones single-flight.
 //

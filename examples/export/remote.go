@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,26 +117,17 @@ func (r *remote) client() (*http.Client, error) {
 	return c, nil
 }
 
-// unpack writes the zip's files under a staging directory beside out and renames it to out;
-// a name that would leave the directory is refused, and a failure leaves nothing.
+// unpack writes the zip's files under a staging directory beside out and renames it to out.
+// The whole zip is read and checked first (a name that would leave the directory, or a file
+// that does not decompress, is refused before anything is written), and a failure while
+// writing overwrites the staged files with zeros before removing them: the bundle's content
+// is on disk only as the finished bundle, as with ledger/export's own staging.
 func unpack(out string, zipped []byte) (n int, err error) {
 	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
 	if err != nil {
 		return 0, err
 	}
-	parent := filepath.Dir(filepath.Clean(out))
-	if err := durable.MkdirAll(parent); err != nil {
-		return 0, err
-	}
-	stage, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".unpack-")
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(stage)
-		}
-	}()
+	files := map[string][]byte{}
 	for _, zf := range zr.File {
 		if strings.HasSuffix(zf.Name, "/") {
 			continue // a directory entry: directories are made for the files in them
@@ -153,6 +145,31 @@ func unpack(out string, zipped []byte) (n int, err error) {
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", zf.Name, err)
 		}
+		if _, dup := files[name]; dup {
+			return 0, fmt.Errorf("%q is in the bundle twice", zf.Name)
+		}
+		files[name] = data
+	}
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := durable.MkdirAll(parent); err != nil {
+		return 0, err
+	}
+	stage, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".unpack-")
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = filepath.WalkDir(stage, func(p string, d fs.DirEntry, werr error) error {
+				if werr == nil && d.Type().IsRegular() {
+					_ = durable.Scrub(p, nil)
+				}
+				return nil
+			})
+			os.RemoveAll(stage)
+		}
+	}()
+	for name, data := range files {
 		p := filepath.Join(stage, name)
 		if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
 			return 0, err

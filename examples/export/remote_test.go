@@ -98,3 +98,41 @@ func TestUnpackRefusesEscapingNames(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ents, "no staging left")
 }
+
+// TestUnpackChecksTheWholeZipBeforeWriting: a zip with a good file and then an escaping name
+// is refused before anything is written: the refusal comes even where no staging directory
+// could be made (the parent is a file), and names the bad entry.
+func TestUnpackChecksTheWholeZipBeforeWriting(t *testing.T) {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create("messages.jsonl")
+	require.NoError(t, err)
+	_, _ = w.Write([]byte(`{"text":"secret"}`))
+	w, err = zw.Create("../escape.txt")
+	require.NoError(t, err)
+	_, _ = w.Write([]byte("x"))
+	require.NoError(t, zw.Close())
+	notDir := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+	_, err = unpack(filepath.Join(notDir, "bundle"), b.Bytes())
+	require.ErrorContains(t, err, "not a file inside the bundle")
+}
+
+// TestUnpackRefusesADuplicateName: a zip naming one file twice is refused and leaves nothing.
+func TestUnpackRefusesADuplicateName(t *testing.T) {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, text := range []string{"one", "two"} {
+		w, err := zw.Create("messages.jsonl")
+		require.NoError(t, err)
+		_, _ = w.Write([]byte(text))
+	}
+	require.NoError(t, zw.Close())
+	out := filepath.Join(t.TempDir(), "bundle")
+	_, err := unpack(out, b.Bytes())
+	require.Error(t, err)
+	require.NoDirExists(t, out)
+	ents, err := os.ReadDir(filepath.Dir(out))
+	require.NoError(t, err)
+	require.Empty(t, ents, "no staging left")
+}

@@ -130,8 +130,8 @@ type ExportRequest struct {
 }
 
 // export answers POST /v1/export with a zip of the bundle ledger/export.Write makes: the
-// search (if any) and the reading are sealed first, the bundle is staged in a temporary
-// directory, streamed, and removed.
+// search (if any) and the reading are sealed first; the bundle is built in memory
+// (export.Build) and streamed, with no file of it on this server's disk.
 func (h *handler) export(w http.ResponseWriter, r *request) error {
 	var req ExportRequest
 	if err := decode(r, &req); err != nil {

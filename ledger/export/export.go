@@ -247,7 +247,8 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if err != nil {
 		return nil, nil, err
 	}
-	blobs, err := attachments(ctx, acc, entries)
+	got := fetched(entries)
+	blobs, err := attachments(ctx, acc, entries, got)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,7 +264,7 @@ func build(ctx context.Context, l *ledger.Ledger, idx []uint64, req Request, pr 
 	if err := anch.evidence(ctx, l, parsed.Size, latestSize, files); err != nil {
 		return nil, nil, err
 	}
-	if err := renderings(files, entries, blobs, req, l.Origin(), parsed.Size); err != nil {
+	if err := renderings(files, entries, blobs, got, req, l.Origin(), parsed.Size); err != nil {
 		return nil, nil, err
 	}
 	man := verify.BundleManifestData{
@@ -477,11 +478,10 @@ func fetched(entries []*exported) map[attachmentRef]capture.MediaResult {
 // every attachment the opened entries name (messages, and the media records of attachments
 // fetched after capture), keyed by its SHA-256 in lowercase hex. Content the ledger does not
 // hold (never fetched, or its key destroyed) is left out and counted on the entry; content
-// that does not hash to its name is an error.
-func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported) (map[string][]byte, error) {
+// that does not hash to its name is an error. got is what fetched returns for entries.
+func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported, got map[attachmentRef]capture.MediaResult) (map[string][]byte, error) {
 	want := map[[32]byte][]*exported{} // attachment -> the entries naming it
 	var sums [][32]byte
-	got := fetched(entries)
 	for _, x := range entries {
 		if x.shredded {
 			continue
@@ -526,12 +526,13 @@ func attachments(ctx context.Context, acc *ledger.Accessor, entries []*exported)
 	return blobs, nil
 }
 
-// renderings adds the files of the formats req names to files.
-func renderings(files map[string][]byte, entries []*exported, blobs map[string][]byte, req Request, origin string, size uint64) error {
+// renderings adds the files of the formats req names to files; got is what fetched returns
+// for entries.
+func renderings(files map[string][]byte, entries []*exported, blobs map[string][]byte, got map[attachmentRef]capture.MediaResult, req Request, origin string, size uint64) error {
 	if !slices.Contains(req.Formats, FormatRSMF) && !slices.Contains(req.Formats, FormatEML) {
 		return nil
 	}
-	ts := transcripts(entries, blobs)
+	ts := transcripts(entries, blobs, got)
 	if slices.Contains(req.Formats, FormatRSMF) {
 		rs, err := renderRSMF(ts, rsmfContext{origin: origin, treeSize: size, custodian: req.Custodian, maxEvents: MaxRSMFEvents})
 		if err != nil {

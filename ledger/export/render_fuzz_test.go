@@ -44,7 +44,7 @@ func FuzzRenderings(f *testing.F) {
 			SentAt:       time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 			Attachments:  []capture.Attachment{{Name: attName, MediaType: mediaType, SHA256: h}}}
 		ts := transcripts([]*exported{{e: &ledger.Entry{Index: 1, Message: m, Leaf: seal.Leaf{Kind: seal.KindMessage}}}},
-			map[string][]byte{h: data})
+			map[string][]byte{h: data}, nil)
 		rs, err := renderRSMF(ts, rsmfContext{origin: "o.test/l", treeSize: 2, custodian: name, maxEvents: MaxRSMFEvents})
 		if err != nil {
 			t.Fatal(err)

@@ -57,9 +57,9 @@ type transcript struct {
 // transcripts groups the exported messages, and the shredded entries, by conversation and UTC
 // day. Entries other than messages (records, the ledger's own) are in messages.jsonl only. A
 // shredded entry's conversation is known only by its digest: it joins an exported
-// conversation with that digest, or one named after the digest.
-func transcripts(entries []*exported, blobs map[string][]byte) []*transcript {
-	got := fetched(entries)
+// conversation with that digest, or one named after the digest. got is what fetched returns
+// for entries.
+func transcripts(entries []*exported, blobs map[string][]byte, got map[attachmentRef]capture.MediaResult) []*transcript {
 	convs := map[seal.Hash]conversation{}
 	for _, x := range entries {
 		if m := x.e.Message; m != nil && !x.shredded {

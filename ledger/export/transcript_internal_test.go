@@ -25,7 +25,7 @@ func TestTranscriptsPlaceShreddedEntries(t *testing.T) {
 		{e: &ledger.Entry{Index: 3, Leaf: seal.Leaf{Kind: seal.KindMessage, Conversation: other, Time: day, KeyID: "dk2"}}, shredded: true},
 		{e: &ledger.Entry{Index: 4, Record: &capture.Record{Kind: capture.RecordContext}}},
 	}
-	ts := transcripts(entries, nil)
+	ts := transcripts(entries, nil, fetched(entries))
 	require.Len(t, ts, 2)
 	require.Equal(t, "cid-a", ts[0].conv.id)
 	require.Len(t, ts[0].events, 2)
@@ -44,7 +44,7 @@ func TestTranscriptsPlaceShreddedEntries(t *testing.T) {
 func TestTranscriptsOfBareMessages(t *testing.T) {
 	bare := &capture.Message{Platform: "dingtalk", Tenant: "corp", ID: "m1", Kind: capture.KindUnknown}
 	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-	ts := transcripts([]*exported{{e: &ledger.Entry{Index: 7, Message: bare, Leaf: seal.Leaf{Time: at}}}}, nil)
+	ts := transcripts([]*exported{{e: &ledger.Entry{Index: 7, Message: bare, Leaf: seal.Leaf{Time: at}}}}, nil, nil)
 	require.Len(t, ts, 1)
 	require.Equal(t, noConversation, ts[0].conv.id)
 	require.Equal(t, at, ts[0].events[0].at, "the capture time stands in for a missing sent time")

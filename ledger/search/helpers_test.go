@@ -10,6 +10,7 @@ import (
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/search"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/seal/sealtest"
 	"github.com/commseal/commseal/store/memstore"
@@ -122,4 +123,17 @@ func fill(t testing.TB, l *ledger.Ledger, r *rand.Rand, n int, start time.Time) 
 		out[rc.Index] = m
 	}
 	return out
+}
+
+// filledIndex returns an encrypted ledger holding n random messages sent from 1 June 2026 on,
+// and an in-memory index over it; both are closed when the test ends.
+func filledIndex(t testing.TB, n int) (*env, *search.Index) {
+	t.Helper()
+	e := newEnv(t)
+	t.Cleanup(func() { e.Close() })
+	fill(t, e.Ledger, rand.New(rand.NewPCG(1, 2)), n, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	ix, err := search.Open(context.Background(), e.Ledger, search.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { ix.Close() })
+	return e, ix
 }

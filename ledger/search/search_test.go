@@ -309,12 +309,7 @@ func TestShortChineseTermsAndFolding(t *testing.T) {
 // wrapping ErrQuery, and nothing is sealed for it.
 func TestBadQueriesAreRefusedAndNotRecorded(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	defer e.Close()
-	fill(t, e.Ledger, rand.New(rand.NewPCG(1, 2)), 20, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
-	ix, err := search.Open(ctx, e.Ledger, search.Options{})
-	require.NoError(t, err)
-	defer ix.Close()
+	e, ix := filledIndex(t, 20)
 	size := e.Size()
 	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
@@ -347,7 +342,7 @@ func TestBadQueriesAreRefusedAndNotRecorded(t *testing.T) {
 		require.ErrorContains(t, err, c.want)
 	}
 	require.Equal(t, size, e.Size(), "nothing recorded for refused queries")
-	_, err = ix.Search(ctx, e.Access("", ""), search.Query{Text: "x"})
+	_, err := ix.Search(ctx, e.Access("", ""), search.Query{Text: "x"})
 	require.ErrorContains(t, err, "who and why", "a query nobody answers for is refused")
 	require.Equal(t, size, e.Size())
 }
@@ -356,12 +351,7 @@ func TestBadQueriesAreRefusedAndNotRecorded(t *testing.T) {
 // query is not readable in it.
 func TestASearchIsSealedBeforeItAnswers(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	defer e.Close()
-	fill(t, e.Ledger, rand.New(rand.NewPCG(1, 2)), 50, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
-	ix, err := search.Open(ctx, e.Ledger, search.Options{})
-	require.NoError(t, err)
-	defer ix.Close()
+	e, ix := filledIndex(t, 50)
 	size := e.Size()
 	res, err := ix.Search(ctx, e.Access("alice@compliance", "SFC 2026-117"), search.Query{Text: "騰訊 OR WhatsApp"})
 	require.NoError(t, err)
@@ -386,12 +376,7 @@ func (errRecorder) Query(context.Context, string, uint64) error { return fmt.Err
 // TestNoHitsWithoutARecord: a query whose access cannot be sealed returns nothing.
 func TestNoHitsWithoutARecord(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	defer e.Close()
-	fill(t, e.Ledger, rand.New(rand.NewPCG(1, 2)), 5, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
-	ix, err := search.Open(ctx, e.Ledger, search.Options{})
-	require.NoError(t, err)
-	defer ix.Close()
+	_, ix := filledIndex(t, 5)
 	res, err := ix.Search(ctx, errRecorder{}, search.Query{})
 	require.ErrorContains(t, err, "disk full")
 	require.Nil(t, res)
