@@ -616,11 +616,11 @@ func BundleWith(dir string, vkey string, opts BundleOptions) (*BundleReport, err
 	if err := checkAttachments(files, named); err != nil {
 		return nil, err
 	}
-	anchored, err := bundleAnchors(files, cp, v, opts.Anchors)
+	anchored, err := bundleAnchors(files, cp, latest, v, opts.Anchors)
 	if err != nil {
 		return nil, err
 	}
-	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest, Request: man.Request,
+	return &BundleReport{Origin: cp.Origin, TreeSize: cp.Size, LatestSize: latest.Size, Request: man.Request,
 		Entries: slices.Sorted(maps.Keys(leaves)), Opened: len(opened), Shredded: shredded, Attachments: len(named),
 		Anchored: anchored}, nil
 }

@@ -89,23 +89,23 @@ func canonicalUint(s string) (uint64, error) {
 
 // checkBundleConsistency checks evidence/latest-checkpoint against the verifier key and the
 // consistency proof from cp (evidence/checkpoint, already checked) to it, and returns the
-// latest checkpoint's size.
-func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.Verifier) (uint64, error) {
+// latest checkpoint.
+func checkBundleConsistency(files map[string][]byte, cp seal.Checkpoint, v note.Verifier) (seal.Checkpoint, error) {
 	lb, ok := files[BundleLatestCheckpoint]
 	if !ok {
-		return 0, bad(BundleLatestCheckpoint, "missing", nil)
+		return seal.Checkpoint{}, bad(BundleLatestCheckpoint, "missing", nil)
 	}
 	latest, err := seal.OpenCheckpoint(lb, v)
 	if err != nil {
-		return 0, bad(BundleLatestCheckpoint, "does not verify", err)
+		return seal.Checkpoint{}, bad(BundleLatestCheckpoint, "does not verify", err)
 	}
 	if latest.Origin != cp.Origin {
-		return 0, bad(BundleLatestCheckpoint, "names another origin than "+BundleCheckpoint, nil)
+		return seal.Checkpoint{}, bad(BundleLatestCheckpoint, "names another origin than "+BundleCheckpoint, nil)
 	}
 	if err := checkPrefix(files, BundleConsistency, cp, latest); err != nil {
-		return 0, err
+		return seal.Checkpoint{}, err
 	}
-	return latest.Size, nil
+	return latest, nil
 }
 
 // checkPrefix checks the consistency proof in file name (BundleConsistencyProof) that old's
@@ -137,7 +137,7 @@ func checkPrefix(files map[string][]byte, name string, old, latest seal.Checkpoi
 // bundleAnchors checks the bundle's anchors (BundleAnchors): the anchored checkpoint is the
 // bundle's own checkpoint (cp) or proved a prefix of the latest one (already checked), and
 // the anchors are checked as the ledger pass checks them.
-func bundleAnchors(files map[string][]byte, cp seal.Checkpoint, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
+func bundleAnchors(files map[string][]byte, cp, latest seal.Checkpoint, v note.Verifier, opts Anchors) ([]AnchoredCheckpoint, error) {
 	list, ok := files[BundleAnchors]
 	if !ok {
 		for name := range files {
@@ -183,10 +183,6 @@ func bundleAnchors(files map[string][]byte, cp seal.Checkpoint, v note.Verifier,
 		return nil
 	}); err != nil {
 		return nil, err
-	}
-	latest, err := seal.OpenCheckpoint(files[BundleLatestCheckpoint], v)
-	if err != nil {
-		return nil, bad(BundleLatestCheckpoint, "does not verify", err)
 	}
 	roots := map[uint64]seal.Hash{cp.Size: cp.Root}
 	for _, ae := range anchors {
