@@ -63,17 +63,23 @@ func (l *Ledger) AppendAnchor(ctx context.Context, a seal.Anchor) (uint64, error
 // maxAnchorsPerCheckpoint bounds the walk of LatestAnchors.
 const maxAnchorsPerCheckpoint = 256
 
+// AnchorEntry is an anchor entry read back: its ledger index and its anchor.
+type AnchorEntry struct {
+	Index uint64
+	seal.Anchor
+}
+
 // LatestAnchors returns the anchor entries of the latest anchored checkpoint (its
 // time-stamps and cosignatures, in ledger order), read back along the anchor chain; none if
 // nothing is anchored. An export carries them (package ledger/export).
-func (l *Ledger) LatestAnchors(ctx context.Context) ([]*Entry, error) {
+func (l *Ledger) LatestAnchors(ctx context.Context) ([]AnchorEntry, error) {
 	l.anchorMu.Lock()
 	i, ok, err := l.idx.lastInConversation(ctx, anchorChain)
 	l.anchorMu.Unlock()
 	if err != nil || !ok {
 		return nil, err
 	}
-	var out []*Entry
+	var out []AnchorEntry
 	size := uint64(0)
 	for range maxAnchorsPerCheckpoint {
 		e, err := l.Get(ctx, i)
@@ -88,7 +94,7 @@ func (l *Ledger) LatestAnchors(ctx context.Context) ([]*Entry, error) {
 			break
 		}
 		size = a.Size
-		out = append(out, e)
+		out = append(out, AnchorEntry{Index: i, Anchor: a})
 		if a.Prev == nil {
 			break
 		}

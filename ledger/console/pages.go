@@ -652,13 +652,9 @@ func (h *handler) integrity(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range anchors {
-		var a seal.Anchor
-		if json.Unmarshal(e.Body, &a) != nil {
-			continue
-		}
+	for _, a := range anchors {
 		d.AnchorSize = a.Size
-		d.Anchors = append(d.Anchors, anchorView{Index: e.Index, Type: a.Type, Authority: a.Authority, Time: formatTime(a.Time)})
+		d.Anchors = append(d.Anchors, anchorView{Index: a.Index, Type: a.Type, Authority: a.Authority, Time: formatTime(a.Time)})
 	}
 	if h.opts.Health != nil {
 		if b, err := json.MarshalIndent(h.opts.Health(), "", "  "); err == nil {

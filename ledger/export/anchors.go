@@ -31,11 +31,7 @@ func latestAnchors(ctx context.Context, l *ledger.Ledger) (*anchorSet, error) {
 	}
 	s := &anchorSet{}
 	for _, e := range es {
-		var a seal.Anchor
-		if err := json.Unmarshal(e.Body, &a); err != nil {
-			return nil, fmt.Errorf("export: anchor entry %d: %w", e.Index, err)
-		}
-		s.entries, s.anchors = append(s.entries, e.Index), append(s.anchors, a)
+		s.entries, s.anchors = append(s.entries, e.Index), append(s.anchors, e.Anchor)
 	}
 	// The note the time-stamps stamp (their imprint is its SHA-256); with none, a cosigned
 	// note, which opens with the ledger's key like the plain one.
