@@ -56,18 +56,11 @@ func (c *config) loadSurveillance() (*surveillance, error) {
 }
 
 func readLexicon(path string) (*scan.Scanner, error) {
-	if path == "" {
-		return scan.Default()
-	}
-	b, err := os.ReadFile(path)
+	sc, err := scan.LoadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-lexicon: %w", err)
 	}
-	lex, err := scan.ParseLexicon(b)
-	if err != nil {
-		return nil, fmt.Errorf("-lexicon %s: %w", path, err)
-	}
-	return scan.Compile(lex)
+	return sc, nil
 }
 
 // start runs the monitor on wg until ctx ends, and reloads the lexicon file on SIGHUP. onSealed

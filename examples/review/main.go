@@ -145,29 +145,13 @@ func (c *command) flags(name string) *flag.FlagSet {
 	return fl
 }
 
-// lexicon reads a lexicon file, or the embedded default for "".
-func lexicon(path string) (*scan.Scanner, error) {
-	if path == "" {
-		return scan.Default()
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	lex, err := scan.ParseLexicon(b)
-	if err != nil {
-		return nil, err
-	}
-	return scan.Compile(lex)
-}
-
 func (c *command) scan(ctx context.Context, args []string) int {
 	fl := c.flags("scan")
 	lexPath := fl.String("lexicon", "", "lexicon file (default: the embedded lexicon)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
-	s, err := lexicon(*lexPath)
+	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
 		return c.fail(exitBadInput, "lexicon: %v", err)
 	}
@@ -315,7 +299,7 @@ func (c *command) rescan(ctx context.Context, args []string) int {
 		}
 		*t.at = v
 	}
-	s, err := lexicon(*lexPath)
+	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
 		return c.fail(exitBadInput, "lexicon: %v", err)
 	}
