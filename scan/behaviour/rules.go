@@ -50,18 +50,24 @@ type RulesError struct {
 
 // Error formats the error as `behaviour: rules "version": rule "id": field "f": problem`.
 func (e *RulesError) Error() string {
+	return fileError("rules", e.Version, e.Rule, e.Field, e.Err)
+}
+
+// fileError formats the error of a rules or calendar file as
+// `behaviour: what "name": rule "rule": field "field": err`, leaving out the parts that are "".
+func fileError(what, name, rule, field string, err error) string {
 	var b strings.Builder
-	b.WriteString("behaviour: rules")
-	if e.Version != "" {
-		fmt.Fprintf(&b, " %q", e.Version)
+	b.WriteString("behaviour: " + what)
+	if name != "" {
+		fmt.Fprintf(&b, " %q", name)
 	}
-	if e.Rule != "" {
-		fmt.Fprintf(&b, ": rule %q", e.Rule)
+	if rule != "" {
+		fmt.Fprintf(&b, ": rule %q", rule)
 	}
-	if e.Field != "" {
-		fmt.Fprintf(&b, ": field %q", e.Field)
+	if field != "" {
+		fmt.Fprintf(&b, ": field %q", field)
 	}
-	fmt.Fprintf(&b, ": %v", e.Err)
+	fmt.Fprintf(&b, ": %v", err)
 	return b.String()
 }
 
