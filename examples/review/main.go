@@ -167,18 +167,9 @@ func (c *command) scan(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(exitUsage, "%v", err)
 	}
-	var total surveil.Stats
-	for {
-		st, err := m.Step(ctx)
-		if err != nil {
-			return c.fail(exitUsage, "%v", err)
-		}
-		if st.To <= st.From {
-			break
-		}
-		total.Messages += st.Messages
-		total.Flagged += st.Flagged
-		total.Sealed += st.Sealed
+	total, err := m.CatchUp(ctx)
+	if err != nil {
+		return c.fail(exitUsage, "%v", err)
 	}
 	fmt.Fprintf(c.stdout, "scanned %d messages with %s (%s): %d flagged, %d annotations sealed\n",
 		total.Messages, s.Name(), s.Version(), total.Flagged, total.Sealed)
