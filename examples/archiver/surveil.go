@@ -203,7 +203,7 @@ func (c *config) alerts(ctx context.Context, wg *sync.WaitGroup, log *slog.Logge
 func (n *notifier) onSealed(ctx context.Context, s *surveil.Sealed) error {
 	var errs []error
 	for _, a := range n.alerters {
-		if _, isLog := a.(*alert.Outbox); !isLog && !s.Fresh {
+		if _, isOutbox := a.(*alert.Outbox); !isOutbox && !s.Fresh {
 			continue // the log has said it already; outboxes deduplicate on the id
 		}
 		errs = append(errs, surveil.Notify(a)(ctx, s))
