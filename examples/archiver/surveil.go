@@ -201,12 +201,15 @@ func (c *config) alerts(ctx context.Context, wg *sync.WaitGroup, log *slog.Logge
 // onSealed raises a sealed finding's alerts through every alerter; the monitor retries the
 // step if one fails (a full outbox), so nothing is lost.
 func (n *notifier) onSealed(ctx context.Context, s *surveil.Sealed) error {
+	alerts := s.Alerts() // once, for every alerter
 	var errs []error
 	for _, a := range n.alerters {
 		if _, isOutbox := a.(*alert.Outbox); !isOutbox && !s.Fresh {
 			continue // the log has said it already; outboxes deduplicate on the id
 		}
-		errs = append(errs, surveil.Notify(a)(ctx, s))
+		for _, x := range alerts {
+			errs = append(errs, a.Alert(ctx, x))
+		}
 	}
 	return errors.Join(errs...)
 }
