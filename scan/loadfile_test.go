@@ -36,3 +36,24 @@ func TestLoadFile(t *testing.T) {
 	_, err = LoadFile(filepath.Join(dir, "missing.json"))
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 }
+
+func TestDecodeStrict(t *testing.T) {
+	var v struct {
+		Name string `json:"name"`
+	}
+	require.NoError(t, DecodeStrict([]byte(`{"name":"x"}`), &v, "thing"))
+	assert.Equal(t, "x", v.Name)
+	for _, tc := range []struct {
+		in, text string
+		want     error
+	}{
+		{`{"name":"x"} {}`, "malformed JSON: data after the thing", ErrSyntax},
+		{`{"nmae":"x"}`, `unknown field "nmae"`, ErrUnknownField},
+		{`{"name":1}`, `malformed JSON: field "name": number where string was expected`, ErrSyntax},
+		{`{"name":`, "malformed JSON: unexpected EOF", ErrSyntax},
+	} {
+		err := DecodeStrict([]byte(tc.in), &v, "thing")
+		assert.ErrorIs(t, err, tc.want, tc.in)
+		assert.EqualError(t, err, tc.text, tc.in)
+	}
+}

@@ -114,7 +114,7 @@ func ParseCalendar(data []byte) (*Calendar, error) {
 		return nil, &CalendarError{Err: scan.ErrInvalidUTF8}
 	}
 	var cj calendarJSON
-	if err := strictDecode(data, &cj); err != nil {
+	if err := scan.DecodeStrict(data, &cj, "object"); err != nil {
 		return nil, &CalendarError{Err: err}
 	}
 	if cj.Format != CalendarFormat {

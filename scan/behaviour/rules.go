@@ -1,7 +1,6 @@
 package behaviour
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,7 +251,7 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, &RulesError{Err: scan.ErrInvalidUTF8}
 	}
 	var rj rulesJSON
-	if err := strictDecode(data, &rj); err != nil {
+	if err := scan.DecodeStrict(data, &rj, "object"); err != nil {
 		return nil, &RulesError{Err: err}
 	}
 	rs := &Rules{Version: rj.Version, FirmCorpIDs: rj.FirmCorpIDs}
@@ -262,7 +261,7 @@ func ParseRules(data []byte) (*Rules, error) {
 	for i, raw := range rj.Rules {
 		label := ruleLabel(raw, i)
 		var r ruleJSON
-		if err := strictDecode(raw, &r); err != nil {
+		if err := scan.DecodeStrict(raw, &r, "object"); err != nil {
 			return nil, &RulesError{Version: rs.Version, Rule: label, Err: err}
 		}
 		rule, field, err := r.rule()
@@ -275,26 +274,6 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, err
 	}
 	return rs, nil
-}
-
-// strictDecode decodes one JSON value, refusing unknown fields and trailing data.
-func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("%w: field %q: %s where %s was expected", scan.ErrSyntax, te.Field, te.Value, te.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fmt.Errorf("%w %s", scan.ErrUnknownField, strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		return fmt.Errorf("%w: %v", scan.ErrSyntax, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: data after the object", scan.ErrSyntax)
-	}
-	return nil
 }
 
 // ruleLabel names a rule in errors: its id if usable, else "#N".
