@@ -2,6 +2,8 @@ package scan
 
 import (
 	_ "embed"
+	"fmt"
+	"os"
 	"sync"
 )
 
@@ -36,4 +38,23 @@ func DefaultLexiconJSON() []byte {
 // Default returns the default lexicon compiled, built once and shared (a Scanner is immutable).
 func Default() (*Scanner, error) {
 	return defaultScanner()
+}
+
+// LoadFile compiles the lexicon file at path (read with ReadLexicon), or returns Default when
+// path is "": what a program with a "-lexicon FILE, default the embedded lexicon" option needs.
+// Errors name the file; a bad lexicon's error wraps its *LexiconError.
+func LoadFile(path string) (*Scanner, error) {
+	if path == "" {
+		return Default()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	defer f.Close()
+	lex, err := ReadLexicon(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return Compile(lex)
 }

@@ -204,7 +204,7 @@ func ParseLexicon(data []byte) (*Lexicon, error) {
 		return nil, &LexiconError{Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxLexiconBytes)}
 	}
 	var lj lexiconJSON
-	if err := strictDecode(data, &lj); err != nil {
+	if err := DecodeStrict(data, &lj, "lexicon object"); err != nil {
 		return nil, &LexiconError{Err: err}
 	}
 	lex := &Lexicon{Name: lj.Name.s}
@@ -219,7 +219,7 @@ func ParseLexicon(data []byte) (*Lexicon, error) {
 	}
 	for i, raw := range lj.Rules {
 		var rj ruleJSON
-		if err := strictDecode(raw, &rj); err != nil {
+		if err := DecodeStrict(raw, &rj, "lexicon object"); err != nil {
 			return nil, &LexiconError{Lexicon: lex.Name, Rule: ruleLabel(raw, i), Err: err}
 		}
 		r, err := rj.rule(lex.Name, i)
@@ -243,9 +243,12 @@ func ReadLexicon(r io.Reader) (*Lexicon, error) {
 	return ParseLexicon(data)
 }
 
-// strictDecode decodes one JSON value, refusing unknown fields and trailing data, and maps the
-// decoder's errors onto the sentinels (with the field name when encoding/json gives it).
-func strictDecode(data []byte, v any) error {
+// DecodeStrict decodes one JSON value from data into v, refusing unknown fields and trailing
+// data, and maps the decoder's errors onto ErrSyntax and ErrUnknownField (with the field name
+// when encoding/json gives it). what names the value in the trailing-data error, as in "data
+// after the lexicon object". It is how lexicons are read, and how files that share these
+// sentinels (package scan/behaviour's rules and calendars) are read too.
+func DecodeStrict(data []byte, v any, what string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -259,7 +262,7 @@ func strictDecode(data []byte, v any) error {
 		return fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: data after the lexicon object", ErrSyntax)
+		return fmt.Errorf("%w: data after the %s", ErrSyntax, what)
 	}
 	return nil
 }

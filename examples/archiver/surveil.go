@@ -56,18 +56,11 @@ func (c *config) loadSurveillance() (*surveillance, error) {
 }
 
 func readLexicon(path string) (*scan.Scanner, error) {
-	if path == "" {
-		return scan.Default()
-	}
-	b, err := os.ReadFile(path)
+	sc, err := scan.LoadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-lexicon: %w", err)
 	}
-	lex, err := scan.ParseLexicon(b)
-	if err != nil {
-		return nil, fmt.Errorf("-lexicon %s: %w", path, err)
-	}
-	return scan.Compile(lex)
+	return sc, nil
 }
 
 // start runs the monitor on wg until ctx ends, and reloads the lexicon file on SIGHUP. onSealed
@@ -208,12 +201,15 @@ func (c *config) alerts(ctx context.Context, wg *sync.WaitGroup, log *slog.Logge
 // onSealed raises a sealed finding's alerts through every alerter; the monitor retries the
 // step if one fails (a full outbox), so nothing is lost.
 func (n *notifier) onSealed(ctx context.Context, s *surveil.Sealed) error {
+	alerts := s.Alerts() // once, for every alerter
 	var errs []error
 	for _, a := range n.alerters {
-		if _, isLog := a.(*alert.Outbox); !isLog && !s.Fresh {
+		if _, isOutbox := a.(*alert.Outbox); !isOutbox && !s.Fresh {
 			continue // the log has said it already; outboxes deduplicate on the id
 		}
-		errs = append(errs, surveil.Notify(a)(ctx, s))
+		for _, x := range alerts {
+			errs = append(errs, a.Alert(ctx, x))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -65,11 +65,10 @@ func largeLexicon(n int) *scan.Lexicon {
 
 // startScanning starts the monitor with the default lexicon, plus extraTerms generated terms.
 func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed, extraTerms int) (*scanning, error) {
-	lex := scan.DefaultLexicon()
+	s, err := scan.Default()
 	if extraTerms > 0 {
-		lex = largeLexicon(extraTerms)
+		s, err = scan.Compile(largeLexicon(extraTerms))
 	}
-	s, err := scan.Compile(lex)
 	if err != nil {
 		return nil, err
 	}

@@ -53,16 +53,11 @@ func surveilAndSearch(ctx context.Context, l *ledgerdir.Ledger) (*readSide, erro
 	if err != nil {
 		return nil, err
 	}
-	for {
-		st, err := m.Step(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("surveillance: %w", err)
-		}
-		if st.To <= st.From {
-			break
-		}
-		rs.scanned, rs.flagged, rs.new = rs.scanned+st.Messages, rs.flagged+st.Flagged, rs.new+st.Sealed
+	st, err := m.CatchUp(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("surveillance: %w", err)
 	}
+	rs.scanned, rs.flagged, rs.new = st.Messages, st.Flagged, st.Sealed
 	q, err := surveil.Alerts(ctx, l.Ledger, l.Access("quickstart", "show the alert queue").For("review"))
 	if err != nil {
 		return nil, fmt.Errorf("alert queue: %w", err)

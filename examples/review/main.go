@@ -145,29 +145,13 @@ func (c *command) flags(name string) *flag.FlagSet {
 	return fl
 }
 
-// lexicon reads a lexicon file, or the embedded default for "".
-func lexicon(path string) (*scan.Scanner, error) {
-	if path == "" {
-		return scan.Default()
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	lex, err := scan.ParseLexicon(b)
-	if err != nil {
-		return nil, err
-	}
-	return scan.Compile(lex)
-}
-
 func (c *command) scan(ctx context.Context, args []string) int {
 	fl := c.flags("scan")
 	lexPath := fl.String("lexicon", "", "lexicon file (default: the embedded lexicon)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
-	s, err := lexicon(*lexPath)
+	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
 		return c.fail(exitBadInput, "lexicon: %v", err)
 	}
@@ -183,18 +167,9 @@ func (c *command) scan(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(exitUsage, "%v", err)
 	}
-	var total surveil.Stats
-	for {
-		st, err := m.Step(ctx)
-		if err != nil {
-			return c.fail(exitUsage, "%v", err)
-		}
-		if st.To <= st.From {
-			break
-		}
-		total.Messages += st.Messages
-		total.Flagged += st.Flagged
-		total.Sealed += st.Sealed
+	total, err := m.CatchUp(ctx)
+	if err != nil {
+		return c.fail(exitUsage, "%v", err)
 	}
 	fmt.Fprintf(c.stdout, "scanned %d messages with %s (%s): %d flagged, %d annotations sealed\n",
 		total.Messages, s.Name(), s.Version(), total.Flagged, total.Sealed)
@@ -315,7 +290,7 @@ func (c *command) rescan(ctx context.Context, args []string) int {
 		}
 		*t.at = v
 	}
-	s, err := lexicon(*lexPath)
+	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
 		return c.fail(exitBadInput, "lexicon: %v", err)
 	}

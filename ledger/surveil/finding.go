@@ -66,32 +66,36 @@ type MessageRef struct {
 	Sent         time.Time `json:"sent,omitzero"`
 }
 
-// field is one scannable part of a message.
-type field struct{ name, text string }
-
-// fields returns what of a message is scanned: its text, its conversation's title and its
-// attachments' names.
-func fields(m *capture.Message) []field {
-	out := []field{{"text", m.Text}, {"title", m.Conversation.Title}}
-	for i, a := range m.Attachments {
-		out = append(out, field{"file." + strconv.Itoa(i), a.Name})
-	}
-	return out
-}
-
 // ScanMessage scans every scannable field of m (text, conversation title, attachment names)
-// with s and returns the findings, field by field.
+// with s and returns the findings, field by field. The monitor calls it for every message it
+// reads: a message that matches nothing costs one copy of its fields and no other allocation.
 func ScanMessage(s *scan.Scanner, m *capture.Message) []Finding {
 	var out []Finding
 	var buf []scan.Finding
-	for _, f := range fields(m) {
-		if f.text == "" {
-			continue
+	var text []byte // one buffer for every field
+	field := func(text []byte, name func() string) {
+		buf = s.AppendScan(buf[:0], text)
+		if len(buf) == 0 {
+			return
 		}
-		buf = s.AppendScan(buf[:0], []byte(f.text))
+		n := name()
 		for _, h := range buf {
 			out = append(out, Finding{Rule: h.Rule, Category: h.Category, Severity: h.Severity, Term: h.Term,
-				Field: f.name, Start: h.Start, End: h.End})
+				Field: n, Start: h.Start, End: h.End})
+		}
+	}
+	if m.Text != "" {
+		text = append(text[:0], m.Text...)
+		field(text, func() string { return "text" })
+	}
+	if m.Conversation.Title != "" {
+		text = append(text[:0], m.Conversation.Title...)
+		field(text, func() string { return "title" })
+	}
+	for i, a := range m.Attachments {
+		if a.Name != "" {
+			text = append(text[:0], a.Name...)
+			field(text, func() string { return "file." + strconv.Itoa(i) })
 		}
 	}
 	return out

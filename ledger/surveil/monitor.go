@@ -213,6 +213,32 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	return st, m.flush()
 }
 
+// CatchUp steps until a step finds nothing new to read, and returns the steps' counts added
+// up: From is where the first step started, To where the last one ended, Version the lexicon
+// version of the first step. For a program that scans what is there and exits; a monitor that
+// follows the ledger uses Run.
+func (m *Monitor) CatchUp(ctx context.Context) (Stats, error) {
+	var total Stats
+	for i := 0; ; i++ {
+		st, err := m.Step(ctx)
+		if i == 0 {
+			total.Version, total.From = st.Version, st.From
+		}
+		total.To = max(total.To, st.To, st.From)
+		if err != nil {
+			return total, err
+		}
+		if st.To <= st.From {
+			return total, nil
+		}
+		total.Messages += st.Messages
+		total.Fed += st.Fed
+		total.Flagged += st.Flagged
+		total.Sealed += st.Sealed
+		total.Behaviour += st.Behaviour
+	}
+}
+
 // flush saves the cursor if it moved since it was last saved.
 func (m *Monitor) flush() error {
 	if !m.dirty {

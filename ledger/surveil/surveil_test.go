@@ -17,6 +17,7 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/seal/sealtest"
 	"github.com/commseal/commseal/store/memstore"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,17 +87,33 @@ func annotations(t *testing.T, l *ledger.Ledger) []*surveil.Annotation {
 
 func catchUp(t *testing.T, m *surveil.Monitor) surveil.Stats {
 	t.Helper()
-	var total surveil.Stats
-	for {
-		st, err := m.Step(context.Background())
-		require.NoError(t, err)
-		if st.To <= st.From {
-			return total
-		}
-		total.Messages += st.Messages
-		total.Flagged += st.Flagged
-		total.Sealed += st.Sealed
-	}
+	st, err := m.CatchUp(context.Background())
+	require.NoError(t, err)
+	return st
+}
+
+// TestCatchUpAddsUpItsSteps: CatchUp reads from the cursor to the end of the ledger in
+// batches and reports the whole run; a second call finds nothing new.
+func TestCatchUpAddsUpItsSteps(t *testing.T) {
+	l := openLedger(t)
+	appendMessages(t, l, 60, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
+	lv := live(t, scan.DefaultLexiconJSON())
+	m, err := surveil.New(l, surveil.Options{Lexicon: lv, Batch: 16})
+	require.NoError(t, err)
+	size := l.Size()
+	st, err := m.CatchUp(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, lv.Scanner().Version(), st.Version)
+	assert.Equal(t, uint64(0), st.From)
+	assert.GreaterOrEqual(t, st.To, size, "it read past every message")
+	assert.Equal(t, 60, st.Messages)
+	assert.Positive(t, st.Flagged)
+	assert.Equal(t, st.Flagged, st.Sealed, "one annotation per flagged message")
+	again, err := m.CatchUp(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, st.To, again.From)
+	assert.Equal(t, again.From, again.To)
+	assert.Zero(t, again.Messages)
 }
 
 // TestEveryMessageIsScannedOncePerLexiconVersion: each flagged message gets one annotation

@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -33,16 +32,7 @@ type CalendarError struct {
 
 // Error formats the error as `behaviour: calendar "region": field "f": problem`.
 func (e *CalendarError) Error() string {
-	var b strings.Builder
-	b.WriteString("behaviour: calendar")
-	if e.Region != "" {
-		fmt.Fprintf(&b, " %q", e.Region)
-	}
-	if e.Field != "" {
-		fmt.Fprintf(&b, ": field %q", e.Field)
-	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	return b.String()
+	return fileError("calendar", e.Region, "", e.Field, e.Err)
 }
 
 // Unwrap returns the underlying sentinel error.
@@ -124,7 +114,7 @@ func ParseCalendar(data []byte) (*Calendar, error) {
 		return nil, &CalendarError{Err: scan.ErrInvalidUTF8}
 	}
 	var cj calendarJSON
-	if err := strictDecode(data, &cj); err != nil {
+	if err := scan.DecodeStrict(data, &cj, "object"); err != nil {
 		return nil, &CalendarError{Err: err}
 	}
 	if cj.Format != CalendarFormat {

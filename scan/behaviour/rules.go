@@ -1,7 +1,6 @@
 package behaviour
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,18 +49,24 @@ type RulesError struct {
 
 // Error formats the error as `behaviour: rules "version": rule "id": field "f": problem`.
 func (e *RulesError) Error() string {
+	return fileError("rules", e.Version, e.Rule, e.Field, e.Err)
+}
+
+// fileError formats the error of a rules or calendar file as
+// `behaviour: what "name": rule "rule": field "field": err`, leaving out the parts that are "".
+func fileError(what, name, rule, field string, err error) string {
 	var b strings.Builder
-	b.WriteString("behaviour: rules")
-	if e.Version != "" {
-		fmt.Fprintf(&b, " %q", e.Version)
+	b.WriteString("behaviour: " + what)
+	if name != "" {
+		fmt.Fprintf(&b, " %q", name)
 	}
-	if e.Rule != "" {
-		fmt.Fprintf(&b, ": rule %q", e.Rule)
+	if rule != "" {
+		fmt.Fprintf(&b, ": rule %q", rule)
 	}
-	if e.Field != "" {
-		fmt.Fprintf(&b, ": field %q", e.Field)
+	if field != "" {
+		fmt.Fprintf(&b, ": field %q", field)
 	}
-	fmt.Fprintf(&b, ": %v", e.Err)
+	fmt.Fprintf(&b, ": %v", err)
 	return b.String()
 }
 
@@ -246,7 +251,7 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, &RulesError{Err: scan.ErrInvalidUTF8}
 	}
 	var rj rulesJSON
-	if err := strictDecode(data, &rj); err != nil {
+	if err := scan.DecodeStrict(data, &rj, "object"); err != nil {
 		return nil, &RulesError{Err: err}
 	}
 	rs := &Rules{Version: rj.Version, FirmCorpIDs: rj.FirmCorpIDs}
@@ -256,7 +261,7 @@ func ParseRules(data []byte) (*Rules, error) {
 	for i, raw := range rj.Rules {
 		label := ruleLabel(raw, i)
 		var r ruleJSON
-		if err := strictDecode(raw, &r); err != nil {
+		if err := scan.DecodeStrict(raw, &r, "object"); err != nil {
 			return nil, &RulesError{Version: rs.Version, Rule: label, Err: err}
 		}
 		rule, field, err := r.rule()
@@ -269,26 +274,6 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, err
 	}
 	return rs, nil
-}
-
-// strictDecode decodes one JSON value, refusing unknown fields and trailing data.
-func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("%w: field %q: %s where %s was expected", scan.ErrSyntax, te.Field, te.Value, te.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fmt.Errorf("%w %s", scan.ErrUnknownField, strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		return fmt.Errorf("%w: %v", scan.ErrSyntax, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: data after the object", scan.ErrSyntax)
-	}
-	return nil
 }
 
 // ruleLabel names a rule in errors: its id if usable, else "#N".

@@ -229,3 +229,20 @@ func TestNewCopiesRules(t *testing.T) {
 		t.Fatalf("%v", fs) // 01:00 is still outside 09:00-18:00; the burst fired earlier, once
 	}
 }
+
+func TestFileErrorText(t *testing.T) {
+	bad := errors.New("bad")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&RulesError{Version: "v1", Rule: "r", Field: "f", Err: bad}, `behaviour: rules "v1": rule "r": field "f": bad`},
+		{&RulesError{Err: bad}, `behaviour: rules: bad`},
+		{&CalendarError{Region: "HK", Field: "holidays[3].date", Err: bad}, `behaviour: calendar "HK": field "holidays[3].date": bad`},
+		{&CalendarError{Err: bad}, `behaviour: calendar: bad`},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+}

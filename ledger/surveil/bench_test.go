@@ -1,0 +1,60 @@
+package surveil_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
+)
+
+// BenchmarkScanMessage measures ScanMessage on a message that matches nothing (most do) and on
+// one that trips the default lexicon, as the monitor calls it for every message it reads.
+func BenchmarkScanMessage(b *testing.B) {
+	s, err := scan.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, text string }{
+		{"clean", "Please send the revised term sheet for the bond issue before the close of business today. 谢谢"},
+		{"flagged", "Please send the revised term sheet; call me on WhatsApp before the close of business today."},
+	} {
+		m := &capture.Message{Platform: "dingtalk", ID: "m1", Text: tc.text,
+			Conversation: capture.Conversation{ID: "c1", Title: "Rates desk"},
+			Attachments:  []capture.Attachment{{Name: "term-sheet.pdf"}}}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				surveil.ScanMessage(s, m)
+			}
+		})
+	}
+}
+
+// TestScanMessageNamesEachField: findings come field by field (text, title, then attachments
+// by their index, empty names skipped but counted), with offsets into their own field.
+func TestScanMessageNamesEachField(t *testing.T) {
+	s, err := scan.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &capture.Message{Text: "加我微信", Conversation: capture.Conversation{Title: "whatsapp group"},
+		Attachments: []capture.Attachment{{Name: ""}, {Name: "clean.pdf"}, {Name: "from whatsapp.txt"}}}
+	var got []string
+	for _, f := range surveil.ScanMessage(s, m) {
+		text := map[string]string{"text": m.Text, "title": m.Conversation.Title, "file.2": m.Attachments[2].Name}[f.Field]
+		if scan.Normalize(text[f.Start:f.End]) != scan.Normalize(f.Term) {
+			t.Errorf("%+v: offsets do not cover the term in %q", f, text)
+		}
+		if len(got) == 0 || got[len(got)-1] != f.Field {
+			got = append(got, f.Field)
+		}
+	}
+	if want := []string{"text", "title", "file.2"}; !slices.Equal(got, want) {
+		t.Errorf("fields %v, want %v", got, want)
+	}
+	if fs := surveil.ScanMessage(s, &capture.Message{Text: "see you at lunch"}); fs != nil {
+		t.Errorf("a clean message gave %+v", fs)
+	}
+}
