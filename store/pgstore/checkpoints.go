@@ -76,33 +76,9 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 
 // AllCheckpoints implements store.Checkpoints. It reads 256 checkpoints per query.
 func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error] {
-	return func(yield func(store.Checkpoint, error) bool) {
-		after := int64(0)
-		for {
-			if err := s.begin(ctx); err != nil {
-				yield(store.Checkpoint{}, err)
-				return
-			}
-			page, err := retry(ctx, func() ([]store.Checkpoint, error) { return s.checkpointsFrom(ctx, after) })
-			if err != nil {
-				yield(store.Checkpoint{}, err)
-				return
-			}
-			for _, c := range page {
-				if err := ctx.Err(); err != nil {
-					yield(store.Checkpoint{}, err)
-					return
-				}
-				if !yield(c, nil) {
-					return
-				}
-			}
-			if len(page) < readChunk {
-				return
-			}
-			after = int64(page[len(page)-1].Size)
-		}
-	}
+	return paged(ctx, s, 0, readChunk,
+		func(after int64) ([]store.Checkpoint, error) { return s.checkpointsFrom(ctx, after) },
+		func(c store.Checkpoint) int64 { return int64(c.Size) })
 }
 
 func (s *Store) checkpointsFrom(ctx context.Context, after int64) ([]store.Checkpoint, error) {

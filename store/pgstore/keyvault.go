@@ -224,33 +224,9 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) 
 // Keys implements store.KeyVault. It reads 512 keys per query, in byte-wise id order (bytea
 // order), and holds no connection while the caller runs.
 func (s *Store) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
-	return func(yield func(store.WrappedKey, error) bool) {
-		after := []byte{}
-		for {
-			if err := s.begin(ctx); err != nil {
-				yield(store.WrappedKey{}, err)
-				return
-			}
-			page, err := retry(ctx, func() ([]store.WrappedKey, error) { return s.keysAfter(ctx, after) })
-			if err != nil {
-				yield(store.WrappedKey{}, err)
-				return
-			}
-			for _, k := range page {
-				if err := ctx.Err(); err != nil {
-					yield(store.WrappedKey{}, err)
-					return
-				}
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if len(page) < keysPage {
-				return
-			}
-			after = []byte(page[len(page)-1].ID)
-		}
-	}
+	return paged(ctx, s, []byte{}, keysPage,
+		func(after []byte) ([]store.WrappedKey, error) { return s.keysAfter(ctx, after) },
+		func(k store.WrappedKey) []byte { return []byte(k.ID) })
 }
 
 func (s *Store) keysAfter(ctx context.Context, after []byte) ([]store.WrappedKey, error) {

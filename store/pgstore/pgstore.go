@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -259,6 +260,41 @@ func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		v, err := f()
 		if err == nil || try == 2 || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 			return v, err
+		}
+	}
+}
+
+// paged yields the rows of a query read a page at a time after a cursor, starting after first:
+// read returns the page after a cursor (at most n rows, retried as a whole), next gives the
+// cursor a page's last row leaves. It checks the context and Close before each page and the
+// context before each row, and holds no connection while the caller runs.
+func paged[T, C any](ctx context.Context, s *Store, first C, n int, read func(C) ([]T, error), next func(T) C) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		after := first
+		for {
+			if err := s.begin(ctx); err != nil {
+				yield(zero, err)
+				return
+			}
+			page, err := retry(ctx, func() ([]T, error) { return read(after) })
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, v := range page {
+				if err := ctx.Err(); err != nil {
+					yield(zero, err)
+					return
+				}
+				if !yield(v, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			after = next(page[len(page)-1])
 		}
 	}
 }
