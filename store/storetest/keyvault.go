@@ -96,6 +96,28 @@ type VaultStorage interface {
 	Kept() ([][]byte, error)
 }
 
+// Writes is the Written half of a VaultStorage wrapper: it records what a vault writes and is
+// safe for concurrent use. A vault's test embeds it in its wrapper and calls Record from the
+// vault's write hook. The zero value is ready to use.
+type Writes struct {
+	mu   sync.Mutex
+	seen [][]byte
+}
+
+// Record keeps a copy of b, one write to the vault's storage.
+func (w *Writes) Record(b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen = append(w.seen, bytes.Clone(b))
+}
+
+// Written implements VaultStorage: every byte string recorded, in order.
+func (w *Writes) Written() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.seen)
+}
+
 type kvRule struct {
 	name    string
 	needs   []string
