@@ -17,32 +17,26 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, "put checkpoint: begin", err)
-	}
-	defer rollback(tx)
-	if _, err := tx.Exec(ctx, s.q.lockCheckpoints); err != nil {
-		return s.fail(ctx, "put checkpoint: lock", err)
-	}
-	var size int64
-	if err := tx.QueryRow(ctx, s.q.size).Scan(&size); err != nil {
-		return s.fail(ctx, "put checkpoint: size", err)
-	}
-	latest, err := latestCheckpoint(ctx, tx, s.q)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return s.fail(ctx, "put checkpoint: latest", err)
-	}
-	if err := store.CheckCheckpoint(c, uint64(size), latest.Size); err != nil {
-		return fmt.Errorf("pgstore: %w", err)
-	}
-	if _, err := tx.Exec(ctx, s.q.putCheckpoint, int64(c.Size), c.Note); err != nil {
-		return s.fail(ctx, "put checkpoint", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, "put checkpoint: commit", err)
-	}
-	return nil
+	return s.inTx(ctx, "put checkpoint", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, s.q.lockCheckpoints); err != nil {
+			return s.fail(ctx, "put checkpoint: lock", err)
+		}
+		var size int64
+		if err := tx.QueryRow(ctx, s.q.size).Scan(&size); err != nil {
+			return s.fail(ctx, "put checkpoint: size", err)
+		}
+		latest, err := latestCheckpoint(ctx, tx, s.q)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return s.fail(ctx, "put checkpoint: latest", err)
+		}
+		if err := store.CheckCheckpoint(c, uint64(size), latest.Size); err != nil {
+			return fmt.Errorf("pgstore: %w", err)
+		}
+		if _, err := tx.Exec(ctx, s.q.putCheckpoint, int64(c.Size), c.Note); err != nil {
+			return s.fail(ctx, "put checkpoint", err)
+		}
+		return nil
+	})
 }
 
 type querier interface {

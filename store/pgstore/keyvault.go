@@ -55,27 +55,18 @@ func (s *Store) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := store.CheckWrappedKey(k); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, "put key: begin", err)
-	}
-	defer rollback(tx)
-	id := []byte(k.ID)
-	s.wrote(k.Meta)
-	tag, err := tx.Exec(ctx, s.q.putKey, id, []byte(k.KEK), metaValue(k.Meta))
-	if err != nil {
-		return s.fail(ctx, "put key", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("pgstore: %w: key %q", store.ErrDuplicate, k.ID)
-	}
-	if err := s.setWrapping(ctx, tx, id, k.KEK, k.Wrapped); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, "put key: commit", err)
-	}
-	return nil
+	return s.inTx(ctx, "put key", func(tx pgx.Tx) error {
+		id := []byte(k.ID)
+		s.wrote(k.Meta)
+		tag, err := tx.Exec(ctx, s.q.putKey, id, []byte(k.KEK), metaValue(k.Meta))
+		if err != nil {
+			return s.fail(ctx, "put key", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("pgstore: %w: key %q", store.ErrDuplicate, k.ID)
+		}
+		return s.setWrapping(ctx, tx, id, k.KEK, k.Wrapped)
+	})
 }
 
 // setWrapping writes wrapped as a new record, makes it the key's and deletes every other record
@@ -203,22 +194,6 @@ func (s *Store) DestroyKey(ctx context.Context, id string) error {
 		}
 		return nil
 	})
-}
-
-// inTx runs f in a transaction and commits it if f returns nil.
-func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, what+": begin", err)
-	}
-	defer rollback(tx)
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, what+": commit", err)
-	}
-	return nil
 }
 
 // Keys implements store.KeyVault. It reads 512 keys per query, in byte-wise id order (bytea

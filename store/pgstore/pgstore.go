@@ -252,6 +252,22 @@ func (s *Store) beginTx(ctx context.Context) (pgx.Tx, error) {
 	}
 }
 
+// inTx runs f in a transaction and commits it if f returns nil.
+func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
+	tx, err := s.beginTx(ctx)
+	if err != nil {
+		return s.fail(ctx, what+": begin", err)
+	}
+	defer rollback(tx)
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.fail(ctx, what+": commit", err)
+	}
+	return nil
+}
+
 // retry runs f, the whole of a read or an idempotent write, again when it failed before
 // anything reached the server (a connection that broke while idle in the pool), up to three
 // times in all.
