@@ -86,7 +86,8 @@ func (s *Store) setWrapping(ctx context.Context, tx pgx.Tx, id []byte, kek strin
 	return nil
 }
 
-// lockLive locks the key's row for the transaction, and reports ErrNotFound or ErrDestroyed.
+// lockKey locks the key's row for the transaction and reports whether the key is destroyed, or
+// ErrNotFound.
 func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id string) (destroyed bool, err error) {
 	err = tx.QueryRow(ctx, s.q.lockKey, []byte(id)).Scan(&destroyed)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -96,6 +97,15 @@ func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id string) (destroyed bo
 		return false, s.fail(ctx, "lock key", err)
 	}
 	return destroyed, nil
+}
+
+// lockLive is lockKey for a change to a live key: a destroyed key is ErrDestroyed.
+func (s *Store) lockLive(ctx context.Context, tx pgx.Tx, id string) error {
+	destroyed, err := s.lockKey(ctx, tx, id)
+	if err == nil && destroyed {
+		err = fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
+	}
+	return err
 }
 
 // Key implements store.KeyVault.
@@ -140,12 +150,8 @@ func (s *Store) SetMeta(ctx context.Context, id string, meta []byte) error {
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	return s.inTx(ctx, "set key metadata", func(tx pgx.Tx) error {
-		destroyed, err := s.lockKey(ctx, tx, id)
-		if err != nil {
+		if err := s.lockLive(ctx, tx, id); err != nil {
 			return err
-		}
-		if destroyed {
-			return fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
 		}
 		s.wrote(meta)
 		if _, err := tx.Exec(ctx, s.q.setMeta, []byte(id), metaValue(meta)); err != nil {
@@ -165,12 +171,8 @@ func (s *Store) Rewrap(ctx context.Context, id, kek string, wrapped []byte) erro
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	return s.inTx(ctx, "rewrap key", func(tx pgx.Tx) error {
-		destroyed, err := s.lockKey(ctx, tx, id)
-		if err != nil {
+		if err := s.lockLive(ctx, tx, id); err != nil {
 			return err
-		}
-		if destroyed {
-			return fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
 		}
 		return s.setWrapping(ctx, tx, []byte(id), kek, wrapped)
 	})
