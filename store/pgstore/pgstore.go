@@ -68,7 +68,7 @@ type Store struct {
 	copyAbove int // batches of more bytes than this are written with COPY in a transaction
 	readBytes int // Entries reads at most this many bytes per query (readBytes)
 
-	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes
+	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes; it copies what it keeps
 }
 
 var (
