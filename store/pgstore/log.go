@@ -414,11 +414,13 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	count := store.StoredHashCount(size)
 	need := make([]int64, 0, len(indexes))
 	seen := make(map[int64]bool, len(indexes))
-	for _, x := range indexes {
+	of := make([]uint64, len(indexes)) // the entry that holds each stored hash asked for
+	for k, x := range indexes {
 		if x < 0 || x >= count {
 			return nil, fmt.Errorf("pgstore: %w: stored hash %d (the log of %d entries has %d)", store.ErrNotFound, x, size, count)
 		}
-		if i := int64(entryOf(x)); !seen[i] {
+		of[k] = entryOf(x)
+		if i := int64(of[k]); !seen[i] {
 			seen[i] = true
 			need = append(need, i)
 		}
@@ -429,7 +431,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	}
 	out := make([]store.Hash, len(indexes))
 	for k, x := range indexes {
-		i := entryOf(x)
+		i := of[k]
 		hs, ok := got[int64(i)]
 		if !ok {
 			return nil, fmt.Errorf("pgstore: %w: entry %d, which holds stored hash %d, is missing", store.ErrCorrupt, i, x)
