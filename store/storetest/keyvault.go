@@ -86,7 +86,8 @@ func RunKeyVault(t *testing.T, open func(t *testing.T) store.KeyVault) {
 // VaultStorage lets RunKeyVault see a vault's storage, for the rules that no call through
 // store.KeyVault can show: wrapped bytes written once, and nothing superseded or destroyed
 // left where the vault keeps keys. A vault's own test implements it on a wrapper that hooks
-// the vault's writes (store/keydir's and store/memstore's tests do).
+// the vault's writes (store/keydir's and store/memstore's tests do); embedding Writes gives it
+// Written.
 type VaultStorage interface {
 	store.KeyVault
 	// Written returns every byte string the vault wrote to its storage since it was opened, in
