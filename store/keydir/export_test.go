@@ -3,15 +3,15 @@ package keydir
 import (
 	"os"
 	"path/filepath"
-	"sync"
+
+	"github.com/commseal/commseal/store/storetest"
 )
 
 // StorageView wraps a Vault so that storetest.RunKeyVault sees every file write and every
 // file's content (storetest.VaultStorage).
 type StorageView struct {
 	*Vault
-	mu      sync.Mutex
-	written [][]byte
+	storetest.Writes
 }
 
 // OpenStorageView opens the vault in dir with its storage in view.
@@ -22,19 +22,10 @@ func OpenStorageView(dir string) (*StorageView, error) {
 	}
 	s := &StorageView{Vault: v}
 	v.written = func(_ string, b []byte) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.written = append(s.written, append([]byte(nil), b...))
+		s.Record(b)
 		return nil
 	}
 	return s, nil
-}
-
-// Written implements storetest.VaultStorage.
-func (s *StorageView) Written() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.written...)
 }
 
 // Kept implements storetest.VaultStorage: the content of every file in the directory.

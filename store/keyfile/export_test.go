@@ -4,15 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/commseal/commseal/store/storetest"
 )
 
 // StorageView wraps a Vault so that storetest.RunKeyVault sees every write to the file and
 // what the vault's files hold (storetest.VaultStorage).
 type StorageView struct {
 	*Vault
-	mu      sync.Mutex
-	written [][]byte
+	storetest.Writes
 }
 
 // OpenStorageView opens the vault at path with its storage in view.
@@ -23,19 +23,10 @@ func OpenStorageView(path string) (*StorageView, error) {
 	}
 	s := &StorageView{Vault: v}
 	v.written = func(b []byte) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.written = append(s.written, append([]byte(nil), b...))
+		s.Record(b)
 		return nil
 	}
 	return s, nil
-}
-
-// Written implements storetest.VaultStorage.
-func (s *StorageView) Written() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.written...)
 }
 
 // Kept implements storetest.VaultStorage: the vault file and every file beside it that shares

@@ -209,10 +209,8 @@ func checkMeta(id string, meta []byte) error {
 
 // PutKey implements store.KeyVault.
 func (v *Vault) PutKey(ctx context.Context, k store.WrappedKey) error {
+	// checkID, checkWrapping and checkMeta are store.CheckWrappedKey with this format's limits.
 	if err := checkID(ctx, k.ID); err != nil {
-		return err
-	}
-	if err := store.CheckWrappedKey(k); err != nil {
 		return err
 	}
 	if err := checkWrapping(k.ID, k.KEK, k.Wrapped); err != nil {

@@ -17,32 +17,26 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, "put checkpoint: begin", err)
-	}
-	defer rollback(tx)
-	if _, err := tx.Exec(ctx, s.q.lockCheckpoints); err != nil {
-		return s.fail(ctx, "put checkpoint: lock", err)
-	}
-	var size int64
-	if err := tx.QueryRow(ctx, s.q.size).Scan(&size); err != nil {
-		return s.fail(ctx, "put checkpoint: size", err)
-	}
-	latest, err := latestCheckpoint(ctx, tx, s.q)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return s.fail(ctx, "put checkpoint: latest", err)
-	}
-	if err := store.CheckCheckpoint(c, uint64(size), latest.Size); err != nil {
-		return fmt.Errorf("pgstore: %w", err)
-	}
-	if _, err := tx.Exec(ctx, s.q.putCheckpoint, int64(c.Size), c.Note); err != nil {
-		return s.fail(ctx, "put checkpoint", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, "put checkpoint: commit", err)
-	}
-	return nil
+	return s.inTx(ctx, "put checkpoint", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, s.q.lockCheckpoints); err != nil {
+			return s.fail(ctx, "put checkpoint: lock", err)
+		}
+		var size int64
+		if err := tx.QueryRow(ctx, s.q.size).Scan(&size); err != nil {
+			return s.fail(ctx, "put checkpoint: size", err)
+		}
+		latest, err := latestCheckpoint(ctx, tx, s.q)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return s.fail(ctx, "put checkpoint: latest", err)
+		}
+		if err := store.CheckCheckpoint(c, uint64(size), latest.Size); err != nil {
+			return fmt.Errorf("pgstore: %w", err)
+		}
+		if _, err := tx.Exec(ctx, s.q.putCheckpoint, int64(c.Size), c.Note); err != nil {
+			return s.fail(ctx, "put checkpoint", err)
+		}
+		return nil
+	})
 }
 
 type querier interface {
@@ -76,33 +70,9 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 
 // AllCheckpoints implements store.Checkpoints. It reads 256 checkpoints per query.
 func (s *Store) AllCheckpoints(ctx context.Context) iter.Seq2[store.Checkpoint, error] {
-	return func(yield func(store.Checkpoint, error) bool) {
-		after := int64(0)
-		for {
-			if err := s.begin(ctx); err != nil {
-				yield(store.Checkpoint{}, err)
-				return
-			}
-			page, err := retry(ctx, func() ([]store.Checkpoint, error) { return s.checkpointsFrom(ctx, after) })
-			if err != nil {
-				yield(store.Checkpoint{}, err)
-				return
-			}
-			for _, c := range page {
-				if err := ctx.Err(); err != nil {
-					yield(store.Checkpoint{}, err)
-					return
-				}
-				if !yield(c, nil) {
-					return
-				}
-			}
-			if len(page) < readChunk {
-				return
-			}
-			after = int64(page[len(page)-1].Size)
-		}
-	}
+	return paged(ctx, s, 0, readChunk,
+		func(after int64) ([]store.Checkpoint, error) { return s.checkpointsFrom(ctx, after) },
+		func(c store.Checkpoint) int64 { return int64(c.Size) })
 }
 
 func (s *Store) checkpointsFrom(ctx context.Context, after int64) ([]store.Checkpoint, error) {

@@ -2,35 +2,23 @@ package pgstore
 
 import (
 	"context"
-	"sync"
 
 	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/storetest"
 )
 
 // StorageView is a Store whose vault storage storetest.RunKeyVault can see
 // (storetest.VaultStorage): every value the vault writes, and every value its tables hold.
 type StorageView struct {
 	*Store
-	mu      sync.Mutex
-	written [][]byte
+	storetest.Writes
 }
 
 // NewStorageView hooks the vault writes of s.
 func NewStorageView(s *Store) *StorageView {
 	v := &StorageView{Store: s}
-	s.written = func(b []byte) {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		v.written = append(v.written, b)
-	}
+	s.written = v.Record
 	return v
-}
-
-// Written implements storetest.VaultStorage.
-func (v *StorageView) Written() [][]byte {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return append([][]byte(nil), v.written...)
 }
 
 // Kept implements storetest.VaultStorage: every column of every row of the vault's tables.

@@ -13,13 +13,10 @@ import (
 // keysPage is how many keys Keys reads per query.
 const keysPage = 512
 
-// wrote tells the test hook what the vault writes.
-func (s *Store) wrote(bs ...[]byte) {
-	if s.written == nil {
-		return
-	}
-	for _, b := range bs {
-		s.written(append([]byte(nil), b...))
+// wrote tells the test hook what the vault writes (the hook keeps its own copy).
+func (s *Store) wrote(b []byte) {
+	if s.written != nil {
+		s.written(b)
 	}
 }
 
@@ -55,27 +52,18 @@ func (s *Store) PutKey(ctx context.Context, k store.WrappedKey) error {
 	if err := store.CheckWrappedKey(k); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, "put key: begin", err)
-	}
-	defer rollback(tx)
-	id := []byte(k.ID)
-	s.wrote(k.Meta)
-	tag, err := tx.Exec(ctx, s.q.putKey, id, []byte(k.KEK), metaValue(k.Meta))
-	if err != nil {
-		return s.fail(ctx, "put key", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("pgstore: %w: key %q", store.ErrDuplicate, k.ID)
-	}
-	if err := s.setWrapping(ctx, tx, id, k.KEK, k.Wrapped); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, "put key: commit", err)
-	}
-	return nil
+	return s.inTx(ctx, "put key", func(tx pgx.Tx) error {
+		id := []byte(k.ID)
+		s.wrote(k.Meta)
+		tag, err := tx.Exec(ctx, s.q.putKey, id, []byte(k.KEK), metaValue(k.Meta))
+		if err != nil {
+			return s.fail(ctx, "put key", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("pgstore: %w: key %q", store.ErrDuplicate, k.ID)
+		}
+		return s.setWrapping(ctx, tx, id, k.KEK, k.Wrapped)
+	})
 }
 
 // setWrapping writes wrapped as a new record, makes it the key's and deletes every other record
@@ -95,7 +83,8 @@ func (s *Store) setWrapping(ctx context.Context, tx pgx.Tx, id []byte, kek strin
 	return nil
 }
 
-// lockLive locks the key's row for the transaction, and reports ErrNotFound or ErrDestroyed.
+// lockKey locks the key's row for the transaction and reports whether the key is destroyed, or
+// ErrNotFound.
 func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id string) (destroyed bool, err error) {
 	err = tx.QueryRow(ctx, s.q.lockKey, []byte(id)).Scan(&destroyed)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -105,6 +94,15 @@ func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id string) (destroyed bo
 		return false, s.fail(ctx, "lock key", err)
 	}
 	return destroyed, nil
+}
+
+// lockLive is lockKey for a change to a live key: a destroyed key is ErrDestroyed.
+func (s *Store) lockLive(ctx context.Context, tx pgx.Tx, id string) error {
+	destroyed, err := s.lockKey(ctx, tx, id)
+	if err == nil && destroyed {
+		err = fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
+	}
+	return err
 }
 
 // Key implements store.KeyVault.
@@ -149,12 +147,8 @@ func (s *Store) SetMeta(ctx context.Context, id string, meta []byte) error {
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	return s.inTx(ctx, "set key metadata", func(tx pgx.Tx) error {
-		destroyed, err := s.lockKey(ctx, tx, id)
-		if err != nil {
+		if err := s.lockLive(ctx, tx, id); err != nil {
 			return err
-		}
-		if destroyed {
-			return fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
 		}
 		s.wrote(meta)
 		if _, err := tx.Exec(ctx, s.q.setMeta, []byte(id), metaValue(meta)); err != nil {
@@ -174,12 +168,8 @@ func (s *Store) Rewrap(ctx context.Context, id, kek string, wrapped []byte) erro
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	return s.inTx(ctx, "rewrap key", func(tx pgx.Tx) error {
-		destroyed, err := s.lockKey(ctx, tx, id)
-		if err != nil {
+		if err := s.lockLive(ctx, tx, id); err != nil {
 			return err
-		}
-		if destroyed {
-			return fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
 		}
 		return s.setWrapping(ctx, tx, []byte(id), kek, wrapped)
 	})
@@ -205,52 +195,12 @@ func (s *Store) DestroyKey(ctx context.Context, id string) error {
 	})
 }
 
-// inTx runs f in a transaction and commits it if f returns nil.
-func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
-	tx, err := s.beginTx(ctx)
-	if err != nil {
-		return s.fail(ctx, what+": begin", err)
-	}
-	defer rollback(tx)
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return s.fail(ctx, what+": commit", err)
-	}
-	return nil
-}
-
 // Keys implements store.KeyVault. It reads 512 keys per query, in byte-wise id order (bytea
 // order), and holds no connection while the caller runs.
 func (s *Store) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
-	return func(yield func(store.WrappedKey, error) bool) {
-		after := []byte{}
-		for {
-			if err := s.begin(ctx); err != nil {
-				yield(store.WrappedKey{}, err)
-				return
-			}
-			page, err := retry(ctx, func() ([]store.WrappedKey, error) { return s.keysAfter(ctx, after) })
-			if err != nil {
-				yield(store.WrappedKey{}, err)
-				return
-			}
-			for _, k := range page {
-				if err := ctx.Err(); err != nil {
-					yield(store.WrappedKey{}, err)
-					return
-				}
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if len(page) < keysPage {
-				return
-			}
-			after = []byte(page[len(page)-1].ID)
-		}
-	}
+	return paged(ctx, s, []byte{}, keysPage,
+		func(after []byte) ([]store.WrappedKey, error) { return s.keysAfter(ctx, after) },
+		func(k store.WrappedKey) []byte { return []byte(k.ID) })
 }
 
 func (s *Store) keysAfter(ctx context.Context, after []byte) ([]store.WrappedKey, error) {

@@ -130,16 +130,12 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	convs := make([][]byte, n)
 	leaves := make([][]byte, n)
 	payloads := make([][]byte, n)
-	hashes := make([][]byte, n)
-	h := b.Hashes
+	hashes := entryHashes(b)
 	for k := range b.Entries {
 		e := &b.Entries[k]
 		idx[k] = int64(e.Index)
 		ids[k], convs[k] = digestValue(e.Identity), digestValue(e.Conversation)
 		leaves[k], payloads[k] = nonNil(e.Leaf), nonNil(e.Payload)
-		c := int(store.StoredHashesFor(e.Index))
-		hashes[k] = joinHashes(h[:c])
-		h = h[c:]
 	}
 	first := b.Entries[0].Index
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -160,11 +156,18 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, now)
 }
 
-// joinHashes is how an entry's stored hashes are kept: back to back.
-func joinHashes(hs []store.Hash) []byte {
-	out := make([]byte, 0, 32*len(hs))
-	for _, x := range hs {
-		out = append(out, x[:]...)
+// entryHashes splits b's stored hashes by entry (store.StoredHashesFor each), each entry's
+// joined back to back as its row keeps them.
+func entryHashes(b *store.Batch) [][]byte {
+	out := make([][]byte, len(b.Entries))
+	h := b.Hashes
+	for k := range b.Entries {
+		c := int(store.StoredHashesFor(b.Entries[k].Index))
+		joined := make([]byte, 0, 32*c)
+		for _, x := range h[:c] {
+			joined = append(joined, x[:]...)
+		}
+		out[k], h = joined, h[c:]
 	}
 	return out
 }
@@ -223,17 +226,14 @@ func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 	if uint64(size) != first {
 		return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, size)
 	}
-	h := b.Hashes
+	hashes := entryHashes(b)
 	k := 0
 	rows := pgx.CopyFromFunc(func() ([]any, error) {
 		if k == n {
 			return nil, nil
 		}
-		e := &b.Entries[k]
+		e, hs := &b.Entries[k], hashes[k]
 		k++
-		c := int(store.StoredHashesFor(e.Index))
-		hs := joinHashes(h[:c])
-		h = h[c:]
 		return []any{int64(e.Index), digestValue(e.Identity), digestValue(e.Conversation), nonNil(e.Leaf), nonNil(e.Payload), hs}, nil
 	})
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -414,11 +414,13 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	count := store.StoredHashCount(size)
 	need := make([]int64, 0, len(indexes))
 	seen := make(map[int64]bool, len(indexes))
-	for _, x := range indexes {
+	of := make([]uint64, len(indexes)) // the entry that holds each stored hash asked for
+	for k, x := range indexes {
 		if x < 0 || x >= count {
 			return nil, fmt.Errorf("pgstore: %w: stored hash %d (the log of %d entries has %d)", store.ErrNotFound, x, size, count)
 		}
-		if i := int64(entryOf(x)); !seen[i] {
+		of[k] = entryOf(x)
+		if i := int64(of[k]); !seen[i] {
 			seen[i] = true
 			need = append(need, i)
 		}
@@ -429,7 +431,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	}
 	out := make([]store.Hash, len(indexes))
 	for k, x := range indexes {
-		i := entryOf(x)
+		i := of[k]
 		hs, ok := got[int64(i)]
 		if !ok {
 			return nil, fmt.Errorf("pgstore: %w: entry %d, which holds stored hash %d, is missing", store.ErrCorrupt, i, x)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ type Store struct {
 	copyAbove int // batches of more bytes than this are written with COPY in a transaction
 	readBytes int // Entries reads at most this many bytes per query (readBytes)
 
-	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes
+	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes; it copies what it keeps
 }
 
 var (
@@ -251,6 +252,22 @@ func (s *Store) beginTx(ctx context.Context) (pgx.Tx, error) {
 	}
 }
 
+// inTx runs f in a transaction and commits it if f returns nil.
+func (s *Store) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
+	tx, err := s.beginTx(ctx)
+	if err != nil {
+		return s.fail(ctx, what+": begin", err)
+	}
+	defer rollback(tx)
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.fail(ctx, what+": commit", err)
+	}
+	return nil
+}
+
 // retry runs f, the whole of a read or an idempotent write, again when it failed before
 // anything reached the server (a connection that broke while idle in the pool), up to three
 // times in all.
@@ -259,6 +276,41 @@ func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		v, err := f()
 		if err == nil || try == 2 || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 			return v, err
+		}
+	}
+}
+
+// paged yields the rows of a query read a page at a time after a cursor, starting after first:
+// read returns the page after a cursor (at most n rows, retried as a whole), next gives the
+// cursor a page's last row leaves. It checks the context and Close before each page and the
+// context before each row, and holds no connection while the caller runs.
+func paged[T, C any](ctx context.Context, s *Store, first C, n int, read func(C) ([]T, error), next func(T) C) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		after := first
+		for {
+			if err := s.begin(ctx); err != nil {
+				yield(zero, err)
+				return
+			}
+			page, err := retry(ctx, func() ([]T, error) { return read(after) })
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, v := range page {
+				if err := ctx.Err(); err != nil {
+					yield(zero, err)
+					return
+				}
+				if !yield(v, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			after = next(page[len(page)-1])
 		}
 	}
 }

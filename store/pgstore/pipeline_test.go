@@ -8,10 +8,35 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/store"
+	"github.com/commseal/commseal/store/pgstore"
 	"github.com/commseal/commseal/store/pgstore/pgtest"
 	"github.com/commseal/commseal/store/storetest"
 	"github.com/jackc/pgx/v5"
 )
+
+// lockedHead opens a store in schema holding 2 entries and holds its head row locked from another
+// connection, in the transaction it returns, as another process appending would hold it.
+func lockedHead(t *testing.T, dsn, schema string) (*pgstore.Store, *pgx.Conn, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	s := open(t, dsn, schema)
+	if err := s.Append(ctx, storetest.BatchAt(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close(ctx) })
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT size FROM `+schema+`.head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	return s, other, tx
+}
 
 // TestPipelineFailure: a batch that fails for a reason other than the checks (here its context
 // ended while it waited behind another) fails the batches submitted after it, which were built
@@ -21,22 +46,7 @@ import (
 func TestPipelineFailure(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Start(t)
-	s := open(t, dsn, "pipe")
-	if err := s.Append(ctx, storetest.BatchAt(0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	other, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	tx, err := other.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT size FROM pipe.head FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	s, _, tx := lockedHead(t, dsn, "pipe")
 	first := s.Submit(ctx, storetest.BatchAt(2, 3)) // waits for the lock
 	cctx, cancel := context.WithCancel(ctx)
 	doomed := s.Submit(cctx, storetest.BatchAt(5, 2))
@@ -57,7 +67,7 @@ func TestPipelineFailure(t *testing.T) {
 	if err := <-doomed; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the batch whose context ended while it waited: %v; want context.Canceled", err)
 	}
-	err = <-after
+	err := <-after
 	if err == nil || !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrOutOfOrder) {
 		t.Fatalf("the batch submitted after the failed one: %v; want it failed with the earlier batch's error", err)
 	}
@@ -75,22 +85,7 @@ func TestPipelineFailure(t *testing.T) {
 func TestSessionKilledDuringAppend(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Start(t)
-	s := open(t, dsn, "killed")
-	if err := s.Append(ctx, storetest.BatchAt(0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	other, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	tx, err := other.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT size FROM killed.head FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	s, other, tx := lockedHead(t, dsn, "killed")
 	res := s.Submit(ctx, storetest.BatchAt(2, 3))
 	var pid int32
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -107,7 +102,7 @@ func TestSessionKilledDuringAppend(t *testing.T) {
 	if err := other.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
 		t.Fatalf("pg_terminate_backend: %v, %v", killed, err)
 	}
-	err = <-res
+	err := <-res
 	if err == nil || !strings.Contains(err.Error(), "not in the log") {
 		t.Fatalf("the batch whose session was terminated: %v; want an error after reading back that it is not in the log", err)
 	}

@@ -86,7 +86,8 @@ func RunKeyVault(t *testing.T, open func(t *testing.T) store.KeyVault) {
 // VaultStorage lets RunKeyVault see a vault's storage, for the rules that no call through
 // store.KeyVault can show: wrapped bytes written once, and nothing superseded or destroyed
 // left where the vault keeps keys. A vault's own test implements it on a wrapper that hooks
-// the vault's writes (store/keydir's and store/memstore's tests do).
+// the vault's writes (store/keydir's and store/memstore's tests do); embedding Writes gives it
+// Written.
 type VaultStorage interface {
 	store.KeyVault
 	// Written returns every byte string the vault wrote to its storage since it was opened, in
@@ -94,6 +95,28 @@ type VaultStorage interface {
 	Written() [][]byte
 	// Kept returns what the vault's storage holds now: the content of every file or record.
 	Kept() ([][]byte, error)
+}
+
+// Writes is the Written half of a VaultStorage wrapper: it records what a vault writes and is
+// safe for concurrent use. A vault's test embeds it in its wrapper and calls Record from the
+// vault's write hook. The zero value is ready to use.
+type Writes struct {
+	mu   sync.Mutex
+	seen [][]byte
+}
+
+// Record keeps a copy of b, one write to the vault's storage.
+func (w *Writes) Record(b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen = append(w.seen, bytes.Clone(b))
+}
+
+// Written implements VaultStorage: every byte string recorded, in order.
+func (w *Writes) Written() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.seen)
 }
 
 type kvRule struct {
