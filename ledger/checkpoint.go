@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/verify"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // latest returns the latest signed checkpoint (Size 0 if none).
@@ -93,7 +95,12 @@ func (c *checkpointer) run() {
 				_ = c.sign() // logged; the entries are durable either way
 			}
 		case <-tick.C:
-			if l.Size() > l.latest().Size && l.opts.Now().Sub(c.at) >= l.opts.CheckpointInterval {
+			size := l.Size()
+			if l.shared != nil {
+				size = l.sharedSize() // the other writers' entries count too
+			}
+			due := l.opts.Now().Sub(c.at) >= l.opts.CheckpointInterval
+			if size > l.latest().Size && (due || size-l.latest().Size >= l.opts.CheckpointEvery) {
 				_ = c.sign() // logged; retried at the next tick
 			}
 		case reply := <-c.signs:
@@ -120,12 +127,29 @@ func (l *Ledger) stopCheckpointer() {
 	l.closeErr = l.checkpointer.err
 }
 
+// sharedSize returns the size of the shared log (this ledger's own if the store cannot say).
+func (l *Ledger) sharedSize() uint64 {
+	size, err := l.st.Size(context.Background())
+	if err != nil {
+		l.log.Warn("ledger: reading the shared log's size", "err", err)
+		return l.Size()
+	}
+	return max(size, l.Size())
+}
+
 // checkpointNow signs and stores a checkpoint of the durable tree. It runs on the checkpointer.
 func (l *Ledger) checkpointNow() error {
 	ctx := context.Background()
 	size := l.Size()
+	if l.shared != nil {
+		signer, err := l.sharedSigner(ctx)
+		if err != nil || !signer {
+			return err
+		}
+		size = l.sharedSize()
+	}
 	prev := l.latest()
-	if size == 0 || size == prev.Size {
+	if size == 0 || size <= prev.Size {
 		return nil
 	}
 	hr := verify.Hashes(ctx, l.st)
@@ -135,22 +159,20 @@ func (l *Ledger) checkpointNow() error {
 		return fmt.Errorf("ledger: tree hash at %d: %w", size, err)
 	}
 	cp := seal.Checkpoint{Origin: l.Origin(), Size: size, Root: root}
-	if prev.Size > 0 {
-		// Never sign a head that does not extend the previous one.
-		p, err := seal.ConsistencyProof(cp.Size, prev.Size, hr)
-		if err == nil {
-			err = seal.CheckConsistency(p, cp.Size, cp.Root, prev.Size, prev.Root)
-		}
-		if err != nil {
-			l.log.Error("ledger: refusing to sign an inconsistent checkpoint", "size", cp.Size, "previous", prev.Size, "err", err)
-			return fmt.Errorf("%w: %w", ErrInconsistent, err)
-		}
+	// Never sign a head that does not extend the previous one.
+	if err := extends(cp, prev, hr); err != nil {
+		l.log.Error("ledger: refusing to sign an inconsistent checkpoint", "size", cp.Size, "previous", prev.Size, "err", err)
+		return fmt.Errorf("%w: %w", ErrInconsistent, err)
 	}
 	signed, err := seal.SignCheckpoint(cp, l.keys.Signer)
 	if err != nil {
 		return fmt.Errorf("ledger: signing checkpoint: %w", err)
 	}
 	if err := l.st.PutCheckpoint(ctx, store.Checkpoint{Size: cp.Size, Note: signed}); err != nil {
+		if l.shared != nil && errors.Is(err, store.ErrOutOfOrder) {
+			// Another writer stored a checkpoint as large since this one looked: take it.
+			return l.adoptStored(ctx)
+		}
 		l.log.Error("ledger: storing checkpoint failed", "size", cp.Size, "err", err)
 		return fmt.Errorf("ledger: storing checkpoint at %d: %w", cp.Size, err)
 	}
@@ -158,5 +180,71 @@ func (l *Ledger) checkpointNow() error {
 	l.cp, l.cpNote = cp, signed
 	l.cpMu.Unlock()
 	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
+	return nil
+}
+
+// sharedSigner says whether this writer of a shared log signs checkpoints now. A writer that
+// holds the store's checkpoint lease does (and so does every writer of a store without leases);
+// before it signs, it takes the latest checkpoint stored by any writer, so that what it signs
+// is checked against that one. A writer without the lease only takes it.
+func (l *Ledger) sharedSigner(ctx context.Context) (bool, error) {
+	signer := true
+	if l.leases != nil {
+		var err error
+		if signer, err = l.leases.HoldLease(ctx, CheckpointLease); err != nil {
+			l.log.Warn("ledger: the checkpoint lease", "err", err)
+			signer = false
+		}
+	}
+	return signer, l.adoptStored(ctx)
+}
+
+// extends checks, with a consistency proof from the stored hashes hr, that the tree of cp
+// extends the tree of prev (trivially when prev is empty).
+func extends(cp, prev seal.Checkpoint, hr tlog.HashReader) error {
+	if prev.Size == 0 {
+		return nil
+	}
+	p, err := seal.ConsistencyProof(cp.Size, prev.Size, hr)
+	if err == nil {
+		err = seal.CheckConsistency(p, cp.Size, cp.Root, prev.Size, prev.Root)
+	}
+	return err
+}
+
+// CheckpointLease is the name of the store lease (store.Leases) whose holder signs the
+// checkpoints of a shared log (Options.Shared).
+const CheckpointLease = "checkpoint"
+
+// adoptStored makes the latest checkpoint in the store the ledger's own, if it is newer, once
+// its signature is checked with the ledger's key, the stored tree reproduces its root, and it
+// extends the checkpoint the ledger had: another writer of a shared log signed it.
+func (l *Ledger) adoptStored(ctx context.Context) error {
+	sc, err := l.st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
+	}
+	prev := l.latest()
+	if sc.Size <= prev.Size {
+		return nil
+	}
+	cp, err := l.openStored(ctx, sc, sc.Size)
+	if err == nil {
+		if err = extends(cp, prev, verify.Hashes(ctx, l.st)); err != nil {
+			err = fmt.Errorf("%w: the stored checkpoint of %d entries does not extend this ledger's of %d: %w", ErrInconsistent, cp.Size, prev.Size, err)
+		}
+	}
+	if err != nil {
+		l.log.Error("ledger: refusing a stored checkpoint", "size", sc.Size, "err", err)
+		return err
+	}
+	l.cpMu.Lock()
+	if cp.Size > l.cp.Size {
+		l.cp, l.cpNote = cp, sc.Note
+	}
+	l.cpMu.Unlock()
 	return nil
 }

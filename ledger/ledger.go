@@ -60,6 +60,16 @@ type Options struct {
 	Rand io.Reader
 	// Encryption, if set, encrypts payloads and blobs at rest; see Encryption.
 	Encryption *Encryption
+	// Shared says that other ledgers, usually in other processes, append to the same store at
+	// the same time: several capture processes on one PostgreSQL log, say. The store must
+	// implement store.SharedLog. Each batch is then built while the store's write lock is held,
+	// from the log as the other writers left it (their entries extend this ledger's tree, chains
+	// and deduplication first), and MaxInFlight is 1. Checkpoints are signed by one writer at a
+	// time: the holder of the store's "checkpoint" lease if the store grants leases
+	// (store.Leases), the others taking its checkpoints from the store; a store without leases
+	// lets every writer sign, each checking that it extends the latest one stored. The signer
+	// covers the whole log, the other writers' entries too.
+	Shared bool
 	// Blobs, if set, keeps the attachments (PutBlob, Blob) instead of the store, which then
 	// need not implement store.Blobs: an S3 bucket with Object Lock (store/s3store) beside a log
 	// in the file store, say. Left nil, the ledger uses the store's store.Blobs, if it has one
@@ -106,7 +116,9 @@ type Ledger struct {
 
 	size atomic.Uint64 // durable entries, for readers
 
-	seq          sequencer // owned by the pipeline goroutine
+	seq          sequencer       // owned by the pipeline goroutine (and by a shared flight's build while it runs)
+	shared       store.SharedLog // the store, when Options.Shared
+	leases       store.Leases    // the store, when Options.Shared and it grants leases
 	appender     *appender // for a store that is not a store.Pipeline
 	checkpointer *checkpointer
 
@@ -136,7 +148,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	if opts.MaxInFlight <= 0 {
+	if opts.MaxInFlight <= 0 || opts.Shared {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.Logger == nil {
@@ -158,6 +170,13 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 
 		randPool: randPool,
 	}
+	if opts.Shared {
+		var ok bool
+		if l.shared, ok = st.(store.SharedLog); !ok {
+			return nil, fmt.Errorf("ledger: Options.Shared needs a store that several writers can share (store.SharedLog); %T is not one", st)
+		}
+		l.leases, _ = st.(store.Leases)
+	}
 	if e := opts.Encryption; e != nil {
 		if e.Keyring == nil || e.Vault == nil {
 			return nil, errors.New("ledger: Options.Encryption needs a Keyring and a Vault")
@@ -167,7 +186,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
-	if _, ok := st.(store.Pipeline); !ok {
+	if _, ok := st.(store.Pipeline); !ok && l.shared == nil {
 		l.appender = newAppender(st, opts.MaxInFlight)
 	}
 	l.checkpointer = newCheckpointer(l)
@@ -220,25 +239,37 @@ func (l *Ledger) loadCheckpoint(ctx context.Context, size uint64) error {
 	if err != nil {
 		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
 	}
+	cp, err := l.openStored(ctx, sc, size)
+	if err != nil {
+		return err
+	}
+	l.cpMu.Lock()
+	l.cp, l.cpNote = cp, sc.Note
+	l.cpMu.Unlock()
+	return nil
+}
+
+// openStored opens a stored checkpoint with the ledger's verifier key and checks that the
+// stored tree (of size entries) reproduces its root.
+func (l *Ledger) openStored(ctx context.Context, sc store.Checkpoint, size uint64) (seal.Checkpoint, error) {
 	cp, err := seal.OpenCheckpoint(sc.Note, l.keys.Verifier)
 	if err != nil {
-		return fmt.Errorf("%w: latest checkpoint: %w", ErrInconsistent, err)
+		return cp, fmt.Errorf("%w: latest checkpoint: %w", ErrInconsistent, err)
 	}
 	if cp.Size != sc.Size {
-		return fmt.Errorf("%w: checkpoint stored for size %d says %d", ErrInconsistent, sc.Size, cp.Size)
+		return cp, fmt.Errorf("%w: checkpoint stored for size %d says %d", ErrInconsistent, sc.Size, cp.Size)
 	}
 	if cp.Size > size {
-		return fmt.Errorf("%w: checkpoint covers %d entries but the store holds %d", ErrInconsistent, cp.Size, size)
+		return cp, fmt.Errorf("%w: checkpoint covers %d entries but the store holds %d", ErrInconsistent, cp.Size, size)
 	}
 	root, err := seal.TreeHash(cp.Size, verify.Hashes(ctx, l.st))
 	if err != nil {
-		return fmt.Errorf("ledger: computing tree hash at %d: %w", cp.Size, err)
+		return cp, fmt.Errorf("ledger: computing tree hash at %d: %w", cp.Size, err)
 	}
 	if root != cp.Root {
-		return fmt.Errorf("%w: stored tree at size %d has root %v, checkpoint says %v", ErrInconsistent, cp.Size, root, cp.Root)
+		return cp, fmt.Errorf("%w: stored tree at size %d has root %v, checkpoint says %v", ErrInconsistent, cp.Size, root, cp.Root)
 	}
-	l.cp, l.cpNote = cp, sc.Note
-	return nil
+	return cp, nil
 }
 
 // Origin returns the ledger's origin, the name on its checkpoints.

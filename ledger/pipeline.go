@@ -132,7 +132,12 @@ func (l *Ledger) take(r *request) {
 	if s.forming == nil {
 		s.forming = &flight{}
 	}
-	l.sequence(s.forming, l.drain(r, l.opts.MaxBatch-len(s.forming.reqs)))
+	reqs := l.drain(r, l.opts.MaxBatch-len(s.forming.reqs))
+	if l.shared != nil {
+		s.forming.reqs = append(s.forming.reqs, reqs...) // sequenced under the store's lock
+	} else {
+		l.sequence(s.forming, reqs)
+	}
 	if len(s.flights) < l.opts.MaxInFlight {
 		l.launch()
 	}
@@ -143,7 +148,11 @@ func (l *Ledger) launch() {
 	s := &l.seq
 	fl := s.forming
 	s.forming = nil
-	if fl.batch == nil {
+	if l.shared != nil {
+		c := make(chan error, 1)
+		go func() { c <- l.appendShared(fl) }()
+		fl.errc = c
+	} else if fl.batch == nil {
 		// Nothing to write (duplicates, errors): answered once the flights before it are done,
 		// since a duplicate's original may be among them.
 		c := make(chan error, 1)
@@ -168,7 +177,11 @@ func (l *Ledger) gather() {
 		if len(more) == 0 {
 			return
 		}
-		l.sequence(s.forming, more)
+		if l.shared != nil {
+			s.forming.reqs = append(s.forming.reqs, more...)
+		} else {
+			l.sequence(s.forming, more)
+		}
 	}
 }
 
@@ -202,15 +215,20 @@ func (l *Ledger) drain(first *request, n int) []*request {
 
 // sequence turns requests into entries of the batch fl.
 func (l *Ledger) sequence(fl *flight, reqs []*request) {
+	fl.reqs = append(fl.reqs, reqs...)
+	l.sequenceRest(fl)
+}
+
+// sequenceRest turns the requests of fl not yet sequenced into entries of its batch.
+func (l *Ledger) sequenceRest(fl *flight) {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
 	s := &l.seq
 	l.prune()
 	if fl.batch == nil {
-		fl.batch = &store.Batch{Entries: make([]store.Entry, 0, len(reqs))}
+		fl.batch = &store.Batch{Entries: make([]store.Entry, 0, len(fl.reqs)-len(fl.results))}
 	}
 	sb := fl.batch
-	for _, r := range reqs {
-		fl.reqs = append(fl.reqs, r)
+	for _, r := range fl.reqs[len(fl.results):] {
 		fl.results = append(fl.results, l.entry(ctx, sb, r))
 	}
 	if len(sb.Entries) == 0 {
@@ -385,6 +403,8 @@ func (l *Ledger) finish(err error) {
 		err = fmt.Errorf("%w (%v)", ErrCommitAbandoned, err)
 	case fl.batch != nil:
 		l.idx.added(fl.batch.Entries)
+		fallthrough
+	case fl.size > l.Size(): // a shared flight that caught up with other writers' entries
 		l.size.Store(fl.size)
 		l.checkpointer.durable(fl.size)
 	}
@@ -401,15 +421,79 @@ func (l *Ledger) finish(err error) {
 	}
 }
 
-// answer sends each caller of fl its result, or err if it had none.
+// answer sends each caller of fl its result, or err if it had none. (A shared flight whose
+// append failed before its batch was built has no results.)
 func answer(fl *flight, err error) {
 	for k, r := range fl.reqs {
-		res := fl.results[k]
+		var res result
+		if k < len(fl.results) {
+			res = fl.results[k]
+		} else if err == nil {
+			err = errors.New("ledger: internal error: a request was never sequenced")
+		}
 		if err != nil && res.err == nil {
 			res = result{err: err}
 		}
 		r.done <- res
 	}
+}
+
+// appendShared writes the shared flight fl: under the store's write lock, it extends the
+// sequencer's state with the entries other writers appended since it last looked, then
+// sequences fl's requests from there. The pipeline goroutine leaves the sequencer alone while
+// the flight is out (MaxInFlight is 1 and take only queues requests), and the channel that
+// carries the result orders this goroutine's changes before finish reads them.
+func (l *Ledger) appendShared(fl *flight) error {
+	ctx := context.Background() // one caller's cancellation must not abort the others' commit
+	return l.shared.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
+		if err := l.catchUp(ctx, size); err != nil {
+			return nil, err
+		}
+		l.sequenceRest(fl)
+		return fl.batch, nil
+	})
+}
+
+// catchUp brings the sequencer from the entries it knows to the size entries of the shared log:
+// each entry another writer appended extends the tree's frontier, the conversation heads, the
+// identities deduplicated against, and the in-memory index.
+func (l *Ledger) catchUp(ctx context.Context, size uint64) error {
+	s := &l.seq
+	if size == s.next {
+		return nil
+	}
+	if size < s.next {
+		return fmt.Errorf("%w: the shared log holds %d entries, fewer than the %d this ledger has seen", store.ErrCorrupt, size, s.next)
+	}
+	var found []store.Entry
+	for e, err := range l.st.Entries(ctx, s.next, size) {
+		if err != nil {
+			return fmt.Errorf("ledger: reading the entries other writers appended: %w", err)
+		}
+		leaf, err := seal.ParseLeaf(e.Leaf)
+		if err == nil && leaf.Index != e.Index {
+			err = fmt.Errorf("it holds the leaf of entry %d", leaf.Index)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: entry %d, appended by another writer: %w", store.ErrCorrupt, e.Index, err)
+		}
+		lh := seal.LeafHash(e.Leaf)
+		s.stored = s.frontier.Append(lh, s.stored[:0])
+		if leaf.Conversation != (seal.Hash{}) {
+			s.convs[leaf.Conversation] = convHead{seq: leaf.ConvSeq, hash: lh, index: e.Index}
+		}
+		if leaf.Identity != (seal.Hash{}) {
+			s.pending[leaf.Identity] = e.Index
+		}
+		e.Payload = nil
+		found = append(found, e)
+	}
+	if uint64(len(found)) != size-s.next {
+		return fmt.Errorf("%w: the shared log holds %d entries but yields %d after %d", store.ErrCorrupt, size, len(found), s.next)
+	}
+	l.idx.added(found)
+	s.next = size
+	return nil
 }
 
 // appender gives a store that is not a store.Pipeline the pipeline's interface: it applies the

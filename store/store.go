@@ -28,6 +28,10 @@
 //     Append for one batch at a time; with it, it writes the next batch while earlier ones sync.
 //   - ReadOnlyReporter (ReadOnly): a store opened for reading only; the ledger refuses to open
 //     for writing on one.
+//   - SharedLog (AppendLocked) and Leases (HoldLease): a log that several writers, in several
+//     processes, append to at once (store/pgstore). The store orders their batches under a
+//     lock; the ledger builds each batch under it (ledger.Options.Shared), and signs
+//     checkpoints only while it holds a lease.
 //
 // KeyVault (the wrapped data keys of an encrypted ledger) is a separate interface: keys may be
 // kept apart from entries (store/keydir), or beside them.
@@ -166,6 +170,38 @@ type Blobs interface {
 	WriteBlob(ctx context.Context, sum Hash, data []byte) error
 	// ReadBlob returns a copy of the content stored under sum, or ErrNotFound.
 	ReadBlob(ctx context.Context, sum Hash) ([]byte, error)
+}
+
+// SharedLog is implemented by logs that several writers append to at once, each perhaps in a
+// process of its own: the log's order is decided by a lock that the store holds for one writer
+// at a time, and a writer builds its batch while it holds it, from the log as it is then.
+type SharedLog interface {
+	// AppendLocked takes the log's write lock, which excludes every other AppendLocked and
+	// Append on the log, from any process; calls build with the number of entries the log then
+	// holds; and appends the batch build returns at that size, atomically and durably, before
+	// it releases the lock. It returns nil once the batch is durable. Its rules:
+	//   - build is called at most once per call, with the lock held. Every entry below size is
+	//     durable and readable (Entries, ReadHashes, the indexes) while build runs; build must
+	//     not write to the store;
+	//   - an error from build is returned as it is, and nothing is appended;
+	//   - a nil batch, or one without entries, appends nothing and returns nil;
+	//   - the batch is checked as Append checks it (CheckBatch at size; ErrDuplicate for an
+	//     identity stored); a batch that fails appends nothing;
+	//   - when it fails after build ran for another reason (the connection, the server), the
+	//     batch may or may not be in the log: the caller reads the log to find out.
+	AppendLocked(ctx context.Context, build func(size uint64) (*Batch, error)) error
+}
+
+// Leases is implemented by stores that several processes share and that can grant a named
+// lease to one of them at a time: the ledger signs checkpoints only while it holds the
+// "checkpoint" lease, so that one writer signs and the others do not race it.
+type Leases interface {
+	// HoldLease takes the lease called name if no other holder has it, and reports whether
+	// this store holds it now. A lease once taken is held until Close, or until the store loses
+	// it (its connection to the server is lost, the process dies); the next call reports that
+	// (false, or true again if it could be taken back). Calling it while holding the lease is
+	// cheap and confirms it.
+	HoldLease(ctx context.Context, name string) (bool, error)
 }
 
 // Pipeline is implemented by logs that can take a batch before the previous one is durable, so

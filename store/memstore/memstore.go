@@ -1,5 +1,6 @@
-// Package memstore is an in-memory store.Store with every optional interface but Pipeline
-// (IdentityIndex, ConversationIndex, Blobs): complete and safe for concurrent use, but nothing
+// Package memstore is an in-memory store.Store with every optional interface but Pipeline and
+// Leases (IdentityIndex, ConversationIndex, Blobs, SharedLog: several ledgers may share one
+// Store, as several processes share a PostgreSQL log): complete and safe for concurrent use, but nothing
 // survives the process. It serves tests, examples and short-lived tools.
 package memstore
 
@@ -14,7 +15,10 @@ import (
 )
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
+//
+// Lock order: writeMu before mu.
 type Store struct {
+	writeMu  sync.Mutex // held by each Append and AppendLocked, build included
 	mu       sync.RWMutex
 	closed   bool
 	entries  []store.Entry
@@ -30,6 +34,7 @@ var (
 	_ store.IdentityIndex     = (*Store)(nil)
 	_ store.ConversationIndex = (*Store)(nil)
 	_ store.Blobs             = (*Store)(nil)
+	_ store.SharedLog         = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -76,6 +81,29 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 
 // Append implements store.Log, refusing duplicate identities (store.IdentityIndex).
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.append(ctx, b)
+}
+
+// AppendLocked implements store.SharedLog: build runs while no other Append or AppendLocked
+// can, and may read the store.
+func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*store.Batch, error)) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	size, err := s.Size(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := build(size)
+	if err != nil || b == nil || len(b.Entries) == 0 {
+		return err
+	}
+	return s.append(ctx, b)
+}
+
+// append is Append, with writeMu held.
+func (s *Store) append(ctx context.Context, b *store.Batch) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}

@@ -117,31 +117,16 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	size := 0
-	for k := range b.Entries {
-		size += len(b.Entries[k].Leaf) + len(b.Entries[k].Payload)
-	}
-	if size > s.copyAbove {
+	if batchBytes(b) > s.copyAbove {
 		return s.applyCopy(ctx, b)
 	}
 	n := len(b.Entries)
-	idx := make([]int64, n)
-	ids := make([][]byte, n)
-	convs := make([][]byte, n)
-	leaves := make([][]byte, n)
-	payloads := make([][]byte, n)
-	hashes := entryHashes(b)
-	for k := range b.Entries {
-		e := &b.Entries[k]
-		idx[k] = int64(e.Index)
-		ids[k], convs[k] = digestValue(e.Identity), digestValue(e.Conversation)
-		leaves[k], payloads[k] = nonNil(e.Leaf), nonNil(e.Payload)
-	}
+	args := batchArgs(b)
 	first := b.Entries[0].Index
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	tag, err := retry(wctx, func() (pgconn.CommandTag, error) {
-		return s.pool.Exec(wctx, s.q.appendBatch, int64(n), int64(first), idx, ids, convs, leaves, payloads, hashes)
+		return s.pool.Exec(wctx, s.q.appendBatch, args...)
 	})
 	if err != nil {
 		return s.appendFailed(b, err)
@@ -154,6 +139,33 @@ func (s *Store) apply(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("pgstore: %w: batch starts at %d, not at the log's size (reading it: %v)", store.ErrOutOfOrder, first, err)
 	}
 	return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, now)
+}
+
+// batchBytes is the size of b's leaves and payloads.
+func batchBytes(b *store.Batch) int {
+	size := 0
+	for k := range b.Entries {
+		size += len(b.Entries[k].Leaf) + len(b.Entries[k].Payload)
+	}
+	return size
+}
+
+// batchArgs are the arguments of the appendBatch statement for b: its length and first index,
+// then its columns as arrays.
+func batchArgs(b *store.Batch) []any {
+	n := len(b.Entries)
+	idx := make([]int64, n)
+	ids := make([][]byte, n)
+	convs := make([][]byte, n)
+	leaves := make([][]byte, n)
+	payloads := make([][]byte, n)
+	for k := range b.Entries {
+		e := &b.Entries[k]
+		idx[k] = int64(e.Index)
+		ids[k], convs[k] = digestValue(e.Identity), digestValue(e.Conversation)
+		leaves[k], payloads[k] = nonNil(e.Leaf), nonNil(e.Payload)
+	}
+	return []any{int64(n), int64(b.Entries[0].Index), idx, ids, convs, leaves, payloads, entryHashes(b)}
 }
 
 // entryHashes splits b's stored hashes by entry (store.StoredHashesFor each), each entry's
@@ -226,6 +238,21 @@ func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 	if uint64(size) != first {
 		return fmt.Errorf("pgstore: %w: batch starts at %d, the log holds %d entries", store.ErrOutOfOrder, first, size)
 	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := s.copyEntries(wctx, tx, b); err != nil {
+		return err
+	}
+	open = false
+	if err := tx.Commit(wctx); err != nil {
+		return s.resolve(b, err)
+	}
+	return nil
+}
+
+// copyEntries streams b's entries into the entries table with COPY, in tx.
+func (s *Store) copyEntries(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
+	n := len(b.Entries)
 	hashes := entryHashes(b)
 	k := 0
 	rows := pgx.CopyFromFunc(func() ([]any, error) {
@@ -236,18 +263,12 @@ func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 		k++
 		return []any{int64(e.Index), digestValue(e.Identity), digestValue(e.Conversation), nonNil(e.Leaf), nonNil(e.Payload), hs}, nil
 	})
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	if _, err = tx.CopyFrom(wctx, s.q.entriesTable, []string{"idx", "identity", "conversation", "leaf", "payload", "hashes"}, rows); err != nil {
+	if _, err := tx.CopyFrom(ctx, s.q.entriesTable, []string{"idx", "identity", "conversation", "leaf", "payload", "hashes"}, rows); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
 			return s.appendFailed(b, err)
 		}
 		return s.fail(ctx, "append: copy entries", err)
-	}
-	open = false
-	if err := tx.Commit(wctx); err != nil {
-		return s.resolve(b, err)
 	}
 	return nil
 }

@@ -68,6 +68,8 @@ type Store struct {
 	copyAbove int // batches of more bytes than this are written with COPY in a transaction
 	readBytes int // Entries reads at most this many bytes per query (readBytes)
 
+	leases leases // HoldLease's connection and the leases it holds
+
 	written func(b []byte) // test hook: every wrapped key and metadata value the vault writes; it copies what it keeps
 }
 
@@ -192,6 +194,9 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.submitMu.Unlock()
 	s.workerWG.Wait()
+	s.leases.mu.Lock()
+	s.leases.drop()
+	s.leases.mu.Unlock()
 	s.pool.Close()
 	return nil
 }
@@ -330,11 +335,11 @@ func rollback(tx pgx.Tx) {
 
 // queries are the store's SQL statements with the schema's tables named.
 type queries struct {
-	consistency, size, lockHead, appendBatch, readBack, entries, hashes, lookup, lastConv string
-	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                     string
-	writeBlob, readBlob                                                                   string
-	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys       string
-	entriesTable                                                                          pgx.Identifier
+	consistency, size, lockHead, headForUpdate, setHead, appendBatch, readBack, entries, hashes, lookup, lastConv string
+	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                             string
+	writeBlob, readBlob                                                                                           string
+	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys                               string
+	entriesTable                                                                                                  pgx.Identifier
 }
 
 func newQueries(schema string) queries {
@@ -343,7 +348,9 @@ func newQueries(schema string) queries {
 		consistency: t(`SELECT h.size, (SELECT coalesce(max(idx) + 1, 0) FROM {s}.entries) FROM {s}.head h`),
 		size:        t(`SELECT size FROM {s}.head`),
 		// The row lock this UPDATE takes, held to COMMIT, serializes every batch transaction.
-		lockHead: t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
+		lockHead:      t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
+		headForUpdate: t(`SELECT size FROM {s}.head FOR UPDATE`),
+		setHead:       t(`UPDATE {s}.head SET size = $1`),
 		appendBatch: t(`WITH h AS (UPDATE {s}.head SET size = size + $1 WHERE size = $2 RETURNING size)
 			INSERT INTO {s}.entries (idx, identity, conversation, leaf, payload, hashes)
 			SELECT * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[])
