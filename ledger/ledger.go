@@ -119,7 +119,7 @@ type Ledger struct {
 	seq          sequencer       // owned by the pipeline goroutine (and by a shared flight's build while it runs)
 	shared       store.SharedLog // the store, when Options.Shared
 	leases       store.Leases    // the store, when Options.Shared and it grants leases
-	appender     *appender // for a store that is not a store.Pipeline
+	appender     *appender       // for a store that is not a store.Pipeline
 	checkpointer *checkpointer
 
 	// cpMu guards the latest checkpoint, written by the checkpointer and read by anyone.

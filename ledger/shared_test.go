@@ -265,7 +265,9 @@ type flakyEntries struct {
 
 func (f *flakyEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
 	if f.fail.Load() {
-		return func(yield func(store.Entry, error) bool) { yield(store.Entry{}, fmt.Errorf("entries %d-%d: %w", start, end, errInjected)) }
+		return func(yield func(store.Entry, error) bool) {
+			yield(store.Entry{}, fmt.Errorf("entries %d-%d: %w", start, end, errInjected))
+		}
 	}
 	return f.Store.Entries(ctx, start, end)
 }
