@@ -34,6 +34,9 @@ type request struct {
 	// entries (the pipeline looks among those in flight only, unless its memory of them was
 	// pruned since).
 	checked uint64
+	// found is the durable entry with the identity, from a shared flight's lookup of its whole
+	// batch; -1 if none (a shared ledger looks the batch up before it takes the store's lock).
+	found int64
 }
 
 type result struct {
@@ -162,8 +165,9 @@ func jsonOf(v any) encoder {
 // submit seals the plaintext enc writes (about size bytes) into r's payload and commitment,
 // hands r to the pipeline and waits. A durable duplicate is answered at once.
 func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) (capture.Receipt, error) {
-	if r.identity != (seal.Hash{}) {
-		// A redelivery of a durable entry is answered here, off the pipeline.
+	if r.identity != (seal.Hash{}) && l.shared == nil {
+		// A redelivery of a durable entry is answered here, off the pipeline. (A shared
+		// ledger looks each batch's identities up at once: appendShared.)
 		r.checked = l.Size()
 		i, ok, err := l.idx.lookup(ctx, r.identity)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 type index struct {
 	st    store.Store
 	ids   store.IdentityIndex     // nil: mem
+	all   store.IdentityBatch     // nil: one Lookup per identity
 	convs store.ConversationIndex // nil: mem
 
 	mu  sync.RWMutex
@@ -37,6 +38,9 @@ type memIndex struct {
 func openIndex(ctx context.Context, st store.Store, size uint64) (*index, error) {
 	x := &index{st: st}
 	x.ids, _ = st.(store.IdentityIndex)
+	if x.ids != nil {
+		x.all, _ = st.(store.IdentityBatch)
+	}
 	x.convs, _ = st.(store.ConversationIndex)
 	if x.ids != nil && x.convs != nil {
 		return x, nil
@@ -118,6 +122,58 @@ func (x *index) lookup(ctx context.Context, id seal.Hash) (uint64, bool, error) 
 		return 0, false, fmt.Errorf("%w: the store's identity index points at entry %d, whose leaf has another identity: the index was altered", store.ErrCorrupt, i)
 	}
 	return i, true, nil
+}
+
+// lookupAll looks up each of ids, as lookup does, in one call to the store if it can take many:
+// found[k] is the durable entry of ids[k], or -1.
+func (x *index) lookupAll(ctx context.Context, ids []seal.Hash) ([]int64, error) {
+	found := make([]int64, len(ids))
+	if x.all == nil {
+		for k, id := range ids {
+			i, ok, err := x.lookup(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			found[k] = -1
+			if ok {
+				found[k] = int64(i)
+			}
+		}
+		return found, nil
+	}
+	want := make([]store.Hash, len(ids))
+	for k := range ids {
+		want[k] = ids[k]
+	}
+	m, err := x.all.LookupAll(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: identity lookup: %w", err)
+	}
+	for k, id := range ids {
+		found[k] = -1
+		i, ok := m[id]
+		if !ok || id == (seal.Hash{}) {
+			continue
+		}
+		if err := x.confirm(ctx, id, i); err != nil {
+			return nil, err
+		}
+		found[k] = int64(i)
+	}
+	return found, nil
+}
+
+// confirm checks that the leaf of entry i, which the store's identity index found for id, has
+// that identity.
+func (x *index) confirm(ctx context.Context, id seal.Hash, i uint64) error {
+	leaf, _, err := x.leaf(ctx, i)
+	if err != nil {
+		return err
+	}
+	if leaf.Identity != id {
+		return fmt.Errorf("%w: the store's identity index points at entry %d, whose leaf has another identity: the index was altered", store.ErrCorrupt, i)
+	}
+	return nil
 }
 
 // lastInConversation returns the latest durable entry of a conversation.

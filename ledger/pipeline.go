@@ -127,7 +127,10 @@ func (l *Ledger) run() {
 func (l *Ledger) take(r *request) {
 	s := &l.seq
 	if s.failed {
-		l.recover(context.Background())
+		if err := l.recover(context.Background()); err != nil {
+			r.done <- result{err: fmt.Errorf("ledger: the store has not recovered from a failed commit: %w", err)}
+			return
+		}
 	}
 	if s.forming == nil {
 		s.forming = &flight{}
@@ -241,6 +244,9 @@ func (l *Ledger) sequenceRest(fl *flight) {
 func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result {
 	s := &l.seq
 	if r.identity != (seal.Hash{}) {
+		if l.shared != nil && r.found >= 0 {
+			return result{index: uint64(r.found), dup: true}
+		}
 		i, dup, err := l.lookup(ctx, r)
 		if err != nil {
 			return result{err: err}
@@ -352,35 +358,40 @@ func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error)
 }
 
 // recover reloads the sequencer's state from the store, whose contents after a failed commit
-// only the store knows. No batch is in flight or forming.
-func (l *Ledger) recover(ctx context.Context) {
+// only the store knows. No batch is in flight or forming. Until it succeeds, the pipeline stays
+// failed and the next request tries again.
+func (l *Ledger) recover(ctx context.Context) error {
 	s := &l.seq
-	s.failed = false
 	size, err := l.st.Size(ctx)
 	if err != nil {
 		l.log.Error("ledger: resync: reading size", "err", err)
-		return
+		return err
 	}
 	f, err := loadFrontier(ctx, l.st, size)
 	if err != nil {
 		l.log.Error("ledger: resync", "err", err)
-		return
+		return err
 	}
 	if was := l.Size(); size != was {
-		l.log.Warn("ledger: a failed commit left entries in the store", "was", was, "now", size)
+		if l.shared == nil {
+			l.log.Warn("ledger: a failed commit left entries in the store", "was", was, "now", size)
+		}
 		var found []store.Entry
 		for e, err := range l.st.Entries(ctx, was, size) {
 			if err != nil {
 				l.log.Error("ledger: resync: reading entries", "err", err)
-				return
+				return err
 			}
+			e.Payload = nil
 			found = append(found, e)
 		}
 		l.idx.added(found)
 	}
 	s.init(f)
+	s.failed = false
 	s.pruned = size // what was in flight is durable or gone: look in the index
 	l.size.Store(size)
+	return nil
 }
 
 // finish takes the outcome of the oldest flight: on success it publishes the new size and tells
@@ -445,6 +456,9 @@ func answer(fl *flight, err error) {
 // carries the result orders this goroutine's changes before finish reads them.
 func (l *Ledger) appendShared(fl *flight) error {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
+	if err := l.lookupFlight(ctx, fl); err != nil {
+		return err
+	}
 	return l.shared.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
 		if err := l.catchUp(ctx, size); err != nil {
 			return nil, err
@@ -452,6 +466,36 @@ func (l *Ledger) appendShared(fl *flight) error {
 		l.sequenceRest(fl)
 		return fl.batch, nil
 	})
+}
+
+// lookupFlight looks up the identities of a shared flight's requests among the durable entries,
+// in one call to the store, before the flight takes the store's lock. An entry another writer
+// appends after that look is at or beyond the size the sequencer knows now, so catchUp brings
+// it into the identities in flight, where entry finds it.
+func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
+	checked := l.seq.next
+	ids := make([]seal.Hash, 0, len(fl.reqs))
+	for _, r := range fl.reqs {
+		r.checked, r.found = checked, -1
+		if r.identity != (seal.Hash{}) {
+			ids = append(ids, r.identity)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	found, err := l.idx.lookupAll(ctx, ids)
+	if err != nil {
+		return err
+	}
+	k := 0
+	for _, r := range fl.reqs {
+		if r.identity != (seal.Hash{}) {
+			r.found = found[k]
+			k++
+		}
+	}
+	return nil
 }
 
 // catchUp brings the sequencer from the entries it knows to the size entries of the shared log:

@@ -20,6 +20,8 @@
 //   - IdentityIndex (Lookup): find an entry by its source identity. Without it the ledger builds
 //     the index in memory when it opens, by reading every entry (about 24 bytes of memory per
 //     entry, and the time of one full read at every Open).
+//   - IdentityBatch (LookupAll): many identities in one call, one round trip to a server; a
+//     shared ledger looks a whole batch up at once.
 //   - ConversationIndex (LastInConversation): the latest entry of a conversation. Without it
 //     the ledger keeps conversation heads in memory, built by the same read.
 //   - Blobs (WriteBlob, ReadBlob): attachment content. Without it a ledger takes no attachments
@@ -144,6 +146,16 @@ type Store interface {
 	// Close waits for what is in flight, releases files, connections and locks, and makes every
 	// later call fail with ErrClosed; a second Close returns nil.
 	Close() error
+}
+
+// IdentityBatch is implemented by identity indexes that look many identities up in one call,
+// one round trip to a database server: a ledger appending to a shared log (ledger.Options.Shared)
+// looks up each batch's identities at once rather than each message's on its own.
+type IdentityBatch interface {
+	// LookupAll returns the index of the durable entry of each of ids that one has as its
+	// Identity, keyed by identity; identities not stored, and the zero identity, are absent.
+	// Each answer follows the rules of IdentityIndex.Lookup.
+	LookupAll(ctx context.Context, ids []Hash) (map[Hash]uint64, error)
 }
 
 // IdentityIndex is implemented by stores that find entries by source identity themselves (an

@@ -35,6 +35,7 @@ var (
 	_ store.ConversationIndex = (*Store)(nil)
 	_ store.Blobs             = (*Store)(nil)
 	_ store.SharedLog         = (*Store)(nil)
+	_ store.IdentityBatch     = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -184,6 +185,21 @@ func (s *Store) Lookup(ctx context.Context, identity store.Hash) (uint64, bool, 
 	defer s.mu.RUnlock()
 	i, ok := s.identity[identity]
 	return i, ok, nil
+}
+
+// LookupAll implements store.IdentityBatch.
+func (s *Store) LookupAll(ctx context.Context, ids []store.Hash) (map[store.Hash]uint64, error) {
+	if err := s.rlock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	found := map[store.Hash]uint64{}
+	for _, id := range ids {
+		if i, ok := s.identity[id]; ok && id != (store.Hash{}) {
+			found[id] = i
+		}
+	}
+	return found, nil
 }
 
 // LastInConversation implements store.ConversationIndex.

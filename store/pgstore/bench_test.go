@@ -69,12 +69,14 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkLedgerAppend measures durable appends through a ledger (64 concurrent writers, each
-// Append returning once its message is committed; the ledger groups waiting messages into one
-// batch; 300-byte texts in 100 conversations) on filestore and pgstore in the same run. It
-// reports messages/s and the p99 latency of Append. On pgstore every Append also looks its
-// identity up in PostgreSQL (store.IdentityIndex), and the first message of a conversation
-// reads the conversation's head from it.
+// BenchmarkLedgerAppend measures durable appends through a ledger (64 concurrent writers per
+// ledger, each Append returning once its message is committed; the ledger groups waiting
+// messages into one batch; 300-byte texts in 100 conversations) on filestore and pgstore in the
+// same run, and on pgstore with ledgers=2 shared ledgers (Options.Shared: two writers of one log,
+// as two processes would be, each with its own connections). It reports messages/s and the p99
+// latency of Append. On pgstore every Append also looks its identity up in PostgreSQL
+// (store.IdentityIndex), and the first message of a conversation reads the conversation's head
+// from it.
 func BenchmarkLedgerAppend(b *testing.B) {
 	skey, _, err := seal.GenerateSigningKey("bench.example/pgstore")
 	if err != nil {
@@ -85,22 +87,47 @@ func BenchmarkLedgerAppend(b *testing.B) {
 	for k := range payload {
 		payload[k] = byte('a' + k%26)
 	}
-	for _, st := range benchStores(b) {
-		b.Run("store="+st.name, func(b *testing.B) {
+	stores := benchStores(b)
+	for _, v := range []struct {
+		name    string
+		store   int // in stores
+		ledgers int
+		shared  bool
+	}{
+		{"store=filestore", 0, 1, false},
+		{"store=pgstore", 1, 1, false},
+		{"store=pgstore/shared/ledgers=1", 1, 1, true},
+		{"store=pgstore/shared/ledgers=2", 1, 2, true},
+	} {
+		b.Run(v.name, func(b *testing.B) {
 			ctx := context.Background()
-			s := st.open(b)
-			defer s.Close()
-			l, err := ledger.Open(ctx, s, ledger.Options{Signing: signer, CheckpointInterval: time.Hour})
-			if err != nil {
-				b.Fatal(err)
+			var dsn string
+			if v.store == 1 {
+				dsn = pgtest.Start(b)
+			}
+			ls := make([]*ledger.Ledger, v.ledgers)
+			for k := range ls {
+				var s store.Store
+				if dsn != "" {
+					s = open(b, dsn, "bench") // each writer with its own connections, as a process would be
+				} else {
+					s = stores[v.store].open(b)
+					defer s.Close()
+				}
+				l, err := ledger.Open(ctx, s, ledger.Options{Signing: signer, Shared: v.shared, CheckpointInterval: time.Hour})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ls[k] = l
 			}
 			const writers = 64
 			var next atomic.Uint64
-			lat := make([][]time.Duration, writers)
+			lat := make([][]time.Duration, writers*v.ledgers)
 			day := time.Date(2026, 7, 1, 9, 30, 0, 0, time.UTC)
 			b.ResetTimer()
 			var wg sync.WaitGroup
-			for w := range writers {
+			for w := range writers * v.ledgers {
+				l := ls[w%v.ledgers]
 				wg.Go(func() {
 					for {
 						i := next.Add(1)
@@ -127,8 +154,10 @@ func BenchmarkLedgerAppend(b *testing.B) {
 			if len(all) > 0 {
 				b.ReportMetric(float64(all[min(len(all)-1, len(all)*99/100)].Microseconds())/1000, "p99-ms")
 			}
-			if err := l.Close(); err != nil {
-				b.Fatal(err)
+			for _, l := range ls {
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -250,8 +250,13 @@ func (s *Store) applyCopy(ctx context.Context, b *store.Batch) error {
 	return nil
 }
 
+// copier is a transaction, or a connection in one, that can COPY.
+type copier interface {
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+}
+
 // copyEntries streams b's entries into the entries table with COPY, in tx.
-func (s *Store) copyEntries(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
+func (s *Store) copyEntries(ctx context.Context, tx copier, b *store.Batch) error {
 	n := len(b.Entries)
 	hashes := entryHashes(b)
 	k := 0
@@ -505,6 +510,48 @@ func (s *Store) Lookup(ctx context.Context, id store.Hash) (uint64, bool, error)
 		return 0, false, s.fail(ctx, "lookup", err)
 	}
 	return uint64(idx), true, nil
+}
+
+// LookupAll implements store.IdentityBatch: one query for all of ids.
+func (s *Store) LookupAll(ctx context.Context, ids []store.Hash) (map[store.Hash]uint64, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	want := make([][]byte, 0, len(ids))
+	for k := range ids {
+		if ids[k] != (store.Hash{}) {
+			want = append(want, ids[k][:])
+		}
+	}
+	found := map[store.Hash]uint64{}
+	if len(want) == 0 {
+		return found, nil
+	}
+	err := retryErr(ctx, func() error {
+		clear(found)
+		rows, err := s.pool.Query(ctx, s.q.lookupAll, want)
+		if err != nil {
+			return err
+		}
+		var id []byte
+		var idx int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &idx}, func() error {
+			h, err := parseDigest(id, "identity", idx)
+			if err != nil {
+				return err
+			}
+			found[h] = uint64(idx)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrCorrupt) {
+			return nil, err
+		}
+		return nil, s.fail(ctx, "lookup", err)
+	}
+	return found, nil
 }
 
 // LastInConversation implements store.ConversationIndex, through the index on (conversation,

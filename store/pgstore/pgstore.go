@@ -76,6 +76,7 @@ type Store struct {
 var (
 	_ store.Store             = (*Store)(nil)
 	_ store.IdentityIndex     = (*Store)(nil)
+	_ store.IdentityBatch     = (*Store)(nil)
 	_ store.ConversationIndex = (*Store)(nil)
 	_ store.Blobs             = (*Store)(nil)
 	_ store.Pipeline          = (*Store)(nil)
@@ -335,11 +336,11 @@ func rollback(tx pgx.Tx) {
 
 // queries are the store's SQL statements with the schema's tables named.
 type queries struct {
-	consistency, size, lockHead, headForUpdate, setHead, appendBatch, readBack, entries, hashes, lookup, lastConv string
-	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                             string
-	writeBlob, readBlob                                                                                           string
-	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys                               string
-	entriesTable                                                                                                  pgx.Identifier
+	consistency, size, lockHead, headForUpdate, setHead, appendBatch, readBack, entries, hashes, lookup, lookupAll, lastConv string
+	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                                        string
+	writeBlob, readBlob                                                                                                      string
+	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys                                          string
+	entriesTable                                                                                                             pgx.Identifier
 }
 
 func newQueries(schema string) queries {
@@ -367,6 +368,7 @@ func newQueries(schema string) queries {
 			ORDER BY idx`),
 		hashes:           t(`SELECT idx, hashes FROM {s}.entries WHERE idx = ANY($1)`),
 		lookup:           t(`SELECT idx FROM {s}.entries WHERE identity = $1`),
+		lookupAll:        t(`SELECT identity, idx FROM {s}.entries WHERE identity = ANY($1::bytea[])`),
 		lastConv:         t(`SELECT max(idx) FROM {s}.entries WHERE conversation = $1`),
 		lockCheckpoints:  t(`LOCK TABLE {s}.checkpoints IN EXCLUSIVE MODE`),
 		latestCheckpoint: t(`SELECT size, note FROM {s}.checkpoints ORDER BY size DESC LIMIT 1`),

@@ -8,6 +8,8 @@ import (
 
 	"github.com/commseal/commseal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 var (
@@ -18,31 +20,25 @@ var (
 // AppendLocked implements store.SharedLog. Its transaction locks the head row (SELECT … FOR
 // UPDATE) before build runs, so every other writer's batch, from this process or another,
 // waits for its COMMIT; build reads the log through the pool, on other connections, which see
-// every entry committed before the lock was taken. The batch is written as Append writes it
-// (one statement, or COPY above 32 MiB), and the lock is released by the COMMIT that makes it
-// durable. A connection lost after build ran is resolved as Append resolves it, by reading the
+// every entry committed before the lock was taken. The lock costs one round trip (BEGIN and the
+// SELECT sent together), the batch one more (its INSERT and the COMMIT sent together; COPY above
+// 32 MiB). A connection lost after build ran is resolved as Append resolves it, by reading the
 // batch back.
 func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*store.Batch, error)) error {
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	tx, err := s.beginTx(ctx)
+	c, size, err := s.lockHead(ctx)
 	if err != nil {
-		return s.fail(ctx, "append: begin", err)
+		return err
 	}
+	defer c.Release()
 	open := true
 	defer func() {
 		if open {
-			rollback(tx)
+			rollbackConn(c)
 		}
 	}()
-	var size int64
-	if err := tx.QueryRow(ctx, s.q.headForUpdate).Scan(&size); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
-		}
-		return s.fail(ctx, "append: lock the head row", err)
-	}
 	b, err := build(uint64(size))
 	if err != nil || b == nil || len(b.Entries) == 0 {
 		return err
@@ -55,35 +51,87 @@ func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*stor
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	if err := s.insertLocked(wctx, tx, b); err != nil {
-		return err
+	if batchBytes(b) > s.copyAbove {
+		if _, err := c.Exec(wctx, s.q.setHead, int64(size)+int64(len(b.Entries))); err != nil {
+			return s.fail(ctx, "append: move the head row", err)
+		}
+		if err := s.copyEntries(wctx, c, b); err != nil {
+			return err
+		}
+		open = false
+		if _, err := c.Exec(wctx, "COMMIT"); err != nil {
+			return s.resolve(b, err)
+		}
+		return nil
+	}
+	var q pgx.Batch
+	q.Queue(s.q.appendBatch, batchArgs(b)...)
+	q.Queue("COMMIT")
+	br := c.SendBatch(wctx, &q)
+	tag, ierr := br.Exec()
+	_, cerr := br.Exec()
+	if err := br.Close(); cerr == nil {
+		cerr = err
+	}
+	switch {
+	case ierr != nil:
+		return s.appendFailed(b, ierr)
+	case cerr != nil:
+		open = false
+		return s.resolve(b, cerr)
+	case tag.RowsAffected() != int64(len(b.Entries)):
+		return fmt.Errorf("pgstore: %w: the head row moved while it was locked", store.ErrCorrupt)
 	}
 	open = false
-	if err := tx.Commit(wctx); err != nil {
-		return s.resolve(b, err)
-	}
 	return nil
 }
 
-// insertLocked writes b's entries in tx, whose head row is locked at b's first index, and
-// moves the head past them.
-func (s *Store) insertLocked(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
-	n := len(b.Entries)
-	if batchBytes(b) > s.copyAbove {
-		if _, err := tx.Exec(ctx, s.q.setHead, int64(b.Entries[0].Index)+int64(n)); err != nil {
-			return s.fail(ctx, "append: move the head row", err)
+// lockHead begins a transaction on a connection of the pool and locks the head row in it, in
+// one round trip; it returns the connection and the log's size. A connection that broke while
+// idle in the pool fails before anything reaches the server; the lock is then tried on another,
+// up to three times.
+func (s *Store) lockHead(ctx context.Context) (*pgxpool.Conn, int64, error) {
+	for try := 0; ; try++ {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, 0, s.fail(ctx, "append: connect", err)
 		}
-		return s.copyEntries(ctx, tx, b)
+		var q pgx.Batch
+		q.Queue("BEGIN")
+		q.Queue(s.q.headForUpdate)
+		br := c.SendBatch(ctx, &q)
+		var size int64
+		_, err = br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&size)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return c, size, nil
+		}
+		rollbackConn(c)
+		c.Release()
+		if try < 2 && pgconn.SafeToRetry(err) && ctx.Err() == nil {
+			continue
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, 0, fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
+		}
+		return nil, 0, s.fail(ctx, "append: lock the head row", err)
 	}
-	args := batchArgs(b)
-	tag, err := tx.Exec(ctx, s.q.appendBatch, args...)
-	if err != nil {
-		return s.appendFailed(b, err)
+}
+
+// rollbackConn ends the transaction open on c, if any; its error is of no use to the caller (a
+// connection left in a transaction is closed by the pool when released).
+func rollbackConn(c *pgxpool.Conn) {
+	if c.Conn().PgConn().TxStatus() == 'I' {
+		return
 	}
-	if tag.RowsAffected() != int64(n) {
-		return fmt.Errorf("pgstore: %w: the head row moved while it was locked", store.ErrCorrupt)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	_, _ = c.Exec(ctx, "ROLLBACK")
 }
 
 // The lease's advisory lock is keyed by two int4: this class, and a hash of the schema and the
@@ -131,13 +179,15 @@ func (s *Store) HoldLease(ctx context.Context, name string) (bool, error) {
 	return ok, nil
 }
 
-// drop closes the leases' connection, which releases every lease it held.
+// drop releases every lease held and closes their connection. The unlock comes first: a server
+// notices a closed connection only some time after, and holds its locks till then.
 func (l *leases) drop() {
 	if l.conn == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
+	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 	_ = l.conn.Close(ctx)
 	l.conn, l.held = nil, nil
 }

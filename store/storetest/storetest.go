@@ -61,6 +61,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -147,11 +148,15 @@ var rules = []rule{
 	{name: "Checkpoints/invalid", needs: []string{"Checkpoints/order"}, fn: checkpointsInvalid},
 	{name: "IdentityIndex/lookup", needs: []string{"Log/read-back"}, iface: is[store.IdentityIndex], fn: identityLookup},
 	{name: "IdentityIndex/duplicate", needs: []string{"IdentityIndex/lookup"}, iface: is[store.IdentityIndex], fn: identityDuplicate},
+	{name: "IdentityBatch/lookup-all", needs: []string{"Log/read-back"}, iface: is[store.IdentityBatch], fn: identityLookupAll},
 	{name: "ConversationIndex/last", needs: []string{"Log/read-back"}, iface: is[store.ConversationIndex], fn: conversationLast},
 	{name: "Blobs/read-back", iface: is[store.Blobs], fn: blobsReadBack},
 	{name: "Blobs/hash-mismatch", needs: []string{"Blobs/read-back"}, iface: is[store.Blobs], fn: blobsHashMismatch},
 	{name: "Pipeline/in-order", needs: []string{"Log/read-back"}, iface: is[store.Pipeline], fn: pipelineInOrder},
 	{name: "Pipeline/checks-see-pending", needs: []string{"Pipeline/in-order", "Log.Append/out-of-order"}, iface: is[store.Pipeline], fn: pipelineChecks},
+	{name: "SharedLog/build-at-size", needs: []string{"Log/read-back"}, iface: is[store.SharedLog], fn: sharedBuildAtSize},
+	{name: "SharedLog/refusals-append-nothing", needs: []string{"SharedLog/build-at-size", "Log.Append/out-of-order"}, iface: is[store.SharedLog], fn: sharedRefusals},
+	{name: "SharedLog/excludes-writers", needs: []string{"SharedLog/build-at-size"}, iface: is[store.SharedLog], fn: sharedExcludes},
 	{name: "ReadOnlyReporter/writable", iface: is[store.ReadOnlyReporter], fn: readOnlyWritable},
 }
 
@@ -940,6 +945,37 @@ func identityLookup(c *check) {
 	}
 }
 
+func identityLookupAll(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.IdentityBatch)
+	n := c.appendN(1, 20, 3)
+	var ids []store.Hash
+	want := map[store.Hash]uint64{}
+	for i := range n + 5 { // five not stored
+		e := EntryAt(i)
+		ids = append(ids, e.Identity)
+		if i < n && e.Identity != (store.Hash{}) {
+			want[e.Identity] = i
+		}
+	}
+	near := EntryAt(1).Identity
+	near[31] ^= 1
+	ids = append(ids, near, store.Hash{}, EntryAt(2).Identity) // a near miss, the zero identity, a repeat
+	got, err := x.LookupAll(ctx, ids)
+	c.must("LookupAll", err)
+	if len(got) != len(want) {
+		c.fail("LookupAll found %d identities; want the %d stored", len(got), len(want))
+	}
+	for id, i := range want {
+		if g, ok := got[id]; !ok || g != i {
+			c.fail("LookupAll: identity of entry %d = %d, %v; want %d", i, g, ok, i)
+		}
+	}
+	if got, err := x.LookupAll(ctx, nil); err != nil || len(got) != 0 {
+		c.fail("LookupAll(none) = %v, %v; want nothing, nil", got, err)
+	}
+}
+
 func identityDuplicate(c *check) {
 	ctx := context.Background()
 	x := c.s.(store.IdentityIndex)
@@ -1108,6 +1144,83 @@ func pipelineChecks(c *check) {
 		c.fail("a batch after refused ones, checked as if they had not been submitted: %v", err)
 	}
 	c.checkLog(7)
+}
+
+func sharedBuildAtSize(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.SharedLog)
+	n := c.appendN(3)
+	calls := 0
+	err := x.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
+		calls++
+		if size != n {
+			c.fail("build was given size %d; the log holds %d", size, n)
+		}
+		// What is below size is readable while the lock is held.
+		if got := c.entries(0, size); uint64(len(got)) != size {
+			c.fail("build read %d entries below size %d", len(got), size)
+		}
+		return BatchAt(size, 4), nil
+	})
+	c.must("AppendLocked", err)
+	if calls != 1 {
+		c.fail("build was called %d times; want once", calls)
+	}
+	c.checkLog(n + 4)
+}
+
+func sharedRefusals(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.SharedLog)
+	n := c.appendN(2)
+	boom := errors.New("build failed")
+	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return BatchAt(n, 3), boom }); !errors.Is(err, boom) {
+		c.fail("a build that failed: err = %v; want its error", err)
+	}
+	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return nil, nil }); err != nil {
+		c.fail("a build that returned no batch: err = %v; want nil", err)
+	}
+	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return BatchAt(n+1, 2), nil }); !errors.Is(err, store.ErrOutOfOrder) {
+		c.fail("a batch that does not start at the size build was given: err = %v; want ErrOutOfOrder", err)
+	}
+	c.checkLog(n)
+}
+
+func sharedExcludes(c *check) {
+	ctx := context.Background()
+	x := c.s.(store.SharedLog)
+	const writers, each = 4, 10
+	var inside atomic.Int32
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for k := range each {
+				errs <- x.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
+					if inside.Add(1) != 1 {
+						return nil, errors.New("two builds ran at once")
+					}
+					defer inside.Add(-1)
+					if (w+k)%3 == 0 {
+						runtime.Gosched() // let the others try to get in
+					}
+					return BatchAt(size, (w+k)%3+1), nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var n uint64
+	for err := range errs {
+		c.must("AppendLocked from several writers at once", err)
+	}
+	for w := range writers {
+		for k := range each {
+			n += uint64((w+k)%3 + 1)
+		}
+	}
+	c.checkLog(n)
 }
 
 func readOnlyWritable(c *check) {
