@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -73,6 +74,8 @@ type LockReport struct {
 }
 
 // objectLocks is what a ledger remembers of the blob store's locks; holdLog.lockMu guards it.
+// It costs some 60 bytes of memory per attachment of a live scope (an attachment whose scopes
+// are all shredded is forgotten at the next pass).
 type objectLocks struct {
 	policy *RetentionPolicy       // the policy last given; nil while none
 	set    map[store.Hash]setLock // by stored address: what this process set
@@ -80,7 +83,7 @@ type objectLocks struct {
 
 // setLock is what this process last set on one object.
 type setLock struct {
-	until time.Time // the retain-until the store accepted; zero for none
+	until int64 // the retain-until the store accepted, in Unix seconds; 0 for none
 	hold  legalHold
 }
 
@@ -159,6 +162,9 @@ type lockPass struct {
 	rep          LockReport
 	errs         []error
 	inARow       int // calls failed since the last that succeeded
+	// into, in a pass over every attachment, receives what is known of each one it sees, and
+	// then replaces objectLocks.set, so that the attachments shredded meanwhile are forgotten.
+	into map[store.Hash]setLock
 }
 
 // syncLocks makes one pass over every attachment of a live scope: legal holds always, dates
@@ -181,13 +187,17 @@ func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPol
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	ps.into = make(map[store.Hash]setLock, len(l.holds.locks.set))
+	whole := true
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			ps.fail(fmt.Errorf("ledger: applying object locks: %w", err))
+			whole = false
 			break
 		}
 		if ps.inARow >= maxLockErrors {
 			ps.errs = append(ps.errs, fmt.Errorf("ledger: %d lock calls in a row failed: the pass stopped; the next one goes on", ps.inARow))
+			whole = false
 			break
 		}
 		var live []*keyScope
@@ -197,6 +207,11 @@ func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPol
 			}
 		}
 		l.syncBlob(ctx, ps, id, inv.addrs[id], live)
+	}
+	if whole {
+		l.holds.locks.set = ps.into
+	} else {
+		maps.Copy(l.holds.locks.set, ps.into)
 	}
 	return ps.rep, ps.err()
 }
@@ -235,18 +250,27 @@ func (ps *lockPass) err() error {
 // syncBlob brings the locks of the attachment whose key is id, stored at addr (hex), in line
 // with its live scopes. The caller holds l.holds.lockMu.
 func (l *Ledger) syncBlob(ctx context.Context, ps *lockPass, id, addr string, live []*keyScope) {
-	if len(live) == 0 {
-		return // untied, or every scope shredded: nothing more is the ledger's to keep
-	}
 	a, err := hex.DecodeString(addr)
 	if err != nil || len(a) != len(store.Hash{}) {
 		ps.fail(fmt.Errorf("%w: blob key %s metadata has no address", store.ErrCorrupt, id))
 		return
 	}
 	sum := store.Hash(a)
+	if len(live) == 0 {
+		// Untied (tied at the next pass), or every scope shredded: the object keeps the lock
+		// it has, and nothing more is the ledger's to keep.
+		delete(l.holds.locks.set, sum)
+		return
+	}
 	ps.rep.Blobs++
 	known := l.holds.locks.set[sum]
-	defer func() { l.holds.locks.set[sum] = known }()
+	defer func() {
+		if ps.into != nil {
+			ps.into[sum] = known
+		} else {
+			l.holds.locks.set[sum] = known
+		}
+	}()
 
 	held := coversAny(ps.active, live)
 	switch {
@@ -273,7 +297,7 @@ func (l *Ledger) syncBlob(ctx context.Context, ps *lockPass, id, addr string, li
 		return
 	}
 	until, ok := retainUntil(ps.p, live)
-	if !ok || !until.After(ps.now) || until.Equal(known.until) {
+	if !ok || !until.After(ps.now) || until.Unix() == known.until {
 		return
 	}
 	if err := ps.lk.Retain(ctx, sum, until); err != nil {
@@ -281,7 +305,7 @@ func (l *Ledger) syncBlob(ctx context.Context, ps *lockPass, id, addr string, li
 		return
 	}
 	ps.succeed()
-	known.until = until
+	known.until = until.Unix()
 	ps.rep.Retained++
 }
 
