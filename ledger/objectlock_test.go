@@ -447,3 +447,80 @@ func TestApplyLocksNeedsALockingStoreAndScopes(t *testing.T) {
 	_, err = l.PlaceHold(ctx, ledger.Hold{ID: "h", Tenant: "corp1", Reason: "r", By: "b"})
 	require.NoError(t, err, "the hold is sealed; the plain ledger logs that it sets no legal hold")
 }
+
+// TestLockPassCostsOneCallPerChange: a pass calls the store only where a lock must change: the
+// first pass with a policy sends one date per attachment, the next none; a restarted process,
+// which does not know what the last one set, sends every date once again (the store takes the
+// same date as no change) and then none.
+func TestLockPassCostsOneCallPerChange(t *testing.T) {
+	ctx := context.Background()
+	e := newLockLedger(t, newLockingBlobs(time.Hour))
+	for i := range 5 {
+		attach(t, e.Ledger, "cid-a", i, thisMonth(), "attachment "+string(rune('a'+i)))
+	}
+	policy := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "1y", Keep: ledger.Period{Years: 1}}}}
+	calls := e.blobs.lockCalls()
+	_, err := e.ApplyLocks(ctx, &policy)
+	require.NoError(t, err)
+	require.Equal(t, 5, e.blobs.lockCalls()-calls)
+	calls = e.blobs.lockCalls()
+	_, err = e.ApplyLocks(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, e.blobs.lockCalls()-calls)
+
+	require.NoError(t, e.Close())
+	l2 := e.reopen(t)
+	rep, err := l2.ApplyLocks(ctx, nil)
+	require.NoError(t, err)
+	require.Zero(t, rep.Retained, "a restarted process knows no policy until it is given one")
+	calls = e.blobs.lockCalls()
+	rep, err = l2.ApplyLocks(ctx, &policy)
+	require.NoError(t, err)
+	require.Equal(t, 5, rep.Retained)
+	require.Equal(t, 5, e.blobs.lockCalls()-calls)
+	calls = e.blobs.lockCalls()
+	_, err = l2.ApplyLocks(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, e.blobs.lockCalls()-calls)
+}
+
+// TestLocksFollowHoldsChangedConcurrently: holds placed and released from several goroutines
+// while passes run: once they are all done, each attachment is legally held exactly when an
+// active hold covers its conversation (run with -race).
+func TestLocksFollowHoldsChangedConcurrently(t *testing.T) {
+	ctx := context.Background()
+	e := newLockLedger(t, newLockingBlobs(time.Hour))
+	convs := []string{"cid-0", "cid-1", "cid-2", "cid-3"}
+	sums := map[string][32]byte{}
+	for i, c := range convs {
+		sums[c] = attach(t, e.Ledger, c, i, thisMonth(), "attachment of "+c)
+	}
+	var wg sync.WaitGroup
+	for i, c := range convs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 5 {
+				_, err := e.PlaceHold(ctx, ledger.Hold{ID: "h-" + c, Tenant: "corp1", Conversation: c, Reason: "r", By: "b"})
+				require.NoError(t, err)
+				if round < 4 || i%2 == 0 {
+					_, err = e.ReleaseHold(ctx, "h-"+c, "b", "done")
+					require.NoError(t, err)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 10 {
+			_, err := e.ApplyLocks(ctx, nil)
+			require.NoError(t, err)
+		}
+	}()
+	wg.Wait()
+	for i, c := range convs {
+		_, held := e.blobs.lockOf(t, e.vault, sums[c])
+		require.Equal(t, i%2 == 1, held, "conversation %s", c)
+	}
+}
