@@ -12,39 +12,32 @@ import (
 	"github.com/commseal/commseal/store"
 )
 
-// Object locks: a blob store whose objects the storage itself locks (WORM storage such as S3
-// Object Lock in COMPLIANCE mode, store/s3store) keeps each attachment at least until a
-// retain-until date, and whatever its date while a legal hold is set on it. The ledger sets
-// both from what it knows of the attachment's scopes:
-//
-//   - retain-until: the end of the retention, under the policy the ledger was last given (by
-//     ApplyRetention or ApplyLocks), of the scopes whose records reference the attachment, the
-//     latest of them (the attachment's key goes with the last of its scopes). Until the ledger
-//     knows a policy, or while one of the scopes is kept by it (a kind no rule matches), the
-//     date the store gave the object when it was written stays. Dates only grow: COMPLIANCE
-//     mode refuses an earlier date, and the ledger reports that refusal rather than hide it.
-//   - legal hold: set while an active hold covers one of those scopes; cleared once none does,
-//     and only on attachments that a hold released earlier covered (the hold chain carries
-//     them, holdEntry.Past), so a legal hold the ledger did not set is left alone.
-//
-// Which attachments belong to which scope is what the vault already records for shredding: an
-// encrypted ledger ties each attachment's data key to the scope keys of the media records that
-// reference it (keyScope.Scopes, written before the record is sealed). A pass therefore lists
-// the vault (one read of every key's metadata, as ApplyRetention does anyway), reads the
-// latest hold entry, and calls the store only for attachments whose lock differs from what
-// this process last set: after a restart, the first pass sends every date again (one request
-// per attachment of a live scope; the store takes the same date as no change) and clears again
-// the holds of the scopes of released holds. A plain ledger keeps no such map and locks
-// nothing beyond the store's default (ApplyLocks says so); reading it from the media records
-// would cost a pass over the whole ledger.
-//
-// Failures lose nothing: the blob is stored and the hold entry sealed before any lock is
-// touched, and a call that fails is made again by the next pass (ApplyLocks, or the end of
-// ApplyRetention), which recomputes every lock from the vault and the hold chain.
-
 // ObjectLocker is the capability of a blob store (Options.Blobs, or the store's store.Blobs)
-// whose objects the storage locks. The ledger finds it by a type assertion on the blob store:
-// a store without it needs nothing. store/s3store.Blobs implements it.
+// whose objects the storage itself locks: WORM storage such as S3 Object Lock in COMPLIANCE
+// mode (store/s3store.Blobs implements it) keeps each object at least until its retain-until
+// date, and whatever its date while a legal hold is set on it. The ledger finds it by a type
+// assertion on the blob store; a store without it needs nothing.
+//
+// An encrypted ledger sets both locks of each attachment from the scopes whose media records
+// reference it (the scopes its data key is tied to, which shredding uses too):
+//
+//   - retain-until: the end of those scopes' retention (the latest of them: the attachment's
+//     key goes with the last of its scopes) under the policy the ledger was last given, by
+//     ApplyRetention or ApplyLocks. Until it knows a policy, or while the policy keeps one of
+//     the scopes (a kind no rule matches), the date the store gave the object when it was
+//     written stays. Dates only grow: an earlier date than the object's is refused by the
+//     store, and the ledger reports the refusal (ErrLocksPending) rather than hide it, at
+//     every pass. So give the store a default retention (s3store.Options.Retention) longer
+//     than the time between two passes and shorter than any scope's retention, which the
+//     ledger then extends.
+//   - legal hold: set while an active hold covers one of those scopes (by PlaceHold, at once);
+//     cleared once none does (by ReleaseHold), and only where a hold the ledger placed could
+//     have set it, so that a legal hold set by someone else on attachments no hold ever
+//     covered is left alone.
+//
+// The hold entry is sealed, and the attachment stored, before any lock is touched: a call
+// that fails loses neither. ApplyLocks, which ApplyRetention runs at its end, recomputes every
+// lock from the vault and the hold chain and makes again the calls that failed.
 type ObjectLocker interface {
 	// Retain sets the retain-until date of the blob stored under sum to until. A date later
 	// than the current one extends it; the same date changes nothing; an earlier one is
@@ -112,16 +105,21 @@ func (l *Ledger) objectLocker() (ObjectLocker, bool) {
 
 // ApplyLocks brings the blob store's object locks in line with the ledger: every attachment of
 // a live scope is retained until the end of its scopes' retention under p, and legally held
-// while an active hold covers one of its scopes (see the package's notes on object locks in
-// objectlock.go). A non-nil p becomes the policy the ledger knows from then on; with a nil p
-// the one given last (to ApplyLocks or ApplyRetention) applies, and with none the dates are
-// left as they are. It does nothing for a blob store that is no ObjectLocker, and returns
-// ErrNoScopes for a ledger that is not encrypted.
+// while an active hold covers one of its scopes (see ObjectLocker). A non-nil p becomes the
+// policy the ledger knows from then on, in this process; with a nil p the one given last (to
+// ApplyLocks or ApplyRetention) applies, and with none the dates are left as they are. It does
+// nothing for a blob store that is no ObjectLocker, and returns ErrNoScopes for a ledger that
+// is not encrypted.
 //
-// It is the retry of every lock call that failed before: it recomputes each lock from the vault
-// and the hold chain, and calls the store where what this process last set differs. A call
-// that fails is counted, and the error (wrapping ErrLocksPending and the store's errors) names
-// the first few; the others are still made.
+// It is the retry of every lock call that failed before. It lists the vault (every key's
+// metadata: which attachments belong to which scopes), reads the latest hold entry (the active
+// holds, and those released), and calls the store only where a lock differs from what this
+// process last set: a pass with nothing to change makes no call, and the first pass of a
+// restarted process sends every date once again (the store takes the same date as no change)
+// and clears again the legal holds that released holds covered. A call that fails is counted,
+// and the error (wrapping ErrLocksPending and the store's errors) names the first few; the
+// pass goes on, and stops after several failures in a row (a store that is down) to leave the
+// rest to the next one.
 func (l *Ledger) ApplyLocks(ctx context.Context, p *RetentionPolicy) (LockReport, error) {
 	lk, ok := l.objectLocker()
 	if !ok {
