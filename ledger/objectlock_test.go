@@ -173,7 +173,7 @@ type lockLedger struct {
 	opts  ledger.Options
 }
 
-func newLockLedger(t *testing.T, blobs *lockingBlobs) *lockLedger {
+func newLockLedger(t testing.TB, blobs *lockingBlobs) *lockLedger {
 	t.Helper()
 	e := &lockLedger{st: memstore.New(), vault: &memstore.KeyVault{}, blobs: blobs}
 	e.opts = ledger.Options{Signing: testKeys(t), CheckpointInterval: time.Hour, Blobs: blobs,
@@ -183,7 +183,7 @@ func newLockLedger(t *testing.T, blobs *lockingBlobs) *lockLedger {
 }
 
 // reopen opens another ledger over the same log, vault and blobs (a restarted process).
-func (e *lockLedger) reopen(t *testing.T) *ledger.Ledger {
+func (e *lockLedger) reopen(t testing.TB) *ledger.Ledger {
 	t.Helper()
 	l, err := ledger.Open(context.Background(), e.st, e.opts)
 	require.NoError(t, err)
@@ -193,7 +193,7 @@ func (e *lockLedger) reopen(t *testing.T) *ledger.Ledger {
 
 // attach seals message i of conversation conv, sent at sent, and a media record about it whose
 // attachment holds content; it returns the attachment's SHA-256.
-func attach(t *testing.T, l *ledger.Ledger, conv string, i int, sent time.Time, content string) [32]byte {
+func attach(t testing.TB, l *ledger.Ledger, conv string, i int, sent time.Time, content string) [32]byte {
 	t.Helper()
 	ctx := context.Background()
 	m := secretMsg(i, conv, sent, "see the attachment")
