@@ -107,30 +107,42 @@ func (h *Hold) covers(sc *keyScope) bool {
 var holdChain = seal.ConversationDigest("", "commseal", "legal-holds")
 
 // holdEntry is the body of a chained hold entry: the change (the Hold, Released set for a
-// release) and the holds active after it.
+// release), the holds active after it and the holds released before it (Past, one per tenant
+// and conversation they covered, the latest release kept). Past tells a blob store's legal
+// holds that the ledger may have set (see ApplyLocks) from those it never set: the ledger
+// clears only the former. Entries of earlier versions have no Past; their releases predate
+// the ledger setting any.
 type holdEntry struct {
 	Hold
 	Active []Hold `json:"active"`
+	Past   []Hold `json:"past,omitempty"`
 }
 
 // holdLog serializes the changes of legal holds with the sealing of shred entries: mu is held
 // while a hold is placed or released (read the set, seal the entry with the new set) and while
 // ApplyRetention checks the holds and seals a shred entry, so a hold sealed before a shred
-// entry is always seen by it. Lock order: holdLog.mu, then the ledger's pipeline (submit);
-// never the data key cache's locks while holding it.
+// entry is always seen by it. lockMu is held while a hold is placed or released and the blob
+// store's locks are then brought in line with it, and by every other pass over those locks
+// (objectlock.go), so that the last pass sees the last hold change. Lock order: runs, lockMu,
+// mu, then the ledger's pipeline (submit); never the data key cache's locks while holding mu.
 type holdLog struct {
-	mu   sync.Mutex
-	runs sync.Mutex // one ApplyRetention at a time (taken before mu)
+	mu     sync.Mutex
+	runs   sync.Mutex // one ApplyRetention at a time (taken before lockMu and mu)
+	lockMu sync.Mutex
+	locks  objectLocks // guarded by lockMu
 	// Ledgers written before holds were chained hold unchained hold entries; while the chain
 	// is empty their set is read from them, once per Open (this version never writes one, and
 	// one process at a time writes a ledger), and kept here.
-	scanned bool            // the unchained hold entries were read
-	active  map[string]Hold // their active holds
-	order   []string        // ids in the order placed
+	scanned  bool            // the unchained hold entries were read
+	active   map[string]Hold // their active holds
+	order    []string        // ids in the order placed
+	released []Hold          // their released holds
 }
 
 // PlaceHold seals a legal hold into the ledger and returns its entry's index. A hold placed
-// with the id of an active hold replaces it.
+// with the id of an active hold replaces it. With a blob store that locks objects, it then
+// places the storage's legal hold on the attachments of the scopes it covers (see ReleaseHold
+// for what a failure there returns).
 func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 	if h.ID == "" || h.Tenant == "" || h.Reason == "" || h.By == "" {
 		return 0, errors.New("ledger: a hold needs an id, tenant, reason and who placed it")
@@ -139,25 +151,57 @@ func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 		h.From = l.opts.Now().UTC()
 	}
 	h.Released = false
+	l.holds.lockMu.Lock()
+	defer l.holds.lockMu.Unlock()
+	i, err := l.placeHold(ctx, h)
+	if err != nil {
+		return i, err
+	}
+	return i, l.lockHeldBlobs(ctx)
+}
+
+// placeHold seals the entry of PlaceHold.
+func (l *Ledger) placeHold(ctx context.Context, h Hold) (uint64, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	active, err := l.activeHolds(ctx)
+	active, past, err := l.holdSets(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if i := slices.IndexFunc(active, func(a Hold) bool { return a.ID == h.ID }); i >= 0 {
+		if old := active[i]; old.Tenant != h.Tenant || old.Conversation != h.Conversation {
+			old.Released = true // what it covered is no longer held by it
+			past = addPast(past, old)
+		}
 		active[i] = h
 	} else {
 		active = append(active, h)
 	}
-	return l.appendHold(ctx, h, active)
+	return l.appendHold(ctx, h, active, past)
 }
 
 // ReleaseHold seals the release of a hold placed earlier.
+//
+// With a blob store that locks objects (an ObjectLocker), PlaceHold and ReleaseHold then set
+// or clear the storage's legal hold on the attachments of the scopes the hold covers (see
+// ApplyLocks). The entry is sealed first: when the storage fails, the hold is in force in the
+// ledger all the same (its index is returned) and the error wraps ErrLocksPending; ApplyLocks
+// or the next ApplyRetention finishes the job.
 func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64, error) {
+	l.holds.lockMu.Lock()
+	defer l.holds.lockMu.Unlock()
+	i, err := l.releaseHold(ctx, id, by, reason)
+	if err != nil {
+		return i, err
+	}
+	return i, l.lockHeldBlobs(ctx)
+}
+
+// releaseHold seals the entry of ReleaseHold.
+func (l *Ledger) releaseHold(ctx context.Context, id, by, reason string) (uint64, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	active, err := l.activeHolds(ctx)
+	active, past, err := l.holdSets(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -167,16 +211,22 @@ func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64
 	}
 	h := active[i]
 	h.Released, h.By, h.Reason, h.From = true, by, reason, l.opts.Now().UTC()
-	return l.appendHold(ctx, h, slices.Delete(active, i, i+1))
+	return l.appendHold(ctx, h, slices.Delete(active, i, i+1), addPast(past, h))
+}
+
+// addPast adds released hold h to past, replacing an earlier release of the same coverage.
+func addPast(past []Hold, h Hold) []Hold {
+	past = slices.DeleteFunc(past, func(p Hold) bool { return p.Tenant == h.Tenant && p.Conversation == h.Conversation })
+	return append(past, h)
 }
 
 // appendHold seals a hold entry on the chain. The caller holds l.holds.mu.
-func (l *Ledger) appendHold(ctx context.Context, h Hold, active []Hold) (uint64, error) {
+func (l *Ledger) appendHold(ctx context.Context, h Hold, active, past []Hold) (uint64, error) {
 	if active == nil {
 		active = []Hold{}
 	}
-	body := holdEntry{Hold: h, Active: active}
-	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC(), conv: holdChain}, 512+256*len(active), jsonOf(body))
+	body := holdEntry{Hold: h, Active: active, Past: past}
+	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC(), conv: holdChain}, 512+256*(len(active)+len(past)), jsonOf(body))
 	return rc.Index, err
 }
 
@@ -192,50 +242,58 @@ func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
 // while the chain is empty, the set of the unchained hold entries of earlier versions. The
 // caller holds l.holds.mu; the result is the caller's.
 func (l *Ledger) activeHolds(ctx context.Context) ([]Hold, error) {
+	active, _, err := l.holdSets(ctx)
+	return active, err
+}
+
+// holdSets returns the active holds and the released ones (Past; see holdEntry), from the
+// latest chained hold entry or, while the chain is empty, from the unchained hold entries of
+// earlier versions. The caller holds l.holds.mu; the results are the caller's.
+func (l *Ledger) holdSets(ctx context.Context) (active, past []Hold, err error) {
 	i, ok, err := l.idx.lastInConversation(ctx, holdChain)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: finding the latest hold entry: %w", err)
+		return nil, nil, fmt.Errorf("ledger: finding the latest hold entry: %w", err)
 	}
 	if !ok {
 		return l.unchainedHolds(ctx)
 	}
 	e, err := store.ReadEntry(ctx, l.st, i)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: reading hold entry %d: %w", i, err)
+		return nil, nil, fmt.Errorf("ledger: reading hold entry %d: %w", i, err)
 	}
 	d, err := Decode(e)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: hold entry %d: %w", i, err)
+		return nil, nil, fmt.Errorf("ledger: hold entry %d: %w", i, err)
 	}
 	if d.Leaf.Kind != seal.KindHold || d.Leaf.Conversation != holdChain {
-		return nil, fmt.Errorf("%w: the latest entry of the hold chain, %d, is no hold entry", store.ErrCorrupt, i)
+		return nil, nil, fmt.Errorf("%w: the latest entry of the hold chain, %d, is no hold entry", store.ErrCorrupt, i)
 	}
 	var he holdEntry
 	if err := json.Unmarshal(d.Body, &he); err != nil {
-		return nil, fmt.Errorf("%w: hold entry %d: %v", store.ErrCorrupt, i, err)
+		return nil, nil, fmt.Errorf("%w: hold entry %d: %v", store.ErrCorrupt, i, err)
 	}
-	return slices.Clone(he.Active), nil
+	return slices.Clone(he.Active), slices.Clone(he.Past), nil
 }
 
-// unchainedHolds returns the holds left active by the hold entries that earlier versions
-// sealed outside the chain, reading them at its first call.
-func (l *Ledger) unchainedHolds(ctx context.Context) ([]Hold, error) {
+// unchainedHolds returns the holds left active, and those released, by the hold entries that
+// earlier versions sealed outside the chain, reading them at its first call.
+func (l *Ledger) unchainedHolds(ctx context.Context) (active, past []Hold, err error) {
 	hl := &l.holds
 	if !hl.scanned {
 		if err := l.scanUnchainedHolds(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	out := make([]Hold, 0, len(hl.order))
 	for _, id := range hl.order {
 		out = append(out, hl.active[id])
 	}
-	return out, nil
+	return out, slices.Clone(hl.released), nil
 }
 
 func (l *Ledger) scanUnchainedHolds(ctx context.Context) error {
 	hl := &l.holds
-	active, order := map[string]Hold{}, []string(nil)
+	active, order, released := map[string]Hold{}, []string(nil), []Hold(nil)
 	for e, err := range l.st.Entries(ctx, 0, l.Size()) {
 		if err != nil {
 			return fmt.Errorf("ledger: reading holds: %w", err)
@@ -252,6 +310,10 @@ func (l *Ledger) scanUnchainedHolds(ctx context.Context) error {
 			return fmt.Errorf("ledger: hold entry %d: %w", e.Index, err)
 		}
 		if h.Released {
+			if was, ok := active[h.ID]; ok {
+				was.Released = true
+				released = addPast(released, was)
+			}
 			delete(active, h.ID)
 			order = slices.DeleteFunc(order, func(id string) bool { return id == h.ID })
 			continue
@@ -261,7 +323,7 @@ func (l *Ledger) scanUnchainedHolds(ctx context.Context) error {
 		}
 		active[h.ID] = h
 	}
-	hl.active, hl.order, hl.scanned = active, order, true
+	hl.active, hl.order, hl.released, hl.scanned = active, order, released, true
 	return nil
 }
 
@@ -319,6 +381,11 @@ const orphanRule = "attachment of shredded scopes"
 // KEKs that wrapped destroyed keys (see Ledger.RetireKEKs), so that copies of the vault that
 // the ledger cannot reach no longer unwrap them. That step too is finished by the next run if
 // it is interrupted.
+//
+// With a blob store that locks objects (an ObjectLocker), a run that is not a dry run ends with
+// ApplyLocks(ctx, &p): the attachments of the live scopes are locked until the end of their
+// scopes' retention under p, and held while a hold covers them. When that last step fails, the
+// shreds are returned with an error that wraps ErrLocksPending.
 func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts ApplyOptions) ([]Shred, error) {
 	if l.dk == nil {
 		return nil, errors.New("ledger: retention by shredding needs an encrypted ledger")
@@ -378,6 +445,11 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 	if _, err := l.dk.retireKEKs(ctx, ring, false); err != nil {
 		return out, fmt.Errorf("ledger: shredded %d keys, then retiring their KEK failed (the next run finishes it): %w", len(out), err)
 	}
+	if _, ok := l.objectLocker(); ok {
+		if _, err := l.ApplyLocks(ctx, &p); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -385,6 +457,7 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 type keyInventory struct {
 	scopes  []listedKey         // live scope keys
 	blobs   map[string][]string // live blob key -> the scope keys that reference it
+	addrs   map[string]string   // live blob key -> the hex SHA-256 of its stored ciphertext
 	byScope map[string][]string // scope key -> the live blob keys it references, sorted
 	gone    map[string]bool     // destroyed keys
 }
@@ -396,7 +469,7 @@ type listedKey struct {
 
 // inventory lists the vault.
 func (c *keyCache) inventory(ctx context.Context) (*keyInventory, error) {
-	inv := &keyInventory{blobs: map[string][]string{}, byScope: map[string][]string{}, gone: map[string]bool{}}
+	inv := &keyInventory{blobs: map[string][]string{}, addrs: map[string]string{}, byScope: map[string][]string{}, gone: map[string]bool{}}
 	for wk, err := range c.enc.Vault.Keys(ctx) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: listing data keys: %w", err)
@@ -412,6 +485,7 @@ func (c *keyCache) inventory(ctx context.Context) (*keyInventory, error) {
 		switch {
 		case sc.Blob != "":
 			inv.blobs[wk.ID] = sc.Scopes
+			inv.addrs[wk.ID] = sc.Blob
 			for _, scope := range sc.Scopes {
 				inv.byScope[scope] = append(inv.byScope[scope], wk.ID) // Keys yields ids in order
 			}
