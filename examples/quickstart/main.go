@@ -179,11 +179,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, layout.VaultDir)
 		w("", "tenant, conversation and month) wrapped by the key-encryption key;")
 	} else {
-		w("stored", "%s: entries (raw payloads byte for byte, encrypted), Merkle stored hashes,", spec)
+		w("stored", "%s:", spec.Store)
+		w("", "entries (raw payloads byte for byte, encrypted), Merkle stored hashes,")
 		if spec.Store.Kind == backend.Postgres {
 			w("", "signed checkpoints and the data keys (wrapped by the key-encryption key);")
 		} else {
 			w("", "signed checkpoints; %s/%s: data keys wrapped by the key-encryption key;", *dir, layout.VaultDir)
+		}
+		if spec.Blobs.Kind != "" {
+			w("", "attachments (encrypted, locked) in %s;", spec.Blobs)
 		}
 		w("", "%s/%s records where (no credentials);", *dir, layout.StoreFile)
 	}

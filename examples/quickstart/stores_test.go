@@ -32,7 +32,7 @@ func TestQuickstartOnPostgresAndS3(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "verified")
 	require.Contains(t, out, `PostgreSQL database "test`)
-	require.Contains(t, out, "attachments in S3 bucket "+srv.Bucket)
+	require.Contains(t, out, "attachments (encrypted, locked) in S3 bucket "+srv.Bucket+", prefix qs/ at "+srv.URL)
 	require.Contains(t, out, "give -store and -blobs as above")
 	attachments, err := strconv.Atoi(regexp.MustCompile(`(\d+) attachments fetched`).FindStringSubmatch(out)[1])
 	require.NoError(t, err)

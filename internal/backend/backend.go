@@ -38,7 +38,16 @@
 // signing key. If a database or bucket moves, edit ledger.store. A reader (verify) is only held
 // to the kind of store and, for PostgreSQL, the database and schema: it may read a replica on
 // another host, and trusts nothing but the verifier key anyway. The default layout (file store
-// in DIR/store, blobs in it) writes no ledger.store: it is exactly what it was.
+// in DIR/store, blobs in it) writes no ledger.store: it is exactly what it was. A new ledger
+// directory given a store that already holds a ledger (entries or checkpoints) is refused with
+// ErrNotEmpty: its keys are elsewhere.
+//
+// Several processes: a ledger directory is opened to write by one process at a time
+// (layout.LockFile). Processes that append to one PostgreSQL ledger each need a directory of
+// their own holding copies of ledger.key, ledger.vkey, ledger.keyring, its KEK files and
+// ledger.store; a KEK rotation (retention) in one of them must then be copied to the others
+// before they restart. Coordinating them (one checkpoint signer) is the ledger's business, not
+// this package's: it passes ledger.Options through unchanged.
 //
 // This package opens stores; it links no part of the writer (package ledger), so an auditor's
 // program uses it too.
@@ -104,15 +113,15 @@ type Flags struct {
 	Blobs string
 }
 
-// Register adds -store and -blobs to fs.
-func (f *Flags) Register(fs *flag.FlagSet) {
-	f.RegisterStore(fs)
-	fs.StringVar(&f.Blobs, "blobs", "", "where attachments live: s3://`bucket`[/prefix]?endpoint=URL&region=R (Object Lock; credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default: in the store")
+// Register adds -store and -blobs to fl.
+func (f *Flags) Register(fl *flag.FlagSet) {
+	f.RegisterStore(fl)
+	fl.StringVar(&f.Blobs, "blobs", "", "where attachments live: s3://`bucket`[/prefix]?endpoint=URL&region=R (Object Lock; credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default: in the store")
 }
 
-// RegisterStore adds -store alone to fs, for a program that reads no attachments (verify).
-func (f *Flags) RegisterStore(fs *flag.FlagSet) {
-	fs.StringVar(&f.Store, "store", "", "where the log, checkpoints and data keys live: a `directory` (the file store; default DIR/store) or postgres://user@host:port/db?schema=NAME")
+// RegisterStore adds -store alone to fl, for a program that reads no attachments (verify).
+func (f *Flags) RegisterStore(fl *flag.FlagSet) {
+	fl.StringVar(&f.Store, "store", "", "where the log, checkpoints and data keys live: a `directory` (the file store; default DIR/store) or postgres://user@host:port/db?schema=NAME")
 }
 
 // Parse parses the flags for the ledger directory dir (see Parse).

@@ -8,7 +8,8 @@
 //	DIR/ledger.kek      the first KEK (hex) when no passphrase is used: a demonstration setup
 //	DIR/keks/           the KEKs (hex), or the Argon2id salts of passphrase-derived KEKs, made
 //	                    by rotations (retention retires the KEK that wrapped destroyed keys)
-//	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones
+//	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones;
+//	                    absent when the store is PostgreSQL, whose key vault holds them
 //	DIR/index/          the search index (ledger/search): documents sealed under their messages'
 //	                    data keys, derived from the ledger and rebuilt from it when damaged
 //	DIR/surveil.cursor  how far each lexicon version has scanned (ledger/surveil)
