@@ -13,6 +13,12 @@
 //	                      key file DIR/ledger.kek is made), and DIR/media-journal for pending
 //	                      attachment fetches (encrypted under the ledger's "media-journal"
 //	                      state key)
+//	-store DIR2|URL       the log, checkpoints and data keys elsewhere: a directory, or
+//	                      postgres://user@host:port/db?schema=NAME (internal/backend); the
+//	                      keys and local state stay in DIR
+//	-blobs s3://BUCKET    attachments in an S3 bucket with Object Lock
+//	                      (s3://bucket/prefix?endpoint=URL&region=R; credentials from
+//	                      AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
 //	-openapi-host URL     DingTalk OpenAPI host: https://api.dingtalk.com (mainland, default) or
 //	                      https://api.dingtalk.io (overseas DingTalk; check which one a Hong Kong
 //	                      tenant's developer console uses)
@@ -106,6 +112,7 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture/dingtalk"
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -133,6 +140,9 @@ type config struct {
 	id, secret                          string
 	cbToken, cbAESKey, cbOwner          string
 
+	stores backend.Flags
+	spec   backend.Spec
+
 	apiAddr, apiTokens, apiCert, apiKey, apiClientCA, apiCertRoles string
 
 	consoleAddr, consoleAccounts, consoleCert, consoleKey string
@@ -153,6 +163,7 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.SetOutput(stderr)
 	c := &config{}
 	fl.StringVar(&c.dir, "dir", "", "ledger directory (created if absent)")
+	c.stores.Register(fl)
 	fl.StringVar(&c.host, "openapi-host", dingtalk.HostMainland, "DingTalk OpenAPI host ("+dingtalk.HostOverseas+" for overseas DingTalk)")
 	fl.StringVar(&c.callbackAddr, "callback-addr", "", "also serve HTTP callback mode on this address")
 	fl.StringVar(&c.healthAddr, "health-addr", "", "serve the health snapshot as JSON on this address")
@@ -190,6 +201,10 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	}
 	if c.dir == "" {
 		return nil, errors.New("-dir is required")
+	}
+	var err error
+	if c.spec, err = c.stores.Parse(c.dir); err != nil {
+		return nil, err
 	}
 	if c.keepAlive < 3*time.Second {
 		return nil, errors.New("-keepalive must be at least 3s (the SDK's minimum)")
@@ -333,7 +348,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if sv != nil {
 		opts.Appended = sv.feed.Appended // surveillance scans what is sealed without reading it back
 	}
-	l, err := ledgerdir.Open(ctx, c.dir, layout.DefaultOrigin, opts)
+	l, err := ledgerdir.OpenOn(ctx, c.dir, layout.DefaultOrigin, c.spec, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: opening the ledger in %s: %v\n", c.dir, err)
 		return 1

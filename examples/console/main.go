@@ -24,6 +24,8 @@
 //	-hash-password       read a password from standard input (one line) and print its
 //	                     Argon2id hash; with -name and -role, the whole accounts line
 //	-v                   log every request
+//	-store DIR2|URL      where the ledger's log is when not in DIR/store (postgres://...)
+//	-blobs s3://BUCKET   where its attachments are when not in the store (internal/backend)
 //
 // Exit status: 0 stopped by SIGINT or SIGTERM, 1 the ledger could not be opened or served,
 // 2 usage (bad flags, a bad accounts or TLS file).
@@ -49,6 +51,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -69,6 +72,8 @@ type config struct {
 	insecure, hash, verbose        bool
 	name, role                     string
 	proxyHeader, proxyTrusted      string
+	stores                         backend.Flags
+	spec                           backend.Spec
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -87,6 +92,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fl.StringVar(&c.proxyHeader, "proxy-header", "", "take the user's name from this header of a trusted proxy")
 	fl.StringVar(&c.proxyTrusted, "proxy-trusted", "", "the proxy's addresses (CIDRs, comma-separated)")
 	fl.BoolVar(&c.verbose, "v", false, "log every request")
+	c.stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -115,6 +121,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.insecure && !loopback(c.addr) {
 		return nil, fmt.Errorf("-insecure-http serves only a loopback address, not %q", c.addr)
+	}
+	var err error
+	if c.spec, err = c.stores.Parse(c.dir); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -220,7 +230,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "console: %v\n", err)
 		return 1
 	}
-	l, err := ledgerdir.Open(ctx, c.dir, "", ledger.Options{Logger: log})
+	l, err := ledgerdir.OpenOn(ctx, c.dir, "", c.spec, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "console: opening the ledger in %s: %v\n", c.dir, err)
 		return 1

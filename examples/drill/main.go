@@ -18,6 +18,9 @@
 //  5. export: those messages as an export bundle (ledger/export) in -out;
 //  6. verify: the bundle checked as a regulator would (verify.Bundle, the verifier key only).
 //
+// -store and -blobs build (or reuse) the ledger with its log in PostgreSQL (or another
+// directory) and its attachments in S3 (internal/backend).
+//
 // It ends with a one-page summary. Progress bars go to stderr when it is a terminal. Exit 0 when
 // the bundle verifies, 1 when it does not, 2 for usage or I/O errors.
 package main
@@ -38,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -65,6 +69,8 @@ type config struct {
 	cachedKeys                   int
 	progress                     bool
 	cpuprofile                   string
+	stores                       backend.Flags
+	spec                         backend.Spec
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -84,6 +90,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fl.Uint64Var(&c.seed, "seed", 2026, "seed of the generated firm and messages")
 	fl.IntVar(&c.cachedKeys, "cached-keys", 1<<19, "data keys kept unwrapped in memory (ledger.Encryption.CachedKeys): enough for every scope of the default firm")
 	fl.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	c.stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -94,6 +101,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-n, -staff, -clients, -months, -writers and -queries must be positive")
 	case c.custodians < 1 || c.custodians > c.staff:
 		return nil, fmt.Errorf("-custodians must be between 1 and -staff (%d)", c.staff)
+	}
+	var err error
+	if c.spec, err = c.stores.Parse(c.dir); err != nil {
+		return nil, err
 	}
 	if c.out == "" {
 		c.out = fmt.Sprintf("%s-bundle-%s", strings.TrimSuffix(c.dir, "/"), time.Now().UTC().Format("20060102T150405"))
@@ -156,7 +167,7 @@ func (d *drill) phase(name string, dur time.Duration, format string, args ...any
 
 func (d *drill) run(ctx context.Context) (int, error) {
 	start := time.Now()
-	l, err := ledgerdir.Open(ctx, d.c.dir, "commseal.example/drill", ledger.Options{Encryption: &ledger.Encryption{CachedKeys: d.c.cachedKeys}})
+	l, err := ledgerdir.OpenOn(ctx, d.c.dir, "commseal.example/drill", d.c.spec, ledger.Options{Encryption: &ledger.Encryption{CachedKeys: d.c.cachedKeys}})
 	if err != nil {
 		return exitUsageErr, err
 	}

@@ -33,6 +33,9 @@
 // filters applied to messages (-kind then names message kinds only). The query is sealed as an
 // access entry, encrypted, before anything is selected.
 //
+// -store and -blobs name where the ledger's log and attachments are when not in DIR/store
+// (postgres://..., s3://...; internal/backend): the ones the ledger was made with.
+//
 // Exit status: 0 done, 1 bad input (a malformed time, an unknown format, nothing matched, a
 // wrong key), 2 usage or I/O.
 package main
@@ -51,6 +54,7 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -162,6 +166,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tokenFile := fl.String("token-file", "", "with -api: the `file` holding the bearer token")
 	apiCA := fl.String("api-ca", "", "with -api over https: also trust these CA certificates (PEM `file`)")
 	format := fl.String("format", "jsonl", "renderings to write, comma-separated: `rsmf,eml,jsonl` (messages.jsonl with the evidence is always written)")
+	var stores backend.Flags
+	stores.Register(fl)
 	fl.Usage = func() {
 		fmt.Fprint(stderr, "usage: export -dir DIR -who X -why Y [-q QUERY] [-conversation ID]... [-sender ID]... [-from RFC3339] [-to RFC3339] [-kind K]... [-format rsmf,eml,jsonl] -out PATH\n"+
 			"Selects the entries that match every filter given (any value of a repeated one) and writes them as an export bundle.\n")
@@ -185,6 +191,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
 	case *apiURL != "" && *dir != "":
 		return usage("give -dir (open the ledger) or -api (ask its owner), not both")
+	case *apiURL != "" && (stores.Store != "" || stores.Blobs != ""):
+		return usage("-store and -blobs go with -dir: with -api the ledger's owner opens it")
 	case *apiURL != "" && *tokenFile == "":
 		return usage("-api needs -token-file")
 	case *apiURL == "" && *dir == "":
@@ -230,6 +238,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		r := &remote{base: *apiURL, tokenFile: *tokenFile, caFile: *apiCA}
 		return r.export(ctx, &f, *why, formats, *out, stdout, stderr)
 	}
+	spec, err := stores.Parse(*dir)
+	if err != nil {
+		return usage(err.Error())
+	}
 	if err := layout.Exists(*dir); err != nil {
 		return usage(err.Error())
 	}
@@ -244,7 +256,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	l, err := ledgerdir.Open(ctx, *dir, "", ledger.Options{})
+	l, err := ledgerdir.OpenOn(ctx, *dir, "", spec, ledger.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
 		if errors.Is(err, ledgerdir.ErrWrongKEK) || errors.Is(err, ledgerdir.ErrMissingKey) ||

@@ -20,6 +20,7 @@ import (
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store/filestore"
 	"github.com/commseal/commseal/verify"
 )
 
@@ -105,7 +106,7 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 	if err != nil {
 		t.Fatalf("reopen ledger: %v", err)
 	}
-	for _, c := range led.Store.Recovery().Cut {
+	for _, c := range led.Store.(*filestore.Store).Recovery().Cut {
 		if c.Entries > 0 || c.Bytes > 0 {
 			t.Logf("recovery cut %d bytes (%d entry frames) at %s:%d: %s", c.Bytes, c.Entries, filepath.Base(c.File), c.Offset, c.Reason)
 		}

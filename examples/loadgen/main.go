@@ -23,6 +23,10 @@
 // `go run ./examples/verify -dir DIR` checks what loadgen wrote; messages are encrypted at rest
 // like the archiver's. -max-in-flight sets ledger.Options.MaxInFlight and -cpuprofile writes a
 // CPU profile.
+//
+// -store postgres://... puts the log, checkpoints and data keys in PostgreSQL and -blobs
+// s3://... the attachments in S3 (internal/backend); the file store's recovery and sync figures
+// are then not printed.
 package main
 
 import (
@@ -49,14 +53,19 @@ import (
 	"time"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/store/filestore"
 )
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		if errors.Is(err, backend.ErrInvalid) {
+			os.Exit(2) // a bad -store or -blobs: nothing was opened or written
+		}
 		os.Exit(1)
 	}
 }
@@ -73,6 +82,8 @@ type config struct {
 	trace       string
 	inFlight    int
 	warmup      bool
+	stores      backend.Flags
+	spec        backend.Spec
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -90,12 +101,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&c.scan, "scan", false, "scan what is sealed with the default lexicon while appending (ledger/surveil, off the ack path, as the archiver does); 1 message in 50 trips it")
 	fl.IntVar(&c.terms, "lexicon-terms", 0, "with -scan: add this many generated terms (which never match) to the default lexicon, e.g. 10000 for a firm's full watch list")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
+	c.stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 || c.terms < 0 || c.terms > 0 && !c.scan {
 		fl.Usage()
 		return errors.New("-dir is required; -concurrency must be positive; -n, -size, -duration and -lexicon-terms non-negative; -lexicon-terms needs -scan")
+	}
+	var err error
+	if c.spec, err = c.stores.Parse(c.dir); err != nil {
+		return err
 	}
 	if c.n == 0 && c.duration == 0 {
 		c.duration = 10 * time.Second
@@ -115,13 +131,17 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		feed = surveil.NewFeed(0)
 		opts.Appended = feed.Appended
 	}
-	led, err := ledgerdir.Open(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), opts)
+	led, err := ledgerdir.OpenOn(context.Background(), c.dir, "loadgen.commseal.example/"+filepath.Base(c.dir), c.spec, opts)
 	if err != nil {
 		return err
 	}
-	st := led.Store
-	fmt.Fprintf(stderr, "loadgen: %s opened with %d entries (open %v); verifier key %s\n",
-		c.dir, led.Size(), st.Recovery().Duration.Round(time.Millisecond), led.VerifierKey())
+	fst, _ := led.Store.(*filestore.Store) // nil on PostgreSQL: no recovery or sync figures
+	if fst != nil {
+		fmt.Fprintf(stderr, "loadgen: %s opened with %d entries (open %v); verifier key %s\n",
+			c.dir, led.Size(), fst.Recovery().Duration.Round(time.Millisecond), led.VerifierKey())
+	} else {
+		fmt.Fprintf(stderr, "loadgen: %s opened on %s with %d entries; verifier key %s\n", c.dir, c.spec, led.Size(), led.VerifierKey())
+	}
 
 	// Lines go to a buffer that is flushed every few milliseconds: a line is written only after
 	// its append returned, so whatever reached stdout before a kill -9 names a durable entry.
@@ -228,7 +248,10 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	var issued atomic.Int64
 	lat := make([][]time.Duration, c.concurrency)
 	errs := make(chan error, c.concurrency)
-	before := st.Stats()
+	var before, after filestore.Stats
+	if fst != nil {
+		before = fst.Stats()
+	}
 	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -256,7 +279,9 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
-	after := st.Stats()
+	if fst != nil {
+		after = fst.Stats()
+	}
 	var scanErr error
 	if sc != nil {
 		scanErr = sc.finish(led.Size(), stderr)
@@ -288,6 +313,9 @@ func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), maxLat.Round(time.Microsecond))
 	fmt.Fprintf(stderr, "loadgen: CPU %.1f µs an append (user and system time of the process, all goroutines; %.0f%% of %d cores)\n",
 		float64(cpu.Microseconds())/float64(max(1, len(all))), 100*cpu.Seconds()/secs/float64(runtime.NumCPU()), runtime.NumCPU())
+	if fst == nil {
+		return errors.Join(appendErr, scanErr, outErr, closeErr)
+	}
 	commits := max(1, after.Commits-before.Commits)
 	fmt.Fprintf(stderr, "loadgen: store: %d syncs of the log (%.1f entries, %.1f batches each; %v a sync, busy %.0f%%), %d writes (%v each), %.0f syncs/s of every kind\n",
 		after.Commits-before.Commits, float64(after.Entries-before.Entries)/float64(commits), float64(after.Batches-before.Batches)/float64(commits),

@@ -4,7 +4,11 @@
 // in ./commseal-data, scans them with the default lexicon (findings sealed as annotations),
 // indexes them for search, verifies the whole ledger, and prints what it did and where it is.
 //
-//	go run ./examples/quickstart [-dir DIR] [-n N] [-messages FILE]
+//	go run ./examples/quickstart [-dir DIR] [-n N] [-messages FILE] [-store DIR2|postgres://...] [-blobs s3://...]
+//
+// -store and -blobs put the log, checkpoints and data keys in PostgreSQL (or another
+// directory) and the attachments in an S3 bucket with Object Lock (internal/backend); the keys
+// stay in DIR.
 //
 // -messages FILE takes the messages from a file of raw DingTalk bot payloads, one JSON object
 // per line as the gateway delivers `data`. A malformed line is reported with its line number and
@@ -27,6 +31,7 @@ import (
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/capture/dingtalk"
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -43,11 +48,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dir := fl.String("dir", "./commseal-data", "ledger directory (created if absent)")
 	n := fl.Int("n", 200, "number of sample messages to deliver (some are redeliveries)")
 	messages := fl.String("messages", "", "file of raw DingTalk bot payloads, one JSON object per line, instead of the samples")
+	var stores backend.Flags
+	stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if fl.NArg() > 0 || *n < 0 {
-		fmt.Fprintln(stderr, "quickstart: usage: quickstart [-dir DIR] [-n N] [-messages FILE]")
+		fmt.Fprintln(stderr, "quickstart: usage: quickstart [-dir DIR] [-n N] [-messages FILE] [-store DIR2|postgres://...] [-blobs s3://...]")
+		return 2
+	}
+	spec, err := stores.Parse(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "quickstart: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -66,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		in, source = f, *messages+" (backfill import)"
 	}
 
-	l, err := ledgerdir.Open(ctx, *dir, layout.DefaultOrigin, ledger.Options{Logger: log})
+	l, err := ledgerdir.OpenOn(ctx, *dir, layout.DefaultOrigin, spec, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: opening ledger in %s: %v\n", *dir, err)
 		return 2
@@ -110,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// Verify what is on disk, as an auditor would: read-only, with the verifier key only.
 	vstart := time.Now()
-	rs, err := layout.OpenStore(ctx, *dir, true, log)
+	rs, err := backend.OpenReader(ctx, *dir, spec, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: reopening for verification: %v\n", err)
 		return 2
@@ -161,10 +173,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	w("", "every leaf, ciphertext hash, conversation chain, Merkle hash and signature recomputed")
 	w("checkpoint", "tree size %d, root %s", rep.Latest.Size, rep.Latest.Root)
 	w("ledger", "%s (origin %s)", *dir, l.Origin())
-	w("stored", "%s/store/: append-only segment files of checksummed frames (entries with", *dir)
-	w("", "their raw DingTalk payloads byte for byte, encrypted), Merkle stored hashes, signed")
-	w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, layout.VaultDir)
-	w("", "tenant, conversation and month) wrapped by the key-encryption key;")
+	if spec.Default {
+		w("stored", "%s/store/: append-only segment files of checksummed frames (entries with", *dir)
+		w("", "their raw DingTalk payloads byte for byte, encrypted), Merkle stored hashes, signed")
+		w("", "checkpoints, dedup and conversation indexes; %s/%s: data keys (one per", *dir, layout.VaultDir)
+		w("", "tenant, conversation and month) wrapped by the key-encryption key;")
+	} else {
+		w("stored", "%s:", spec.Store)
+		w("", "entries (raw payloads byte for byte, encrypted), Merkle stored hashes,")
+		if spec.Store.Kind == backend.Postgres {
+			w("", "signed checkpoints and the data keys (wrapped by the key-encryption key);")
+		} else {
+			w("", "signed checkpoints; %s/%s: data keys wrapped by the key-encryption key;", *dir, layout.VaultDir)
+		}
+		if spec.Blobs.Kind != "" {
+			w("", "attachments (encrypted, locked) in %s;", spec.Blobs)
+		}
+		w("", "%s/%s records where (no credentials);", *dir, layout.StoreFile)
+	}
 	w("", "%s/%s: checkpoint signing key (0600); %s/%s: the verifier key for auditors", *dir, layout.KeyFile, *dir, layout.VKeyFile)
 	if l.DemoKEK {
 		w("encryption", "XChaCha20-Poly1305; the key-encryption key is %s/%s, a DEMONSTRATION", *dir, layout.KEKFile)
@@ -174,6 +200,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w("encryption", "XChaCha20-Poly1305; data keys wrapped by a KEK derived from %s (Argon2id)", layout.PassphraseEnv)
 	}
 	fmt.Fprintln(stdout, "next")
+	if !spec.Default {
+		fmt.Fprintf(stdout, "  (give -store and -blobs as above to every program below)\n")
+	}
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s            # verify offline\n", *dir)
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s -proof 0   # a C2SP tlog-proof for entry 0\n", *dir)
 	fmt.Fprintf(stdout, "  go run ./examples/review -dir %s -who you -why \"first look\" alerts   # the alert queue\n", *dir)

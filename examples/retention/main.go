@@ -17,6 +17,9 @@
 // one overwritten in place and removed); a run that was interrupted is finished by the next. -list decrypts and prints, one line per entry, its index,
 // kind, tenant, conversation and source id (what a hold names), through an audited accessor that
 // seals the access into the ledger first. Exit status: 0 done, 1 failed, 2 usage.
+//
+// -store and -blobs name where the ledger's log and attachments are when not in DIR/store
+// (postgres://..., s3://...; internal/backend).
 package main
 
 import (
@@ -32,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -74,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	list := fl.Bool("list", false, "list every entry's kind, tenant, conversation and source id (needs -who and -why; the access is sealed)")
 	who := fl.String("who", "", "with -list: who reads")
 	why := fl.String("why", "", "with -list: why, recorded with the access")
+	var stores backend.Flags
+	stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -121,12 +127,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	spec, err := stores.Parse(*dir)
+	if err != nil {
+		return usage(err.Error())
+	}
 	if err := layout.Exists(*dir); err != nil { // a mistyped -dir is not laid out as a new ledger
 		return usage(err.Error())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	l, err := ledgerdir.Open(ctx, *dir, "", ledger.Options{})
+	l, err := ledgerdir.OpenOn(ctx, *dir, "", spec, ledger.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "retention: %v\n", err)
 		return 1

@@ -17,6 +17,9 @@
 // history and prints the report (per rule and term: hits, messages added and removed against
 // the previous version, precision from dispositions) as JSON. Exit status: 0 done, 1 bad input
 // (an unknown alert, a bad lexicon), 2 usage or I/O.
+//
+// -store and -blobs (before the command) name where the ledger's log and attachments are when
+// not in DIR/store (postgres://..., s3://...; internal/backend).
 package main
 
 import (
@@ -33,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	who := fl.String("who", "", "who reviews (required; sealed in the ledger)")
 	why := fl.String("why", "", "why: the review or case (required; sealed in the ledger)")
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the command to this `file`")
+	var stores backend.Flags
+	stores.Register(fl)
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: review -dir DIR -who WHO -why REASON scan|alerts|dispose|rescan [flags]")
 		fl.PrintDefaults()
@@ -86,8 +92,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case fl.NArg() == 0:
 		return usage("a command is required: scan, alerts, dispose or rescan")
 	}
+	spec, err := stores.Parse(*dir)
+	if err != nil {
+		return usage("%v", err)
+	}
 	cmd, rest := fl.Arg(0), fl.Args()[1:]
-	c := &command{dir: *dir, who: *who, why: *why, stdout: stdout, stderr: stderr}
+	c := &command{dir: *dir, spec: spec, who: *who, why: *why, stdout: stdout, stderr: stderr}
 	var do func(context.Context, []string) int
 	switch cmd {
 	case "scan":
@@ -120,6 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type command struct {
 	dir, who, why  string
+	spec           backend.Spec
 	stdout, stderr io.Writer
 	l              *ledgerdir.Ledger
 }
@@ -131,7 +142,7 @@ func (c *command) fail(code int, format string, a ...any) int {
 
 // open opens the ledger directory for the command; the caller closes it.
 func (c *command) open(ctx context.Context) error {
-	l, err := ledgerdir.Open(ctx, c.dir, "", ledger.Options{})
+	l, err := ledgerdir.OpenOn(ctx, c.dir, "", c.spec, ledger.Options{})
 	if err != nil {
 		return err
 	}

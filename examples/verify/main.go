@@ -1,6 +1,6 @@
 // Command verify checks a commseal ledger offline, with nothing but its verifier key.
 //
-//	go run ./examples/verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned]
+//	go run ./examples/verify -dir DIR [-store DIR2|postgres://...] [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned]
 //	go run ./examples/verify -dir DIR -vkey | -checkpoint | -proof N | -list
 //	go run ./examples/verify -bundle PATH -key VKEY|-key-file FILE
 //
@@ -42,6 +42,11 @@
 // verifier key must be given (-key or -key-file): a bundle carries no key to trust. Exit status
 // as for a ledger.
 //
+// -store names the store when it is not DIR/store: another directory, or postgres://... for a
+// ledger in PostgreSQL (internal/backend), opened read-only (a read-only role, or a replica,
+// will do). A directory whose ledger.store records another kind of store, or another database
+// or schema, is refused (exit 2). The verifier key is still read from DIR unless given.
+//
 // This program is what an auditor runs: it opens the store read-only, beside a running writer
 // if need be, and links no part of the writer (package ledger).
 package main
@@ -59,6 +64,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -94,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Var(&witnesses, "witness", "a witness's verifier `VKEY` (repeatable): the latest cosigned checkpoint must meet the witness policy")
 	quorum := fl.Int("witness-quorum", 0, "how many of the -witness keys must cosign (default: all)")
 	anchorsDir := fl.String("anchors", "", "write each anchored checkpoint and its tokens as files into `DIR`, for openssl ts -verify")
+	var stores backend.Flags
+	stores.RegisterStore(fl)
 	if err := fl.Parse(args); err != nil {
 		return exitUsageErr
 	}
@@ -124,6 +132,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fl.Lookup("proof").Value.String() != "-1" && *proof < 0 {
 		return usage("-proof takes an entry index >= 0")
+	}
+	spec, err := stores.Parse(*dir)
+	if err != nil {
+		return usage(err.Error())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -175,7 +187,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	st, err := layout.OpenStore(ctx, *dir, true, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := backend.OpenReader(ctx, *dir, spec, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fail(err)
 	}

@@ -8,10 +8,14 @@
 //	DIR/ledger.kek      the first KEK (hex) when no passphrase is used: a demonstration setup
 //	DIR/keks/           the KEKs (hex), or the Argon2id salts of passphrase-derived KEKs, made
 //	                    by rotations (retention retires the KEK that wrapped destroyed keys)
-//	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones
+//	DIR/keys/           data keys wrapped by a KEK (store/keydir); destroyed keys leave tombstones;
+//	                    absent when the store is PostgreSQL, whose key vault holds them
 //	DIR/index/          the search index (ledger/search): documents sealed under their messages'
 //	                    data keys, derived from the ledger and rebuilt from it when damaged
 //	DIR/surveil.cursor  how far each lexicon version has scanned (ledger/surveil)
+//	DIR/ledger.store    where the store is when it is not DIR/store (PostgreSQL, another
+//	                    directory) or the attachments are elsewhere (S3): see internal/backend;
+//	                    absent in the default layout
 //
 // Every directory is created with mode 0700 and every file 0600 (internal/durable).
 //
@@ -45,6 +49,7 @@ const (
 	LockFile    = "ledger.lock"    // locked by the one process that has the directory open to write
 	IndexDir    = "index"          // the search index (ledger/search)
 	CursorFile  = "surveil.cursor" // surveillance's cursor (ledger/surveil)
+	StoreFile   = "ledger.store"   // where the store and blob store are, when not the default (internal/backend)
 )
 
 // PassphraseEnv names the environment variable holding the passphrase from which the KEK is
@@ -69,14 +74,17 @@ func VerifierKey(dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// Exists reports, as ErrNoLedger, a directory that holds no ledger (no store): what a program
-// that works on an existing ledger checks before it opens one, so that a mistyped path is not
-// laid out as a new ledger.
+// Exists reports, as ErrNoLedger, a directory that holds no ledger (no store, and no
+// StoreFile naming one elsewhere): what a program that works on an existing ledger checks
+// before it opens one, so that a mistyped path is not laid out as a new ledger.
 func Exists(dir string) error {
-	if st, err := os.Stat(filepath.Join(dir, StoreDir)); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: %s is not a ledger directory (no %s/)", ErrNoLedger, dir, StoreDir)
+	if st, err := os.Stat(filepath.Join(dir, StoreDir)); err == nil && st.IsDir() {
+		return nil
 	}
-	return nil
+	if st, err := os.Stat(filepath.Join(dir, StoreFile)); err == nil && st.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a ledger directory (no %s/ or %s)", ErrNoLedger, dir, StoreDir, StoreFile)
 }
 
 // OpenStore opens the directory's file store. A read-only store must already exist

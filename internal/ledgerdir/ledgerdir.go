@@ -1,10 +1,10 @@
 // Package ledgerdir opens a writable ledger in the ledger directory layout of the programs
-// (internal/layout): its signing key, its keyring and key vault, its file store, and the ledger
-// on them. Payloads and blobs are always encrypted at rest (ledger.Encryption); no key is
+// (internal/layout): its signing key, its keyring and key vault, its store (the file store in
+// DIR/store, or what -store and -blobs name: internal/backend), and the ledger on them. Payloads and blobs are always encrypted at rest (ledger.Encryption); no key is
 // written in plain except the demonstration KEK file.
 //
-// An auditor's program needs none of this: it reads the layout with package layout and checks
-// it with package verify, without linking the writer.
+// An auditor's program needs none of this: it reads the layout with package layout, opens the
+// store with internal/backend and checks it with package verify, without linking the writer.
 //
 // Library users keep keys their own way (a KMS, an HSM); this layout serves the examples.
 package ledgerdir
@@ -18,50 +18,88 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/durable"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/filestore"
-	"github.com/commseal/commseal/store/keydir"
 )
 
 // ErrMissingKey is returned when a directory holds a ledger but not its signing key: a new key
 // would sign checkpoints that nobody can match to the old ones, so none is made.
 var ErrMissingKey = errors.New("ledgerdir: the ledger's signing key is missing")
 
-// Ledger is an open ledger directory: its store and the ledger on it.
+// Ledger is an open ledger directory: its stores and the ledger on them.
 type Ledger struct {
 	*ledger.Ledger
-	Store   *filestore.Store
+	// Store is the log and checkpoints: a *filestore.Store (DIR/store, or the directory of
+	// -store) or a *pgstore.Store.
+	Store store.Store
+	// Blobs is the blob store of the attachments when it is not the store (-blobs s3://...);
+	// nil otherwise.
+	Blobs   store.Blobs
 	Signing *seal.SigningKey
 	Keyring seal.Keyring
-	Vault   *keydir.Vault
+	// Vault holds the wrapped data keys: DIR/keys (a *keydir.Vault) with a file store, the
+	// store itself with PostgreSQL.
+	Vault store.KeyVault
 	// DemoKEK is set when the KEK is the key file beside the data (no passphrase).
 	DemoKEK bool
 	Dir     string
+	// Spec is where the stores are (internal/backend).
+	Spec backend.Spec
 
-	lock *os.File // layout.LockFile, locked while the directory is open
+	stores *backend.Stores
+	lock   *os.File // layout.LockFile, locked while the directory is open
 }
 
 // ErrInUse is returned by Open when another process has the directory open to write.
 var ErrInUse = errors.New("ledgerdir: the ledger directory is open in another process")
 
-// Open opens the ledger in dir for writing; opts.Keys and opts.Encryption are filled from the
-// directory (an opts.Encryption given keeps its CachedKeys). A directory without a store yet is laid out: the signing key (origin names it,
-// layout.DefaultOrigin if empty), the keyring, the vault and, last, the store, whose creation is
-// the point after which the ledger exists; a layout interrupted before it is taken up where it
-// stopped. A ledger whose signing key is missing fails with ErrMissingKey, one whose keyring or
-// key-encryption key is missing or wrong with the keyring's errors, before anything is written:
-// new keys would not verify or open what is there.
+// Open opens the ledger in dir for writing, on the default stores (the file store in
+// DIR/store, which keeps the attachments too): OpenOn with backend.Default(dir).
 func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger, error) {
-	_, err := os.Stat(filepath.Join(dir, layout.StoreDir))
-	started := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("ledgerdir: %w", err)
+	return OpenOn(ctx, dir, origin, backend.Default(dir), opts)
+}
+
+// OpenOn opens the ledger in dir for writing on the stores of spec (from the -store and
+// -blobs flags, backend.Parse); opts.Keys, opts.Encryption and, with -blobs, opts.Blobs are
+// filled from the directory and spec (an opts.Encryption given keeps its CachedKeys). A
+// directory without a ledger yet is laid out: the signing key (origin names it,
+// layout.DefaultOrigin if empty), the keyring, the vault, the record of a spec that is not
+// the default (ledger.store, internal/backend) and, last, the store, whose creation (or, for
+// a spec that is not the default, the record) is the point after which the ledger exists; a
+// layout interrupted before it is taken up where it stopped. A ledger whose signing key is
+// missing fails with ErrMissingKey, one whose keyring or key-encryption key is missing or
+// wrong with the keyring's errors, before anything is written: new keys would not verify or
+// open what is there. A directory that records other stores than spec fails with
+// backend.ErrMismatch, and a new one given a store that holds a ledger with
+// backend.ErrNotEmpty, before anything is written. Stores reached over the network
+// (PostgreSQL, S3) are opened before anything is written in the directory, so one that cannot
+// be reached leaves no trace there.
+func OpenOn(ctx context.Context, dir, origin string, spec backend.Spec, opts ledger.Options) (*Ledger, error) {
+	rec, started, err := backend.Recorded(dir)
+	if err != nil {
+		return nil, err
+	}
+	if started {
+		if err := backend.Match(dir, rec, spec, true); err != nil {
+			return nil, err
+		}
+	} else if err := backend.CheckFileFresh(spec); err != nil {
+		return nil, err
+	}
+	stores := &backend.Stores{}
+	if spec.Remote() {
+		if stores, err = backend.OpenRemote(ctx, spec, false, !started, opts.Logger); err != nil {
+			return nil, err
+		}
 	}
 	if !started {
 		if err := durable.MkdirAll(dir); err != nil {
+			stores.Close()
 			return nil, fmt.Errorf("ledgerdir: %w", err)
 		}
 	}
@@ -70,11 +108,13 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 	// new KEK not yet named in ledger.keyring.
 	lock, err := lockDir(dir)
 	if err != nil {
+		stores.Close()
 		return nil, err
 	}
-	l, err := open(ctx, dir, origin, started, opts)
+	l, err := open(ctx, dir, origin, started, spec, stores, opts)
 	if err != nil {
 		lock.Close()
+		stores.Close()
 		return nil, err
 	}
 	l.lock = lock
@@ -97,8 +137,9 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// open lays out (unless started) and opens the locked directory.
-func open(ctx context.Context, dir, origin string, started bool, opts ledger.Options) (*Ledger, error) {
+// open lays out (unless started) and opens the locked directory; stores holds the remote
+// stores already open, and gets the file store. The caller closes stores on error.
+func open(ctx context.Context, dir, origin string, started bool, spec backend.Spec, stores *backend.Stores, opts ledger.Options) (*Ledger, error) {
 	keys, err := SigningKey(dir, origin, !started)
 	if err != nil {
 		return nil, err
@@ -107,13 +148,28 @@ func open(ctx context.Context, dir, origin string, started bool, opts ledger.Opt
 	if err != nil {
 		return nil, err
 	}
-	vault, err := Vault(dir)
-	if err != nil {
-		return nil, err
+	vault := stores.Vault
+	if vault == nil {
+		if vault, err = Vault(dir); err != nil {
+			return nil, err
+		}
 	}
-	st, err := layout.OpenStore(ctx, dir, false, opts.Logger)
-	if err != nil {
-		return nil, err
+	if !started {
+		if err := backend.Record(dir, spec); err != nil {
+			return nil, err
+		}
+	}
+	if stores.Store == nil {
+		var st *filestore.Store
+		if spec.Default {
+			st, err = layout.OpenStore(ctx, dir, false, opts.Logger)
+		} else {
+			st, err = backend.OpenFile(ctx, spec, false, opts.Logger)
+		}
+		if err != nil {
+			return nil, err
+		}
+		stores.Store = st
 	}
 	opts.Signing = keys
 	cached := 0
@@ -121,17 +177,20 @@ func open(ctx context.Context, dir, origin string, started bool, opts ledger.Opt
 		cached = opts.Encryption.CachedKeys
 	}
 	opts.Encryption = &ledger.Encryption{Keyring: ring, Vault: vault, CachedKeys: cached}
-	l, err := ledger.Open(ctx, st, opts)
+	if stores.Blobs != nil {
+		opts.Blobs = stores.Blobs
+	}
+	l, err := ledger.Open(ctx, stores.Store, opts)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	return &Ledger{Ledger: l, Store: st, Signing: keys, Keyring: ring, Vault: vault, DemoKEK: demo, Dir: dir}, nil
+	return &Ledger{Ledger: l, Store: stores.Store, Blobs: stores.Blobs, Signing: keys, Keyring: ring, Vault: vault,
+		DemoKEK: demo, Dir: dir, Spec: spec, stores: stores}, nil
 }
 
 // Close closes the ledger (signing a final checkpoint) and then its store.
 func (l *Ledger) Close() error {
-	err := errors.Join(l.Ledger.Close(), l.Store.Close())
+	err := errors.Join(l.Ledger.Close(), l.stores.Close())
 	if l.lock != nil {
 		err = errors.Join(err, l.lock.Close())
 		l.lock = nil
