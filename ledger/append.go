@@ -113,6 +113,7 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		}
 		r.keyID = id
 	}
+	var lockSum *[32]byte // the attachment a media record ties to its scope
 	if l.dk != nil && rr.Kind == capture.RecordMedia {
 		// A media record ties its blob's key to the record's scope, so that shredding the scope
 		// shreds the blob too. The tie is made before the record is sealed, and a failure fails
@@ -130,10 +131,18 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 				if err := l.dk.addBlobScope(ctx, sum, scope); err != nil {
 					return capture.Receipt{}, fmt.Errorf("ledger: linking blob %s to its scope: %w", ref.SHA256, err)
 				}
+				lockSum = &sum
 			}
 		}
 	}
 	rc, err := l.submit(ctx, r, 512+(len(rr.Body)+len(rr.Raw))*4/3, rr.AppendJSON)
+	if err == nil && !rc.Duplicate && lockSum != nil {
+		// Lock the attachment in its storage for its scope now (Object Lock), not at the next
+		// pass. A failure loses nothing: the record is sealed, and ApplyLocks sets the lock.
+		if lerr := l.lockBlob(ctx, *lockSum); lerr != nil {
+			l.log.Warn("ledger: locking an attachment in its storage; the next ApplyLocks retries", "sha256", hex.EncodeToString(lockSum[:]), "err", lerr)
+		}
+	}
 	return rc, err
 }
 

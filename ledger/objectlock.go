@@ -43,6 +43,10 @@ type ObjectLocker interface {
 	// than the current one extends it; the same date changes nothing; an earlier one is
 	// refused with an error.
 	Retain(ctx context.Context, sum store.Hash, until time.Time) error
+	// RetainUntil returns the retain-until date of the blob stored under sum (zero if it has
+	// none). The ledger asks it when Retain was refused: a blob already kept longer than its
+	// scope needs (the store's default date, written when the blob was) is kept long enough.
+	RetainUntil(ctx context.Context, sum store.Hash) (time.Time, error)
 	// SetLegalHold places (on) or clears (off) the legal hold on the blob stored under sum.
 	SetLegalHold(ctx context.Context, sum store.Hash, on bool) error
 }
@@ -299,6 +303,11 @@ func (l *Ledger) syncBlob(ctx context.Context, ps *lockPass, id, addr string, li
 		return
 	}
 	if err := ps.lk.Retain(ctx, sum, until); err != nil {
+		if cur, rerr := ps.lk.RetainUntil(ctx, sum); rerr == nil && !cur.Before(until) {
+			ps.succeed() // already kept at least that long: the refusal was of a shortening
+			known.until = until.Unix()
+			return
+		}
 		ps.fail(fmt.Errorf("ledger: retaining blob %s (key %s) until %s: %w", addr[:16], id, until.Format(time.RFC3339), err))
 		return
 	}
@@ -340,8 +349,8 @@ func retainUntil(p *RetentionPolicy, scopes []*keyScope) (until time.Time, ok bo
 
 // lockBlob brings the locks of one attachment in line once a record under one of its scopes
 // references it: the call that makes "stored for a scope" lock the blob at once, rather than at
-// the next pass. AppendRecord is to call it after tying the blob to the record's scope (and
-// after sealing the record); until it does, ApplyLocks and ApplyRetention lock such blobs.
+// the next pass. AppendRecord calls it after tying the blob to the record's scope and sealing
+// the record; if it fails, ApplyLocks and ApplyRetention lock the blob.
 // It returns nil for a blob store that does not lock objects and for a plain ledger.
 func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 	lk, ok := l.objectLocker()

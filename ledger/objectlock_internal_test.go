@@ -54,6 +54,12 @@ func (m *memLocker) ReadBlob(_ context.Context, sum store.Hash) ([]byte, error) 
 	return bytes.Clone(d), nil
 }
 
+func (m *memLocker) RetainUntil(_ context.Context, sum store.Hash) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.until[sum], nil
+}
+
 func (m *memLocker) Retain(_ context.Context, sum store.Hash, until time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -83,8 +89,8 @@ func (m *memLocker) lock(sum store.Hash) (time.Time, bool) {
 	return m.until[sum], m.held[sum]
 }
 
-// TestLockBlobLocksAnAttachmentOnceTied: lockBlob, the call that locks an attachment as soon as
-// a record ties it to a scope, gives it the date of the policy the ledger knows and the legal
+// TestLockBlobLocksAnAttachmentOnceTied: lockBlob, which AppendRecord calls to lock an attachment
+// as soon as a media record ties it to a scope, gives it the date of the policy the ledger knows and the legal
 // hold of the hold that covers its scope, without waiting for a pass; and a pass forgets the
 // attachments whose scopes were shredded.
 func TestLockBlobLocksAnAttachmentOnceTied(t *testing.T) {
@@ -126,14 +132,9 @@ func TestLockBlobLocksAnAttachmentOnceTied(t *testing.T) {
 		require.NoError(t, err)
 		return sum, store.Hash(a)
 	}
+	// AppendRecord of each media record locks its attachment at once (lockBlob).
 	a, addrA := tie("cid-a", "attachment of A")
 	b, addrB := tie("cid-b", "attachment of B")
-	if until, held := blobs.lock(addrA); held || until.After(time.Now().Add(2*time.Hour)) {
-		t.Fatalf("before lockBlob: %v, held %v; want the store's default", until, held)
-	}
-
-	require.NoError(t, l.lockBlob(ctx, a))
-	require.NoError(t, l.lockBlob(ctx, b))
 	end := time.Date(sent.Year(), sent.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(1, 1, 0)
 	until, held := blobs.lock(addrA)
 	require.True(t, until.Equal(end), "until %v; want %v", until, end)
@@ -141,6 +142,8 @@ func TestLockBlobLocksAnAttachmentOnceTied(t *testing.T) {
 	until, held = blobs.lock(addrB)
 	require.True(t, until.Equal(end))
 	require.False(t, held)
+	require.Len(t, l.holds.locks.set, 2)
+	require.NoError(t, l.lockBlob(ctx, a), "again: nothing changes")
 	require.Len(t, l.holds.locks.set, 2)
 
 	// Shred B's scope (judged two years on); the pass at the end of the run forgets B.

@@ -7,6 +7,7 @@
 //	go run ./examples/retention -dir DIR -keep 2y [-tenant T] [-kinds message,media] [-now 2029-01-01] -dry-run
 //	go run ./examples/retention -dir DIR -keep 2y -authority "retention job approved by CCO"
 //	go run ./examples/retention -dir DIR -list -who WHO -why REASON
+//	go run ./examples/retention -dir DIR -apply-locks [-keep 7y]
 //
 // -keep takes years, months and days ("7y", "24m", "2y6m", "90d"); scopes (tenant × conversation
 // × month) whose month ended longer ago than that, and that no legal hold covers, have their data
@@ -17,6 +18,12 @@
 // one overwritten in place and removed); a run that was interrupted is finished by the next. -list decrypts and prints, one line per entry, its index,
 // kind, tenant, conversation and source id (what a hold names), through an audited accessor that
 // seals the access into the ledger first. Exit status: 0 done, 1 failed, 2 usage.
+//
+// With -blobs on S3 Object Lock (internal/backend), holds set and clear the legal hold of the
+// attachments they cover, and a retention run sets their retain-until dates to the end of their
+// scopes' retention. When the bucket cannot be reached, the hold or the run is still sealed and
+// the program says that the locks are pending (exit 1); -apply-locks applies them (with -keep,
+// under that policy's dates).
 //
 // -store and -blobs name where the ledger's log and attachments are when not in DIR/store
 // (postgres://..., s3://...; internal/backend).
@@ -76,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dry := fl.Bool("dry-run", false, "list what the policy would shred; change nothing")
 	authority := fl.String("authority", "", "who authorized shredding (required without -dry-run)")
 	list := fl.Bool("list", false, "list every entry's kind, tenant, conversation and source id (needs -who and -why; the access is sealed)")
+	applyLocks := fl.Bool("apply-locks", false, "bring the attachments' object locks (S3 Object Lock) in line with the holds and, with -keep, the retention policy")
 	who := fl.String("who", "", "with -list: who reads")
 	why := fl.String("why", "", "with -list: why, recorded with the access")
 	var stores backend.Flags
@@ -88,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	actions := 0
-	for _, on := range []bool{*holds, *hold != "", *release != "", *keep != "", *list} {
+	for _, on := range []bool{*holds, *hold != "", *release != "", *keep != "" && !*applyLocks, *list, *applyLocks} {
 		if on {
 			actions++
 		}
@@ -99,14 +107,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case fl.NArg() > 0:
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
 	case actions != 1:
-		return usage("give exactly one of -holds, -hold ID, -release ID, -keep PERIOD, -list")
+		return usage("give exactly one of -holds, -hold ID, -release ID, -keep PERIOD, -list, -apply-locks")
 	case *list && (*who == "" || *why == ""):
 		return usage("-list needs -who and -why: the access is sealed into the ledger")
 	case *hold != "" && (*tenant == "" || *reason == "" || *by == ""):
 		return usage("-hold needs -tenant, -reason and -by")
 	case *release != "" && (*reason == "" || *by == ""):
 		return usage("-release needs -reason and -by")
-	case *keep != "" && !*dry && *authority == "":
+	case *keep != "" && !*dry && !*applyLocks && *authority == "":
 		return usage("shredding needs -authority (or -dry-run)")
 	}
 	var policy ledger.RetentionPolicy
@@ -160,16 +168,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return err
 		case *hold != "":
 			i, err := l.PlaceHold(ctx, ledger.Hold{ID: *hold, Tenant: *tenant, Conversation: *conv, Reason: *reason, By: *by})
-			if err == nil {
+			if err == nil || errors.Is(err, ledger.ErrLocksPending) {
 				fmt.Fprintf(stdout, "hold %s placed: entry %d\n", *hold, i)
 			}
-			return err
+			return locksPending(err)
 		case *release != "":
 			i, err := l.ReleaseHold(ctx, *release, *by, *reason)
-			if err == nil {
+			if err == nil || errors.Is(err, ledger.ErrLocksPending) {
 				fmt.Fprintf(stdout, "hold %s released: entry %d\n", *release, i)
 			}
-			return err
+			return locksPending(err)
+		case *applyLocks:
+			var p *ledger.RetentionPolicy
+			if *keep != "" {
+				p = &policy
+			}
+			r, err := l.ApplyLocks(ctx, p)
+			fmt.Fprintf(stdout, "object locks: %d attachments, %d retain-until dates set, %d legal holds placed, %d cleared, %d failed\n", r.Blobs, r.Retained, r.Held, r.Cleared, r.Failed)
+			if errors.Is(err, ledger.ErrNoScopes) {
+				return nil // a plain ledger: no scopes, nothing to lock by
+			}
+			return locksPending(err)
 		}
 		kek := l.Keyring.ID()
 		shreds, err := l.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: at, DryRun: *dry, Authority: *authority})
@@ -201,9 +220,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if now := l.Keyring.ID(); now != kek {
 			fmt.Fprintf(stdout, "KEK %s retired: the remaining data keys are now wrapped under %s\n", kek, now)
 		}
-		return err
+		return locksPending(err)
 	})
 	return code
+}
+
+// locksPending explains ledger.ErrLocksPending: what was asked is sealed, and the storage's locks
+// are what is left to do.
+func locksPending(err error) error {
+	if errors.Is(err, ledger.ErrLocksPending) {
+		return fmt.Errorf("%w\nthe entry is sealed; the attachments' storage locks are pending: run retention -dir DIR -apply-locks once the bucket is reachable", err)
+	}
+	return err
 }
 
 // act runs f on the open ledger and closes it (signing a final checkpoint).

@@ -104,13 +104,9 @@ func (b *Blobs) Lock(ctx context.Context, sum store.Hash) (Lock, error) {
 	}
 	defer b.mu.RUnlock()
 	var l Lock
-	r, err := b.c.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(sum))})
-	switch {
-	case err == nil && r.Retention != nil:
-		l.Mode = string(r.Retention.Mode)
-		l.RetainUntil = aws.ToTime(r.Retention.RetainUntilDate)
-	case err != nil && !noLock(err): // no lock configuration: an object with no date
-		return Lock{}, b.fail(ctx, fmt.Sprintf("read the retention of blob %x", sum[:8]), err)
+	var err error
+	if l.Mode, l.RetainUntil, err = b.retention(ctx, sum); err != nil {
+		return Lock{}, err
 	}
 	h, err := b.c.GetObjectLegalHold(ctx, &s3.GetObjectLegalHoldInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(sum))})
 	switch {
@@ -120,6 +116,30 @@ func (b *Blobs) Lock(ctx context.Context, sum store.Hash) (Lock, error) {
 		return Lock{}, b.fail(ctx, fmt.Sprintf("read the legal hold of blob %x", sum[:8]), err)
 	}
 	return l, nil
+}
+
+// RetainUntil returns the retain-until date of the blob stored under sum, zero if it has none
+// (Lock without the legal hold: one request).
+func (b *Blobs) RetainUntil(ctx context.Context, sum store.Hash) (time.Time, error) {
+	if err := b.enter(ctx); err != nil {
+		return time.Time{}, err
+	}
+	defer b.mu.RUnlock()
+	_, until, err := b.retention(ctx, sum)
+	return until, err
+}
+
+// retention reads the mode and retain-until date of the blob stored under sum ("" and zero for
+// none), with b.mu held.
+func (b *Blobs) retention(ctx context.Context, sum store.Hash) (string, time.Time, error) {
+	r, err := b.c.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(sum))})
+	switch {
+	case err == nil && r.Retention != nil:
+		return string(r.Retention.Mode), aws.ToTime(r.Retention.RetainUntilDate), nil
+	case err != nil && !noLock(err): // no lock configuration: an object with no date
+		return "", time.Time{}, b.fail(ctx, fmt.Sprintf("read the retention of blob %x", sum[:8]), err)
+	}
+	return "", time.Time{}, nil
 }
 
 // noLock reports whether err is the server's answer for an object that has no retention or
