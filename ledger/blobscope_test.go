@@ -21,6 +21,18 @@ type metaFailVault struct {
 	failNext map[string]bool
 }
 
+// UpdateMeta fails as SetMeta does: the ledger changes metadata through it when the vault has it.
+func (v *metaFailVault) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	v.mu.Lock()
+	fail := v.failNext[id]
+	delete(v.failNext, id)
+	v.mu.Unlock()
+	if fail {
+		return errors.New("metaFailVault: the disk said no")
+	}
+	return v.KeyVault.UpdateMeta(ctx, id, update)
+}
+
 func (v *metaFailVault) SetMeta(ctx context.Context, id string, meta []byte) error {
 	v.mu.Lock()
 	fail := v.failNext[id]

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -266,9 +267,17 @@ func (c *keyCache) fill(ctx context.Context, f *keySlot, id string, sc keyScope,
 		return nil, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
 	}
 	if !slices.Contains(ck.scope.Kinds, kind) {
-		sc := ck.scope
-		sc.Kinds = append(slices.Clone(sc.Kinds), kind)
-		if err := c.setScope(ctx, id, sc); err != nil {
+		sc, err := c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
+			if sc.Shredding != nil { // marked by another writer of a shared vault
+				return false, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
+			}
+			if slices.Contains(sc.Kinds, kind) {
+				return false, nil
+			}
+			sc.Kinds = append(sc.Kinds, kind)
+			return true, nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		ck = &cachedKey{dek: ck.dek, scope: sc}
@@ -292,10 +301,19 @@ func (c *keyCache) load(ctx context.Context, id string, sc keyScope, create bool
 		if err != nil {
 			return nil, err
 		}
-		if err := c.storeKey(ctx, id, dek, sc); err != nil {
+		err = c.storeKey(ctx, id, dek, sc)
+		if err == nil {
+			return &cachedKey{dek: dek, scope: sc}, nil
+		}
+		clear(dek)
+		if !errors.Is(err, store.ErrDuplicate) {
 			return nil, err
 		}
-		return &cachedKey{dek: dek, scope: sc}, nil
+		// Another writer of a shared vault made the scope's key meanwhile: use it (its kinds
+		// are recorded by fill, as for any key read).
+		if wk, err = c.enc.Vault.Key(ctx, id); err != nil {
+			return nil, fmt.Errorf("ledger: data key %s, made by another writer: %w", id, err)
+		}
 	case err != nil:
 		return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
 	}
@@ -372,13 +390,42 @@ func (c *keyCache) unwrap(ctx context.Context, wk store.WrappedKey) ([]byte, err
 	return dek, nil
 }
 
-// setScope durably replaces a key's metadata. The caller holds the key's slot.
-func (c *keyCache) setScope(ctx context.Context, id string, sc keyScope) error {
-	meta, _ := json.Marshal(sc)
-	if err := c.enc.Vault.SetMeta(ctx, id, meta); err != nil {
-		return fmt.Errorf("ledger: updating data key %s: %w", id, err)
+// updateScope changes the metadata of key id with change, given it as the vault holds it now,
+// and returns it as stored; change reports whether it changed anything. With a vault that
+// several processes share (store.MetaUpdater) the read and the write are one atomic step of the
+// vault; otherwise they are a read and a write, which the caller serializes in this process by
+// holding id's slot (and tieMu where kinds or attachments race with a shredding mark).
+func (c *keyCache) updateScope(ctx context.Context, id string, change func(sc *keyScope) (bool, error)) (keyScope, error) {
+	var sc keyScope
+	apply := func(meta []byte) ([]byte, error) {
+		sc = keyScope{}
+		if err := json.Unmarshal(meta, &sc); err != nil {
+			return nil, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, id, err)
+		}
+		changed, err := change(&sc)
+		if err != nil || !changed {
+			return meta, err
+		}
+		return json.Marshal(sc)
 	}
-	return nil
+	if u, ok := c.enc.Vault.(store.MetaUpdater); ok {
+		if err := u.UpdateMeta(ctx, id, apply); err != nil {
+			return sc, fmt.Errorf("ledger: updating data key %s: %w", id, err)
+		}
+		return sc, nil
+	}
+	wk, err := c.enc.Vault.Key(ctx, id)
+	if err != nil {
+		return sc, err
+	}
+	meta, err := apply(wk.Meta)
+	if err != nil || bytes.Equal(meta, wk.Meta) {
+		return sc, err
+	}
+	if err := c.enc.Vault.SetMeta(ctx, id, meta); err != nil {
+		return sc, fmt.Errorf("ledger: updating data key %s: %w", id, err)
+	}
+	return sc, nil
 }
 
 // readScope reads a live key's metadata from the vault.
@@ -407,22 +454,43 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 	c.tieMu.Lock()
 	defer c.tieMu.Unlock()
 	c.drop(id) // appends wait for the slot from here on, then see the mark
-	sc, err := c.readScope(ctx, id)
-	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+	// pick reads the vault (the attachments' keys), so it runs outside the atomic update; the
+	// update marks the key only if its kinds and attachments are still what pick saw (another
+	// writer of a shared vault may add to them meanwhile), and the decision is made again if not.
+	for attempt := 0; ; attempt++ {
+		sc, err := c.readScope(ctx, id)
+		if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+		}
+		seen := sc
+		seen.Kinds, seen.Scopes = slices.Clone(sc.Kinds), slices.Clone(sc.Scopes)
+		blobs, ok, err := pick(&sc)
+		if err != nil || !ok {
+			return nil, err
+		}
+		moved := false
+		sc, err = c.updateScope(ctx, id, func(cur *keyScope) (bool, error) {
+			if !slices.Equal(cur.Kinds, seen.Kinds) || !slices.Equal(cur.Scopes, seen.Scopes) {
+				moved = true
+				return false, nil
+			}
+			cur.Shredding = &shredMark{Blobs: blobs}
+			return true, nil
+		})
+		switch {
+		case errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case !moved:
+			return sc.Shredding, nil
+		case attempt == 2:
+			return nil, fmt.Errorf("ledger: data key %s: its entries keep changing while it is being marked for shredding", id)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
-	}
-	blobs, ok, err := pick(&sc)
-	if err != nil || !ok {
-		return nil, err
-	}
-	sc.Shredding = &shredMark{Blobs: blobs}
-	if err := c.setScope(ctx, id, sc); err != nil {
-		return nil, err
-	}
-	return sc.Shredding, nil
 }
 
 // unmark clears the shredding mark of a key that a hold (or a new run) kept.
@@ -433,15 +501,15 @@ func (c *keyCache) unmark(ctx context.Context, id string) error {
 	}
 	defer c.release(id, f)
 	c.drop(id)
-	sc, err := c.readScope(ctx, id)
+	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
+		changed := sc.Shredding != nil
+		sc.Shredding = nil
+		return changed, nil
+	})
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("ledger: data key %s: %w", id, err)
-	}
-	sc.Shredding = nil
-	return c.setScope(ctx, id, sc)
+	return err
 }
 
 // forget drops a key from the cache (after it is destroyed), and keeps a get that is loading
@@ -468,22 +536,17 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 	defer c.release(id, f)
 	c.tieMu.Lock()
 	defer c.tieMu.Unlock()
-	wk, err := c.enc.Vault.Key(ctx, id)
+	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
+		if slices.Contains(sc.Scopes, scopeID) {
+			return false, nil
+		}
+		sc.Scopes = append(sc.Scopes, scopeID)
+		return true, nil
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // not a blob this ledger stored
 	}
-	if err != nil {
-		return err
-	}
-	var sc keyScope
-	if err := json.Unmarshal(wk.Meta, &sc); err != nil {
-		return fmt.Errorf("%w: blob key %s metadata: %v", store.ErrCorrupt, id, err)
-	}
-	if slices.Contains(sc.Scopes, scopeID) {
-		return nil
-	}
-	sc.Scopes = append(sc.Scopes, scopeID)
-	return c.setScope(ctx, id, sc)
+	return err
 }
 
 // encrypt seals r's envelope under the data key of its scope.

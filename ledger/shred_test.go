@@ -121,8 +121,27 @@ type setMetaHook struct {
 	onMark func()
 }
 
+// UpdateMeta runs the hook as SetMeta does: the ledger changes metadata through it when the
+// vault has it.
+func (v *setMetaHook) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	var meta []byte
+	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
+		m, err := update(old)
+		meta = m
+		return m, err
+	})
+	v.after(id, meta, err)
+	return err
+}
+
 func (v *setMetaHook) SetMeta(ctx context.Context, id string, meta []byte) error {
 	err := v.KeyVault.SetMeta(ctx, id, meta)
+	v.after(id, meta, err)
+	return err
+}
+
+// after runs the hook once key id's metadata is written with a shredding mark.
+func (v *setMetaHook) after(id string, meta []byte, err error) {
 	v.mu.Lock()
 	hook := v.onMark
 	if id != v.key || firstKeyOf(meta, "shredding") == "" {
@@ -135,7 +154,6 @@ func (v *setMetaHook) SetMeta(ctx context.Context, id string, meta []byte) error
 	if hook != nil && err == nil {
 		hook()
 	}
-	return err
 }
 
 func firstKeyOf(meta []byte, k string) string {

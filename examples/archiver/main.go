@@ -16,6 +16,11 @@
 //	-store DIR2|URL       the log, checkpoints and data keys elsewhere: a directory, or
 //	                      postgres://user@host:port/db?schema=NAME (internal/backend); the
 //	                      keys and local state stay in DIR
+//	-shared               other archivers append to the same PostgreSQL -store at once
+//	                      (several machines on one DingTalk app): PostgreSQL orders their
+//	                      batches, one of them signs the checkpoints (a lease). Each has its
+//	                      own copy of DIR (cp -a: the keys, ledger.store); run surveillance
+//	                      (the default) in one of them and -no-scan in the others
 //	-blobs s3://BUCKET    attachments in an S3 bucket with Object Lock
 //	                      (s3://bucket/prefix?endpoint=URL&region=R; credentials from
 //	                      AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
@@ -150,6 +155,7 @@ type config struct {
 
 	lexicon, rules string
 	noScan         bool
+	shared         bool
 
 	alertWebhook, alertSecret, alertDingTalk, alertDingTalkSecret string
 
@@ -174,6 +180,7 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.lexicon, "lexicon", "", "scan captured messages with this lexicon file (default: the embedded lexicon; SIGHUP reloads it)")
 	fl.StringVar(&c.rules, "rules", "", "also run these behaviour rules (JSON, package scan/behaviour)")
 	fl.BoolVar(&c.noScan, "no-scan", false, "do not scan captured messages")
+	fl.BoolVar(&c.shared, "shared", false, "other archivers append to the same PostgreSQL -store at once (ledger.Options.Shared)")
 	fl.StringVar(&c.alertWebhook, "alert-webhook", "", "deliver alerts to this webhook URL (JSON, HMAC-SHA256 signed; needs -alert-secret-file)")
 	fl.StringVar(&c.alertSecret, "alert-secret-file", "", "the webhook's shared secret (a file)")
 	fl.StringVar(&c.alertDingTalk, "alert-dingtalk", "", "deliver alerts to this DingTalk group robot webhook URL (needs -alert-dingtalk-secret-file)")
@@ -344,7 +351,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 	}
 
-	opts := ledger.Options{Logger: log}
+	opts := ledger.Options{Logger: log, Shared: c.shared}
 	if sv != nil {
 		opts.Appended = sv.feed.Appended // surveillance scans what is sealed without reading it back
 	}

@@ -26,7 +26,9 @@
 //
 // -store postgres://... puts the log, checkpoints and data keys in PostgreSQL and -blobs
 // s3://... the attachments in S3 (internal/backend); the file store's recovery and sync figures
-// are then not printed.
+// are then not printed. With -shared, several loadgens append to one PostgreSQL ledger at once,
+// as several archivers do (ledger.Options.Shared): run the first once to make its directory,
+// copy it (cp -a DIR DIR2) and start each on its own copy with the same -store.
 package main
 
 import (
@@ -71,6 +73,7 @@ func main() {
 }
 
 type config struct {
+	shared      bool
 	dir         string
 	n           int
 	duration    time.Duration
@@ -100,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&c.warmup, "warmup", true, "before timing, append one message to each conversation, so that their data keys exist (as in a ledger running for a while)")
 	fl.BoolVar(&c.scan, "scan", false, "scan what is sealed with the default lexicon while appending (ledger/surveil, off the ack path, as the archiver does); 1 message in 50 trips it")
 	fl.IntVar(&c.terms, "lexicon-terms", 0, "with -scan: add this many generated terms (which never match) to the default lexicon, e.g. 10000 for a firm's full watch list")
+	fl.BoolVar(&c.shared, "shared", false, "other loadgens append to the same PostgreSQL -store at once (ledger.Options.Shared; give each its own copy of -dir)")
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	c.stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
@@ -125,7 +129,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 const conversations = 997
 
 func generate(ctx context.Context, c config, stdout, stderr io.Writer) error {
-	opts := ledger.Options{MaxInFlight: c.inFlight}
+	opts := ledger.Options{MaxInFlight: c.inFlight, Shared: c.shared}
 	var feed *surveil.Feed
 	if c.scan {
 		feed = surveil.NewFeed(0)

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -114,6 +115,30 @@ func (v *KeyVault) SetMeta(ctx context.Context, id string, meta []byte) error {
 	k.meta = v.store(meta)
 	return nil
 }
+
+// UpdateMeta implements store.MetaUpdater.
+func (v *KeyVault) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	if err := begin(ctx, id); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k, err := v.live(id)
+	if err != nil {
+		return err
+	}
+	meta, err := update(bytes.Clone(k.meta))
+	if err != nil || bytes.Equal(meta, k.meta) {
+		return err
+	}
+	if err := store.CheckMeta(id, meta); err != nil {
+		return err
+	}
+	k.meta = v.store(meta)
+	return nil
+}
+
+var _ store.MetaUpdater = (*KeyVault)(nil)
 
 // Rewrap implements store.KeyVault.
 func (v *KeyVault) Rewrap(ctx context.Context, id, kek string, wrapped []byte) error {

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,6 +158,41 @@ func (s *Store) SetMeta(ctx context.Context, id string, meta []byte) error {
 		return nil
 	})
 }
+
+// UpdateMeta implements store.MetaUpdater: the key's row is locked (SELECT … FOR UPDATE) while
+// update runs, so every other process's change of it waits.
+func (s *Store) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	if err := s.beginKey(ctx, id, true); err != nil {
+		return err
+	}
+	return s.inTx(ctx, "update key metadata", func(tx pgx.Tx) error {
+		var old []byte
+		var destroyed bool
+		err := tx.QueryRow(ctx, s.q.lockMeta, []byte(id)).Scan(&old, &destroyed)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("pgstore: %w: key %q", store.ErrNotFound, id)
+		case err != nil:
+			return s.fail(ctx, "lock key", err)
+		case destroyed:
+			return fmt.Errorf("pgstore: %w: key %q", store.ErrDestroyed, id)
+		}
+		meta, err := update(old)
+		if err != nil || bytes.Equal(meta, old) {
+			return err
+		}
+		if err := store.CheckMeta(id, meta); err != nil {
+			return fmt.Errorf("pgstore: %w", err)
+		}
+		s.wrote(meta)
+		if _, err := tx.Exec(ctx, s.q.setMeta, []byte(id), metaValue(meta)); err != nil {
+			return s.fail(ctx, "set key metadata", err)
+		}
+		return nil
+	})
+}
+
+var _ store.MetaUpdater = (*Store)(nil)
 
 // Rewrap implements store.KeyVault: in one transaction, the new record goes in, the key points
 // at it, and the previous record is deleted.

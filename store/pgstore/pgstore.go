@@ -339,7 +339,7 @@ type queries struct {
 	consistency, size, lockHead, headForUpdate, setHead, appendBatch, readBack, entries, hashes, lookup, lookupAll, lastConv string
 	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                                        string
 	writeBlob, readBlob                                                                                                      string
-	putKey, putRecord, setRecord, key, lockKey, setMeta, dropRecords, destroy, keys                                          string
+	putKey, putRecord, setRecord, key, lockKey, lockMeta, setMeta, dropRecords, destroy, keys                                string
 	entriesTable                                                                                                             pgx.Identifier
 }
 
@@ -381,6 +381,7 @@ func newQueries(schema string) queries {
 		setRecord:        t(`UPDATE {s}.vault_keys SET kek = $2, record = $3 WHERE id = $1`),
 		key:              t(`SELECT k.kek, k.meta, k.destroyed, r.wrapped FROM {s}.vault_keys k LEFT JOIN {s}.vault_records r ON r.id = k.record WHERE k.id = $1`),
 		lockKey:          t(`SELECT destroyed FROM {s}.vault_keys WHERE id = $1 FOR UPDATE`),
+		lockMeta:         t(`SELECT meta, destroyed FROM {s}.vault_keys WHERE id = $1 FOR UPDATE`),
 		setMeta:          t(`UPDATE {s}.vault_keys SET meta = $2 WHERE id = $1`),
 		dropRecords:      t(`DELETE FROM {s}.vault_records WHERE key_id = $1 AND id IS DISTINCT FROM $2`),
 		destroy:          t(`UPDATE {s}.vault_keys SET record = NULL, destroyed = true WHERE id = $1`),

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -67,6 +68,9 @@ func RunKeyVault(t *testing.T, open func(t *testing.T) store.KeyVault) {
 				}
 			}
 			v := open(t)
+			if _, ok := v.(store.MetaUpdater); strings.HasPrefix(r.name, "MetaUpdater/") && !ok {
+				t.Skipf("skipped: the vault does not implement the optional store.MetaUpdater")
+			}
 			c := &kvCheck{t: t, rule: r.name, v: v, ctx: context.Background()}
 			if r.storage {
 				vs, ok := v.(VaultStorage)
@@ -138,6 +142,7 @@ var keyVaultRules = []kvRule{
 	{name: "KeyVault/invalid", needs: []string{"KeyVault/round-trip"}, fn: kvInvalid},
 	{name: "KeyVault/context-done", needs: []string{"KeyVault/round-trip", "KeyVault/destroy"}, fn: kvContextDone},
 	{name: "KeyVault/concurrent", needs: []string{"KeyVault/set-meta", "KeyVault/rewrap", "KeyVault/destroy"}, fn: kvConcurrent},
+	{name: "MetaUpdater/atomic", needs: []string{"KeyVault/set-meta", "KeyVault/destroy"}, fn: kvUpdateMeta},
 	{name: "KeyVault/written-once", needs: []string{"KeyVault/set-meta", "KeyVault/rewrap"}, storage: true, fn: kvWrittenOnce},
 	{name: "KeyVault/superseded-scrubbed", needs: []string{"KeyVault/rewrap"}, storage: true, fn: kvSupersededScrubbed},
 	{name: "KeyVault/destroyed-scrubbed", needs: []string{"KeyVault/rewrap", "KeyVault/destroy"}, storage: true, fn: kvDestroyedScrubbed},
@@ -396,6 +401,62 @@ func kvSetMeta(c *kvCheck) {
 		c.wantKeys(k, other)
 	}
 	c.want(other)
+}
+
+func kvUpdateMeta(c *kvCheck) {
+	u := c.v.(store.MetaUpdater)
+	k := KeyAt("k", 1)
+	k.Meta = []byte(`[]`)
+	c.put(k)
+	// Writers each add their own items at once: none is lost.
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for n := range each {
+				errs <- u.UpdateMeta(c.ctx, "k", func(meta []byte) ([]byte, error) {
+					var items []string
+					if err := json.Unmarshal(meta, &items); err != nil {
+						return nil, err
+					}
+					return json.Marshal(append(items, fmt.Sprint(w, "-", n)))
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			c.fail("UpdateMeta from %d writers at once: %v", writers, err)
+		}
+	}
+	got, err := c.v.Key(c.ctx, "k")
+	if err != nil {
+		c.fail("Key: %v", err)
+	}
+	var items []string
+	if err := json.Unmarshal(got.Meta, &items); err != nil || len(items) != writers*each {
+		c.fail("after %d updates at once the metadata holds %d items (%v): updates undid each other", writers*each, len(items), err)
+	}
+	// An error from update changes nothing; an update of a destroyed or absent key fails.
+	boom := errors.New("update refused")
+	if err := u.UpdateMeta(c.ctx, "k", func([]byte) ([]byte, error) { return []byte(`["x"]`), boom }); !errors.Is(err, boom) {
+		c.fail("an update that failed: err = %v; want its error", err)
+	}
+	if again, _ := c.v.Key(c.ctx, "k"); !bytes.Equal(again.Meta, got.Meta) {
+		c.fail("an update that failed changed the metadata")
+	}
+	if err := u.UpdateMeta(c.ctx, "absent", func(m []byte) ([]byte, error) { return m, nil }); !errors.Is(err, store.ErrNotFound) {
+		c.fail("UpdateMeta of an absent key: err = %v; want ErrNotFound", err)
+	}
+	if err := c.v.DestroyKey(c.ctx, "k"); err != nil {
+		c.fail("DestroyKey: %v", err)
+	}
+	if err := u.UpdateMeta(c.ctx, "k", func(m []byte) ([]byte, error) { return m, nil }); !errors.Is(err, store.ErrDestroyed) {
+		c.fail("UpdateMeta of a destroyed key: err = %v; want ErrDestroyed", err)
+	}
 }
 
 func kvRewrap(c *kvCheck) {
