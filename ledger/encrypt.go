@@ -137,6 +137,13 @@ type keyCache struct {
 
 	idMu sync.RWMutex
 	ids  map[scopeName]scopeID // memoized scopeKeyID
+
+	// shared is set for a ledger whose vault other processes write too (Options.Shared):
+	// another writer's retention may mark a key for shredding without this cache knowing, so
+	// an append takes a key from the cache only for a scope that cannot have expired (its month
+	// is not over), and reads the others' keys from the vault.
+	shared bool
+	now    func() time.Time
 }
 
 // keyCacheLimit is how many data keys the cache holds: 65,536 keys (32 bytes each, with their
@@ -204,14 +211,18 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 	c.mu.RLock()
 	ck, ok := c.keys[id]
 	c.mu.RUnlock()
-	if ok && ck.serves(kind) {
+	fresh := c.shared && kind != "" && ok && ck.scope.Month < c.now().UTC().Format("2006-01")
+	if ok && ck.serves(kind) && !fresh {
 		return ck.dek, nil
 	}
-	f, dek, err := c.acquire(ctx, id, true, kind)
+	f, dek, err := c.acquire(ctx, id, !fresh, kind)
 	if f == nil {
 		return dek, err
 	}
 	defer c.release(id, f)
+	if fresh {
+		c.drop(id) // read from the vault: another writer may have marked it
+	}
 	return c.fill(ctx, f, id, sc, create, kind)
 }
 

@@ -182,6 +182,7 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 			return nil, errors.New("ledger: Options.Encryption needs a Keyring and a Vault")
 		}
 		l.dk = newKeyCache(e)
+		l.dk.shared, l.dk.now = opts.Shared, opts.Now
 	}
 	if err := l.load(ctx); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/seal"
+	"github.com/commseal/commseal/seal/sealtest"
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/memstore"
 	"github.com/commseal/commseal/verify"
@@ -270,4 +271,43 @@ func (f *flakyEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2
 		}
 	}
 	return f.Store.Entries(ctx, start, end)
+}
+
+// Encrypted shared ledgers share the data keys through their vault. When one writer's retention
+// shreds an expired scope, another writer that had its key cached does not go on sealing new
+// entries under it (they would be unreadable at once): it reads a key of a past month from the
+// vault, finds it shredded, and refuses. Keys of the current month, which cannot have expired,
+// are served from its cache.
+func TestSharedWriterSeesAnotherWritersShred(t *testing.T) {
+	ctx := context.Background()
+	st, vault, ring := memstore.New(), &memstore.KeyVault{}, sealtest.NewKeyring()
+	keys := testKeys(t)
+	open := func() *ledger.Ledger {
+		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
+			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+		require.NoError(t, err)
+		return l
+	}
+	a, b := open(), open()
+	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
+	_, err := a.Append(ctx, secretMsg(1, "cid-old", old, "an old order"))
+	require.NoError(t, err)
+	_, err = b.Append(ctx, secretMsg(2, "cid-old", old, "another, through b")) // b caches the key
+	require.NoError(t, err)
+	_, err = b.Append(ctx, secretMsg(3, "cid-now", time.Now(), "today"))
+	require.NoError(t, err)
+
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	size := b.Size()
+	_, err = b.Append(ctx, secretMsg(4, "cid-old", old, "a late backfill of May 2023"))
+	require.ErrorIs(t, err, ledger.ErrShredded, "b must not seal under a key a destroyed")
+	require.Equal(t, size, b.Size())
+	_, err = b.Append(ctx, secretMsg(5, "cid-now", time.Now(), "today again"))
+	require.NoError(t, err, "the current month's key is unaffected")
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	_, err = verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
+	require.NoError(t, err)
 }
