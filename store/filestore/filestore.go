@@ -133,7 +133,7 @@ type Store struct {
 	broken    error // a sync failed: what it did not publish is failed; the writer must undo
 	published atomic.Uint64
 
-	scratch sync.Pool // *readScratch: what a read of a run of entries needs while it runs
+	scratch sync.Pool // *readScratch: what a read needs while it runs, kept for the next
 
 	cpMu    sync.Mutex // serializes PutCheckpoint
 	flushMu sync.Mutex // serializes snapshots

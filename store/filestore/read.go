@@ -118,11 +118,13 @@ func (s *Store) ReadEntries(ctx context.Context, start, end uint64, dst []store.
 	return s.entryRun(ctx, start, end-start, dst, buf)
 }
 
-// readScratch is the memory a run's read needs only while it runs: the index records and the
-// locations they give. Store.scratch keeps them for the next run.
+// readScratch is the memory a read needs only while it runs: the index records of a run of
+// entries and the locations they give, the bytes of a run of stored hashes. Store.scratch
+// keeps it for the next read.
 type readScratch struct {
-	index []byte
-	locs  []location
+	index  []byte
+	locs   []location
+	hashes []byte // stored hashes as read, for ReadHashes
 }
 
 // entryRun reads entries [i, i+k) into dst[:0] and their frames into buf[:0] (each grown when
@@ -231,7 +233,13 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	}
 	defer s.mu.RUnlock()
 	out := make([]store.Hash, len(indexes))
-	var buf []byte
+	sc, _ := s.scratch.Get().(*readScratch)
+	if sc == nil {
+		sc = &readScratch{}
+	}
+	defer s.scratch.Put(sc)
+	buf := sc.hashes
+	defer func() { sc.hashes = buf }()
 	for k := 0; k < len(indexes); {
 		x := indexes[k]
 		switch {
