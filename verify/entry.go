@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -234,71 +235,115 @@ func (c *chunk) localRoots(m uint64) []seal.Hash {
 	return out
 }
 
-// checkChunks streams the entries [0, size) of r as checked chunks, in order, read and checked
-// on workers goroutines (GOMAXPROCS if 0). It stops when ctx ends. A chunk is valid until the
-// next is yielded: its memory is then reused for a later block.
+// checkChunks streams the entries [0, size) of r as checked chunks, in order, checked by
+// workers goroutines (GOMAXPROCS if 0): the caller's, which folds the chunks as they come and
+// checks the next one itself whenever the one it needs is not ready yet, and workers-1 others.
+// So a verifier that gets only one core at a time (a busy machine) still runs at the speed of
+// one core, instead of waiting for goroutines to be scheduled to hand each block over. It stops
+// when ctx ends. A chunk is valid until the next is yielded: its memory is then reused for a
+// later block.
 func checkChunks(ctx context.Context, r Reader, size uint64, workers int) iter.Seq[*chunk] {
 	return func(yield func(*chunk) bool) {
 		if workers <= 0 {
 			workers = runtime.GOMAXPROCS(0)
 		}
 		er, limit := entryReader(r)
-		// Chunks in flight: two per worker queued or being checked, and the one being folded.
-		// Their memory goes round: free, checked, folded, free again.
-		inflight := 2*workers + 1
-		free := make(chan *chunk, inflight)
-		for range inflight {
-			free <- &chunk{done: make(chan struct{}, 1)}
+		blocks := (size + chunkSize - 1) / chunkSize
+		// Block k is checked in ring[k%len(ring)] once block k-len(ring) has been folded: a
+		// block may start only with a token, and the fold of a block returns its token. Four
+		// blocks a worker keep the workers busy while the caller checks a block of its own.
+		ring := make([]*chunk, 4*workers+1)
+		tokens := make(chan struct{}, len(ring))
+		for k := range ring {
+			ring[k] = &chunk{done: make(chan struct{}, 1)}
+			tokens <- struct{}{}
 		}
-		work := make(chan *chunk, inflight)
-		ordered := make(chan *chunk, inflight)
-		quit := make(chan struct{}) // closed when the consumer is done, however it ends
+		var next atomic.Uint64 // the next block to start
+		// start claims the next block not yet started with a token the caller holds, or returns
+		// the token and false if every block has been started.
+		start := func() (*chunk, bool) {
+			k := next.Add(1) - 1
+			if k >= blocks {
+				tokens <- struct{}{}
+				return nil, false
+			}
+			c := ring[k%uint64(len(ring))]
+			c.reset(k*chunkSize, min((k+1)*chunkSize, size))
+			return c, true
+		}
+		quit := make(chan struct{}) // closed when the caller is done, however it ends
 		var wg sync.WaitGroup
-		for range workers {
+		for range workers - 1 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for c := range work {
+				for {
+					select {
+					case <-quit: // first: a token may be free too
+						return
+					default:
+					}
+					select {
+					case <-tokens:
+					case <-quit:
+						return
+					}
+					c, ok := start()
+					if !ok {
+						return
+					}
 					c.check(ctx, r, er, limit)
 				}
 			}()
 		}
-		go func() {
-			defer close(ordered)
-			defer close(work)
-			for start := uint64(0); start < size; start += chunkSize {
-				var c *chunk
-				select {
-				case c = <-free:
-				case <-ctx.Done():
-					return
-				case <-quit:
-					return
-				}
-				c.reset(start, min(start+chunkSize, size))
-				work <- c    // never blocks: at most inflight chunks exist
-				ordered <- c // likewise
-			}
-		}()
 		defer func() {
-			// Retire the dispatcher and the workers: no new block is started, and those under
-			// way are waited for.
+			// Retire the workers: no new block is started, and those under way are waited for.
 			close(quit)
-			for c := range ordered {
-				<-c.done
-			}
 			wg.Wait()
 		}()
-		for c := range ordered {
-			select {
-			case <-c.done:
-			case <-ctx.Done():
+		for k := range blocks {
+			c := ring[k%uint64(len(ring))]
+			if !c.wait(ctx, func() bool {
+				select {
+				case <-tokens:
+				default:
+					return false
+				}
+				d, ok := start()
+				if ok {
+					d.check(ctx, r, er, limit)
+				}
+				return ok
+			}) {
 				return
 			}
 			if !yield(c) || c.err != nil || uint64(len(c.entries)) < c.end-c.start {
 				return
 			}
-			free <- c
+			tokens <- struct{}{}
 		}
+	}
+}
+
+// wait waits until c has been checked, running help meanwhile as long as it finds something to
+// do (it returns false when it does not). It returns false if ctx ends first.
+func (c *chunk) wait(ctx context.Context, help func() bool) bool {
+	for {
+		select {
+		case <-c.done:
+			return true
+		case <-ctx.Done():
+			return false
+		default:
+		}
+		if !help() {
+			break
+		}
+	}
+	select {
+	case <-c.done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -125,11 +125,13 @@ type Report struct {
 }
 
 // Ledger checks a whole stored ledger in one streaming pass with nothing but its verifier key
-// (see the package documentation for what it checks). Workers (Options.Workers) read and check
-// aligned blocks of 256 entries in parallel, the part of the Merkle tree inside each block
-// included; one goroutine folds the blocks in order (conversation chains, the tree above the
-// blocks, checkpoint roots). Memory is bounded by the number of conversations (one head each)
-// and the blocks in flight, not the number of entries.
+// (see the package documentation for what it checks). Workers (Options.Workers, the calling
+// goroutine among them) read and check aligned blocks of 256 entries in parallel, the part of
+// the Merkle tree inside each block included; the calling goroutine folds the blocks in order
+// (conversation chains, the tree above the blocks, checkpoint roots), and checks blocks itself
+// while the next one to fold is not ready. A store that implements store.EntryReader is read
+// into buffers reused from block to block. Memory is bounded by the number of conversations
+// (one head each) and the blocks in flight (four per worker), not the number of entries.
 //
 // It returns an *AlteredError (errors.Is ErrAltered) for the first problem, ErrTrusted for a
 // trusted checkpoint that is not this ledger's, or an I/O error.

@@ -86,7 +86,7 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 		const run = 256
 		for i := start; i < end; {
 			k := min(run, end-i)
-			es, _, err := s.entryRun(ctx, i, k, nil, nil)
+			es, _, err := s.entryRun(ctx, i, k, nil, nil, false)
 			for _, e := range es {
 				if cerr := ctx.Err(); cerr != nil {
 					yield(store.Entry{}, cerr)
@@ -115,7 +115,7 @@ func (s *Store) ReadEntries(ctx context.Context, start, end uint64, dst []store.
 	if end = min(end, size); start >= end {
 		return dst[:0], buf[:0], nil
 	}
-	return s.entryRun(ctx, start, end-start, dst, buf)
+	return s.entryRun(ctx, start, end-start, dst, buf, true)
 }
 
 // readScratch is the memory a read needs only while it runs: the index records of a run of
@@ -128,9 +128,9 @@ type readScratch struct {
 }
 
 // entryRun reads entries [i, i+k) into dst[:0] and their frames into buf[:0] (each grown when
-// too small), with one read for each stretch of adjacent frames: the entries' Leaf and Payload
-// are slices of the returned buffer.
-func (s *Store) entryRun(ctx context.Context, i, k uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
+// too small, with room to spare if the caller will reuse them), with one read for each stretch
+// of adjacent frames: the entries' Leaf and Payload are slices of the returned buffer.
+func (s *Store) entryRun(ctx context.Context, i, k uint64, dst []store.Entry, buf []byte, reuse bool) ([]store.Entry, []byte, error) {
 	out, buf := dst[:0], buf[:0]
 	sc, _ := s.scratch.Get().(*readScratch)
 	if sc == nil {
@@ -181,6 +181,9 @@ func (s *Store) entryRun(ctx context.Context, i, k uint64, dst []store.Entry, bu
 		a = b
 	}
 	if cap(buf) < need {
+		if reuse {
+			need += need / 8 // room for a somewhat longer run next time
+		}
 		buf = make([]byte, 0, need)
 	}
 	if cap(out) < len(locs) {
