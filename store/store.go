@@ -199,9 +199,9 @@ type EntryReader interface {
 	// log's size at the time of the call, exactly as Entries would yield them. It returns them
 	// in dst's storage (dst[:0], grown when too small) and their leaf and payload bytes in buf's
 	// (buf[:0], grown likewise): every returned entry's Leaf and Payload is a slice of the
-	// returned buffer. The store keeps no reference to either after the
-	// call: the entries are the caller's, valid until the caller itself reuses the buffers,
-	// which it may do for its next call. It fails as Entries does (ErrClosed, the context's
+	// returned buffer. The store keeps no reference to either after the call: the entries are
+	// the caller's, valid until the caller itself reuses the buffers, which it may do for its
+	// next call. It fails as Entries does (ErrClosed, the context's
 	// error, ErrCorrupt for damage it detects), returning with the error the entries read
 	// before it, whole and checked.
 	//
