@@ -7,8 +7,10 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/commseal/commseal/store"
 	"github.com/commseal/commseal/store/filestore"
@@ -23,10 +25,18 @@ import (
 type bufReader struct {
 	*storetest.Snapshot
 	runs, entries atomic.Int64
+	onRun         func(run int64) // if set, called before each run is read
+}
+
+// run counts a run and calls onRun.
+func (b *bufReader) run() {
+	if n := b.runs.Add(1); b.onRun != nil {
+		b.onRun(n)
+	}
 }
 
 func (b *bufReader) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
-	b.runs.Add(1)
+	b.run()
 	return func(yield func(store.Entry, error) bool) {
 		for e, err := range b.Snapshot.Entries(ctx, start, end) {
 			b.entries.Add(1)
@@ -38,7 +48,7 @@ func (b *bufReader) Entries(ctx context.Context, start, end uint64) iter.Seq2[st
 }
 
 func (b *bufReader) ReadEntries(ctx context.Context, start, end uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
-	b.runs.Add(1)
+	b.run()
 	dst, buf = dst[:0], buf[:0]
 	var es []store.Entry
 	need := 0
@@ -97,6 +107,37 @@ func TestVerifyStopsReadingAtTheFirstBadEntry(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	require.EqualValues(t, 5, ae.Index)
 	require.LessOrEqual(t, r.runs.Load(), int64(4*2+2), "blocks read after the first bad entry was found")
+}
+
+// TestVerifyCancelledOrStoppedLeavesNoGoroutine: a pass cancelled midway returns the
+// context's error, and neither it nor a pass that stops at a bad entry leaves a worker behind.
+func TestVerifyCancelledOrStoppedLeavesNoGoroutine(t *testing.T) {
+	base, keys := buildTamperLedger(t, 5000)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &bufReader{Snapshot: base, onRun: func(n int64) {
+		if n == 4 {
+			cancel()
+		}
+	}}
+	_, err := verify.Ledger(ctx, r, keys.Verifier, verify.Options{Workers: 4})
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, verify.Altered(err))
+	s := base.Clone()
+	s.Log[3000].Leaf[30] ^= 1
+	_, err = verify.Ledger(context.Background(), &bufReader{Snapshot: s}, keys.Verifier, verify.Options{Workers: 4})
+	var ae *verify.AlteredError
+	require.ErrorAs(t, err, &ae)
+	require.EqualValues(t, 3000, ae.Index)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }
 
 // TestVerifyFileStoreDamageNamesTheEntry: a byte flipped in an entry's frame on disk is found by
