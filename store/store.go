@@ -34,6 +34,8 @@
 //     processes, append to at once (store/pgstore). The store orders their batches under a
 //     lock; the ledger builds each batch under it (ledger.Options.Shared), and signs
 //     checkpoints only while it holds a lease.
+//   - EntryReader (ReadEntries): read a run of entries into memory the caller provides and
+//     reuses. Without it a reader that goes through the whole log (a verifier) uses Entries.
 //
 // KeyVault (the wrapped data keys of an encrypted ledger) is a separate interface: keys may be
 // kept apart from entries (store/keydir), or beside them.
@@ -235,6 +237,25 @@ type Pipeline interface {
 	//   - b must not be modified until its result arrives.
 	// Calls that must be ordered are made one after the other (from one goroutine, say).
 	Submit(ctx context.Context, b *Batch) <-chan error
+}
+
+// EntryReader is implemented by logs that can read a run of entries into memory the caller
+// provides, so that a reader going through the whole log (a verifier, a full scan) reuses the
+// same few buffers instead of allocating afresh for every run.
+type EntryReader interface {
+	// ReadEntries reads the entries with indexes in [start, end), in order, stopping at the
+	// log's size at the time of the call, exactly as Entries would yield them. It returns them
+	// in dst's storage (dst[:0], grown when too small) and their leaf and payload bytes in buf's
+	// (buf[:0], grown likewise): every returned entry's Leaf and Payload is a slice of the
+	// returned buffer. The store keeps no reference to either after the call: the entries are
+	// the caller's, valid until the caller itself reuses the buffers, which it may do for its
+	// next call. It fails as Entries does (ErrClosed, the context's
+	// error, ErrCorrupt for damage it detects), returning with the error the entries read
+	// before it, whole and checked.
+	//
+	// A type that embeds a store and changes what Entries yields (a test that tampers with
+	// entries, a filter) must change ReadEntries alike or hide it, since readers prefer it.
+	ReadEntries(ctx context.Context, start, end uint64, dst []Entry, buf []byte) ([]Entry, []byte, error)
 }
 
 // ReadOnlyReporter is implemented by stores that can be opened for reading only. The ledger

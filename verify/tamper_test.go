@@ -199,12 +199,15 @@ func TestTamperMatrix(t *testing.T) {
 			if c.trusted {
 				opts.Trusted = trustedLatest
 			}
-			_, err := verify.Ledger(ctx, s, keys.Verifier, opts)
-			require.ErrorIs(t, err, verify.ErrAltered)
-			var ve *verify.AlteredError
-			require.True(t, errors.As(err, &ve))
-			require.Equal(t, want, ve.Index, "reason: %s", ve.Reason)
-			t.Logf("index %d: %s", ve.Index, ve.Reason)
+			// Read through Entries, and into the verifier's own buffers (store.EntryReader).
+			for _, r := range []verify.Reader{s, &bufReader{Snapshot: s}} {
+				_, err := verify.Ledger(ctx, r, keys.Verifier, opts)
+				require.ErrorIs(t, err, verify.ErrAltered)
+				var ve *verify.AlteredError
+				require.True(t, errors.As(err, &ve))
+				require.Equal(t, want, ve.Index, "reason: %s", ve.Reason)
+				t.Logf("%T: index %d: %s", r, ve.Index, ve.Reason)
+			}
 		})
 	}
 	// Without a trusted checkpoint, a ledger rolled back to an earlier consistent state is

@@ -125,16 +125,19 @@ type Report struct {
 }
 
 // Ledger checks a whole stored ledger in one streaming pass with nothing but its verifier key
-// (see the package documentation for what it checks). Workers (Options.Workers) read and check
-// aligned blocks of 256 entries in parallel, the part of the Merkle tree inside each block
-// included; one goroutine folds the blocks in order (conversation chains, the tree above the
-// blocks, checkpoint roots). Memory is bounded by the number of conversations (one head each)
-// and the blocks in flight, not the number of entries.
+// (see the package documentation for what it checks). Workers (Options.Workers, the calling
+// goroutine among them) read and check aligned blocks of 256 entries in parallel, the part of
+// the Merkle tree inside each block included; the calling goroutine folds the blocks in order
+// (conversation chains, the tree above the blocks, checkpoint roots), and checks blocks itself
+// while the next one to fold is not ready. A store that implements store.EntryReader is read
+// into buffers reused from block to block. Memory is bounded by the number of conversations
+// (one head each) and the blocks in flight (four per worker), not the number of entries.
 //
 // It returns an *AlteredError (errors.Is ErrAltered) for the first problem, ErrTrusted for a
 // trusted checkpoint that is not this ledger's, or an I/O error.
 func Ledger(ctx context.Context, r Reader, v note.Verifier, opts Options) (*Report, error) {
-	p := &pass{rep: &Report{Kinds: map[string]uint64{}}, r: r, v: v, opts: opts, convs: map[seal.Hash]convHead{}, roots: map[uint64]seal.Hash{}}
+	p := &pass{rep: &Report{Kinds: map[string]uint64{}}, r: r, v: v, opts: opts, convs: map[seal.Hash]*convHead{}, roots: map[uint64]seal.Hash{}}
+	defer p.countKinds() // the report is returned on every path
 	size, err := r.Size(ctx)
 	if err != nil {
 		return p.rep, fmt.Errorf("verify: reading size: %w", err)
@@ -169,7 +172,8 @@ type pass struct {
 	prevSize uint64
 
 	upper seal.Frontier // the tree of the whole chunks folded so far
-	convs map[seal.Hash]convHead
+	convs map[seal.Hash]*convHead
+	kinds [256]uint64          // entries folded, by kind: Report.Kinds, filled in at the end
 	roots map[uint64]seal.Hash // the root at each checkpoint size verified
 	// anchors are the anchor entries met, in order.
 	anchors []anchorEntry
@@ -284,7 +288,7 @@ func (p *pass) entry(c *chunk, k int) error {
 	if c.bad != nil && c.bad.Index == p.pos {
 		return c.bad // the tree inside the chunk, as the worker found it
 	}
-	p.rep.Kinds[leaf.Kind.String()]++
+	p.kinds[leaf.Kind]++
 	p.rep.Bytes += int64(len(e.Leaf) + len(e.Payload))
 	p.pos++
 	if p.pos == c.start+chunkSize {
@@ -343,14 +347,29 @@ func (p *pass) chain(leaf *seal.Leaf, leafHash seal.Hash) error {
 		return nil
 	}
 	h := p.convs[leaf.Conversation]
+	if h == nil {
+		h = &convHead{}
+	}
 	if leaf.ConvSeq != h.seq+1 {
 		return p.bad("conversation chain broken: entry is number %d of its conversation, expected %d (a conversation entry is missing or repeated)", leaf.ConvSeq, h.seq+1)
 	}
 	if leaf.ConvPrev != h.hash {
 		return p.bad("conversation chain broken: entry %d of its conversation does not link to the leaf hash of entry %d", leaf.ConvSeq, h.seq)
 	}
-	p.convs[leaf.Conversation] = convHead{seq: leaf.ConvSeq, hash: leafHash, index: p.pos}
+	if h.seq == 0 {
+		p.convs[leaf.Conversation] = h
+	}
+	*h = convHead{seq: leaf.ConvSeq, hash: leafHash, index: p.pos}
 	return nil
+}
+
+// countKinds fills in Report.Kinds from the counts of the entries folded.
+func (p *pass) countKinds() {
+	for k, n := range p.kinds {
+		if n != 0 {
+			p.rep.Kinds[seal.Kind(k).String()] += n
+		}
+	}
 }
 
 // checkpoints compares the roots of the checkpoints and the trusted checkpoint whose trees end

@@ -81,7 +81,7 @@ type Stats struct {
 }
 
 // Store is a store.Store kept in a directory, with every optional interface of package store
-// (IdentityIndex, ConversationIndex, Blobs, Pipeline, ReadOnlyReporter). It is safe for
+// (IdentityIndex, ConversationIndex, Blobs, Pipeline, ReadOnlyReporter, EntryReader). It is safe for
 // concurrent use.
 //
 // Lock order: wmu, then smu, then mu (cpMu and flushMu come before mu and are never held with
@@ -133,6 +133,8 @@ type Store struct {
 	broken    error // a sync failed: what it did not publish is failed; the writer must undo
 	published atomic.Uint64
 
+	scratch sync.Pool // *readScratch: what a read needs while it runs, kept for the next
+
 	cpMu    sync.Mutex // serializes PutCheckpoint
 	flushMu sync.Mutex // serializes snapshots
 	flushCh chan struct{}
@@ -177,6 +179,7 @@ var (
 	_ store.Blobs             = (*Store)(nil)
 	_ store.Pipeline          = (*Store)(nil)
 	_ store.ReadOnlyReporter  = (*Store)(nil)
+	_ store.EntryReader       = (*Store)(nil)
 )
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%020d.seg", seq) }

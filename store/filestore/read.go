@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/commseal/commseal/store"
 )
@@ -72,7 +73,8 @@ func decodeEntryFrame(buf []byte, i uint64, l *location, path string) (store.Ent
 }
 
 // Entries implements store.Log. It reads the index and the frames in runs, so a full scan is a
-// sequential read of the segments; every frame's checksum is verified.
+// sequential read of the segments; every frame's checksum is verified. The entries of a run
+// share one buffer of the run's frames, their own copy.
 func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {
 	return func(yield func(store.Entry, error) bool) {
 		size, err := s.Size(ctx)
@@ -84,7 +86,7 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 		const run = 256
 		for i := start; i < end; {
 			k := min(run, end-i)
-			es, err := s.entryRun(ctx, i, k)
+			es, _, err := s.entryRun(ctx, i, k, nil, nil, false)
 			for _, e := range es {
 				if cerr := ctx.Err(); cerr != nil {
 					yield(store.Entry{}, cerr)
@@ -103,74 +105,128 @@ func (s *Store) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.
 	}
 }
 
-// entryRun reads entries [i, i+k), with one read for each stretch of adjacent frames.
-func (s *Store) entryRun(ctx context.Context, i, k uint64) ([]store.Entry, error) {
+// ReadEntries implements store.EntryReader: Entries for a run of entries, read into the
+// caller's buffers with one read for each stretch of adjacent frames.
+func (s *Store) ReadEntries(ctx context.Context, start, end uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
+	size, err := s.Size(ctx)
+	if err != nil {
+		return dst[:0], buf[:0], err
+	}
+	if end = min(end, size); start >= end {
+		return dst[:0], buf[:0], nil
+	}
+	return s.entryRun(ctx, start, end-start, dst, buf, true)
+}
+
+// readScratch is the memory a read needs only while it runs: the index records of a run of
+// entries and the locations they give, the bytes of a run of stored hashes. Store.scratch
+// keeps it for the next read.
+type readScratch struct {
+	index  []byte
+	locs   []location
+	hashes []byte // stored hashes as read, for ReadHashes
+}
+
+// entryRun reads entries [i, i+k) into dst[:0] and their frames into buf[:0] (each grown when
+// too small, with room to spare if the caller will reuse them), with one read for each stretch
+// of adjacent frames: the entries' Leaf and Payload are slices of the returned buffer.
+func (s *Store) entryRun(ctx context.Context, i, k uint64, dst []store.Entry, buf []byte, reuse bool) ([]store.Entry, []byte, error) {
+	out, buf := dst[:0], buf[:0]
+	sc, _ := s.scratch.Get().(*readScratch)
+	if sc == nil {
+		sc = &readScratch{}
+	}
+	defer s.scratch.Put(sc)
 	// The lock is held only to take what the reads need, never across them: a reader that held
 	// it through its disk reads held up the writer publishing each batch (a scan following the
 	// log, as surveillance does, cut appends by half). What is taken cannot change under the
 	// reads: index records below durable.entries, published frames and the segments list are
 	// only ever added to.
 	if err := s.rlock(ctx); err != nil {
-		return nil, err
+		return out, buf, err
 	}
 	durableEntries, indexF, segs := s.durable.entries, s.indexF, s.segs
 	var nIndexed uint64
 	if i < durableEntries {
 		nIndexed = min(k, durableEntries-i)
 	}
-	overlay := make([]location, 0, k-nIndexed)
+	// The locations of entries beyond the index snapshot go at the end, after those the index
+	// file gives.
+	locs := slices.Grow(sc.locs[:0], int(k))[:nIndexed]
 	for j := nIndexed; j < k; j++ {
-		overlay = append(overlay, s.overlay[i+j-durableEntries])
+		locs = append(locs, s.overlay[i+j-durableEntries])
 	}
 	s.mu.RUnlock()
+	sc.locs = locs
 
-	locs := make([]location, 0, k)
 	if nIndexed > 0 {
-		b := make([]byte, nIndexed*indexRecordSize)
+		b := slices.Grow(sc.index[:0], int(nIndexed*indexRecordSize))[:nIndexed*indexRecordSize]
+		sc.index = b
 		if err := readFull(indexF, b, int64(i)*indexRecordSize); err != nil {
-			return nil, fmt.Errorf("filestore: read index: %w", err)
+			return out, buf, fmt.Errorf("filestore: read index: %w", err)
 		}
 		for j := range nIndexed {
 			l, err := decodeLocation(b[j*indexRecordSize:])
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s record %d: %v", store.ErrCorrupt, s.path("index"), i+j, err)
+				return out, buf, fmt.Errorf("%w: %s record %d: %v", store.ErrCorrupt, s.path("index"), i+j, err)
 			}
-			locs = append(locs, l)
+			locs[j] = l
 		}
 	}
-	locs = append(locs, overlay...)
-	out := make([]store.Entry, 0, k)
+	// Size the buffer once for every stretch, so that the entries read first never move.
+	need := 0
 	for a := 0; a < len(locs); {
-		// Extend the stretch while frames are in the same segment, close together, and the
-		// read stays modest.
-		b := a + 1
-		for b < len(locs) && locs[b].seq == locs[a].seq && locs[b].off >= locs[b-1].off+int64(locs[b-1].length) &&
-			locs[b].off-(locs[b-1].off+int64(locs[b-1].length)) <= 64<<10 &&
-			locs[b].off+int64(locs[b].length)-locs[a].off <= 4<<20 {
-			b++
+		b := stretchEnd(locs, a)
+		need += int(locs[b-1].off + int64(locs[b-1].length) - locs[a].off)
+		a = b
+	}
+	if cap(buf) < need {
+		if reuse {
+			need += need / 8 // room for a somewhat longer run next time
 		}
+		buf = make([]byte, 0, need)
+	}
+	if cap(out) < len(locs) {
+		out = make([]store.Entry, 0, len(locs))
+	}
+	for a := 0; a < len(locs); {
+		b := stretchEnd(locs, a)
 		if locs[a].seq == 0 || int(locs[a].seq) > len(segs) {
-			return out, fmt.Errorf("%w: entry %d is in segment %d, which does not exist", store.ErrCorrupt, i+uint64(a), locs[a].seq)
+			return out, buf, fmt.Errorf("%w: entry %d is in segment %d, which does not exist", store.ErrCorrupt, i+uint64(a), locs[a].seq)
 		}
 		seg := segs[locs[a].seq-1]
-		span := make([]byte, locs[b-1].off+int64(locs[b-1].length)-locs[a].off)
+		at := len(buf)
+		buf = buf[:at+int(locs[b-1].off+int64(locs[b-1].length)-locs[a].off)]
+		span := buf[at:len(buf):len(buf)]
 		if err := readFull(seg.f, span, locs[a].off); err != nil {
-			return out, fmt.Errorf("%w: %s: entries from %d at offset %d: %v", store.ErrCorrupt, seg.path, i+uint64(a), locs[a].off, err)
+			return out, buf, fmt.Errorf("%w: %s: entries from %d at offset %d: %v", store.ErrCorrupt, seg.path, i+uint64(a), locs[a].off, err)
 		}
 		for j := a; j < b; j++ {
 			rel := locs[j].off - locs[a].off
 			e, err := decodeEntryFrame(span[rel:rel+int64(locs[j].length):rel+int64(locs[j].length)], i+uint64(j), &locs[j], seg.path)
 			if err != nil {
-				return out, err
+				return out, buf, err
 			}
 			out = append(out, e)
 		}
 		a = b
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return out, buf, err
 		}
 	}
-	return out, nil
+	return out, buf, nil
+}
+
+// stretchEnd returns the end of the stretch of frames that begins at locs[a] and is read with
+// one read: frames in the same segment, in order, close together, and a read that stays modest.
+func stretchEnd(locs []location, a int) int {
+	b := a + 1
+	for b < len(locs) && locs[b].seq == locs[a].seq && locs[b].off >= locs[b-1].off+int64(locs[b-1].length) &&
+		locs[b].off-(locs[b-1].off+int64(locs[b-1].length)) <= 64<<10 &&
+		locs[b].off+int64(locs[b].length)-locs[a].off <= 4<<20 {
+		b++
+	}
+	return b
 }
 
 // ReadHashes implements store.Log.
@@ -180,7 +236,13 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]store.Hash, 
 	}
 	defer s.mu.RUnlock()
 	out := make([]store.Hash, len(indexes))
-	var buf []byte
+	sc, _ := s.scratch.Get().(*readScratch)
+	if sc == nil {
+		sc = &readScratch{}
+	}
+	defer s.scratch.Put(sc)
+	buf := sc.hashes
+	defer func() { sc.hashes = buf }()
 	for k := 0; k < len(indexes); {
 		x := indexes[k]
 		switch {
