@@ -23,6 +23,10 @@ const (
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultMaxBatch           = 1024
 	DefaultMaxInFlight        = 1
+	// DefaultSharedInFlight is MaxInFlight's default for a shared ledger (Options.Shared): the
+	// next batch looks its identities up and waits for the store's lock while the one before
+	// it holds the lock and commits, so the lock passes on without a gap.
+	DefaultSharedInFlight = 2
 )
 
 // Options configure a Ledger. Signing is required; the rest have defaults.
@@ -64,7 +68,7 @@ type Options struct {
 	// the same time: several capture processes on one PostgreSQL log, say. The store must
 	// implement store.SharedLog. Each batch is then built while the store's write lock is held,
 	// from the log as the other writers left it (their entries extend this ledger's tree, chains
-	// and deduplication first), and MaxInFlight is 1. Checkpoints are signed by one writer at a
+	// and deduplication first); MaxInFlight defaults to DefaultSharedInFlight. Checkpoints are signed by one writer at a
 	// time: the holder of the store's "checkpoint" lease if the store grants leases
 	// (store.Leases), the others taking its checkpoints from the store; a store without leases
 	// lets every writer sign, each checking that it extends the latest one stored. The signer
@@ -116,7 +120,8 @@ type Ledger struct {
 
 	size atomic.Uint64 // durable entries, for readers
 
-	seq          sequencer       // owned by the pipeline goroutine (and by a shared flight's build while it runs)
+	seq          sequencer       // owned by the pipeline goroutine; in a shared ledger, by the build that holds buildMu
+	buildMu      sync.Mutex      // a shared ledger's builds (appendShared), which the store's lock orders too
 	shared       store.SharedLog // the store, when Options.Shared
 	leases       store.Leases    // the store, when Options.Shared and it grants leases
 	appender     *appender       // for a store that is not a store.Pipeline
@@ -148,8 +153,11 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	if opts.MaxInFlight <= 0 || opts.Shared {
+	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
+		if opts.Shared {
+			opts.MaxInFlight = DefaultSharedInFlight
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -142,6 +142,12 @@ func (l *Ledger) take(r *request) {
 		l.sequence(s.forming, reqs)
 	}
 	if len(s.flights) < l.opts.MaxInFlight {
+		if l.shared != nil {
+			// A shared flight holds the store's lock, which the other writers wait for, for
+			// a round trip and a commit whatever its size: let the callers that are waking
+			// up join it first.
+			l.gather()
+		}
 		l.launch()
 	}
 }
@@ -451,16 +457,22 @@ func answer(fl *flight, err error) {
 
 // appendShared writes the shared flight fl: under the store's write lock, it extends the
 // sequencer's state with the entries other writers appended since it last looked, then
-// sequences fl's requests from there. The pipeline goroutine leaves the sequencer alone while
-// the flight is out (MaxInFlight is 1 and take only queues requests), and the channel that
-// carries the result orders this goroutine's changes before finish reads them.
+// sequences fl's requests from there. In a shared ledger the sequencer belongs to the build
+// that holds buildMu (take only queues requests); the store's lock orders the builds of the
+// flights in flight, buildMu tells the Go memory model so, and the channel that carries the
+// result orders a build's changes before finish reads them.
 func (l *Ledger) appendShared(fl *flight) error {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
 	if err := l.lookupFlight(ctx, fl); err != nil {
 		return err
 	}
-	return l.shared.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
-		if err := l.catchUp(ctx, size); err != nil {
+	l.buildMu.Lock()
+	from := l.seq.next
+	l.buildMu.Unlock()
+	return l.shared.AppendLocked(ctx, from, func(size uint64, appended []store.Entry) (*store.Batch, error) {
+		l.buildMu.Lock()
+		defer l.buildMu.Unlock()
+		if err := l.catchUp(ctx, size, appended); err != nil {
 			return nil, err
 		}
 		l.sequenceRest(fl)
@@ -473,7 +485,9 @@ func (l *Ledger) appendShared(fl *flight) error {
 // appends after that look is at or beyond the size the sequencer knows now, so catchUp brings
 // it into the identities in flight, where entry finds it.
 func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
+	l.buildMu.Lock()
 	checked := l.seq.next
+	l.buildMu.Unlock()
 	ids := make([]seal.Hash, 0, len(fl.reqs))
 	for _, r := range fl.reqs {
 		r.checked, r.found = checked, -1
@@ -500,8 +514,10 @@ func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
 
 // catchUp brings the sequencer from the entries it knows to the size entries of the shared log:
 // each entry another writer appended extends the tree's frontier, the conversation heads, the
-// identities deduplicated against, and the in-memory index.
-func (l *Ledger) catchUp(ctx context.Context, size uint64) error {
+// identities deduplicated against, and the in-memory index. appended are entries the store read
+// with its lock from where the sequencer was when the flight set out (this ledger's own
+// flight before it may have sequenced some of them since); if nil, it reads them.
+func (l *Ledger) catchUp(ctx context.Context, size uint64, appended []store.Entry) error {
 	s := &l.seq
 	if size == s.next {
 		return nil
@@ -509,8 +525,18 @@ func (l *Ledger) catchUp(ctx context.Context, size uint64) error {
 	if size < s.next {
 		return fmt.Errorf("%w: the shared log holds %d entries, fewer than the %d this ledger has seen", store.ErrCorrupt, size, s.next)
 	}
+	entries := l.st.Entries(ctx, s.next, size)
+	if appended != nil {
+		entries = func(yield func(store.Entry, error) bool) {
+			for _, e := range appended {
+				if e.Index >= s.next && !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
 	var found []store.Entry
-	for e, err := range l.st.Entries(ctx, s.next, size) {
+	for e, err := range entries {
 		if err != nil {
 			return fmt.Errorf("ledger: reading the entries other writers appended: %w", err)
 		}

@@ -230,7 +230,7 @@ func TestSharedNeedsASharedLog(t *testing.T) {
 // notShared hides memstore's SharedLog.
 type notShared struct{ store.Store }
 
-// A build that fails (another writer's entry is unreadable) appends nothing; the callers get
+// A build that fails (another writer's entries cannot be read) appends nothing; the callers get
 // the error, and the ledger carries on once the store reads again.
 func TestSharedCatchUpFailureLosesNothing(t *testing.T) {
 	ctx := context.Background()
@@ -262,6 +262,12 @@ var errInjected = errors.New("injected read failure")
 type flakyEntries struct {
 	*memstore.Store
 	fail atomic.Bool
+}
+
+// AppendLocked gives build no entries, as a store that does not read them with its lock: the
+// ledger reads them through Entries.
+func (f *flakyEntries) AppendLocked(ctx context.Context, from uint64, build func(uint64, []store.Entry) (*store.Batch, error)) error {
+	return f.Store.AppendLocked(ctx, from, func(size uint64, _ []store.Entry) (*store.Batch, error) { return build(size, nil) })
 }
 
 func (f *flakyEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2[store.Entry, error] {

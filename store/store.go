@@ -192,18 +192,22 @@ type Blobs interface {
 type SharedLog interface {
 	// AppendLocked takes the log's write lock, which excludes every other AppendLocked and
 	// Append on the log, from any process; calls build with the number of entries the log then
-	// holds; and appends the batch build returns at that size, atomically and durably, before
-	// it releases the lock. It returns nil once the batch is durable. Its rules:
+	// holds and the entries [from, size) that are in it (their Index, Identity, Conversation and
+	// Leaf; Payload may be left out); and appends the batch build returns at that size,
+	// atomically and durably, before it releases the lock. It returns nil once the batch is
+	// durable. Its rules:
 	//   - build is called at most once per call, with the lock held. Every entry below size is
 	//     durable and readable (Entries, ReadHashes, the indexes) while build runs; build must
 	//     not write to the store;
+	//   - appended is nil, not empty, when the store did not read them (from beyond size, or
+	//     more entries than it reads at once): build reads what it needs itself;
 	//   - an error from build is returned as it is, and nothing is appended;
 	//   - a nil batch, or one without entries, appends nothing and returns nil;
 	//   - the batch is checked as Append checks it (CheckBatch at size; ErrDuplicate for an
 	//     identity stored); a batch that fails appends nothing;
 	//   - when it fails after build ran for another reason (the connection, the server), the
 	//     batch may or may not be in the log: the caller reads the log to find out.
-	AppendLocked(ctx context.Context, build func(size uint64) (*Batch, error)) error
+	AppendLocked(ctx context.Context, from uint64, build func(size uint64, appended []Entry) (*Batch, error)) error
 }
 
 // Leases is implemented by stores that several processes share and that can grant a named

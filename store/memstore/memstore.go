@@ -89,14 +89,22 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 
 // AppendLocked implements store.SharedLog: build runs while no other Append or AppendLocked
 // can, and may read the store.
-func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*store.Batch, error)) error {
+func (s *Store) AppendLocked(ctx context.Context, from uint64, build func(size uint64, appended []store.Entry) (*store.Batch, error)) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	size, err := s.Size(ctx)
-	if err != nil {
+	if err := s.rlock(ctx); err != nil {
 		return err
 	}
-	b, err := build(size)
+	size := uint64(len(s.entries))
+	var appended []store.Entry
+	if from <= size {
+		appended = make([]store.Entry, 0, size-from)
+		for _, e := range s.entries[from:] {
+			appended = append(appended, clone(e))
+		}
+	}
+	s.mu.RUnlock()
+	b, err := build(size, appended)
 	if err != nil || b == nil || len(b.Entries) == 0 {
 		return err
 	}

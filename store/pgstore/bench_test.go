@@ -93,11 +93,13 @@ func BenchmarkLedgerAppend(b *testing.B) {
 		store   int // in stores
 		ledgers int
 		shared  bool
+		flights int // MaxInFlight; 0: the default
 	}{
-		{"store=filestore", 0, 1, false},
-		{"store=pgstore", 1, 1, false},
-		{"store=pgstore/shared/ledgers=1", 1, 1, true},
-		{"store=pgstore/shared/ledgers=2", 1, 2, true},
+		{"store=filestore", 0, 1, false, 0},
+		{"store=pgstore", 1, 1, false, 0},
+		{"store=pgstore/shared/ledgers=1", 1, 1, true, 0},
+		{"store=pgstore/shared/ledgers=2", 1, 2, true, 0},
+		{"store=pgstore/shared/ledgers=2/in-flight=1", 1, 2, true, 1},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -114,7 +116,7 @@ func BenchmarkLedgerAppend(b *testing.B) {
 					s = stores[v.store].open(b)
 					defer s.Close()
 				}
-				l, err := ledger.Open(ctx, s, ledger.Options{Signing: signer, Shared: v.shared, CheckpointInterval: time.Hour})
+				l, err := ledger.Open(ctx, s, ledger.Options{Signing: signer, Shared: v.shared, MaxInFlight: v.flights, CheckpointInterval: time.Hour})
 				if err != nil {
 					b.Fatal(err)
 				}

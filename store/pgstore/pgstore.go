@@ -336,11 +336,11 @@ func rollback(tx pgx.Tx) {
 
 // queries are the store's SQL statements with the schema's tables named.
 type queries struct {
-	consistency, size, lockHead, headForUpdate, setHead, appendBatch, readBack, entries, hashes, lookup, lookupAll, lastConv string
-	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                                        string
-	writeBlob, readBlob                                                                                                      string
-	putKey, putRecord, setRecord, key, lockKey, lockMeta, setMeta, dropRecords, destroy, keys                                string
-	entriesTable                                                                                                             pgx.Identifier
+	consistency, size, lockHead, headForUpdate, leavesFrom, setHead, appendBatch, readBack, entries, hashes, lookup, lookupAll, lastConv string
+	lockCheckpoints, latestCheckpoint, checkpointsFrom, putCheckpoint                                                                    string
+	writeBlob, readBlob                                                                                                                  string
+	putKey, putRecord, setRecord, key, lockKey, lockMeta, setMeta, dropRecords, destroy, keys                                            string
+	entriesTable                                                                                                                         pgx.Identifier
 }
 
 func newQueries(schema string) queries {
@@ -351,6 +351,7 @@ func newQueries(schema string) queries {
 		// The row lock this UPDATE takes, held to COMMIT, serializes every batch transaction.
 		lockHead:      t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
 		headForUpdate: t(`SELECT size FROM {s}.head FOR UPDATE`),
+		leavesFrom:    t(`SELECT idx, identity, conversation, leaf FROM {s}.entries WHERE idx >= $1 ORDER BY idx LIMIT $2`),
 		setHead:       t(`UPDATE {s}.head SET size = $1`),
 		appendBatch: t(`WITH h AS (UPDATE {s}.head SET size = size + $1 WHERE size = $2 RETURNING size)
 			INSERT INTO {s}.entries (idx, identity, conversation, leaf, payload, hashes)

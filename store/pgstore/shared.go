@@ -20,15 +20,15 @@ var (
 // AppendLocked implements store.SharedLog. Its transaction locks the head row (SELECT … FOR
 // UPDATE) before build runs, so every other writer's batch, from this process or another,
 // waits for its COMMIT; build reads the log through the pool, on other connections, which see
-// every entry committed before the lock was taken. The lock costs one round trip (BEGIN and the
-// SELECT sent together), the batch one more (its INSERT and the COMMIT sent together; COPY above
-// 32 MiB). A connection lost after build ran is resolved as Append resolves it, by reading the
+// every entry committed before the lock was taken. The lock costs one round trip (BEGIN, the
+// SELECT, and the read of the entries from on, up to 4,096 of them, sent together), the batch
+// one more (its INSERT and the COMMIT sent together; COPY above 32 MiB). A connection lost after build ran is resolved as Append resolves it, by reading the
 // batch back.
-func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*store.Batch, error)) error {
+func (s *Store) AppendLocked(ctx context.Context, from uint64, build func(size uint64, appended []store.Entry) (*store.Batch, error)) error {
 	if err := s.beginWrite(ctx); err != nil {
 		return err
 	}
-	c, size, err := s.lockHead(ctx)
+	c, size, appended, err := s.lockHead(ctx, from)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*stor
 			rollbackConn(c)
 		}
 	}()
-	b, err := build(uint64(size))
+	b, err := build(uint64(size), appended)
 	if err != nil || b == nil || len(b.Entries) == 0 {
 		return err
 	}
@@ -86,30 +86,43 @@ func (s *Store) AppendLocked(ctx context.Context, build func(size uint64) (*stor
 	return nil
 }
 
-// lockHead begins a transaction on a connection of the pool and locks the head row in it, in
-// one round trip; it returns the connection and the log's size. A connection that broke while
-// idle in the pool fails before anything reaches the server; the lock is then tried on another,
-// up to three times.
-func (s *Store) lockHead(ctx context.Context) (*pgxpool.Conn, int64, error) {
+// lockHead begins a transaction on a connection of the pool and locks the head row in it, then
+// reads the entries from on (their leaves), in one round trip; it returns the connection, the
+// log's size and those entries (nil if there are more than lockedRead). A connection that broke
+// while idle in the pool fails before anything reaches the server; the lock is then tried on
+// another, up to three times.
+func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64, []store.Entry, error) {
 	for try := 0; ; try++ {
 		c, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, 0, s.fail(ctx, "append: connect", err)
+			return nil, 0, nil, s.fail(ctx, "append: connect", err)
 		}
 		var q pgx.Batch
 		q.Queue("BEGIN")
 		q.Queue(s.q.headForUpdate)
+		q.Queue(s.q.leavesFrom, int64(min(from, 1<<62)), lockedRead+1)
 		br := c.SendBatch(ctx, &q)
 		var size int64
+		var appended []store.Entry
 		_, err = br.Exec()
 		if err == nil {
 			err = br.QueryRow().Scan(&size)
+		}
+		if err == nil {
+			appended, err = readLeaves(br)
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
 		if err == nil {
-			return c, size, nil
+			if len(appended) > lockedRead || from > uint64(size) {
+				appended = nil
+			} else if uint64(len(appended)) != uint64(size)-from {
+				err = fmt.Errorf("%w: the log holds %d entries but %d from %d", store.ErrCorrupt, size, len(appended), from)
+			}
+		}
+		if err == nil {
+			return c, size, appended, nil
 		}
 		rollbackConn(c)
 		c.Release()
@@ -117,10 +130,41 @@ func (s *Store) lockHead(ctx context.Context) (*pgxpool.Conn, int64, error) {
 			continue
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, 0, fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
+			return nil, 0, nil, fmt.Errorf("pgstore: %w: the head row is missing", store.ErrCorrupt)
 		}
-		return nil, 0, s.fail(ctx, "append: lock the head row", err)
+		if errors.Is(err, store.ErrCorrupt) {
+			return nil, 0, nil, err
+		}
+		return nil, 0, nil, s.fail(ctx, "append: lock the head row", err)
 	}
+}
+
+// lockedRead is how many entries AppendLocked reads with the lock, at most.
+const lockedRead = 4096
+
+// readLeaves reads the rows of the leavesFrom query: entries without their payloads.
+func readLeaves(br pgx.BatchResults) ([]store.Entry, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Entry
+	var idx int64
+	var id, conv, leaf []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &conv, &leaf}, func() error {
+		e := store.Entry{Index: uint64(idx), Leaf: leaf}
+		var err error
+		if e.Identity, err = parseDigest(id, "identity", idx); err != nil {
+			return err
+		}
+		if e.Conversation, err = parseDigest(conv, "conversation", idx); err != nil {
+			return err
+		}
+		out = append(out, e)
+		leaf = nil // the next row gets a new slice
+		return nil
+	})
+	return out, err
 }
 
 // rollbackConn ends the transaction open on c, if any; its error is of no use to the caller (a

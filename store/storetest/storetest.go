@@ -1151,7 +1151,7 @@ func sharedBuildAtSize(c *check) {
 	x := c.s.(store.SharedLog)
 	n := c.appendN(3)
 	calls := 0
-	err := x.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
+	err := x.AppendLocked(ctx, 1, func(size uint64, appended []store.Entry) (*store.Batch, error) {
 		calls++
 		if size != n {
 			c.fail("build was given size %d; the log holds %d", size, n)
@@ -1160,6 +1160,17 @@ func sharedBuildAtSize(c *check) {
 		if got := c.entries(0, size); uint64(len(got)) != size {
 			c.fail("build read %d entries below size %d", len(got), size)
 		}
+		if appended != nil {
+			if uint64(len(appended)) != size-1 {
+				c.fail("build was given %d entries from 1; the log holds %d", len(appended), size)
+			}
+			for k, e := range appended {
+				want := EntryAt(uint64(k) + 1)
+				if e.Index != want.Index || e.Identity != want.Identity || e.Conversation != want.Conversation || !bytes.Equal(e.Leaf, want.Leaf) {
+					c.fail("entry %d given to build: %s; want %s", k+1, describe(e), describe(want))
+				}
+			}
+		}
 		return BatchAt(size, 4), nil
 	})
 	c.must("AppendLocked", err)
@@ -1167,6 +1178,12 @@ func sharedBuildAtSize(c *check) {
 		c.fail("build was called %d times; want once", calls)
 	}
 	c.checkLog(n + 4)
+	c.must("AppendLocked from beyond the size", x.AppendLocked(ctx, n+100, func(size uint64, appended []store.Entry) (*store.Batch, error) {
+		if appended != nil {
+			c.fail("build was given %d entries from beyond the log's size; want nil", len(appended))
+		}
+		return nil, nil
+	}))
 }
 
 func sharedRefusals(c *check) {
@@ -1174,13 +1191,13 @@ func sharedRefusals(c *check) {
 	x := c.s.(store.SharedLog)
 	n := c.appendN(2)
 	boom := errors.New("build failed")
-	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return BatchAt(n, 3), boom }); !errors.Is(err, boom) {
+	if err := x.AppendLocked(ctx, n, func(uint64, []store.Entry) (*store.Batch, error) { return BatchAt(n, 3), boom }); !errors.Is(err, boom) {
 		c.fail("a build that failed: err = %v; want its error", err)
 	}
-	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return nil, nil }); err != nil {
+	if err := x.AppendLocked(ctx, n, func(uint64, []store.Entry) (*store.Batch, error) { return nil, nil }); err != nil {
 		c.fail("a build that returned no batch: err = %v; want nil", err)
 	}
-	if err := x.AppendLocked(ctx, func(uint64) (*store.Batch, error) { return BatchAt(n+1, 2), nil }); !errors.Is(err, store.ErrOutOfOrder) {
+	if err := x.AppendLocked(ctx, n, func(uint64, []store.Entry) (*store.Batch, error) { return BatchAt(n+1, 2), nil }); !errors.Is(err, store.ErrOutOfOrder) {
 		c.fail("a batch that does not start at the size build was given: err = %v; want ErrOutOfOrder", err)
 	}
 	c.checkLog(n)
@@ -1196,7 +1213,7 @@ func sharedExcludes(c *check) {
 	for w := range writers {
 		wg.Go(func() {
 			for k := range each {
-				errs <- x.AppendLocked(ctx, func(size uint64) (*store.Batch, error) {
+				errs <- x.AppendLocked(ctx, 0, func(size uint64, _ []store.Entry) (*store.Batch, error) {
 					if inside.Add(1) != 1 {
 						return nil, errors.New("two builds ran at once")
 					}
