@@ -42,12 +42,29 @@
 // checkpoint's root and refuses a store that does not, and before each signature it verifies a
 // consistency proof from the previous checkpoint.
 //
+// # Several writers
+//
+// With Options.Shared, several ledgers, usually in several processes, append to one store that
+// orders them (store.SharedLog: PostgreSQL). Each still group-commits. A batch is built while
+// the store's write lock is held, after the entries the others appended since (which the store
+// reads with the lock) have extended this ledger's tree, conversation heads and deduplication:
+// the log is one tree, with one chain per conversation and one entry per source identity,
+// whichever writer took a message. A batch's identities are looked up at once, before the lock
+// (store.IdentityBatch). Checkpoints are signed by the holder of the store's "checkpoint" lease
+// (store.Leases), over the whole log; the others adopt the stored checkpoint once its signature,
+// its root and its consistency with their own check out. Data keys live in the shared vault:
+// a scope's key made by two writers at once is the first one's, metadata changes are atomic
+// (store.MetaUpdater), and keys of past months, which another writer's retention may shred, are
+// read from the vault rather than the cache.
+//
 // # Goroutines and locks
 //
 // A Ledger runs two goroutines (three with a store that is not a store.Pipeline, whose Appends
 // run on one of their own): the pipeline owns the tree frontier, the conversation heads, the
 // identities in flight and the batches in flight; the checkpointer signs. They share the durable
-// size (atomic), the in-memory index (its own mutex) and the latest checkpoint (cpMu). Retention
+// size (atomic), the in-memory index (its own mutex) and the latest checkpoint (cpMu). A shared
+// ledger's flights build on goroutines of their own, one at a time (buildMu, taken inside the
+// store's lock), and own the sequencer while they do. Retention
 // takes holds.runs then holds.mu (retention.go: one run at a time; a hold and a shred entry one
 // at a time); the data key cache takes retireMu, then mu, then kekMu (encrypt.go). No lock is
 // held across a store call that waits for a sync.
