@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/backend/backendtest"
@@ -91,4 +95,69 @@ func TestTwoArchiversOnOnePostgresLedger(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, n, rep.Kinds[seal.KindMessage.String()], "every message once: %v", rep.Kinds)
 	require.Zero(t, rep.Uncovered, "the last to stop signed the whole log")
+}
+
+// With attachments on S3 (-blobs), an endpoint that is down holds the attachment's fetch in the
+// media journal, the message sealed meanwhile; once the endpoint is back, the fetch resumes and
+// the attachment is stored, in the bucket, encrypted.
+func TestArchiverMediaWaitsForS3(t *testing.T) {
+	ctx := context.Background()
+	srv, blobs := backendtest.S3(t, "media")
+	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 5 * time.Second})
+	defer g.Close()
+	dir := filepath.Join(t.TempDir(), "desk")
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var stdout, stderr syncBuffer
+	urls := make(chan string, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(runCtx, []string{"-dir", dir, "-blobs", blobs, "-openapi-host", g.URL, "-health-addr", "127.0.0.1:0", "-no-scan"}, env, &stdout, &stderr,
+			func(h, _, _ string) { urls <- h })
+	}()
+	var healthURL string
+	select {
+	case healthURL = <-urls:
+	case code := <-done:
+		t.Fatalf("archiver exited %d: %s", code, stderr.String())
+	}
+	health := func() (pending int, stored int64) {
+		var h struct {
+			PendingMedia int   `json:"pending_media"`
+			MediaStored  int64 `json:"media_stored"`
+		}
+		resp, err := http.Get(healthURL)
+		if err != nil {
+			return -1, -1
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&h) != nil {
+			return -1, -1
+		}
+		return h.PendingMedia, h.MediaStored
+	}
+
+	srv.Stop()
+	g.AddFile("pic", "image/png", []byte("\x89PNG the order ticket"))
+	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "p1", MsgType: "picture", Content: map[string]any{"downloadCode": "pic"}}.JSON())
+	require.NoError(t, g.Wait(ctx), "the message is acknowledged: sealed, its attachment pending")
+	require.Eventually(t, func() bool { p, _ := health(); return p == 1 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(2 * time.Second) // fetches fail against the stopped endpoint
+	p, s := health()
+	require.Equal(t, 1, p, "the fetch waits in the journal")
+	require.Zero(t, s)
+
+	srv.Start()
+	require.Eventually(t, func() bool { _, s := health(); return s == 1 }, 90*time.Second, 100*time.Millisecond, "the fetch resumes once the endpoint is back")
+	objects, err := srv.Client().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket)})
+	require.NoError(t, err)
+	require.Len(t, objects.Contents, 1)
+	stop()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("archiver did not stop")
+	}
 }
