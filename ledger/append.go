@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -34,10 +35,24 @@ type request struct {
 	// entries (the pipeline looks among those in flight only, unless its memory of them was
 	// pruned since).
 	checked uint64
+	// after, if set, is the entry that must be the latest of a conversation when this one is
+	// sequenced (optimistic concurrency between the writers of a shared ledger); if it is not,
+	// the request fails with errChainMoved and nothing is appended.
+	after *chainAt
 	// found is the durable entry with the identity, from a shared flight's lookup of its whole
 	// batch; -1 if none (a shared ledger looks the batch up before it takes the store's lock).
 	found int64
 }
+
+// chainAt names the latest entry of conversation conv: head, or -1 for none.
+type chainAt struct {
+	conv seal.Hash
+	head int64
+}
+
+// errChainMoved answers a request whose chainAt no longer holds: another writer appended to the
+// conversation since the caller read it.
+var errChainMoved = errors.New("ledger: another writer appended to the chain first")
 
 type result struct {
 	index uint64

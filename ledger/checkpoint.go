@@ -74,7 +74,7 @@ func newCheckpointer(l *Ledger) *checkpointer {
 
 // durable tells the checkpointer that the ledger holds size entries, durably.
 func (c *checkpointer) durable(size uint64) {
-	if size-c.l.latest().Size < c.l.opts.CheckpointEvery {
+	if size < c.l.latest().Size+c.l.opts.CheckpointEvery { // the latest may cover more (Shared)
 		return
 	}
 	select {
@@ -91,29 +91,33 @@ func (c *checkpointer) run() {
 	for {
 		select {
 		case <-c.kick:
-			if l.Size()-l.latest().Size >= l.opts.CheckpointEvery {
-				_ = c.sign() // logged; the entries are durable either way
+			if l.Size() >= l.latest().Size+l.opts.CheckpointEvery {
+				_ = c.sign(false) // logged; the entries are durable either way
 			}
 		case <-tick.C:
 			size := l.Size()
 			if l.shared != nil {
-				size = l.sharedSize() // the other writers' entries count too
+				ctx, cancel := context.WithTimeout(context.Background(), sharedCallTimeout)
+				size = l.sharedSize(ctx) // the other writers' entries count too
+				cancel()
 			}
 			due := l.opts.Now().Sub(c.at) >= l.opts.CheckpointInterval
-			if size > l.latest().Size && (due || size-l.latest().Size >= l.opts.CheckpointEvery) {
-				_ = c.sign() // logged; retried at the next tick
+			if latest := l.latest().Size; size > latest && (due || size >= latest+l.opts.CheckpointEvery) {
+				_ = c.sign(false) // logged; retried at the next tick
 			}
 		case reply := <-c.signs:
-			reply <- c.sign()
+			reply <- c.sign(true)
 		case <-c.stop:
-			c.err = c.sign()
+			c.err = c.sign(true)
 			return
 		}
 	}
 }
 
-func (c *checkpointer) sign() error {
-	err := c.l.checkpointNow()
+// sign signs a checkpoint now; asked is set for SignCheckpoint and Close, which sign in a shared
+// ledger whoever holds the lease (see checkpointNow).
+func (c *checkpointer) sign(asked bool) error {
+	err := c.l.checkpointNow(asked)
 	if err == nil {
 		c.at = c.l.opts.Now()
 	}
@@ -127,9 +131,14 @@ func (l *Ledger) stopCheckpointer() {
 	l.closeErr = l.checkpointer.err
 }
 
+// sharedCallTimeout bounds the store calls a shared ledger's checkpointer makes (the lease, the
+// latest checkpoint, the log's size), so that a server that stops answering does not stop the
+// checkpointer, nor Close.
+const sharedCallTimeout = 30 * time.Second
+
 // sharedSize returns the size of the shared log (this ledger's own if the store cannot say).
-func (l *Ledger) sharedSize() uint64 {
-	size, err := l.st.Size(context.Background())
+func (l *Ledger) sharedSize(ctx context.Context) uint64 {
+	size, err := l.st.Size(ctx)
 	if err != nil {
 		l.log.Warn("ledger: reading the shared log's size", "err", err)
 		return l.Size()
@@ -138,15 +147,24 @@ func (l *Ledger) sharedSize() uint64 {
 }
 
 // checkpointNow signs and stores a checkpoint of the durable tree. It runs on the checkpointer.
-func (l *Ledger) checkpointNow() error {
+//
+// A shared ledger signs the whole log, the other writers' entries too, when it holds the
+// checkpoint lease or when asked (SignCheckpoint, Close: a caller who needs its entries covered
+// now); otherwise it takes the latest checkpoint another writer stored. Two writers signing at
+// once is safe: both compute the one tree from the one store, each checks that it extends the
+// latest checkpoint stored, and the store keeps checkpoints in order (a smaller one is refused).
+func (l *Ledger) checkpointNow(asked bool) error {
 	ctx := context.Background()
 	size := l.Size()
 	if l.shared != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sharedCallTimeout)
+		defer cancel()
 		signer, err := l.sharedSigner(ctx)
-		if err != nil || !signer {
+		if err != nil || !signer && !asked {
 			return err
 		}
-		size = l.sharedSize()
+		size = l.sharedSize(ctx)
 	}
 	prev := l.latest()
 	if size == 0 || size <= prev.Size {
@@ -179,6 +197,7 @@ func (l *Ledger) checkpointNow() error {
 	l.cpMu.Lock()
 	l.cp, l.cpNote = cp, signed
 	l.cpMu.Unlock()
+	l.raiseSize(cp.Size)
 	l.log.Debug("ledger: checkpoint", "size", cp.Size, "root", cp.Root.String())
 	return nil
 }
@@ -246,5 +265,18 @@ func (l *Ledger) adoptStored(ctx context.Context) error {
 		l.cp, l.cpNote = cp, sc.Note
 	}
 	l.cpMu.Unlock()
+	l.raiseSize(cp.Size)
 	return nil
+}
+
+// raiseSize makes the durable size at least n: a shared ledger's checkpoint (signed here or
+// taken from the store) may cover other writers' entries this ledger has not caught up with,
+// and they are durable; proofs up to the checkpoint need the size to cover them.
+func (l *Ledger) raiseSize(n uint64) {
+	for {
+		cur := l.size.Load()
+		if n <= cur || l.size.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }

@@ -140,8 +140,8 @@ type keyCache struct {
 
 	// shared is set for a ledger whose vault other processes write too (Options.Shared):
 	// another writer's retention may mark a key for shredding without this cache knowing, so
-	// an append takes a key from the cache only for a scope that cannot have expired (its month
-	// is not over), and reads the others' keys from the vault.
+	// an append takes a key from the cache as it is only for a scope that cannot have expired
+	// (its month is not over), and for the others first reads its metadata from the vault.
 	shared bool
 	now    func() time.Time
 }
@@ -211,18 +211,31 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 	c.mu.RLock()
 	ck, ok := c.keys[id]
 	c.mu.RUnlock()
-	fresh := c.shared && kind != "" && ok && ck.scope.Month < c.now().UTC().Format("2006-01")
-	if ok && ck.serves(kind) && !fresh {
-		return ck.dek, nil
+	if ok && ck.serves(kind) {
+		if !c.shared || kind == "" || ck.scope.Month >= c.now().UTC().Format("2006-01") {
+			return ck.dek, nil
+		}
+		// A past month's key: another writer's retention may have marked or destroyed it.
+		// Its metadata says (the cached data key stays: no unwrap).
+		cur, err := c.readScope(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrDestroyed):
+			c.forget(id)
+			return nil, fmt.Errorf("%w: key %s", ErrShredded, id)
+		case err != nil:
+			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
+		case cur.Shredding != nil:
+			return nil, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
+		case slices.Contains(cur.Kinds, kind):
+			return ck.dek, nil
+		}
+		c.drop(id) // a kind to add: the slot's path records it
 	}
-	f, dek, err := c.acquire(ctx, id, !fresh, kind)
+	f, dek, err := c.acquire(ctx, id, true, kind)
 	if f == nil {
 		return dek, err
 	}
 	defer c.release(id, f)
-	if fresh {
-		c.drop(id) // read from the vault: another writer may have marked it
-	}
 	return c.fill(ctx, f, id, sc, create, kind)
 }
 

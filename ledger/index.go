@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -111,15 +112,11 @@ func (x *index) lookup(ctx context.Context, id seal.Hash) (uint64, bool, error) 
 	if !ok {
 		return 0, false, nil
 	}
-	leaf, _, err := x.leaf(ctx, i)
-	if err != nil {
-		return 0, false, err
-	}
-	if leaf.Identity != id {
-		if x.ids == nil && !trusted {
+	if err := x.confirm(ctx, id, i); err != nil {
+		if x.ids == nil && !trusted && errors.Is(err, errOtherIdentity) {
 			return 0, false, nil // another identity with the same first 8 bytes
 		}
-		return 0, false, fmt.Errorf("%w: the store's identity index points at entry %d, whose leaf has another identity: the index was altered", store.ErrCorrupt, i)
+		return 0, false, err
 	}
 	return i, true, nil
 }
@@ -171,10 +168,13 @@ func (x *index) confirm(ctx context.Context, id seal.Hash, i uint64) error {
 		return err
 	}
 	if leaf.Identity != id {
-		return fmt.Errorf("%w: the store's identity index points at entry %d, whose leaf has another identity: the index was altered", store.ErrCorrupt, i)
+		return fmt.Errorf("%w: the store's identity index points at entry %d, whose leaf has another identity: the index was altered (%w)", store.ErrCorrupt, i, errOtherIdentity)
 	}
 	return nil
 }
+
+// errOtherIdentity is wrapped by confirm's error for a leaf with another identity.
+var errOtherIdentity = errors.New("another identity")
 
 // lastInConversation returns the latest durable entry of a conversation.
 func (x *index) lastInConversation(ctx context.Context, conv seal.Hash) (uint64, bool, error) {

@@ -23,10 +23,6 @@ const (
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultMaxBatch           = 1024
 	DefaultMaxInFlight        = 1
-	// DefaultSharedInFlight is MaxInFlight's default for a shared ledger (Options.Shared): the
-	// next batch looks its identities up and waits for the store's lock while the one before
-	// it holds the lock and commits, so the lock passes on without a gap.
-	DefaultSharedInFlight = 2
 )
 
 // Options configure a Ledger. Signing is required; the rest have defaults.
@@ -68,7 +64,9 @@ type Options struct {
 	// the same time: several capture processes on one PostgreSQL log, say. The store must
 	// implement store.SharedLog. Each batch is then built while the store's write lock is held,
 	// from the log as the other writers left it (their entries extend this ledger's tree, chains
-	// and deduplication first); MaxInFlight defaults to DefaultSharedInFlight. Checkpoints are signed by one writer at a
+	// and deduplication first), and MaxInFlight is 1: a flight builds on the one before it,
+	// which must be durable first. The store must also find entries by identity and
+	// conversation itself (store.IdentityIndex, store.ConversationIndex). Checkpoints are signed by one writer at a
 	// time: the holder of the store's "checkpoint" lease if the store grants leases
 	// (store.Leases), the others taking its checkpoints from the store; a store without leases
 	// lets every writer sign, each checking that it extends the latest one stored. The signer
@@ -120,8 +118,7 @@ type Ledger struct {
 
 	size atomic.Uint64 // durable entries, for readers
 
-	seq          sequencer       // owned by the pipeline goroutine; in a shared ledger, by the build that holds buildMu
-	buildMu      sync.Mutex      // a shared ledger's builds (appendShared), which the store's lock orders too
+	seq          sequencer       // owned by the pipeline goroutine, and by a shared ledger's flight while it is out
 	shared       store.SharedLog // the store, when Options.Shared
 	leases       store.Leases    // the store, when Options.Shared and it grants leases
 	appender     *appender       // for a store that is not a store.Pipeline
@@ -153,11 +150,8 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	if opts.MaxInFlight <= 0 {
+	if opts.MaxInFlight <= 0 || opts.Shared {
 		opts.MaxInFlight = DefaultMaxInFlight
-		if opts.Shared {
-			opts.MaxInFlight = DefaultSharedInFlight
-		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -184,6 +178,11 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 			return nil, fmt.Errorf("ledger: Options.Shared needs a store that several writers can share (store.SharedLog); %T is not one", st)
 		}
 		l.leases, _ = st.(store.Leases)
+		_, ids := st.(store.IdentityIndex)
+		_, convs := st.(store.ConversationIndex)
+		if !ids || !convs {
+			return nil, fmt.Errorf("ledger: Options.Shared needs a store that finds entries by identity and conversation itself (store.IdentityIndex, store.ConversationIndex); %T does not", st)
+		}
 	}
 	if e := opts.Encryption; e != nil {
 		if e.Keyring == nil || e.Vault == nil {
@@ -206,20 +205,28 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 // load reads the tree's frontier and the latest checkpoint and checks they agree, then builds
 // the index the store does not keep itself.
 func (l *Ledger) load(ctx context.Context) error {
-	size, err := l.st.Size(ctx)
-	if err != nil {
-		return fmt.Errorf("ledger: reading size: %w", err)
+	for attempt := 0; ; attempt++ {
+		size, err := l.st.Size(ctx)
+		if err != nil {
+			return fmt.Errorf("ledger: reading size: %w", err)
+		}
+		f, err := loadFrontier(ctx, l.st, size)
+		if err != nil {
+			return err
+		}
+		l.seq.init(f)
+		l.size.Store(size)
+		err = l.loadCheckpoint(ctx, size)
+		if errors.Is(err, errAhead) && attempt < 3 {
+			continue // another writer appended and signed since the size was read: read again
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
-	f, err := loadFrontier(ctx, l.st, size)
-	if err != nil {
-		return err
-	}
-	l.seq.init(f)
-	l.size.Store(size)
-	if err := l.loadCheckpoint(ctx, size); err != nil {
-		return err
-	}
-	l.idx, err = openIndex(ctx, l.st, size)
+	var err error
+	l.idx, err = openIndex(ctx, l.st, l.Size())
 	return err
 }
 
@@ -248,6 +255,9 @@ func (l *Ledger) loadCheckpoint(ctx context.Context, size uint64) error {
 	if err != nil {
 		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
 	}
+	if l.shared != nil && sc.Size > size {
+		return errAhead
+	}
 	cp, err := l.openStored(ctx, sc, size)
 	if err != nil {
 		return err
@@ -257,6 +267,10 @@ func (l *Ledger) loadCheckpoint(ctx context.Context, size uint64) error {
 	l.cpMu.Unlock()
 	return nil
 }
+
+// errAhead is loadCheckpoint's answer, in a shared ledger, for a checkpoint beyond the size read
+// just before: another writer appended and signed in between.
+var errAhead = errors.New("ledger: the latest checkpoint is beyond the size read")
 
 // openStored opens a stored checkpoint with the ledger's verifier key and checks that the
 // stored tree (of size entries) reproduces its root.

@@ -221,7 +221,7 @@ func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPol
 // newLockPass reads the holds for a pass.
 func (l *Ledger) newLockPass(ctx context.Context, lk ObjectLocker, p *RetentionPolicy) (*lockPass, error) {
 	l.holds.mu.Lock()
-	active, past, err := l.holdSets(ctx)
+	active, past, _, err := l.holdSets(ctx)
 	l.holds.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -135,12 +135,7 @@ func (l *Ledger) take(r *request) {
 	if s.forming == nil {
 		s.forming = &flight{}
 	}
-	reqs := l.drain(r, l.opts.MaxBatch-len(s.forming.reqs))
-	if l.shared != nil {
-		s.forming.reqs = append(s.forming.reqs, reqs...) // sequenced under the store's lock
-	} else {
-		l.sequence(s.forming, reqs)
-	}
+	l.sequence(s.forming, l.drain(r, l.opts.MaxBatch-len(s.forming.reqs)))
 	if len(s.flights) < l.opts.MaxInFlight {
 		if l.shared != nil {
 			// A shared flight holds the store's lock, which the other writers wait for, for
@@ -186,11 +181,7 @@ func (l *Ledger) gather() {
 		if len(more) == 0 {
 			return
 		}
-		if l.shared != nil {
-			s.forming.reqs = append(s.forming.reqs, more...)
-		} else {
-			l.sequence(s.forming, more)
-		}
+		l.sequence(s.forming, more)
 	}
 }
 
@@ -222,10 +213,13 @@ func (l *Ledger) drain(first *request, n int) []*request {
 	return batch
 }
 
-// sequence turns requests into entries of the batch fl.
+// sequence adds requests to the batch fl and turns them into its entries; a shared ledger's are
+// turned into entries when the flight holds the store's lock (appendShared).
 func (l *Ledger) sequence(fl *flight, reqs []*request) {
 	fl.reqs = append(fl.reqs, reqs...)
-	l.sequenceRest(fl)
+	if l.shared == nil {
+		l.sequenceRest(fl)
+	}
 }
 
 // sequenceRest turns the requests of fl not yet sequenced into entries of its batch.
@@ -260,6 +254,17 @@ func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result 
 		if dup {
 			// Answered when this flight completes, which is after the original's.
 			return result{index: i, dup: true}
+		}
+	}
+	if a := r.after; a != nil {
+		head := int64(-1)
+		if h, ok, err := l.chainHead(ctx, a.conv); err != nil {
+			return result{err: err}
+		} else if ok {
+			head = int64(h.index)
+		}
+		if head != a.head {
+			return result{err: errChainMoved}
 		}
 	}
 	idx := s.next
@@ -344,23 +349,31 @@ func (l *Ledger) lookup(ctx context.Context, r *request) (uint64, bool, error) {
 	return 0, false, nil
 }
 
-// convHead returns the latest entry of a conversation, from the cache or the index.
+// convHead returns the latest entry of a conversation, from the cache or the index (the zero
+// head if it has none).
 func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error) {
+	h, _, err := l.chainHead(ctx, conv)
+	return h, err
+}
+
+// chainHead returns the latest entry of a conversation, from the cache or the index, and
+// whether it has one.
+func (l *Ledger) chainHead(ctx context.Context, conv seal.Hash) (convHead, bool, error) {
 	if h, ok := l.seq.convs[conv]; ok {
-		return h, nil
+		return h, true, nil
 	}
 	i, ok, err := l.idx.lastInConversation(ctx, conv)
 	if err != nil || !ok {
-		return convHead{}, err
+		return convHead{}, false, err
 	}
 	leaf, lh, err := l.idx.leaf(ctx, i)
 	if err != nil {
-		return convHead{}, fmt.Errorf("ledger: reading conversation head %d: %w", i, err)
+		return convHead{}, false, fmt.Errorf("ledger: reading conversation head %d: %w", i, err)
 	}
 	if leaf.Conversation != conv {
-		return convHead{}, fmt.Errorf("%w: the store's conversation index points at entry %d, which is in another conversation", store.ErrCorrupt, i)
+		return convHead{}, false, fmt.Errorf("%w: the store's conversation index points at entry %d, which is in another conversation", store.ErrCorrupt, i)
 	}
-	return convHead{seq: leaf.ConvSeq, hash: lh, index: i}, nil
+	return convHead{seq: leaf.ConvSeq, hash: lh, index: i}, true, nil
 }
 
 // recover reloads the sequencer's state from the store, whose contents after a failed commit
@@ -420,9 +433,10 @@ func (l *Ledger) finish(err error) {
 		err = fmt.Errorf("%w (%v)", ErrCommitAbandoned, err)
 	case fl.batch != nil:
 		l.idx.added(fl.batch.Entries)
-		fallthrough
-	case fl.size > l.Size(): // a shared flight that caught up with other writers' entries
-		l.size.Store(fl.size)
+		l.raiseSize(fl.size)
+		l.checkpointer.durable(fl.size)
+	case fl.size > l.Size(): // a shared flight that caught up with other writers' entries only
+		l.raiseSize(fl.size)
 		l.checkpointer.durable(fl.size)
 	}
 	answer(fl, err)
@@ -457,21 +471,17 @@ func answer(fl *flight, err error) {
 
 // appendShared writes the shared flight fl: under the store's write lock, it extends the
 // sequencer's state with the entries other writers appended since it last looked, then
-// sequences fl's requests from there. In a shared ledger the sequencer belongs to the build
-// that holds buildMu (take only queues requests); the store's lock orders the builds of the
-// flights in flight, buildMu tells the Go memory model so, and the channel that carries the
-// result orders a build's changes before finish reads them.
+// sequences fl's requests from there. The flight owns the sequencer while it is out: take only
+// queues requests, and one flight is out at a time (MaxInFlight is 1: a flight builds on the
+// one before it, which must be durable, or undone by recover, first); the go statement orders
+// the pipeline's changes before it, and the channel that carries the result orders its changes
+// before finish.
 func (l *Ledger) appendShared(fl *flight) error {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
 	if err := l.lookupFlight(ctx, fl); err != nil {
 		return err
 	}
-	l.buildMu.Lock()
-	from := l.seq.next
-	l.buildMu.Unlock()
-	return l.shared.AppendLocked(ctx, from, func(size uint64, appended []store.Entry) (*store.Batch, error) {
-		l.buildMu.Lock()
-		defer l.buildMu.Unlock()
+	return l.shared.AppendLocked(ctx, l.seq.next, func(size uint64, appended []store.Entry) (*store.Batch, error) {
 		if err := l.catchUp(ctx, size, appended); err != nil {
 			return nil, err
 		}
@@ -482,12 +492,10 @@ func (l *Ledger) appendShared(fl *flight) error {
 
 // lookupFlight looks up the identities of a shared flight's requests among the durable entries,
 // in one call to the store, before the flight takes the store's lock. An entry another writer
-// appends after that look is at or beyond the size the sequencer knows now, so catchUp brings
-// it into the identities in flight, where entry finds it.
+// appends after that look is at or beyond the durable size now, so catchUp brings it into the
+// identities in flight, where entry finds it (or, if they were pruned since, the index).
 func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
-	l.buildMu.Lock()
-	checked := l.seq.next
-	l.buildMu.Unlock()
+	checked := l.Size()
 	ids := make([]seal.Hash, 0, len(fl.reqs))
 	for _, r := range fl.reqs {
 		r.checked, r.found = checked, -1

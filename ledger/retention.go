@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -162,22 +163,45 @@ func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 
 // placeHold seals the entry of PlaceHold.
 func (l *Ledger) placeHold(ctx context.Context, h Hold) (uint64, error) {
+	return l.changeHolds(ctx, func(active, past []Hold) (Hold, []Hold, []Hold, error) {
+		if i := slices.IndexFunc(active, func(a Hold) bool { return a.ID == h.ID }); i >= 0 {
+			if old := active[i]; old.Tenant != h.Tenant || old.Conversation != h.Conversation {
+				old.Released = true // what it covered is no longer held by it
+				past = addPast(past, old)
+			}
+			active[i] = h
+		} else {
+			active = append(active, h)
+		}
+		return h, active, past, nil
+	})
+}
+
+// changeHolds seals the hold entry change makes of the active and released holds as the latest
+// hold entry has them. The entry follows that latest one (chainAt): if a writer of a shared
+// ledger sealed another hold entry in between, the append is refused (errChainMoved) and the
+// change is made again on the newer sets.
+func (l *Ledger) changeHolds(ctx context.Context, change func(active, past []Hold) (Hold, []Hold, []Hold, error)) (uint64, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	active, past, err := l.holdSets(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if i := slices.IndexFunc(active, func(a Hold) bool { return a.ID == h.ID }); i >= 0 {
-		if old := active[i]; old.Tenant != h.Tenant || old.Conversation != h.Conversation {
-			old.Released = true // what it covered is no longer held by it
-			past = addPast(past, old)
+	for attempt := 0; ; attempt++ {
+		active, past, head, err := l.holdSets(ctx)
+		if err != nil {
+			return 0, err
 		}
-		active[i] = h
-	} else {
-		active = append(active, h)
+		h, active, past, err := change(active, past)
+		if err != nil {
+			return 0, err
+		}
+		i, err := l.appendHold(ctx, h, active, past, head)
+		if errors.Is(err, errChainMoved) && attempt < maxChainRetries {
+			if err := backOff(ctx, attempt); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return i, err
 	}
-	return l.appendHold(ctx, h, active, past)
 }
 
 // ReleaseHold seals the release of a hold placed earlier.
@@ -199,19 +223,15 @@ func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64
 
 // releaseHold seals the entry of ReleaseHold.
 func (l *Ledger) releaseHold(ctx context.Context, id, by, reason string) (uint64, error) {
-	l.holds.mu.Lock()
-	defer l.holds.mu.Unlock()
-	active, past, err := l.holdSets(ctx)
-	if err != nil {
-		return 0, err
-	}
-	i := slices.IndexFunc(active, func(h Hold) bool { return h.ID == id })
-	if i < 0 {
-		return 0, fmt.Errorf("%w: no active hold %q", ErrNotFound, id)
-	}
-	h := active[i]
-	h.Released, h.By, h.Reason, h.From = true, by, reason, l.opts.Now().UTC()
-	return l.appendHold(ctx, h, slices.Delete(active, i, i+1), addPast(past, h))
+	return l.changeHolds(ctx, func(active, past []Hold) (Hold, []Hold, []Hold, error) {
+		i := slices.IndexFunc(active, func(h Hold) bool { return h.ID == id })
+		if i < 0 {
+			return Hold{}, nil, nil, fmt.Errorf("%w: no active hold %q", ErrNotFound, id)
+		}
+		h := active[i]
+		h.Released, h.By, h.Reason, h.From = true, by, reason, l.opts.Now().UTC()
+		return h, slices.Delete(active, i, i+1), addPast(past, h), nil
+	})
 }
 
 // addPast adds released hold h to past, replacing an earlier release of the same coverage.
@@ -220,14 +240,33 @@ func addPast(past []Hold, h Hold) []Hold {
 	return append(past, h)
 }
 
-// appendHold seals a hold entry on the chain. The caller holds l.holds.mu.
-func (l *Ledger) appendHold(ctx context.Context, h Hold, active, past []Hold) (uint64, error) {
+// appendHold seals a hold entry on the chain, after the hold entry head (-1: the chain's first).
+// The caller holds l.holds.mu.
+func (l *Ledger) appendHold(ctx context.Context, h Hold, active, past []Hold, head int64) (uint64, error) {
 	if active == nil {
 		active = []Hold{}
 	}
 	body := holdEntry{Hold: h, Active: active, Past: past}
-	rc, err := l.submit(ctx, &request{kind: seal.KindHold, time: l.opts.Now().UTC(), conv: holdChain}, 512+256*(len(active)+len(past)), jsonOf(body))
+	r := &request{kind: seal.KindHold, time: l.opts.Now().UTC(), conv: holdChain, after: &chainAt{holdChain, head}}
+	rc, err := l.submit(ctx, r, 512+256*(len(active)+len(past)), jsonOf(body))
 	return rc.Index, err
+}
+
+// maxChainRetries bounds how often a hold or shred entry is made again because another writer
+// sealed a hold entry first; backOff spaces the tries, at random, so that writers racing for
+// the chain do not keep colliding.
+const maxChainRetries = 32
+
+// backOff waits a random while, longer after each attempt (up to some 100 ms), or until ctx ends.
+func backOff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(mrand.Int64N(int64(min(attempt+1, 20)) * int64(5*time.Millisecond))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Holds returns the active legal holds, in the order they were placed. It reads the latest
@@ -242,37 +281,40 @@ func (l *Ledger) Holds(ctx context.Context) ([]Hold, error) {
 // while the chain is empty, the set of the unchained hold entries of earlier versions. The
 // caller holds l.holds.mu; the result is the caller's.
 func (l *Ledger) activeHolds(ctx context.Context) ([]Hold, error) {
-	active, _, err := l.holdSets(ctx)
+	active, _, _, err := l.holdSets(ctx)
 	return active, err
 }
 
 // holdSets returns the active holds and the released ones (Past; see holdEntry), from the
 // latest chained hold entry or, while the chain is empty, from the unchained hold entries of
-// earlier versions. The caller holds l.holds.mu; the results are the caller's.
-func (l *Ledger) holdSets(ctx context.Context) (active, past []Hold, err error) {
+// earlier versions, and the index of that entry (head; -1 while the chain is empty), which the
+// next hold or shred entry names as the one it follows (chainAt). The caller holds l.holds.mu;
+// the results are the caller's.
+func (l *Ledger) holdSets(ctx context.Context) (active, past []Hold, head int64, err error) {
 	i, ok, err := l.idx.lastInConversation(ctx, holdChain)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ledger: finding the latest hold entry: %w", err)
+		return nil, nil, 0, fmt.Errorf("ledger: finding the latest hold entry: %w", err)
 	}
 	if !ok {
-		return l.unchainedHolds(ctx)
+		active, past, err := l.unchainedHolds(ctx)
+		return active, past, -1, err
 	}
 	e, err := store.ReadEntry(ctx, l.st, i)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ledger: reading hold entry %d: %w", i, err)
+		return nil, nil, 0, fmt.Errorf("ledger: reading hold entry %d: %w", i, err)
 	}
 	d, err := Decode(e)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ledger: hold entry %d: %w", i, err)
+		return nil, nil, 0, fmt.Errorf("ledger: hold entry %d: %w", i, err)
 	}
 	if d.Leaf.Kind != seal.KindHold || d.Leaf.Conversation != holdChain {
-		return nil, nil, fmt.Errorf("%w: the latest entry of the hold chain, %d, is no hold entry", store.ErrCorrupt, i)
+		return nil, nil, 0, fmt.Errorf("%w: the latest entry of the hold chain, %d, is no hold entry", store.ErrCorrupt, i)
 	}
 	var he holdEntry
 	if err := json.Unmarshal(d.Body, &he); err != nil {
-		return nil, nil, fmt.Errorf("%w: hold entry %d: %v", store.ErrCorrupt, i, err)
+		return nil, nil, 0, fmt.Errorf("%w: hold entry %d: %v", store.ErrCorrupt, i, err)
 	}
-	return slices.Clone(he.Active), slices.Clone(he.Past), nil
+	return slices.Clone(he.Active), slices.Clone(he.Past), int64(i), nil
 }
 
 // unchainedHolds returns the holds left active, and those released, by the hold entries that
@@ -722,21 +764,32 @@ func shredIdentity(keyID string) seal.Hash {
 func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	holds, err := l.activeHolds(ctx)
-	if err != nil {
-		return false, err
+	for attempt := 0; ; attempt++ {
+		holds, _, head, err := l.holdSets(ctx)
+		if err != nil {
+			return false, err
+		}
+		sc := keyScope{Tenant: s.Tenant, Conversation: s.Conversation}
+		if i := slices.IndexFunc(holds, func(h Hold) bool { return h.covers(&sc) }); i >= 0 {
+			l.log.Info("ledger: shred stopped by a legal hold", "key", s.KeyID, "hold", holds[i].ID)
+			return false, nil
+		}
+		// The shred entry follows the hold entry whose holds it checked: a hold another
+		// writer seals in between refuses it, and the holds are checked again.
+		r := &request{kind: seal.KindShred, time: s.At, identity: shredIdentity(s.KeyID), after: &chainAt{holdChain, head}}
+		rc, err := l.submit(ctx, r, 512, jsonOf(s))
+		if errors.Is(err, errChainMoved) && attempt < maxChainRetries {
+			if err := backOff(ctx, attempt); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
+		}
+		s.Index = rc.Index
+		return true, nil
 	}
-	sc := keyScope{Tenant: s.Tenant, Conversation: s.Conversation}
-	if i := slices.IndexFunc(holds, func(h Hold) bool { return h.covers(&sc) }); i >= 0 {
-		l.log.Info("ledger: shred stopped by a legal hold", "key", s.KeyID, "hold", holds[i].ID)
-		return false, nil
-	}
-	rc, err := l.submit(ctx, &request{kind: seal.KindShred, time: s.At, identity: shredIdentity(s.KeyID)}, 512, jsonOf(s))
-	if err != nil {
-		return false, fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
-	}
-	s.Index = rc.Index
-	return true, nil
 }
 
 func all[T any](xs []T, f func(T) bool) bool {

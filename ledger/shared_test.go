@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -316,4 +317,179 @@ func TestSharedWriterSeesAnotherWritersShred(t *testing.T) {
 	require.NoError(t, b.Close())
 	_, err = verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err)
+}
+
+// Legal holds placed by two writers at once are all in force: each hold entry follows the one
+// whose set it extends, and a writer that finds another's entry in between makes its change
+// again on the newer set. (Before, each read the latest set and sealed its own: half the holds
+// were lost.)
+func TestSharedWritersPlaceHoldsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	a, b := openShared(t, st, keys), openShared(t, st, keys)
+	const n = 20
+	var wg sync.WaitGroup
+	for k, l := range []*ledger.Ledger{a, b} {
+		wg.Go(func() {
+			for i := range n {
+				if _, err := l.PlaceHold(ctx, ledger.Hold{ID: fmt.Sprintf("h%d-%d", k, i), Tenant: "corp1",
+					Conversation: fmt.Sprintf("c%d-%d", k, i), Reason: "SFC inquiry", By: "legal"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range []*ledger.Ledger{a, b} {
+		hs, err := l.Holds(ctx)
+		require.NoError(t, err)
+		require.Len(t, hs, 2*n, "every hold placed and not released is active")
+	}
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	_, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
+	require.NoError(t, err)
+}
+
+// A hold sealed by another writer between a retention run's check of the holds and its shred
+// entry stops the shred: the shred entry must follow the hold entry whose holds it checked.
+func TestSharedShredYieldsToAnotherWritersHold(t *testing.T) {
+	ctx := context.Background()
+	mem, ring := memstore.New(), sealtest.NewKeyring()
+	hooked := &holdsReadHook{Store: mem}
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
+	keys := testKeys(t)
+	open := func(st store.Store) *ledger.Ledger {
+		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
+			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+		require.NoError(t, err)
+		return l
+	}
+	a, b := open(hooked), open(mem)
+	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
+	_, err := a.Append(ctx, secretMsg(1, "cid-h", old, "under investigation"))
+	require.NoError(t, err)
+	// Once a's retention has marked the key, the next time a reads the latest hold entry (to
+	// check the holds before it seals the shred entry), writer b seals a hold right after.
+	vault.onMark = func() {
+		hooked.arm(func() {
+			_, err := b.PlaceHold(ctx, ledger.Hold{ID: "h", Tenant: "corp1", Conversation: "cid-h", Reason: "inquiry", By: "counsel"})
+			require.NoError(t, err)
+		})
+	}
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	require.True(t, hooked.fired(), "b's hold came between a's check and a's shred entry")
+	require.Empty(t, shreds, "the hold wins")
+	e, err := a.Access("auditor", "test").Get(ctx, 0)
+	require.NoError(t, err, "the held message is readable")
+	require.Equal(t, "under investigation", e.Message.Text)
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+}
+
+// markHook runs onMark once, after a key's metadata is written with a shredding mark.
+type markHook struct {
+	*memstore.KeyVault
+	onMark func()
+}
+
+func (v *markHook) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	var marked bool
+	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
+		m, err := update(old)
+		marked = err == nil && strings.Contains(string(m), `"shredding"`)
+		return m, err
+	})
+	if f := v.onMark; marked && f != nil {
+		v.onMark = nil
+		f()
+	}
+	return err
+}
+
+// holdsReadHook runs a function once, right after the first read of the hold chain's latest
+// entry once armed.
+type holdsReadHook struct {
+	*memstore.Store
+	mu   sync.Mutex
+	hook func()
+	done bool
+}
+
+var holdChain = seal.ConversationDigest("", "commseal", "legal-holds")
+
+func (h *holdsReadHook) arm(f func()) { h.mu.Lock(); h.hook = f; h.mu.Unlock() }
+
+func (h *holdsReadHook) fired() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.done }
+
+func (h *holdsReadHook) LastInConversation(ctx context.Context, conv store.Hash) (uint64, bool, error) {
+	i, ok, err := h.Store.LastInConversation(ctx, conv)
+	h.mu.Lock()
+	f := h.hook
+	if conv != holdChain {
+		f = nil
+	}
+	if f != nil {
+		h.hook, h.done = nil, true
+	}
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return i, ok, err
+}
+
+// A writer opens while another appends and signs (the checkpoint it reads may be beyond the size
+// it read a moment before), and proves an entry up to a checkpoint that covers entries of the
+// other writer it has not caught up with.
+func TestSharedOpenAndProveBesideAnotherWriter(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keys := testKeys(t)
+	a := openShared(t, st, keys)
+	_, err := a.Append(ctx, msg(100_000))
+	require.NoError(t, err)
+	// b opens: right after it reads the log's size, a appends and signs.
+	hooked := &sizeHook{Store: st, after: func() {
+		_, err := a.Append(ctx, msg(100_001))
+		require.NoError(t, err)
+		_, _, err = a.SignCheckpoint(ctx)
+		require.NoError(t, err)
+	}}
+	b0, err := ledger.Open(ctx, hooked, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour})
+	require.NoError(t, err, "a checkpoint beyond the size read a moment before is another writer's, not a fork")
+	require.NoError(t, b0.Close())
+	b := openShared(t, st, keys)
+	rc, err := b.Append(ctx, msg(1))
+	require.NoError(t, err)
+	_, err = a.Append(ctx, msg(2)) // an entry b has not caught up with
+	require.NoError(t, err)
+	_, cp, err := a.SignCheckpoint(ctx)
+	require.NoError(t, err)
+	_, bcp, err := b.SignCheckpoint(ctx)
+	require.NoError(t, err)
+	require.Equal(t, cp.Size, bcp.Size)
+	require.GreaterOrEqual(t, b.Size(), cp.Size, "the checkpoint's entries are durable, b's size says so")
+	_, err = b.InclusionProof(ctx, rc.Index, bcp.Size)
+	require.NoError(t, err, "b proves its entry in a checkpoint that covers a's newer one")
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+}
+
+// sizeHook runs after once, right after the first Size call.
+type sizeHook struct {
+	*memstore.Store
+	after func()
+}
+
+func (h *sizeHook) Size(ctx context.Context) (uint64, error) {
+	n, err := h.Store.Size(ctx)
+	if f := h.after; f != nil {
+		h.after = nil
+		f()
+	}
+	return n, err
 }

@@ -100,7 +100,8 @@ func (s *Store) AppendLocked(ctx context.Context, from uint64, build func(size u
 	if from <= size {
 		appended = make([]store.Entry, 0, size-from)
 		for _, e := range s.entries[from:] {
-			appended = append(appended, clone(e))
+			e.Leaf, e.Payload = append([]byte(nil), e.Leaf...), nil // the payload is not needed
+			appended = append(appended, e)
 		}
 	}
 	s.mu.RUnlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/commseal/commseal/store"
 	"github.com/jackc/pgx/v5"
@@ -59,7 +60,11 @@ func (s *Store) AppendLocked(ctx context.Context, from uint64, build func(size u
 			return err
 		}
 		open = false
-		if _, err := c.Exec(wctx, "COMMIT"); err != nil {
+		tag, err := c.Exec(wctx, "COMMIT")
+		if err == nil && tag.String() != "COMMIT" { // an aborted transaction answers ROLLBACK
+			err = fmt.Errorf("pgstore: append: the transaction was rolled back (%s)", tag)
+		}
+		if err != nil {
 			return s.resolve(b, err)
 		}
 		return nil
@@ -99,12 +104,21 @@ func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64
 		}
 		var q pgx.Batch
 		q.Queue("BEGIN")
+		// A writer that stops (a paused process, a cut network) while it holds the lock must
+		// not stop the others for long: the server ends its session after a minute idle in
+		// the transaction, and a wait for the lock gives up after a minute too.
+		q.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", lockIdleTimeout.Milliseconds()))
+		q.Queue(fmt.Sprintf("SET LOCAL lock_timeout = %d", lockIdleTimeout.Milliseconds()))
 		q.Queue(s.q.headForUpdate)
 		q.Queue(s.q.leavesFrom, int64(min(from, 1<<62)), lockedRead+1)
 		br := c.SendBatch(ctx, &q)
 		var size int64
 		var appended []store.Entry
-		_, err = br.Exec()
+		for range 3 { // BEGIN, SET, SET
+			if err == nil {
+				_, err = br.Exec()
+			}
+		}
 		if err == nil {
 			err = br.QueryRow().Scan(&size)
 		}
@@ -141,6 +155,10 @@ func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64
 
 // lockedRead is how many entries AppendLocked reads with the lock, at most.
 const lockedRead = 4096
+
+// lockIdleTimeout is how long a session may sit idle holding the head row's lock, and how long a
+// writer waits for it, before the server gives up on it.
+const lockIdleTimeout = time.Minute
 
 // readLeaves reads the rows of the leavesFrom query: entries without their payloads.
 func readLeaves(br pgx.BatchResults) ([]store.Entry, error) {

@@ -316,8 +316,7 @@ func TestLeaseHasOneHolder(t *testing.T) {
 }
 
 // TestSharedLedgerLargeBatches: a shared ledger whose batches all go through COPY (the path of
-// batches over 32 MiB) and one whose batches repeat an identity already stored (the unique index
-// refuses it; the ledger recovers) both leave a log that verifies.
+// batches over 32 MiB) leaves a log that verifies.
 func TestSharedLedgerLargeBatches(t *testing.T) {
 	ctx := context.Background()
 	st := open(t, pgtest.Start(t), "copy")

@@ -1200,6 +1200,15 @@ func sharedRefusals(c *check) {
 	if err := x.AppendLocked(ctx, n, func(uint64, []store.Entry) (*store.Batch, error) { return BatchAt(n+1, 2), nil }); !errors.Is(err, store.ErrOutOfOrder) {
 		c.fail("a batch that does not start at the size build was given: err = %v; want ErrOutOfOrder", err)
 	}
+	if _, indexed := c.s.(store.IdentityIndex); indexed {
+		if err := x.AppendLocked(ctx, n, func(size uint64, _ []store.Entry) (*store.Batch, error) {
+			b := BatchAt(size, 2)
+			b.Entries[1].Identity = EntryAt(1).Identity // stored already
+			return b, nil
+		}); !errors.Is(err, store.ErrDuplicate) {
+			c.fail("a batch that repeats a stored identity: err = %v; want ErrDuplicate", err)
+		}
+	}
 	c.checkLog(n)
 }
 
