@@ -2,6 +2,7 @@ package scan
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -510,13 +511,13 @@ func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA,
 		}
 		sc.steps++
 		// bs[:p] start before o ends (or where it ends); bs[p:] after.
-		p, _ := slices.BinarySearchFunc(bs, o.end+1, func(b occ, t int) int { return cmp.Compare(b.start, t) })
+		p := firstStarting(bs, o.end+1)
 		best, bestGap := -1, 0
-		if k, _ := slices.BinarySearch(reach, o.start); k < p {
+		if k := firstReaching(reach, o.start); k < p {
 			best = k
 		} else {
 			if p > 0 {
-				k, _ := slices.BinarySearch(reach[:p], reach[p-1])
+				k := firstReaching(reach[:p], reach[p-1])
 				if g := runeGap(text, bs[k].end, o.start, within); g <= within {
 					best, bestGap = k, g
 				}
@@ -535,6 +536,37 @@ func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA,
 		dst = append(dst, s.finding(r, s.ents[o.ent].term+" … "+s.ents[b.ent].term, min(o.start, b.start), max(o.end, b.end)))
 	}
 	return dst
+}
+
+// firstStarting returns the index of the first of occs (sorted by start) that starts at or
+// after t, len(occs) if none does. (A binary search written out: a near rule runs several for
+// each occurrence, and the generic one's comparison call cost more than the search.)
+func firstStarting(occs []occ, t int) int {
+	lo, hi := 0, len(occs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if occs[m].start < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// firstReaching returns the index of the first of reach (sorted) that is at least t,
+// len(reach) if none is.
+func firstReaching(reach []int, t int) int {
+	lo, hi := 0, len(reach)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if reach[m] < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // spanCover tells, for occurrences taken in order of start, whether one of spans (sorted by
@@ -568,6 +600,9 @@ func runeGap(text []byte, from, to, limit int) int {
 	if to-from <= limit { // no more characters than bytes
 		return utf8.RuneCount(text[from:to])
 	}
+	if to-from >= 4*(limit+1) || asciiOnly(text[from:from+limit+1]) { // at least a character per 4 bytes
+		return limit + 1
+	}
 	n := 0
 	for i := from; i < to && n <= limit; n++ {
 		if text[i] < utf8.RuneSelf {
@@ -578,6 +613,21 @@ func runeGap(text []byte, from, to, limit int) int {
 		i += size
 	}
 	return n
+}
+
+// asciiOnly reports whether b has no byte beyond ASCII, looking at eight bytes at a time.
+func asciiOnly(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // startOf walks back from end over n characters that normalization keeps and returns where
