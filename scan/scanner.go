@@ -44,9 +44,18 @@ type entry struct {
 	// exact terms (in a normalizing automaton): leading and trailing bytes the key lacks
 	lead, trail int
 	caseRunes   []rune // case-sensitive rules: the term folded without case folding
+	check       uint8  // what confirm checks beyond word boundaries: checkExact, checkCase or 0
 	wordStart   bool   // word boundary needed before the match
 	wordEnd     bool   // word boundary needed after the match
 }
+
+// What confirm checks of a match in a normalizing automaton, beyond word boundaries (entry.check):
+// it is set from the rule when the lexicon is compiled, so that confirming a hit does not read
+// the rule.
+const (
+	checkExact = 1 + iota // an exact rule: the original text is the term
+	checkCase             // a case-sensitive rule: the text folded without case folding is the term's
+)
 
 // compiledRule is a rule as a Scanner holds it: its term lists sorted, their order the one that
 // settles ties between terms.
@@ -145,8 +154,10 @@ func (s *Scanner) termKeys(norm bool) []termKey {
 						}
 					}
 					if r.Exact {
+						e.check = checkExact
 						e.lead, e.trail = edgeSkips(t)
 					} else if r.CaseSensitive {
+						e.check = checkCase
 						for _, c := range t {
 							if f := foldRuneCase(c); f != foldSkip {
 								e.caseRunes = append(e.caseRunes, f)
@@ -658,8 +669,8 @@ func startOf(text []byte, end, n int) int {
 // confirm checks a raw match of e's key at text[start:end] against the rule's options and
 // returns the span to report.
 func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool) {
-	r := &s.rules[e.rule]
-	if r.Exact && s.auto.norm {
+	switch e.check {
+	case checkExact:
 		t := e.term
 		core := t[e.lead : len(t)-e.trail]
 		if start < e.lead || end+e.trail > len(text) || string(text[start:end]) != core ||
@@ -667,7 +678,7 @@ func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool
 			return 0, 0, false
 		}
 		start, end = start-e.lead, end+e.trail
-	} else if r.CaseSensitive && !r.Exact {
+	case checkCase:
 		k := 0
 		for i := start; i < end; {
 			c, n := utf8.DecodeRune(text[i:])
