@@ -2,6 +2,7 @@ package scan
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -309,6 +310,21 @@ func (a *automaton) classLen(text []byte, i int) (n, size int) {
 	return 0, size
 }
 
+// asciiKept returns how many of the eight ASCII bytes of w (none >= 0x80) normalization keeps,
+// each one class: the letters and digits (asciiFold). It tests the eight at once (adding a
+// constant to each byte sets its high bit when the byte is at least some value, and no byte
+// carries into the next), where a lookup per byte cost mapEnds most of its time on chat in
+// which every message has hits.
+func asciiKept(w uint64) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	atLeast := func(w, lo uint64) uint64 { return w + (0x80-lo)*ones } // high bit: byte >= lo
+	above := func(w, hi uint64) uint64 { return w + (0x7f-hi)*ones }   // high bit: byte > hi
+	digits := atLeast(w, '0') &^ above(w, '9')
+	lw := w | 0x20*ones // letters of either case, as lower case
+	letters := atLeast(lw, 'a') &^ above(lw, 'z')
+	return bits.OnesCount64((digits | letters) & highs)
+}
+
 // mapEnds turns the ends of hits, positions in the class stream of text in increasing order,
 // into offsets in text: the end of the rune whose classes end there, which is where scanNorm
 // records the hit. A hit ends on the last class of a key, never inside a rune's classes, and a
@@ -316,15 +332,14 @@ func (a *automaton) classLen(text []byte, i int) (n, size int) {
 // Eight ASCII bytes add at most eight classes, so a block of them that cannot reach the next
 // hit is counted at once.
 func (a *automaton) mapEnds(text []byte, hits []hit) {
-	acls := &a.acls
 	p, h := 0, 0
 	for i := 0; i < len(text) && h < len(hits); {
-		if p+8 < hits[h].end && i+8 <= len(text) && binary.LittleEndian.Uint64(text[i:])&0x8080808080808080 == 0 {
-			for _, b := range text[i : i+8] {
-				p += int((uint32(acls[b&0x7f]-classSkip) + 0xff) >> 8)
+		if p+8 < hits[h].end && i+8 <= len(text) {
+			if w := binary.LittleEndian.Uint64(text[i:]); w&0x8080808080808080 == 0 {
+				p += asciiKept(w)
+				i += 8
+				continue
 			}
-			i += 8
-			continue
 		}
 		n, size := a.classLen(text, i)
 		i += size

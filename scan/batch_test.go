@@ -246,3 +246,28 @@ func classStream(a *automaton, text []byte) []byte {
 	}
 	return out
 }
+
+// TestASCIIKept: the eight-at-once count of the ASCII bytes normalization keeps equals a count
+// byte by byte with asciiFold, for every byte value in every position and for random words.
+func TestASCIIKept(t *testing.T) {
+	want := func(w uint64) int {
+		n := 0
+		for k := range 8 {
+			if asciiFold[byte(w>>(8*k))] != foldSkip {
+				n++
+			}
+		}
+		return n
+	}
+	rng := rand.New(rand.NewPCG(8, 0x7f))
+	for pos := range 8 {
+		for c := range uint64(128) {
+			w := rng.Uint64()&0x7f7f7f7f7f7f7f7f&^(0xff<<(8*pos)) | c<<(8*pos)
+			require.Equal(t, want(w), asciiKept(w), "byte %#x at %d in %#x", c, pos, w)
+		}
+	}
+	for range 100000 {
+		w := rng.Uint64() & 0x7f7f7f7f7f7f7f7f
+		require.Equal(t, want(w), asciiKept(w), "%#x", w)
+	}
+}

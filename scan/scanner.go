@@ -2,6 +2,7 @@ package scan
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,9 +44,18 @@ type entry struct {
 	// exact terms (in a normalizing automaton): leading and trailing bytes the key lacks
 	lead, trail int
 	caseRunes   []rune // case-sensitive rules: the term folded without case folding
+	check       uint8  // what confirm checks beyond word boundaries: checkExact, checkCase or 0
 	wordStart   bool   // word boundary needed before the match
 	wordEnd     bool   // word boundary needed after the match
 }
+
+// What confirm checks of a match in a normalizing automaton, beyond word boundaries (entry.check):
+// it is set from the rule when the lexicon is compiled, so that confirming a hit does not read
+// the rule.
+const (
+	checkExact = 1 + iota // an exact rule: the original text is the term
+	checkCase             // a case-sensitive rule: the text folded without case folding is the term's
+)
 
 // compiledRule is a rule as a Scanner holds it: its term lists sorted, their order the one that
 // settles ties between terms.
@@ -144,8 +154,10 @@ func (s *Scanner) termKeys(norm bool) []termKey {
 						}
 					}
 					if r.Exact {
+						e.check = checkExact
 						e.lead, e.trail = edgeSkips(t)
 					} else if r.CaseSensitive {
+						e.check = checkCase
 						for _, c := range t {
 							if f := foldRuneCase(c); f != foldSkip {
 								e.caseRunes = append(e.caseRunes, f)
@@ -324,15 +336,13 @@ func (s *Scanner) AppendScan(dst []Finding, text []byte) []Finding {
 
 // scratch is per-scan working memory, pooled in the Scanner.
 type scratch struct {
-	runes   []int // runeIndex of the message being finished
-	runesOK bool
-	hits    []hit
-	lanes8  [8][]hit
-	batch   normBatch
-	found   []Finding
-	occs    []occ
-	near    []occ
-	reach   []int // near: furthest end among the B occurrences up to each one
+	hits   []hit
+	lanes8 [8][]hit
+	batch  normBatch
+	found  []Finding
+	occs   []occ
+	near   []occ
+	reach  []int // near: furthest end among the B occurrences up to each one
 
 	// steps counts the work of resolving occurrences into findings that is not bounded by the
 	// lexicon: exclusion checks and near candidates. Tests check that it grows linearly with
@@ -351,7 +361,6 @@ type occ struct {
 // exact, case-sensitive and word-boundary rules, apply exclusions, pair near terms.
 func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []Finding {
 	a := s.auto
-	sc.runesOK = false
 	occs := sc.occs[:0]
 	for _, h := range hits {
 		for st := int32(h.state); st >= 0; st = a.dict[st] {
@@ -371,13 +380,7 @@ func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []
 			}
 		}
 	}
-	// Rule, then role, then position, then term order.
-	slices.SortFunc(occs, func(x, y occ) int {
-		if c := cmp.Or(cmp.Compare(x.group, y.group), cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end)); c != 0 {
-			return c
-		}
-		return cmp.Compare(s.ents[x.ent].order, s.ents[y.ent].order)
-	})
+	s.sortOccs(occs)
 	n0 := len(dst)
 	for i := 0; i < len(occs); {
 		j := i
@@ -393,6 +396,41 @@ func (s *Scanner) finish(sc *scratch, text []byte, hits []hit, dst []Finding) []
 		return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End), strings.Compare(x.Rule, y.Rule))
 	})
 	return dst
+}
+
+// sortOccs sorts occurrences by rule, then role, then position, then term order: a total order
+// (an entry occurs once at a span), so any sort gives the same result. A message has few, and
+// an insertion sort on them costs less than setting up a general one.
+func (s *Scanner) sortOccs(occs []occ) {
+	less := func(x, y *occ) bool {
+		if x.group != y.group {
+			return x.group < y.group
+		}
+		if x.start != y.start {
+			return x.start < y.start
+		}
+		if x.end != y.end {
+			return x.end < y.end
+		}
+		return s.ents[x.ent].order < s.ents[y.ent].order
+	}
+	if len(occs) > 24 {
+		slices.SortFunc(occs, func(x, y occ) int {
+			if less(&x, &y) {
+				return -1
+			}
+			if less(&y, &x) {
+				return 1
+			}
+			return 0
+		})
+		return
+	}
+	for i := 1; i < len(occs); i++ {
+		for j := i; j > 0 && less(&occs[j], &occs[j-1]); j-- {
+			occs[j], occs[j-1] = occs[j-1], occs[j]
+		}
+	}
 }
 
 // ruleFindings handles the occurrences of one rule, sorted by role, position and term order:
@@ -476,7 +514,6 @@ func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA,
 		reach = append(reach, furthest)
 	}
 	sc.reach = reach
-	runes := sc.runeIndex(text)
 	within := r.Near.Within
 	cov = spanCover{spans: excl, steps: &sc.steps}
 	for i, o := range nearA {
@@ -485,20 +522,20 @@ func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA,
 		}
 		sc.steps++
 		// bs[:p] start before o ends (or where it ends); bs[p:] after.
-		p, _ := slices.BinarySearchFunc(bs, o.end+1, func(b occ, t int) int { return cmp.Compare(b.start, t) })
+		p := firstStarting(bs, o.end+1)
 		best, bestGap := -1, 0
-		if k, _ := slices.BinarySearch(reach, o.start); k < p {
+		if k := firstReaching(reach, o.start); k < p {
 			best = k
 		} else {
 			if p > 0 {
-				k, _ := slices.BinarySearch(reach[:p], reach[p-1])
-				if g := runes[o.start] - runes[bs[k].end]; g <= within {
+				k := firstReaching(reach[:p], reach[p-1])
+				if g := runeGap(text, bs[k].end, o.start, within); g <= within {
 					best, bestGap = k, g
 				}
 			}
 			if p < len(bs) {
 				// a tie goes to the B before A, which comes first
-				if g := runes[bs[p].start] - runes[o.end]; g <= within && (best < 0 || g < bestGap) {
+				if g := runeGap(text, o.end, bs[p].start, within); g <= within && (best < 0 || g < bestGap) {
 					best = p
 				}
 			}
@@ -510,6 +547,37 @@ func (s *Scanner) nearFindings(sc *scratch, text []byte, r *compiledRule, nearA,
 		dst = append(dst, s.finding(r, s.ents[o.ent].term+" … "+s.ents[b.ent].term, min(o.start, b.start), max(o.end, b.end)))
 	}
 	return dst
+}
+
+// firstStarting returns the index of the first of occs (sorted by start) that starts at or
+// after t, len(occs) if none does. (A binary search written out: a near rule runs several for
+// each occurrence, and the generic one's comparison call cost more than the search.)
+func firstStarting(occs []occ, t int) int {
+	lo, hi := 0, len(occs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if occs[m].start < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// firstReaching returns the index of the first of reach (sorted) that is at least t,
+// len(reach) if none is.
+func firstReaching(reach []int, t int) int {
+	lo, hi := 0, len(reach)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if reach[m] < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // spanCover tells, for occurrences taken in order of start, whether one of spans (sorted by
@@ -535,23 +603,42 @@ func (c *spanCover) covers(o occ) bool {
 	return c.next > 0 && o.end <= c.furthest
 }
 
-// runeIndex returns, for each rune boundary i of text (as forward decoding finds them), the
-// number of runes before i; computed once per message, and only for near rules.
-func (sc *scratch) runeIndex(text []byte) []int {
-	if sc.runesOK {
-		return sc.runes
+// runeGap returns the number of characters in text[from:to], counted as utf8.RuneCount counts
+// them, or limit+1 when there are more than limit: a near rule only asks whether two terms are
+// within its limit and which pair is nearer, so a gap is counted no further than the limit,
+// whatever the length of the message (it was once an index of the whole message's runes).
+func runeGap(text []byte, from, to, limit int) int {
+	if to-from <= limit { // no more characters than bytes
+		return utf8.RuneCount(text[from:to])
 	}
-	idx := slices.Grow(sc.runes[:0], len(text)+1)[:len(text)+1]
+	if to-from >= 4*(limit+1) || asciiOnly(text[from:from+limit+1]) { // at least a character per 4 bytes
+		return limit + 1
+	}
 	n := 0
-	for i := 0; i < len(text); {
-		_, size := utf8.DecodeRune(text[i:])
-		idx[i] = n
-		n++
+	for i := from; i < to && n <= limit; n++ {
+		if text[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRune(text[i:to])
 		i += size
 	}
-	idx[len(text)] = n
-	sc.runes, sc.runesOK = idx, true
-	return idx
+	return n
+}
+
+// asciiOnly reports whether b has no byte beyond ASCII, looking at eight bytes at a time.
+func asciiOnly(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // startOf walks back from end over n characters that normalization keeps and returns where
@@ -559,6 +646,13 @@ func (sc *scratch) runeIndex(text []byte) []int {
 func startOf(text []byte, end, n int) int {
 	pos := end
 	for n > 0 && pos > 0 {
+		if b := text[pos-1]; b < utf8.RuneSelf { // ASCII: no decoding
+			pos--
+			if asciiFold[b] != foldSkip {
+				n--
+			}
+			continue
+		}
 		r, size := utf8.DecodeLastRune(text[:pos])
 		pos -= size
 		if r < utf8.RuneSelf {
@@ -575,8 +669,8 @@ func startOf(text []byte, end, n int) int {
 // confirm checks a raw match of e's key at text[start:end] against the rule's options and
 // returns the span to report.
 func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool) {
-	r := &s.rules[e.rule]
-	if r.Exact && s.auto.norm {
+	switch e.check {
+	case checkExact:
 		t := e.term
 		core := t[e.lead : len(t)-e.trail]
 		if start < e.lead || end+e.trail > len(text) || string(text[start:end]) != core ||
@@ -584,7 +678,7 @@ func (s *Scanner) confirm(e *entry, text []byte, start, end int) (int, int, bool
 			return 0, 0, false
 		}
 		start, end = start-e.lead, end+e.trail
-	} else if r.CaseSensitive && !r.Exact {
+	case checkCase:
 		k := 0
 		for i := start; i < end; {
 			c, n := utf8.DecodeRune(text[i:])

@@ -2,6 +2,7 @@ package surveil_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/commseal/commseal/capture"
@@ -19,6 +20,9 @@ func BenchmarkScanMessage(b *testing.B) {
 	for _, tc := range []struct{ name, text string }{
 		{"clean", "Please send the revised term sheet for the bond issue before the close of business today. 谢谢"},
 		{"flagged", "Please send the revised term sheet; call me on WhatsApp before the close of business today."},
+		// loadgen's text: both term sets of a near rule ("client", "block trade"), never near
+		// enough, so every message pays for evaluating the rule and none is flagged.
+		{"near", strings.Repeat("Q3 allocation for client 12: confirm the block trade at the agreed price. ", 5)[:300]},
 	} {
 		m := &capture.Message{Platform: "dingtalk", ID: "m1", Text: tc.text,
 			Conversation: capture.Conversation{ID: "c1", Title: "Rates desk"},

@@ -28,6 +28,12 @@ type fed struct {
 	msg   *capture.Message // for a message
 }
 
+// fedMessage is a fed message with its copy.
+type fedMessage struct {
+	fed
+	m capture.Message
+}
+
 // NewFeed makes a Feed that holds up to size messages (DefaultFeedSize if size <= 0).
 func NewFeed(size int) *Feed {
 	if size <= 0 {
@@ -42,13 +48,18 @@ func NewFeed(size int) *Feed {
 // taken yet is overwritten by one that lands in its slot; the monitor then reads it from the
 // ledger.
 func (f *Feed) Appended(index uint64, kind seal.Kind, m *capture.Message) {
-	e := &fed{index: index, kind: kind}
+	var e *fed
 	if kind == seal.KindMessage && m != nil {
-		c := *m
-		c.Raw = nil // the monitor scans what commseal understood, not the raw payload
-		c.Attachments = slices.Clone(m.Attachments)
-		c.Mentions = slices.Clone(m.Mentions)
-		e.msg = &c
+		// The entry and its copy of the message in one allocation: this runs on every
+		// appending goroutine.
+		fm := &fedMessage{fed: fed{index: index, kind: kind}, m: *m}
+		fm.m.Raw = nil // the monitor scans what commseal understood, not the raw payload
+		fm.m.Attachments = slices.Clone(m.Attachments)
+		fm.m.Mentions = slices.Clone(m.Mentions)
+		fm.msg = &fm.m
+		e = &fm.fed
+	} else {
+		e = &fed{index: index, kind: kind}
 	}
 	if old := f.slots[index%uint64(len(f.slots))].Swap(e); old != nil {
 		f.dropped.Add(1)

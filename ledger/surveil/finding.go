@@ -67,8 +67,9 @@ type MessageRef struct {
 }
 
 // ScanMessage scans every scannable field of m (text, conversation title, attachment names)
-// with s and returns the findings, field by field. The monitor calls it for every message it
-// reads: a message that matches nothing costs one copy of its fields and no other allocation.
+// with s and returns the findings, field by field. A message that matches nothing costs one
+// copy of its fields and no other allocation. (The monitor scans a step's messages together,
+// with the same findings; see stepBatch.)
 func ScanMessage(s *scan.Scanner, m *capture.Message) []Finding {
 	var out []Finding
 	var buf []scan.Finding

@@ -106,6 +106,7 @@ type Monitor struct {
 	dirty  bool      // the cursor moved since it was saved
 	saved  time.Time // when it was last saved
 	first  string    // the first lexicon version stepped, which feeds Behaviour
+	batch  stepBatch // a step's messages, scanned together; guarded by mu
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -182,9 +183,14 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 		return st, m.flush() // caught up: what the last steps did is saved now
 	}
 	var work []*Sealed
-	visit := func(at uint64, msg *capture.Message) {
+	if err := m.read(ctx, st.From, st.To, m.batch.add, &st.Fed); err != nil {
+		m.batch.reset()
+		return st, err
+	}
+	// The step's messages are scanned together, then visited in ledger order: the behaviour
+	// detector observes them in that order, with their findings.
+	m.batch.scan(sc, func(at uint64, msg *capture.Message, fs []Finding) {
 		st.Messages++
-		fs := ScanMessage(sc, msg)
 		if len(fs) > 0 {
 			st.Flagged++
 			work = append(work, &Sealed{Message: msg, MessageAt: at, Lexicon: lex, Findings: fs})
@@ -195,10 +201,7 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 				work = append(work, &Sealed{Message: msg, MessageAt: at, Behaviour: &bf})
 			}
 		}
-	}
-	if err := m.read(ctx, st.From, st.To, visit, &st.Fed); err != nil {
-		return st, err
-	}
+	})
 	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
 		return st, err
 	}

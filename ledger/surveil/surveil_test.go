@@ -23,13 +23,19 @@ import (
 
 func openLedger(t *testing.T) *ledger.Ledger {
 	t.Helper()
+	return openLedgerWith(t, nil)
+}
+
+// openLedgerWith opens a ledger that tells appended (ledger.Options.Appended) what it seals.
+func openLedgerWith(t *testing.T, appended func(uint64, seal.Kind, *capture.Message)) *ledger.Ledger {
+	t.Helper()
 	skey, _, err := seal.GenerateSigningKey("commseal.test/surveil")
 	require.NoError(t, err)
 	keys, err := seal.ParseSigningKey(skey)
 	require.NoError(t, err)
 	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	l, err := ledger.Open(context.Background(), memstore.New(), ledger.Options{Signing: keys, CheckpointEvery: 1000,
-		CheckpointInterval: time.Hour, Now: func() time.Time { return now },
+		CheckpointInterval: time.Hour, Now: func() time.Time { return now }, Appended: appended,
 		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
