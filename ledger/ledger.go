@@ -31,8 +31,11 @@ type Options struct {
 	Signing *seal.SigningKey
 	// Appended, if set, is called with each entry once it is durable and newly sealed (not
 	// for a duplicate), on the appending goroutine before the append call returns, with the
-	// entry's kind and, for a message, the message (nil for other kinds): it must not block,
-	// keep the goroutine, or modify the message. An in-process consumer that derives from what
+	// entry's kind and, for a message, the message (nil for other kinds): it must not block or
+	// keep the goroutine. The message is the ledger's own copy of the caller's, which the
+	// ledger no longer uses: the callee may keep it, and change it. The slices it holds (Raw,
+	// Attachments, Mentions) are the caller's, which the caller may reuse once Append returns:
+	// a callee that keeps them copies them. An in-process consumer that derives from what
 	// is sealed (surveillance) takes the content from it instead of reading it back and
 	// decrypting it, and learns which entries are not messages without reading them; whatever
 	// it misses (an append whose caller gave up before it was durable), it reads from the

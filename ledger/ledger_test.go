@@ -351,3 +351,23 @@ func ExampleLedger_Append() {
 	// 0 0 true
 	// 1 1 <nil>
 }
+
+// Options.Appended gets the ledger's own copy of a message, which it may keep and change: the
+// caller's message is not touched.
+func TestAppendedGetsTheLedgersCopy(t *testing.T) {
+	ctx := context.Background()
+	var kept *capture.Message
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: testKeys(t), CheckpointInterval: time.Hour,
+		Appended: func(_ uint64, _ seal.Kind, m *capture.Message) { kept = m; m.Text = "changed by the callee" }})
+	require.NoError(t, err)
+	m := msg(1)
+	_, err = l.Append(ctx, m)
+	require.NoError(t, err)
+	require.NotSame(t, m, kept)
+	require.Equal(t, "changed by the callee", kept.Text)
+	require.Equal(t, msg(1).Text, m.Text, "the caller's message is as it was")
+	e, err := l.Get(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, msg(1).Text, e.Message.Text, "what was sealed is the caller's text")
+	require.NoError(t, l.Close())
+}

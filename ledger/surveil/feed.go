@@ -28,12 +28,6 @@ type fed struct {
 	msg   *capture.Message // for a message
 }
 
-// fedMessage is a fed message with its copy.
-type fedMessage struct {
-	fed
-	m capture.Message
-}
-
 // NewFeed makes a Feed that holds up to size messages (DefaultFeedSize if size <= 0).
 func NewFeed(size int) *Feed {
 	if size <= 0 {
@@ -48,18 +42,14 @@ func NewFeed(size int) *Feed {
 // taken yet is overwritten by one that lands in its slot; the monitor then reads it from the
 // ledger.
 func (f *Feed) Appended(index uint64, kind seal.Kind, m *capture.Message) {
-	var e *fed
+	e := &fed{index: index, kind: kind}
 	if kind == seal.KindMessage && m != nil {
-		// The entry and its copy of the message in one allocation: this runs on every
-		// appending goroutine.
-		fm := &fedMessage{fed: fed{index: index, kind: kind}, m: *m}
-		fm.m.Raw = nil // the monitor scans what commseal understood, not the raw payload
-		fm.m.Attachments = slices.Clone(m.Attachments)
-		fm.m.Mentions = slices.Clone(m.Mentions)
-		fm.msg = &fm.m
-		e = &fm.fed
-	} else {
-		e = &fed{index: index, kind: kind}
+		// The ledger's copy of the message is the feed's to keep (ledger.Options.Appended);
+		// the slices in it are the caller's, and are copied.
+		m.Raw = nil // the monitor scans what commseal understood, not the raw payload
+		m.Attachments = slices.Clone(m.Attachments)
+		m.Mentions = slices.Clone(m.Mentions)
+		e.msg = m
 	}
 	if old := f.slots[index%uint64(len(f.slots))].Swap(e); old != nil {
 		f.dropped.Add(1)
