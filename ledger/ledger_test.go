@@ -127,23 +127,7 @@ func TestConcurrentAppendsAreDenseAndDeduplicated(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, l.Close())
-	seen := map[uint64]string{}
-	for id, rcs := range byID {
-		orig := -1
-		for _, rc := range rcs {
-			if !rc.Duplicate {
-				require.Equal(t, -1, orig, "%s stored twice", id)
-				orig = int(rc.Index)
-			}
-		}
-		require.NotEqual(t, -1, orig, "%s never stored", id)
-		for _, rc := range rcs {
-			require.Equal(t, uint64(orig), rc.Index, "duplicate of %s must return the original index", id)
-		}
-		_, taken := seen[uint64(orig)]
-		require.False(t, taken, "index %d given twice", orig)
-		seen[uint64(orig)] = id
-	}
+	seen := storedOnce(t, byID)
 	require.Equal(t, uint64(len(seen)), l.Size())
 	for i := uint64(0); i < l.Size(); i++ {
 		id, ok := seen[i]
@@ -303,6 +287,30 @@ func TestAppendHonoursContext(t *testing.T) {
 	cancel()
 	_, err := l.Append(ctx, msg(1))
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// storedOnce checks the receipts of each message id: exactly one says it was stored, the
+// duplicates all give its index, and no index went to two ids. It returns the id at each index.
+func storedOnce(t *testing.T, byID map[string][]capture.Receipt) map[uint64]string {
+	t.Helper()
+	seen := map[uint64]string{}
+	for id, rcs := range byID {
+		orig := -1
+		for _, rc := range rcs {
+			if !rc.Duplicate {
+				require.Equal(t, -1, orig, "%s stored twice", id)
+				orig = int(rc.Index)
+			}
+		}
+		require.NotEqual(t, -1, orig, "%s never stored", id)
+		for _, rc := range rcs {
+			require.Equal(t, uint64(orig), rc.Index, "a duplicate of %s must give the original's index", id)
+		}
+		_, taken := seen[uint64(orig)]
+		require.False(t, taken, "index %d given twice", orig)
+		seen[uint64(orig)] = id
+	}
+	return seen
 }
 
 func hashesBytes(hs []seal.Hash) [][]byte {

@@ -73,6 +73,16 @@ func openShared(t testing.TB, st store.Store, keys *seal.SigningKey) *ledger.Led
 	return l
 }
 
+// openSharedEncrypted opens a shared ledger on st that encrypts with ring and keeps its data keys
+// in vault, as the writers of one ledger share them.
+func openSharedEncrypted(t testing.TB, st store.Store, keys *seal.SigningKey, ring seal.Keyring, vault store.KeyVault) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(context.Background(), st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
+		Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+	require.NoError(t, err)
+	return l
+}
+
 // Several ledgers on one store, as several processes on one PostgreSQL log: every message is
 // stored once whichever ledger took it (redeliveries go to any of them), indexes are dense, the
 // conversations they share chain across writers, and the whole log verifies.
@@ -116,23 +126,7 @@ func TestSharedWritersBuildOneLedger(t *testing.T) {
 	}
 	size, err := st.Size(ctx)
 	require.NoError(t, err)
-	seen := map[uint64]string{}
-	for id, rcs := range byID {
-		orig := -1
-		for _, rc := range rcs {
-			if !rc.Duplicate {
-				require.Equal(t, -1, orig, "%s stored twice", id)
-				orig = int(rc.Index)
-			}
-		}
-		require.NotEqual(t, -1, orig, "%s never stored", id)
-		for _, rc := range rcs {
-			require.Equal(t, uint64(orig), rc.Index, "a duplicate of %s must answer the original's index, whichever ledger stored it", id)
-		}
-		_, taken := seen[uint64(orig)]
-		require.False(t, taken, "index %d given twice", orig)
-		seen[uint64(orig)] = id
-	}
+	seen := storedOnce(t, byID) // whichever ledger stored a message, its duplicates give its index
 	require.Equal(t, uint64(len(seen)), size, "indexes are dense")
 	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err, "the shared log verifies: one tree, chains across writers")
@@ -289,13 +283,7 @@ func TestSharedWriterSeesAnotherWritersShred(t *testing.T) {
 	ctx := context.Background()
 	st, vault, ring := memstore.New(), &memstore.KeyVault{}, sealtest.NewKeyring()
 	keys := testKeys(t)
-	open := func() *ledger.Ledger {
-		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
-			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
-		require.NoError(t, err)
-		return l
-	}
-	a, b := open(), open()
+	a, b := openSharedEncrypted(t, st, keys, ring, vault), openSharedEncrypted(t, st, keys, ring, vault)
 	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
 	_, err := a.Append(ctx, secretMsg(1, "cid-old", old, "an old order"))
 	require.NoError(t, err)
@@ -361,13 +349,7 @@ func TestSharedShredYieldsToAnotherWritersHold(t *testing.T) {
 	hooked := &holdsReadHook{Store: mem}
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
 	keys := testKeys(t)
-	open := func(st store.Store) *ledger.Ledger {
-		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
-			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
-		require.NoError(t, err)
-		return l
-	}
-	a, b := open(hooked), open(mem)
+	a, b := openSharedEncrypted(t, hooked, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
 	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
 	_, err := a.Append(ctx, secretMsg(1, "cid-h", old, "under investigation"))
 	require.NoError(t, err)
