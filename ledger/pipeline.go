@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -41,6 +42,7 @@ type sequencer struct {
 	flights  []*flight // handed to the store, oldest first
 	forming  *flight   // sequenced, waiting for a flight to end before it goes to the store
 	failed   bool      // a commit failed: no new batch until the flights drain and state reloads
+	lastOut  time.Time // when a shared flight last set out
 }
 
 // convHead is the latest entry of a conversation: what the next one links to.
@@ -478,6 +480,18 @@ func answer(fl *flight, err error) {
 // before finish.
 func (l *Ledger) appendShared(fl *flight) error {
 	ctx := context.Background() // one caller's cancellation must not abort the others' commit
+	if time.Since(l.seq.lastOut) > idleCatchUp {
+		// Idle a while, this writer may be far behind the others: catch up with what they
+		// appended before taking the lock, rather than with every writer waiting for it.
+		size, err := l.st.Size(ctx)
+		if err != nil {
+			return fmt.Errorf("ledger: reading the shared log's size: %w", err)
+		}
+		if err := l.catchUp(ctx, size, nil); err != nil {
+			return err
+		}
+	}
+	l.seq.lastOut = time.Now()
 	if err := l.lookupFlight(ctx, fl); err != nil {
 		return err
 	}
@@ -489,6 +503,10 @@ func (l *Ledger) appendShared(fl *flight) error {
 		return fl.batch, nil
 	})
 }
+
+// idleCatchUp is how long a shared ledger may go without a flight before its next one catches
+// up with the other writers outside the store's lock.
+const idleCatchUp = time.Second
 
 // lookupFlight looks up the identities of a shared flight's requests among the durable entries,
 // in one call to the store, before the flight takes the store's lock. An entry another writer

@@ -475,3 +475,43 @@ func (h *sizeHook) Size(ctx context.Context) (uint64, error) {
 	}
 	return n, err
 }
+
+// A writer that has been idle catches up with what the others appended before it takes the
+// store's lock, so that the others do not wait while it reads: its build under the lock has
+// nothing left to read.
+func TestIdleSharedWriterCatchesUpOutsideTheLock(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	keys := testKeys(t)
+	a := openShared(t, mem, keys)
+	watched := &lockWatch{Store: mem}
+	b := openShared(t, watched, keys)
+	_, err := b.Append(ctx, msg(1))
+	require.NoError(t, err)
+	for i := range 300 {
+		_, err := a.Append(ctx, msg(1000+i))
+		require.NoError(t, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // idle longer than a second
+	rc, err := b.Append(ctx, msg(2))
+	require.NoError(t, err)
+	require.Equal(t, uint64(301), rc.Index)
+	require.Zero(t, watched.behind.Load(), "the entries a appended were read before b took the lock")
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	_, err = verify.Ledger(ctx, mem, keys.Verifier, verify.Options{})
+	require.NoError(t, err)
+}
+
+// lockWatch records how far behind the log a writer was when it took the lock last.
+type lockWatch struct {
+	*memstore.Store
+	behind atomic.Uint64
+}
+
+func (w *lockWatch) AppendLocked(ctx context.Context, from uint64, build func(uint64, []store.Entry) (*store.Batch, error)) error {
+	return w.Store.AppendLocked(ctx, from, func(size uint64, appended []store.Entry) (*store.Batch, error) {
+		w.behind.Store(size - from)
+		return build(size, appended)
+	})
+}
