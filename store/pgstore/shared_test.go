@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +107,8 @@ func TestSharedWriterProcess(t *testing.T) {
 }
 
 // TestSeveralProcessesOneLedger runs three writer processes on one PostgreSQL ledger under
-// load, kills one with SIGKILL mid-load, then crashes and restarts the server mid-load. Every
+// load, kills one with SIGKILL mid-load, then crashes and restarts the server mid-load (with
+// COMMSEAL_SLOW=1, then 20 more SIGKILLs at random moments, each victim started again). Every
 // message any process acknowledged is in the log exactly once at the index it was told, the
 // survivors carry on through the restart, and the whole log verifies, signed by one writer at a
 // time.
@@ -131,7 +133,7 @@ func TestSeveralProcessesOneLedger(t *testing.T) {
 	cmds := make([]*exec.Cmd, procs)
 	exited := make([]chan error, procs)
 	ackFile := func(w int) string { return filepath.Join(dir, fmt.Sprint("acks", w)) }
-	for w := range procs {
+	spawn := func(w int) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSharedWriterProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "COMMSEAL_PG_WRITER="+fmt.Sprint("w", w), "COMMSEAL_PG_DSN="+dsn,
 			"COMMSEAL_PG_KEY="+keyFile, "COMMSEAL_PG_ACKS="+ackFile(w), "COMMSEAL_PG_STOP="+stop)
@@ -140,15 +142,19 @@ func TestSeveralProcessesOneLedger(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		cmds[w], exited[w] = cmd, make(chan error, 1)
+		done := make(chan error, 1)
+		cmds[w], exited[w] = cmd, done
 		go func() {
 			err := cmd.Wait()
 			if err != nil && stderr.Len() > 0 {
 				err = fmt.Errorf("%w: %s", err, stderr.String())
 			}
-			exited[w] <- err
+			done <- err
 		}()
 		t.Cleanup(func() { cmd.Process.Kill() })
+	}
+	for w := range procs {
+		spawn(w)
 	}
 	acked := func(w int) int {
 		b, _ := os.ReadFile(ackFile(w))
@@ -183,6 +189,21 @@ func TestSeveralProcessesOneLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the survivors to carry on after the restart", func() bool { return acked(1) >= crashed1+300 && acked(2) >= crashed2+300 })
+	if os.Getenv("COMMSEAL_SLOW") == "1" {
+		// More SIGKILLs at random moments under load, each victim started again (on its own
+		// acknowledgements file: it sends its messages again, and is answered duplicates).
+		for r := range 20 {
+			w := 1 + r%2
+			time.Sleep(time.Duration(50+mrand.IntN(450)) * time.Millisecond)
+			if err := cmds[w].Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-exited[w]
+			before := acked(w)
+			spawn(w)
+			waitFor(fmt.Sprintf("writer %d to append again after kill %d", w, r+1), func() bool { return acked(w) >= before+50 })
+		}
+	}
 	if err := os.WriteFile(stop, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
