@@ -393,10 +393,11 @@ func (l *Ledger) recover(ctx context.Context) error {
 		l.log.Error("ledger: resync", "err", err)
 		return err
 	}
-	if was := l.Size(); size != was {
-		if l.shared == nil {
-			l.log.Warn("ledger: a failed commit left entries in the store", "was", was, "now", size)
-		}
+	was := l.Size()
+	if size != was && l.shared == nil {
+		l.log.Warn("ledger: a failed commit left entries in the store", "was", was, "now", size)
+	}
+	if size != was && l.idx.mem != nil { // a store with its own indexes already has them
 		var found []store.Entry
 		for e, err := range l.st.Entries(ctx, was, size) {
 			if err != nil {

@@ -213,6 +213,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	if c.spec, err = c.stores.Parse(c.dir); err != nil {
 		return nil, err
 	}
+	if c.shared && c.spec.Store.Kind != backend.Postgres {
+		return nil, errors.New("-shared needs -store postgres://…: a store that several processes can append to at once")
+	}
 	if c.keepAlive < 3*time.Second {
 		return nil, errors.New("-keepalive must be at least 3s (the SDK's minimum)")
 	}

@@ -117,6 +117,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.spec, err = c.stores.Parse(c.dir); err != nil {
 		return err
 	}
+	if c.shared && c.spec.Store.Kind != backend.Postgres {
+		return fmt.Errorf("%w: -shared needs -store postgres://…: a store that several processes can append to at once", backend.ErrInvalid)
+	}
 	if c.n == 0 && c.duration == 0 {
 		c.duration = 10 * time.Second
 	}
