@@ -216,3 +216,39 @@ func ExampleLedger_ApplyRetention() {
 	// sell 50 0005.HK
 	// 8 1 <nil>
 }
+
+// Two capture processes on one store (Options.Shared), here two ledgers on one memstore as two
+// archivers on one PostgreSQL: a message DingTalk pushes to both is sealed once, the
+// conversation's chain runs across them, and the log verifies as one ledger.
+func ExampleOptions_shared() {
+	ctx := context.Background()
+	skey, vkey, _ := seal.GenerateSigningKey("example.com/hk-equities")
+	key, _ := seal.ParseSigningKey(skey)
+	st := memstore.New() // store/pgstore in production: several processes, one PostgreSQL
+	a, _ := ledger.Open(ctx, st, ledger.Options{Signing: key, Shared: true})
+	b, _ := ledger.Open(ctx, st, ledger.Options{Signing: key, Shared: true})
+	day := time.Date(2026, 7, 1, 9, 30, 0, 0, time.UTC)
+
+	r1, _ := a.Append(ctx, order("m1", "desk", day, "buy 10,000 0700.HK"))
+	r2, _ := b.Append(ctx, order("m2", "desk", day.Add(time.Second), "done at 388.2"))
+	again, _ := b.Append(ctx, order("m1", "desk", day, "buy 10,000 0700.HK")) // redelivered to b
+	fmt.Println(r1.Index, r2.Index, again.Index, again.Duplicate)
+	e, _ := b.Get(ctx, r2.Index)
+	fmt.Println("conversation sequence", e.Leaf.ConvSeq)
+
+	if err := errors.Join(a.Close(), b.Close()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	v, _ := seal.NewVerifier(vkey)
+	rep, err := verify.Ledger(ctx, st, v, verify.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(rep.Entries, "entries verified")
+	// Output:
+	// 0 1 0 true
+	// conversation sequence 2
+	// 2 entries verified
+}
