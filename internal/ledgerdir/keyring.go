@@ -243,6 +243,16 @@ func newKeyring(ctx context.Context, dir string) (seal.Keyring, bool, error) {
 		if kek, err = seal.PassphraseKEK(k.pass, kf.Salt); err != nil {
 			return nil, false, err
 		}
+	} else if old, err := os.ReadFile(filepath.Join(dir, layout.KEKFile)); err == nil {
+		// A layout interrupted between this file and ledger.keyring (nothing is encrypted
+		// before the keyring is written): take it up where it stopped, with this KEK.
+		k, err := hex.DecodeString(strings.TrimSpace(string(old)))
+		clear(old)
+		if err != nil || len(k) != 32 {
+			return nil, false, fmt.Errorf("%w: %s is left from an interrupted layout and holds no 256-bit key", ErrCorruptKEK, layout.KEKFile)
+		}
+		copy(kek, k)
+		clear(k)
 	} else {
 		rand.Read(kek)
 		if err := durable.CreateExclusive(filepath.Join(dir, layout.KEKFile), []byte(hex.EncodeToString(kek)+"\n")); err != nil {

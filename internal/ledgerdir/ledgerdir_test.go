@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/commseal/commseal/capture"
@@ -191,6 +192,39 @@ func TestInterruptedLayoutIsTakenUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, keys.VerifierKey, vkey)
 	require.NoError(t, l.Close())
+}
+
+// A layout killed between writing the KEK file and ledger.keyring (the window CI's loadgen crash
+// test hit: the next Open failed with "ledger.kek: file exists") is taken up with that KEK; a
+// KEK file left there that holds no key is refused, not replaced.
+func TestLayoutInterruptedAfterTheKEKIsTakenUp(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	dir := filepath.Join(t.TempDir(), "ledger")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	_, err := ledgerdir.SigningKey(dir, "commseal.test/interrupted", true)
+	require.NoError(t, err)
+	kek := strings.Repeat("ab", 32) + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, layout.KEKFile), []byte(kek), 0o600))
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	_, err = l.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	b, err := os.ReadFile(filepath.Join(dir, layout.KEKFile))
+	require.NoError(t, err)
+	require.Equal(t, kek, string(b), "the KEK made before the interruption is the ledger's")
+	l, err = ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err, "and it opens the data keys")
+	_, err = l.Access("auditor", "test").Get(ctx, 0)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+
+	bad := filepath.Join(t.TempDir(), "ledger")
+	require.NoError(t, os.MkdirAll(bad, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(bad, layout.KEKFile), []byte("not a key\n"), 0o600))
+	_, err = ledgerdir.Open(ctx, bad, "", ledger.Options{})
+	require.ErrorIs(t, err, ledgerdir.ErrCorruptKEK)
 }
 
 // TestASecondOpenTouchesNothing: while one process has the directory open, another Open fails
