@@ -258,11 +258,26 @@ func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result 
 			return result{index: i, dup: true}
 		}
 	}
-	if a := r.after; a != nil {
-		head := int64(-1)
-		if h, ok, err := l.chainHead(ctx, a.conv); err != nil {
+	// The latest entry of r's conversation (what r links to), and of the chain r must follow,
+	// which for a hold entry is the same one: read once.
+	var conv convHead
+	var convFound bool
+	if r.conv != (seal.Hash{}) {
+		var err error
+		if conv, convFound, err = l.chainHead(ctx, r.conv); err != nil {
 			return result{err: err}
-		} else if ok {
+		}
+	}
+	if a := r.after; a != nil {
+		h, ok := conv, convFound
+		if a.conv != r.conv {
+			var err error
+			if h, ok, err = l.chainHead(ctx, a.conv); err != nil {
+				return result{err: err}
+			}
+		}
+		head := int64(-1)
+		if ok {
 			head = int64(h.index)
 		}
 		if head != a.head {
@@ -275,11 +290,7 @@ func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result 
 		Commitment: r.commit, PayloadHash: r.payHash, KeyID: r.keyID,
 	}
 	if r.conv != (seal.Hash{}) {
-		h, err := l.convHead(ctx, r.conv)
-		if err != nil {
-			return result{err: err}
-		}
-		leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, h.seq+1, h.hash
+		leaf.Conversation, leaf.ConvSeq, leaf.ConvPrev = r.conv, conv.seq+1, conv.hash
 	}
 	var err error
 	if s.leafBuf, err = leaf.AppendBinary(s.leafBuf[:0]); err != nil {
@@ -349,13 +360,6 @@ func (l *Ledger) lookup(ctx context.Context, r *request) (uint64, bool, error) {
 		return l.idx.lookup(ctx, r.identity)
 	}
 	return 0, false, nil
-}
-
-// convHead returns the latest entry of a conversation, from the cache or the index (the zero
-// head if it has none).
-func (l *Ledger) convHead(ctx context.Context, conv seal.Hash) (convHead, error) {
-	h, _, err := l.chainHead(ctx, conv)
-	return h, err
 }
 
 // chainHead returns the latest entry of a conversation, from the cache or the index, and
