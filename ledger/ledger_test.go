@@ -100,8 +100,7 @@ func TestConcurrentAppendsAreDenseAndDeduplicated(t *testing.T) {
 	const writers, perWriter = 64, 10_000 / 64
 	// Each writer appends its own messages and, every 4th call, one from a shared pool that
 	// others append too: those must all get one index.
-	var mu sync.Mutex
-	byID := map[string][]capture.Receipt{}
+	rcs := &receipts{byID: map[string][]capture.Receipt{}}
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
@@ -114,20 +113,16 @@ func TestConcurrentAppendsAreDenseAndDeduplicated(t *testing.T) {
 				} else {
 					m = msg(w*perWriter + k)
 				}
-				rc, err := l.Append(ctx, m)
-				if err != nil {
+				if err := rcs.append(ctx, l, m); err != nil {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				byID[m.ID] = append(byID[m.ID], rc)
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	require.NoError(t, l.Close())
-	seen := storedOnce(t, byID)
+	seen := storedOnce(t, rcs.byID)
 	require.Equal(t, uint64(len(seen)), l.Size())
 	for i := uint64(0); i < l.Size(); i++ {
 		id, ok := seen[i]
@@ -287,6 +282,24 @@ func TestAppendHonoursContext(t *testing.T) {
 	cancel()
 	_, err := l.Append(ctx, msg(1))
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// receipts keeps the receipts of appends made from several goroutines, by message id.
+type receipts struct {
+	mu   sync.Mutex
+	byID map[string][]capture.Receipt
+}
+
+// append appends m to l and keeps its receipt.
+func (r *receipts) append(ctx context.Context, l *ledger.Ledger, m *capture.Message) error {
+	rc, err := l.Append(ctx, m)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.byID[m.ID] = append(r.byID[m.ID], rc)
+	r.mu.Unlock()
+	return nil
 }
 
 // storedOnce checks the receipts of each message id: exactly one says it was stored, the

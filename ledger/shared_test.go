@@ -73,6 +73,16 @@ func openShared(t testing.TB, st store.Store, keys *seal.SigningKey) *ledger.Led
 	return l
 }
 
+// closeAndVerify closes the ledgers (the last signs the whole log) and verifies the log st holds.
+func closeAndVerify(t *testing.T, st store.Store, keys *seal.SigningKey, ls ...*ledger.Ledger) {
+	t.Helper()
+	for _, l := range ls {
+		require.NoError(t, l.Close())
+	}
+	_, err := verify.Ledger(context.Background(), st, keys.Verifier, verify.Options{})
+	require.NoError(t, err)
+}
+
 // openSharedEncrypted opens a shared ledger on st that encrypts with ring and keeps its data keys
 // in vault, as the writers of one ledger share them.
 func openSharedEncrypted(t testing.TB, st store.Store, keys *seal.SigningKey, ring seal.Keyring, vault store.KeyVault) *ledger.Ledger {
@@ -95,8 +105,7 @@ func TestSharedWritersBuildOneLedger(t *testing.T) {
 	for k := range ls {
 		ls[k] = openShared(t, st, keys)
 	}
-	var mu sync.Mutex
-	byID := map[string][]capture.Receipt{}
+	rcs := &receipts{byID: map[string][]capture.Receipt{}}
 	var wg sync.WaitGroup
 	for k, l := range ls {
 		for w := range writers {
@@ -108,14 +117,10 @@ func TestSharedWritersBuildOneLedger(t *testing.T) {
 					if j%3 == 0 {
 						m = msg(1_000_000 + j) // redelivered to every writer of every ledger
 					}
-					rc, err := l.Append(ctx, m)
-					if err != nil {
+					if err := rcs.append(ctx, l, m); err != nil {
 						t.Error(err)
 						return
 					}
-					mu.Lock()
-					byID[m.ID] = append(byID[m.ID], rc)
-					mu.Unlock()
 				}
 			}()
 		}
@@ -126,7 +131,7 @@ func TestSharedWritersBuildOneLedger(t *testing.T) {
 	}
 	size, err := st.Size(ctx)
 	require.NoError(t, err)
-	seen := storedOnce(t, byID) // whichever ledger stored a message, its duplicates give its index
+	seen := storedOnce(t, rcs.byID) // whichever ledger stored a message, its duplicates give its index
 	require.Equal(t, uint64(len(seen)), size, "indexes are dense")
 	rep, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
 	require.NoError(t, err, "the shared log verifies: one tree, chains across writers")
@@ -163,10 +168,7 @@ func TestSharedWriterCatchesUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, prev.Leaf.ConvSeq+1, e.Leaf.ConvSeq, "b's entry continues the conversation a wrote")
 	require.Equal(t, prev.LeafHash, e.Leaf.ConvPrev)
-	require.NoError(t, a.Close())
-	require.NoError(t, b.Close())
-	_, err = verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
-	require.NoError(t, err)
+	closeAndVerify(t, st, keys, a, b)
 }
 
 // With leases, only the holder of the checkpoint lease signs; the others take its checkpoints
@@ -246,10 +248,7 @@ func TestSharedCatchUpFailureLosesNothing(t *testing.T) {
 	rc, err := b.Append(ctx, msg(2))
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), rc.Index)
-	require.NoError(t, a.Close())
-	require.NoError(t, b.Close())
-	_, err = verify.Ledger(ctx, mem, keys.Verifier, verify.Options{})
-	require.NoError(t, err)
+	closeAndVerify(t, mem, keys, a, b)
 }
 
 var errInjected = errors.New("injected read failure")
@@ -301,10 +300,7 @@ func TestSharedWriterSeesAnotherWritersShred(t *testing.T) {
 	require.Equal(t, size, b.Size())
 	_, err = b.Append(ctx, secretMsg(5, "cid-now", time.Now(), "today again"))
 	require.NoError(t, err, "the current month's key is unaffected")
-	require.NoError(t, a.Close())
-	require.NoError(t, b.Close())
-	_, err = verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
-	require.NoError(t, err)
+	closeAndVerify(t, st, keys, a, b)
 }
 
 // Legal holds placed by two writers at once are all in force: each hold entry follows the one
@@ -335,10 +331,7 @@ func TestSharedWritersPlaceHoldsAtOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, hs, 2*n, "every hold placed and not released is active")
 	}
-	require.NoError(t, a.Close())
-	require.NoError(t, b.Close())
-	_, err := verify.Ledger(ctx, st, keys.Verifier, verify.Options{})
-	require.NoError(t, err)
+	closeAndVerify(t, st, keys, a, b)
 }
 
 // A hold sealed by another writer between a retention run's check of the holds and its shred
@@ -497,10 +490,7 @@ func TestIdleSharedWriterCatchesUpOutsideTheLock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(301), rc.Index)
 	require.Zero(t, watched.behind.Load(), "the entries a appended were read before b took the lock")
-	require.NoError(t, a.Close())
-	require.NoError(t, b.Close())
-	_, err = verify.Ledger(ctx, mem, keys.Verifier, verify.Options{})
-	require.NoError(t, err)
+	closeAndVerify(t, mem, keys, a, b)
 }
 
 // lockWatch records how far behind the log a writer was when it took the lock last.
