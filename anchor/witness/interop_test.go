@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/internal/testio"
+
 	"filippo.io/torchwood"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -187,23 +189,8 @@ CREATE TABLE IF NOT EXISTS key (origin TEXT NOT NULL, key TEXT NOT NULL, FOREIGN
 	return "http://" + addr
 }
 
-// syncBuffer is a bytes.Buffer that a running process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is written by the program or server under test while the test reads it.
+type syncBuffer = testio.Buffer
 
 // TestInteropClientLitewitness: our Client against torchwood's litewitness v0.6.1: its
 // cosignatures verify with our verifier and policy, its 409 drives our retry, and it refuses

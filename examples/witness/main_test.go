@@ -13,29 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/internal/testio"
+
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/commseal/commseal/anchor/witness"
 	"github.com/commseal/commseal/seal"
 )
 
-// syncBuffer is written by the program while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is written by the program or server under test while the test reads it.
+type syncBuffer = testio.Buffer
 
 func runW(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commseal/commseal/internal/testio"
+
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/api"
@@ -552,23 +554,8 @@ func TestTheLogNamesPrincipalsNotTokensOrReasons(t *testing.T) {
 	}
 }
 
-// syncBuffer is a strings.Builder safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by the server under test while the test reads it.
+type syncBuffer = testio.Buffer
 
 func TestExportPagesAQuery(t *testing.T) {
 	e := newEnv(t)
