@@ -179,6 +179,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return locksPending(err)
 		case *applyLocks:
+			if _, locks := l.Blobs.(ledger.ObjectLocker); !locks {
+				fmt.Fprintln(stdout, "object locks: none to apply: the attachments are in a store that does not lock objects (-blobs s3://… keeps them under S3 Object Lock)")
+				return nil
+			}
 			var p *ledger.RetentionPolicy
 			if *keep != "" {
 				p = &policy

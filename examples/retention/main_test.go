@@ -121,6 +121,10 @@ func TestRetentionCommand(t *testing.T) {
 	require.Equal(t, "1\tmessage\tcorp\tcid1\tm1", lines[1])
 	require.Regexp(t, `^0\tmessage\t-\t-\tshredded:dk1\.2026-07\.`, lines[0])
 	require.Regexp(t, `recorded as entry \d+`, errs)
+	// On the file store, -apply-locks says there is nothing to lock, rather than "0 attachments".
+	code, out, errs = runR("-dir", dir, "-apply-locks")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "does not lock objects")
 	code, out, _ = runR("-dir", dir, "-list", "-who", "auditor", "-why", "again")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "\taccess\t-\t-\t-\n", "the first access is itself in the ledger")
