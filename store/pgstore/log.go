@@ -386,19 +386,37 @@ func (s *Store) readEntries(ctx context.Context, from, to uint64) ([]store.Entry
 	if err != nil {
 		return nil, s.fail(ctx, "read entries", err)
 	}
+	out, err := scanEntries(rows, from, make([]store.Entry, 0, to-from))
+	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		return nil, s.fail(ctx, "read entries", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the head row says the log holds at least %d)", store.ErrCorrupt, from, to)
+	}
+	return out, nil
+}
+
+// scanEntries appends to out the entries that rows of (idx, identity, conversation, leaf,
+// payload) hold, which must follow from on without a gap (store.ErrCorrupt otherwise). It
+// closes rows.
+func scanEntries(rows pgx.Rows, from uint64, out []store.Entry) ([]store.Entry, error) {
 	defer rows.Close()
-	out := make([]store.Entry, 0, to-from)
+	start := len(out)
 	for rows.Next() {
 		var idx int64
 		var id, conv, leaf, payload []byte
 		if err := rows.Scan(&idx, &id, &conv, &leaf, &payload); err != nil {
-			return nil, s.fail(ctx, "read entries", err)
+			return nil, err
 		}
-		want := from + uint64(len(out))
+		want := from + uint64(len(out)-start)
 		if uint64(idx) != want {
 			return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the next row is entry %d)", store.ErrCorrupt, want, idx)
 		}
 		e := store.Entry{Index: uint64(idx), Leaf: leaf, Payload: payload}
+		var err error
 		if e.Identity, err = parseDigest(id, "identity", idx); err != nil {
 			return nil, fmt.Errorf("pgstore: %w", err)
 		}
@@ -407,13 +425,7 @@ func (s *Store) readEntries(ctx context.Context, from, to uint64) ([]store.Entry
 		}
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(ctx, "read entries", err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("pgstore: %w: entry %d is missing (the head row says the log holds at least %d)", store.ErrCorrupt, from, to)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // entryOf returns the entry whose row holds stored hash k: the i with StoredHashCount(i) <= k <

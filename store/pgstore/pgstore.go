@@ -351,7 +351,7 @@ func newQueries(schema string) queries {
 		// The row lock this UPDATE takes, held to COMMIT, serializes every batch transaction.
 		lockHead:      t(`UPDATE {s}.head SET size = size + $1 RETURNING size - $1`),
 		headForUpdate: t(`SELECT size FROM {s}.head FOR UPDATE`),
-		leavesFrom:    t(`SELECT idx, identity, conversation, leaf FROM {s}.entries WHERE idx >= $1 ORDER BY idx LIMIT $2`),
+		leavesFrom:    t(`SELECT idx, identity, conversation, leaf, NULL::bytea FROM {s}.entries WHERE idx >= $1 ORDER BY idx LIMIT $2`),
 		setHead:       t(`UPDATE {s}.head SET size = $1`),
 		appendBatch: t(`WITH h AS (UPDATE {s}.head SET size = size + $1 WHERE size = $2 RETURNING size)
 			INSERT INTO {s}.entries (idx, identity, conversation, leaf, payload, hashes)

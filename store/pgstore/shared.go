@@ -123,7 +123,10 @@ func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64
 			err = br.QueryRow().Scan(&size)
 		}
 		if err == nil {
-			appended, err = readLeaves(br)
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				appended, err = scanEntries(rows, from, nil) // the leaves, without payloads
+			}
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -132,7 +135,7 @@ func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64
 			if len(appended) > lockedRead || from > uint64(size) {
 				appended = nil
 			} else if uint64(len(appended)) != uint64(size)-from {
-				err = fmt.Errorf("%w: the log holds %d entries but %d from %d", store.ErrCorrupt, size, len(appended), from)
+				err = fmt.Errorf("pgstore: %w: the log holds %d entries but %d from %d", store.ErrCorrupt, size, len(appended), from)
 			}
 		}
 		if err == nil {
@@ -159,31 +162,6 @@ const lockedRead = 4096
 // lockIdleTimeout is how long a session may sit idle holding the head row's lock, and how long a
 // writer waits for it, before the server gives up on it.
 const lockIdleTimeout = time.Minute
-
-// readLeaves reads the rows of the leavesFrom query: entries without their payloads.
-func readLeaves(br pgx.BatchResults) ([]store.Entry, error) {
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	var out []store.Entry
-	var idx int64
-	var id, conv, leaf []byte
-	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &conv, &leaf}, func() error {
-		e := store.Entry{Index: uint64(idx), Leaf: leaf}
-		var err error
-		if e.Identity, err = parseDigest(id, "identity", idx); err != nil {
-			return err
-		}
-		if e.Conversation, err = parseDigest(conv, "conversation", idx); err != nil {
-			return err
-		}
-		out = append(out, e)
-		leaf = nil // the next row gets a new slice
-		return nil
-	})
-	return out, err
-}
 
 // rollbackConn ends the transaction open on c, if any; its error is of no use to the caller (a
 // connection left in a transaction is closed by the pool when released).
