@@ -184,23 +184,34 @@ func (l *Ledger) placeHold(ctx context.Context, h Hold) (uint64, error) {
 func (l *Ledger) changeHolds(ctx context.Context, change func(active, past []Hold) (Hold, []Hold, []Hold, error)) (uint64, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	for attempt := 0; ; attempt++ {
+	var i uint64
+	err := afterLatestHold(ctx, func() error {
 		active, past, head, err := l.holdSets(ctx)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		h, active, past, err := change(active, past)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		i, err := l.appendHold(ctx, h, active, past, head)
-		if errors.Is(err, errChainMoved) && attempt < maxChainRetries {
-			if err := backOff(ctx, attempt); err != nil {
-				return 0, err
-			}
-			continue
+		i, err = l.appendHold(ctx, h, active, past, head)
+		return err
+	})
+	return i, err
+}
+
+// afterLatestHold runs try, which reads the latest hold entry and seals an entry that follows
+// it (chainAt), again while another writer's hold entry comes first (errChainMoved), backing
+// off at random, up to maxChainRetries times.
+func afterLatestHold(ctx context.Context, try func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := try()
+		if !errors.Is(err, errChainMoved) || attempt == maxChainRetries {
+			return err
 		}
-		return i, err
+		if err := backOff(ctx, attempt); err != nil {
+			return err
+		}
 	}
 }
 
@@ -764,32 +775,28 @@ func shredIdentity(keyID string) seal.Hash {
 func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
 	l.holds.mu.Lock()
 	defer l.holds.mu.Unlock()
-	for attempt := 0; ; attempt++ {
+	sealed := false
+	err := afterLatestHold(ctx, func() error {
 		holds, _, head, err := l.holdSets(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
 		sc := keyScope{Tenant: s.Tenant, Conversation: s.Conversation}
 		if i := slices.IndexFunc(holds, func(h Hold) bool { return h.covers(&sc) }); i >= 0 {
 			l.log.Info("ledger: shred stopped by a legal hold", "key", s.KeyID, "hold", holds[i].ID)
-			return false, nil
+			return nil
 		}
 		// The shred entry follows the hold entry whose holds it checked: a hold another
 		// writer seals in between refuses it, and the holds are checked again.
 		r := &request{kind: seal.KindShred, time: s.At, identity: shredIdentity(s.KeyID), after: &chainAt{holdChain, head}}
 		rc, err := l.submit(ctx, r, 512, jsonOf(s))
-		if errors.Is(err, errChainMoved) && attempt < maxChainRetries {
-			if err := backOff(ctx, attempt); err != nil {
-				return false, err
-			}
-			continue
-		}
 		if err != nil {
-			return false, fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
+			return fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
 		}
-		s.Index = rc.Index
-		return true, nil
-	}
+		s.Index, sealed = rc.Index, true
+		return nil
+	})
+	return sealed, err
 }
 
 func all[T any](xs []T, f func(T) bool) bool {
