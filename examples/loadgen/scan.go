@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/scan"
+	"github.com/commseal/commseal/scan/scantest"
 )
 
 // scanning runs surveillance beside the appenders, as the archiver does, and measures its lag:
@@ -30,44 +29,11 @@ type scanning struct {
 	sealed int
 }
 
-// largeLexicon is the default lexicon with n more terms, generated deterministically (Chinese
-// runs of 2 to 4 characters and Latin words of 6 to 10 letters, in rules of 50), none of which
-// occurs in loadgen's messages: the lexicon size a firm's full watch list reaches.
-func largeLexicon(n int) *scan.Lexicon {
-	lex := scan.DefaultLexicon()
-	lex.Name += fmt.Sprintf("+%d-generated", n)
-	r := rand.New(rand.NewPCG(2026, uint64(n)))
-	seen := map[string]bool{}
-	var terms []string
-	for len(terms) < n {
-		var b strings.Builder
-		if len(terms)%2 == 0 {
-			for range 2 + r.IntN(3) {
-				b.WriteRune(rune(0x4E00 + r.IntN(0x9FA5-0x4E00)))
-			}
-		} else {
-			for range 6 + r.IntN(5) {
-				b.WriteByte(byte('a' + r.IntN(26)))
-			}
-			b.WriteString("zq") // no English word ends so: nothing in the messages matches
-		}
-		if t := b.String(); !seen[t] {
-			seen[t] = true
-			terms = append(terms, t)
-		}
-	}
-	for i := 0; i < len(terms); i += 50 {
-		lex.Rules = append(lex.Rules, scan.Rule{ID: fmt.Sprintf("generated.%05d", i/50), Category: "generated",
-			Severity: scan.Low, WordBoundary: true, Terms: terms[i:min(i+50, len(terms))]})
-	}
-	return lex
-}
-
 // startScanning starts the monitor with the default lexicon, plus extraTerms generated terms.
 func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed, extraTerms int) (*scanning, error) {
 	s, err := scan.Default()
 	if extraTerms > 0 {
-		s, err = scan.Compile(largeLexicon(extraTerms))
+		s, err = scan.Compile(scantest.WatchList(extraTerms))
 	}
 	if err != nil {
 		return nil, err

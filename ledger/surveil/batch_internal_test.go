@@ -1,13 +1,12 @@
 package surveil
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/scan"
+	"github.com/commseal/commseal/scan/scantest"
 )
 
 // BenchmarkStepScan measures what the monitor spends scanning a step of 4,096 of loadgen's
@@ -20,26 +19,7 @@ func BenchmarkStepScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	// loadgen's -lexicon-terms 10000: the default lexicon and 10,000 terms that never occur.
-	lex := scan.DefaultLexicon()
-	r := rand.New(rand.NewPCG(2026, 10000))
-	for i := range 200 {
-		rule := scan.Rule{ID: fmt.Sprintf("generated.%05d", i), Category: "generated", Severity: scan.Low, WordBoundary: true}
-		for k := range 50 {
-			var t strings.Builder
-			if k%2 == 0 {
-				for range 2 + r.IntN(3) {
-					t.WriteRune(rune(0x4E00 + r.IntN(0x9FA5-0x4E00)))
-				}
-			} else {
-				for range 6 + r.IntN(5) {
-					t.WriteByte(byte('a' + r.IntN(26)))
-				}
-				t.WriteString("zq")
-			}
-			rule.Terms = append(rule.Terms, t.String())
-		}
-		lex.Rules = append(lex.Rules, rule)
-	}
+	lex := scantest.WatchList(10000)
 	large, err := scan.Compile(lex)
 	if err != nil {
 		b.Fatal(err)
