@@ -500,7 +500,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			return fail("alerts: %v", err)
 		}
 		closeAlerts = notify.close
-		if err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, notify.onSealed); err != nil {
+		if _, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, notify.onSealed); err != nil {
 			return fail("surveillance: %v", err)
 		}
 	}

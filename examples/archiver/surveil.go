@@ -64,20 +64,20 @@ func readLexicon(path string) (*scan.Scanner, error) {
 }
 
 // start runs the monitor on wg until ctx ends, and reloads the lexicon file on SIGHUP. onSealed
-// receives each sealed finding (alerts).
+// receives each sealed finding (alerts). It returns the monitor, for its position.
 func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, dir string, log *slog.Logger,
-	onSealed func(context.Context, *surveil.Sealed) error) error {
+	onSealed func(context.Context, *surveil.Sealed) error) (*surveil.Monitor, error) {
 	opts := surveil.Options{Lexicon: s.lv, CursorFile: filepath.Join(dir, layout.CursorFile), OnSealed: onSealed, Logger: log, Feed: s.feed}
 	if s.rules != nil {
 		d, err := behaviour.New(s.rules, behaviour.Options{})
 		if err != nil {
-			return fmt.Errorf("-rules: %w", err)
+			return nil, fmt.Errorf("-rules: %w", err)
 		}
 		opts.Behaviour = d
 	}
 	m, err := surveil.New(l, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	wg.Go(func() { _ = m.Run(ctx, 200*time.Millisecond) })
 	hup := make(chan os.Signal, 1)
@@ -102,7 +102,7 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 			}
 		}
 	})
-	return nil
+	return m, nil
 }
 
 // every is how often the lexicon file is looked at for a change.
