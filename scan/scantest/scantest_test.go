@@ -30,7 +30,7 @@ func TestWatchListIsTheDefaultPlusTermsThatNeverMatch(t *testing.T) {
 	require.NoError(t, err)
 	// What the default lexicon finds in text, the watch list finds too, and nothing more.
 	for _, text := range []string{
-				"call me on WhatsApp, 我們私下說",
+		"call me on WhatsApp, 我們私下說",
 		"guaranteed return, no risk",
 	} {
 		want, got := small.Scan([]byte(text)), large.Scan([]byte(text))
