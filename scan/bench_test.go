@@ -131,7 +131,8 @@ func BenchmarkScan(b *testing.B) {
 			//     written, no normalization at all (plain-MB/s): less work than commseal does,
 			//     and the stricter baseline.
 			// The corpus is taken in slices of pairedSlice messages, each slice run by every
-			// engine in turn (the order rotating) on one locked thread, and each ratio is the
+			// engine in turn (the order rotating, and reversed every other slice, so that no
+			// engine always follows the same one) on one locked thread, and each ratio is the
 			// median over all slices of the ratio within the slice of the thread's CPU time
 			// (threadCPUTime; wall time where that is not available): time spent waiting for a
 			// core does not count, and a slice in which one engine lost its cache to a
@@ -192,7 +193,17 @@ func BenchmarkScan(b *testing.B) {
 						part := msgs[lo:min(lo+pairedSlice, len(msgs))]
 						var d, c [4]time.Duration
 						for k := range engines {
-							e := engines[(i+k)%len(engines)]
+							// A rotation alone keeps the engines in one cyclic order, so each
+							// would always run right after the same one, on the same slice:
+							// single after batch, finding the table rows and the messages the
+							// batch just loaded, batch after cloudflare, finding its own pushed
+							// out. Every other slice runs the order backwards.
+							n := len(engines)
+							j := (i/2 + k) % n
+							if i%2 == 1 {
+								j = (i/2 + n - k) % n
+							}
+							e := engines[j]
 							d[e], c[e] = run(e, part)
 							total[e] += d[e]
 						}
