@@ -105,10 +105,10 @@
 // generated chat corpus; its engine=paired sub-benchmarks alternate the engines on each slice
 // of the corpus and report the median ratios of their CPU times, the figures to trust on a
 // shared machine. With 10,000 terms (go test ./scan -run '^$' -bench
-// 'Scan/terms=10000/norm=(off|on)/engine=paired' -benchtime 2s -count 3, medians of six runs
-// on two shared cores) normalized batches ran at 5.2x cloudflare matching the normalized text
-// and 4.4x cloudflare matching the raw bytes with no normalization at all; byte-exact batches
-// at 5.0x. The dense table asks for transparent huge pages on Linux (hugepages_linux.go).
+// 'Scan/terms=10000/norm=(off|on)/engine=paired' -benchtime 2s -count 3, on two shared cores)
+// normalized batches ran at 5.5-5.6x cloudflare matching the normalized text, 4.6-4.7x
+// cloudflare matching the raw bytes with no normalization at all, and 1.42-1.47x normalized
+// single-message scanning; byte-exact batches at 4.6-4.8x cloudflare and 1.6x single. The dense table asks for transparent huge pages on Linux (hugepages_linux.go).
 //
 // # Why github.com/cloudflare/ahocorasick is the baseline and not the engine
 //
