@@ -72,6 +72,13 @@ func BenchmarkArchiverScanLag(b *testing.B) {
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(b, g.WaitConns(wctx, 2))
+	// As in an archiver that has run a while, each conversation's data key for the month
+	// exists: the first message of a conversation in a month makes one and stores it durably.
+	for c := range 50 {
+		g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprintf("warm-%d", c), Text: "good morning",
+			ConversationID: "cid-" + strconv.Itoa(c)}.JSON())
+	}
+	require.NoError(b, g.Wait(context.Background()))
 
 	payloads := make([][]byte, b.N)
 	for i := range payloads {
