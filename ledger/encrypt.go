@@ -73,6 +73,63 @@ func scopeKeyID(tenant, conversation string, t time.Time) (string, keyScope) {
 
 func blobKeyID(sum [32]byte) string { return "blob1." + hex.EncodeToString(sum[:16]) }
 
+// PrepareMonth makes, ahead of time, the data keys of the month that holds t (UTC) for every
+// conversation that has a live key in the month before it. At a month boundary every active
+// conversation's first message would otherwise make its key and store it durably at the same
+// moment, and capture would wait on all of them at once: with the DingTalk SDK's handler cap,
+// pushes beyond it are then left unacknowledged until DingTalk pushes them again. A prepared key
+// records the message kind, as the first message would; other kinds add themselves as before.
+// A key that exists is left as it is, and so is a conversation whose key is being shredded, so
+// calling it again, or from several writers of a shared ledger, makes no key twice. It returns
+// how many keys it made. An archiver calls it in the last hour of each month
+// (examples/archiver does). It fails without Options.Encryption.
+func (l *Ledger) PrepareMonth(ctx context.Context, t time.Time) (int, error) {
+	if l.dk == nil {
+		return 0, errors.New("ledger: data keys need an encrypted ledger (Options.Encryption)")
+	}
+	t = t.UTC()
+	prev := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0)
+	prefix := "dk1." + prev.Format("2006-01") + "." // scopeKeyID's ids of that month, in a run
+	var active []keyScope
+	for wk, err := range l.dk.enc.Vault.Keys(ctx) {
+		if err != nil {
+			return 0, fmt.Errorf("ledger: listing data keys: %w", err)
+		}
+		if !strings.HasPrefix(wk.ID, prefix) {
+			if wk.ID > prefix {
+				break // Keys yields ids in order: the month's are behind
+			}
+			continue
+		}
+		if wk.Destroyed {
+			continue
+		}
+		var sc keyScope
+		if err := json.Unmarshal(wk.Meta, &sc); err != nil {
+			return 0, fmt.Errorf("%w: data key %s metadata: %v", store.ErrCorrupt, wk.ID, err)
+		}
+		if sc.Shredding == nil {
+			active = append(active, sc)
+		}
+	}
+	made := 0
+	for _, was := range active {
+		id, sc := l.dk.keyID(was.Tenant, was.Conversation, t)
+		_, err := l.dk.enc.Vault.Key(ctx, id)
+		switch {
+		case err == nil, errors.Is(err, store.ErrDestroyed):
+			continue // made already (or made and shredded: never again)
+		case !errors.Is(err, store.ErrNotFound):
+			return made, fmt.Errorf("ledger: data key %s: %w", id, err)
+		}
+		if _, err := l.dk.get(ctx, id, sc, true, seal.KindMessage.String()); err != nil {
+			return made, err
+		}
+		made++
+	}
+	return made, nil
+}
+
 // ErrBadStateName is returned by StateKey for a name that is not 1 to 64 characters of
 // lowercase letters, digits and hyphens.
 var ErrBadStateName = errors.New("ledger: a state key name is 1 to 64 of a-z, 0-9 and -")
