@@ -37,6 +37,10 @@
 //	-silence D            report silence when no message or event arrives for D (default 0: off)
 //	-v                    log every capture event, not only warnings
 //
+// In the last hour of each month (UTC) the archiver makes the next month's data keys for the
+// month's conversations (ledger.PrepareMonth), so that their first messages after midnight do
+// not all wait at once for a key to be made and stored.
+//
 // Surveillance (package ledger/surveil), off the ack path: every captured message is scanned
 // and its findings sealed as annotation entries, from the cursor DIR/surveil.cursor; each
 // finding is logged (references and severities, never content):
@@ -504,6 +508,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			return fail("surveillance: %v", err)
 		}
 	}
+	wg.Go(func() { prepareMonths(indexCtx, l.Ledger, log, time.Now, prepareAhead) })
 	if anch != nil {
 		wg.Go(func() { _ = anch.Run(indexCtx) })
 	}
