@@ -217,6 +217,34 @@ func ExampleLedger_ApplyRetention() {
 	// 8 1 <nil>
 }
 
+// In the last hour of a month, an archiver makes the next month's data keys for the
+// conversations of this one, so that their first messages after midnight find their keys made.
+func ExampleLedger_PrepareMonth() {
+	ctx := context.Background()
+	skey, _, _ := seal.GenerateSigningKey("example.com/hk-equities")
+	key, _ := seal.ParseSigningKey(skey)
+	now := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: key,
+		Now:        func() time.Time { return now },
+		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+	l.Append(ctx, order("m1", "cid-desk", now, "buy 100 0700.HK"))
+	l.Append(ctx, order("m2", "cid-client", now, "filled"))
+
+	december := now.Add(time.Hour)
+	made, err := l.PrepareMonth(ctx, december)
+	fmt.Println(made, err)
+	made, err = l.PrepareMonth(ctx, december) // again, or from another writer: nothing to make
+	fmt.Println(made, err)
+	// Output:
+	// 2 <nil>
+	// 0 <nil>
+}
+
 // Two capture processes on one store (Options.Shared), here two ledgers on one memstore as two
 // archivers on one PostgreSQL: a message DingTalk pushes to both is sealed once, the
 // conversation's chain runs across them, and the log verifies as one ledger.
