@@ -35,6 +35,40 @@ type syncBuffer = testio.Buffer
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// startArchiver runs the archiver with args (and the gateway's test credentials) until it is
+// ready. stop cancels it and returns its exit code; stderr is its log.
+func startArchiver(t *testing.T, args []string) (stderr *syncBuffer, stop func() int) {
+	t.Helper()
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	started := make(chan struct{}, 1)
+	done := make(chan int, 1)
+	var stdout syncBuffer
+	stderr = &syncBuffer{}
+	go func() {
+		done <- run(ctx, args, env, &stdout, stderr, func(string, string, string) { started <- struct{}{} })
+	}()
+	select {
+	case <-started:
+	case code := <-done:
+		t.Fatalf("the archiver exited %d before it was ready: %s", code, stderr.String())
+	}
+	return stderr, func() int { cancel(); return <-done }
+}
+
+// pushWindowed pushes payloads through g with at most window of them unacknowledged at once,
+// and returns when every one is acknowledged.
+func pushWindowed(b *testing.B, g *dingtalktest.Gateway, payloads [][]byte, window int) {
+	sem := make(chan struct{}, window)
+	for _, p := range payloads {
+		sem <- struct{}{}
+		d := g.PushBotMessage(p)
+		go func() { <-d.Done(); <-sem }()
+	}
+	require.NoError(b, g.Wait(context.Background()))
+}
+
 func TestUsageErrorsExit2(t *testing.T) {
 	creds := map[string]string{"DINGTALK_CLIENT_ID": "id", "DINGTALK_CLIENT_SECRET": "secret"}
 	cases := []struct {
@@ -203,15 +237,9 @@ func BenchmarkArchiverPushToAck(b *testing.B) {
 				payloads[i] = dingtalktest.BotMessage{MsgID: fmt.Sprintf("bench-%d", i), Text: "buy 100 0700.HK at market",
 					ConversationID: "cid-" + strconv.Itoa(i%50)}.JSON()
 			}
-			sem := make(chan struct{}, window)
 			b.ResetTimer()
 			start := time.Now()
-			for i := range b.N {
-				sem <- struct{}{}
-				p := g.PushBotMessage(payloads[i])
-				go func() { <-p.Done(); <-sem }()
-			}
-			require.NoError(b, g.Wait(context.Background()))
+			pushWindowed(b, g, payloads, window)
 			elapsed := time.Since(start)
 			b.StopTimer()
 			var lat []time.Duration
@@ -385,16 +413,7 @@ func TestArchiverSealsFindings(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	started := make(chan struct{}, 1)
-	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL, "-alert-webhook", receiver.URL, "-alert-secret-file", secretFile},
-			env, &stdout, &stderr, func(string, string, string) { started <- struct{}{} })
-	}()
-	<-started
+	stderr, stop := startArchiver(t, []string{"-dir", dir, "-openapi-host", g.URL, "-alert-webhook", receiver.URL, "-alert-secret-file", secretFile})
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w1", Text: "call me on WhatsApp tonight"}.JSON())
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "w2", Text: "noted"}.JSON())
 	require.NoError(t, g.Wait(context.Background()))
@@ -407,8 +426,7 @@ func TestArchiverSealsFindings(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the webhook received no alert")
 	}
-	stop()
-	require.Equal(t, 0, <-done, stderr.String())
+	require.Equal(t, 0, stop(), stderr.String())
 	require.Contains(t, stderr.String(), "rule=off-channel.move")
 	require.NotContains(t, stderr.String(), "WhatsApp")
 
@@ -436,17 +454,7 @@ func TestArchiverReloadsAChangedLexicon(t *testing.T) {
 		require.NoError(t, os.WriteFile(lex, []byte(`{"name":"`+name+`","rules":[{"id":"r","category":"c","severity":"high","terms":["`+term+`"]}]}`), 0o600))
 	}
 	write("v1", "alphaword")
-	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	started := make(chan struct{}, 1)
-	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"-dir", dir, "-openapi-host", g.URL, "-lexicon", lex}, env, &stdout, &stderr,
-			func(string, string, string) { started <- struct{}{} })
-	}()
-	<-started
+	stderr, stop := startArchiver(t, []string{"-dir", dir, "-openapi-host", g.URL, "-lexicon", lex})
 	alerted := func(msgID string) bool { return strings.Contains(stderr.String(), "msg_id="+msgID+" ") }
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "x1", Text: "alphaword bravoword"}.JSON())
 	require.Eventually(t, func() bool { return alerted("x1") }, 10*time.Second, 20*time.Millisecond)
@@ -460,7 +468,6 @@ func TestArchiverReloadsAChangedLexicon(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "lexicon reloaded") }, 10*time.Second, 20*time.Millisecond)
 	g.PushBotMessage(dingtalktest.BotMessage{MsgID: "x3", Text: "bravoword only"}.JSON())
 	require.Eventually(t, func() bool { return alerted("x3") }, 10*time.Second, 20*time.Millisecond)
-	stop()
-	require.Equal(t, 0, <-done, stderr.String())
+	require.Equal(t, 0, stop(), stderr.String())
 	require.Contains(t, stderr.String(), "lexicon_name=v2")
 }

@@ -203,17 +203,10 @@ func BenchmarkArchiverCaptureScan(b *testing.B) {
 				}
 				payloads[i] = dingtalktest.BotMessage{MsgID: fmt.Sprintf("cs-%d", i), Text: t, ConversationID: "cid-" + strconv.Itoa(i%50)}.JSON()
 			}
-			const window = 64
-			sem := make(chan struct{}, window)
 			b.ResetTimer()
 			cpu0 := processCPU(b)
 			start := time.Now()
-			for i := range b.N {
-				sem <- struct{}{}
-				p := g.PushBotMessage(payloads[i])
-				go func() { <-p.Done(); <-sem }()
-			}
-			require.NoError(b, g.Wait(context.Background()))
+			pushWindowed(b, g, payloads, 64)
 			elapsed := time.Since(start)
 			cpu := processCPU(b) - cpu0
 			acked := time.Now()

@@ -67,17 +67,7 @@ func TestArchiverWebhookDownForAMinute(t *testing.T) {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return len(keys) >= n }
 	}
 
-	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	started := make(chan struct{}, 1)
-	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"-dir", t.TempDir(), "-openapi-host", g.URL, "-alert-webhook", "http://" + addr, "-alert-secret-file", secretFile},
-			env, &stdout, &stderr, func(string, string, string) { started <- struct{}{} })
-	}()
-	<-started
+	stderr, stop := startArchiver(t, []string{"-dir", t.TempDir(), "-openapi-host", g.URL, "-alert-webhook", "http://" + addr, "-alert-secret-file", secretFile})
 	push := func(from, to int) {
 		for i := from; i < to; i++ {
 			g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprint("f", i), Text: "call me on WhatsApp"}.JSON())
@@ -103,8 +93,7 @@ func TestArchiverWebhookDownForAMinute(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	require.Eventually(t, delivered(25), patience, 50*time.Millisecond, "after the outage: %s", stderr.String())
-	stop()
-	require.Equal(t, 0, <-done, stderr.String())
+	require.Equal(t, 0, stop(), stderr.String())
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range 25 {
