@@ -72,13 +72,7 @@ func BenchmarkArchiverScanLag(b *testing.B) {
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(b, g.WaitConns(wctx, 2))
-	// As in an archiver that has run a while, each conversation's data key for the month
-	// exists: the first message of a conversation in a month makes one and stores it durably.
-	for c := range 50 {
-		g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprintf("warm-%d", c), Text: "good morning",
-			ConversationID: "cid-" + strconv.Itoa(c)}.JSON())
-	}
-	require.NoError(b, g.Wait(context.Background()))
+	warmUp(b, g, 50)
 
 	payloads := make([][]byte, b.N)
 	for i := range payloads {
@@ -140,16 +134,16 @@ func BenchmarkArchiverScanLag(b *testing.B) {
 func BenchmarkArchiverCaptureScan(b *testing.B) {
 	text := strings.Repeat("Q3 allocation for client 12: confirm the block trade at the agreed price. ", 5)[:300]
 	flagged := text[:len(text)-24] + " call me on WhatsApp"
-	for _, mode := range []struct{ name, lexicon string }{{"off", ""}, {"default", ""}, {"terms=10000", "watchlist"}} {
-		b.Run("scan="+mode.name, func(b *testing.B) {
+	for _, mode := range []string{"off", "default", "terms=10000"} {
+		b.Run("scan="+mode, func(b *testing.B) {
 			g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 30 * time.Second})
 			defer g.Close()
 			dir := b.TempDir()
 			args := []string{"-dir", dir, "-openapi-host", g.URL}
-			switch {
-			case mode.name == "off":
+			switch mode {
+			case "off":
 				args = append(args, "-no-scan")
-			case mode.lexicon != "":
+			case "terms=10000":
 				raw, err := scantest.WatchList(10000).Canonical()
 				require.NoError(b, err)
 				path := filepath.Join(b.TempDir(), "watchlist.json")
@@ -195,6 +189,7 @@ func BenchmarkArchiverCaptureScan(b *testing.B) {
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			require.NoError(b, g.WaitConns(wctx, 2))
+			warmUp(b, g, 50)
 			payloads := make([][]byte, b.N)
 			for i := range payloads {
 				t := text
@@ -231,6 +226,19 @@ func BenchmarkArchiverCaptureScan(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// warmUp sends one message to each of the conversations cid-0 to cid-(n-1) and waits for their
+// acks, untimed: as in an archiver that has run a while, each conversation's data key for the
+// month then exists (the first message of a conversation in a month makes one and stores it
+// durably, and at 5,000 a second the first messages of 50 conversations at once stalled capture
+// past the SDK's handler cap in 4 of about 13 runs).
+func warmUp(b *testing.B, g *dingtalktest.Gateway, n int) {
+	for c := range n {
+		g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprintf("warm-%d", c), Text: "good morning",
+			ConversationID: "cid-" + strconv.Itoa(c)}.JSON())
+	}
+	require.NoError(b, g.Wait(context.Background()))
 }
 
 // processCPU is the user and system time the process has used.
