@@ -16,9 +16,10 @@
 // "Interface/rule", and stops at the first violation with a message that says the rule and what
 // broke it. A rule whose premise failed (every rule needs Log/read-back, say) is skipped with the
 // name of the rule it depends on rather than failed again, so one defect gives one failure. The
-// rules of an optional interface (store.IdentityIndex, store.ConversationIndex, store.Blobs,
-// store.Pipeline, store.ReadOnlyReporter) run when the adapter implements it and are skipped
-// with a note otherwise.
+// rules of an optional interface (store.IdentityIndex, store.IdentityBatch,
+// store.ConversationIndex, store.Blobs, store.Pipeline, store.SharedLog, store.EntryReader,
+// store.ReadOnlyReporter) run when the adapter implements it and are skipped with a note
+// otherwise.
 //
 //	Log/empty                         a new store is empty: size 0, no entries, no stored hashes
 //	Log/read-back                     appended batches read back exactly (Size, Entries, ReadHashes)
@@ -38,11 +39,18 @@
 //	Checkpoints/invalid               size 0, beyond the log, empty note: ErrInvalid
 //	IdentityIndex/lookup              Lookup finds each identity, nothing else, never a zero one
 //	IdentityIndex/duplicate           Append of a stored identity: ErrDuplicate, nothing written
+//	IdentityBatch/lookup-all          LookupAll finds each stored identity of a list, nothing else
 //	ConversationIndex/last            the latest entry of each conversation, nothing else
 //	Blobs/read-back                   content by its SHA-256, idempotent, copies both ways
 //	Blobs/hash-mismatch               a wrong hash stores nothing: ErrHashMismatch
 //	Pipeline/in-order                 batches submitted ahead are durable in order, results in order
 //	Pipeline/checks-see-pending       checks count pending batches; a refused one changes nothing
+//	SharedLog/build-at-size           build sees the size and the entries appended since from
+//	SharedLog/refusals-append-nothing a failed, empty or misplaced build appends nothing
+//	SharedLog/excludes-writers        one build at a time, from any number of writers
+//	EntryReader/same-as-Entries       ReadEntries reads what Entries yields, every range
+//	EntryReader/buffers               in dst's and buf's storage when large enough; not kept
+//	EntryReader/failures              a cancelled context and a closed store fail the call
 //	ReadOnlyReporter/writable         a store opened for writing does not report read-only
 //	Persistent/reopen-empty           (RunPersistent) an empty store reopens empty
 //	Persistent/reopen-keeps-all       entries, hashes, checkpoints, blobs and indexes survive
@@ -157,6 +165,9 @@ var rules = []rule{
 	{name: "SharedLog/build-at-size", needs: []string{"Log/read-back"}, iface: is[store.SharedLog], fn: sharedBuildAtSize},
 	{name: "SharedLog/refusals-append-nothing", needs: []string{"SharedLog/build-at-size", "Log.Append/out-of-order"}, iface: is[store.SharedLog], fn: sharedRefusals},
 	{name: "SharedLog/excludes-writers", needs: []string{"SharedLog/build-at-size"}, iface: is[store.SharedLog], fn: sharedExcludes},
+	{name: "EntryReader/same-as-Entries", needs: []string{"Log.Entries/range"}, iface: is[store.EntryReader], fn: entryReaderSameAsEntries},
+	{name: "EntryReader/buffers", needs: []string{"EntryReader/same-as-Entries"}, iface: is[store.EntryReader], fn: entryReaderBuffers},
+	{name: "EntryReader/failures", needs: []string{"EntryReader/same-as-Entries", "Store/closed"}, iface: is[store.EntryReader], fn: entryReaderFailures},
 	{name: "ReadOnlyReporter/writable", iface: is[store.ReadOnlyReporter], fn: readOnlyWritable},
 }
 

@@ -70,11 +70,66 @@ func (s shortEntries) Entries(ctx context.Context, start, end uint64) iter.Seq2[
 	}
 }
 
+// readerStore is memstore with an EntryReader written from its contract (memstore itself has
+// none: tests embed it to tamper with Entries, which a ReadEntries would bypass).
+type readerStore struct{ *memstore.Store }
+
+func (s readerStore) ReadEntries(ctx context.Context, start, end uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
+	dst, buf = dst[:0], buf[:0]
+	var read []store.Entry
+	var err error
+	n := 0
+	for e, e2 := range s.Entries(ctx, start, end) {
+		if err = e2; err != nil {
+			break
+		}
+		read = append(read, e)
+		n += len(e.Leaf) + len(e.Payload)
+	}
+	buf = slices.Grow(buf, n) // once, so that no entry's bytes move after they are sliced
+	for _, e := range read {
+		at := len(buf)
+		buf = append(append(buf, e.Leaf...), e.Payload...)
+		e.Leaf = buf[at : at+len(e.Leaf) : at+len(e.Leaf)]
+		e.Payload = buf[at+len(e.Leaf) : len(buf) : len(buf)]
+		dst = append(dst, e)
+	}
+	return dst, buf, err
+}
+
+// Broken entry readers.
+type (
+	shortRead   struct{ readerStore } // ReadEntries drops the last entry
+	aliasedRead struct{ readerStore } // ReadEntries hands out leaves outside the buffer
+)
+
+func (s shortRead) ReadEntries(ctx context.Context, start, end uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
+	dst, buf, err := s.readerStore.ReadEntries(ctx, start, end, dst, buf)
+	if len(dst) > 1 {
+		dst = dst[:len(dst)-1]
+	}
+	return dst, buf, err
+}
+
+func (s aliasedRead) ReadEntries(ctx context.Context, start, end uint64, dst []store.Entry, buf []byte) ([]store.Entry, []byte, error) {
+	dst, buf, err := s.readerStore.ReadEntries(ctx, start, end, dst, buf)
+	for i := range dst {
+		dst[i].Leaf = slices.Clone(dst[i].Leaf)
+	}
+	return dst, buf, err
+}
+
+func TestReaderStoreKeepsTheContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return readerStore{memstore.New()} })
+}
+
 var broken = map[string]func() store.Store{
 	"wrong-sentinel": func() store.Store { return wrongSentinel{memstore.New()} },
 	"lying-lookup":   func() store.Store { return lyingLookup{memstore.New()} },
 	"aliased-blob":   func() store.Store { return aliasedBlob{memstore.New()} },
 	"short-entries":  func() store.Store { return shortEntries{memstore.New()} },
+	"short-read":     func() store.Store { return shortRead{readerStore{memstore.New()}} },
+	"aliased-read":   func() store.Store { return aliasedRead{readerStore{memstore.New()}} },
 }
 
 // TestBrokenStore runs the suite on the broken store named by STORETEST_BROKEN; it is run as a
@@ -98,6 +153,8 @@ func TestSuiteNamesTheBrokenRuleOnce(t *testing.T) {
 		"lying-lookup":   {"IdentityIndex/lookup", []string{"IdentityIndex/duplicate"}},
 		"aliased-blob":   {"Blobs/read-back", []string{"Blobs/hash-mismatch"}},
 		"short-entries":  {"Log/read-back", []string{"Log/copies", "Log.Entries/range", "Checkpoints/order", "Store/closed"}},
+		"short-read":     {"EntryReader/same-as-Entries", []string{"EntryReader/buffers", "EntryReader/failures"}},
+		"aliased-read":   {"EntryReader/buffers", nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenStore$", "-test.v", "-test.count=1")
