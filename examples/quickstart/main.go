@@ -1,7 +1,9 @@
 // Command quickstart runs commseal end to end on the embedded file store: it captures
 // realistic DingTalk bot messages (text, richText, picture, audio, file; one-to-one and group;
 // English, Traditional and Simplified Chinese; some delivered twice), seals them into a ledger
-// in ./commseal-data, scans them with the default lexicon (findings sealed as annotations),
+// in ./commseal-data, scans them with the default lexicon and runs two behaviour rules over
+// them (a Hong Kong desk's trading hours with its holidays, an external party's first contact:
+// the samples trip both), seals the findings as annotations, prints the open alert queue,
 // indexes them for search, verifies the whole ledger, and prints what it did and where it is.
 //
 //	go run ./examples/quickstart [-dir DIR] [-n N] [-messages FILE] [-store DIR2|postgres://...] [-blobs s3://...]
@@ -150,9 +152,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	w("new by kind", "%s", kinds)
 	w("conversations", "%s", convs)
-	w("surveillance", "%d messages scanned with the %s lexicon off the ack path: %d flagged,", rside.scanned, rside.lexicon, rside.flagged)
-	w("", "%d annotation entries sealed (findings, encrypted under each message's key):", rside.new)
-	w("", "%s", rside.ruleCounts())
+	w("surveillance", "%d messages scanned with the %s lexicon off the ack path: %d flagged:", rside.scanned, rside.lexicon, rside.flagged)
+	w("", "%s", ruleCounts(rside.rules))
+	w("behaviour", "rules %s (trading hours with HK holidays, first external contact) over the same messages:", rside.behaviourVersion)
+	w("", "%s", ruleCounts(rside.behaviour))
+	w("", "%d annotation entries sealed (the findings of both, each encrypted under its message's key)", rside.new)
 	w("alert queue", "%d open alerts (the queue read as an access), the first:", rside.open)
 	for _, line := range rside.first {
 		w("", "%s", line)

@@ -49,6 +49,10 @@ func TestQuickstartBuildsAndVerifiesALedger(t *testing.T) {
 	require.Contains(t, out, "1 one-to-one")
 	require.Regexp(t, `surveillance  \d+ messages scanned with the \S+ lexicon off the ack path: [1-9]\d* flagged`, out)
 	require.Contains(t, out, "off-channel.move")
+	for _, rule := range []string{"after-hours", "first-contact"} { // the samples trip both behaviour rules
+		require.Regexp(t, `behaviour     rules quickstart-1 [^\n]*\n\s+[^\n]*\b`+rule+` [1-9]`, out)
+	}
+	require.Regexp(t, `alert \d+: after-hours \(medium\), behaviour, message \S+: sent 2026-07-0[12] \d\d:\d\d`, out)
 	require.Regexp(t, `alert queue   [1-9]\d* open alerts`, out)
 	require.Regexp(t, `alert \d+: \S+ \(\w+\) on ".+" in the \S+ of message `, out)
 	require.Regexp(t, `"微信 OR whatsapp" finds [1-9]`, out)

@@ -29,6 +29,10 @@ var sampleSenders = []sampleSender{
 	{"$:LWCP_v1:$QS5f4e3d2c1b0a", "", "Client: Mr. Wong (external)"},
 }
 
+// sampleClientCorp is the corp id DingTalk gives the external client's organization: a party
+// of another corp than the firm's, which the behaviour rules' first-contact detector watches.
+const sampleClientCorp = "dingQSwongfamilyoffice7"
+
 var sampleTexts = map[string][]string{
 	"en": {
 		"Please buy 2,000 shares of 0700.HK at market before the close.",
@@ -106,6 +110,12 @@ func samplePayloads(n int, seed uint64) [][]byte {
 		conv := sampleConvs[rng.IntN(len(sampleConvs))]
 		snd := sampleSenders[rng.IntN(len(sampleSenders))]
 		at := start.Add(time.Duration(i) * 17 * time.Second)
+		switch {
+		case i%60 == 59: // a late message: outside the desk's hours (the behaviour rules)
+			at = time.Date(2026, 7, 2, 14, 40, i%60, 0, time.UTC) // 22:40 in Hong Kong
+		case i == 100: // on a Hong Kong public holiday (1 July, HKSAR Establishment Day)
+			at = time.Date(2026, 7, 1, 2, 15, 0, 0, time.UTC)
+		}
 		p := botPayload{
 			ConversationID: conv.id, ChatbotCorpID: sampleCorp, ChatbotUserID: sampleBotID,
 			MsgID:      fmt.Sprintf("msgQS%08x%04d", seed&0xffffffff, i),
@@ -118,6 +128,8 @@ func samplePayloads(n int, seed uint64) [][]byte {
 		}
 		if snd.staff != "" {
 			p.SenderCorpID = sampleCorp
+		} else {
+			p.SenderCorpID = sampleClientCorp
 		}
 		if conv.ctype == "2" {
 			p.IsInAtList = true
