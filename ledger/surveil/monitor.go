@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type BehaviourAnnotation struct {
 	Schema  string            `json:"schema"`
 	Finding behaviour.Finding `json:"finding"`
 }
+
+// DefaultTickEvery is Options.TickEvery's default: a silence is reported at most this late.
+const DefaultTickEvery = 10 * time.Second
 
 // Sealed is a finding the monitor sealed, for whoever raises alerts.
 type Sealed struct {
@@ -74,8 +78,12 @@ type Options struct {
 	// Batch is how many ledger entries one step reads (default 4096); Concurrency how many
 	// annotations it seals at once (default 32).
 	Batch, Concurrency int
-	// Now is the clock for annotations; default time.Now.
+	// Now is the clock for annotations and for the behaviour rules' silences; default time.Now.
 	Now func() time.Time
+	// TickEvery is how often a monitor that has caught up asks the behaviour rules for
+	// silences still going on (behaviour.Detector.Tick: source and conversation silence, an
+	// off-channel move not yet followed by a message); default DefaultTickEvery.
+	TickEvery time.Duration
 	// Logger receives what the monitor does on its own; default discards.
 	Logger *slog.Logger
 }
@@ -107,6 +115,7 @@ type Monitor struct {
 	saved  time.Time // when it was last saved
 	first  string    // the first lexicon version stepped, which feeds Behaviour
 	batch  stepBatch // a step's messages, scanned together; guarded by mu
+	ticked time.Time // when the behaviour rules were last ticked; guarded by mu
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -134,6 +143,9 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 	}
 	if opts.CursorEvery == 0 {
 		opts.CursorEvery = time.Second
+	}
+	if opts.TickEvery <= 0 {
+		opts.TickEvery = DefaultTickEvery
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -180,7 +192,16 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
 	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
 	if st.From >= st.To {
-		return st, m.flush() // caught up: what the last steps did is saved now
+		// Caught up: silences still going on are sealed, and what the last steps did is saved.
+		if work := m.tick(lex, nil, &st); len(work) > 0 {
+			if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
+				return st, err
+			}
+			if err := m.report(ctx, work); err != nil {
+				return st, err
+			}
+		}
+		return st, m.flush()
 	}
 	var work []*Sealed
 	if err := m.read(ctx, st.From, st.To, m.batch.add, &st.Fed); err != nil {
@@ -202,6 +223,9 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 			}
 		}
 	})
+	if st.To >= m.l.Size() {
+		work = m.tick(lex, work, &st)
+	}
 	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
 		return st, err
 	}
@@ -370,12 +394,75 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 		return nil, fmt.Errorf("surveil: %w", err)
 	}
 	id := w.Behaviour.Identity()
-	rec := &capture.Record{Kind: capture.RecordAnnotation, Platform: w.Message.Platform, Tenant: w.Message.Tenant,
-		ID: boundedID("behaviour/", w.Behaviour.Key()), Conversation: w.Message.Conversation, At: now.UTC(), Body: body}
+	rec := &capture.Record{Kind: capture.RecordAnnotation, ID: boundedID("behaviour/", w.Behaviour.Key()), At: now.UTC(), Body: body}
+	if m := w.Message; m != nil {
+		rec.Platform, rec.Tenant, rec.Conversation = m.Platform, m.Tenant, m.Conversation
+	} else {
+		// A silence or a reconnect storm: about a conversation, or a source (named
+		// "platform/tenant" unless behaviour.Options.SourceOf says otherwise).
+		rec.Platform, rec.Tenant, rec.Conversation.ID = findingScope(w.Behaviour)
+	}
 	if id.ID != "" {
 		rec.About = &id
 	}
 	return rec, nil
+}
+
+// tick adds to work what the behaviour rules' Tick reports (silences still going on), at most
+// once per Options.TickEvery. It is called only when the monitor has read everything sealed:
+// one behind would see silences in conversations whose next messages it has not read yet.
+func (m *Monitor) tick(lex Lexicon, work []*Sealed, st *Stats) []*Sealed {
+	if m.opts.Behaviour == nil || lex.Version != m.first {
+		return work
+	}
+	now := m.opts.Now()
+	if !m.ticked.IsZero() && now.Sub(m.ticked) < m.opts.TickEvery {
+		return work
+	}
+	m.ticked = now
+	for _, bf := range m.opts.Behaviour.Tick(now) {
+		st.Behaviour++
+		work = append(work, &Sealed{Behaviour: &bf})
+	}
+	return work
+}
+
+// findingScope is where a behaviour finding that is about no message is recorded: its
+// conversation's platform and tenant, else its source's ("platform/tenant"), else platform
+// "commseal".
+func findingScope(f *behaviour.Finding) (platform, tenant, conversation string) {
+	platform, tenant = f.Platform, f.Tenant
+	if platform == "" {
+		platform, tenant, _ = strings.Cut(f.Source, "/")
+	}
+	if platform == "" {
+		platform = "commseal"
+	}
+	return platform, tenant, f.Conversation
+}
+
+// Reconnect tells the behaviour rules that a capture source reconnected at t (source named as
+// behaviour.Options.SourceOf names the sources of messages: "platform/tenant" by default), and
+// seals and reports the reconnect_storm findings it causes, as Step does. It does nothing
+// without Options.Behaviour.
+func (m *Monitor) Reconnect(ctx context.Context, source string, t time.Time) error {
+	if m.opts.Behaviour == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var work []*Sealed
+	for _, bf := range m.opts.Behaviour.Reconnect(source, t) {
+		work = append(work, &Sealed{Behaviour: &bf})
+	}
+	if len(work) == 0 {
+		return nil
+	}
+	var st Stats
+	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
+		return err
+	}
+	return m.report(ctx, work)
 }
 
 // save writes the cursor file, if there is one.

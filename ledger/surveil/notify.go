@@ -39,6 +39,9 @@ func (s *Sealed) Alerts() []alert.Alert {
 		if a.Conversation == "" {
 			a.Conversation = b.Conversation
 		}
+		if s.Message == nil { // a silence or a storm: where it was
+			a.Platform, a.Tenant, _ = findingScope(b)
+		}
 		a.ID = alert.NewID(s.MessageAt, b.Rule, "behaviour:"+b.Key())
 		out = append(out, a)
 	}
