@@ -48,7 +48,9 @@
 //	-lexicon FILE         the lexicon (default: the embedded one); a change to the file (looked
 //	                      at every 2 s) or SIGHUP reloads it, a bad file keeping the one in
 //	                      force, and a new version is run over history
-//	-rules FILE           behaviour rules (package scan/behaviour) run beside it
+//	-rules FILE           behaviour rules (package scan/behaviour) run beside it; their
+//	                      capture source (source_silence, reconnect_storm) is the app,
+//	                      dingtalk/CLIENT_ID, whose reconnects are its Stream connections'
 //	-no-scan              do not scan
 //	-alert-webhook URL    also deliver alerts to URL (JSON, X-Commseal-Signature HMAC-SHA256,
 //	                      Idempotency-Key) through the durable outbox DIR/alerts/webhook, with
@@ -120,6 +122,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/capture/dingtalk"
 	"github.com/commseal/commseal/internal/backend"
 	"github.com/commseal/commseal/internal/layout"
@@ -504,9 +507,14 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			return fail("alerts: %v", err)
 		}
 		closeAlerts = notify.close
-		if _, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, log, notify.onSealed); err != nil {
+		source := capture.PlatformDingTalk + "/" + c.id // the app this archiver captures
+		m, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, source, log, notify.onSealed)
+		if err != nil {
 			return fail("surveillance: %v", err)
 		}
+		reconnects := func() int64 { return src.Health().Reconnects }
+		seen := reconnects()
+		wg.Go(func() { watchReconnects(indexCtx, reconnects, seen, m, source, log) })
 	}
 	wg.Go(func() { prepareMonths(indexCtx, l.Ledger, log, time.Now, prepareAhead) })
 	if anch != nil {

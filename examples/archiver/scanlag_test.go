@@ -171,7 +171,7 @@ func BenchmarkArchiverCaptureScan(b *testing.B) {
 			if sv != nil {
 				notify, err := c.alerts(ctx, &wg, log)
 				require.NoError(b, err)
-				m, err = sv.start(ctx, &wg, l.Ledger, dir, log, func(ctx context.Context, s *surveil.Sealed) error {
+				m, err = sv.start(ctx, &wg, l.Ledger, dir, "dingtalk/"+dingtalktest.DefaultClientID, log, func(ctx context.Context, s *surveil.Sealed) error {
 					if s.Fresh && len(s.Findings) > 0 {
 						findings.Add(1)
 					}

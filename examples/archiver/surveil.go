@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/alert"
@@ -64,12 +65,14 @@ func readLexicon(path string) (*scan.Scanner, error) {
 }
 
 // start runs the monitor on wg until ctx ends, and reloads the lexicon file on SIGHUP. onSealed
-// receives each sealed finding (alerts). It returns the monitor, for its position.
-func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, dir string, log *slog.Logger,
+// receives each sealed finding (alerts). source names the archiver's capture for the behaviour
+// rules (source_silence, reconnect_storm): every message it captures is from it. It returns
+// the monitor, for its position and its Reconnect.
+func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, dir, source string, log *slog.Logger,
 	onSealed func(context.Context, *surveil.Sealed) error) (*surveil.Monitor, error) {
 	opts := surveil.Options{Lexicon: s.lv, CursorFile: filepath.Join(dir, layout.CursorFile), OnSealed: onSealed, Logger: log, Feed: s.feed}
 	if s.rules != nil {
-		d, err := behaviour.New(s.rules, behaviour.Options{})
+		d, err := behaviour.New(s.rules, behaviour.Options{SourceOf: func(*capture.Message) string { return source }})
 		if err != nil {
 			return nil, fmt.Errorf("-rules: %w", err)
 		}
@@ -103,6 +106,27 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 		}
 	})
 	return m, nil
+}
+
+// watchReconnects tells the monitor's behaviour rules of each reconnect of the Stream
+// connections beyond the seen first ones (reconnect_storm), reading the source's count every
+// second until ctx ends.
+func watchReconnects(ctx context.Context, reconnects func() int64, seen int64, m *surveil.Monitor, source string, log *slog.Logger) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		for n := reconnects(); seen < n; seen++ {
+			if err := m.Reconnect(ctx, source, now); err != nil && ctx.Err() == nil {
+				log.Warn("archiver: sealing a reconnect storm", "err", err)
+			}
+		}
+	}
 }
 
 // every is how often the lexicon file is looked at for a change.
