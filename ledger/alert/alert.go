@@ -73,7 +73,8 @@ type Alert struct {
 	// NewID derives it; when it is empty, an Alerter fills it with NewID(Index, Rule,
 	// LexiconVersion). ASCII letters, digits and . _ : - only.
 	ID string `json:"id"`
-	// Index is the ledger index of the flagged message.
+	// Index is the ledger index of the flagged message; for a finding about no message (a
+	// silence, a reconnect storm), of the annotation that seals it.
 	Index uint64 `json:"index"`
 	// Platform, Tenant and MessageID are the message's source identity (capture.Identity).
 	Platform  string `json:"platform"`

@@ -82,6 +82,8 @@ func TestMonitorSealsCaptureHealth(t *testing.T) {
 		for _, a := range s.Alerts() {
 			require.Equal(t, "dingtalk", a.Platform, "%+v", a)
 			require.Equal(t, "corp1", a.Tenant)
+			require.Equal(t, s.Index, a.Index, "an alert about no message names its annotation")
+			require.NotZero(t, a.Index)
 		}
 	}
 }

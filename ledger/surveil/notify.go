@@ -39,8 +39,9 @@ func (s *Sealed) Alerts() []alert.Alert {
 		if a.Conversation == "" {
 			a.Conversation = b.Conversation
 		}
-		if s.Message == nil { // a silence or a storm: where it was
+		if s.Message == nil { // a silence or a storm: where it was, and its own annotation
 			a.Platform, a.Tenant, _ = findingScope(b)
+			a.Index = s.Index
 		}
 		a.ID = alert.NewID(s.MessageAt, b.Rule, "behaviour:"+b.Key())
 		out = append(out, a)
