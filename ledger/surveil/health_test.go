@@ -87,3 +87,39 @@ func TestMonitorSealsCaptureHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestBehaviourFollowsTheLedgerAcrossALexiconReload: the behaviour rules see each message
+// once, as the monitor reaches it at the end of the ledger, whichever lexicon version scans it.
+// A reload, which runs the new version over history, neither stops them nor feeds them that
+// history again.
+func TestBehaviourFollowsTheLedgerAcrossALexiconReload(t *testing.T) {
+	l := openLedger(t)
+	rules, err := behaviour.ParseRules([]byte(`{"version": "hours-1", "rules": [
+	  {"id": "after-hours", "severity": "medium", "off_hours": {"desks": [
+	     {"name": "d", "time_zone": "UTC", "open": "09:00", "close": "18:00", "calendar": ""}], "default_desk": "d"}}]}`))
+	require.NoError(t, err)
+	d, err := behaviour.New(rules, behaviour.Options{})
+	require.NoError(t, err)
+	lv := live(t, []byte(`{"name":"v1","rules":[{"id":"r","category":"c","severity":"low","terms":["whatsapp"]}]}`))
+	var afterHours []string
+	m, err := surveil.New(l, surveil.Options{Lexicon: lv, Behaviour: d,
+		OnSealed: func(_ context.Context, s *surveil.Sealed) error {
+			if s.Fresh && s.Behaviour != nil {
+				afterHours = append(afterHours, s.Behaviour.MsgID)
+			}
+			return nil
+		}})
+	require.NoError(t, err)
+	evening := time.Date(2026, 11, 2, 20, 0, 0, 0, time.UTC)
+	appendMessages(t, l, 2, evening)
+	catchUp(t, m)
+	require.Len(t, afterHours, 2)
+
+	_, err = lv.Reload([]byte(`{"name":"v2","rules":[{"id":"r","category":"c","severity":"low","terms":["whatsapp","wechat"]}]}`))
+	require.NoError(t, err)
+	appendMessages(t, l, 3, evening.Add(time.Hour))
+	st := catchUp(t, m)
+	require.NotEqual(t, "", st.Version)
+	require.Len(t, afterHours, 5, "the three new messages, once each: %v", afterHours)
+	require.Equal(t, 5, int(d.Stats().Messages), "the detector saw each message once")
+}

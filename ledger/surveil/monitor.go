@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,8 +53,9 @@ type Options struct {
 	// Step scan with it, from where that version last stopped (from the start for a version
 	// never run: a new lexicon is run over history).
 	Lexicon *scan.Live
-	// Behaviour, if set, also runs behaviour rules over each message scanned by the first
-	// lexicon version the monitor runs (a detector's state follows one pass in ledger order).
+	// Behaviour, if set, also runs behaviour rules over each message, once, when a step
+	// reaches it at the end of the ledger (a detector's state follows one pass in ledger
+	// order; a new lexicon version's pass over history does not feed it again).
 	Behaviour *behaviour.Detector
 	// CursorFile keeps how far each lexicon version has scanned, so that a restart resumes
 	// there. "" keeps it in memory: a restart scans from the start again and seals nothing
@@ -113,9 +115,15 @@ type Monitor struct {
 	cursor cursor
 	dirty  bool      // the cursor moved since it was saved
 	saved  time.Time // when it was last saved
-	first  string    // the first lexicon version stepped, which feeds Behaviour
 	batch  stepBatch // a step's messages, scanned together; guarded by mu
-	ticked time.Time // when the behaviour rules were last ticked; guarded by mu
+	// The behaviour rules see each message once, when a step reaches it at the end of the
+	// ledger, whichever lexicon version the step scans with (a new version goes over history
+	// first). observed is the next ledger index they have not seen; held, what they reported
+	// that is not yet sealed and reported (a step that failed after they saw its messages:
+	// they will not report it again); ticked, when they were last ticked. All guarded by mu.
+	observed uint64
+	held     []*Sealed
+	ticked   time.Time
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -169,6 +177,8 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 			m.cursor = c
 		}
 	}
+	// The behaviour rules start where the lexicon in force stopped, as the steps do.
+	m.observed = m.cursor.Versions[opts.Lexicon.Scanner().Version()]
 	return m, nil
 }
 
@@ -186,51 +196,44 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	defer m.mu.Unlock()
 	sc := m.opts.Lexicon.Scanner()
 	lex := Lexicon{Name: sc.Name(), Version: sc.Version()}
-	if m.first == "" {
-		m.first = lex.Version
-	}
 	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
 	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
-	if st.From >= st.To {
-		// Caught up: silences still going on are sealed, and what the last steps did is saved.
-		if work := m.tick(lex, nil, &st); len(work) > 0 {
-			if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
-				return st, err
-			}
-			if err := m.report(ctx, work); err != nil {
-				return st, err
-			}
+	work := slices.Clone(m.held)
+	if st.From < st.To {
+		if err := m.read(ctx, st.From, st.To, m.batch.add, &st.Fed); err != nil {
+			m.batch.reset()
+			return st, err
 		}
-		return st, m.flush()
+		// The step's messages are scanned together, then visited in ledger order: the
+		// behaviour rules observe them in that order, with their findings.
+		m.batch.scan(sc, func(at uint64, msg *capture.Message, fs []Finding) {
+			st.Messages++
+			if len(fs) > 0 {
+				st.Flagged++
+				work = append(work, &Sealed{Message: msg, MessageAt: at, Lexicon: lex, Findings: fs})
+			}
+			if m.opts.Behaviour != nil && at >= m.observed {
+				for _, bf := range m.opts.Behaviour.Observe(msg, categories(fs)) {
+					work = m.hold(work, &Sealed{Message: msg, MessageAt: at, Behaviour: &bf}, &st)
+				}
+			}
+		})
+		m.observed = max(m.observed, st.To)
 	}
-	var work []*Sealed
-	if err := m.read(ctx, st.From, st.To, m.batch.add, &st.Fed); err != nil {
-		m.batch.reset()
-		return st, err
-	}
-	// The step's messages are scanned together, then visited in ledger order: the behaviour
-	// detector observes them in that order, with their findings.
-	m.batch.scan(sc, func(at uint64, msg *capture.Message, fs []Finding) {
-		st.Messages++
-		if len(fs) > 0 {
-			st.Flagged++
-			work = append(work, &Sealed{Message: msg, MessageAt: at, Lexicon: lex, Findings: fs})
-		}
-		if m.opts.Behaviour != nil && lex.Version == m.first {
-			for _, bf := range m.opts.Behaviour.Observe(msg, categories(fs)) {
-				st.Behaviour++
-				work = append(work, &Sealed{Message: msg, MessageAt: at, Behaviour: &bf})
-			}
-		}
-	})
 	if st.To >= m.l.Size() {
-		work = m.tick(lex, work, &st)
+		work = m.tick(work, &st)
 	}
-	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
-		return st, err
+	if len(work) > 0 {
+		if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
+			return st, err
+		}
+		if err := m.report(ctx, work); err != nil {
+			return st, err
+		}
+		m.held = nil
 	}
-	if err := m.report(ctx, work); err != nil {
-		return st, err
+	if st.From >= st.To {
+		return st, m.flush() // caught up: what the last steps did is saved now
 	}
 	m.cursor.Versions[lex.Version] = st.To
 	m.dirty = true
@@ -411,8 +414,8 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 // tick adds to work what the behaviour rules' Tick reports (silences still going on), at most
 // once per Options.TickEvery. It is called only when the monitor has read everything sealed:
 // one behind would see silences in conversations whose next messages it has not read yet.
-func (m *Monitor) tick(lex Lexicon, work []*Sealed, st *Stats) []*Sealed {
-	if m.opts.Behaviour == nil || lex.Version != m.first {
+func (m *Monitor) tick(work []*Sealed, st *Stats) []*Sealed {
+	if m.opts.Behaviour == nil {
 		return work
 	}
 	now := m.opts.Now()
@@ -421,10 +424,16 @@ func (m *Monitor) tick(lex Lexicon, work []*Sealed, st *Stats) []*Sealed {
 	}
 	m.ticked = now
 	for _, bf := range m.opts.Behaviour.Tick(now) {
-		st.Behaviour++
-		work = append(work, &Sealed{Behaviour: &bf})
+		work = m.hold(work, &Sealed{Behaviour: &bf}, st)
 	}
 	return work
+}
+
+// hold adds a behaviour finding to work, and keeps it until a step has sealed and reported it.
+func (m *Monitor) hold(work []*Sealed, w *Sealed, st *Stats) []*Sealed {
+	st.Behaviour++
+	m.held = append(m.held, w)
+	return append(work, w)
 }
 
 // findingScope is where a behaviour finding that is about no message is recorded: its
