@@ -5,21 +5,17 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/commseal/commseal/internal/backend/backendtest"
 	"github.com/stretchr/testify/require"
 )
 
 // A bad -store or -blobs: exit 2 with what is wrong, and nothing written.
 func TestArchiverRefusesBadStoreFlags(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "nothing")
 	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": "id", "DINGTALK_CLIENT_SECRET": "secret"})
-	for _, args := range [][]string{{"-store", "mysql://h/db"}, {"-blobs", "s3://NO"}} {
+	backendtest.RefusesBadFlags(t, "archiver", func(dir string, flags ...string) (int, string) {
 		var stdout, stderr syncBuffer
-		code := run(t.Context(), append([]string{"-dir", dir}, args...), env, &stdout, &stderr, nil)
-		require.Equal(t, 2, code)
-		require.Contains(t, stderr.String(), "archiver: backend: invalid -store or -blobs")
-		_, err := os.Stat(dir)
-		require.ErrorIs(t, err, os.ErrNotExist)
-	}
+		return run(t.Context(), append([]string{"-dir", dir}, flags...), env, &stdout, &stderr, nil), stderr.String()
+	})
 }
 
 // -shared needs a store several processes can share: on the file store it is a usage error

@@ -6,7 +6,10 @@
 package backendtest
 
 import (
+	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,4 +66,25 @@ func setenv(t testing.TB, k, v string) {
 		return
 	}
 	t.Fatalf("backendtest: S3 needs a *testing.T or *testing.B to set %s", k)
+}
+
+// RefusesBadFlags checks the rule every program keeps for -store and -blobs: a value it cannot
+// use is a usage error (exit 2) whose message names the program and the flags, and nothing is
+// created at the ledger directory. run runs the program with -dir dir and flags, and returns
+// its exit code and standard error.
+func RefusesBadFlags(t *testing.T, program string, run func(dir string, flags ...string) (code int, stderr string)) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "nothing")
+	for _, flags := range [][]string{{"-store", "mysql://h/db"}, {"-blobs", "s3://NO"}} {
+		code, stderr := run(dir, flags...)
+		if code != 2 {
+			t.Errorf("%s %v: exit %d, want 2 (a usage error): %s", program, flags, code, stderr)
+		}
+		if want := program + ": backend: invalid -store or -blobs"; !strings.Contains(stderr, want) {
+			t.Errorf("%s %v: the error does not say %q: %s", program, flags, want, stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s %v: %s was created (stat: %v)", program, flags, dir, err)
+		}
+	}
 }
