@@ -61,9 +61,9 @@ func (b *lockingBlobs) WriteBlob(_ context.Context, sum store.Hash, data []byte)
 	return nil
 }
 
-func (b *lockingBlobs) ReadBlob(_ context.Context, sum store.Hash) ([]byte, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// object returns sum's object, b.mu held, failing as the endpoint would: errDown while it is
+// down, store.ErrNotFound for an unknown object.
+func (b *lockingBlobs) object(sum store.Hash) (*lockedObject, error) {
 	if b.down {
 		return nil, errDown
 	}
@@ -71,18 +71,25 @@ func (b *lockingBlobs) ReadBlob(_ context.Context, sum store.Hash) ([]byte, erro
 	if !ok {
 		return nil, store.ErrNotFound
 	}
+	return o, nil
+}
+
+func (b *lockingBlobs) ReadBlob(_ context.Context, sum store.Hash) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, err := b.object(sum)
+	if err != nil {
+		return nil, err
+	}
 	return bytes.Clone(o.data), nil
 }
 
 func (b *lockingBlobs) RetainUntil(_ context.Context, sum store.Hash) (time.Time, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.down {
-		return time.Time{}, errDown
-	}
-	o, ok := b.objects[sum]
-	if !ok {
-		return time.Time{}, store.ErrNotFound
+	o, err := b.object(sum)
+	if err != nil {
+		return time.Time{}, err
 	}
 	return o.until, nil
 }
@@ -91,13 +98,10 @@ func (b *lockingBlobs) Retain(_ context.Context, sum store.Hash, until time.Time
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls++
-	if b.down {
-		return errDown
-	}
-	o, ok := b.objects[sum]
+	o, err := b.object(sum)
 	switch {
-	case !ok:
-		return store.ErrNotFound
+	case err != nil:
+		return err
 	case !until.After(time.Now()):
 		return store.ErrInvalid
 	case until.Before(o.until):
@@ -111,12 +115,9 @@ func (b *lockingBlobs) SetLegalHold(_ context.Context, sum store.Hash, on bool) 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls++
-	if b.down {
-		return errDown
-	}
-	o, ok := b.objects[sum]
-	if !ok {
-		return store.ErrNotFound
+	o, err := b.object(sum)
+	if err != nil {
+		return err
 	}
 	o.hold = on
 	return nil
