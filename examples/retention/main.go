@@ -116,6 +116,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("-release needs -reason and -by")
 	case *keep != "" && !*dry && !*applyLocks && *authority == "":
 		return usage("shredding needs -authority (or -dry-run)")
+	case *applyLocks && (*dry || *authority != "" || *now != ""):
+		// -apply-locks changes the bucket's locks for real; a dry run of it does not exist.
+		return usage("-apply-locks takes no -dry-run, -authority or -now")
 	}
 	var policy ledger.RetentionPolicy
 	var at time.Time
@@ -171,13 +174,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err == nil || errors.Is(err, ledger.ErrLocksPending) {
 				fmt.Fprintf(stdout, "hold %s placed: entry %d\n", *hold, i)
 			}
-			return locksPending(err)
+			return locksPending(err, *dir, stores)
 		case *release != "":
 			i, err := l.ReleaseHold(ctx, *release, *by, *reason)
 			if err == nil || errors.Is(err, ledger.ErrLocksPending) {
 				fmt.Fprintf(stdout, "hold %s released: entry %d\n", *release, i)
 			}
-			return locksPending(err)
+			return locksPending(err, *dir, stores)
 		case *applyLocks:
 			if _, locks := l.Blobs.(ledger.ObjectLocker); !locks {
 				fmt.Fprintln(stdout, "object locks: none to apply: the attachments are in a store that does not lock objects (-blobs s3://… keeps them under S3 Object Lock)")
@@ -192,7 +195,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if errors.Is(err, ledger.ErrNoScopes) {
 				return nil // a plain ledger: no scopes, nothing to lock by
 			}
-			return locksPending(err)
+			return locksPending(err, *dir, stores)
 		}
 		kek := l.Keyring.ID()
 		shreds, err := l.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: at, DryRun: *dry, Authority: *authority})
@@ -224,16 +227,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if now := l.Keyring.ID(); now != kek {
 			fmt.Fprintf(stdout, "KEK %s retired: the remaining data keys are now wrapped under %s\n", kek, now)
 		}
-		return locksPending(err)
+		return locksPending(err, *dir, stores)
 	})
 	return code
 }
 
 // locksPending explains ledger.ErrLocksPending: what was asked is sealed, and the storage's locks
-// are what is left to do.
-func locksPending(err error) error {
+// are what is left to do, with the command that does it (the flags that name the stores are
+// not repeated: they may hold credentials).
+func locksPending(err error, dir string, stores backend.Flags) error {
 	if errors.Is(err, ledger.ErrLocksPending) {
-		return fmt.Errorf("%w\nthe entry is sealed; the attachments' storage locks are pending: run retention -dir DIR -apply-locks once the bucket is reachable", err)
+		again := ""
+		if stores.Store != "" || stores.Blobs != "" {
+			again = " with the same -store and -blobs"
+		}
+		return fmt.Errorf("%w\nthe entry is sealed; the attachments' storage locks are pending: run retention -dir %s -apply-locks%s once the bucket is reachable", err, dir, again)
 	}
 	return err
 }

@@ -144,9 +144,12 @@ func TestRetentionCommandUsage(t *testing.T) {
 		{"-dir", dir, "-release", "h"},
 		{"-dir", filepath.Join(dir, "missing"), "-holds"},
 		{"-dir", dir, "-holds", "extra"},
-		{"-dir", dir, "-list"},              // no who and why
-		{"-dir", dir, "-list", "-who", "x"}, // no why
-		{"-dir", dir, "-list", "-holds"},    // two actions
+		{"-dir", dir, "-list"},                    // no who and why
+		{"-dir", dir, "-list", "-who", "x"},       // no why
+		{"-dir", dir, "-list", "-holds"},          // two actions
+		{"-dir", dir, "-apply-locks", "-dry-run"}, // locks change for real: no dry run
+		{"-dir", dir, "-apply-locks", "-keep", "7y", "-authority", "a"},
+		{"-dir", dir, "-apply-locks", "-keep", "7y", "-now", "2030-01-01"},
 	} {
 		code, _, errs := runR(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errs)
