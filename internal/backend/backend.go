@@ -258,6 +258,19 @@ func Parse(dir, storeFlag, blobsFlag string) (Spec, error) {
 	return spec, nil
 }
 
+// redacted is u as an error may show it: without the password of its user part (as
+// url.URL.Redacted) nor a password given as a parameter (libpq reads ?password=).
+func redacted(u *url.URL) string {
+	c := *u
+	if q, err := url.ParseQuery(c.RawQuery); err == nil && q.Has("password") {
+		q.Set("password", "xxxxx")
+		c.RawQuery = q.Encode()
+	} else if err != nil {
+		c.RawQuery = ""
+	}
+	return c.Redacted()
+}
+
 func parsePostgres(s string) (Location, error) {
 	bad := func(format string, args ...any) (Location, error) {
 		return Location{}, fmt.Errorf("%w: -store: "+format, append([]any{ErrInvalid}, args...)...)
@@ -269,11 +282,11 @@ func parsePostgres(s string) (Location, error) {
 	loc := Location{Kind: Postgres, Schema: DefaultSchema}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return bad("%s: its parameters: %v", u.Redacted(), err)
+		return bad("%s: its parameters: %v", redacted(u), err)
 	}
 	if vs, ok := q["schema"]; ok {
 		if len(vs) != 1 || !schemaName.MatchString(vs[0]) {
-			return bad("%s: schema must be one name of letters, digits and _ (at most 63), not starting with a digit", u.Redacted())
+			return bad("%s: schema must be one name of letters, digits and _ (at most 63), not starting with a digit", redacted(u))
 		}
 		loc.Schema = vs[0]
 		q.Del("schema")
@@ -282,11 +295,11 @@ func parsePostgres(s string) (Location, error) {
 	cfg, err := pgxpool.ParseConfig(u.String())
 	if err != nil {
 		// pgconn's parse errors redact the password.
-		return bad("%s: %v", u.Redacted(), err)
+		return bad("%s: %v", redacted(u), err)
 	}
 	cc := cfg.ConnConfig
 	if cc.Database == "" {
-		return bad("%s names no database (postgres://user@host:port/DB)", u.Redacted())
+		return bad("%s names no database (postgres://user@host:port/DB)", redacted(u))
 	}
 	loc.Host, loc.Port, loc.Database, loc.dsn = cc.Host, cc.Port, cc.Database, u.String()
 	return loc, nil
@@ -316,11 +329,11 @@ func parseS3(s string) (Location, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return bad("%s: its parameters: %v", u.Redacted(), err)
+		return bad("%s: its parameters: %v", redacted(u), err)
 	}
 	for name, vs := range q {
 		if len(vs) != 1 || vs[0] == "" {
-			return bad("%s: give %s once, with a value", u.Redacted(), name)
+			return bad("%s: give %s once, with a value", redacted(u), name)
 		}
 		v := vs[0]
 		switch name {
@@ -360,7 +373,7 @@ func parseS3(s string) (Location, error) {
 		SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment",
 	}
 	if loc.creds.AccessKeyID == "" || loc.creds.SecretAccessKey == "" {
-		return bad("%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the bucket's credentials)", u.Redacted())
+		return bad("%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the bucket's credentials)", redacted(u))
 	}
 	return loc, nil
 }

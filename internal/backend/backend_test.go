@@ -80,6 +80,10 @@ func TestParseRefuses(t *testing.T) {
 		{"postgres://u:hunter2@h:5432/db?schema=a&schema=b", "", "schema must be one name"},
 		{"postgres://u:hunter2@h:notaport/db", "", "-store"},
 		{"postgres://u:hunter2@h:5432/db?connect_timeout=soon", "", "-store"},
+		{"postgres://u@h:5432/?sslmode=disable&password=hunter2", "", "names no database"}, // libpq's password parameter
+		{"postgres://u@h:5432/db?password=hunter2&schema=a-b", "", "schema must be one name"},
+		{"postgres://u@h:5432/db?password=hunter2&connect_timeout=soon", "", "-store"},
+		{"postgres://u@h:5432/db?password=hunter2&schema=a;drop", "", "invalid semicolon"},
 		{"", "/var/blobs", "-blobs /var/blobs: want s3://bucket"},
 		{"", "gs://bucket", "-blobs gs://...: want s3://bucket"},
 		{"", "s3://AKID:hunter2@bucket", "credentials do not go in the URL"},
