@@ -221,16 +221,10 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 		m.observed = max(m.observed, st.To)
 	}
 	if st.To >= m.l.Size() {
-		work = m.tick(work, &st)
+		work = m.tick(ctx, work, &st)
 	}
-	if len(work) > 0 {
-		if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
-			return st, err
-		}
-		if err := m.report(ctx, work); err != nil {
-			return st, err
-		}
-		m.held = nil
+	if err := m.seal(ctx, work, &st); err != nil {
+		return st, err
 	}
 	if st.From >= st.To {
 		return st, m.flush() // caught up: what the last steps did is saved now
@@ -414,7 +408,7 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 // tick adds to work what the behaviour rules' Tick reports (silences still going on), at most
 // once per Options.TickEvery. It is called only when the monitor has read everything sealed:
 // one behind would see silences in conversations whose next messages it has not read yet.
-func (m *Monitor) tick(work []*Sealed, st *Stats) []*Sealed {
+func (m *Monitor) tick(ctx context.Context, work []*Sealed, st *Stats) []*Sealed {
 	if m.opts.Behaviour == nil {
 		return work
 	}
@@ -424,7 +418,13 @@ func (m *Monitor) tick(work []*Sealed, st *Stats) []*Sealed {
 	}
 	m.ticked = now
 	for _, bf := range m.opts.Behaviour.Tick(now) {
-		work = m.hold(work, &Sealed{Behaviour: &bf}, st)
+		w := &Sealed{Behaviour: &bf}
+		if id := bf.Identity(); id.ID != "" { // an off-channel move: about a message read long ago
+			if i, ok, err := m.l.Lookup(ctx, id); err == nil && ok {
+				w.MessageAt = i
+			}
+		}
+		work = m.hold(work, w, st)
 	}
 	return work
 }
@@ -460,18 +460,27 @@ func (m *Monitor) Reconnect(ctx context.Context, source string, t time.Time) err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var work []*Sealed
+	var st Stats // Reconnect reports no counts
+	work := slices.Clone(m.held)
 	for _, bf := range m.opts.Behaviour.Reconnect(source, t) {
-		work = append(work, &Sealed{Behaviour: &bf})
+		work = m.hold(work, &Sealed{Behaviour: &bf}, &st)
 	}
+	return m.seal(ctx, work, &st)
+}
+
+// seal seals work and reports it, in order; once both are done, nothing is held.
+func (m *Monitor) seal(ctx context.Context, work []*Sealed, st *Stats) error {
 	if len(work) == 0 {
 		return nil
 	}
-	var st Stats
-	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), &st); err != nil {
+	if err := sealWork(ctx, m.l, work, m.opts.Concurrency, m.opts.Now(), st); err != nil {
 		return err
 	}
-	return m.report(ctx, work)
+	if err := m.report(ctx, work); err != nil {
+		return err
+	}
+	m.held = nil
+	return nil
 }
 
 // save writes the cursor file, if there is one.

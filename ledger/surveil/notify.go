@@ -39,9 +39,11 @@ func (s *Sealed) Alerts() []alert.Alert {
 		if a.Conversation == "" {
 			a.Conversation = b.Conversation
 		}
-		if s.Message == nil { // a silence or a storm: where it was, and its own annotation
+		if s.Message == nil { // read long ago (an off-channel move), or none: where it was
 			a.Platform, a.Tenant, _ = findingScope(b)
-			a.Index = s.Index
+			if b.MsgID == "" { // a silence or a storm: its own annotation
+				a.Index = s.Index
+			}
 		}
 		a.ID = alert.NewID(s.MessageAt, b.Rule, "behaviour:"+b.Key())
 		out = append(out, a)
