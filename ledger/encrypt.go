@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commseal/commseal/seal"
@@ -246,7 +247,16 @@ func (c *keyCache) keyID(tenant, conversation string, t time.Time) (string, keyS
 type cachedKey struct {
 	dek   []byte
 	scope keyScope
+	// checked is when the vault last said the key is live and not being shredded (Unix
+	// nanoseconds, the machine's clock, not Options.Now): a shared ledger's readers trust that
+	// for keyRecheck.
+	checked atomic.Int64
 }
+
+// keyRecheck is how long a shared ledger serves reads with a past month's data key before it
+// asks the vault again whether another writer's retention has destroyed it. (Appends ask every
+// time: one sealed under a key being destroyed would be lost.)
+const keyRecheck = time.Second
 
 // serves reports whether the cached key may be handed out as it is: to a reader (kind ""), or
 // to an append of kind if its metadata records the kind and it is not being shredded.
@@ -269,7 +279,8 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 	ck, ok := c.keys[id]
 	c.mu.RUnlock()
 	if ok && ck.serves(kind) {
-		if !c.shared || kind == "" || ck.scope.Month >= c.now().UTC().Format("2006-01") {
+		if !c.shared || ck.scope.Month >= c.now().UTC().Format("2006-01") ||
+			kind == "" && time.Now().UnixNano()-ck.checked.Load() < int64(keyRecheck) {
 			return ck.dek, nil
 		}
 		// A past month's key: another writer's retention may have marked or destroyed it.
@@ -283,7 +294,8 @@ func (c *keyCache) get(ctx context.Context, id string, sc keyScope, create bool,
 			return nil, fmt.Errorf("ledger: data key %s: %w", id, err)
 		case cur.Shredding != nil:
 			return nil, fmt.Errorf("%w: key %s is being shredded", ErrShredded, id)
-		case slices.Contains(cur.Kinds, kind):
+		case kind == "" || slices.Contains(cur.Kinds, kind):
+			ck.checked.Store(time.Now().UnixNano())
 			return ck.dek, nil
 		}
 		c.drop(id) // a kind to add: the slot's path records it
@@ -417,6 +429,7 @@ func (c *keyCache) put(f *keySlot, id string, ck *cachedKey) {
 	if f.stale {
 		return
 	}
+	ck.checked.Store(time.Now().UnixNano()) // just loaded from the vault, or changed in it
 	if _, ok := c.keys[id]; !ok && len(c.keys) >= c.limit {
 		for k := range c.keys {
 			delete(c.keys, k) // not cleared: a caller may still be using it

@@ -505,3 +505,27 @@ func (w *lockWatch) AppendLocked(ctx context.Context, from uint64, build func(ui
 		return build(size, appended)
 	})
 }
+
+// A shared ledger's reads go back to the vault for a past month's key once keyRecheck has
+// passed since it last did: when another writer's retention has destroyed the key, the content
+// is gone here too, although this writer still had the key cached.
+func TestSharedReadAfterAnotherWritersShred(t *testing.T) {
+	ctx := context.Background()
+	st, vault, ring := memstore.New(), &memstore.KeyVault{}, sealtest.NewKeyring()
+	keys := testKeys(t)
+	a, b := openSharedEncrypted(t, st, keys, ring, vault), openSharedEncrypted(t, st, keys, ring, vault)
+	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
+	rc, err := a.Append(ctx, secretMsg(1, "cid-old", old, "an old order"))
+	require.NoError(t, err)
+	_, err = b.Append(ctx, secretMsg(2, "cid-old", old, "another, through b")) // b caches the key
+	require.NoError(t, err)
+	e, err := b.Access("officer", "before").Get(ctx, rc.Index)
+	require.NoError(t, err)
+	require.Equal(t, "an old order", e.Message.Text)
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	time.Sleep(ledger.KeyRecheck + 100*time.Millisecond)
+	_, err = b.Access("officer", "after").Get(ctx, rc.Index)
+	require.ErrorIs(t, err, ledger.ErrShredded, "b read the shredded entry from its cached key")
+}

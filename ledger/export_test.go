@@ -1,0 +1,4 @@
+package ledger
+
+// KeyRecheck is keyRecheck, for the external tests.
+const KeyRecheck = keyRecheck
