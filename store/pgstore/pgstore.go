@@ -26,7 +26,7 @@ type Options struct {
 	// store.ErrReadOnly. A read-only store can verify a ledger while its writer runs.
 	ReadOnly bool
 	// MaxConns bounds the connection pool (default: pgxpool's default, or pool_max_conns in the
-	// DSN).
+	// DSN); a writer needs at least 2 (ErrInvalid otherwise).
 	MaxConns int32
 	// Logger receives warnings (a server running with fsync off); nil discards them.
 	Logger *slog.Logger
@@ -114,6 +114,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	if cfg.MaxConns < 2 && !o.ReadOnly {
+		// AppendLocked holds one connection while its build reads through another.
+		return nil, fmt.Errorf("pgstore: %w: a writer needs a pool of at least 2 connections, not %d", store.ErrInvalid, cfg.MaxConns)
 	}
 	where := fmt.Sprintf("database %q on %s:%d as %q", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User)
 	if err := ctx.Err(); err != nil {

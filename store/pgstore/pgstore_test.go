@@ -10,6 +10,7 @@ import (
 	"github.com/commseal/commseal/store/pgstore"
 	"github.com/commseal/commseal/store/pgstore/pgtest"
 	"github.com/commseal/commseal/store/storetest"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -46,4 +47,12 @@ func TestKeyVaultConformance(t *testing.T) {
 	storetest.RunKeyVault(t, func(t *testing.T) store.KeyVault {
 		return pgstore.NewStorageView(open(t, dsn, fmt.Sprintf("vault%d", n.Add(1))))
 	})
+}
+
+// A writer's pool must hold the head lock's connection and another to read with: a pool of one
+// would wait for itself in AppendLocked. Refused before anything connects.
+func TestOpenRefusesAWritersPoolOfOne(t *testing.T) {
+	_, err := pgstore.Open(context.Background(), "postgres://u@127.0.0.1:1/db?connect_timeout=1", &pgstore.Options{MaxConns: 1})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	require.ErrorContains(t, err, "at least 2 connections")
 }

@@ -197,6 +197,9 @@ func (s *Store) HoldLease(ctx context.Context, name string) (bool, error) {
 	l := &s.leases
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if s.isClosed() { // Close dropped the leases after beginWrite: take none on a new session
+		return false, fmt.Errorf("pgstore: lease %s: %w", name, store.ErrClosed)
+	}
 	if l.conn != nil && l.held[name] {
 		if _, err := l.conn.Exec(ctx, ";"); err == nil {
 			return true, nil
