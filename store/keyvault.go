@@ -47,20 +47,6 @@ var ErrDestroyed = errors.New("store: key destroyed")
 // Every id must pass CheckKeyID (ErrInvalid otherwise; for Key and DestroyKey, ErrNotFound is
 // also acceptable). Every method honors its context: once it is done, a call fails with its
 // error and changes nothing. A vault is safe for concurrent use.
-// MetaUpdater is implemented by key vaults that several processes share (store/pgstore): it
-// changes a key's metadata as one atomic step, so that two writers adding to it at once (a
-// kind of entry, an attachment's scope, a shredding mark) do not undo each other. A ledger uses
-// it when the vault has it, and reads and writes with Key and SetMeta when not.
-type MetaUpdater interface {
-	// UpdateMeta calls update once with the metadata of the live key id and stores what update
-	// returns, with no other change to that key in between (a concurrent UpdateMeta, SetMeta,
-	// Rewrap or DestroyKey of id waits, or fails). Metadata returned unchanged (the same bytes)
-	// is not written. An error from update is returned as it is, and nothing changes. update
-	// must not call the vault (it may hold the vault's lock). It fails
-	// as SetMeta does: ErrNotFound, ErrDestroyed, ErrInvalid for metadata CheckMeta refuses.
-	UpdateMeta(ctx context.Context, id string, update func(meta []byte) ([]byte, error)) error
-}
-
 type KeyVault interface {
 	// PutKey durably stores a new key: its ID, KEK, Wrapped and Meta (checked by CheckWrappedKey:
 	// ErrInvalid otherwise; Destroyed is ignored). It fails with ErrDuplicate, changing nothing,
@@ -91,6 +77,20 @@ type KeyVault interface {
 	// error for a tombstone), in id order (byte-wise). It may stop early when the consumer
 	// does, and yields the context's error when it is done.
 	Keys(ctx context.Context) iter.Seq2[WrappedKey, error]
+}
+
+// MetaUpdater is implemented by key vaults that several processes share (store/pgstore): it
+// changes a key's metadata as one atomic step, so that two writers adding to it at once (a
+// kind of entry, an attachment's scope, a shredding mark) do not undo each other. A ledger uses
+// it when the vault has it, and reads and writes with Key and SetMeta when not.
+type MetaUpdater interface {
+	// UpdateMeta calls update once with the metadata of the live key id and stores what update
+	// returns, with no other change to that key in between (a concurrent UpdateMeta, SetMeta,
+	// Rewrap or DestroyKey of id waits, or fails). Metadata returned unchanged (the same bytes)
+	// is not written. An error from update is returned as it is, and nothing changes. update
+	// must not call the vault (it may hold the vault's lock). It fails
+	// as SetMeta does: ErrNotFound, ErrDestroyed, ErrInvalid for metadata CheckMeta refuses.
+	UpdateMeta(ctx context.Context, id string, update func(meta []byte) ([]byte, error)) error
 }
 
 // CheckKeyID reports whether id can name a key: it is not empty and is valid UTF-8 (a key id is
