@@ -19,10 +19,10 @@ import (
 	"github.com/commseal/commseal/capture/dingtalk/dingtalktest"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/internal/watchlist"
 	"github.com/commseal/commseal/ledger"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/scan"
-	"github.com/commseal/commseal/scan/scantest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -122,7 +122,7 @@ func BenchmarkArchiverScanLag(b *testing.B) {
 // BenchmarkArchiverCaptureScan measures what surveillance costs capture, as the archiver runs
 // both: the real SDK against dingtalktest with 64 pushes outstanding, into a ledger on the file
 // store, with scanning off (-no-scan), with the default lexicon, and with a 10,000-term watch
-// list (scantest.WatchList), the monitor and its alerts wired by the archiver's own code. The
+// list (watchlist.Lexicon), the monitor and its alerts wired by the archiver's own code. The
 // messages are loadgen's: 300 bytes, 1 in 50 tripping the lexicon. msgs/s is capture
 // throughput, from the first push to the last ack; cpu-us/msg the process's CPU time per
 // message over that span (dingtalktest's share included, as it runs in the process);
@@ -143,7 +143,7 @@ func BenchmarkArchiverCaptureScan(b *testing.B) {
 			case "off":
 				args = append(args, "-no-scan")
 			case "terms=10000":
-				raw, err := scantest.WatchList(10000).Canonical()
+				raw, err := watchlist.Lexicon(10000).Canonical()
 				require.NoError(b, err)
 				path := filepath.Join(b.TempDir(), "watchlist.json")
 				require.NoError(b, os.WriteFile(path, raw, 0o600))

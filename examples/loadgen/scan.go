@@ -12,9 +12,9 @@ import (
 
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
+	"github.com/commseal/commseal/internal/watchlist"
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/scan"
-	"github.com/commseal/commseal/scan/scantest"
 )
 
 // scanning runs surveillance beside the appenders, as the archiver does, and measures its lag:
@@ -33,7 +33,7 @@ type scanning struct {
 func startScanning(ctx context.Context, led *ledgerdir.Ledger, feed *surveil.Feed, extraTerms int) (*scanning, error) {
 	s, err := scan.Default()
 	if extraTerms > 0 {
-		s, err = scan.Compile(scantest.WatchList(extraTerms))
+		s, err = scan.Compile(watchlist.Lexicon(extraTerms))
 	}
 	if err != nil {
 		return nil, err

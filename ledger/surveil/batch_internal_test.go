@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/commseal/commseal/capture"
+	"github.com/commseal/commseal/internal/watchlist"
 	"github.com/commseal/commseal/scan"
-	"github.com/commseal/commseal/scan/scantest"
 )
 
 // BenchmarkStepScan measures what the monitor spends scanning a step of 4,096 of loadgen's
@@ -19,7 +19,7 @@ func BenchmarkStepScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	// loadgen's -lexicon-terms 10000: the default lexicon and 10,000 terms that never occur.
-	lex := scantest.WatchList(10000)
+	lex := watchlist.Lexicon(10000)
 	large, err := scan.Compile(lex)
 	if err != nil {
 		b.Fatal(err)

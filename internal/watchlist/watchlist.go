@@ -1,7 +1,8 @@
-// Package scantest holds what tests and benchmarks of scanning share: a lexicon the size a
-// firm's full watch list reaches, generated deterministically, so that a figure measured with
-// "the 10,000-term lexicon" in one program means the same lexicon in another.
-package scantest
+// Package watchlist makes the lexicon the size a firm's full watch list reaches, generated
+// deterministically, that loadgen -lexicon-terms and the scanning benchmarks measure with, so
+// that "the 10,000-term lexicon" in one program means the same lexicon in another. (Internal,
+// not a test kit: loadgen, a program, uses it.)
+package watchlist
 
 import (
 	"fmt"
@@ -11,12 +12,12 @@ import (
 	"github.com/commseal/commseal/scan"
 )
 
-// WatchList returns the default lexicon (scan.DefaultLexicon) with n more terms: Chinese runs
+// Lexicon returns the default lexicon (scan.DefaultLexicon) with n more terms: Chinese runs
 // of 2 to 4 characters and Latin words of 6 to 10 letters ending in "zq", in word-bounded rules
 // of 50. None of them occurs in ordinary text (no English word ends so, and the Chinese runs are
 // drawn at random from the CJK block), so the findings are the default lexicon's while the
 // automaton is as large as n terms make it. The same n always gives the same lexicon.
-func WatchList(n int) *scan.Lexicon {
+func Lexicon(n int) *scan.Lexicon {
 	lex := scan.DefaultLexicon()
 	if n <= 0 {
 		return lex

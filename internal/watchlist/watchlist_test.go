@@ -1,18 +1,18 @@
-package scantest_test
+package watchlist_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/commseal/commseal/scan"
-	"github.com/commseal/commseal/scan/scantest"
+	"github.com/commseal/commseal/internal/watchlist"
 	"github.com/stretchr/testify/require"
 )
 
-func TestWatchListIsTheDefaultPlusTermsThatNeverMatch(t *testing.T) {
+func TestLexiconIsTheDefaultPlusTermsThatNeverMatch(t *testing.T) {
 	def := scan.DefaultLexicon()
-	lex := scantest.WatchList(10000)
-	require.Equal(t, lex, scantest.WatchList(10000), "the same n gives the same lexicon")
+	lex := watchlist.Lexicon(10000)
+	require.Equal(t, lex, watchlist.Lexicon(10000), "the same n gives the same lexicon")
 	require.Equal(t, def.Rules, lex.Rules[:len(def.Rules)], "the default rules come first, unchanged")
 	terms := map[string]bool{}
 	for _, r := range lex.Rules[len(def.Rules):] {
@@ -22,7 +22,7 @@ func TestWatchListIsTheDefaultPlusTermsThatNeverMatch(t *testing.T) {
 		}
 	}
 	require.Len(t, terms, 10000)
-	require.Equal(t, scan.DefaultLexicon(), scantest.WatchList(0))
+	require.Equal(t, scan.DefaultLexicon(), watchlist.Lexicon(0))
 
 	small, err := scan.Compile(def)
 	require.NoError(t, err)
@@ -46,8 +46,8 @@ func TestWatchListIsTheDefaultPlusTermsThatNeverMatch(t *testing.T) {
 }
 
 // The 10,000-term watch list that loadgen -lexicon-terms 10000 and the benchmarks use.
-func ExampleWatchList() {
-	lex := scantest.WatchList(10000)
+func ExampleLexicon() {
+	lex := watchlist.Lexicon(10000)
 	s, err := scan.Compile(lex)
 	if err != nil {
 		panic(err)
