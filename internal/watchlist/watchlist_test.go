@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/internal/watchlist"
+	"github.com/commseal/commseal/scan"
 	"github.com/stretchr/testify/require"
 )
 
