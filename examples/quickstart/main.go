@@ -172,8 +172,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	w("verified", "%d entries and %d signed checkpoints in %v, read-only with the verifier key:",
-		rep.Entries, rep.Checkpoints, vel.Round(time.Millisecond))
+	checkpoints := "signed checkpoints"
+	if rep.Checkpoints == 1 {
+		checkpoints = "signed checkpoint"
+	}
+	w("verified", "%d entries and %d %s in %v, read-only with the verifier key:",
+		rep.Entries, rep.Checkpoints, checkpoints, vel.Round(time.Millisecond))
 	w("", "every leaf, ciphertext hash, conversation chain, Merkle hash and signature recomputed")
 	w("checkpoint", "tree size %d, root %s", rep.Latest.Size, rep.Latest.Root)
 	w("ledger", "%s (origin %s)", *dir, l.Origin())

@@ -112,7 +112,7 @@ func samplePayloads(n int, seed uint64) [][]byte {
 		at := start.Add(time.Duration(i) * 17 * time.Second)
 		switch {
 		case i%60 == 59: // a late message: outside the desk's hours (the behaviour rules)
-			at = time.Date(2026, 7, 2, 14, 40, i%60, 0, time.UTC) // 22:40 in Hong Kong
+			at = time.Date(2026, 7, 2, 14, 40+i/60, 0, 0, time.UTC) // from 22:40 in Hong Kong, a minute apart
 		case i == 100: // on a Hong Kong public holiday (1 July, HKSAR Establishment Day)
 			at = time.Date(2026, 7, 1, 2, 15, 0, 0, time.UTC)
 		}
