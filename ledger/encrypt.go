@@ -62,7 +62,15 @@ type keyScope struct {
 // shredMark is what a key marked for shredding records: the attachments' keys that go with it.
 type shredMark struct {
 	Blobs []string `json:"blobs"`
+	// At is when the mark was made (the machine's clock): a shared ledger leaves a mark without
+	// a sealed shred entry to the writer that made it until staleMark has passed.
+	At time.Time `json:"at,omitzero"`
 }
+
+// staleMark is how old a shredding mark without a sealed shred entry must be before a writer
+// of a shared ledger takes it for one a crashed run left, and clears it: until then, another
+// writer's run may be between marking the key and sealing its shred entry.
+const staleMark = 10 * time.Minute
 
 // scopeKeyID returns the key id of a scope: the month in clear (retention needs it) and a digest
 // of tenant and conversation (which leaves must not reveal).
@@ -571,7 +579,7 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 				moved = true
 				return false, nil
 			}
-			cur.Shredding = &shredMark{Blobs: blobs}
+			cur.Shredding = &shredMark{Blobs: blobs, At: time.Now().UTC()}
 			return true, nil
 		})
 		switch {

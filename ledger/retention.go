@@ -673,7 +673,8 @@ func (l *Ledger) destroyShredded(ctx context.Context, s *Shred) error {
 
 // resumeShreds finishes what interrupted runs left: every key marked "shredding" whose shred
 // entry is sealed has everything the entry names destroyed; the marks of the others are
-// cleared. Attachments that an earlier version left behind when it shredded their last scope
+// cleared (in a shared ledger, those older than staleMark: a younger one may be another
+// writer's run, between marking and sealing). Attachments that an earlier version left behind when it shredded their last scope
 // are destroyed when a sealed shred entry names them.
 func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 	var out []Shred
@@ -702,6 +703,9 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			return out, err
 		}
 		if s == nil {
+			if l.shared != nil && time.Since(sc.Shredding.At) < staleMark {
+				continue // another writer's run, still going (a mark from before At: stale)
+			}
 			if err := l.dk.unmark(ctx, wk.ID); err != nil {
 				return out, err
 			}

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -528,4 +529,64 @@ func TestSharedReadAfterAnotherWritersShred(t *testing.T) {
 	time.Sleep(ledger.KeyRecheck + 100*time.Millisecond)
 	_, err = b.Access("officer", "after").Get(ctx, rc.Index)
 	require.ErrorIs(t, err, ledger.ErrShredded, "b read the shredded entry from its cached key")
+}
+
+// A writer's retention run leaves alone the shredding mark another writer's run has just made
+// and not yet sealed: clearing it, as it clears the marks a crashed run left, let the first
+// writer append a kind the policy keeps for 50 years under the key, which the other run then
+// destroyed (a policy destroying more than it names).
+func TestSharedRetentionLeavesAnotherWritersMark(t *testing.T) {
+	ctx := context.Background()
+	mem, ring := memstore.New(), sealtest.NewKeyring()
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
+	keys := testKeys(t)
+	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
+	m := secretMsg(1, "cid-x", old, "an old order")
+	_, err := a.Append(ctx, m)
+	require.NoError(t, err)
+	policy := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{
+		{Name: "messages", Kinds: []string{"message"}, Keep: ledger.Period{Years: 1}},
+		{Name: "notes", Kinds: []string{"annotation"}, Keep: ledger.Period{Years: 50}},
+	}}
+	var appendErr error
+	other := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "another tenant", Tenant: "corp2", Keep: ledger.Period{Years: 1}}}}
+	vault.onMark = func() { // a has marked the key; b runs retention (nothing due), then annotates the message
+		_, err := b.ApplyRetention(ctx, other, ledger.ApplyOptions{Authority: "b's job"})
+		require.NoError(t, err)
+		about := m.Identity()
+		_, appendErr = b.AppendRecord(ctx, &capture.Record{Kind: capture.RecordAnnotation, Platform: "dingtalk", Tenant: "corp1",
+			ID: "note-1", Conversation: capture.Conversation{ID: "cid-x"}, About: &about, At: old, Body: []byte(`{"note":"kept 50 years"}`)})
+	}
+	shreds, err := a.ApplyRetention(ctx, policy, ledger.ApplyOptions{Authority: "a's job"})
+	require.NoError(t, err)
+	require.ErrorIs(t, appendErr, ledger.ErrShredded, "the key was being shredded: nothing new under it")
+	require.Len(t, shreds, 1, "a's run shreds what its policy names")
+}
+
+// A mark older than staleMark without a sealed shred entry is a crashed run's: a shared writer's
+// retention clears it, and the key serves appends again.
+func TestSharedRetentionClearsAStaleMark(t *testing.T) {
+	ctx := context.Background()
+	mem, ring, vault := memstore.New(), sealtest.NewKeyring(), &memstore.KeyVault{}
+	a := openSharedEncrypted(t, mem, testKeys(t), ring, vault)
+	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
+	rc, err := a.Append(ctx, secretMsg(1, "cid-x", old, "an old order"))
+	require.NoError(t, err)
+	e, err := a.Access("t", "key id").Get(ctx, rc.Index)
+	require.NoError(t, err)
+	id := e.Leaf.KeyID
+	require.NoError(t, vault.UpdateMeta(ctx, id, func(meta []byte) ([]byte, error) {
+		var sc map[string]any
+		require.NoError(t, json.Unmarshal(meta, &sc))
+		sc["shredding"] = map[string]any{"blobs": []string{}, "at": time.Now().Add(-time.Hour)}
+		return json.Marshal(sc)
+	}))
+	_, err = a.Append(ctx, secretMsg(2, "cid-x", old, "refused while marked"))
+	require.ErrorIs(t, err, ledger.ErrShredded)
+	_, err = a.ApplyRetention(ctx, ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "n", Tenant: "corp2", Keep: ledger.Period{Years: 1}}}},
+		ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	_, err = a.Append(ctx, secretMsg(3, "cid-x", old, "served again"))
+	require.NoError(t, err)
 }
