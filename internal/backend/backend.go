@@ -472,6 +472,14 @@ func Record(dir string, spec Spec) error {
 	return nil
 }
 
+// where is how a mismatch names a recorded location: rec, or, for none, instead.
+func where(rec Location, instead string) string {
+	if rec.Kind == "" {
+		return instead
+	}
+	return rec.String()
+}
+
 // Match reports, as ErrMismatch, a spec given to open a ledger directory that records another
 // one (Recorded). A writer is held to the same location of every store; a reader (write unset)
 // to the same kind of store and, for PostgreSQL, the same database and schema.
@@ -494,8 +502,8 @@ func Match(dir string, recorded, given Spec, write bool) error {
 		if write {
 			hint = "; if it moved, edit " + filepath.Join(dir, layout.StoreFile)
 		}
-		if rec.Kind == "" {
-			return fmt.Errorf("%w: %s keeps its %s in its store: give no %s", ErrMismatch, dir, what, flagName)
+		if rec.Kind == "" || recorded.Default { // nothing given when it was made: nothing now
+			return fmt.Errorf("%w: %s keeps its %s in %s: give no %s", ErrMismatch, dir, what, where(rec, "its store"), flagName)
 		}
 		return fmt.Errorf("%w: %s keeps its %s in %s: give the %s that names it%s", ErrMismatch, dir, what, rec, flagName, hint)
 	}

@@ -195,6 +195,12 @@ func TestMatch(t *testing.T) {
 	err := backend.Match(dir, backend.Default(dir), parse("", "s3://bkt?endpoint=http://h:1"), true)
 	require.ErrorIs(t, err, backend.ErrMismatch)
 	require.ErrorContains(t, err, "keeps its attachments in its store: give no -blobs")
+	// A default ledger given another store: nothing was given when it was made, nothing now
+	// (and there is no ledger.store to edit).
+	err = backend.Match(dir, backend.Default(dir), parse(filepath.Join(t.TempDir(), "x"), ""), true)
+	require.ErrorIs(t, err, backend.ErrMismatch)
+	require.ErrorContains(t, err, ": give no -store")
+	require.NotContains(t, err.Error(), "edit")
 }
 
 func TestRecordedCorrupt(t *testing.T) {
