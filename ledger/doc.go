@@ -63,8 +63,8 @@
 // run on one of their own): the pipeline owns the tree frontier, the conversation heads, the
 // identities in flight and the batches in flight; the checkpointer signs. They share the durable
 // size (atomic), the in-memory index (its own mutex) and the latest checkpoint (cpMu). A shared
-// ledger's flights build on goroutines of their own, one at a time (buildMu, taken inside the
-// store's lock), and own the sequencer while they do. Retention
+// ledger's flights build on goroutines of their own, one at a time (MaxInFlight is 1, the build
+// runs inside the store's lock), and own the sequencer while they do. Retention
 // takes holds.runs then holds.mu (retention.go: one run at a time; a hold and a shred entry one
 // at a time); the data key cache takes retireMu, then mu, then kekMu (encrypt.go). No lock is
 // held across a store call that waits for a sync.

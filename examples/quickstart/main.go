@@ -209,7 +209,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "next")
 	if !spec.Default {
-		fmt.Fprintf(stdout, "  (give -store and -blobs as above to every program below)\n")
+		fmt.Fprintf(stdout, "  (give every program below the -store and -blobs you gave this one; verify takes -store alone)\n")
 	}
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s            # verify offline\n", *dir)
 	fmt.Fprintf(stdout, "  go run ./examples/verify -dir %s -proof 0   # a C2SP tlog-proof for entry 0\n", *dir)

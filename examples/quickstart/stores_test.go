@@ -33,7 +33,7 @@ func TestQuickstartOnPostgresAndS3(t *testing.T) {
 	require.Contains(t, out, "verified")
 	require.Contains(t, out, `PostgreSQL database "test`)
 	require.Contains(t, out, "attachments (encrypted, locked) in S3 bucket "+srv.Bucket+", prefix qs/ at "+srv.URL)
-	require.Contains(t, out, "give -store and -blobs as above")
+	require.Contains(t, out, "give every program below the -store and -blobs you gave this one; verify takes -store alone")
 	attachments, err := strconv.Atoi(regexp.MustCompile(`(\d+) attachments fetched`).FindStringSubmatch(out)[1])
 	require.NoError(t, err)
 	require.Positive(t, attachments)

@@ -109,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBundle(fl, *bundle, *key, *keyFile, *quiet, bundleAnchors{*tsaRoots, witnesses, *quorum}, stdout, stderr)
 	}
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned] [-vkey|-checkpoint|-proof N|-list]\n", msg)
+		fmt.Fprintf(stderr, "verify: %s\nusage: verify -dir DIR [-store DIR2|postgres://...] [-key VKEY|-key-file FILE] [-trusted FILE] [-allow-unsigned] [-vkey|-checkpoint|-proof N|-list]\n", msg)
 		return exitUsageErr
 	}
 	if *dir == "" {
