@@ -568,16 +568,8 @@ func firstStarting(occs []occ, t int) int {
 // firstReaching returns the index of the first of reach (sorted) that is at least t,
 // len(reach) if none is.
 func firstReaching(reach []int, t int) int {
-	lo, hi := 0, len(reach)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if reach[m] < t {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	i, _ := slices.BinarySearch(reach, t)
+	return i
 }
 
 // spanCover tells, for occurrences taken in order of start, whether one of spans (sorted by
