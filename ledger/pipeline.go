@@ -544,8 +544,8 @@ func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
 }
 
 // catchUp brings the sequencer from the entries it knows to the size entries of the shared log:
-// each entry another writer appended extends the tree's frontier, the conversation heads, the
-// identities deduplicated against, and the in-memory index. appended are entries the store read
+// each entry another writer appended extends the tree's frontier, the conversation heads and the
+// identities deduplicated against. appended are entries the store read
 // with its lock from where the sequencer was when the flight set out (this ledger's own
 // flight before it may have sequenced some of them since); if nil, it reads them.
 func (l *Ledger) catchUp(ctx context.Context, size uint64, appended []store.Entry) error {
@@ -566,7 +566,7 @@ func (l *Ledger) catchUp(ctx context.Context, size uint64, appended []store.Entr
 			}
 		}
 	}
-	var found []store.Entry
+	n := uint64(0) // (the store's own indexes find them: a shared ledger keeps no index in memory)
 	for e, err := range entries {
 		if err != nil {
 			return fmt.Errorf("ledger: reading the entries other writers appended: %w", err)
@@ -586,13 +586,11 @@ func (l *Ledger) catchUp(ctx context.Context, size uint64, appended []store.Entr
 		if leaf.Identity != (seal.Hash{}) {
 			s.pending[leaf.Identity] = e.Index
 		}
-		e.Payload = nil
-		found = append(found, e)
+		n++
 	}
-	if uint64(len(found)) != size-s.next {
-		return fmt.Errorf("%w: the shared log holds %d entries but yields %d after %d", store.ErrCorrupt, size, len(found), s.next)
+	if n != size-s.next {
+		return fmt.Errorf("%w: the shared log holds %d entries but yields %d after %d", store.ErrCorrupt, size, n, s.next)
 	}
-	l.idx.added(found)
 	s.next = size
 	return nil
 }
