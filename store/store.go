@@ -36,6 +36,9 @@
 //     checkpoints only while it holds a lease.
 //   - EntryReader (ReadEntries): read a run of entries into memory the caller provides and
 //     reuses. Without it a reader that goes through the whole log (a verifier) uses Entries.
+//   - Owner (Claim): record which ledger the store holds, so that a ledger with another
+//     signing key is refused before it writes. Required of a SharedLog, whose writers in other
+//     processes could otherwise start a second ledger in the same log.
 //
 // KeyVault (the wrapped data keys of an encrypted ledger) is a separate interface: keys may be
 // kept apart from entries (store/keydir), or beside them.
@@ -260,6 +263,35 @@ type EntryReader interface {
 	// A type that embeds a store and changes what Entries yields (a test that tampers with
 	// entries, a filter) must change ReadEntries alike or hide it, since readers prefer it.
 	ReadEntries(ctx context.Context, start, end uint64, dst []Entry, buf []byte) ([]Entry, []byte, error)
+}
+
+// Owner is implemented by stores that record which ledger they hold: the ledger claims the
+// store with its verifier key when it opens, and refuses a store claimed by another. Without
+// it, a ledger with a new signing key could append to a log whose entries it cannot account
+// for (a shared log, before its first checkpoint), under data keys the first cannot open.
+type Owner interface {
+	// Claim records owner as the store's owner if it records none, durably before it returns,
+	// and returns the owner the store records: owner itself, or the one claimed before. Claims
+	// from several processes at once record exactly one of them, and every call returns that
+	// one. The store compares nothing: the caller does. Its rules:
+	//   - an empty owner, or one longer than MaxOwner bytes, fails with ErrInvalid and
+	//     records nothing;
+	//   - the owner recorded never changes, and survives as the entries do;
+	//   - a store opened read-only fails with ErrReadOnly.
+	Claim(ctx context.Context, owner string) (string, error)
+}
+
+// MaxOwner is the longest owner that Owner.Claim takes, in bytes: room for a sumdb/note
+// verifier key with a long name.
+const MaxOwner = 1024
+
+// CheckOwner checks the argument of Owner.Claim: ErrInvalid for an empty owner or one longer
+// than MaxOwner.
+func CheckOwner(owner string) error {
+	if owner == "" || len(owner) > MaxOwner {
+		return fmt.Errorf("%w: an owner of %d bytes (1 to %d)", ErrInvalid, len(owner), MaxOwner)
+	}
+	return nil
 }
 
 // ReadOnlyReporter is implemented by stores that can be opened for reading only. The ledger

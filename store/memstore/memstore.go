@@ -1,5 +1,5 @@
 // Package memstore is an in-memory store.Store with every optional interface but Pipeline and
-// Leases (IdentityIndex, ConversationIndex, Blobs, SharedLog: several ledgers may share one
+// Leases (IdentityIndex, ConversationIndex, Blobs, Owner, SharedLog: several ledgers may share one
 // Store, as several processes share a PostgreSQL log): complete and safe for concurrent use, but nothing
 // survives the process. It serves tests, examples and short-lived tools.
 package memstore
@@ -27,6 +27,7 @@ type Store struct {
 	lastConv map[store.Hash]uint64
 	cps      []store.Checkpoint
 	blobs    map[store.Hash][]byte
+	owner    string
 }
 
 var (
@@ -36,6 +37,7 @@ var (
 	_ store.Blobs             = (*Store)(nil)
 	_ store.SharedLog         = (*Store)(nil)
 	_ store.IdentityBatch     = (*Store)(nil)
+	_ store.Owner             = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -300,6 +302,21 @@ func (s *Store) ReadBlob(ctx context.Context, sum store.Hash) ([]byte, error) {
 }
 
 // Close implements store.Store. Closing twice is harmless.
+// Claim implements store.Owner.
+func (s *Store) Claim(ctx context.Context, owner string) (string, error) {
+	if err := store.CheckOwner(owner); err != nil {
+		return "", err
+	}
+	if err := s.lock(ctx); err != nil {
+		return "", err
+	}
+	defer s.mu.Unlock()
+	if s.owner == "" {
+		s.owner = owner
+	}
+	return s.owner, nil
+}
+
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -177,3 +177,38 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("read-only Open of a missing schema: %v; want store.ErrNotFound", err)
 	}
 }
+
+// TestMigrationToOwnerKeepsTheLog opens a log written at schema version 1 (made by rolling a
+// new schema back: the owner table dropped, its version row deleted), and checks that Open
+// migrates it to version 2 with its entries intact and no owner yet, so the next ledger to
+// open it claims it.
+func TestMigrationToOwnerKeepsTheLog(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s := open(t, dsn, "v1")
+	if err := s.Append(ctx, storetest.BatchAt(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{`DROP TABLE {s}.owner`, `DELETE FROM {s}.schema_version WHERE version = 2`} {
+		if _, err := s.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: "v1", ReadOnly: true}); err == nil {
+		t.Fatal("a read-only Open of a version-1 schema succeeded; want it refused until a writer migrates it")
+	}
+	s = open(t, dsn, "v1")
+	if n, err := s.Exec(ctx, `SELECT 1 FROM {s}.schema_version`); err != nil || n != 2 {
+		t.Fatalf("schema_version holds %d rows, %v; want 2 after the migration", n, err)
+	}
+	checkSuiteLog(t, s, 5)
+	if got, err := s.Claim(ctx, "ledger A"); err != nil || got != "ledger A" {
+		t.Fatalf("Claim of the migrated log = %q, %v; want it recorded", got, err)
+	}
+	if got, err := s.Claim(ctx, "ledger B"); err != nil || got != "ledger A" {
+		t.Fatalf("a second Claim = %q, %v; want the first owner", got, err)
+	}
+}

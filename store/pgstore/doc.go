@@ -52,7 +52,7 @@
 // migration runs in its own transaction under an advisory lock on the schema name, so several
 // processes opening one ledger at once migrate it once; the table schema_version has a row per
 // applied migration. Opening a schema whose version is newer than this code knows fails with
-// ErrSchemaTooNew and changes nothing. Version 1:
+// ErrSchemaTooNew and changes nothing. Version 1 made these, and version 2 the owner table:
 //
 //	schema_version (version int PK, description text, applied_at timestamptz)
 //	head           (one bool PK, always true; size bigint): the number of entries, locked by each batch
@@ -62,6 +62,7 @@
 //	blobs          (sum bytea PK, data bytea)
 //	vault_keys     (id bytea PK, kek bytea, record bigint, meta bytea, destroyed bool)
 //	vault_records  (id bigint PK, key_id bytea, wrapped bytea)
+//	owner          (one bool PK, always true; owner text): the ledger that claimed the log (store.Owner)
 //
 // An entry row holds the stored hashes the entry adds (store.StoredHashesFor, 32 bytes each,
 // in order), so stored hash k lives in the row of the entry i with StoredHashCount(i) <= k <

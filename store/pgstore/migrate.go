@@ -63,6 +63,16 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version:     2,
+		description: "owner: the ledger that claimed the log (store.Owner)",
+		statements: []string{
+			`CREATE TABLE {s}.owner (
+				one   boolean PRIMARY KEY DEFAULT true CHECK (one),
+				owner text NOT NULL CHECK (owner <> '')
+			)`,
+		},
+	},
 }
 
 // SchemaVersion is the version of the schema this code creates and knows.

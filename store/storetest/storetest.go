@@ -18,7 +18,7 @@
 // name of the rule it depends on rather than failed again, so one defect gives one failure. The
 // rules of an optional interface (store.IdentityIndex, store.IdentityBatch,
 // store.ConversationIndex, store.Blobs, store.Pipeline, store.SharedLog, store.EntryReader,
-// store.ReadOnlyReporter) run when the adapter implements it and are skipped with a note
+// store.Owner, store.ReadOnlyReporter) run when the adapter implements it and are skipped with a note
 // otherwise.
 //
 //	Log/empty                         a new store is empty: size 0, no entries, no stored hashes
@@ -51,9 +51,11 @@
 //	EntryReader/same-as-Entries       ReadEntries reads what Entries yields, every range
 //	EntryReader/buffers               in dst's and buf's storage when large enough; not kept
 //	EntryReader/failures              a cancelled context and a closed store fail the call
+//	Owner/claim                       the first valid claim is recorded and answered to every later one
+//	Owner/concurrent                  claims at once record one of them, and all get that one
 //	ReadOnlyReporter/writable         a store opened for writing does not report read-only
 //	Persistent/reopen-empty           (RunPersistent) an empty store reopens empty
-//	Persistent/reopen-keeps-all       entries, hashes, checkpoints, blobs and indexes survive
+//	Persistent/reopen-keeps-all       entries, hashes, checkpoints, blobs, indexes and owner survive
 //	Persistent/reopen-idempotent      reopening changes nothing
 //
 // Stored hashes in the suite's batches are correctly counted (store.StoredHashesFor) but their
@@ -168,6 +170,8 @@ var rules = []rule{
 	{name: "EntryReader/same-as-Entries", needs: []string{"Log.Entries/range"}, iface: is[store.EntryReader], fn: entryReaderSameAsEntries},
 	{name: "EntryReader/buffers", needs: []string{"EntryReader/same-as-Entries"}, iface: is[store.EntryReader], fn: entryReaderBuffers},
 	{name: "EntryReader/failures", needs: []string{"EntryReader/same-as-Entries", "Store/closed"}, iface: is[store.EntryReader], fn: entryReaderFailures},
+	{name: "Owner/claim", needs: []string{"Log/read-back"}, iface: is[store.Owner], fn: ownerClaim},
+	{name: "Owner/concurrent", needs: []string{"Owner/claim"}, iface: is[store.Owner], fn: ownerConcurrent},
 	{name: "ReadOnlyReporter/writable", iface: is[store.ReadOnlyReporter], fn: readOnlyWritable},
 }
 
@@ -1290,9 +1294,16 @@ func reopenKeepsAll(c *reopenCheck) {
 	if x, ok := c.s.(store.Blobs); ok {
 		c.must("WriteBlob", x.WriteBlob(ctx, sum, blob))
 	}
+	_, owned := c.s.(store.Owner)
+	if owned {
+		c.wantOwner("keeper", "keeper")
+	}
 	c.must("Close", c.s.Close())
 	c.s = c.open()
 	c.checkLog(n)
+	if owned {
+		c.wantOwner("newcomer", "keeper")
+	}
 	c.checkCheckpoints(cps)
 	c.checkIndexes(n)
 	if x, ok := c.s.(store.Blobs); ok {

@@ -24,7 +24,19 @@ type (
 	lyingLookup   struct{ *memstore.Store } // finds identities that were never stored
 	aliasedBlob   struct{ *memstore.Store } // ReadBlob hands out the stored slice
 	shortEntries  struct{ *memstore.Store } // Entries drops the last entry
+	lastClaimWins struct {                  // Claim records every owner it is given
+		*memstore.Store
+		owner *string
+	}
 )
+
+func (s lastClaimWins) Claim(ctx context.Context, owner string) (string, error) {
+	if err := store.CheckOwner(owner); err != nil {
+		return "", err
+	}
+	*s.owner = owner // Owner/concurrent, which would race here, is skipped after Owner/claim fails
+	return owner, ctx.Err()
+}
 
 func (s wrongSentinel) Append(ctx context.Context, b *store.Batch) error {
 	err := s.Store.Append(ctx, b)
@@ -124,12 +136,13 @@ func TestReaderStoreKeepsTheContract(t *testing.T) {
 }
 
 var broken = map[string]func() store.Store{
-	"wrong-sentinel": func() store.Store { return wrongSentinel{memstore.New()} },
-	"lying-lookup":   func() store.Store { return lyingLookup{memstore.New()} },
-	"aliased-blob":   func() store.Store { return aliasedBlob{memstore.New()} },
-	"short-entries":  func() store.Store { return shortEntries{memstore.New()} },
-	"short-read":     func() store.Store { return shortRead{readerStore{memstore.New()}} },
-	"aliased-read":   func() store.Store { return aliasedRead{readerStore{memstore.New()}} },
+	"wrong-sentinel":  func() store.Store { return wrongSentinel{memstore.New()} },
+	"lying-lookup":    func() store.Store { return lyingLookup{memstore.New()} },
+	"aliased-blob":    func() store.Store { return aliasedBlob{memstore.New()} },
+	"short-entries":   func() store.Store { return shortEntries{memstore.New()} },
+	"short-read":      func() store.Store { return shortRead{readerStore{memstore.New()}} },
+	"aliased-read":    func() store.Store { return aliasedRead{readerStore{memstore.New()}} },
+	"last-claim-wins": func() store.Store { return lastClaimWins{memstore.New(), new(string)} },
 }
 
 // TestBrokenStore runs the suite on the broken store named by STORETEST_BROKEN; it is run as a
@@ -149,12 +162,13 @@ func TestSuiteNamesTheBrokenRuleOnce(t *testing.T) {
 		fails   string
 		skipped []string // rules skipped because they rely on the broken one
 	}{
-		"wrong-sentinel": {"Log.Append/out-of-order", []string{"Log.Append/concurrent"}},
-		"lying-lookup":   {"IdentityIndex/lookup", []string{"IdentityIndex/duplicate"}},
-		"aliased-blob":   {"Blobs/read-back", []string{"Blobs/hash-mismatch"}},
-		"short-entries":  {"Log/read-back", []string{"Log/copies", "Log.Entries/range", "Checkpoints/order", "Store/closed"}},
-		"short-read":     {"EntryReader/same-as-Entries", []string{"EntryReader/buffers", "EntryReader/failures"}},
-		"aliased-read":   {"EntryReader/buffers", nil},
+		"wrong-sentinel":  {"Log.Append/out-of-order", []string{"Log.Append/concurrent"}},
+		"lying-lookup":    {"IdentityIndex/lookup", []string{"IdentityIndex/duplicate"}},
+		"aliased-blob":    {"Blobs/read-back", []string{"Blobs/hash-mismatch"}},
+		"short-entries":   {"Log/read-back", []string{"Log/copies", "Log.Entries/range", "Checkpoints/order", "Store/closed"}},
+		"short-read":      {"EntryReader/same-as-Entries", []string{"EntryReader/buffers", "EntryReader/failures"}},
+		"aliased-read":    {"EntryReader/buffers", nil},
+		"last-claim-wins": {"Owner/claim", []string{"Owner/concurrent"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenStore$", "-test.v", "-test.count=1")
