@@ -69,8 +69,9 @@ type Options struct {
 	// from the log as the other writers left it (their entries extend this ledger's tree, chains
 	// and deduplication first), and MaxInFlight is 1: a flight builds on the one before it,
 	// which must be durable first. The store must also find entries by identity and
-	// conversation itself (store.IdentityIndex, store.ConversationIndex). Checkpoints are signed by one writer at a
-	// time: the holder of the store's "checkpoint" lease if the store grants leases
+	// conversation itself (store.IdentityIndex, store.ConversationIndex), and record which
+	// ledger it holds (store.Owner): every writer shares one signing key, and one with another
+	// key is refused with ErrOtherLedger. Checkpoints are signed by one writer at a time: the holder of the store's "checkpoint" lease if the store grants leases
 	// (store.Leases), the others taking its checkpoints from the store; a store without leases
 	// lets every writer sign, each checking that it extends the latest one stored. The signer
 	// covers the whole log, the other writers' entries too.
@@ -90,6 +91,10 @@ var (
 	// ErrInconsistent means the store does not reproduce the ledger's own signed checkpoint:
 	// entries were lost or altered. The ledger refuses to open rather than sign a fork.
 	ErrInconsistent = errors.New("ledger: store is inconsistent with its signed checkpoint")
+	// ErrOtherLedger means the store was claimed by a ledger with another signing key
+	// (store.Owner): its entries, and the data keys they are under, are not this ledger's.
+	// Open refuses it before writing anything.
+	ErrOtherLedger = errors.New("ledger: the store holds another ledger")
 	// ErrNotFound is returned for an index beyond the ledger's size.
 	ErrNotFound = errors.New("ledger: entry not found")
 	// ErrNotCovered is returned for a proof of an entry that no checkpoint covers yet
@@ -186,6 +191,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 		if !ids || !convs {
 			return nil, fmt.Errorf("ledger: Options.Shared needs a store that finds entries by identity and conversation itself (store.IdentityIndex, store.ConversationIndex); %T does not", st)
 		}
+		if _, ok := st.(store.Owner); !ok {
+			return nil, fmt.Errorf("ledger: Options.Shared needs a store that records which ledger it holds (store.Owner); %T does not", st)
+		}
 	}
 	if e := opts.Encryption; e != nil {
 		if e.Keyring == nil || e.Vault == nil {
@@ -195,6 +203,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 		l.dk.shared, l.dk.now = opts.Shared, opts.Now
 	}
 	if err := l.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.claim(ctx); err != nil {
 		return nil, err
 	}
 	if _, ok := st.(store.Pipeline); !ok && l.shared == nil {
@@ -231,6 +242,29 @@ func (l *Ledger) load(ctx context.Context) error {
 	var err error
 	l.idx, err = openIndex(ctx, l.st, l.Size())
 	return err
+}
+
+// claim claims the store for the ledger's verifier key, if the store records an owner
+// (store.Owner), and fails with ErrOtherLedger if another key claimed it first. It comes after
+// load: a store with a checkpoint that this key did not sign has been refused by then, so a
+// store from before owners were recorded is claimed only by its own ledger.
+func (l *Ledger) claim(ctx context.Context) error {
+	o, ok := l.st.(store.Owner)
+	if !ok {
+		return nil
+	}
+	mine := l.keys.VerifierKey
+	if mine == "" { // a SigningKey put together by hand: its name and key hash name it
+		mine = fmt.Sprintf("%s+%08x", l.keys.Verifier.Name(), l.keys.Verifier.KeyHash())
+	}
+	got, err := o.Claim(ctx, mine)
+	if err != nil {
+		return fmt.Errorf("ledger: claiming the store: %w", err)
+	}
+	if got != mine {
+		return fmt.Errorf("%w: it was claimed by %s; this ledger's key is %s", ErrOtherLedger, got, mine)
+	}
+	return nil
 }
 
 // loadFrontier reads the stored hashes that the tree of size entries ends with.

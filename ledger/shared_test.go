@@ -590,3 +590,69 @@ func TestSharedRetentionClearsAStaleMark(t *testing.T) {
 	_, err = a.Append(ctx, secretMsg(3, "cid-x", old, "served again"))
 	require.NoError(t, err)
 }
+
+// TestOpenRefusesAnotherLedgersStore: a ledger with another signing key is refused a store that
+// a ledger has claimed, before it writes anything, even while no checkpoint is stored yet (the
+// only guard there was before owners); two ledgers of different keys opening an empty shared
+// store at once are decided by the store, one of them opening; and a store claimed by one key
+// keeps working for that key's other writers.
+func TestOpenRefusesAnotherLedgersStore(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	keyA, keyB := testKeys(t), testKeys(t)
+	a := openShared(t, st, keyA)
+	for i := range 3 {
+		_, err := a.Append(ctx, msg(i))
+		require.NoError(t, err)
+	}
+	_, err := st.LatestCheckpoint(ctx)
+	require.ErrorIs(t, err, store.ErrNotFound, "the test needs a store with entries and no checkpoint")
+	for _, shared := range []bool{true, false} {
+		_, err = ledger.Open(ctx, st, ledger.Options{Signing: keyB, Shared: shared})
+		require.ErrorIs(t, err, ledger.ErrOtherLedger, "shared %v", shared)
+		require.ErrorContains(t, err, keyA.VerifierKey)
+	}
+	n, err := st.Size(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), n, "the refused ledger wrote")
+	a2 := openShared(t, st, keyA)
+	_, err = a2.Append(ctx, msg(3))
+	require.NoError(t, err)
+	closeAndVerify(t, st, keyA, a, a2)
+
+	// Two keys on one empty store at once: exactly one opens.
+	for range 20 {
+		st := memstore.New()
+		var opened atomic.Int32
+		var refused atomic.Int32
+		var wg sync.WaitGroup
+		for _, k := range []*seal.SigningKey{keyA, keyB} {
+			wg.Go(func() {
+				l, err := ledger.Open(ctx, st, ledger.Options{Signing: k, Shared: true})
+				switch {
+				case err == nil:
+					opened.Add(1)
+					_ = l.Close()
+				case errors.Is(err, ledger.ErrOtherLedger):
+					refused.Add(1)
+				default:
+					t.Errorf("Open: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), opened.Load(), "ledgers of two keys opened on one store")
+		require.Equal(t, int32(1), refused.Load())
+	}
+}
+
+// TestSharedNeedsAnOwner: a shared ledger needs a store that records its owner.
+func TestSharedNeedsAnOwner(t *testing.T) {
+	_, err := ledger.Open(context.Background(), ownerless{memstore.New()}, ledger.Options{Signing: testKeys(t), Shared: true})
+	require.ErrorContains(t, err, "store.Owner")
+}
+
+// ownerless is a shared store that does not record its owner: memstore's Claim hidden.
+type ownerless struct{ *memstore.Store }
+
+func (ownerless) Claim() {}

@@ -165,6 +165,32 @@ func TestOpenOnPostgresAndS3(t *testing.T) {
 	require.NoError(t, st.Close())
 }
 
+// TestTwoNewDirectoriesOnOneSchema: the emptiness check cannot tell a second new ledger from the
+// first while the first has not appended yet (two -shared archivers started together on a new
+// schema), so the store's owner does: the second directory's ledger, with its own keys, is
+// refused with ledger.ErrOtherLedger, and the first appends and verifies as if it were alone.
+func TestTwoNewDirectoriesOnOneSchema(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(layout.PassphraseEnv, "")
+	pgURL := backendtest.Postgres(t)
+	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a, err := ledgerdir.OpenOn(ctx, dirA, "", parse(t, dirA, pgURL, ""), ledger.Options{Shared: true})
+	require.NoError(t, err)
+	_, err = ledgerdir.OpenOn(ctx, dirB, "", parse(t, dirB, pgURL, ""), ledger.Options{Shared: true})
+	require.ErrorIs(t, err, ledger.ErrOtherLedger)
+	require.ErrorContains(t, err, a.Signing.VerifierKey)
+	_, err = a.Append(ctx, msg("m1"))
+	require.NoError(t, err)
+	vkey := a.Signing.Verifier
+	require.NoError(t, a.Close())
+	st, err := backend.OpenReader(ctx, dirA, parse(t, dirA, pgURL, ""), nil)
+	require.NoError(t, err)
+	defer st.Close()
+	rep, err := verify.Ledger(ctx, st, vkey, verify.Options{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rep.Entries)
+}
+
 // A PostgreSQL server that cannot be reached leaves no trace: the directory is not created.
 func TestOpenOnUnreachableStoreWritesNothing(t *testing.T) {
 	ctx := context.Background()
