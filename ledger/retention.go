@@ -400,8 +400,8 @@ type Shred struct {
 	Authority    string    `json:"authority"`
 	At           time.Time `json:"at"`
 	Index        uint64    `json:"-"` // the shred entry's index (zero in a dry run)
-	// Resumed is set for a shred whose entry an earlier, interrupted run sealed, and whose
-	// destructions this run finished.
+	// Resumed is set for a shred whose entry another run sealed (an earlier, interrupted one,
+	// or one in another writer of a shared ledger), and whose destructions this run finished.
 	Resumed bool `json:"-"`
 }
 
@@ -797,10 +797,31 @@ func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
 		if err != nil {
 			return fmt.Errorf("ledger: sealing shred of %s: %w", s.KeyID, err)
 		}
-		s.Index, sealed = rc.Index, true
+		if rc.Duplicate {
+			// Another run (another writer's) sealed this key's shred entry first: what is
+			// destroyed is what that entry names, not what this run chose.
+			if err := l.takeSealedShred(ctx, s); err != nil {
+				return err
+			}
+		}
+		s.Index, sealed = rc.Index, true // (the same index as the sealed entry's)
 		return nil
 	})
 	return sealed, err
+}
+
+// takeSealedShred replaces s with the shred entry sealed for its key by another run (Resumed
+// set).
+func (l *Ledger) takeSealedShred(ctx context.Context, s *Shred) error {
+	sealed, err := l.sealedShred(ctx, s.KeyID)
+	if err == nil && sealed == nil {
+		err = fmt.Errorf("%w: the shred entry of %s was reported sealed but is not found", store.ErrCorrupt, s.KeyID)
+	}
+	if err != nil {
+		return err
+	}
+	*s = *sealed
+	return nil
 }
 
 func all[T any](xs []T, f func(T) bool) bool {

@@ -656,3 +656,49 @@ func TestSharedNeedsAnOwner(t *testing.T) {
 type ownerless struct{ *memstore.Store }
 
 func (ownerless) Claim() {}
+
+// TestSharedShredTakesTheSealedEntry: two writers' runs shred one key at once, choosing
+// different attachments to go with it (between the two choices the attachment was tied to a
+// live conversation too). The run that seals second gets a duplicate receipt for the shred
+// entry, and destroys what the sealed entry names, not what it chose itself: it used to destroy
+// its own choice, an attachment of a live conversation that no shred entry names (a policy
+// destroying more than it names).
+func TestSharedShredTakesTheSealedEntry(t *testing.T) {
+	ctx := context.Background()
+	mem, ring := memstore.New(), sealtest.NewKeyring()
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
+	keys := testKeys(t)
+	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	content := []byte("term sheet, shared by two desks")
+	tie := func(l *ledger.Ledger, m *capture.Message) [32]byte {
+		_, err := l.Append(ctx, m)
+		require.NoError(t, err)
+		sum, err := l.PutBlob(ctx, content)
+		require.NoError(t, err)
+		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": fmt.Sprintf("%x", sum)})
+		about := m.Identity()
+		_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1", ID: "media-" + m.ID,
+			Conversation: m.Conversation, About: &about, At: m.SentAt, Body: body})
+		require.NoError(t, err)
+		return sum
+	}
+	sum := tie(a, secretMsg(1, "cid-old", time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "an old order"))
+	var bShreds []ledger.Shred
+	vault.onMark = func() { // a has marked the old key, with the attachment (its only scope then)
+		tie(b, secretMsg(2, "cid-live", time.Now().UTC(), "a live order"))
+		var err error
+		bShreds, err = b.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "b's job"})
+		require.NoError(t, err)
+	}
+	aShreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a's job"})
+	require.NoError(t, err)
+	require.Len(t, bShreds, 1)
+	require.Empty(t, bShreds[0].Blobs, "b's run sealed first, keeping the attachment of the live conversation")
+	require.Len(t, aShreds, 1)
+	require.Equal(t, bShreds[0].Index, aShreds[0].Index, "a's run reports the entry b sealed")
+	require.Empty(t, aShreds[0].Blobs)
+	require.True(t, aShreds[0].Resumed)
+	got, err := b.Access("officer", "live conversation").Blob(ctx, sum)
+	require.NoError(t, err, "the attachment of the live conversation was destroyed")
+	require.Equal(t, content, got)
+}
