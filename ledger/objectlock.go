@@ -123,7 +123,8 @@ func (l *Ledger) objectLocker() (ObjectLocker, bool) {
 // and clears again the legal holds that released holds covered. A call that fails is counted,
 // and the error (wrapping ErrLocksPending and the store's errors) names the first few; the
 // pass goes on, and stops after several failures in a row (a store that is down) to leave the
-// rest to the next one.
+// rest to the next one. In a shared ledger, a pass during which another writer changed the
+// holds is made again from the new ones (a few times, then ErrLocksPending).
 func (l *Ledger) ApplyLocks(ctx context.Context, p *RetentionPolicy) (LockReport, error) {
 	lk, ok := l.objectLocker()
 	if !ok {
@@ -161,6 +162,7 @@ type lockPass struct {
 	p            *RetentionPolicy
 	now          time.Time
 	active, past []Hold
+	head         int64 // the hold entry they are from; -1 for none
 	rep          LockReport
 	errs         []error
 	inARow       int // calls failed since the last that succeeded
@@ -169,16 +171,56 @@ type lockPass struct {
 	into map[store.Hash]setLock
 }
 
-// syncLocks makes one pass over every attachment of a live scope: legal holds always, dates
-// when p is set. The caller holds l.holds.lockMu.
+// syncLocks makes a pass over every attachment of a live scope: legal holds always, dates when
+// p is set. The caller holds l.holds.lockMu, which keeps this process's hold changes out of the
+// pass; in a shared ledger another writer may seal one meanwhile, and a pass that read the holds
+// before it would clear the legal holds it places, or keep those it releases. So when the hold
+// chain moved during a pass, the pass is made again, from the new holds, up to lockRepeats
+// times; the report is the last pass's.
 func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPolicy) (LockReport, error) {
-	ps, err := l.newLockPass(ctx, lk, p)
-	if err != nil {
-		return LockReport{}, err
+	for pass := 0; ; pass++ {
+		ps, err := l.newLockPass(ctx, lk, p)
+		if err != nil {
+			return LockReport{}, err
+		}
+		if err := l.syncLocksOnce(ctx, ps); err != nil {
+			return LockReport{}, err
+		}
+		if l.shared == nil || ps.err() != nil {
+			return ps.rep, ps.err()
+		}
+		head, err := l.holdHead(ctx)
+		if err != nil {
+			return ps.rep, err
+		}
+		if head == ps.head {
+			return ps.rep, nil
+		}
+		if pass == lockRepeats {
+			return ps.rep, fmt.Errorf("%w: the holds changed during each of %d passes (another writer's hold changes); the next pass goes on", ErrLocksPending, pass+1)
+		}
+		l.log.Info("ledger: the holds changed during a pass over the object locks; passing again", "hold entry", head)
 	}
+}
+
+// lockRepeats is how many times syncLocks passes again when the holds changed during a pass.
+const lockRepeats = 3
+
+// holdHead returns the index of the latest entry of the hold chain, -1 if there is none.
+func (l *Ledger) holdHead(ctx context.Context) (int64, error) {
+	i, ok, err := l.idx.lastInConversation(ctx, holdChain)
+	if err != nil || !ok {
+		return -1, err
+	}
+	return int64(i), nil
+}
+
+// syncLocksOnce makes the pass ps; it fails only if the vault cannot be listed (the calls that
+// fail are in ps).
+func (l *Ledger) syncLocksOnce(ctx context.Context, ps *lockPass) error {
 	inv, err := l.dk.inventory(ctx)
 	if err != nil {
-		return LockReport{}, err
+		return err
 	}
 	scopes := make(map[string]*keyScope, len(inv.scopes))
 	for i := range inv.scopes {
@@ -215,13 +257,13 @@ func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPol
 	} else {
 		maps.Copy(l.holds.locks.set, ps.into)
 	}
-	return ps.rep, ps.err()
+	return nil
 }
 
 // newLockPass reads the holds for a pass.
 func (l *Ledger) newLockPass(ctx context.Context, lk ObjectLocker, p *RetentionPolicy) (*lockPass, error) {
 	l.holds.mu.Lock()
-	active, past, _, err := l.holdSets(ctx)
+	active, past, head, err := l.holdSets(ctx)
 	l.holds.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -229,7 +271,7 @@ func (l *Ledger) newLockPass(ctx context.Context, lk ObjectLocker, p *RetentionP
 	if l.holds.locks.set == nil {
 		l.holds.locks.set = map[store.Hash]setLock{}
 	}
-	return &lockPass{lk: lk, p: p, now: l.opts.Now(), active: active, past: past}, nil
+	return &lockPass{lk: lk, p: p, now: l.opts.Now(), active: active, past: past, head: head}, nil
 }
 
 func (ps *lockPass) fail(err error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -540,4 +541,61 @@ func TestLocksFollowHoldsChangedConcurrently(t *testing.T) {
 		_, held := e.blobs.lockOf(t, e.vault, sums[c])
 		require.Equal(t, i%2 == 1, held, "conversation %s", c)
 	}
+}
+
+// keysHook is a shared vault that runs a function once, at the first listing of its keys once
+// armed: a lock pass lists them after it has read the holds.
+type keysHook struct {
+	*memstore.KeyVault
+	mu   sync.Mutex
+	hook func()
+}
+
+func (v *keysHook) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] {
+	v.mu.Lock()
+	f := v.hook
+	v.hook = nil
+	v.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return v.KeyVault.Keys(ctx)
+}
+
+// TestSharedLockPassFollowsAnotherWritersHold: writer b places a hold while a's pass over the
+// locks runs on holds read before it. The stale pass clears the attachment's legal hold that
+// b's hold had just set (a had set it for an earlier hold, since released); seeing the hold
+// chain moved, a passes again and sets it back, so the held attachment ends held.
+func TestSharedLockPassFollowsAnotherWritersHold(t *testing.T) {
+	ctx := context.Background()
+	st, blobs, ring := memstore.New(), newLockingBlobs(time.Hour), sealtest.NewKeyring()
+	vault := &keysHook{KeyVault: &memstore.KeyVault{}}
+	keys := testKeys(t)
+	open := func() *ledger.Ledger {
+		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour, Blobs: blobs,
+			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := open(), open()
+	sum := attach(t, a, "cid-a", 1, thisMonth(), "attachment of A")
+	held := func() bool { _, h := blobs.lockOf(t, vault, sum); return h }
+	_, err := a.PlaceHold(ctx, ledger.Hold{ID: "h0", Tenant: "corp1", Conversation: "cid-a", Reason: "inquiry", By: "counsel"})
+	require.NoError(t, err)
+	require.True(t, held())
+	_, err = b.ReleaseHold(ctx, "h0", "counsel", "closed")
+	require.NoError(t, err)
+	require.False(t, held())
+
+	vault.mu.Lock()
+	vault.hook = func() {
+		_, err := b.PlaceHold(ctx, ledger.Hold{ID: "h1", Tenant: "corp1", Conversation: "cid-a", Reason: "new inquiry", By: "counsel"})
+		require.NoError(t, err)
+		require.True(t, held(), "b's hold sets the legal hold")
+	}
+	vault.mu.Unlock()
+	_, err = a.ApplyLocks(ctx, nil)
+	require.NoError(t, err)
+	require.True(t, held(), "a's pass, begun before b's hold, left the held attachment without its legal hold")
 }
