@@ -216,30 +216,35 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-// load reads the tree's frontier and the latest checkpoint and checks they agree, then builds
-// the index the store does not keep itself.
+// load reads the latest checkpoint, then the tree's frontier, and checks they agree, then
+// builds the index the store does not keep itself. The checkpoint is read first: a checkpoint
+// is stored only for entries already in the log, so the size read after it covers it even
+// while other writers of a shared log append and sign.
 func (l *Ledger) load(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		size, err := l.st.Size(ctx)
-		if err != nil {
-			return fmt.Errorf("ledger: reading size: %w", err)
-		}
-		f, err := loadFrontier(ctx, l.st, size)
-		if err != nil {
-			return err
-		}
-		l.seq.init(f)
-		l.size.Store(size)
-		err = l.loadCheckpoint(ctx, size)
-		if errors.Is(err, errAhead) && attempt < 3 {
-			continue // another writer appended and signed since the size was read: read again
-		}
-		if err != nil {
-			return err
-		}
-		break
+	sc, err := l.st.LatestCheckpoint(ctx)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
 	}
-	var err error
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: reading size: %w", err)
+	}
+	f, err := loadFrontier(ctx, l.st, size)
+	if err != nil {
+		return err
+	}
+	l.seq.init(f)
+	l.size.Store(size)
+	if found {
+		cp, err := l.openStored(ctx, sc, size)
+		if err != nil {
+			return err
+		}
+		l.cpMu.Lock()
+		l.cp, l.cpNote = cp, sc.Note
+		l.cpMu.Unlock()
+	}
 	l.idx, err = openIndex(ctx, l.st, l.Size())
 	return err
 }
@@ -282,32 +287,6 @@ func loadFrontier(ctx context.Context, st store.Store, size uint64) (seal.Fronti
 	}
 	return seal.LoadFrontier(size, sh)
 }
-
-// loadCheckpoint reads the latest checkpoint and checks that the stored tree reproduces it.
-func (l *Ledger) loadCheckpoint(ctx context.Context, size uint64) error {
-	sc, err := l.st.LatestCheckpoint(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ledger: reading latest checkpoint: %w", err)
-	}
-	if l.shared != nil && sc.Size > size {
-		return errAhead
-	}
-	cp, err := l.openStored(ctx, sc, size)
-	if err != nil {
-		return err
-	}
-	l.cpMu.Lock()
-	l.cp, l.cpNote = cp, sc.Note
-	l.cpMu.Unlock()
-	return nil
-}
-
-// errAhead is loadCheckpoint's answer, in a shared ledger, for a checkpoint beyond the size read
-// just before: another writer appended and signed in between.
-var errAhead = errors.New("ledger: the latest checkpoint is beyond the size read")
 
 // openStored opens a stored checkpoint with the ledger's verifier key and checks that the
 // stored tree (of size entries) reproduces its root.

@@ -702,3 +702,43 @@ func TestSharedShredTakesTheSealedEntry(t *testing.T) {
 	require.NoError(t, err, "the attachment of the live conversation was destroyed")
 	require.Equal(t, content, got)
 }
+
+// busyLog runs a function after each Size read while armed, before the size is returned.
+type busyLog struct {
+	*memstore.Store
+	after func()
+}
+
+func (s *busyLog) Size(ctx context.Context) (uint64, error) {
+	n, err := s.Store.Size(ctx)
+	if s.after != nil {
+		s.after()
+	}
+	return n, err
+}
+
+// TestSharedOpenOnABusyLog: while a writer opens, another appends and signs between every two
+// reads of the log. Open used to read the size before the latest checkpoint, find the checkpoint
+// ahead of it, and give up after three tries; it reads the checkpoint first now, which the size
+// read after it always covers.
+func TestSharedOpenOnABusyLog(t *testing.T) {
+	ctx := context.Background()
+	mem, keys := memstore.New(), testKeys(t)
+	b := openShared(t, mem, keys)
+	busy := &busyLog{Store: mem}
+	n := 0
+	busy.after = func() {
+		n++
+		_, err := b.Append(ctx, msg(n))
+		require.NoError(t, err)
+		_, _, err = b.SignCheckpoint(ctx)
+		require.NoError(t, err)
+	}
+	a, err := ledger.Open(ctx, busy, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour})
+	require.NoError(t, err)
+	busy.after = nil
+	require.Positive(t, n, "the other writer appended while a opened")
+	_, err = a.Append(ctx, msg(1000))
+	require.NoError(t, err)
+	closeAndVerify(t, mem, keys, a, b)
+}
