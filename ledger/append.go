@@ -151,12 +151,13 @@ func (l *Ledger) AppendRecord(ctx context.Context, rec *capture.Record) (capture
 		}
 	}
 	rc, err := l.submit(ctx, r, 512+(len(rr.Body)+len(rr.Raw))*4/3, rr.AppendJSON)
-	if err == nil && !rc.Duplicate && lockSum != nil {
-		// Lock the attachment in its storage for its scope now (Object Lock), not at the next
-		// pass. A failure loses nothing: the record is sealed, and ApplyLocks sets the lock.
-		if lerr := l.lockBlob(ctx, *lockSum); lerr != nil {
-			l.log.Warn("ledger: locking an attachment in its storage; the next ApplyLocks retries", "sha256", hex.EncodeToString(lockSum[:]), "err", lerr)
-		}
+	if err == nil && !rc.Duplicate && lockSum != nil && l.blobLocks != nil {
+		// Lock the attachment in its storage for its scope (Object Lock) now, not at the next
+		// pass, but off this path: the caller's acknowledgement waits neither for the storage
+		// nor for a pass over every lock that may be running. Until then the storage's
+		// default retention keeps the object; a lock that fails or is dropped loses nothing,
+		// the record is sealed and ApplyLocks sets the lock.
+		l.blobLocks.add(*lockSum)
 	}
 	return rc, err
 }

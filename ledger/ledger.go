@@ -112,6 +112,9 @@ type Ledger struct {
 	idx  *index
 
 	holds holdLog // legal holds, and the shred entries they must stop (retention.go)
+	// blobLocks locks tied attachments in their storage off the append path (objectlock.go);
+	// nil without a blob store that locks objects.
+	blobLocks *blobLocker
 	// anchorMu orders anchor entries: each names the one before it (anchor.go).
 	anchorMu sync.Mutex
 
@@ -212,6 +215,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 		l.appender = newAppender(st, opts.MaxInFlight)
 	}
 	l.checkpointer = newCheckpointer(l)
+	if _, ok := l.objectLocker(); ok && l.dk != nil {
+		l.blobLocks = startBlobLocker(l)
+	}
 	go l.run()
 	return l, nil
 }
@@ -326,6 +332,9 @@ func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.stop)
 		<-l.done
+		if l.blobLocks != nil {
+			l.blobLocks.stop()
+		}
 	})
 	return l.closeErr
 }

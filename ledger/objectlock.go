@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/commseal/commseal/store"
@@ -391,8 +392,8 @@ func retainUntil(p *RetentionPolicy, scopes []*keyScope) (until time.Time, ok bo
 
 // lockBlob brings the locks of one attachment in line once a record under one of its scopes
 // references it: the call that makes "stored for a scope" lock the blob at once, rather than at
-// the next pass. AppendRecord calls it after tying the blob to the record's scope and sealing
-// the record; if it fails, ApplyLocks and ApplyRetention lock the blob.
+// the next pass. AppendRecord has the blobLocker call it after tying the blob to the record's
+// scope and sealing the record; if it fails, ApplyLocks and ApplyRetention lock the blob.
 // It returns nil for a blob store that does not lock objects and for a plain ledger.
 func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 	lk, ok := l.objectLocker()
@@ -426,4 +427,57 @@ func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 	}
 	l.syncBlob(ctx, ps, id, bs.Blob, live)
 	return ps.err()
+}
+
+// blobLocker runs lockBlob on a goroutine of its own for the attachments that media records tie
+// to their scopes, one at a time, in the order they were tied.
+type blobLocker struct {
+	l       *Ledger
+	q       chan [32]byte
+	pending atomic.Int64 // queued or being locked
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// blobLockQueue bounds the attachments waiting to be locked; beyond it they are left to the next
+// ApplyLocks.
+const blobLockQueue = 4096
+
+func startBlobLocker(l *Ledger) *blobLocker {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &blobLocker{l: l, q: make(chan [32]byte, blobLockQueue), cancel: cancel, done: make(chan struct{})}
+	go b.run(ctx)
+	return b
+}
+
+// add queues sum to be locked, or leaves it to the next ApplyLocks if the queue is full.
+func (b *blobLocker) add(sum [32]byte) {
+	b.pending.Add(1)
+	select {
+	case b.q <- sum:
+	default:
+		b.pending.Add(-1)
+		b.l.log.Warn("ledger: too many attachments waiting for their storage locks; the next ApplyLocks sets this one's", "sha256", hex.EncodeToString(sum[:]))
+	}
+}
+
+func (b *blobLocker) run(ctx context.Context) {
+	defer close(b.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sum := <-b.q:
+			if err := b.l.lockBlob(ctx, sum); err != nil && ctx.Err() == nil {
+				b.l.log.Warn("ledger: locking an attachment in its storage; the next ApplyLocks retries", "sha256", hex.EncodeToString(sum[:]), "err", err)
+			}
+			b.pending.Add(-1)
+		}
+	}
+}
+
+// stop ends the goroutine, abandoning the locks still queued (the next ApplyLocks sets them).
+func (b *blobLocker) stop() {
+	b.cancel()
+	<-b.done
 }

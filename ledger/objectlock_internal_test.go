@@ -89,7 +89,7 @@ func (m *memLocker) lock(sum store.Hash) (time.Time, bool) {
 	return m.until[sum], m.held[sum]
 }
 
-// TestLockBlobLocksAnAttachmentOnceTied: lockBlob, which AppendRecord calls to lock an attachment
+// TestLockBlobLocksAnAttachmentOnceTied: lockBlob, which AppendRecord has called (off its path) to lock an attachment
 // as soon as a media record ties it to a scope, gives it the date of the policy the ledger knows and the legal
 // hold of the hold that covers its scope, without waiting for a pass; and a pass forgets the
 // attachments whose scopes were shredded.
@@ -126,6 +126,7 @@ func TestLockBlobLocksAnAttachmentOnceTied(t *testing.T) {
 		_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1", ID: "media-" + conv,
 			Conversation: capture.Conversation{ID: conv}, About: &about, At: sent.Add(time.Minute), Body: body})
 		require.NoError(t, err)
+		l.blobLocks.wait()
 		sc, err := l.dk.readScope(ctx, blobKeyID(sum))
 		require.NoError(t, err)
 		a, err := hex.DecodeString(sc.Blob)
@@ -154,4 +155,11 @@ func TestLockBlobLocksAnAttachmentOnceTied(t *testing.T) {
 	_, ok := l.holds.locks.set[addrA]
 	require.True(t, ok)
 	require.NoError(t, l.lockBlob(ctx, b), "a shredded attachment: nothing to lock")
+}
+
+// wait waits until every attachment queued so far has been through lockBlob.
+func (b *blobLocker) wait() {
+	for b.pending.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,6 +222,7 @@ func attach(t testing.TB, l *ledger.Ledger, conv string, i int, sent time.Time, 
 	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
 		ID: "media-" + m.ID, Conversation: capture.Conversation{ID: conv}, About: &about, At: sent.Add(time.Minute), Body: body})
 	require.NoError(t, err)
+	l.WaitBlobLocks() // AppendRecord has the blob locked off its own path
 	return sum
 }
 
@@ -598,4 +600,74 @@ func TestSharedLockPassFollowsAnotherWritersHold(t *testing.T) {
 	_, err = a.ApplyLocks(ctx, nil)
 	require.NoError(t, err)
 	require.True(t, held(), "a's pass, begun before b's hold, left the held attachment without its legal hold")
+}
+
+// gatedBlobs is a locking blob store whose Retain calls wait for the gate while it is armed: a
+// storage endpoint that hangs.
+type gatedBlobs struct {
+	*lockingBlobs
+	armed   atomic.Bool
+	gate    chan struct{} // closed to let the calls through
+	waiting chan struct{} // receives when a call starts waiting
+}
+
+func (g *gatedBlobs) Retain(ctx context.Context, sum store.Hash, until time.Time) error {
+	if g.armed.Load() {
+		select {
+		case g.waiting <- struct{}{}:
+		default:
+		}
+		<-g.gate
+	}
+	return g.lockingBlobs.Retain(ctx, sum, until)
+}
+
+// TestMediaAppendDoesNotWaitForALockPass: while a pass over the object locks hangs on the
+// storage, a media record that ties an attachment is sealed and acknowledged at once: it used to
+// lock its attachment on the caller's path, behind the pass (a capture acknowledgement waiting on
+// S3 long enough for the platform to redeliver). The attachment is locked once the pass is done.
+func TestMediaAppendDoesNotWaitForALockPass(t *testing.T) {
+	ctx := context.Background()
+	blobs := &gatedBlobs{lockingBlobs: newLockingBlobs(time.Hour), gate: make(chan struct{}), waiting: make(chan struct{}, 1)}
+	st, vault := memstore.New(), &memstore.KeyVault{}
+	l, err := ledger.Open(ctx, st, ledger.Options{Signing: testKeys(t), CheckpointInterval: time.Hour, Blobs: blobs,
+		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: vault}})
+	require.NoError(t, err)
+	defer l.Close()
+	sent := thisMonth()
+	attach(t, l, "cid-a", 1, sent, "attachment of A")
+
+	blobs.armed.Store(true)
+	passed := make(chan error, 1)
+	go func() {
+		_, err := l.ApplyLocks(ctx, &ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "7y", Keep: ledger.Period{Years: 7}}}})
+		passed <- err
+	}()
+	<-blobs.waiting // the pass holds its lock, waiting for the storage
+	appended := make(chan [32]byte, 1)
+	go func() {
+		m := secretMsg(2, "cid-b", sent, "see the attachment")
+		_, err := l.Append(ctx, m)
+		require.NoError(t, err)
+		sum, err := l.PutBlob(ctx, []byte("attachment of B"))
+		require.NoError(t, err)
+		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(sum[:])})
+		about := m.Identity()
+		_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
+			ID: "media-b", Conversation: capture.Conversation{ID: "cid-b"}, About: &about, At: sent.Add(time.Minute), Body: body})
+		require.NoError(t, err)
+		appended <- sum
+	}()
+	var sum [32]byte
+	select {
+	case sum = <-appended:
+		close(blobs.gate)
+	case <-time.After(10 * time.Second):
+		close(blobs.gate)
+		t.Fatal("the media record waited for the pass over the locks")
+	}
+	require.NoError(t, <-passed)
+	l.WaitBlobLocks()
+	until, _ := blobs.lockOf(t, vault, sum)
+	require.True(t, until.Equal(endOfMonthPlus(sent, 7)), "B's attachment is retained until %v; want the policy's %v", until, endOfMonthPlus(sent, 7))
 }
