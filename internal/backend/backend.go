@@ -31,16 +31,19 @@
 // while the KEKs that unwrap them stay out of the database.
 //
 // A ledger directory whose store is not the default records where it is, in ledger.store
-// (layout.StoreFile, JSON, no credentials): the kind, and for PostgreSQL host, port, database
-// and schema, for a file store its directory, for S3 endpoint, bucket and prefix. A writer must
-// then be given the same -store and -blobs (ErrMismatch otherwise, before anything is opened):
-// a log or attachments opened in the wrong place would start a second ledger under the same
-// signing key. If a database or bucket moves, edit ledger.store. A reader (verify) is only held
-// to the kind of store and, for PostgreSQL, the database and schema: it may read a replica on
-// another host, and trusts nothing but the verifier key anyway. The default layout (file store
-// in DIR/store, blobs in it) writes no ledger.store: it is exactly what it was. A new ledger
-// directory given a store that already holds a ledger (entries or checkpoints) is refused with
-// ErrNotEmpty: its keys are elsewhere.
+// (layout.StoreFile, JSON, no credentials): the kind, and for PostgreSQL host, port, database and
+// schema, for a file store its directory, for S3 endpoint, bucket and prefix, and the bucket's
+// region, path-style addressing and retention. A writer must then be given the same -store and
+// -blobs (ErrMismatch otherwise, before anything is opened): a log or attachments opened in the
+// wrong place would start a second ledger under the same signing key. Of the S3 settings, a writer
+// may leave out what it likes and gets what is recorded (Settled), but one it gives must be the
+// recorded one: a writer started with another retention= would lock new attachments for another
+// period. (A ledger.store written before it recorded them holds writers to none.) If a database or
+// bucket moves, edit ledger.store. A reader (verify) is only held to the kind of store and, for
+// PostgreSQL, the database and schema: it may read a replica on another host, and trusts nothing
+// but the verifier key anyway. The default layout (file store in DIR/store, blobs in it) writes no
+// ledger.store: it is exactly what it was. A new ledger directory given a store that already holds
+// a ledger (entries or checkpoints) is refused with ErrNotEmpty: its keys are elsewhere.
 //
 // Several processes: a ledger directory is opened to write by one process at a time
 // (layout.LockFile). Processes that append to one PostgreSQL ledger each need a directory of
@@ -146,8 +149,35 @@ type Location struct {
 	dsn       string // PostgreSQL: the URL to connect with, without the schema parameter
 	region    string
 	pathStyle bool
-	retention time.Duration
+	retention time.Duration // 0: s3store.DefaultRetention
+	given     s3Given       // which of the three the -blobs URL set (the rest are defaults)
 	creds     aws.Credentials
+}
+
+// s3Given says which S3 settings a -blobs URL gave; the others were defaults.
+type s3Given struct{ region, pathStyle, retention bool }
+
+// s3Settings are the S3 settings that ledger.store records beside where the bucket is: a
+// writer given none of them takes these, and one given others is refused (ErrMismatch), so
+// that attachments are not locked for another period, or sent to another region, by the
+// writer that happens to run.
+type s3Settings struct {
+	Region    string `json:"region"`
+	PathStyle bool   `json:"path_style"`
+	Retention string `json:"retention"` // days ("2557d") or a Go duration, as -blobs takes it
+}
+
+// settings returns the S3 settings of l, with the default retention resolved.
+func (l Location) settings() s3Settings {
+	r := l.retention
+	if r == 0 {
+		r = s3store.DefaultRetention
+	}
+	ret := r.String()
+	if r%(24*time.Hour) == 0 {
+		ret = strconv.FormatInt(int64(r/(24*time.Hour)), 10) + "d"
+	}
+	return s3Settings{Region: l.region, PathStyle: l.pathStyle, Retention: ret}
 }
 
 // String describes the location for messages, without credentials.
@@ -348,7 +378,7 @@ func parseS3(s string) (Location, error) {
 			loc.Endpoint = strings.TrimSuffix(e.String(), "/")
 			loc.pathStyle = true
 		case "region":
-			loc.region = v
+			loc.region, loc.given.region = v, true
 		case "path-style":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -360,13 +390,14 @@ func parseS3(s string) (Location, error) {
 			if err != nil {
 				return bad("retention=%s: %v", v, err)
 			}
-			loc.retention = d
+			loc.retention, loc.given.retention = d, true
 		default:
 			return bad("unknown parameter %q (endpoint, region, path-style, retention)", name)
 		}
 	}
 	if q.Has("path-style") { // an explicit setting wins over the endpoint's default
 		loc.pathStyle, _ = strconv.ParseBool(q.Get("path-style"))
+		loc.given.pathStyle = true
 	}
 	loc.creds = aws.Credentials{
 		AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
@@ -401,6 +432,9 @@ type record struct {
 	Version int       `json:"version"`
 	Store   Location  `json:"store"`
 	Blobs   *Location `json:"blobs,omitempty"`
+	// S3 is the bucket's settings (written since commseal's ledger.store records them; a
+	// record without them holds writers to none).
+	S3 *s3Settings `json:"s3,omitempty"`
 }
 
 const recordVersion = 1
@@ -430,6 +464,14 @@ func Recorded(dir string) (spec Spec, found bool, err error) {
 	if r.Blobs != nil {
 		spec.Blobs = *r.Blobs
 	}
+	if r.S3 != nil && spec.Blobs.Kind == S3 {
+		d, err := parseRetention(r.S3.Retention)
+		if err != nil || r.S3.Region == "" {
+			return Spec{}, false, fmt.Errorf("%w: %s: its S3 settings (region %q, retention %q)", ErrCorruptRecord, filepath.Join(dir, layout.StoreFile), r.S3.Region, r.S3.Retention)
+		}
+		spec.Blobs.region, spec.Blobs.pathStyle, spec.Blobs.retention = r.S3.Region, r.S3.PathStyle, d
+		spec.Blobs.given = s3Given{true, true, true} // the record gives all three
+	}
 	switch {
 	case spec.Store.Kind == File && filepath.IsAbs(spec.Store.Path),
 		spec.Store.Kind == Postgres && spec.Store.Database != "" && spec.Store.Schema != "":
@@ -454,6 +496,10 @@ func Record(dir string, spec Spec) error {
 	if spec.Blobs.Kind != "" {
 		b := spec.Blobs
 		r.Blobs = &b
+	}
+	if spec.Blobs.Kind == S3 {
+		st := spec.Blobs.settings()
+		r.S3 = &st
 	}
 	b, _ := json.MarshalIndent(r, "", "  ")
 	err := durable.CreateExclusive(filepath.Join(dir, layout.StoreFile), append(b, '\n'))
@@ -513,7 +559,44 @@ func Match(dir string, recorded, given Spec, write bool) error {
 	if write && !same(recorded.Blobs, given.Blobs) {
 		return mismatch("attachments", "-blobs", recorded.Blobs)
 	}
+	if write && recorded.Blobs.Kind == S3 && recorded.Blobs.given.retention { // the record gives them
+		rec, giv := recorded.Blobs.settings(), given.Blobs.settings()
+		for _, c := range []struct {
+			name     string
+			set      bool
+			rec, giv string
+		}{
+			{"region", given.Blobs.given.region, rec.Region, giv.Region},
+			{"path-style", given.Blobs.given.pathStyle, strconv.FormatBool(rec.PathStyle), strconv.FormatBool(giv.PathStyle)},
+			{"retention", given.Blobs.given.retention, rec.Retention, giv.Retention},
+		} {
+			if c.set && c.rec != c.giv {
+				return fmt.Errorf("%w: %s keeps its attachments in %s with %s=%s, not %s: give that, or leave %s out of -blobs", ErrMismatch, dir, recorded.Blobs, c.name, c.rec, c.giv, c.name)
+			}
+		}
+	}
 	return nil
+}
+
+// Settled returns given with the S3 settings it left to their defaults taken from recorded
+// (Recorded), which Match has found it agrees with: a writer given -blobs s3://bucket locks new
+// attachments for the retention, and reaches the region, that the directory recorded.
+func Settled(recorded, given Spec) Spec {
+	r, g := recorded.Blobs, &given.Blobs
+	if r.Kind != S3 || g.Kind != S3 || !r.given.retention {
+		return given
+	}
+	if !g.given.region {
+		g.region = r.region
+	}
+	if !g.given.pathStyle {
+		g.pathStyle = r.pathStyle
+	}
+	if !g.given.retention {
+		g.retention = r.retention
+	}
+	g.given = s3Given{true, true, true}
+	return given
 }
 
 // Stores are the stores of a spec, open. Close closes them.

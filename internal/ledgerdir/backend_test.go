@@ -148,6 +148,11 @@ func TestOpenOnPostgresAndS3(t *testing.T) {
 	require.ErrorIs(t, err, backend.ErrMismatch)
 	require.ErrorContains(t, err, "keeps its log in PostgreSQL database")
 	require.Equal(t, before, snapshot(t, dir))
+	// Another retention for new attachments than the directory records: refused, nothing written.
+	_, err = ledgerdir.OpenOn(ctx, dir, "", parse(t, dir, pgURL, blobsURL+"&retention=30d"), ledger.Options{})
+	require.ErrorIs(t, err, backend.ErrMismatch)
+	require.ErrorContains(t, err, "retention=2557d, not 30d")
+	require.Equal(t, before, snapshot(t, dir))
 
 	// A new directory on the same schema would sign a second ledger there: refused, and the
 	// directory is not even created.

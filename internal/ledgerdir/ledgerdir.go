@@ -88,6 +88,7 @@ func OpenOn(ctx context.Context, dir, origin string, spec backend.Spec, opts led
 		if err := backend.Match(dir, rec, spec, true); err != nil {
 			return nil, err
 		}
+		spec = backend.Settled(rec, spec)
 	} else if err := backend.CheckFileFresh(spec); err != nil {
 		return nil, err
 	}
