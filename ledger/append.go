@@ -39,9 +39,12 @@ type request struct {
 	// sequenced (optimistic concurrency between the writers of a shared ledger); if it is not,
 	// the request fails with errChainMoved and nothing is appended.
 	after *chainAt
-	// found is the durable entry with the identity, from a shared flight's lookup of its whole
-	// batch; -1 if none (a shared ledger looks the batch up before it takes the store's lock).
+	// found is the durable entry with the identity, from the lookup of a whole batch (a shared
+	// flight's, before it takes the store's lock, or the pipeline's on a store that looks many
+	// identities up at once: lookupBatch); -1 if none, or if the caller looked it up itself.
 	found int64
+	// lookupErr is the error of that lookup, which the request fails with.
+	lookupErr error
 }
 
 // chainAt names the latest entry of conversation conv: head, or -1 for none.
@@ -190,9 +193,11 @@ func jsonOf(v any) encoder {
 // submit seals the plaintext enc writes (about size bytes) into r's payload and commitment,
 // hands r to the pipeline and waits. A durable duplicate is answered at once.
 func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) (capture.Receipt, error) {
-	if r.identity != (seal.Hash{}) && l.shared == nil {
+	if r.identity != (seal.Hash{}) && l.shared == nil && !l.idx.batches() {
 		// A redelivery of a durable entry is answered here, off the pipeline. (A shared
-		// ledger looks each batch's identities up at once: appendShared.)
+		// ledger looks each batch's identities up at once, in appendShared, and so does the
+		// pipeline of a store that takes many in one call, a round trip to a server: in
+		// lookupBatch.)
 		r.checked = l.Size()
 		i, ok, err := l.idx.lookup(ctx, r.identity)
 		if err != nil {

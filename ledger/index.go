@@ -121,6 +121,9 @@ func (x *index) lookup(ctx context.Context, id seal.Hash) (uint64, bool, error) 
 	return i, true, nil
 }
 
+// batches reports whether the store looks many identities up in one call (store.IdentityBatch).
+func (x *index) batches() bool { return x.all != nil }
+
 // lookupAll looks up each of ids, as lookup does, in one call to the store if it can take many:
 // found[k] is the durable entry of ids[k], or -1.
 func (x *index) lookupAll(ctx context.Context, ids []seal.Hash) ([]int64, error) {

@@ -220,9 +220,46 @@ func (l *Ledger) drain(first *request, n int) []*request {
 func (l *Ledger) sequence(fl *flight, reqs []*request) {
 	fl.reqs = append(fl.reqs, reqs...)
 	if l.shared == nil {
+		l.lookupBatch(reqs)
 		l.sequenceRest(fl)
 	}
 }
+
+// lookupBatch looks the identities of reqs up among the durable entries in one call, on a store
+// that takes many at once (store.IdentityBatch), where submit did not look each up on its own.
+// The durable size cannot change meanwhile: only this goroutine raises it.
+func (l *Ledger) lookupBatch(reqs []*request) {
+	var ids []seal.Hash
+	checked := l.Size()
+	for _, r := range reqs {
+		r.found = -1
+		if r.identity != (seal.Hash{}) && l.idx.batches() {
+			r.checked = checked
+			ids = append(ids, r.identity)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchLookupTimeout)
+	defer cancel()
+	found, err := l.idx.lookupAll(ctx, ids)
+	k := 0
+	for _, r := range reqs {
+		if r.identity == (seal.Hash{}) {
+			continue
+		}
+		if err != nil {
+			r.lookupErr = err
+			continue
+		}
+		r.found = found[k]
+		k++
+	}
+}
+
+// batchLookupTimeout bounds lookupBatch's call to the store, which the pipeline waits for.
+const batchLookupTimeout = time.Minute
 
 // sequenceRest turns the requests of fl not yet sequenced into entries of its batch.
 func (l *Ledger) sequenceRest(fl *flight) {
@@ -245,8 +282,11 @@ func (l *Ledger) sequenceRest(fl *flight) {
 // entry appends r's entry to sb (unless it is a duplicate or fails) and says what to answer.
 func (l *Ledger) entry(ctx context.Context, sb *store.Batch, r *request) result {
 	s := &l.seq
+	if r.lookupErr != nil {
+		return result{err: r.lookupErr}
+	}
 	if r.identity != (seal.Hash{}) {
-		if l.shared != nil && r.found >= 0 {
+		if r.found >= 0 {
 			return result{index: uint64(r.found), dup: true}
 		}
 		i, dup, err := l.lookup(ctx, r)
