@@ -118,3 +118,41 @@ func TestPipelinedCommitsSurviveFailuresWithoutLosingAcknowledgedEntries(t *test
 func isInjected(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "injected write failure")
 }
+
+// lookupAllFails is a memstore whose LookupAll fails while fail is set.
+type lookupAllFails struct {
+	*memstore.Store
+	fail atomic.Bool
+}
+
+var errLookupDown = errors.New("lookup: the server is gone")
+
+func (s *lookupAllFails) LookupAll(ctx context.Context, ids []store.Hash) (map[store.Hash]uint64, error) {
+	if s.fail.Load() {
+		return nil, errLookupDown
+	}
+	return s.Store.LookupAll(ctx, ids)
+}
+
+// TestBatchLookupFailureFailsItsRequests: on a store that looks identities up in batches, the
+// pipeline's lookup failing fails the appends it was for, with its error, and appends nothing;
+// once the store answers again, the same messages are appended once, and again are duplicates.
+func TestBatchLookupFailureFailsItsRequests(t *testing.T) {
+	ctx := context.Background()
+	st := &lookupAllFails{Store: memstore.New()}
+	l := openLedger(t, st, testKeys(t), 1000)
+	defer l.Close()
+	st.fail.Store(true)
+	_, err := l.Append(ctx, msg(1))
+	require.ErrorIs(t, err, errLookupDown)
+	require.Zero(t, l.Size())
+	st.fail.Store(false)
+	rc, err := l.Append(ctx, msg(1))
+	require.NoError(t, err)
+	require.False(t, rc.Duplicate)
+	again, err := l.Append(ctx, msg(1))
+	require.NoError(t, err)
+	require.True(t, again.Duplicate)
+	require.Equal(t, rc.Index, again.Index)
+	require.Equal(t, uint64(1), l.Size())
+}
