@@ -208,8 +208,17 @@ func (e *lockLedger) reopen(t testing.TB) *ledger.Ledger {
 }
 
 // attach seals message i of conversation conv, sent at sent, and a media record about it whose
-// attachment holds content; it returns the attachment's SHA-256.
+// attachment holds content, and waits for the ledger to have locked the attachment in its
+// storage; it returns the attachment's SHA-256.
 func attach(t testing.TB, l *ledger.Ledger, conv string, i int, sent time.Time, content string) [32]byte {
+	t.Helper()
+	sum := tie(t, l, conv, i, sent, content)
+	l.WaitBlobLocks() // AppendRecord has the blob locked off its own path
+	return sum
+}
+
+// tie is attach without the wait for the lock.
+func tie(t testing.TB, l *ledger.Ledger, conv string, i int, sent time.Time, content string) [32]byte {
 	t.Helper()
 	ctx := context.Background()
 	m := secretMsg(i, conv, sent, "see the attachment")
@@ -222,7 +231,6 @@ func attach(t testing.TB, l *ledger.Ledger, conv string, i int, sent time.Time, 
 	_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
 		ID: "media-" + m.ID, Conversation: capture.Conversation{ID: conv}, About: &about, At: sent.Add(time.Minute), Body: body})
 	require.NoError(t, err)
-	l.WaitBlobLocks() // AppendRecord has the blob locked off its own path
 	return sum
 }
 
@@ -645,19 +653,7 @@ func TestMediaAppendDoesNotWaitForALockPass(t *testing.T) {
 	}()
 	<-blobs.waiting // the pass holds its lock, waiting for the storage
 	appended := make(chan [32]byte, 1)
-	go func() {
-		m := secretMsg(2, "cid-b", sent, "see the attachment")
-		_, err := l.Append(ctx, m)
-		require.NoError(t, err)
-		sum, err := l.PutBlob(ctx, []byte("attachment of B"))
-		require.NoError(t, err)
-		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": hex.EncodeToString(sum[:])})
-		about := m.Identity()
-		_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1",
-			ID: "media-b", Conversation: capture.Conversation{ID: "cid-b"}, About: &about, At: sent.Add(time.Minute), Body: body})
-		require.NoError(t, err)
-		appended <- sum
-	}()
+	go func() { appended <- tie(t, l, "cid-b", 2, sent, "attachment of B") }()
 	var sum [32]byte
 	select {
 	case sum = <-appended:

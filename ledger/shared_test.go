@@ -669,23 +669,11 @@ func TestSharedShredTakesTheSealedEntry(t *testing.T) {
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
 	keys := testKeys(t)
 	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
-	content := []byte("term sheet, shared by two desks")
-	tie := func(l *ledger.Ledger, m *capture.Message) [32]byte {
-		_, err := l.Append(ctx, m)
-		require.NoError(t, err)
-		sum, err := l.PutBlob(ctx, content)
-		require.NoError(t, err)
-		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": fmt.Sprintf("%x", sum)})
-		about := m.Identity()
-		_, err = l.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1", ID: "media-" + m.ID,
-			Conversation: m.Conversation, About: &about, At: m.SentAt, Body: body})
-		require.NoError(t, err)
-		return sum
-	}
-	sum := tie(a, secretMsg(1, "cid-old", time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "an old order"))
+	content := "term sheet, shared by two desks"
+	sum := attach(t, a, "cid-old", 1, time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), content)
 	var bShreds []ledger.Shred
 	vault.onMark = func() { // a has marked the old key, with the attachment (its only scope then)
-		tie(b, secretMsg(2, "cid-live", time.Now().UTC(), "a live order"))
+		attach(t, b, "cid-live", 2, time.Now().UTC(), content)
 		var err error
 		bShreds, err = b.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "b's job"})
 		require.NoError(t, err)
@@ -700,7 +688,7 @@ func TestSharedShredTakesTheSealedEntry(t *testing.T) {
 	require.True(t, aShreds[0].Resumed)
 	got, err := b.Access("officer", "live conversation").Blob(ctx, sum)
 	require.NoError(t, err, "the attachment of the live conversation was destroyed")
-	require.Equal(t, content, got)
+	require.Equal(t, content, string(got))
 }
 
 // busyLog runs a function after each Size read while armed, before the size is returned.
