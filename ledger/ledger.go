@@ -63,18 +63,19 @@ type Options struct {
 	Rand io.Reader
 	// Encryption, if set, encrypts payloads and blobs at rest; see Encryption.
 	Encryption *Encryption
-	// Shared says that other ledgers, usually in other processes, append to the same store at
-	// the same time: several capture processes on one PostgreSQL log, say. The store must
-	// implement store.SharedLog. Each batch is then built while the store's write lock is held,
-	// from the log as the other writers left it (their entries extend this ledger's tree, chains
-	// and deduplication first), and MaxInFlight is 1: a flight builds on the one before it,
-	// which must be durable first. The store must also find entries by identity and
-	// conversation itself (store.IdentityIndex, store.ConversationIndex), and record which
-	// ledger it holds (store.Owner): every writer shares one signing key, and one with another
-	// key is refused with ErrOtherLedger. Checkpoints are signed by one writer at a time: the holder of the store's "checkpoint" lease if the store grants leases
-	// (store.Leases), the others taking its checkpoints from the store; a store without leases
-	// lets every writer sign, each checking that it extends the latest one stored. The signer
-	// covers the whole log, the other writers' entries too.
+	// Shared says that other ledgers, usually in other processes, append to the same store at the
+	// same time: several capture processes on one PostgreSQL log, say. The store must implement
+	// store.SharedLog. Each batch is then built while the store's write lock is held, from the log
+	// as the other writers left it (their entries extend this ledger's tree, chains and
+	// deduplication first), and MaxInFlight is 1: a flight builds on the one before it, which must
+	// be durable first. The store must also find entries by identity and conversation itself
+	// (store.IdentityIndex, store.ConversationIndex), and record which ledger it holds
+	// (store.Owner): every writer shares one signing key, and one with another key is refused with
+	// ErrOtherLedger. Checkpoints are signed by one writer at a time: the holder of the store's
+	// "checkpoint" lease if the store grants leases (store.Leases), the others taking its
+	// checkpoints from the store; a store without leases lets every writer sign, each checking
+	// that it extends the latest one stored. The signer covers the whole log, the other writers'
+	// entries too.
 	Shared bool
 	// Blobs, if set, keeps the attachments (PutBlob, Blob) instead of the store, which then
 	// need not implement store.Blobs: an S3 bucket with Object Lock (store/s3store) beside a log
@@ -143,8 +144,10 @@ type Ledger struct {
 
 // Open opens a ledger on st, which may be empty or hold a ledger written earlier with the same
 // keys. It checks the store against its latest signed checkpoint first, and refuses a store
-// opened read-only (store.ErrReadOnly). The caller keeps ownership of st: Close does not close
-// it.
+// opened read-only (store.ErrReadOnly). A store that records its owner (store.Owner) is claimed
+// for the ledger's verifier key, and one that another key claimed is refused with
+// ErrOtherLedger, before anything is written. The caller keeps ownership of st: Close does not
+// close it.
 func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	if opts.Signing == nil || opts.Signing.Signer == nil || opts.Signing.Verifier == nil {
 		return nil, errors.New("ledger: Options.Signing is required")

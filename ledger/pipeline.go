@@ -227,7 +227,8 @@ func (l *Ledger) sequence(fl *flight, reqs []*request) {
 
 // lookupBatch looks the identities of reqs up among the durable entries in one call, on a store
 // that takes many at once (store.IdentityBatch), where submit did not look each up on its own.
-// The durable size cannot change meanwhile: only this goroutine raises it.
+// Meanwhile no entry becomes durable that is not among those in flight, which entry looks at
+// next: finish, on this goroutine, is what makes them durable.
 func (l *Ledger) lookupBatch(reqs []*request) {
 	var ids []seal.Hash
 	checked := l.Size()
