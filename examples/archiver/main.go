@@ -19,8 +19,11 @@
 //	-shared               other archivers append to the same PostgreSQL -store at once
 //	                      (several machines on one DingTalk app): PostgreSQL orders their
 //	                      batches, one of them signs the checkpoints (a lease). Each has its
-//	                      own copy of DIR (cp -a: the keys, ledger.store); run surveillance
-//	                      (the default) in one of them and -no-scan in the others
+//	                      own copy of DIR (cp -a: the keys, ledger.store). One of them scans
+//	                      at a time, the whole ledger: the holder of the store's surveillance
+//	                      lease; when it stops, another takes over (-lease-every)
+//	-lease-every D        with -shared: how often an archiver checks or tries to take the
+//	                      surveillance lease (default 5s)
 //	-blobs s3://BUCKET    attachments in an S3 bucket with Object Lock
 //	                      (s3://bucket/prefix?endpoint=URL&region=R; credentials from
 //	                      AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
@@ -132,6 +135,8 @@ import (
 	"github.com/commseal/commseal/ledger/api"
 	"github.com/commseal/commseal/ledger/console"
 	"github.com/commseal/commseal/ledger/search"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/store"
 )
 
 func main() {
@@ -163,6 +168,7 @@ type config struct {
 	lexicon, rules string
 	noScan         bool
 	shared         bool
+	leaseEvery     time.Duration
 
 	alertWebhook, alertSecret, alertDingTalk, alertDingTalkSecret string
 
@@ -188,6 +194,7 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	fl.StringVar(&c.rules, "rules", "", "also run these behaviour rules (JSON, package scan/behaviour)")
 	fl.BoolVar(&c.noScan, "no-scan", false, "do not scan captured messages")
 	fl.BoolVar(&c.shared, "shared", false, "other archivers append to the same PostgreSQL -store at once (ledger.Options.Shared)")
+	fl.DurationVar(&c.leaseEvery, "lease-every", 5*time.Second, "with -shared: how often to check, or try to take, the lease of the archiver that scans")
 	fl.StringVar(&c.alertWebhook, "alert-webhook", "", "deliver alerts to this webhook URL (JSON, HMAC-SHA256 signed; needs -alert-secret-file)")
 	fl.StringVar(&c.alertSecret, "alert-secret-file", "", "the webhook's shared secret (a file)")
 	fl.StringVar(&c.alertDingTalk, "alert-dingtalk", "", "deliver alerts to this DingTalk group robot webhook URL (needs -alert-dingtalk-secret-file)")
@@ -219,6 +226,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (*config, e
 	var err error
 	if c.spec, err = c.stores.Parse(c.dir); err != nil {
 		return nil, err
+	}
+	if c.leaseEvery <= 0 {
+		return nil, fmt.Errorf("-lease-every %v: want a positive duration", c.leaseEvery)
 	}
 	if c.shared && c.spec.Store.Kind != backend.Postgres {
 		return nil, errors.New("-shared needs -store postgres://…: a store that several processes can append to at once")
@@ -508,13 +518,19 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 		closeAlerts = notify.close
 		source := capture.PlatformDingTalk + "/" + c.id // the app this archiver captures
-		m, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, source, log, notify.onSealed)
-		if err != nil {
-			return fail("surveillance: %v", err)
+		var monitor func() *surveil.Monitor
+		if leases, ok := l.Store.(store.Leases); ok && c.shared {
+			monitor = sv.startLeased(indexCtx, &wg, l.Ledger, leases, c.leaseEvery, c.dir, source, log, notify.onSealed)
+		} else {
+			m, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, source, log, notify.onSealed)
+			if err != nil {
+				return fail("surveillance: %v", err)
+			}
+			monitor = func() *surveil.Monitor { return m }
 		}
 		reconnects := func() int64 { return src.Health().Reconnects }
 		seen := reconnects()
-		wg.Go(func() { watchReconnects(indexCtx, reconnects, seen, m, source, log) })
+		wg.Go(func() { watchReconnects(indexCtx, reconnects, seen, monitor, source, log) })
 	}
 	wg.Go(func() { prepareMonths(indexCtx, l.Ledger, log, time.Now, prepareAhead) })
 	if anch != nil {

@@ -94,6 +94,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"witness not URL=VKEY", []string{"-dir", t.TempDir(), "-witness", "http://x"}, creds, "want URL=VKEY"},
 		{"witness bad key", []string{"-dir", t.TempDir(), "-witness", "http://x=nokey"}, creds, "-witness"},
 		{"roots without tsa", []string{"-dir", t.TempDir(), "-tsa-roots", "/dev/null"}, creds, "-tsa-roots needs -tsa"},
+		{"lease every zero", []string{"-dir", t.TempDir(), "-lease-every", "0s"}, creds, "-lease-every 0s: want a positive duration"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func TestArchiverSealsReconnectStorms(t *testing.T) {
 	require.NoError(t, err)
 	var reconnects atomic.Int64
 	reconnects.Store(5) // before the watch starts: not counted
-	wg.Go(func() { watchReconnects(ctx, reconnects.Load, 5, m, source, log) })
+	wg.Go(func() { watchReconnects(ctx, reconnects.Load, 5, func() *surveil.Monitor { return m }, source, log) })
 
 	reconnects.Add(2)
 	select {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +161,91 @@ func TestArchiverMediaWaitsForS3(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("archiver did not stop")
 	}
+}
+
+// Two archivers on one shared ledger, both scanning: one at a time holds the surveillance lease
+// and scans the whole ledger; when it stops, the other takes over, scans from its own cursor,
+// seals the findings of what was captured since, and alerts on those alone (the findings sealed
+// before are duplicates to it). Every flagged message has one finding.
+func TestSharedArchiversTakeTurnsToScan(t *testing.T) {
+	ctx := context.Background()
+	pgURL := backendtest.Postgres(t)
+	g := dingtalktest.New(dingtalktest.Config{})
+	defer g.Close()
+	a := filepath.Join(t.TempDir(), "desk-a")
+	spec, err := backend.Parse(a, pgURL, "")
+	require.NoError(t, err)
+	l, err := ledgerdir.OpenOn(ctx, a, layout.DefaultOrigin, spec, ledger.Options{})
+	require.NoError(t, err)
+	vkey := l.Signing.Verifier
+	require.NoError(t, l.Close())
+	b := filepath.Join(t.TempDir(), "desk-b")
+	out, err := exec.Command("cp", "-a", a, b).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	type archiver struct {
+		stdout, stderr syncBuffer
+		stop           context.CancelFunc
+		done           chan int
+	}
+	start := func(dir string) *archiver {
+		rctx, stop := context.WithCancel(ctx)
+		ar := &archiver{stop: stop, done: make(chan int, 1)}
+		args := []string{"-dir", dir, "-store", pgURL, "-shared", "-v", "-lease-every", "200ms", "-openapi-host", g.URL, "-connections", "1"}
+		go func() { ar.done <- run(rctx, args, env, &ar.stdout, &ar.stderr, nil) }()
+		return ar
+	}
+	const scans = "holds the lease and scans the ledger"
+	stopped := func(ar *archiver) {
+		t.Helper()
+		ar.stop()
+		select {
+		case code := <-ar.done:
+			require.Equal(t, 0, code, ar.stderr.String())
+		case <-time.After(30 * time.Second):
+			t.Fatal("an archiver did not stop")
+		}
+	}
+	alerts := func(ar *archiver) int { return strings.Count(ar.stderr.String(), "msg=alert") }
+	ars := []*archiver{start(a), start(b)}
+	require.NoError(t, g.WaitConns(ctx, 2))
+	var holder, other *archiver
+	require.Eventually(t, func() bool {
+		for k, ar := range ars {
+			if strings.Contains(ar.stderr.String(), scans) {
+				holder, other = ar, ars[1-k]
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond)
+	push := func(from int) {
+		for i := from; i < from+4; i++ {
+			g.PushBotMessage(dingtalktest.BotMessage{MsgID: fmt.Sprintf("w%d", i), Text: "call me on WhatsApp tonight, lot " + strconv.Itoa(i)}.JSON())
+		}
+		require.NoError(t, g.Wait(ctx))
+	}
+	push(0)
+	require.Eventually(t, func() bool { return alerts(holder) == 4 }, 20*time.Second, 20*time.Millisecond, "the holder alerts on the 4 flagged messages")
+	time.Sleep(time.Second) // several lease periods
+	require.NotContains(t, other.stderr.String(), scans, "one archiver scans at a time")
+	require.Zero(t, alerts(other))
+
+	stopped(holder)
+	require.Eventually(t, func() bool { return strings.Contains(other.stderr.String(), scans) }, 20*time.Second, 20*time.Millisecond,
+		"the other archiver takes the lease over")
+	push(4)
+	require.Eventually(t, func() bool { return alerts(other) == 4 }, 20*time.Second, 20*time.Millisecond, "it alerts on what was captured since, alone")
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, 4, alerts(other), "findings sealed before the takeover are not alerted again")
+	stopped(other)
+
+	st, err := backend.OpenReader(ctx, a, spec, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	rep, err := verify.Ledger(ctx, st, vkey, verify.Options{})
+	require.NoError(t, err)
+	require.EqualValues(t, 8, rep.Kinds[seal.KindMessage.String()], "%v", rep.Kinds)
+	require.EqualValues(t, 8, rep.Kinds["annotation"], "one finding per flagged message: %v", rep.Kinds)
 }

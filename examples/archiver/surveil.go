@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/commseal/commseal/ledger/surveil"
 	"github.com/commseal/commseal/scan"
 	"github.com/commseal/commseal/scan/behaviour"
+	"github.com/commseal/commseal/store"
 )
 
 // surveillance is the archiver's scanning of what it captured: the active lexicon (reloaded on
@@ -108,10 +110,69 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 	return m, nil
 }
 
+// surveillanceLease is the store lease (store.Leases) held by the one archiver that scans a
+// shared ledger.
+const surveillanceLease = "surveillance"
+
+// startLeased runs the monitor (start) while this archiver holds the store's surveillance lease,
+// checking or trying to take it every every: of several archivers on one shared ledger, one
+// scans at a time, everything in the ledger (its monitor reads the others' entries from the
+// store), and when it stops, or loses its connection to the store, another takes over within
+// every, from its own cursor (findings already sealed are not sealed or alerted again). It
+// returns the monitor running now, nil while another archiver holds the lease.
+func (s *surveillance) startLeased(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, leases store.Leases, every time.Duration,
+	dir, source string, log *slog.Logger, onSealed func(context.Context, *surveil.Sealed) error) func() *surveil.Monitor {
+	var cur atomic.Pointer[surveil.Monitor]
+	wg.Go(func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		var stop context.CancelFunc
+		var running sync.WaitGroup
+		end := func() {
+			if stop != nil {
+				stop()
+				running.Wait()
+				stop = nil
+				cur.Store(nil)
+			}
+		}
+		defer end()
+		for {
+			held, err := leases.HoldLease(ctx, surveillanceLease)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("archiver: surveillance lease", "err", err)
+			}
+			switch {
+			case held && stop == nil:
+				mctx, cancel := context.WithCancel(ctx)
+				m, err := s.start(mctx, &running, l, dir, source, log, onSealed)
+				if err != nil {
+					cancel()
+					log.Error("archiver: surveillance: starting the monitor; trying again", "err", err)
+					break
+				}
+				stop = cancel
+				cur.Store(m)
+				log.Info("archiver: surveillance: this archiver holds the lease and scans the ledger")
+			case !held && stop != nil:
+				log.Warn("archiver: surveillance: the lease is lost; another archiver scans")
+				end()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return cur.Load
+}
+
 // watchReconnects tells the monitor's behaviour rules of each reconnect of the Stream
 // connections beyond the seen first ones (reconnect_storm), reading the source's count every
-// second until ctx ends.
-func watchReconnects(ctx context.Context, reconnects func() int64, seen int64, m *surveil.Monitor, source string, log *slog.Logger) {
+// second until ctx ends. monitor returns the monitor running, nil when none is (a shared
+// archiver that does not hold the surveillance lease): its reconnects go unseen.
+func watchReconnects(ctx context.Context, reconnects func() int64, seen int64, monitor func() *surveil.Monitor, source string, log *slog.Logger) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -121,7 +182,11 @@ func watchReconnects(ctx context.Context, reconnects func() int64, seen int64, m
 		case <-tick.C:
 		}
 		now := time.Now()
+		m := monitor()
 		for n := reconnects(); seen < n; seen++ {
+			if m == nil {
+				continue // another archiver scans: this one's reconnects are not its to see
+			}
 			if err := m.Reconnect(ctx, source, now); err != nil && ctx.Err() == nil {
 				log.Warn("archiver: sealing a reconnect storm", "err", err)
 			}
