@@ -46,7 +46,9 @@ type Finding struct {
 	Conversation string `json:"conversation,omitempty"`
 	// Sender is the sender (capture.Party.ID, else StaffID) of the message, when there is one.
 	Sender string `json:"sender,omitempty"`
-	// Source names the capture source of a source_silence or reconnect_storm finding.
+	// Source names the capture source (Options.SourceOf) of a source_silence or
+	// reconnect_storm finding, and of a conversation_silence finding the source of the
+	// conversation's last message.
 	Source string `json:"source,omitempty"`
 	// External and Staff are the two parties of a first_contact finding: the external party's
 	// id and the internal staff member's (StaffID, else ID).
@@ -164,6 +166,7 @@ type Detector struct {
 
 	ocRules, burstRules, stormRules int // how many rules of these kinds (state slots)
 	needConv, needSource, needFirst bool
+	needConvSource                  bool // conversation_silence: a conversation knows its source
 
 	keyBuf  []byte // scratch for table keys
 	senders *lru[senderState]
@@ -215,6 +218,7 @@ type burstState struct {
 
 type convState struct {
 	platform, tenant, id string
+	source               string // of the last timed message, for conversation_silence
 	seen                 bool
 	last                 time.Time
 	fired                uint64 // conversation_silence rules that fired since the last message
@@ -340,7 +344,7 @@ func New(rules *Rules, opts Options) (*Detector, error) {
 		case KindFirstContact:
 			d.needConv, d.needFirst = true, true
 		case KindConversationSilence:
-			d.needConv = true
+			d.needConv, d.needConvSource = true, true
 		case KindSequenceGap:
 			if opts.Sequence == nil {
 				return fail(string(KindSequenceGap), ErrNoSequence)
@@ -466,12 +470,19 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 		}
 	}
 	var src *sourceState
-	if d.needSource && timed {
+	if (d.needSource || d.needConvSource) && timed {
+		var name string
 		if d.opts.SourceOf != nil {
-			src, _ = d.sources.get(d.opts.SourceOf(m))
+			name = d.opts.SourceOf(m)
+			d.keyBuf = append(d.keyBuf[:0], name...)
 		} else { // Platform + "/" + Tenant, without allocating
 			d.keyBuf = append(append(append(d.keyBuf[:0], m.Platform...), '/'), m.Tenant...)
+		}
+		if d.needSource {
 			src, _ = d.sources.getBytes(d.keyBuf)
+		}
+		if d.needConvSource && conv.source != string(d.keyBuf) { // compared without allocating
+			conv.source = string(d.keyBuf)
 		}
 	}
 	var snd *senderState
@@ -875,7 +886,7 @@ func (d *Detector) Tick(now time.Time) []Finding {
 				if gap := now.Sub(c.last); c.seen && c.fired&r.bit == 0 && gap >= r.ConversationSilence.Window {
 					c.fired |= r.bit
 					out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version,
-						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, At: now, Since: c.last,
+						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, Source: c.source, At: now, Since: c.last,
 						Reason: fmt.Sprintf("no message in the conversation for %v (window %v)", gap, r.ConversationSilence.Window)})
 				}
 			}

@@ -79,7 +79,8 @@
 // payload and treats parties with a staff id as internal); parties of unknown corp are skipped.
 //
 // source_silence and conversation_silence: from Tick, a source (Options.SourceOf) or a
-// conversation with no message for the window, once per silence.
+// conversation with no message for the window, once per silence. Both name the source in
+// Finding.Source (for a conversation, the source of its last message).
 //
 // sequence_gap: a message whose per-conversation sequence skips numbers after the highest
 // seen. capture.Message has no sequence and DingTalk message ids are opaque, so this needs
