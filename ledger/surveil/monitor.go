@@ -22,13 +22,26 @@ import (
 
 // BehaviourSchema names the version of the behaviour annotation body:
 //
-//	{"schema":"commseal.behaviour/v1","finding":{…behaviour.Finding…}}
+//	{"schema":"commseal.behaviour/v1","finding":{…behaviour.Finding…},
+//	 "message":{"index":12,"platform":"dingtalk","tenant":"corp","id":"msg…",
+//	            "conversation":"cid…","sender":"user…","sent":"2026-11-02T20:04:05Z"}}
+//
+// "message" (a MessageRef, as in a findings annotation) names the message the finding is about,
+// with its ledger index: present for off_hours, burst, off_channel, first_contact and
+// sequence_gap findings, absent for findings about no message (source_silence,
+// conversation_silence, reconnect_storm: the finding's "source" names the capture source,
+// its "conversation" the conversation). It is optional: annotations sealed before it was
+// added have none, and read as about no known index (the finding's platform, tenant and
+// msg_id still name the message). Readers ignore fields they do not know.
 const BehaviourSchema = "commseal.behaviour/v1"
 
 // BehaviourAnnotation is the body of an annotation entry that seals one behaviour finding.
 type BehaviourAnnotation struct {
 	Schema  string            `json:"schema"`
 	Finding behaviour.Finding `json:"finding"`
+	// Message names the message the finding is about and where it is in the ledger; nil for
+	// a finding about no message, and in annotations sealed before the field existed.
+	Message *MessageRef `json:"message,omitempty"`
 }
 
 // DefaultTickEvery is Options.TickEvery's default: a silence is reported at most this late.
@@ -41,11 +54,19 @@ type Sealed struct {
 	Fresh     bool
 	Index     uint64           // the annotation entry's ledger index
 	Message   *capture.Message // the message it is about (nil for a behaviour finding without one)
-	MessageAt uint64           // the message's ledger index
+	MessageAt uint64           // the message's ledger index (see OnMessage)
 	Lexicon   Lexicon          // for lexicon findings
 	Findings  []Finding        // lexicon findings, or none
 	Behaviour *behaviour.Finding
+	// looked is set for a behaviour finding from Tick about a message read long ago (an
+	// off-channel move), whose index MessageAt was looked up.
+	looked bool
 }
+
+// OnMessage reports whether the finding is about a message whose ledger index is MessageAt:
+// every lexicon finding; a behaviour finding about a message (not a silence or a reconnect
+// storm, and not an off-channel move whose message could not be looked up).
+func (s *Sealed) OnMessage() bool { return s.Message != nil || s.looked }
 
 // Options configures a Monitor.
 type Options struct {
@@ -386,7 +407,11 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 	if w.Behaviour == nil {
 		return NewRecord(w.Message, w.MessageAt, w.Lexicon, w.Findings, now)
 	}
-	body, err := json.Marshal(BehaviourAnnotation{Schema: BehaviourSchema, Finding: *w.Behaviour})
+	ba := BehaviourAnnotation{Schema: BehaviourSchema, Finding: *w.Behaviour}
+	if w.OnMessage() {
+		ba.Message = behaviourRef(w)
+	}
+	body, err := json.Marshal(ba)
 	if err != nil {
 		return nil, fmt.Errorf("surveil: %w", err)
 	}
@@ -405,6 +430,18 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 	return rec, nil
 }
 
+// behaviourRef names the message a behaviour finding is about: from the message when the step
+// read it, else (an off-channel move reported by Tick) from what the finding says of it.
+func behaviourRef(w *Sealed) *MessageRef {
+	if m := w.Message; m != nil {
+		return &MessageRef{Index: w.MessageAt, Platform: m.Platform, Tenant: m.Tenant, ID: m.ID, Conversation: m.Conversation.ID,
+			Sender: m.Sender.ID, Sent: m.SentAt.UTC()}
+	}
+	f := w.Behaviour
+	return &MessageRef{Index: w.MessageAt, Platform: f.Platform, Tenant: f.Tenant, ID: f.MsgID, Conversation: f.Conversation,
+		Sender: f.Sender, Sent: f.Since.UTC()}
+}
+
 // tick adds to work what the behaviour rules' Tick reports (silences still going on), at most
 // once per Options.TickEvery. It is called only when the monitor has read everything sealed:
 // one behind would see silences in conversations whose next messages it has not read yet.
@@ -421,7 +458,7 @@ func (m *Monitor) tick(ctx context.Context, work []*Sealed, st *Stats) []*Sealed
 		w := &Sealed{Behaviour: &bf}
 		if id := bf.Identity(); id.ID != "" { // an off-channel move: about a message read long ago
 			if i, ok, err := m.l.Lookup(ctx, id); err == nil && ok {
-				w.MessageAt = i
+				w.MessageAt, w.looked = i, true
 			}
 		}
 		work = m.hold(work, w, st)
