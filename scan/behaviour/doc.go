@@ -9,6 +9,10 @@
 // comes from the messages (SentAt, else CapturedAt) and from the times passed to Reconnect and
 // Tick. So the same calls in the same order give the same findings, and a detector's state is
 // rebuilt by feeding it the ledger's messages again in order: nothing about it needs storing.
+// Memory says how far back in message time such a replay must reach for the loaded rules;
+// Restore, called where the replay meets a finding Tick reported before, keeps the rebuilt
+// detector from reporting that silence again, and remembers first contacts older than the
+// replay. (Reconnects are not messages: reconnect_storm starts afresh.)
 //
 //	rules, err := behaviour.ParseRules(data)
 //	d, err := behaviour.New(rules, behaviour.Options{})
