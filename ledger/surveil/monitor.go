@@ -76,8 +76,24 @@ type Options struct {
 	Lexicon *scan.Live
 	// Behaviour, if set, also runs behaviour rules over each message, once, when a step
 	// reaches it at the end of the ledger (a detector's state follows one pass in ledger
-	// order; a new lexicon version's pass over history does not feed it again).
+	// order; a new lexicon version's pass over history does not feed it again). Pass a new
+	// Detector: before its first step, the monitor rebuilds the detector's state by replaying
+	// what the ledger holds before its cursor (see RebuildWindow), so that a restart loses
+	// no silence, baseline or contact.
 	Behaviour *behaviour.Detector
+	// RebuildWindow and RebuildEntries bound that replay: the messages sent within
+	// RebuildWindow before the last message the cursor passed, and at most the
+	// RebuildEntries ledger entries before the cursor. RebuildWindow defaults to the
+	// detector's Memory (its longest silence window, or a burst baseline's span), and to at
+	// least DefaultRebuildMemory when a rule remembers without a time bound (first_contact,
+	// sequence_gap); RebuildEntries defaults to DefaultRebuildEntries, and a negative value
+	// replays nothing. Entries inside the window that the cap leaves out are counted in
+	// Stats.ReplaySkipped: their first contacts may be reported again, a silence that began
+	// in them may be missed. The replay reads the ledger as the steps do, and seals nothing:
+	// what the replayed messages caused was sealed before the restart. Reconnects are not in
+	// the ledger: reconnect_storm counts afresh.
+	RebuildWindow  time.Duration
+	RebuildEntries int
 	// CursorFile keeps how far each lexicon version has scanned, so that a restart resumes
 	// there. "" keeps it in memory: a restart scans from the start again and seals nothing
 	// twice (annotations are deduplicated on message and lexicon version), only slower.
@@ -111,6 +127,15 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultRebuildEntries is Options.RebuildEntries' default: how many ledger entries before
+// its cursor a new monitor replays at most into its behaviour rules.
+const DefaultRebuildEntries = 1 << 20
+
+// DefaultRebuildMemory is how far back in message time a new monitor replays at least when a
+// behaviour rule remembers without a time bound (first_contact, sequence_gap): 31 days, the
+// longest window a rule may name.
+const DefaultRebuildMemory = 744 * time.Hour
+
 // Stats counts what a Step did.
 type Stats struct {
 	Version   string // the lexicon version scanned
@@ -120,6 +145,12 @@ type Stats struct {
 	Flagged   int    // messages with lexicon findings
 	Sealed    int    // annotation entries sealed now (not sealed before)
 	Behaviour int    // behaviour findings
+	// The rebuild of the behaviour rules, counted by the step that did it (the first one):
+	// messages replayed, entries inside the rebuild window left out by
+	// Options.RebuildEntries, and how long it took (reading included).
+	Replayed      int
+	ReplaySkipped uint64
+	ReplayTook    time.Duration
 }
 
 // Monitor scans what the ledger captured, off the ack path: it follows the ledger from a
@@ -145,6 +176,19 @@ type Monitor struct {
 	observed uint64
 	held     []*Sealed
 	ticked   time.Time
+	// rebuild is the replay that rebuilds the behaviour rules before the first step; guarded
+	// by mu.
+	rebuild rebuild
+}
+
+// rebuild is how far the replay into the behaviour rules has gone: it replays [next,
+// Monitor.observed) once planned; a replay that fails part way goes on from next.
+type rebuild struct {
+	planned, done bool
+	next          uint64
+	skipped       uint64
+	replayed      int
+	took          time.Duration
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -198,8 +242,13 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 			m.cursor = c
 		}
 	}
-	// The behaviour rules start where the lexicon in force stopped, as the steps do.
-	m.observed = m.cursor.Versions[opts.Lexicon.Scanner().Version()]
+	// The behaviour rules saw every message up to the furthest any lexicon version scanned
+	// (they observe a message when the first step reaches it, whichever version scans it):
+	// they are rebuilt from what is before, and go on from there.
+	for _, at := range m.cursor.Versions {
+		m.observed = max(m.observed, at)
+	}
+	m.rebuild.done = opts.Behaviour == nil || m.observed == 0 || opts.RebuildEntries < 0
 	return m, nil
 }
 
@@ -218,6 +267,10 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	sc := m.opts.Lexicon.Scanner()
 	lex := Lexicon{Name: sc.Name(), Version: sc.Version()}
 	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
+	if err := m.rebuildBehaviour(ctx, sc, &st); err != nil {
+		st.To = st.From
+		return st, err
+	}
 	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
 	work := slices.Clone(m.held)
 	if st.From < st.To {
@@ -270,6 +323,9 @@ func (m *Monitor) CatchUp(ctx context.Context) (Stats, error) {
 			total.Version, total.From = st.Version, st.From
 		}
 		total.To = max(total.To, st.To, st.From)
+		total.Replayed += st.Replayed
+		total.ReplaySkipped += st.ReplaySkipped
+		total.ReplayTook += st.ReplayTook
 		if err != nil {
 			return total, err
 		}
@@ -498,6 +554,9 @@ func (m *Monitor) Reconnect(ctx context.Context, source string, t time.Time) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var st Stats // Reconnect reports no counts
+	if err := m.rebuildBehaviour(ctx, m.opts.Lexicon.Scanner(), &st); err != nil {
+		return err
+	}
 	work := slices.Clone(m.held)
 	for _, bf := range m.opts.Behaviour.Reconnect(source, t) {
 		work = m.hold(work, &Sealed{Behaviour: &bf}, &st)
