@@ -25,7 +25,7 @@ const restartRules = `{"version": "restart-1", "rules": [
   {"id": "gone-quiet", "severity": "high", "off_channel": {"categories": ["off_channel"], "silence": "30m"}},
   {"id": "new-external", "severity": "info", "first_contact": {}}]}`
 
-func restartDetector(t *testing.T) *behaviour.Detector {
+func restartDetector(t testing.TB) *behaviour.Detector {
 	t.Helper()
 	rules, err := behaviour.ParseRules([]byte(restartRules))
 	require.NoError(t, err)
@@ -39,7 +39,7 @@ func restartDetector(t *testing.T) *behaviour.Detector {
 	return d
 }
 
-func say(t *testing.T, l *ledger.Ledger, id, conv, sender, text string, at time.Time) uint64 {
+func say(t testing.TB, l *ledger.Ledger, id, conv, sender, text string, at time.Time) uint64 {
 	t.Helper()
 	rc, err := l.Append(context.Background(), &capture.Message{Platform: "dingtalk", Tenant: "corp1", ID: id,
 		Conversation: capture.Conversation{ID: conv, Type: capture.ConversationGroup}, Sender: capture.Party{ID: sender},
