@@ -76,10 +76,11 @@ type Options struct {
 	Lexicon *scan.Live
 	// Behaviour, if set, also runs behaviour rules over each message, once, when a step
 	// reaches it at the end of the ledger (a detector's state follows one pass in ledger
-	// order; a new lexicon version's pass over history does not feed it again). Pass a new
-	// Detector: before its first step, the monitor rebuilds the detector's state by replaying
-	// what the ledger holds before its cursor (see RebuildWindow), so that a restart loses
-	// no silence, baseline or contact.
+	// order; a new lexicon version's pass over history does not feed it again). Before its
+	// first step, the monitor rebuilds a new detector's state by replaying what the ledger
+	// holds before its cursor (see RebuildWindow), so that a restart loses no silence,
+	// baseline or contact; a detector that has seen messages already (one monitor's, handed
+	// to the next in the same process) is taken as it is.
 	Behaviour *behaviour.Detector
 	// RebuildWindow and RebuildEntries bound that replay: the messages sent within
 	// RebuildWindow before the last message the cursor passed, and at most the
@@ -248,7 +249,9 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 	for _, at := range m.cursor.Versions {
 		m.observed = max(m.observed, at)
 	}
-	m.rebuild.done = opts.Behaviour == nil || m.observed == 0 || opts.RebuildEntries < 0
+	// A detector that has seen messages already (handed from a monitor to its successor in
+	// one process) has its state: replaying into it would feed it messages twice.
+	m.rebuild.done = opts.Behaviour == nil || m.observed == 0 || opts.RebuildEntries < 0 || opts.Behaviour.Stats().Messages > 0
 	return m, nil
 }
 

@@ -215,6 +215,12 @@ func TestRebuildIsBoundedAndCounted(t *testing.T) {
 	st := catchUp(t, m)
 	require.Equal(t, 7, st.Replayed)
 	require.Equal(t, uint64(7), d.Stats().Messages, "no message fed twice")
+
+	// The same detector, handed to a new monitor in the same process, is not fed again.
+	m, err = surveil.New(l, surveil.Options{Lexicon: lv, Behaviour: d, CursorFile: cur, Now: clock})
+	require.NoError(t, err)
+	require.Zero(t, catchUp(t, m).Replayed)
+	require.Equal(t, uint64(7), d.Stats().Messages)
 }
 
 // TestARestartWithANewLexiconDoesNotFeedHistoryAgain: a monitor restarted with a new lexicon
