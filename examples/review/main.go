@@ -12,8 +12,13 @@
 // sealed as annotations, from the cursor in DIR/surveil.cursor. alerts prints the open alerts
 // (with -all, every alert) as JSON lines, one per finding: {"index","about","msg_id",
 // "conversation","sender","rule","category","severity","term","field","start","end",
-// "lexicon_version"}; behaviour alerts carry their kind as category, an empty term and their
-// reason. dispose seals a disposition of the alert at ledger index N. rescan runs a lexicon over
+// "lexicon_version","source","reason","open"}. index is the ledger index of the alert's
+// annotation (what dispose takes); about the ledger index of the message it is about, absent
+// for an alert about no message (a silence, a reconnect storm) and for a behaviour alert sealed
+// before annotations recorded it. Behaviour alerts carry their kind as category, an empty term,
+// their reason, and for capture-health alerts the capture source. field, lexicon_version,
+// source and reason are absent when empty. dispose seals a disposition of the alert at ledger
+// index N. rescan runs a lexicon over
 // history and prints the report (per rule and term: hits, messages added and removed against
 // the previous version, precision from dispositions) as JSON. Exit status: 0 done, 1 bad input
 // (an unknown alert, a bad lexicon), 2 usage or I/O.
@@ -189,8 +194,8 @@ func (c *command) scan(ctx context.Context, args []string) int {
 
 // alertLine is one line of `review alerts`.
 type alertLine struct {
-	Index          uint64        `json:"index"`
-	About          uint64        `json:"about"`
+	Index          uint64        `json:"index"`           // the alert's annotation
+	About          *uint64       `json:"about,omitempty"` // the message it is about, if any
 	MsgID          string        `json:"msg_id"`
 	Conversation   string        `json:"conversation"`
 	Sender         string        `json:"sender"`
@@ -202,6 +207,7 @@ type alertLine struct {
 	Start          int           `json:"start"`
 	End            int           `json:"end"`
 	LexiconVersion string        `json:"lexicon_version,omitempty"`
+	Source         string        `json:"source,omitempty"`
 	Reason         string        `json:"reason,omitempty"`
 	Open           bool          `json:"open"`
 }
@@ -239,14 +245,19 @@ func lines(a *surveil.Alert) []alertLine {
 	var out []alertLine
 	if f := a.Findings; f != nil {
 		for _, x := range f.Findings {
-			out = append(out, alertLine{Index: a.Index, About: f.Message.Index, MsgID: f.Message.ID, Conversation: f.Message.Conversation,
+			out = append(out, alertLine{Index: a.Index, About: &f.Message.Index, MsgID: f.Message.ID, Conversation: f.Message.Conversation,
 				Sender: f.Message.Sender, Rule: x.Rule, Category: x.Category, Severity: x.Severity, Term: x.Term, Field: x.Field,
 				Start: x.Start, End: x.End, LexiconVersion: f.Lexicon.Version, Open: a.Open()})
 		}
 	}
 	if b := a.Behaviour; b != nil {
-		out = append(out, alertLine{Index: a.Index, MsgID: b.Finding.MsgID, Conversation: b.Finding.Conversation, Sender: b.Finding.Sender,
-			Rule: b.Finding.Rule, Category: string(b.Finding.Kind), Severity: b.Finding.Severity, Reason: b.Finding.Reason, Open: a.Open()})
+		line := alertLine{Index: a.Index, MsgID: b.Finding.MsgID, Conversation: b.Finding.Conversation, Sender: b.Finding.Sender,
+			Rule: b.Finding.Rule, Category: string(b.Finding.Kind), Severity: b.Finding.Severity, Source: b.Finding.Source,
+			Reason: b.Finding.Reason, Open: a.Open()}
+		if i, ok := a.MessageIndex(); ok {
+			line.About = &i
+		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/surveil"
+	"github.com/commseal/commseal/scan"
+	"github.com/commseal/commseal/scan/behaviour"
 	"github.com/stretchr/testify/require"
 )
 
@@ -123,4 +126,63 @@ func TestReviewRefusesBadInput(t *testing.T) {
 	require.Equal(t, exitUsage, run(context.Background(), []string{"-dir", dir, "alerts"}, &out, &errb))
 	require.Contains(t, errb.String(), "-who and -why")
 	require.Equal(t, exitUsage, run(context.Background(), []string{"-dir", t.TempDir(), "-who", "a", "-why", "b", "alerts"}, &out, &errb))
+}
+
+// TestAlertsNameTheMessageOfABehaviourAlert: `alerts` prints, as "about", the ledger index of
+// the message a behaviour alert is about (as for a lexicon alert), and no "about" at all for
+// an alert about no message (a source gone silent, which names its source instead).
+func TestAlertsNameTheMessageOfABehaviourAlert(t *testing.T) {
+	ctx := context.Background()
+	dir := ledgerWith(t, "noted", "see you") // m0 at 01:00 and m1 at 01:01 UTC: off hours
+	l, err := ledgerdir.Open(ctx, dir, "", ledger.Options{})
+	require.NoError(t, err)
+	at := map[string]uint64{}
+	for _, id := range []string{"m0", "m1"} {
+		i, ok, err := l.Lookup(ctx, capture.Identity{Platform: "dingtalk", Tenant: "corp1", ID: id})
+		require.NoError(t, err)
+		require.True(t, ok)
+		at[id] = i
+	}
+	require.NotEqual(t, at["m0"], at["m1"])
+	rules, err := behaviour.ParseRules([]byte(`{"version": "review-1", "rules": [
+	  {"id": "after-hours", "severity": "medium", "off_hours": {"desks": [
+	     {"name": "d", "time_zone": "UTC", "open": "09:00", "close": "18:00"}], "default_desk": "d"}},
+	  {"id": "source-down", "severity": "high", "source_silence": {"window": "30m"}}]}`))
+	require.NoError(t, err)
+	d, err := behaviour.New(rules, behaviour.Options{})
+	require.NoError(t, err)
+	s, err := scan.Default()
+	require.NoError(t, err)
+	lv, err := scan.NewLive(s)
+	require.NoError(t, err)
+	m, err := surveil.New(l.Ledger, surveil.Options{Lexicon: lv, Behaviour: d,
+		Now: func() time.Time { return time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC) }})
+	require.NoError(t, err)
+	st, err := m.CatchUp(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, st.Behaviour, "two after hours, one source silence")
+	require.NoError(t, l.Close())
+
+	code, out, errs := review(t, dir, "alerts")
+	require.Equal(t, exitOK, code, errs)
+	seen := map[string]bool{}
+	for line := range strings.Lines(strings.TrimSpace(out)) {
+		var a map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &a), line)
+		rule, _ := a["rule"].(string)
+		switch rule {
+		case "after-hours":
+			id := a["msg_id"].(string)
+			require.Contains(t, a, "about", line)
+			require.Equal(t, float64(at[id]), a["about"], "about names the message, not 0: %s", line)
+			seen[id] = true
+		case "source-down":
+			require.NotContains(t, a, "about", "a silence is about no message: %s", line)
+			require.Equal(t, "dingtalk/corp1", a["source"], line)
+			seen[rule] = true
+		default:
+			t.Fatalf("unexpected alert %s", line)
+		}
+	}
+	require.Equal(t, map[string]bool{"m0": true, "m1": true, "source-down": true}, seen)
 }

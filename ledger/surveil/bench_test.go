@@ -1,9 +1,13 @@
 package surveil_test
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/ledger/surveil"
@@ -60,5 +64,63 @@ func TestScanMessageNamesEachField(t *testing.T) {
 	}
 	if fs := surveil.ScanMessage(s, &capture.Message{Text: "see you at lunch"}); fs != nil {
 		t.Errorf("a clean message gave %+v", fs)
+	}
+}
+
+// BenchmarkRebuild measures what a restart costs a monitor with behaviour rules: its first
+// step, which replays the ledger's messages into the rules (here all of them: first_contact
+// remembers without a time bound), against the baseline of scanning the same messages from
+// the start with the lexicon (a monitor without a cursor). Compare the two ns/op.
+func BenchmarkRebuild(b *testing.B) {
+	ctx := context.Background()
+	l := openLedger(b)
+	lv := live(b, scan.DefaultLexiconJSON())
+	const n = 4000
+	t0 := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	for i := range n {
+		sender := fmt.Sprint("u", i%20)
+		if i%7 == 0 {
+			sender = fmt.Sprint("ext-", i%13)
+		}
+		say(b, l, fmt.Sprint("r-", i), fmt.Sprint("cid-", i%50), sender, texts[i%len(texts)], t0.Add(time.Duration(i)*time.Second))
+	}
+	cur := filepath.Join(b.TempDir(), "surveil.cursor")
+	first, err := surveil.New(l, surveil.Options{Lexicon: lv, CursorFile: cur})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := first.CatchUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	size := l.Size()
+	clock := func() time.Time { return t0.Add(n * time.Second) }
+	b.Run("rebuild", func(b *testing.B) {
+		for b.Loop() {
+			m, err := surveil.New(l, surveil.Options{Lexicon: lv, Behaviour: restartDetector(b), CursorFile: cur, Now: clock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := m.Step(ctx)
+			if err != nil || st.Replayed != n {
+				b.Fatalf("%+v %v", st, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
+	})
+	b.Run("scan-from-start", func(b *testing.B) {
+		for b.Loop() {
+			m, err := surveil.New(l, surveil.Options{Lexicon: lv})
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := m.CatchUp(ctx)
+			if err != nil || st.Messages != n {
+				b.Fatalf("%+v %v", st, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
+	})
+	if l.Size() != size {
+		b.Fatal("the benchmark sealed something")
 	}
 }

@@ -22,13 +22,26 @@ import (
 
 // BehaviourSchema names the version of the behaviour annotation body:
 //
-//	{"schema":"commseal.behaviour/v1","finding":{…behaviour.Finding…}}
+//	{"schema":"commseal.behaviour/v1","finding":{…behaviour.Finding…},
+//	 "message":{"index":12,"platform":"dingtalk","tenant":"corp","id":"msg…",
+//	            "conversation":"cid…","sender":"user…","sent":"2026-11-02T20:04:05Z"}}
+//
+// "message" (a MessageRef, as in a findings annotation) names the message the finding is about,
+// with its ledger index: present for off_hours, burst, off_channel, first_contact and
+// sequence_gap findings, absent for findings about no message (source_silence,
+// conversation_silence, reconnect_storm: the finding's "source" names the capture source,
+// its "conversation" the conversation). It is optional: annotations sealed before it was
+// added have none, and read as about no known index (the finding's platform, tenant and
+// msg_id still name the message). Readers ignore fields they do not know.
 const BehaviourSchema = "commseal.behaviour/v1"
 
 // BehaviourAnnotation is the body of an annotation entry that seals one behaviour finding.
 type BehaviourAnnotation struct {
 	Schema  string            `json:"schema"`
 	Finding behaviour.Finding `json:"finding"`
+	// Message names the message the finding is about and where it is in the ledger; nil for
+	// a finding about no message, and in annotations sealed before the field existed.
+	Message *MessageRef `json:"message,omitempty"`
 }
 
 // DefaultTickEvery is Options.TickEvery's default: a silence is reported at most this late.
@@ -41,11 +54,19 @@ type Sealed struct {
 	Fresh     bool
 	Index     uint64           // the annotation entry's ledger index
 	Message   *capture.Message // the message it is about (nil for a behaviour finding without one)
-	MessageAt uint64           // the message's ledger index
+	MessageAt uint64           // the message's ledger index (see OnMessage)
 	Lexicon   Lexicon          // for lexicon findings
 	Findings  []Finding        // lexicon findings, or none
 	Behaviour *behaviour.Finding
+	// looked is set for a behaviour finding from Tick about a message read long ago (an
+	// off-channel move), whose index MessageAt was looked up.
+	looked bool
 }
+
+// OnMessage reports whether the finding is about a message whose ledger index is MessageAt:
+// every lexicon finding; a behaviour finding about a message (not a silence or a reconnect
+// storm, and not an off-channel move whose message could not be looked up).
+func (s *Sealed) OnMessage() bool { return s.Message != nil || s.looked }
 
 // Options configures a Monitor.
 type Options struct {
@@ -55,8 +76,25 @@ type Options struct {
 	Lexicon *scan.Live
 	// Behaviour, if set, also runs behaviour rules over each message, once, when a step
 	// reaches it at the end of the ledger (a detector's state follows one pass in ledger
-	// order; a new lexicon version's pass over history does not feed it again).
+	// order; a new lexicon version's pass over history does not feed it again). Before its
+	// first step, the monitor rebuilds a new detector's state by replaying what the ledger
+	// holds before its cursor (see RebuildWindow), so that a restart loses no silence,
+	// baseline or contact; a detector that has seen messages already (one monitor's, handed
+	// to the next in the same process) is taken as it is.
 	Behaviour *behaviour.Detector
+	// RebuildWindow and RebuildEntries bound that replay: the messages sent within
+	// RebuildWindow before the last message the cursor passed, and at most the
+	// RebuildEntries ledger entries before the cursor. RebuildWindow defaults to the
+	// detector's Memory (its longest silence window, or a burst baseline's span), and to at
+	// least DefaultRebuildMemory when a rule remembers without a time bound (first_contact,
+	// sequence_gap); RebuildEntries defaults to DefaultRebuildEntries, and a negative value
+	// replays nothing. Entries inside the window that the cap leaves out are counted in
+	// Stats.ReplaySkipped: their first contacts may be reported again, a silence that began
+	// in them may be missed. The replay reads the ledger as the steps do, and seals nothing:
+	// what the replayed messages caused was sealed before the restart. Reconnects are not in
+	// the ledger: reconnect_storm counts afresh.
+	RebuildWindow  time.Duration
+	RebuildEntries int
 	// CursorFile keeps how far each lexicon version has scanned, so that a restart resumes
 	// there. "" keeps it in memory: a restart scans from the start again and seals nothing
 	// twice (annotations are deduplicated on message and lexicon version), only slower.
@@ -90,6 +128,15 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultRebuildEntries is Options.RebuildEntries' default: how many ledger entries before
+// its cursor a new monitor replays at most into its behaviour rules.
+const DefaultRebuildEntries = 1 << 20
+
+// DefaultRebuildMemory is how far back in message time a new monitor replays at least when a
+// behaviour rule remembers without a time bound (first_contact, sequence_gap): 31 days, the
+// longest window a rule may name.
+const DefaultRebuildMemory = 744 * time.Hour
+
 // Stats counts what a Step did.
 type Stats struct {
 	Version   string // the lexicon version scanned
@@ -99,6 +146,12 @@ type Stats struct {
 	Flagged   int    // messages with lexicon findings
 	Sealed    int    // annotation entries sealed now (not sealed before)
 	Behaviour int    // behaviour findings
+	// The rebuild of the behaviour rules, counted by the step that did it (the first one):
+	// messages replayed, entries inside the rebuild window left out by
+	// Options.RebuildEntries, and how long it took (reading included).
+	Replayed      int
+	ReplaySkipped uint64
+	ReplayTook    time.Duration
 }
 
 // Monitor scans what the ledger captured, off the ack path: it follows the ledger from a
@@ -124,6 +177,19 @@ type Monitor struct {
 	observed uint64
 	held     []*Sealed
 	ticked   time.Time
+	// rebuild is the replay that rebuilds the behaviour rules before the first step; guarded
+	// by mu.
+	rebuild rebuild
+}
+
+// rebuild is how far the replay into the behaviour rules has gone: it replays [next,
+// Monitor.observed) once planned; a replay that fails part way goes on from next.
+type rebuild struct {
+	planned, done bool
+	next          uint64
+	skipped       uint64
+	replayed      int
+	took          time.Duration
 }
 
 // cursor is the cursor file: the next ledger index per lexicon version.
@@ -177,8 +243,15 @@ func New(l *ledger.Ledger, opts Options) (*Monitor, error) {
 			m.cursor = c
 		}
 	}
-	// The behaviour rules start where the lexicon in force stopped, as the steps do.
-	m.observed = m.cursor.Versions[opts.Lexicon.Scanner().Version()]
+	// The behaviour rules saw every message up to the furthest any lexicon version scanned
+	// (they observe a message when the first step reaches it, whichever version scans it):
+	// they are rebuilt from what is before, and go on from there.
+	for _, at := range m.cursor.Versions {
+		m.observed = max(m.observed, at)
+	}
+	// A detector that has seen messages already (handed from a monitor to its successor in
+	// one process) has its state: replaying into it would feed it messages twice.
+	m.rebuild.done = opts.Behaviour == nil || m.observed == 0 || opts.RebuildEntries < 0 || opts.Behaviour.Stats().Messages > 0
 	return m, nil
 }
 
@@ -197,6 +270,10 @@ func (m *Monitor) Step(ctx context.Context) (Stats, error) {
 	sc := m.opts.Lexicon.Scanner()
 	lex := Lexicon{Name: sc.Name(), Version: sc.Version()}
 	st := Stats{Version: lex.Version, From: m.cursor.Versions[lex.Version]}
+	if err := m.rebuildBehaviour(ctx, sc, &st); err != nil {
+		st.To = st.From
+		return st, err
+	}
 	st.To = min(m.l.Size(), st.From+uint64(m.opts.Batch))
 	work := slices.Clone(m.held)
 	if st.From < st.To {
@@ -249,6 +326,9 @@ func (m *Monitor) CatchUp(ctx context.Context) (Stats, error) {
 			total.Version, total.From = st.Version, st.From
 		}
 		total.To = max(total.To, st.To, st.From)
+		total.Replayed += st.Replayed
+		total.ReplaySkipped += st.ReplaySkipped
+		total.ReplayTook += st.ReplayTook
 		if err != nil {
 			return total, err
 		}
@@ -386,7 +466,11 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 	if w.Behaviour == nil {
 		return NewRecord(w.Message, w.MessageAt, w.Lexicon, w.Findings, now)
 	}
-	body, err := json.Marshal(BehaviourAnnotation{Schema: BehaviourSchema, Finding: *w.Behaviour})
+	ba := BehaviourAnnotation{Schema: BehaviourSchema, Finding: *w.Behaviour}
+	if w.OnMessage() {
+		ba.Message = behaviourRef(w)
+	}
+	body, err := json.Marshal(ba)
 	if err != nil {
 		return nil, fmt.Errorf("surveil: %w", err)
 	}
@@ -405,6 +489,18 @@ func record(w *Sealed, now time.Time) (*capture.Record, error) {
 	return rec, nil
 }
 
+// behaviourRef names the message a behaviour finding is about: from the message when the step
+// read it, else (an off-channel move reported by Tick) from what the finding says of it.
+func behaviourRef(w *Sealed) *MessageRef {
+	if m := w.Message; m != nil {
+		return &MessageRef{Index: w.MessageAt, Platform: m.Platform, Tenant: m.Tenant, ID: m.ID, Conversation: m.Conversation.ID,
+			Sender: m.Sender.ID, Sent: m.SentAt.UTC()}
+	}
+	f := w.Behaviour
+	return &MessageRef{Index: w.MessageAt, Platform: f.Platform, Tenant: f.Tenant, ID: f.MsgID, Conversation: f.Conversation,
+		Sender: f.Sender, Sent: f.Since.UTC()}
+}
+
 // tick adds to work what the behaviour rules' Tick reports (silences still going on), at most
 // once per Options.TickEvery. It is called only when the monitor has read everything sealed:
 // one behind would see silences in conversations whose next messages it has not read yet.
@@ -421,7 +517,7 @@ func (m *Monitor) tick(ctx context.Context, work []*Sealed, st *Stats) []*Sealed
 		w := &Sealed{Behaviour: &bf}
 		if id := bf.Identity(); id.ID != "" { // an off-channel move: about a message read long ago
 			if i, ok, err := m.l.Lookup(ctx, id); err == nil && ok {
-				w.MessageAt = i
+				w.MessageAt, w.looked = i, true
 			}
 		}
 		work = m.hold(work, w, st)
@@ -461,6 +557,9 @@ func (m *Monitor) Reconnect(ctx context.Context, source string, t time.Time) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var st Stats // Reconnect reports no counts
+	if err := m.rebuildBehaviour(ctx, m.opts.Lexicon.Scanner(), &st); err != nil {
+		return err
+	}
 	work := slices.Clone(m.held)
 	for _, bf := range m.opts.Behaviour.Reconnect(source, t) {
 		work = m.hold(work, &Sealed{Behaviour: &bf}, &st)

@@ -41,7 +41,7 @@ func (s *Sealed) Alerts() []alert.Alert {
 		}
 		if s.Message == nil { // read long ago (an off-channel move), or none: where it was
 			a.Platform, a.Tenant, _ = findingScope(b)
-			if b.MsgID == "" { // a silence or a storm: its own annotation
+			if !s.OnMessage() { // a silence or a storm, or a message not found: its own annotation
 				a.Index = s.Index
 			}
 		}

@@ -157,10 +157,24 @@ func Alerts(ctx context.Context, l *ledger.Ledger, acc *ledger.Accessor) ([]*Ale
 	return out, err
 }
 
+// MessageIndex returns the ledger index of the message the alert is about: a findings
+// annotation's message; a behaviour annotation's, when it names one (BehaviourAnnotation.Message:
+// not for a silence or a reconnect storm, nor in annotations sealed before the field existed).
+// ok is false for an alert about no known message.
+func (a *Alert) MessageIndex() (index uint64, ok bool) {
+	switch {
+	case a.Findings != nil:
+		return a.Findings.Message.Index, true
+	case a.Behaviour != nil && a.Behaviour.Message != nil:
+		return a.Behaviour.Message.Index, true
+	}
+	return 0, false
+}
+
 // order is where an alert sorts: at its message, or its own index for an alert about none.
 func (a *Alert) order() uint64 {
-	if a.Findings != nil {
-		return a.Findings.Message.Index
+	if i, ok := a.MessageIndex(); ok {
+		return i
 	}
 	return a.Index
 }

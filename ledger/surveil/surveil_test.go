@@ -21,13 +21,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func openLedger(t *testing.T) *ledger.Ledger {
+func openLedger(t testing.TB) *ledger.Ledger {
 	t.Helper()
 	return openLedgerWith(t, nil)
 }
 
 // openLedgerWith opens a ledger that tells appended (ledger.Options.Appended) what it seals.
-func openLedgerWith(t *testing.T, appended func(uint64, seal.Kind, *capture.Message)) *ledger.Ledger {
+func openLedgerWith(t testing.TB, appended func(uint64, seal.Kind, *capture.Message)) *ledger.Ledger {
 	t.Helper()
 	skey, _, err := seal.GenerateSigningKey("commseal.test/surveil")
 	require.NoError(t, err)
@@ -63,7 +63,7 @@ func appendMessages(t *testing.T, l *ledger.Ledger, n int, at time.Time) map[uin
 	return out
 }
 
-func live(t *testing.T, lexicon []byte) *scan.Live {
+func live(t testing.TB, lexicon []byte) *scan.Live {
 	t.Helper()
 	lex, err := scan.ParseLexicon(lexicon)
 	require.NoError(t, err)

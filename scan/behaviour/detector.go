@@ -46,7 +46,9 @@ type Finding struct {
 	Conversation string `json:"conversation,omitempty"`
 	// Sender is the sender (capture.Party.ID, else StaffID) of the message, when there is one.
 	Sender string `json:"sender,omitempty"`
-	// Source names the capture source of a source_silence or reconnect_storm finding.
+	// Source names the capture source (Options.SourceOf) of a source_silence or
+	// reconnect_storm finding, and of a conversation_silence finding the source of the
+	// conversation's last message.
 	Source string `json:"source,omitempty"`
 	// External and Staff are the two parties of a first_contact finding: the external party's
 	// id and the internal staff member's (StaffID, else ID).
@@ -164,6 +166,7 @@ type Detector struct {
 
 	ocRules, burstRules, stormRules int // how many rules of these kinds (state slots)
 	needConv, needSource, needFirst bool
+	needConvSource                  bool // conversation_silence: a conversation knows its source
 
 	keyBuf  []byte // scratch for table keys
 	senders *lru[senderState]
@@ -215,6 +218,7 @@ type burstState struct {
 
 type convState struct {
 	platform, tenant, id string
+	source               string // of the last timed message, for conversation_silence
 	seen                 bool
 	last                 time.Time
 	fired                uint64 // conversation_silence rules that fired since the last message
@@ -340,7 +344,7 @@ func New(rules *Rules, opts Options) (*Detector, error) {
 		case KindFirstContact:
 			d.needConv, d.needFirst = true, true
 		case KindConversationSilence:
-			d.needConv = true
+			d.needConv, d.needConvSource = true, true
 		case KindSequenceGap:
 			if opts.Sequence == nil {
 				return fail(string(KindSequenceGap), ErrNoSequence)
@@ -466,12 +470,19 @@ func (d *Detector) Observe(m *capture.Message, categories []string) []Finding {
 		}
 	}
 	var src *sourceState
-	if d.needSource && timed {
+	if (d.needSource || d.needConvSource) && timed {
+		var name string
 		if d.opts.SourceOf != nil {
-			src, _ = d.sources.get(d.opts.SourceOf(m))
+			name = d.opts.SourceOf(m)
+			d.keyBuf = append(d.keyBuf[:0], name...)
 		} else { // Platform + "/" + Tenant, without allocating
 			d.keyBuf = append(append(append(d.keyBuf[:0], m.Platform...), '/'), m.Tenant...)
+		}
+		if d.needSource {
 			src, _ = d.sources.getBytes(d.keyBuf)
+		}
+		if d.needConvSource && conv.source != string(d.keyBuf) { // compared without allocating
+			conv.source = string(d.keyBuf)
 		}
 	}
 	var snd *senderState
@@ -875,7 +886,7 @@ func (d *Detector) Tick(now time.Time) []Finding {
 				if gap := now.Sub(c.last); c.seen && c.fired&r.bit == 0 && gap >= r.ConversationSilence.Window {
 					c.fired |= r.bit
 					out = append(out, Finding{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Rules: d.version,
-						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, At: now, Since: c.last,
+						Platform: c.platform, Tenant: c.tenant, Conversation: c.id, Source: c.source, At: now, Since: c.last,
 						Reason: fmt.Sprintf("no message in the conversation for %v (window %v)", gap, r.ConversationSilence.Window)})
 				}
 			}
@@ -903,4 +914,93 @@ func sortedKeys[V any](m map[string]*lruNode[V]) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// burstMemory is how many whole windows a burst baseline is taken to remember: ceil(3/alpha),
+// after which a window's weight in the baseline, (1-alpha)^n, is below e^-3 (5%); at most
+// maxEmptyWindows, beyond which a silence folds no more windows in.
+func burstMemory(alpha float64) int64 {
+	n := math.Ceil(3 / alpha)
+	if !(n < maxEmptyWindows) { // NaN too
+		return maxEmptyWindows
+	}
+	return int64(n)
+}
+
+// Memory returns how far back in message time the rules' state reaches, for a program that
+// rebuilds a detector by replaying messages (after a restart): replaying the messages of the
+// last window before where the original stopped gives the state the rules use. window is the
+// longest of the silence windows (source_silence, conversation_silence, off_channel) and of
+// the span a burst baseline remembers (the burst window times ceil(3/alpha) windows, after
+// which a window weighs less than 5% in the baseline, plus the sliding window itself).
+// unbounded is true when a rule keeps state with no time bound: first_contact (the pairs that
+// have met, and who is in each conversation) and sequence_gap (a conversation's last
+// sequence); replaying a window rebuilds those only as far as the window reaches, and the
+// caller chooses how far that is. reconnect_storm counts reconnects, which are not messages:
+// its state is not rebuilt by a replay.
+func (d *Detector) Memory() (window time.Duration, unbounded bool) {
+	for i := range d.rules {
+		r := &d.rules[i]
+		switch r.Kind {
+		case KindBurst:
+			window = max(window, r.Burst.Window*time.Duration(burstMemory(r.Burst.Alpha)+1))
+		case KindOffChannel:
+			window = max(window, r.OffChannel.Silence)
+		case KindSourceSilence:
+			window = max(window, r.SourceSilence.Window)
+		case KindConversationSilence:
+			window = max(window, r.ConversationSilence.Window)
+		case KindFirstContact, KindSequenceGap:
+			unbounded = true
+		}
+	}
+	return window, unbounded
+}
+
+// Restore tells a detector being rebuilt that it reported f before (f as the original
+// detector returned it, read back from where it was kept), at the point of the replay where f
+// was reported, so that it does not report it again: the silence f names (source_silence,
+// conversation_silence, or an off_channel silence reported by Tick), if it is still going on
+// from the same Since, counts as reported; the (external, staff) pair of a first_contact
+// finding counts as met, even when the messages in which they met are older than the replay.
+// Other findings, and findings of rules the detector does not have (by id and kind), change
+// nothing. It reports whether f changed the state.
+func (d *Detector) Restore(f Finding) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.rules {
+		r := &d.rules[i]
+		if r.ID != f.Rule || r.Kind != f.Kind {
+			continue
+		}
+		switch r.Kind {
+		case KindFirstContact:
+			if f.External == "" || f.Staff == "" {
+				return false
+			}
+			_, created := d.pairs.get(f.External + "\x00" + f.Staff)
+			return created
+		case KindSourceSilence:
+			if s := d.sources.peek(f.Source); s != nil && s.seen && s.fired&r.bit == 0 && s.last.Equal(f.Since) {
+				s.fired |= r.bit
+				return true
+			}
+		case KindConversationSilence:
+			if c := d.convs.peek(f.Platform + "\x00" + f.Tenant + "\x00" + f.Conversation); c != nil && c.seen && c.fired&r.bit == 0 && c.last.Equal(f.Since) {
+				c.fired |= r.bit
+				return true
+			}
+		case KindOffChannel:
+			c := d.convs.peek(f.Platform + "\x00" + f.Tenant + "\x00" + f.Conversation)
+			if c == nil || c.pending == nil {
+				return false
+			}
+			if p := &c.pending[r.slot]; p.set && p.msgID == f.MsgID && p.at.Equal(f.Since) {
+				*p = pendingOC{}
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }

@@ -283,10 +283,27 @@ func TestSourceAndConversationSilence(t *testing.T) {
 	fs = d.Tick(t0.Add(200 * time.Minute))
 	var got []string
 	for _, f := range fs {
-		got = append(got, f.Rule+"/"+f.Source+f.Conversation)
+		got = append(got, f.Rule+"/"+f.Source+"/"+f.Conversation)
 	}
-	if !slices.Equal(got, []string{"src/dingtalk/corp", "conv/c1"}) {
+	if !slices.Equal(got, []string{"src/dingtalk/corp/", "conv/dingtalk/corp/c1"}) {
 		t.Fatalf("%v", got)
+	}
+}
+
+// TestConversationSilenceNamesItsSource: a conversation_silence finding names the capture
+// source of the conversation's last message (Options.SourceOf), with or without a
+// source_silence rule, so that a capture-health alert says where to look.
+func TestConversationSilenceNamesItsSource(t *testing.T) {
+	d := mustNew(t, rulesOf(`{"id":"conv","severity":"info","conversation_silence":{"window":"1h"}}`),
+		Options{SourceOf: func(m *capture.Message) string { return "stream-" + m.Sender.StaffID }})
+	d.Observe(msg("1", "c1", "a", t0), nil)
+	d.Observe(msg("2", "c1", "b", t0.Add(time.Minute)), nil)
+	fs := d.Tick(t0.Add(2 * time.Hour))
+	if len(fs) != 1 || fs[0].Source != "stream-b" || fs[0].Conversation != "c1" {
+		t.Fatalf("%+v", fs)
+	}
+	if st := d.Stats(); st.Sources != 0 {
+		t.Fatalf("no source_silence rule, yet %d sources tracked", st.Sources)
 	}
 }
 

@@ -304,3 +304,99 @@ func TestObserveNil(t *testing.T) {
 		t.Fatal(fs)
 	}
 }
+
+// TestRebuildWithRestore: a detector rebuilt from what a ledger holds (the prefix's messages,
+// and the findings its Tick calls reported, restored where they were reported) continues
+// exactly as the uninterrupted one: it reports no silence twice, misses none. Reconnects are
+// not in a ledger, so reconnect_storm findings are left out of the comparison.
+func TestRebuildWithRestore(t *testing.T) {
+	noStorm := func(fs []Finding) string {
+		var keep []Finding
+		for _, f := range fs {
+			if f.Kind != KindReconnectStorm {
+				keep = append(keep, f)
+			}
+		}
+		b, _ := json.Marshal(keep)
+		return string(b)
+	}
+	for seed := uint64(1); seed <= 5; seed++ {
+		evs := timeline(seed, timelineLen())
+		whole := mustNew(t, allRules, testOptions(0))
+		var wholeOut [][]Finding
+		restored := 0
+		for _, e := range evs {
+			wholeOut = append(wholeOut, e.apply(whole))
+		}
+		for _, k := range []int{1, 777, timelineLen() / 2, timelineLen() - 1} {
+			re := mustNew(t, allRules, testOptions(0))
+			for i, e := range evs[:k] {
+				switch {
+				case e.m != nil:
+					re.Observe(e.m, e.cats)
+				case e.tick:
+					for _, f := range wholeOut[i] {
+						if re.Restore(f) {
+							restored++
+						}
+					}
+				}
+			}
+			for i := k; i < len(evs); i++ {
+				if got, want := noStorm(evs[i].apply(re)), noStorm(wholeOut[i]); got != want {
+					t.Fatalf("seed %d prefix %d: event %d: %s, want %s", seed, k, i, got, want)
+				}
+			}
+		}
+		if restored == 0 {
+			t.Fatalf("seed %d: no tick finding restored: the test tests nothing", seed)
+		}
+	}
+}
+
+// TestRestoreAndMemory: Restore counts a silence as reported only while it goes on from the
+// same Since, remembers a first contact whose messages were not replayed, and ignores
+// findings of rules the detector does not have; Memory names the longest window and whether
+// some rule remembers without a time bound.
+func TestRestoreAndMemory(t *testing.T) {
+	d := mustNew(t, rulesOf(`{"id":"conv","severity":"info","conversation_silence":{"window":"1h"}}`,
+		`{"id":"burst","severity":"low","burst":{"window":"10m","alpha":0.5}}`,
+		`{"id":"fc","severity":"info","first_contact":{}}`), testOptions(0))
+	if w, unbounded := d.Memory(); w != 70*time.Minute || !unbounded {
+		t.Fatalf("memory %v %v, want 70m (10m x (ceil(3/0.5)+1)) and unbounded", w, unbounded)
+	}
+	if w, unbounded := mustNew(t, rulesOf(`{"id":"s","severity":"low","source_silence":{"window":"15m"}}`), Options{}).Memory(); w != 15*time.Minute || unbounded {
+		t.Fatalf("memory %v %v", w, unbounded)
+	}
+
+	d.Observe(msg("1", "c1", "a", t0), nil)
+	stale := Finding{Rule: "conv", Kind: KindConversationSilence, Platform: capture.PlatformDingTalk, Tenant: "corp", Conversation: "c1", Since: t0.Add(-time.Hour)}
+	if d.Restore(stale) {
+		t.Fatal("restored a silence that ended")
+	}
+	current := stale
+	current.Since = t0
+	if !d.Restore(current) {
+		t.Fatal("did not restore the silence going on")
+	}
+	if fs := d.Tick(t0.Add(2 * time.Hour)); len(fs) != 0 {
+		t.Fatalf("a restored silence reported again: %+v", fs)
+	}
+	other := current
+	other.Rule = "nope"
+	if d.Restore(other) {
+		t.Fatal("restored a finding of an unknown rule")
+	}
+
+	pair := Finding{Rule: "fc", Kind: KindFirstContact, External: "ext-x-1", Staff: "s1"}
+	if !d.Restore(pair) {
+		t.Fatal("pair not restored")
+	}
+	m := &capture.Message{Platform: capture.PlatformDingTalk, Tenant: "corp", ID: "2", Conversation: capture.Conversation{ID: "c9"},
+		Sender: capture.Party{ID: "s1", StaffID: "s1"}, Mentions: []capture.Party{{ID: "ext-x-1"}}, SentAt: t0.Add(3 * time.Hour)}
+	for _, f := range d.Observe(m, nil) {
+		if f.Kind == KindFirstContact {
+			t.Fatalf("a restored pair met for the first time again: %+v", f)
+		}
+	}
+}

@@ -9,6 +9,10 @@
 // comes from the messages (SentAt, else CapturedAt) and from the times passed to Reconnect and
 // Tick. So the same calls in the same order give the same findings, and a detector's state is
 // rebuilt by feeding it the ledger's messages again in order: nothing about it needs storing.
+// Memory says how far back in message time such a replay must reach for the loaded rules;
+// Restore, called where the replay meets a finding Tick reported before, keeps the rebuilt
+// detector from reporting that silence again, and remembers first contacts older than the
+// replay. (Reconnects are not messages: reconnect_storm starts afresh.)
 //
 //	rules, err := behaviour.ParseRules(data)
 //	d, err := behaviour.New(rules, behaviour.Options{})
@@ -79,7 +83,8 @@
 // payload and treats parties with a staff id as internal); parties of unknown corp are skipped.
 //
 // source_silence and conversation_silence: from Tick, a source (Options.SourceOf) or a
-// conversation with no message for the window, once per silence.
+// conversation with no message for the window, once per silence. Both name the source in
+// Finding.Source (for a conversation, the source of its last message).
 //
 // sequence_gap: a message whose per-conversation sequence skips numbers after the highest
 // seen. capture.Message has no sequence and DingTalk message ids are opaque, so this needs
