@@ -41,7 +41,9 @@ func runA(t *testing.T, args ...string) (int, string) {
 // Another ledger's directory or store (backend.ErrMismatch, ErrNotEmpty, ledgerdir.ErrInUse,
 // and ledger.ErrOtherLedger on PostgreSQL): exit 2, nothing written.
 func TestArchiverRefusesOtherLedgers(t *testing.T) {
-	run := func(dir string, flags ...string) (int, string) { return runA(t, append([]string{"-dir", dir}, flags...)...) }
+	run := func(dir string, flags ...string) (int, string) {
+		return runA(t, append([]string{"-dir", dir}, flags...)...)
+	}
 	backendtest.RefusesOtherLedgers(t, "archiver", run)
 	backendtest.RefusesAnotherLedgersStore(t, "archiver", run)
 }
