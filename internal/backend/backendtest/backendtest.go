@@ -167,8 +167,7 @@ func RefusesOtherLedgers(t *testing.T, program string, run func(dir string, flag
 // RefusesAnotherLedgersStore checks that a program laying out a new ledger directory on a
 // PostgreSQL store that another ledger has claimed, before that one appended anything, is
 // refused with exit 2 (ledger.ErrOtherLedger), and writes nothing in the store. run runs the
-// program with -dir dir and flags (-store and -shared among them). It skips without PostgreSQL
-// (Postgres).
+// program with -dir dir and flags (-store among them). It skips without PostgreSQL (Postgres).
 func RefusesAnotherLedgersStore(t *testing.T, program string, run func(dir string, flags ...string) (code int, stderr string)) {
 	t.Helper()
 	ctx := context.Background()
@@ -184,7 +183,7 @@ func RefusesAnotherLedgersStore(t *testing.T, program string, run func(dir strin
 		t.Fatal(err)
 	}
 	defer l.Close()
-	code, stderr := run(filepath.Join(t.TempDir(), "b"), "-store", pgURL, "-shared")
+	code, stderr := run(filepath.Join(t.TempDir(), "b"), "-store", pgURL)
 	if code != ledgerdir.ExitRefused {
 		t.Errorf("%s on another ledger's PostgreSQL store: exit %d, want 2 (refused): %s", program, code, stderr)
 	}
