@@ -334,9 +334,10 @@ func (c *config) loadAPI() (*apiSetup, error) {
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, onReady ready) int {
 	c, err := parse(args, env, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "archiver: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the usage was asked for
 		}
+		fmt.Fprintf(stderr, "archiver: %v\n", err)
 		return 2
 	}
 	level := slog.LevelWarn

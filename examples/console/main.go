@@ -198,9 +198,10 @@ func (c *config) options() (console.Options, error) {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, ready func(url string)) int {
 	c, err := parse(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "console: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the usage was asked for
 		}
+		fmt.Fprintf(stderr, "console: %v\n", err)
 		return 2
 	}
 	if c.hash {

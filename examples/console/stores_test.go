@@ -55,6 +55,7 @@ func TestConsoleExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"no flags", nil, 2},
 		{"no -dir", []string{"-accounts", acc, "-insecure-http"}, 2},
 		{"no ledger (layout.ErrNoLedger)", []string{"-dir", t.TempDir(), "-accounts", acc, "-insecure-http"}, 2},

@@ -43,6 +43,7 @@ func TestLoadgenExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"no flags", nil, 2},
 		{"no -dir", []string{"-n", "1"}, 2},
 		{"unknown flag", []string{"-dir", fresh, "-nosuchflag"}, 2},

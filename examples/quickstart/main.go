@@ -60,7 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	messages := fl.String("messages", "", "file of raw DingTalk bot payloads, one JSON object per line, instead of the samples")
 	var stores backend.Flags
 	stores.Register(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	if fl.NArg() > 0 || *n < 0 {

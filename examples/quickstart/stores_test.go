@@ -112,6 +112,7 @@ func TestQuickstartExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"an unknown flag", []string{"-dir", t.TempDir(), "-nosuchflag"}, 2},
 		{"a stray argument", []string{"-dir", t.TempDir(), "stray"}, 2},
 		{"a -messages file that is not there", []string{"-dir", t.TempDir(), "-messages", filepath.Join(t.TempDir(), "none.jsonl")}, 2},

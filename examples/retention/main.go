@@ -93,7 +93,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	why := fl.String("why", "", "with -list: why, recorded with the access")
 	var stores backend.Flags
 	stores.Register(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	usage := func(msg string) int {

@@ -190,6 +190,7 @@ func TestRetentionExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"no flags", nil, 2},
 		{"no -dir", []string{"-holds"}, 2},
 		{"no action", []string{"-dir", dir}, 2},

@@ -107,7 +107,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	anchorsDir := fl.String("anchors", "", "write each anchored checkpoint and its tokens as files into `DIR`, for openssl ts -verify")
 	var stores backend.Flags
 	stores.RegisterStore(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return exitOK // -h: the usage was asked for
+	} else if err != nil {
 		return exitUsageErr
 	}
 	if *bundle != "" {

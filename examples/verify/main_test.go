@@ -303,6 +303,7 @@ func TestVerifyExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"no flags", nil, 2},
 		{"no -dir", []string{"-q"}, 2},
 		{"no ledger (layout.ErrNoLedger)", []string{"-dir", t.TempDir()}, 2},

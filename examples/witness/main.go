@@ -68,7 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logsFile := fl.String("logs", "", "`file` of log lines, \"<origin> <vkey>\" or \"<vkey>\"")
 	var logLines logFlags
 	fl.Var(&logLines, "log", "a log to witness: \"<origin> <vkey>\" or \"<vkey>\" (repeatable)")
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	usage := func(msg string) int {

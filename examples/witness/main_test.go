@@ -222,6 +222,7 @@ func TestExitStatus(t *testing.T) {
 		args []string
 		want int
 	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
 		{"no flags", nil, 2},
 		{"no -dir", []string{"-key", keyFile, "-log", logVKey}, 2},
 		{"a state directory another witness has open", []string{"-key", keyFile, "-dir", held, "-log", logVKey, "-addr", "127.0.0.1:0"}, 2},
