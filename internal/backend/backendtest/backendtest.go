@@ -3,6 +3,9 @@
 // a versitygw S3 bucket with Object Lock (store/s3store/s3test) as an s3:// URL, with the
 // credentials in the environment as the programs read them. Each skips the test when its
 // server is not installed, or fails it when COMMSEAL_REQUIRE_EXTERNAL=1 (internal/testenv).
+// RefusesBadFlags, RefusesOtherLedgers and RefusesAnotherLedgersStore check, for any program,
+// that a bad -store or -blobs and a ledger directory or store that is not the run's are refused
+// with exit status 2 (internal/ledgerdir.ExitCode) and leave nothing written.
 package backendtest
 
 import (
