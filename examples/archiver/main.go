@@ -100,8 +100,13 @@
 //	                      address only (a demonstration)
 //
 // SIGINT or SIGTERM: the archiver stops taking frames, lets in-flight appends finish, closes
-// the ledger (which signs a final checkpoint) and exits 0. Missing credentials, bad flags or a
-// bad token, role or TLS file: a message and exit 2. A ledger that cannot be opened: exit 1.
+// the ledger (which signs a final checkpoint) and exits 0. Exit status (README, "Exit
+// status"): 2 when the invocation is refused before anything is captured: missing credentials,
+// bad flags, a bad token, role or TLS file, a bad -store or -blobs, or a ledger directory or
+// store that is not this run's (one that keeps its store elsewhere, backend.ErrMismatch; a new
+// directory on a store holding a ledger, backend.ErrNotEmpty, or claimed by another ledger's
+// key, ledger.ErrOtherLedger; a directory open in another process or missing its keys); 1 when
+// the run fails (the ledger cannot be opened or closed, a server cannot listen).
 package main
 
 import (
@@ -339,9 +344,10 @@ func (c *config) loadAPI() (*apiSetup, error) {
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, onReady ready) int {
 	c, err := parse(args, env, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "archiver: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the usage was asked for
 		}
+		fmt.Fprintf(stderr, "archiver: %v\n", err)
 		return 2
 	}
 	level := slog.LevelWarn
@@ -378,7 +384,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	l, err := ledgerdir.OpenOn(ctx, c.dir, layout.DefaultOrigin, c.spec, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: opening the ledger in %s: %v\n", c.dir, err)
-		return 1
+		return ledgerdir.ExitCode(err) // 2 for a directory or store that is not this run's
 	}
 	closeLedger := func() int {
 		if err := l.Close(); err != nil {

@@ -27,8 +27,11 @@
 //	-store DIR2|URL      where the ledger's log is when not in DIR/store (postgres://...)
 //	-blobs s3://BUCKET   where its attachments are when not in the store (internal/backend)
 //
-// Exit status: 0 stopped by SIGINT or SIGTERM, 1 the ledger could not be opened or served,
-// 2 usage (bad flags, a bad accounts or TLS file).
+// Exit status (README, "Exit status"): 0 stopped by SIGINT or SIGTERM; 1 the ledger could not
+// be opened or served (I/O, the store, the listen address); 2 the invocation was refused before
+// anything was done: bad flags, a bad accounts or TLS file, a bad -store or -blobs, or a
+// directory that holds no ledger, keeps it elsewhere (backend.ErrMismatch), is open in another
+// process (run the console inside the archiver then) or lacks its keys.
 package main
 
 import (
@@ -195,9 +198,10 @@ func (c *config) options() (console.Options, error) {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, ready func(url string)) int {
 	c, err := parse(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "console: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the usage was asked for
 		}
+		fmt.Fprintf(stderr, "console: %v\n", err)
 		return 2
 	}
 	if c.hash {
@@ -228,12 +232,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err := layout.Exists(c.dir); err != nil {
 		fmt.Fprintf(stderr, "console: %v\n", err)
-		return 1
+		return ledgerdir.ExitRefused
 	}
 	l, err := ledgerdir.OpenOn(ctx, c.dir, "", c.spec, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "console: opening the ledger in %s: %v\n", c.dir, err)
-		return 1
+		return ledgerdir.ExitCode(err) // 2 for a directory or store that is not this run's
 	}
 	defer func() {
 		if err := l.Close(); err != nil {

@@ -21,8 +21,14 @@
 // -store and -blobs build (or reuse) the ledger with its log in PostgreSQL (or another
 // directory) and its attachments in S3 (internal/backend).
 //
-// It ends with a one-page summary. Progress bars go to stderr when it is a terminal. Exit 0 when
-// the bundle verifies, 1 when it does not, 2 for usage or I/O errors.
+// It ends with a one-page summary. Progress bars go to stderr when it is a terminal.
+//
+// Exit status (README, "Exit status"): 0 when the bundle verifies; 1 when a phase fails (I/O,
+// the store, the export) or the bundle does not verify; 2 when the invocation is refused before
+// anything is built: bad flags, a bad -store or -blobs, or a ledger directory or store that is
+// not this run's (one that keeps its store elsewhere, backend.ErrMismatch; a new directory on a
+// store holding a ledger, backend.ErrNotEmpty, or claimed by another ledger's key,
+// ledger.ErrOtherLedger; a directory open in another process or missing its keys).
 package main
 
 import (
@@ -48,10 +54,11 @@ import (
 	"github.com/commseal/commseal/ledger/search"
 )
 
+// The exit status: ledgerdir.ExitCode's convention.
 const (
-	exitOK       = 0
-	exitAltered  = 1
-	exitUsageErr = 2
+	exitOK      = ledgerdir.ExitOK
+	exitFailed  = ledgerdir.ExitFailed // a phase failed, or the bundle does not verify
+	exitRefused = ledgerdir.ExitRefused
 )
 
 func main() {
@@ -122,18 +129,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "drill:", err)
-		return exitUsageErr
+		return exitRefused
 	}
 	if c.cpuprofile != "" {
 		f, err := os.Create(c.cpuprofile)
 		if err != nil {
 			fmt.Fprintln(stderr, "drill:", err)
-			return exitUsageErr
+			return exitRefused
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(stderr, "drill:", err)
-			return exitUsageErr
+			return exitRefused
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -169,31 +176,31 @@ func (d *drill) run(ctx context.Context) (int, error) {
 	start := time.Now()
 	l, err := ledgerdir.OpenOn(ctx, d.c.dir, "commseal.example/drill", d.c.spec, ledger.Options{Encryption: &ledger.Encryption{CachedKeys: d.c.cachedKeys}})
 	if err != nil {
-		return exitUsageErr, err
+		return ledgerdir.ExitCode(err), err // 2 for a directory or store that is not this run's
 	}
 	d.l = l
 	defer l.Close()
 	if err := d.build(ctx); err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	if err := d.read(ctx); err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	ix, err := d.index(ctx)
 	if err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	defer ix.Close()
 	if err := d.queries(ctx, ix); err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	reqStart := time.Now()
 	idx, q, err := d.request(ctx, ix)
 	if err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	if err := d.export(ctx, idx, q); err != nil {
-		return exitUsageErr, err
+		return exitFailed, err
 	}
 	code := d.verify()
 	d.phase("request → verified bundle", time.Since(reqStart), "request, export and verify together")

@@ -39,7 +39,7 @@ func TestDrillRefusesBadFlags(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ledger")
 	for _, args := range [][]string{{"-n", "0"}, {"-custodians", "5", "-staff", "2"}, {"extra"}, {"-queries", "-1"}} {
 		var stdout, stderr bytes.Buffer
-		require.Equal(t, exitUsageErr, run(context.Background(), append([]string{"-dir", dir}, args...), &stdout, &stderr), "%v", args)
+		require.Equal(t, exitRefused, run(context.Background(), append([]string{"-dir", dir}, args...), &stdout, &stderr), "%v", args)
 		require.NotEmpty(t, stderr.String())
 		require.NoDirExists(t, dir)
 	}

@@ -133,7 +133,7 @@ func (d *drill) verify() int {
 	stop()
 	if err != nil {
 		d.phase("verify", time.Since(start), "FAILED: %v", err)
-		return exitAltered
+		return exitFailed
 	}
 	d.phase("verify", time.Since(start), "intact: %d entries, %d openings checked against tree size %d of %s",
 		len(rep.Entries), rep.Opened, rep.TreeSize, rep.Origin)

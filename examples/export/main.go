@@ -36,8 +36,14 @@
 // -store and -blobs name where the ledger's log and attachments are when not in DIR/store
 // (postgres://..., s3://...; internal/backend): the ones the ledger was made with.
 //
-// Exit status: 0 done, 1 bad input (a malformed time, an unknown format, nothing matched, a
-// wrong key), 2 usage or I/O.
+// Exit status (README, "Exit status"): 0 done; 1 the export was attempted and failed (nothing
+// matched, a read of the ledger or the index, writing the bundle, the server of -api or its
+// answer that nothing matched); 2 the invocation was refused before anything was exported: bad
+// or missing flags (a malformed time or query, an unknown format, an -out that is not empty or
+// lies inside the ledger directory), a bad -store or -blobs, a directory that holds no ledger,
+// keeps it elsewhere (backend.ErrMismatch), is open in another process or lacks its keys (a
+// wrong passphrase), and with -api a token, role or request the server refuses (HTTP 400, 401,
+// 403).
 package main
 
 import (
@@ -62,10 +68,11 @@ import (
 	"github.com/commseal/commseal/ledger/search"
 )
 
+// The exit status: ledgerdir.ExitCode's convention.
 const (
-	exitOK       = 0
-	exitBadInput = 1
-	exitUsage    = 2
+	exitOK      = ledgerdir.ExitOK
+	exitFailed  = ledgerdir.ExitFailed
+	exitRefused = ledgerdir.ExitRefused
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -176,15 +183,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	} else if err != nil {
-		return exitUsage
+		return exitRefused
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "export: %s\n", msg)
-		return exitUsage
-	}
-	bad := func(msg string) int {
-		fmt.Fprintf(stderr, "export: %s\n", msg)
-		return exitBadInput
+		return exitRefused
 	}
 	switch {
 	case fl.NArg() > 0:
@@ -214,16 +217,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		v, err := time.Parse(time.RFC3339Nano, t.s)
 		if err != nil {
-			return bad(fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s))
+			return usage(fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-07-01T00:00:00Z", t.name, t.s))
 		}
 		*t.at = v
 	}
 	formats, err := parseFormats(*format)
 	if err != nil {
-		return bad(err.Error())
+		return usage(err.Error())
 	}
 	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
-		return bad(fmt.Sprintf("-from %s is not before -to %s: the range is empty", *from, *to))
+		return usage(fmt.Sprintf("-from %s is not before -to %s: the range is empty", *from, *to))
 	}
 	f.query = *q
 	if f.empty() && f.query == "" {
@@ -259,17 +262,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	l, err := ledgerdir.OpenOn(ctx, *dir, "", spec, ledger.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
-		if errors.Is(err, ledgerdir.ErrWrongKEK) || errors.Is(err, ledgerdir.ErrMissingKey) ||
-			errors.Is(err, ledgerdir.ErrMissingKEK) || errors.Is(err, ledgerdir.ErrCorruptKEK) {
-			return exitBadInput
-		}
-		return exitUsage
+		return ledgerdir.ExitCode(err) // 2 for a directory or store that is not this run's
 	}
 	code := exportBundle(ctx, l, &f, export.Request{Who: *who, Why: *why, Formats: formats}, *out, stdout, stderr)
 	if err := l.Close(); err != nil {
 		fmt.Fprintf(stderr, "export: closing the ledger: %v\n", err)
 		if code == exitOK {
-			code = exitUsage
+			code = exitFailed
 		}
 	}
 	return code
@@ -312,11 +311,11 @@ func exportBundle(ctx context.Context, l *ledgerdir.Ledger, f *filter, req expor
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "export: selecting entries: %v\n", err)
-		return exitUsage
+		return exitFailed
 	}
 	if len(idx) == 0 {
 		fmt.Fprintf(stderr, "export: no entry of the %d matches %s (%d shredded entries have no content to match); nothing written\n", size, f, unreadable)
-		return exitBadInput
+		return exitFailed
 	}
 	return write(ctx, l, f, req, idx, matched, size, out, stdout, stderr)
 }
@@ -326,13 +325,13 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 	for _, k := range f.kinds {
 		if !slices.Contains(messageKinds, k) {
 			fmt.Fprintf(stderr, "export: -kind %q with -q: the index holds messages, of kinds %s\n", k, strings.Join(messageKinds, ", "))
-			return exitBadInput
+			return exitRefused
 		}
 	}
 	ix, err := search.Open(ctx, l.Ledger, search.Options{Dir: filepath.Join(l.Dir, layout.IndexDir)})
 	if err != nil {
 		fmt.Fprintf(stderr, "export: search index: %v\n", err)
-		return exitUsage
+		return exitFailed
 	}
 	defer ix.Close()
 	q := search.Query{Text: f.query, Conversations: f.conversations, Senders: f.senders, Kinds: f.kinds,
@@ -345,11 +344,11 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 		res, err := ix.Search(ctx, acc, q)
 		if errors.Is(err, search.ErrQuery) {
 			fmt.Fprintf(stderr, "export: -q: %v\n", err)
-			return exitBadInput
+			return exitRefused
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "export: searching: %v\n", err)
-			return exitUsage
+			return exitFailed
 		}
 		idx, matched = append(idx, res.Indexes()...), matched+len(res.Hits)
 		size, q.Offset = res.Size, q.Offset+len(res.Hits)
@@ -359,7 +358,7 @@ func exportQuery(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export
 	}
 	if len(idx) == 0 {
 		fmt.Fprintf(stderr, "export: no message of the %d entries matches %s; nothing written\n", size, f)
-		return exitBadInput
+		return exitFailed
 	}
 	return write(ctx, l, f, req, idx, matched, size, out, stdout, stderr)
 }
@@ -380,9 +379,9 @@ func write(ctx context.Context, l *ledgerdir.Ledger, f *filter, req export.Reque
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
 		if errors.Is(err, export.ErrBadRequest) {
-			return exitBadInput
+			return exitRefused // refused before anything was written
 		}
-		return exitUsage
+		return exitFailed
 	}
 	vkey := l.Signing.VerifierKey
 	fmt.Fprintf(stdout, "matched %d of %d entries (%s)", matched, size, f)

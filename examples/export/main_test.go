@@ -174,17 +174,17 @@ func TestExportRefusesBadInputAndWritesNothing(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"-who", "carol", "-why", "case"}, exitUsage, "at least one of -conversation"},
-		{[]string{"-why", "case", "-conversation", "cid1"}, exitUsage, "-who and -why are required"},
-		{[]string{"-who", "carol", "-conversation", "cid1"}, exitUsage, "-who and -why are required"},
-		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-01"}, exitBadInput, `-from "2026-07-01": want an RFC 3339 time`},
-		{[]string{"-who", "carol", "-why", "case", "-to", "yesterday"}, exitBadInput, `-to "yesterday"`},
-		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-05T00:00:00Z", "-to", "2026-07-05T00:00:00Z"}, exitBadInput, "the range is empty"},
-		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", "rsmf,pdf"}, exitBadInput, `unknown format "pdf"`},
-		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", ""}, exitBadInput, `unknown format ""`},
-		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "extra"}, exitUsage, `unexpected argument "extra"`},
-		{[]string{"-who", "carol", "-why", "case", "-conversation", ""}, exitUsage, "empty value"},
-		{[]string{"-who", "carol", "-why", "case", "-bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"-who", "carol", "-why", "case"}, exitRefused, "at least one of -conversation"},
+		{[]string{"-why", "case", "-conversation", "cid1"}, exitRefused, "-who and -why are required"},
+		{[]string{"-who", "carol", "-conversation", "cid1"}, exitRefused, "-who and -why are required"},
+		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-01"}, exitRefused, `-from "2026-07-01": want an RFC 3339 time`},
+		{[]string{"-who", "carol", "-why", "case", "-to", "yesterday"}, exitRefused, `-to "yesterday"`},
+		{[]string{"-who", "carol", "-why", "case", "-from", "2026-07-05T00:00:00Z", "-to", "2026-07-05T00:00:00Z"}, exitRefused, "the range is empty"},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", "rsmf,pdf"}, exitRefused, `unknown format "pdf"`},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "-format", ""}, exitRefused, `unknown format ""`},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", "cid1", "extra"}, exitRefused, `unexpected argument "extra"`},
+		{[]string{"-who", "carol", "-why", "case", "-conversation", ""}, exitRefused, "empty value"},
+		{[]string{"-who", "carol", "-why", "case", "-bogus"}, exitRefused, "flag provided but not defined"},
 	} {
 		out := filepath.Join(t.TempDir(), "bundle")
 		code, stdout, errs := runE(append([]string{"-dir", dir, "-out", out}, tc.args...)...)
@@ -207,7 +207,7 @@ func TestExportRefusesBadInputAndWritesNothing(t *testing.T) {
 		{append([]string{"-dir", dir}, sel...), "-out is required"},
 	} {
 		code, stdout, errs := runE(tc.args...)
-		require.Equal(t, exitUsage, code, "%v: %s", tc.args, errs)
+		require.Equal(t, exitRefused, code, "%v: %s", tc.args, errs)
 		require.Contains(t, errs, tc.msg)
 		require.Empty(t, stdout)
 	}
@@ -222,7 +222,7 @@ func TestExportRefusesBadInputAndWritesNothing(t *testing.T) {
 	// Nothing matched: exit 1, no bundle (the selection itself is sealed as an access).
 	out := filepath.Join(t.TempDir(), "bundle")
 	code, stdout, errs := runE("-dir", dir, "-out", out, "-who", "carol", "-why", "case", "-conversation", "cid1", "-sender", "nobody")
-	require.Equal(t, exitBadInput, code, errs)
+	require.Equal(t, exitFailed, code, errs)
 	require.Contains(t, errs, "no entry of the 9 matches conversation=cid1 AND sender=nobody")
 	require.Empty(t, stdout)
 	_, err = os.Stat(out)
@@ -259,7 +259,7 @@ func TestExportShreddedEntries(t *testing.T) {
 	// cid0 held 0, 3, 6: their content is gone, so a content filter cannot select them.
 	out := filepath.Join(t.TempDir(), "bundle")
 	code, stdout, errs := runE("-dir", dir, "-who", "carol", "-why", "case", "-conversation", "cid0", "-out", out)
-	require.Equal(t, exitBadInput, code, errs)
+	require.Equal(t, exitFailed, code, errs)
 	require.Contains(t, errs, "3 shredded entries have no content to match")
 	require.Empty(t, stdout)
 	_, err = os.Stat(out)
@@ -301,15 +301,16 @@ func TestExportByQuery(t *testing.T) {
 	// A bad query, a record kind with -q, and a query that finds nothing write no bundle.
 	for _, tc := range []struct {
 		args []string
+		code int
 		msg  string
 	}{
-		{[]string{"-q", `"unclosed`}, "-q: search: bad query"},
-		{[]string{"-q", "order", "-kind", "media"}, "the index holds messages"},
-		{[]string{"-q", "nowhere-to-be-found"}, "no message"},
+		{[]string{"-q", `"unclosed`}, exitRefused, "-q: search: bad query"},
+		{[]string{"-q", "order", "-kind", "media"}, exitRefused, "the index holds messages"},
+		{[]string{"-q", "nowhere-to-be-found"}, exitFailed, "no message"},
 	} {
 		out := filepath.Join(t.TempDir(), "bundle")
 		code, stdout, errs := runE(append([]string{"-dir", dir, "-out", out, "-who", "carol", "-why", "case"}, tc.args...)...)
-		require.Equal(t, exitBadInput, code, "%v: %s", tc.args, errs)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, errs)
 		require.Contains(t, errs, tc.msg)
 		require.Empty(t, stdout)
 		require.NoDirExists(t, out)

@@ -41,52 +41,53 @@ func (r *remote) export(ctx context.Context, f *filter, why string, formats []st
 	}
 	for _, k := range f.kinds {
 		if !slices.Contains(messageKinds, k) {
-			return fail(exitBadInput, "-kind %q with -api: the server exports messages, of kinds %s", k, strings.Join(messageKinds, ", "))
+			return fail(exitRefused, "-kind %q with -api: the server exports messages, of kinds %s", k, strings.Join(messageKinds, ", "))
 		}
 	}
 	token, err := os.ReadFile(r.tokenFile)
 	if err != nil {
-		return fail(exitUsage, "-token-file: %v", err)
+		return fail(exitRefused, "-token-file: %v", err)
 	}
 	client, err := r.client()
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitRefused, "%v", err)
 	}
 	q := search.Query{Text: f.query, Conversations: f.conversations, Senders: f.senders, Kinds: f.kinds, From: f.from, To: f.to}
 	body, err := json.Marshal(api.ExportRequest{Query: &q, Why: why, Formats: formats})
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitFailed, "%v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(r.base, "/")+"/v1/export", bytes.NewReader(body))
 	if err != nil {
-		return fail(exitUsage, "-api: %v", err)
+		return fail(exitRefused, "-api: %v", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return fail(exitUsage, "asking %s: %v", r.base, err)
+		return fail(exitFailed, "asking %s: %v", r.base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-		code := exitUsage // 401, 403, 5xx: who may ask, or the server
-		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-			code = exitBadInput
+		code := exitFailed // 404 nothing matched, 410, 5xx: the export failed
+		switch resp.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			code = exitRefused // the request, the token or its role: refused, nothing exported
 		}
 		return fail(code, "the server said %s: %s", resp.Status, e.Error)
 	}
 	zipped, err := io.ReadAll(io.LimitReader(resp.Body, maxBundleBytes+1))
 	if err != nil {
-		return fail(exitUsage, "reading the bundle: %v", err)
+		return fail(exitFailed, "reading the bundle: %v", err)
 	}
 	if len(zipped) > maxBundleBytes {
-		return fail(exitUsage, "the bundle is over %d bytes", maxBundleBytes)
+		return fail(exitFailed, "the bundle is over %d bytes", maxBundleBytes)
 	}
 	files, err := unpack(out, zipped)
 	if err != nil {
-		return fail(exitUsage, "unpacking the bundle: %v", err)
+		return fail(exitFailed, "unpacking the bundle: %v", err)
 	}
 	entries, matched := resp.Header.Get("X-Commseal-Entries"), resp.Header.Get("X-Commseal-Matched")
 	fmt.Fprintf(stdout, "exported %s entries by %s (%s) into %s: %d files\n", entries, r.base, f, out, files)

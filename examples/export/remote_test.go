@@ -65,10 +65,10 @@ func TestExportThroughTheAPI(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"-token-file", bad, "-q", "quokka"}, exitUsage, "401"},
-		{[]string{"-token-file", tok, "-q", `"open`}, exitBadInput, "400"},
-		{[]string{"-token-file", tok, "-q", "quokka", "-kind", "media"}, exitBadInput, "the server exports messages"},
-		{[]string{"-token-file", tok, "-q", "nothing-like-it"}, exitBadInput, "404"},
+		{[]string{"-token-file", bad, "-q", "quokka"}, exitRefused, "401"},
+		{[]string{"-token-file", tok, "-q", `"open`}, exitRefused, "400"},
+		{[]string{"-token-file", tok, "-q", "quokka", "-kind", "media"}, exitRefused, "the server exports messages"},
+		{[]string{"-token-file", tok, "-q", "nothing-like-it"}, exitFailed, "404"},
 	} {
 		out := filepath.Join(t.TempDir(), "bundle")
 		code, _, errs := runE(append([]string{"-api", srv.URL, "-why", "case", "-out", out}, tc.args...)...)
@@ -77,7 +77,7 @@ func TestExportThroughTheAPI(t *testing.T) {
 		require.NoDirExists(t, out)
 	}
 	code, _, errs = runE("-api", srv.URL, "-dir", dir, "-token-file", tok, "-why", "x", "-q", "a", "-out", out+"2")
-	require.Equal(t, exitUsage, code)
+	require.Equal(t, exitRefused, code)
 	require.Contains(t, errs, "not both")
 }
 

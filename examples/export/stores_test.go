@@ -68,7 +68,7 @@ func TestExportFromPostgresAndS3(t *testing.T) {
 	// Without the -blobs the ledger was made with: refused, nothing written.
 	out2 := filepath.Join(t.TempDir(), "bundle2")
 	code, _, errs = runE("-dir", dir, "-store", pgURL, "-who", "carol", "-why", "SFC request 7", "-conversation", "cid0", "-out", out2)
-	require.Equal(t, exitUsage, code)
+	require.Equal(t, exitRefused, code)
 	require.Contains(t, errs, "keeps its attachments in S3 bucket")
 	require.NoDirExists(t, out2)
 }
@@ -86,10 +86,47 @@ func TestExportRefusesBadStoreFlags(t *testing.T) {
 	} {
 		out := filepath.Join(t.TempDir(), "bundle")
 		code, _, errs := runE("-dir", dir, c.flag, c.value, "-who", "carol", "-why", "w", "-conversation", "cid0", "-out", out)
-		require.Equal(t, exitUsage, code, c.value)
+		require.Equal(t, exitRefused, code, c.value)
 		require.Contains(t, errs, c.want)
 		require.NotContains(t, errs, "hunter2")
 		require.NoDirExists(t, out)
 	}
 	require.Equal(t, before, ledgerFiles(t, dir))
+}
+
+// Another ledger's directory or store (backend.ErrMismatch, layout.ErrNoLedger,
+// ledgerdir.ErrInUse): exit 2, nothing written.
+func TestExportRefusesOtherLedgers(t *testing.T) {
+	backendtest.RefusesOtherLedgers(t, "export", func(dir string, flags ...string) (int, string) {
+		out := filepath.Join(t.TempDir(), "bundle")
+		code, _, errs := runE(append([]string{"-dir", dir, "-who", "carol", "-why", "w", "-conversation", "cid0", "-out", out}, flags...)...)
+		return code, errs
+	})
+}
+
+// The exit status (README, "Exit status"): 2 for an invocation refused before anything was
+// done, 1 for an export that failed.
+func TestExportExitStatus(t *testing.T) {
+	dir := makeLedger(t)
+	sel := []string{"-who", "carol", "-why", "w", "-conversation", "cid0"}
+	file := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(file, "file"), nil, 0o600))
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"no flags", nil, 2},
+		{"no -out", append([]string{"-dir", dir}, sel...), 2},
+		{"a malformed -from", append([]string{"-dir", dir, "-out", filepath.Join(t.TempDir(), "b"), "-from", "July"}, sel...), 2},
+		{"an unknown -format", append([]string{"-dir", dir, "-out", filepath.Join(t.TempDir(), "b"), "-format", "pdf"}, sel...), 2},
+		{"-out is a file", append([]string{"-dir", dir, "-out", filepath.Join(file, "file", "b")}, sel...), 2},
+		{"nothing matched: the export fails", append([]string{"-dir", dir, "-out", filepath.Join(t.TempDir(), "b"), "-sender", "nobody"}, sel...), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := runE(c.args...)
+			require.Equal(t, c.want, code, errs)
+			require.Contains(t, errs, "export: ")
+		})
+	}
 }

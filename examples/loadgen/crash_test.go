@@ -152,8 +152,8 @@ func checkLedger(t *testing.T, dir string, reported map[uint64]string) uint64 {
 func TestLoadgenWritesTheSharedLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "lg")
 	var out, errOut bytes.Buffer
-	if err := run([]string{"-dir", dir, "-n", "300", "-concurrency", "8", "-warmup=false"}, &out, &errOut); err != nil {
-		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+	if code := run([]string{"-dir", dir, "-n", "300", "-concurrency", "8", "-warmup=false"}, &out, &errOut); code != 0 {
+		t.Fatalf("loadgen: exit status %d\n%s", code, errOut.String())
 	}
 	ctx := context.Background()
 	vkey, err := layout.VerifierKey(dir)
@@ -180,12 +180,12 @@ func TestLoadgenWritesTheSharedLayout(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run([]string{"-concurrency", "0"}, &out, &errOut); err == nil {
-		t.Fatalf("run without -dir succeeded")
+	if code := run([]string{"-concurrency", "0"}, &out, &errOut); code != 2 {
+		t.Fatalf("run without -dir: exit status %d; want 2", code)
 	}
 	dir := filepath.Join(t.TempDir(), "l")
-	if err := run([]string{"-dir", dir, "-n", "50", "-concurrency", "4", "-size", "10", "-warmup=false"}, &out, &errOut); err != nil {
-		t.Fatalf("run: %v\n%s", err, errOut.String())
+	if code := run([]string{"-dir", dir, "-n", "50", "-concurrency", "4", "-size", "10", "-warmup=false"}, &out, &errOut); code != 0 {
+		t.Fatalf("run: exit status %d\n%s", code, errOut.String())
 	}
 	if got := strings.Count(out.String(), "\n"); got != 50 {
 		t.Fatalf("%d lines on stdout; want 50", got)

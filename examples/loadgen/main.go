@@ -29,6 +29,11 @@
 // are then not printed. With -shared, several loadgens append to one PostgreSQL ledger at once,
 // as several archivers do (ledger.Options.Shared): run the first once to make its directory,
 // copy it (cp -a DIR DIR2) and start each on its own copy with the same -store.
+//
+// Exit status (README, "Exit status"): 0 done; 1 the run failed (an append, the store); 2 the
+// invocation was refused before anything was written: bad or missing flags, a bad -store or
+// -blobs, or a directory or store that is not this run's (another ledger's store, a directory
+// open in another process, a missing key).
 package main
 
 import (
@@ -62,15 +67,7 @@ import (
 	"github.com/commseal/commseal/store/filestore"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		if errors.Is(err, backend.ErrInvalid) {
-			os.Exit(2) // a bad -store or -blobs: nothing was opened or written
-		}
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type config struct {
 	shared      bool
@@ -89,7 +86,28 @@ type config struct {
 	spec        backend.Spec
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+// run runs loadgen and returns its exit status (ledgerdir.ExitCode): 2 for bad flags or a
+// ledger directory that is not this run's to use, before anything is written; 1 for a run that
+// failed.
+func run(args []string, stdout, stderr io.Writer) int {
+	err := load(args, stdout, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "loadgen:", err)
+	}
+	var u usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return ledgerdir.ExitOK
+	case errors.As(err, &u):
+		return ledgerdir.ExitRefused
+	}
+	return ledgerdir.ExitCode(err)
+}
+
+// usageError is a flag that loadgen cannot use.
+type usageError struct{ error }
+
+func load(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var c config
@@ -107,11 +125,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.inFlight, "max-in-flight", 0, "batches in flight to the store (ledger.Options.MaxInFlight; 0: the default)")
 	c.stores.Register(fl)
 	if err := fl.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
-	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 || c.terms < 0 || c.terms > 0 && !c.scan {
+	if c.dir == "" || c.concurrency < 1 || c.size < 0 || c.n < 0 || c.duration < 0 || c.terms < 0 || c.terms > 0 && !c.scan || fl.NArg() > 0 {
 		fl.Usage()
-		return errors.New("-dir is required; -concurrency must be positive; -n, -size, -duration and -lexicon-terms non-negative; -lexicon-terms needs -scan")
+		return usageError{errors.New("-dir is required; -concurrency must be positive; -n, -size, -duration and -lexicon-terms non-negative; -lexicon-terms needs -scan; no arguments")}
 	}
 	var err error
 	if c.spec, err = c.stores.Parse(c.dir); err != nil {

@@ -15,6 +15,14 @@
 // -messages FILE takes the messages from a file of raw DingTalk bot payloads, one JSON object
 // per line as the gateway delivers `data`. A malformed line is reported with its line number and
 // skipped, the rest are kept, and the exit status is then 1.
+//
+// Exit status (README, "Exit status"): 0 when the ledger verifies; 1 when the run fails
+// (capture, surveillance, the store, I/O) or the ledger does not verify; 2 when the invocation
+// is refused before anything is written: bad flags, a -messages file that cannot be opened, a
+// bad -store or -blobs, or a ledger directory or store that is not this run's (one that keeps
+// its store elsewhere, backend.ErrMismatch; a new directory on a store holding a ledger,
+// backend.ErrNotEmpty, or claimed by another ledger's key, ledger.ErrOtherLedger; a directory
+// open in another process or missing its keys).
 package main
 
 import (
@@ -52,7 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	messages := fl.String("messages", "", "file of raw DingTalk bot payloads, one JSON object per line, instead of the samples")
 	var stores backend.Flags
 	stores.Register(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	if fl.NArg() > 0 || *n < 0 {
@@ -83,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	l, err := ledgerdir.OpenOn(ctx, *dir, layout.DefaultOrigin, spec, ledger.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: opening ledger in %s: %v\n", *dir, err)
-		return 2
+		return ledgerdir.ExitCode(err) // 2 for a directory or store that is not this run's
 	}
 	start := time.Now()
 	im := capture.Importer{
@@ -119,7 +129,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if ierr != nil {
 		fmt.Fprintf(stderr, "quickstart: %v\n", ierr)
-		return 2
+		return ledgerdir.ExitFailed
 	}
 
 	// Verify what is on disk, as an auditor would: read-only, with the verifier key only.
@@ -127,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rs, err := backend.OpenReader(ctx, *dir, spec, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "quickstart: reopening for verification: %v\n", err)
-		return 2
+		return ledgerdir.ExitFailed
 	}
 	defer rs.Close()
 	rep, verr := verify.Ledger(ctx, rs, l.Signing.Verifier, verify.Options{})

@@ -90,3 +90,38 @@ func TestQuickstartRefusesBadStoreFlags(t *testing.T) {
 		require.ErrorIs(t, err, os.ErrNotExist, "nothing written for %s", c.value)
 	}
 }
+
+// Another ledger's directory or store (backend.ErrMismatch, ErrNotEmpty, ledgerdir.ErrInUse,
+// and ledger.ErrOtherLedger on PostgreSQL): exit 2, nothing written.
+func TestQuickstartRefusesOtherLedgers(t *testing.T) {
+	run := func(dir string, flags ...string) (int, string) {
+		code, _, errs := runQS(t, append([]string{"-dir", dir, "-n", "5"}, flags...)...)
+		return code, errs
+	}
+	backendtest.RefusesOtherLedgers(t, "quickstart", run)
+	backendtest.RefusesAnotherLedgersStore(t, "quickstart", run)
+}
+
+// The exit status (README, "Exit status"): 2 for an invocation refused before anything was
+// written, 1 for a run that failed.
+func TestQuickstartExitStatus(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
+		{"an unknown flag", []string{"-dir", t.TempDir(), "-nosuchflag"}, 2},
+		{"a stray argument", []string{"-dir", t.TempDir(), "stray"}, 2},
+		{"a -messages file that is not there", []string{"-dir", t.TempDir(), "-messages", filepath.Join(t.TempDir(), "none.jsonl")}, 2},
+		{"-dir is a file: the ledger cannot be made", []string{"-dir", notDir, "-n", "5"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runQS(t, c.args...)
+			require.Equal(t, c.want, code, "%s%s", out, errs)
+			require.Contains(t, errs, "quickstart")
+		})
+	}
+}

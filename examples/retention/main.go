@@ -17,7 +17,12 @@
 // wrapped the destroyed keys (a new KEK in keks/, the surviving keys rewrapped under it, the old
 // one overwritten in place and removed); a run that was interrupted is finished by the next. -list decrypts and prints, one line per entry, its index,
 // kind, tenant, conversation and source id (what a hold names), through an audited accessor that
-// seals the access into the ledger first. Exit status: 0 done, 1 failed, 2 usage.
+// seals the access into the ledger first.
+//
+// Exit status (README, "Exit status"): 0 done; 1 the action failed (an append, the store, a
+// hold that is not there, locks left pending); 2 the invocation was refused before anything
+// was done: bad or missing flags, a bad -store or -blobs, or a directory that holds no ledger,
+// keeps it elsewhere (backend.ErrMismatch), is open in another process or lacks its keys.
 //
 // With -blobs on S3 Object Lock (internal/backend), holds set and clear the legal hold of the
 // attachments they cover, and a retention run sets their retain-until dates to the end of their
@@ -88,7 +93,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	why := fl.String("why", "", "with -list: why, recorded with the access")
 	var stores backend.Flags
 	stores.Register(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	usage := func(msg string) int {
@@ -150,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	l, err := ledgerdir.OpenOn(ctx, *dir, "", spec, ledger.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "retention: %v\n", err)
-		return 1
+		return ledgerdir.ExitCode(err) // 2 for a directory or store that is not this run's
 	}
 	code := act(ctx, l, stderr, func(ctx context.Context) error {
 		switch {
@@ -254,9 +261,9 @@ func act(ctx context.Context, l *ledgerdir.Ledger, stderr io.Writer, f func(cont
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "retention: %v\n", err)
-		return 1
+		return ledgerdir.ExitFailed
 	}
-	return 0
+	return ledgerdir.ExitOK
 }
 
 // listEntries prints every entry through an audited accessor: the access is sealed into the

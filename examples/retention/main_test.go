@@ -180,3 +180,27 @@ func TestADirectoryWithoutALedgerIsRefusedAndLeftEmpty(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ents, "nothing may be written")
 }
+
+// The exit status (README, "Exit status"): 2 for an invocation refused before anything was
+// done, 1 for an action that failed.
+func TestRetentionExitStatus(t *testing.T) {
+	dir := makeLedger(t)
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
+		{"no flags", nil, 2},
+		{"no -dir", []string{"-holds"}, 2},
+		{"no action", []string{"-dir", dir}, 2},
+		{"no ledger (layout.ErrNoLedger)", []string{"-dir", t.TempDir(), "-holds"}, 2},
+		{"a release of no hold fails", []string{"-dir", dir, "-release", "nosuch", "-reason", "r", "-by", "b"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runR(c.args...)
+			require.Equal(t, c.want, code, "%s%s", out, errs)
+			require.NotEmpty(t, errs)
+		})
+	}
+}

@@ -13,3 +13,12 @@ func TestRetentionRefusesBadStoreFlags(t *testing.T) {
 		return code, errs
 	})
 }
+
+// Another ledger's directory or store (backend.ErrMismatch, ErrNotEmpty, ledgerdir.ErrInUse):
+// exit 2, nothing written.
+func TestRetentionRefusesOtherLedgers(t *testing.T) {
+	backendtest.RefusesOtherLedgers(t, "retention", func(dir string, flags ...string) (int, string) {
+		code, _, errs := runR(append([]string{"-dir", dir, "-holds"}, flags...)...)
+		return code, errs
+	})
+}

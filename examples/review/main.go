@@ -20,8 +20,14 @@
 // source and reason are absent when empty. dispose seals a disposition of the alert at ledger
 // index N. rescan runs a lexicon over
 // history and prints the report (per rule and term: hits, messages added and removed against
-// the previous version, precision from dispositions) as JSON. Exit status: 0 done, 1 bad input
-// (an unknown alert, a bad lexicon), 2 usage or I/O.
+// the previous version, precision from dispositions) as JSON.
+//
+// Exit status (README, "Exit status"): 0 done; 1 the command was attempted and failed (an
+// alert that is not there, a read or an append of the ledger, the cursor); 2 the invocation was
+// refused before anything was done: bad or missing flags and arguments (a lexicon file that
+// does not load, a malformed time), a bad -store or -blobs, or a directory that holds no
+// ledger, keeps it elsewhere (backend.ErrMismatch), is open in another process or lacks its
+// keys.
 //
 // -store and -blobs (before the command) name where the ledger's log and attachments are when
 // not in DIR/store (postgres://..., s3://...; internal/backend).
@@ -49,10 +55,11 @@ import (
 	"github.com/commseal/commseal/scan"
 )
 
+// The exit status: ledgerdir.ExitCode's convention.
 const (
-	exitOK       = 0
-	exitBadInput = 1
-	exitUsage    = 2
+	exitOK      = ledgerdir.ExitOK
+	exitFailed  = ledgerdir.ExitFailed
+	exitRefused = ledgerdir.ExitRefused
 )
 
 func main() {
@@ -83,11 +90,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	} else if err != nil {
-		return exitUsage
+		return exitRefused
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "review: "+format+"\n", a...)
-		return exitUsage
+		return exitRefused
 	}
 	switch {
 	case *dir == "":
@@ -145,14 +152,15 @@ func (c *command) fail(code int, format string, a ...any) int {
 	return code
 }
 
-// open opens the ledger directory for the command; the caller closes it.
-func (c *command) open(ctx context.Context) error {
+// open opens the ledger directory for the command; the caller closes it. It reports a failure
+// itself and returns its exit status (ledgerdir.ExitCode), or exitOK.
+func (c *command) open(ctx context.Context) int {
 	l, err := ledgerdir.OpenOn(ctx, c.dir, "", c.spec, ledger.Options{})
 	if err != nil {
-		return err
+		return c.fail(ledgerdir.ExitCode(err), "%v", err)
 	}
 	c.l = l
-	return nil
+	return exitOK
 }
 
 func (c *command) flags(name string) *flag.FlagSet {
@@ -165,27 +173,27 @@ func (c *command) scan(ctx context.Context, args []string) int {
 	fl := c.flags("scan")
 	lexPath := fl.String("lexicon", "", "lexicon file (default: the embedded lexicon)")
 	if err := fl.Parse(args); err != nil {
-		return exitUsage
+		return exitRefused
 	}
 	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
-		return c.fail(exitBadInput, "lexicon: %v", err)
+		return c.fail(exitRefused, "lexicon: %v", err)
 	}
 	lv, err := scan.NewLive(s)
 	if err != nil {
-		return c.fail(exitBadInput, "lexicon: %v", err)
+		return c.fail(exitRefused, "lexicon: %v", err)
 	}
-	if err := c.open(ctx); err != nil {
-		return c.fail(exitUsage, "%v", err)
+	if code := c.open(ctx); code != exitOK {
+		return code
 	}
 	defer c.l.Close()
 	m, err := surveil.New(c.l.Ledger, surveil.Options{Lexicon: lv, CursorFile: filepath.Join(c.dir, layout.CursorFile)})
 	if err != nil {
-		return c.fail(exitUsage, "%v", err)
+		return c.fail(exitFailed, "%v", err)
 	}
 	total, err := m.CatchUp(ctx)
 	if err != nil {
-		return c.fail(exitUsage, "%v", err)
+		return c.fail(exitFailed, "%v", err)
 	}
 	fmt.Fprintf(c.stdout, "scanned %d messages with %s (%s): %d flagged, %d annotations sealed\n",
 		total.Messages, s.Name(), s.Version(), total.Flagged, total.Sealed)
@@ -216,15 +224,15 @@ func (c *command) alerts(ctx context.Context, args []string) int {
 	fl := c.flags("alerts")
 	all := fl.Bool("all", false, "every alert, not only the open ones")
 	if err := fl.Parse(args); err != nil {
-		return exitUsage
+		return exitRefused
 	}
-	if err := c.open(ctx); err != nil {
-		return c.fail(exitUsage, "%v", err)
+	if code := c.open(ctx); code != exitOK {
+		return code
 	}
 	defer c.l.Close()
 	q, err := surveil.Alerts(ctx, c.l.Ledger, c.l.Access(c.who, c.why).For("review"))
 	if err != nil {
-		return c.fail(exitUsage, "%v", err)
+		return c.fail(exitFailed, "%v", err)
 	}
 	enc := json.NewEncoder(c.stdout)
 	enc.SetEscapeHTML(false)
@@ -234,7 +242,7 @@ func (c *command) alerts(ctx context.Context, args []string) int {
 		}
 		for _, line := range lines(a) {
 			if err := enc.Encode(line); err != nil {
-				return c.fail(exitUsage, "%v", err)
+				return c.fail(exitFailed, "%v", err)
 			}
 		}
 	}
@@ -268,18 +276,18 @@ func (c *command) dispose(ctx context.Context, args []string) int {
 	d := fl.String("disposition", "", "dismissed, escalated, note or assigned")
 	note := fl.String("note", "", "a note (required for note and assigned: whom)")
 	if err := fl.Parse(args); err != nil {
-		return exitUsage
+		return exitRefused
 	}
 	if *at < 0 || *d == "" {
-		return c.fail(exitUsage, "dispose needs -alert N and -disposition")
+		return c.fail(exitRefused, "dispose needs -alert N and -disposition")
 	}
-	if err := c.open(ctx); err != nil {
-		return c.fail(exitUsage, "%v", err)
+	if code := c.open(ctx); code != exitOK {
+		return code
 	}
 	defer c.l.Close()
 	i, err := surveil.Dispose(ctx, c.l.Ledger, c.who, c.why, uint64(*at), surveil.Disposition(*d), *note)
 	if err != nil {
-		return c.fail(exitBadInput, "%v", err)
+		return c.fail(exitFailed, "%v", err) // the ledger holds no such alert, or the seal failed
 	}
 	fmt.Fprintf(c.stdout, "disposition %s of alert %d sealed at %d\n", *d, *at, i)
 	return exitOK
@@ -293,10 +301,10 @@ func (c *command) rescan(ctx context.Context, args []string) int {
 	var convs multi
 	fl.Var(&convs, "conversation", "only this conversation `id` (repeatable)")
 	if err := fl.Parse(args); err != nil {
-		return exitUsage
+		return exitRefused
 	}
 	if *lexPath == "" {
-		return c.fail(exitUsage, "rescan needs -lexicon FILE")
+		return c.fail(exitRefused, "rescan needs -lexicon FILE")
 	}
 	opts := surveil.RescanOptions{Conversations: convs}
 	for _, t := range []struct {
@@ -308,27 +316,27 @@ func (c *command) rescan(ctx context.Context, args []string) int {
 		}
 		v, err := time.Parse(time.RFC3339, t.s)
 		if err != nil {
-			return c.fail(exitBadInput, "%q: want an RFC 3339 time such as 2026-07-01T00:00:00Z", t.s)
+			return c.fail(exitRefused, "%q: want an RFC 3339 time such as 2026-07-01T00:00:00Z", t.s)
 		}
 		*t.at = v
 	}
 	s, err := scan.LoadFile(*lexPath)
 	if err != nil {
-		return c.fail(exitBadInput, "lexicon: %v", err)
+		return c.fail(exitRefused, "lexicon: %v", err)
 	}
-	if err := c.open(ctx); err != nil {
-		return c.fail(exitUsage, "%v", err)
+	if code := c.open(ctx); code != exitOK {
+		return code
 	}
 	defer c.l.Close()
 	rep, err := surveil.Rescan(ctx, c.l.Ledger, c.l.Access(c.who, c.why), s, opts)
 	if err != nil {
-		return c.fail(exitBadInput, "%v", err)
+		return c.fail(exitFailed, "%v", err)
 	}
 	enc := json.NewEncoder(c.stdout)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(rep); err != nil {
-		return c.fail(exitUsage, "%v", err)
+		return c.fail(exitFailed, "%v", err)
 	}
 	return exitOK
 }

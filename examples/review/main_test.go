@@ -108,24 +108,24 @@ func TestReviewRefusesBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"frobnicate"}, exitUsage, "unknown command"},
-		{[]string{}, exitUsage, "a command is required"},
-		{[]string{"dispose", "-alert", "0", "-disposition", "dismissed"}, exitBadInput, "not an alert"},
-		{[]string{"dispose", "-alert", "0"}, exitUsage, "-disposition"},
-		{[]string{"dispose", "-alert", "99", "-disposition", "dismissed"}, exitBadInput, "not found"},
-		{[]string{"rescan"}, exitUsage, "-lexicon"},
-		{[]string{"rescan", "-lexicon", badLex}, exitBadInput, "lexicon"},
-		{[]string{"rescan", "-lexicon", badLex, "-from", "yesterday"}, exitBadInput, "RFC 3339"},
-		{[]string{"scan", "-lexicon", badLex}, exitBadInput, "lexicon"},
+		{[]string{"frobnicate"}, exitRefused, "unknown command"},
+		{[]string{}, exitRefused, "a command is required"},
+		{[]string{"dispose", "-alert", "0", "-disposition", "dismissed"}, exitFailed, "not an alert"},
+		{[]string{"dispose", "-alert", "0"}, exitRefused, "-disposition"},
+		{[]string{"dispose", "-alert", "99", "-disposition", "dismissed"}, exitFailed, "not found"},
+		{[]string{"rescan"}, exitRefused, "-lexicon"},
+		{[]string{"rescan", "-lexicon", badLex}, exitRefused, "lexicon"},
+		{[]string{"rescan", "-lexicon", badLex, "-from", "yesterday"}, exitRefused, "RFC 3339"},
+		{[]string{"scan", "-lexicon", badLex}, exitRefused, "lexicon"},
 	} {
 		code, _, errs := review(t, dir, c.args...)
 		require.Equal(t, c.code, code, "%v: %s", c.args, errs)
 		require.Contains(t, errs, c.want, c.args)
 	}
 	var out, errb bytes.Buffer
-	require.Equal(t, exitUsage, run(context.Background(), []string{"-dir", dir, "alerts"}, &out, &errb))
+	require.Equal(t, exitRefused, run(context.Background(), []string{"-dir", dir, "alerts"}, &out, &errb))
 	require.Contains(t, errb.String(), "-who and -why")
-	require.Equal(t, exitUsage, run(context.Background(), []string{"-dir", t.TempDir(), "-who", "a", "-why", "b", "alerts"}, &out, &errb))
+	require.Equal(t, exitRefused, run(context.Background(), []string{"-dir", t.TempDir(), "-who", "a", "-why", "b", "alerts"}, &out, &errb))
 }
 
 // TestAlertsNameTheMessageOfABehaviourAlert: `alerts` prints, as "about", the ledger index of

@@ -11,7 +11,12 @@
 //	scan [-lexicon FILE] < messages.txt
 //
 // Without -lexicon it uses the default Hong Kong securities-conduct lexicon embedded in package
-// scan. Bad usage exits with status 2, an unreadable or invalid lexicon or input with 1.
+// scan.
+//
+// Exit status (README, "Exit status"): 0 done (with or without findings); 1 when reading the
+// messages or writing the findings fails; 2 when the invocation is refused before anything is
+// read: bad flags or arguments, or a -lexicon file that cannot be read or is not a valid
+// lexicon.
 package main
 
 import (
@@ -65,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s, err := load(*lexPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "scan:", err)
-		return 1
+		return 2
 	}
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,15 +60,28 @@ func TestBadUsage(t *testing.T) {
 	assert.Contains(t, errs, "flag needs an argument")
 }
 
+// TestBadLexicon: a lexicon that does not load is a refused invocation (exit 2, README "Exit
+// status"), like the archiver's and review's -lexicon.
 func TestBadLexicon(t *testing.T) {
 	code, out, errs := runScan(t, "x", "-lexicon", filepath.Join(t.TempDir(), "missing.json"))
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errs, "missing.json")
 
 	path := filepath.Join(t.TempDir(), "bad.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"name":"bad","rules":[{"id":"r1","category":"c","severity":"urgent","terms":["a"]}]}`), 0o600))
 	code, _, errs = runScan(t, "x", "-lexicon", path)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, `rule "r1": field "severity"`)
+}
+
+// TestExitStatus (README, "Exit status"): no flags scans standard input with the default
+// lexicon (0); a read that fails after the start is 1.
+func TestExitStatus(t *testing.T) {
+	code, _, errs := runScan(t, "")
+	assert.Equal(t, 0, code, errs)
+	var out, errb strings.Builder
+	code = run(nil, io.MultiReader(strings.NewReader("line 1\n"), iotest.ErrReader(errors.New("disk gone"))), &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errb.String(), "scan: reading line 2: disk gone")
 }

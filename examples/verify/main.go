@@ -6,10 +6,15 @@
 //
 // With no action flag it verifies the whole ledger: every leaf, payload hash, content
 // commitment, conversation chain, Merkle stored hash, checkpoint signature and the consistency
-// of every checkpoint with the entries. Exit status: 0 intact; 1 altered or damaged, in any
-// way (the first bad index and the reason are printed); 2 a usage or I/O error that says
-// nothing about the ledger. The decision is package verify's (verify.Altered); this program
-// only prints it. Entries after the latest checkpoint (a writer that stopped before its next
+// of every checkpoint with the entries. Exit status (README, "Exit status"): 0 intact; 1
+// altered or damaged, in any way (the first bad index and the reason are printed); 2 the
+// invocation was refused or the check could not be made, which says nothing about the ledger:
+// bad or missing flags, a key or -trusted file that does not parse, a bad -store, a directory
+// that holds no ledger (layout.ErrNoLedger) or records another kind of store
+// (backend.ErrMismatch), and an I/O error while reading. The last is this program's deliberate
+// exception to the programs' convention (where a failed read is 1): an auditor's exit status 1
+// means "altered" and nothing else. The decision is package verify's (verify.Altered); this
+// program only prints it. Entries after the latest checkpoint (a writer that stopped before its next
 // signature) are verified and reported; a ledger with entries and no signed checkpoint at all
 // fails unless -allow-unsigned is given.
 //
@@ -102,7 +107,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	anchorsDir := fl.String("anchors", "", "write each anchored checkpoint and its tokens as files into `DIR`, for openssl ts -verify")
 	var stores backend.Flags
 	stores.RegisterStore(fl)
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return exitOK // -h: the usage was asked for
+	} else if err != nil {
 		return exitUsageErr
 	}
 	if *bundle != "" {

@@ -285,3 +285,35 @@ func lastFrame(t *testing.T, path string) int {
 	require.GreaterOrEqual(t, last, 0)
 	return last
 }
+
+// TestVerifyExitStatus (README, "Exit status"): 2 for an invocation refused before anything is
+// checked (flags, no ledger, a store that is not the directory's), 1 for a ledger found
+// altered, 0 for an intact one.
+func TestVerifyExitStatus(t *testing.T) {
+	dir := makeLedger(t, 3)
+	damaged := makeLedger(t, 3)
+	index := filepath.Join(damaged, layout.StoreDir, "index")
+	require.NoError(t, os.Chmod(index, 0o600))
+	b, err := os.ReadFile(index)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0x10
+	require.NoError(t, os.WriteFile(index, b, 0o600))
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
+		{"no flags", nil, 2},
+		{"no -dir", []string{"-q"}, 2},
+		{"no ledger (layout.ErrNoLedger)", []string{"-dir", t.TempDir()}, 2},
+		{"a store of another kind (backend.ErrMismatch)", []string{"-dir", dir, "-store", "postgres://u@127.0.0.1:1/db"}, 2},
+		{"intact", []string{"-dir", dir, "-q"}, 0},
+		{"altered: a byte flipped in the store's index", []string{"-dir", damaged, "-q"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runV(c.args...)
+			require.Equal(t, c.want, code, "%s%s", out, errs)
+		})
+	}
+}

@@ -14,8 +14,13 @@
 // GET /<origin hash>/checkpoint, keeps each log's latest cosigned checkpoint in -dir (locked:
 // one witness per directory), and prints its verifier key. Each -log is "<origin> <vkey>" or a
 // lone vkey whose name is the origin (a commseal ledger's ledger.vkey); -logs FILE reads one
-// such line per line ('#' starts a comment). Exit status: 0 after SIGINT or SIGTERM; 2 on a
-// usage or I/O error.
+// such line per line ('#' starts a comment).
+//
+// Exit status (README, "Exit status"): 0 after SIGINT or SIGTERM (or a -genkey or -vkey done);
+// 1 when the work fails (the state directory cannot be made or read, the address cannot be
+// listened on, the server fails); 2 when the invocation is refused before anything is done: bad
+// or missing flags, a -key file that does not hold a witness key (or, with -genkey, already
+// exists), a -log or -logs that does not parse, or a state directory another witness has open.
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -62,16 +68,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logsFile := fl.String("logs", "", "`file` of log lines, \"<origin> <vkey>\" or \"<vkey>\"")
 	var logLines logFlags
 	fl.Var(&logLines, "log", "a log to witness: \"<origin> <vkey>\" or \"<vkey>\" (repeatable)")
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage was asked for
+	} else if err != nil {
 		return 2
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "witness: %s\nusage: witness -genkey -name NAME -key FILE | witness -key FILE -vkey | witness -key FILE -dir DIR -log LOG... [-logs FILE] [-addr ADDR]\n", msg)
 		return 2
 	}
-	fail := func(err error) int {
+	// refuse reports what keeps the invocation from being served, before anything is done;
+	// fail what went wrong while doing it.
+	refuse := func(err error) int {
 		fmt.Fprintf(stderr, "witness: %v\n", err)
 		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "witness: %v\n", err)
+		return 1
 	}
 	if fl.NArg() > 0 {
 		return usage(fmt.Sprintf("unexpected argument %q", fl.Arg(0)))
@@ -85,9 +99,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		skey, vkey, err := seal.GenerateCosignatureKey(*name)
 		if err != nil {
-			return fail(err)
+			return refuse(err) // a name the format does not allow
 		}
-		if err := durable.CreateExclusive(*keyFile, []byte(skey+"\n")); err != nil {
+		if err := durable.CreateExclusive(*keyFile, []byte(skey+"\n")); errors.Is(err, fs.ErrExist) {
+			return refuse(err) // never overwrite a key
+		} else if err != nil {
 			return fail(err)
 		}
 		fmt.Fprintln(stdout, vkey)
@@ -95,11 +111,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	skey, err := os.ReadFile(*keyFile)
 	if err != nil {
-		return fail(err)
+		return refuse(err)
 	}
 	signer, err := seal.NewCosignatureSigner(string(skey))
 	if err != nil {
-		return fail(fmt.Errorf("%s: %w", *keyFile, err))
+		return refuse(fmt.Errorf("%s: %w", *keyFile, err))
 	}
 	if *printVKey {
 		fmt.Fprintln(stdout, signer.VerifierKey())
@@ -112,19 +128,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, l := range logLines {
 		lg, err := witness.ParseLog(l)
 		if err != nil {
-			return fail(err)
+			return refuse(err)
 		}
 		logs = append(logs, lg)
 	}
 	if *logsFile != "" {
 		f, err := os.Open(*logsFile)
 		if err != nil {
-			return fail(err)
+			return refuse(err)
 		}
 		more, err := witness.ParseLogs(f)
 		f.Close()
 		if err != nil {
-			return fail(fmt.Errorf("%s: %w", *logsFile, err))
+			return refuse(fmt.Errorf("%s: %w", *logsFile, err))
 		}
 		logs = append(logs, more...)
 	}
@@ -132,14 +148,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("no log to witness: give -log or -logs")
 	}
 	store, err := witness.OpenFileStore(*dir)
-	if err != nil {
+	if errors.Is(err, durable.ErrLocked) {
+		return refuse(fmt.Errorf("%w (another witness has it open)", err))
+	} else if err != nil {
 		return fail(err)
 	}
 	defer store.Close()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	w, err := witness.New(witness.Options{Signer: signer, Logs: logs, Store: store, Logger: logger})
 	if err != nil {
-		return fail(err)
+		return refuse(err) // the logs given: the same origin twice, a key that does not fit
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -195,5 +196,41 @@ func TestServeAndRestart(t *testing.T) {
 	// The state directory is locked while a witness runs on it.
 	if code, _, errs := runW("-addr", "127.0.0.1:0", "-dir", dir, "-key", keyFile, "-log", logVKey); code != 2 || !strings.Contains(errs, "locked") {
 		t.Errorf("second witness on one directory: %d %s", code, errs)
+	}
+}
+
+// TestExitStatus (README, "Exit status"): 2 for an invocation refused before anything was done,
+// including a state directory another witness has open; 1 for a witness that fails at work.
+func TestExitStatus(t *testing.T) {
+	keyFile, _ := genkey(t)
+	_, logVKey, _ := seal.GenerateSigningKey("ledger.example/l")
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o600)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	held := t.TempDir()
+	other, err := witness.OpenFileStore(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-h: the usage, asked for", []string{"-h"}, 0},
+		{"no flags", nil, 2},
+		{"no -dir", []string{"-key", keyFile, "-log", logVKey}, 2},
+		{"a state directory another witness has open", []string{"-key", keyFile, "-dir", held, "-log", logVKey, "-addr", "127.0.0.1:0"}, 2},
+		{"-dir is a file: the state directory cannot be made", []string{"-key", keyFile, "-dir", notDir, "-log", logVKey}, 1},
+		{"the address is taken: serving fails", []string{"-key", keyFile, "-dir", t.TempDir(), "-log", logVKey, "-addr", busy.Addr().String()}, 1},
+	} {
+		if code, _, errs := runW(c.args...); code != c.want || errs == "" {
+			t.Errorf("%s: exit %d, stderr %q; want %d and a message", c.name, code, errs, c.want)
+		}
 	}
 }

@@ -7,6 +7,9 @@
 // store with internal/backend and checks it with package verify, without linking the writer.
 //
 // Library users keep keys their own way (a KMS, an HSM); this layout serves the examples.
+//
+// ExitCode maps what Open returns, and what fails after it, to the exit status every program
+// under examples/ ends with (README, "Exit status").
 package ledgerdir
 
 import (
