@@ -210,6 +210,13 @@ func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) 
 	rnd := l.rand()
 	err := l.seal(ctx, rnd, r, size, enc)
 	l.putRand(rnd)
+	if errors.Is(err, ErrShredded) && r.identity != (seal.Hash{}) {
+		// A redelivery of an entry whose key retention destroyed since cannot be sealed again,
+		// and need not be: where the lookup waits for the batch (above), it is made now.
+		if i, ok, lerr := l.idx.lookup(ctx, r.identity); lerr == nil && ok {
+			return capture.Receipt{Index: i, Duplicate: true}, nil
+		}
+	}
 	if err != nil {
 		return capture.Receipt{}, err
 	}

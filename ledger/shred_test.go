@@ -416,3 +416,35 @@ func TestAppendsDuringKEKRetirementAreNeverLost(t *testing.T) {
 		require.Equal(t, "new", got.Message.Text)
 	}
 }
+
+// TestRedeliveryAfterShredIsADuplicate: a message sealed before its key was shredded, delivered
+// again (a platform's redelivery, a backfill run twice), is answered as the duplicate it is,
+// whether the store looks identities up one at a time (the file store), in batches (memstore,
+// as PostgreSQL), or the ledger is shared; it used to fail with ErrShredded where the lookup
+// waits for the batch, since sealing it again needs the destroyed key.
+func TestRedeliveryAfterShredIsADuplicate(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2023, 7, 1, 0, 0, 0, 0, time.UTC)
+	policy := ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "2y", Keep: ledger.Period{Years: 2}}}}
+	for _, shared := range []bool{false, true} {
+		mem := memstore.New()
+		l, err := ledger.Open(ctx, mem, ledger.Options{Signing: testKeys(t), Shared: shared, CheckpointInterval: time.Hour,
+			Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
+		require.NoError(t, err)
+		m := secretMsg(1, "cid-desk", start.AddDate(0, 0, 3), "an old order")
+		rc, err := l.Append(ctx, m)
+		require.NoError(t, err)
+		shreds, err := l.ApplyRetention(ctx, policy, ledger.ApplyOptions{Now: start.AddDate(3, 0, 0), Authority: "job"})
+		require.NoError(t, err)
+		require.Len(t, shreds, 1)
+		size := l.Size()
+		again, err := l.Append(ctx, m)
+		require.NoError(t, err, "shared %v", shared)
+		require.True(t, again.Duplicate)
+		require.Equal(t, rc.Index, again.Index)
+		require.Equal(t, size, l.Size(), "nothing appended")
+		_, err = l.Append(ctx, secretMsg(2, "cid-desk", start.AddDate(0, 0, 4), "new to the ledger, in the shredded month"))
+		require.ErrorIs(t, err, ledger.ErrShredded, "a message the ledger never had is still refused")
+		require.NoError(t, l.Close())
+	}
+}
