@@ -134,7 +134,9 @@ func (l *Ledger) ApplyLocks(ctx context.Context, p *RetentionPolicy) (LockReport
 	if l.dk == nil {
 		return LockReport{}, ErrNoScopes
 	}
-	l.holds.lockMu.Lock()
+	if err := l.holds.lockLocks(ctx); err != nil {
+		return LockReport{}, err
+	}
 	defer l.holds.lockMu.Unlock()
 	if p != nil {
 		l.holds.locks.policy = &RetentionPolicy{Rules: slices.Clone(p.Rules)}
@@ -400,7 +402,9 @@ func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 	if !ok || l.dk == nil {
 		return nil
 	}
-	l.holds.lockMu.Lock()
+	if err := l.holds.lockLocks(ctx); err != nil {
+		return err
+	}
 	defer l.holds.lockMu.Unlock()
 	id := blobKeyID(sum)
 	bs, err := l.dk.readScope(ctx, id)
@@ -443,6 +447,11 @@ type blobLocker struct {
 // ApplyLocks.
 const blobLockQueue = 4096
 
+// blobLockTimeout bounds the locking of one attachment, the wait for a pass running included:
+// a blob store that hangs holds up a hold being placed (which waits for the pass lock) no
+// longer than this. Close cancels it at once.
+const blobLockTimeout = 30 * time.Second
+
 func startBlobLocker(l *Ledger) *blobLocker {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &blobLocker{l: l, q: make(chan [32]byte, blobLockQueue), cancel: cancel, done: make(chan struct{})}
@@ -468,7 +477,10 @@ func (b *blobLocker) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case sum := <-b.q:
-			if err := b.l.lockBlob(ctx, sum); err != nil && ctx.Err() == nil {
+			cctx, cancel := context.WithTimeout(ctx, blobLockTimeout)
+			err := b.l.lockBlob(cctx, sum)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				b.l.log.Warn("ledger: locking an attachment in its storage; the next ApplyLocks retries", "sha256", hex.EncodeToString(sum[:]), "err", err)
 			}
 			b.pending.Add(-1)

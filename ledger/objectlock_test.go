@@ -625,7 +625,11 @@ func (g *gatedBlobs) Retain(ctx context.Context, sum store.Hash, until time.Time
 		case g.waiting <- struct{}{}:
 		default:
 		}
-		<-g.gate
+		select {
+		case <-g.gate:
+		case <-ctx.Done(): // a client's call gives up with its context
+			return ctx.Err()
+		}
 	}
 	return g.lockingBlobs.Retain(ctx, sum, until)
 }
@@ -666,4 +670,38 @@ func TestMediaAppendDoesNotWaitForALockPass(t *testing.T) {
 	l.WaitBlobLocks()
 	until, _ := blobs.lockOf(t, vault, sum)
 	require.True(t, until.Equal(endOfMonthPlus(sent, 7)), "B's attachment is retained until %v; want the policy's %v", until, endOfMonthPlus(sent, 7))
+}
+
+// TestAHungLockCallHoldsUpNeitherHoldsNorClose: while the ledger's background locking of an
+// attachment hangs on the blob store, a hold placed with a deadline gives up at its deadline
+// (with nothing sealed) instead of waiting on the pass lock for ever, and Close returns at once,
+// abandoning the call (the next ApplyLocks sets the lock).
+func TestAHungLockCallHoldsUpNeitherHoldsNorClose(t *testing.T) {
+	ctx := context.Background()
+	blobs := &gatedBlobs{lockingBlobs: newLockingBlobs(time.Hour), gate: make(chan struct{}), waiting: make(chan struct{}, 1)}
+	defer close(blobs.gate)
+	l, err := ledger.Open(ctx, memstore.New(), ledger.Options{Signing: testKeys(t), CheckpointInterval: time.Hour, Blobs: blobs,
+		Encryption: &ledger.Encryption{Keyring: sealtest.NewKeyring(), Vault: &memstore.KeyVault{}}})
+	require.NoError(t, err)
+	_, err = l.ApplyLocks(ctx, &ledger.RetentionPolicy{Rules: []ledger.RetentionRule{{Name: "7y", Keep: ledger.Period{Years: 7}}}})
+	require.NoError(t, err)
+	blobs.armed.Store(true)
+	tie(t, l, "cid-b", 2, thisMonth(), "attachment of B") // acknowledged; the locking hangs
+	<-blobs.waiting
+	size := l.Size()
+	hctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = l.PlaceHold(hctx, ledger.Hold{ID: "h", Tenant: "corp1", Conversation: "cid-x", Reason: "r", By: "c"})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.Equal(t, size, l.Size(), "nothing sealed")
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the hung lock call")
+	}
 }

@@ -124,8 +124,10 @@ type holdEntry struct {
 // ApplyRetention checks the holds and seals a shred entry, so a hold sealed before a shred
 // entry is always seen by it. lockMu is held while a hold is placed or released and the blob
 // store's locks are then brought in line with it, and by every other pass over those locks
-// (objectlock.go), so that the last pass sees the last hold change. Lock order: runs, lockMu,
-// mu, then the ledger's pipeline (submit); never the data key cache's locks while holding mu.
+// (objectlock.go), so that the last pass sees the last hold change; it is taken with lockLocks,
+// which gives up when the caller's context ends (a pass can wait long on the blob store).
+// Lock order: runs, lockMu, mu, then the ledger's pipeline (submit); never the data key
+// cache's locks while holding mu.
 type holdLog struct {
 	mu     sync.Mutex
 	runs   sync.Mutex // one ApplyRetention at a time (taken before lockMu and mu)
@@ -140,6 +142,18 @@ type holdLog struct {
 	released []Hold          // their released holds
 }
 
+// lockLocks takes lockMu, or returns ctx's error if ctx ends first.
+func (h *holdLog) lockLocks(ctx context.Context) error {
+	for !h.lockMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ledger: waiting for the pass over the blob store's locks: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // PlaceHold seals a legal hold into the ledger and returns its entry's index. A hold placed
 // with the id of an active hold replaces it. With a blob store that locks objects, it then
 // places the storage's legal hold on the attachments of the scopes it covers (see ReleaseHold
@@ -152,7 +166,9 @@ func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 		h.From = l.opts.Now().UTC()
 	}
 	h.Released = false
-	l.holds.lockMu.Lock()
+	if err := l.holds.lockLocks(ctx); err != nil {
+		return 0, err
+	}
 	defer l.holds.lockMu.Unlock()
 	i, err := l.placeHold(ctx, h)
 	if err != nil {
@@ -223,7 +239,9 @@ func afterLatestHold(ctx context.Context, try func() error) error {
 // ledger all the same (its index is returned) and the error wraps ErrLocksPending; ApplyLocks
 // or the next ApplyRetention finishes the job.
 func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64, error) {
-	l.holds.lockMu.Lock()
+	if err := l.holds.lockLocks(ctx); err != nil {
+		return 0, err
+	}
 	defer l.holds.lockMu.Unlock()
 	i, err := l.releaseHold(ctx, id, by, reason)
 	if err != nil {
