@@ -159,6 +159,10 @@ func (s *Store) lockHead(ctx context.Context, from uint64) (*pgxpool.Conn, int64
 // lockedRead is how many entries AppendLocked reads with the lock, at most.
 const lockedRead = 4096
 
+// leaseCallTimeout bounds each call on the lease session: one that takes longer finds the
+// session lost, and with it the leases.
+const leaseCallTimeout = 10 * time.Second
+
 // lockIdleTimeout is how long a session may sit idle holding the head row's lock, and how long a
 // writer waits for it, before the server gives up on it.
 const lockIdleTimeout = time.Minute
@@ -200,8 +204,13 @@ func (s *Store) HoldLease(ctx context.Context, name string) (bool, error) {
 	if s.isClosed() { // Close dropped the leases after beginWrite: take none on a new session
 		return false, fmt.Errorf("pgstore: lease %s: %w", name, store.ErrClosed)
 	}
+	// The calls on the lease session run to their own deadline, not the caller's: a call the
+	// caller gives up on would close the session, and with it every lease it holds, the
+	// other names' too.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseCallTimeout)
+	defer cancel()
 	if l.conn != nil && l.held[name] {
-		if _, err := l.conn.Exec(ctx, ";"); err == nil {
+		if _, err := l.conn.Exec(lctx, ";"); err == nil {
 			return true, nil
 		}
 		l.drop()
@@ -214,7 +223,7 @@ func (s *Store) HoldLease(ctx context.Context, name string) (bool, error) {
 		l.conn, l.held = conn, map[string]bool{}
 	}
 	var ok bool
-	if err := l.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, int32(leaseClass), s.schema+"/"+name).Scan(&ok); err != nil {
+	if err := l.conn.QueryRow(lctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, int32(leaseClass), s.schema+"/"+name).Scan(&ok); err != nil {
 		l.drop()
 		return false, s.fail(ctx, "lease "+name, err)
 	}

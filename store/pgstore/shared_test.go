@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -370,5 +371,51 @@ func TestSharedLedgerLargeBatches(t *testing.T) {
 	rep, err := verify.Ledger(ctx, st, v, verify.Options{})
 	if err != nil || rep.Entries != 200 {
 		t.Fatalf("verify: %d entries, %v; want 200", rep.Entries, err)
+	}
+}
+
+// doneDuringCall is a context that is live when a call checks it first and done from then on: a
+// caller that gives up while its call is on the wire.
+type doneDuringCall struct {
+	context.Context
+	checks atomic.Int32
+}
+
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c *doneDuringCall) Done() <-chan struct{} {
+	if c.checks.Load() == 0 {
+		return nil
+	}
+	return closedDone
+}
+
+func (c *doneDuringCall) Err() error {
+	if c.checks.Add(1) == 1 {
+		return nil
+	}
+	return context.Canceled
+}
+
+// TestALeaseCallGivenUpKeepsTheOtherLeases: the leases of a store share one session; a call for
+// one of them that its caller gives up on while it is on the wire leaves the session, and the
+// other leases, held. It used to close the session, and so free the checkpoint lease for
+// another process while this one went on as its holder.
+func TestALeaseCallGivenUpKeepsTheOtherLeases(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	a, b := open(t, dsn, "leases"), open(t, dsn, "leases")
+	if got, err := a.HoldLease(ctx, "checkpoint"); err != nil || !got {
+		t.Fatalf("HoldLease(checkpoint) = %t, %v", got, err)
+	}
+	if got, err := a.HoldLease(ctx, "surveillance"); err != nil || !got {
+		t.Fatalf("HoldLease(surveillance) = %t, %v", got, err)
+	}
+	_, _ = a.HoldLease(&doneDuringCall{Context: ctx}, "surveillance")
+	if got, err := b.HoldLease(ctx, "checkpoint"); err != nil || got {
+		t.Fatalf("another store's HoldLease(checkpoint) after a given-up call = %t, %v; want false: the holder keeps it", got, err)
+	}
+	if got, err := a.HoldLease(ctx, "checkpoint"); err != nil || !got {
+		t.Fatalf("the holder's HoldLease(checkpoint) = %t, %v; want true", got, err)
 	}
 }
