@@ -175,18 +175,24 @@ type lockPass struct {
 }
 
 // syncLocks makes a pass over every attachment of a live scope: legal holds always, dates when
-// p is set. The caller holds l.holds.lockMu, which keeps this process's hold changes out of the
-// pass; in a shared ledger another writer may seal one meanwhile, and a pass that read the holds
-// before it would clear the legal holds it places, or keep those it releases. So when the hold
-// chain moved during a pass, the pass is made again, from the new holds, up to lockRepeats
-// times; the report is the last pass's.
+// p is set. The caller holds l.holds.lockMu.
 func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPolicy) (LockReport, error) {
-	for pass := 0; ; pass++ {
+	return l.stablePass(ctx, lk, p, func(ps *lockPass) error { return l.syncLocksOnce(ctx, ps) })
+}
+
+// stablePass makes a pass (pass, on the holds newLockPass reads) and returns its report. The
+// caller holds l.holds.lockMu, which keeps this process's hold changes out of the pass; in a
+// shared ledger another writer may seal one meanwhile, and a pass that read the holds before it
+// would clear the legal holds it places, or keep those it releases. So when the hold chain
+// moved during a pass, the pass is made again, from the new holds, up to lockRepeats times; the
+// report is the last pass's.
+func (l *Ledger) stablePass(ctx context.Context, lk ObjectLocker, p *RetentionPolicy, pass func(*lockPass) error) (LockReport, error) {
+	for n := 0; ; n++ {
 		ps, err := l.newLockPass(ctx, lk, p)
 		if err != nil {
 			return LockReport{}, err
 		}
-		if err := l.syncLocksOnce(ctx, ps); err != nil {
+		if err := pass(ps); err != nil {
 			return LockReport{}, err
 		}
 		if l.shared == nil || ps.err() != nil {
@@ -199,8 +205,8 @@ func (l *Ledger) syncLocks(ctx context.Context, lk ObjectLocker, p *RetentionPol
 		if head == ps.head {
 			return ps.rep, nil
 		}
-		if pass == lockRepeats {
-			return ps.rep, fmt.Errorf("%w: the holds changed during each of %d passes (another writer's hold changes); the next pass goes on", ErrLocksPending, pass+1)
+		if n == lockRepeats {
+			return ps.rep, fmt.Errorf("%w: the holds changed during each of %d passes (another writer's hold changes); the next pass goes on", ErrLocksPending, n+1)
 		}
 		l.log.Info("ledger: the holds changed during a pass over the object locks; passing again", "hold entry", head)
 	}
@@ -425,12 +431,11 @@ func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 		}
 		live = append(live, &sc)
 	}
-	ps, err := l.newLockPass(ctx, lk, l.holds.locks.policy)
-	if err != nil {
-		return err
-	}
-	l.syncBlob(ctx, ps, id, bs.Blob, live)
-	return ps.err()
+	_, err = l.stablePass(ctx, lk, l.holds.locks.policy, func(ps *lockPass) error {
+		l.syncBlob(ctx, ps, id, bs.Blob, live)
+		return nil
+	})
+	return err
 }
 
 // blobLocker runs lockBlob on a goroutine of its own for the attachments that media records tie

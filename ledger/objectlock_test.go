@@ -705,3 +705,53 @@ func TestAHungLockCallHoldsUpNeitherHoldsNorClose(t *testing.T) {
 		t.Fatal("Close waited for the hung lock call")
 	}
 }
+
+// clearHook is a locking blob store that runs a function once, when armed, as a legal hold is
+// about to be cleared.
+type clearHook struct {
+	*lockingBlobs
+	hook atomic.Pointer[func()]
+}
+
+func (c *clearHook) SetLegalHold(ctx context.Context, sum store.Hash, on bool) error {
+	if f := c.hook.Load(); !on && f != nil && c.hook.CompareAndSwap(f, nil) {
+		(*f)()
+	}
+	return c.lockingBlobs.SetLegalHold(ctx, sum, on)
+}
+
+// TestSharedBlobLockFollowsAnotherWritersHold: the locking of one attachment as a media record
+// ties it (not only a pass over all of them) is made again when another writer changes the holds
+// while it runs: a's locking, on holds read before b's new hold, cleared the legal hold b had
+// just set on the attachment of a conversation b holds.
+func TestSharedBlobLockFollowsAnotherWritersHold(t *testing.T) {
+	ctx := context.Background()
+	st, blobs, ring := memstore.New(), &clearHook{lockingBlobs: newLockingBlobs(time.Hour)}, sealtest.NewKeyring()
+	vault, keys := &memstore.KeyVault{}, testKeys(t)
+	open := func() *ledger.Ledger {
+		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour, Blobs: blobs,
+			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := open(), open()
+	_, err := a.PlaceHold(ctx, ledger.Hold{ID: "h0", Tenant: "corp1", Conversation: "cid-a", Reason: "inquiry", By: "counsel"})
+	require.NoError(t, err)
+	sum := attach(t, a, "cid-a", 1, thisMonth(), "attachment of A")
+	held := func() bool { _, h := blobs.lockOf(t, vault, sum); return h }
+	require.True(t, held())
+	_, err = b.ReleaseHold(ctx, "h0", "counsel", "closed")
+	require.NoError(t, err)
+	require.False(t, held())
+
+	f := func() {
+		_, err := b.PlaceHold(ctx, ledger.Hold{ID: "h1", Tenant: "corp1", Conversation: "cid-a", Reason: "new inquiry", By: "counsel"})
+		require.NoError(t, err)
+		require.True(t, held(), "b's hold sets the legal hold")
+	}
+	blobs.hook.Store(&f)
+	attach(t, a, "cid-a", 2, thisMonth(), "attachment of A") // a media record ties it again: a locks it on stale holds
+	require.Nil(t, blobs.hook.Load(), "the test's hook ran")
+	require.True(t, held(), "a's locking, begun before b's hold, left the held attachment without its legal hold")
+}
