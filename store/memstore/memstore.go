@@ -301,7 +301,6 @@ func (s *Store) ReadBlob(ctx context.Context, sum store.Hash) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
-// Close implements store.Store. Closing twice is harmless.
 // Claim implements store.Owner.
 func (s *Store) Claim(ctx context.Context, owner string) (string, error) {
 	if err := store.CheckOwner(owner); err != nil {
@@ -317,6 +316,7 @@ func (s *Store) Claim(ctx context.Context, owner string) (string, error) {
 	return s.owner, nil
 }
 
+// Close implements store.Store. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
