@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/commseal/commseal/capture"
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/store"
@@ -267,10 +269,7 @@ func (l *Ledger) claim(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	mine := l.keys.VerifierKey
-	if mine == "" { // a SigningKey put together by hand: its name and key hash name it
-		mine = fmt.Sprintf("%s+%08x", l.keys.Verifier.Name(), l.keys.Verifier.KeyHash())
-	}
+	mine := owner(l.keys.Verifier)
 	got, err := o.Claim(ctx, mine)
 	if err != nil {
 		return fmt.Errorf("ledger: claiming the store: %w", err)
@@ -280,6 +279,10 @@ func (l *Ledger) claim(ctx context.Context) error {
 	}
 	return nil
 }
+
+// owner is the name a ledger claims its store with: its verifier's name and key hash, as a
+// sumdb/note signature names the key ("origin+1a2b3c4d"), the same however the key was built.
+func owner(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
 
 // loadFrontier reads the stored hashes that the tree of size entries ends with.
 func loadFrontier(ctx context.Context, st store.Store, size uint64) (seal.Frontier, error) {

@@ -3,6 +3,7 @@ package ledgerdir_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -183,7 +184,7 @@ func TestTwoNewDirectoriesOnOneSchema(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ledgerdir.OpenOn(ctx, dirB, "", parse(t, dirB, pgURL, ""), ledger.Options{Shared: true})
 	require.ErrorIs(t, err, ledger.ErrOtherLedger)
-	require.ErrorContains(t, err, a.Signing.VerifierKey)
+	require.ErrorContains(t, err, fmt.Sprintf("claimed by %s+%08x", a.Signing.Verifier.Name(), a.Signing.Verifier.KeyHash()))
 	_, err = a.Append(ctx, msg("m1"))
 	require.NoError(t, err)
 	vkey := a.Signing.Verifier

@@ -60,7 +60,7 @@
 //	index                     88-byte index records, one per entry, up to the snapshot
 //	hashes                    32-byte stored hashes (golang.org/x/mod/sumdb/tlog layout), up to the snapshot
 //	checkpoints               checkpoint frames
-//	owner                     the owner a ledger claimed (store.Owner): its verifier key, as text (written once, atomically)
+//	owner                     the owner a ledger claimed (store.Owner), as text: its key's name and hash (written once, atomically)
 //	blobs/ab/abcd…            blob content, named by the hex SHA-256 of the content
 //
 // A segment begins with a 32-byte header: the magic "CSEALSG1", the segment number (uint64), the
