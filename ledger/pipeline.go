@@ -226,37 +226,54 @@ func (l *Ledger) sequence(fl *flight, reqs []*request) {
 }
 
 // lookupBatch looks the identities of reqs up among the durable entries in one call, on a store
-// that takes many at once (store.IdentityBatch), where submit did not look each up on its own.
-// Meanwhile no entry becomes durable that is not among those in flight, which entry looks at
-// next: finish, on this goroutine, is what makes them durable.
+// that takes many at once (store.IdentityBatch), where submit did not look each up on its own;
+// a request fails with the lookup's error. Meanwhile no entry becomes durable that is not among
+// those in flight, which entry looks at next: finish, on this goroutine, is what makes them
+// durable.
 func (l *Ledger) lookupBatch(reqs []*request) {
-	var ids []seal.Hash
-	checked := l.Size()
-	for _, r := range reqs {
-		r.found = -1
-		if r.identity != (seal.Hash{}) && l.idx.batches() {
-			r.checked = checked
-			ids = append(ids, r.identity)
+	if !l.idx.batches() {
+		for _, r := range reqs {
+			r.found = -1 // submit looked it up
 		}
-	}
-	if len(ids) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchLookupTimeout)
 	defer cancel()
+	if err := l.lookupRequests(ctx, reqs); err != nil {
+		for _, r := range reqs {
+			if r.identity != (seal.Hash{}) {
+				r.lookupErr = err
+			}
+		}
+	}
+}
+
+// lookupRequests looks the identities of reqs up among the durable entries, in one call to the
+// store if it takes many, and sets each request's found and checked.
+func (l *Ledger) lookupRequests(ctx context.Context, reqs []*request) error {
+	checked := l.Size()
+	ids := make([]seal.Hash, 0, len(reqs))
+	for _, r := range reqs {
+		r.checked, r.found = checked, -1
+		if r.identity != (seal.Hash{}) {
+			ids = append(ids, r.identity)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
 	found, err := l.idx.lookupAll(ctx, ids)
+	if err != nil {
+		return err
+	}
 	k := 0
 	for _, r := range reqs {
-		if r.identity == (seal.Hash{}) {
-			continue
+		if r.identity != (seal.Hash{}) {
+			r.found = found[k]
+			k++
 		}
-		if err != nil {
-			r.lookupErr = err
-			continue
-		}
-		r.found = found[k]
-		k++
 	}
+	return nil
 }
 
 // batchLookupTimeout bounds lookupBatch's call to the store, which the pipeline waits for.
@@ -559,29 +576,7 @@ const idleCatchUp = time.Second
 // appends after that look is at or beyond the durable size now, so catchUp brings it into the
 // identities in flight, where entry finds it (or, if they were pruned since, the index).
 func (l *Ledger) lookupFlight(ctx context.Context, fl *flight) error {
-	checked := l.Size()
-	ids := make([]seal.Hash, 0, len(fl.reqs))
-	for _, r := range fl.reqs {
-		r.checked, r.found = checked, -1
-		if r.identity != (seal.Hash{}) {
-			ids = append(ids, r.identity)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	found, err := l.idx.lookupAll(ctx, ids)
-	if err != nil {
-		return err
-	}
-	k := 0
-	for _, r := range fl.reqs {
-		if r.identity != (seal.Hash{}) {
-			r.found = found[k]
-			k++
-		}
-	}
-	return nil
+	return l.lookupRequests(ctx, fl.reqs)
 }
 
 // catchUp brings the sequencer from the entries it knows to the size entries of the shared log:
