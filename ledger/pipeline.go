@@ -227,9 +227,9 @@ func (l *Ledger) sequence(fl *flight, reqs []*request) {
 
 // lookupBatch looks the identities of reqs up among the durable entries in one call, on a store
 // that takes many at once (store.IdentityBatch), where submit did not look each up on its own;
-// a request with an identity fails with the lookup's error. Meanwhile no entry becomes durable that is not among
-// those in flight, which entry looks at next: finish, on this goroutine, is what makes them
-// durable.
+// a request with an identity fails with the lookup's error. Meanwhile no entry becomes durable
+// that is not among those in flight, which entry looks at next: finish, on this goroutine, is
+// what makes them durable.
 func (l *Ledger) lookupBatch(reqs []*request) {
 	if !l.idx.batches() {
 		for _, r := range reqs {

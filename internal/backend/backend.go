@@ -151,6 +151,7 @@ type Location struct {
 	pathStyle bool
 	retention time.Duration // 0: s3store.DefaultRetention
 	given     s3Given       // which of the three the -blobs URL set (the rest are defaults)
+	recorded  bool          // the three are from ledger.store, which recorded them
 	creds     aws.Credentials
 }
 
@@ -470,7 +471,7 @@ func Recorded(dir string) (spec Spec, found bool, err error) {
 			return Spec{}, false, fmt.Errorf("%w: %s: its S3 settings (region %q, retention %q)", ErrCorruptRecord, filepath.Join(dir, layout.StoreFile), r.S3.Region, r.S3.Retention)
 		}
 		spec.Blobs.region, spec.Blobs.pathStyle, spec.Blobs.retention = r.S3.Region, r.S3.PathStyle, d
-		spec.Blobs.given = s3Given{true, true, true} // the record gives all three
+		spec.Blobs.given, spec.Blobs.recorded = s3Given{true, true, true}, true
 	}
 	switch {
 	case spec.Store.Kind == File && filepath.IsAbs(spec.Store.Path),
@@ -559,7 +560,7 @@ func Match(dir string, recorded, given Spec, write bool) error {
 	if write && !same(recorded.Blobs, given.Blobs) {
 		return mismatch("attachments", "-blobs", recorded.Blobs)
 	}
-	if write && recorded.Blobs.Kind == S3 && recorded.Blobs.given.retention { // the record gives them
+	if write && recorded.Blobs.Kind == S3 && recorded.Blobs.recorded {
 		rec, giv := recorded.Blobs.settings(), given.Blobs.settings()
 		for _, c := range []struct {
 			name     string
@@ -583,7 +584,7 @@ func Match(dir string, recorded, given Spec, write bool) error {
 // attachments for the retention, and reaches the region, that the directory recorded.
 func Settled(recorded, given Spec) Spec {
 	r, g := recorded.Blobs, &given.Blobs
-	if r.Kind != S3 || g.Kind != S3 || !r.given.retention {
+	if r.Kind != S3 || g.Kind != S3 || !r.recorded {
 		return given
 	}
 	if !g.given.region {
