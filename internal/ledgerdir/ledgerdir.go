@@ -79,7 +79,8 @@ func Open(ctx context.Context, dir, origin string, opts ledger.Options) (*Ledger
 // wrong with the keyring's errors, before anything is written: new keys would not verify or
 // open what is there. A directory that records other stores than spec fails with
 // backend.ErrMismatch, and a new one given a store that holds a ledger with
-// backend.ErrNotEmpty, before anything is written. Stores reached over the network
+// backend.ErrNotEmpty, before anything is written (or, when the store's owner is what tells,
+// ledger.ErrOtherLedger, the new directory then removed). Stores reached over the network
 // (PostgreSQL, S3) are opened before anything is written in the directory, so one that cannot
 // be reached leaves no trace there.
 func OpenOn(ctx context.Context, dir, origin string, spec backend.Spec, opts ledger.Options) (*Ledger, error) {
@@ -101,7 +102,11 @@ func OpenOn(ctx context.Context, dir, origin string, spec backend.Spec, opts led
 			return nil, err
 		}
 	}
+	made := false // the directory is this call's: nothing was there
 	if !started {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			made = true
+		}
 		if err := durable.MkdirAll(dir); err != nil {
 			stores.Close()
 			return nil, fmt.Errorf("ledgerdir: %w", err)
@@ -119,6 +124,10 @@ func OpenOn(ctx context.Context, dir, origin string, spec backend.Spec, opts led
 	if err != nil {
 		lock.Close()
 		stores.Close()
+		if made && errors.Is(err, ledger.ErrOtherLedger) {
+			// Laid out for a store that another ledger claimed: the new keys can never open it.
+			_ = os.RemoveAll(dir)
+		}
 		return nil, err
 	}
 	l.lock = lock
