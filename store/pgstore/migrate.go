@@ -152,8 +152,13 @@ func (s *Store) checkVersion(ctx context.Context) error {
 	switch {
 	case v > SchemaVersion:
 		return fmt.Errorf("%w: schema version %d, this code knows up to %d", ErrSchemaTooNew, v, SchemaVersion)
-	case v < SchemaVersion:
-		return fmt.Errorf("schema version %d is older than this code's %d; open the store for writing once to migrate it", v, SchemaVersion)
+	case v < readerVersion:
+		return fmt.Errorf("schema version %d is older than the %d this code reads; open the store for writing once to migrate it", v, readerVersion)
 	}
 	return nil
 }
+
+// readerVersion is the oldest schema version a read-only store reads: the migrations after it
+// add only what a reader does not use (version 2, the owner table), so an auditor can read a
+// replica that no writer of this version has opened yet.
+const readerVersion = 1
