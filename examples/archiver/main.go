@@ -526,7 +526,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		source := capture.PlatformDingTalk + "/" + c.id // the app this archiver captures
 		var monitor func() *surveil.Monitor
 		if leases, ok := l.Store.(store.Leases); ok && c.shared {
-			monitor = sv.startLeased(indexCtx, &wg, l.Ledger, leases, c.leaseEvery, c.dir, source, log, notify.onSealed)
+			if monitor, err = sv.startLeased(indexCtx, &wg, l.Ledger, leases, c.leaseEvery, c.dir, source, log, notify.onSealed); err != nil {
+				return fail("surveillance: %v", err)
+			}
 		} else {
 			m, err := sv.start(indexCtx, &wg, l.Ledger, c.dir, source, log, notify.onSealed)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -248,4 +249,35 @@ func TestSharedArchiversTakeTurnsToScan(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 8, rep.Kinds[seal.KindMessage.String()], "%v", rep.Kinds)
 	require.EqualValues(t, 8, rep.Kinds["annotation"], "one finding per flagged message: %v", rep.Kinds)
+}
+
+// A shared archiver whose monitor cannot be made (here a damaged cursor file) fails at its start,
+// as an unshared one does, not when it takes the surveillance lease, hours later perhaps, and
+// holds it without scanning.
+func TestSharedArchiverWithABadCursorFailsAtTheStart(t *testing.T) {
+	ctx := context.Background()
+	pgURL := backendtest.Postgres(t)
+	g := dingtalktest.New(dingtalktest.Config{})
+	defer g.Close()
+	dir := filepath.Join(t.TempDir(), "desk")
+	spec, err := backend.Parse(dir, pgURL, "")
+	require.NoError(t, err)
+	l, err := ledgerdir.OpenOn(ctx, dir, layout.DefaultOrigin, spec, ledger.Options{})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, layout.CursorFile), []byte("not a cursor"), 0o600))
+	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-dir", dir, "-store", pgURL, "-shared", "-openapi-host", g.URL}, env, &stdout, &stderr, nil)
+	}()
+	select {
+	case code := <-done:
+		require.NotZero(t, code)
+		require.Contains(t, stderr.String(), "surveillance")
+		require.Contains(t, stderr.String(), "cursor")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the archiver ran with a monitor it could not make")
+	}
 }

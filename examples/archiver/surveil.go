@@ -66,11 +66,23 @@ func readLexicon(path string) (*scan.Scanner, error) {
 	return sc, nil
 }
 
-// start runs the monitor on wg until ctx ends, and reloads the lexicon file on SIGHUP. onSealed
-// receives each sealed finding (alerts). source names the archiver's capture for the behaviour
-// rules (source_silence, reconnect_storm): every message it captures is from it. It returns
-// the monitor, for its position and its Reconnect.
+// start runs the monitor (monitor) on wg until ctx ends (run). onSealed receives each sealed
+// finding (alerts). source names the archiver's capture for the behaviour rules
+// (source_silence, reconnect_storm): every message it captures is from it. It returns the
+// monitor, for its position and its Reconnect.
 func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, dir, source string, log *slog.Logger,
+	onSealed func(context.Context, *surveil.Sealed) error) (*surveil.Monitor, error) {
+	m, err := s.monitor(l, dir, source, log, onSealed)
+	if err != nil {
+		return nil, err
+	}
+	s.run(ctx, wg, m, log)
+	return m, nil
+}
+
+// monitor makes the monitor of the ledger in dir, with the lexicon and behaviour rules: what
+// start runs, and what startLeased runs while it holds the lease.
+func (s *surveillance) monitor(l *ledger.Ledger, dir, source string, log *slog.Logger,
 	onSealed func(context.Context, *surveil.Sealed) error) (*surveil.Monitor, error) {
 	opts := surveil.Options{Lexicon: s.lv, CursorFile: filepath.Join(dir, layout.CursorFile), OnSealed: onSealed, Logger: log, Feed: s.feed}
 	if s.rules != nil {
@@ -80,10 +92,11 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 		}
 		opts.Behaviour = d
 	}
-	m, err := surveil.New(l, opts)
-	if err != nil {
-		return nil, err
-	}
+	return surveil.New(l, opts)
+}
+
+// run runs m on wg until ctx ends, and reloads the lexicon file on SIGHUP or when it changes.
+func (s *surveillance) run(ctx context.Context, wg *sync.WaitGroup, m *surveil.Monitor, log *slog.Logger) {
 	wg.Go(func() { _ = m.Run(ctx, 200*time.Millisecond) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -107,21 +120,26 @@ func (s *surveillance) start(ctx context.Context, wg *sync.WaitGroup, l *ledger.
 			}
 		}
 	})
-	return m, nil
 }
 
 // surveillanceLease is the store lease (store.Leases) held by the one archiver that scans a
 // shared ledger.
 const surveillanceLease = "surveillance"
 
-// startLeased runs the monitor (start) while this archiver holds the store's surveillance lease,
-// checking or trying to take it every every: of several archivers on one shared ledger, one
-// scans at a time, everything in the ledger (its monitor reads the others' entries from the
-// store), and when it stops, or loses its connection to the store, another takes over within
-// every, from its own cursor (findings already sealed are not sealed or alerted again). It
-// returns the monitor running now, nil while another archiver holds the lease.
+// startLeased makes the monitor, and runs it while this archiver holds the store's
+// surveillance lease, checking or trying to take it every every: of several archivers on one
+// shared ledger, one scans at a time, everything in the ledger (its monitor reads the others'
+// entries from the store), and when it stops, or loses its connection to the store, another
+// takes over within every, from its own cursor (findings already sealed are not sealed or
+// alerted again). A monitor that cannot be made (a bad cursor file, bad rules) fails here, at
+// the start, not when the lease comes. It returns the monitor running now, nil while another
+// archiver holds the lease.
 func (s *surveillance) startLeased(ctx context.Context, wg *sync.WaitGroup, l *ledger.Ledger, leases store.Leases, every time.Duration,
-	dir, source string, log *slog.Logger, onSealed func(context.Context, *surveil.Sealed) error) func() *surveil.Monitor {
+	dir, source string, log *slog.Logger, onSealed func(context.Context, *surveil.Sealed) error) (func() *surveil.Monitor, error) {
+	m, err := s.monitor(l, dir, source, log, onSealed)
+	if err != nil {
+		return nil, err
+	}
 	var cur atomic.Pointer[surveil.Monitor]
 	wg.Go(func() {
 		tick := time.NewTicker(every)
@@ -145,13 +163,8 @@ func (s *surveillance) startLeased(ctx context.Context, wg *sync.WaitGroup, l *l
 			switch {
 			case held && stop == nil:
 				mctx, cancel := context.WithCancel(ctx)
-				m, err := s.start(mctx, &running, l, dir, source, log, onSealed)
-				if err != nil {
-					cancel()
-					log.Error("archiver: surveillance: starting the monitor; trying again", "err", err)
-					break
-				}
 				stop = cancel
+				s.run(mctx, &running, m, log)
 				cur.Store(m)
 				log.Info("archiver: surveillance: this archiver holds the lease and scans the ledger")
 			case !held && stop != nil:
@@ -165,7 +178,7 @@ func (s *surveillance) startLeased(ctx context.Context, wg *sync.WaitGroup, l *l
 			}
 		}
 	})
-	return cur.Load
+	return cur.Load, nil
 }
 
 // watchReconnects tells the monitor's behaviour rules of each reconnect of the Stream
