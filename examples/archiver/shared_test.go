@@ -25,7 +25,25 @@ import (
 	"github.com/commseal/commseal/seal"
 	"github.com/commseal/commseal/verify"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
 )
+
+// twoDirectories lays out a ledger directory on the PostgreSQL ledger at pgURL and copies it
+// (cp -a), as an operator makes one per machine: it returns both, the spec and the verifier.
+func twoDirectories(t *testing.T, pgURL string) (a, b string, spec backend.Spec, vkey note.Verifier) {
+	t.Helper()
+	a = filepath.Join(t.TempDir(), "desk-a")
+	spec, err := backend.Parse(a, pgURL, "")
+	require.NoError(t, err)
+	l, err := ledgerdir.OpenOn(context.Background(), a, layout.DefaultOrigin, spec, ledger.Options{})
+	require.NoError(t, err)
+	vkey = l.Signing.Verifier
+	require.NoError(t, l.Close())
+	b = filepath.Join(t.TempDir(), "desk-b")
+	out, err := exec.Command("cp", "-a", a, b).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return a, b, spec, vkey
+}
 
 // Two archivers capture one DingTalk app into one PostgreSQL ledger, as an operator runs them on
 // two machines: the first directory is made once and copied (cp -a) to the second, both run with
@@ -37,16 +55,7 @@ func TestTwoArchiversOnOnePostgresLedger(t *testing.T) {
 	pgURL := backendtest.Postgres(t)
 	g := dingtalktest.New(dingtalktest.Config{RedeliverAfter: 2 * time.Second})
 	defer g.Close()
-	a := filepath.Join(t.TempDir(), "desk-a")
-	spec, err := backend.Parse(a, pgURL, "")
-	require.NoError(t, err)
-	l, err := ledgerdir.OpenOn(ctx, a, layout.DefaultOrigin, spec, ledger.Options{})
-	require.NoError(t, err)
-	vkey := l.Signing.Verifier
-	require.NoError(t, l.Close())
-	b := filepath.Join(t.TempDir(), "desk-b")
-	out, err := exec.Command("cp", "-a", a, b).CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	a, b, spec, vkey := twoDirectories(t, pgURL)
 
 	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
 	runCtx, stop := context.WithCancel(ctx)
@@ -173,16 +182,7 @@ func TestSharedArchiversTakeTurnsToScan(t *testing.T) {
 	pgURL := backendtest.Postgres(t)
 	g := dingtalktest.New(dingtalktest.Config{})
 	defer g.Close()
-	a := filepath.Join(t.TempDir(), "desk-a")
-	spec, err := backend.Parse(a, pgURL, "")
-	require.NoError(t, err)
-	l, err := ledgerdir.OpenOn(ctx, a, layout.DefaultOrigin, spec, ledger.Options{})
-	require.NoError(t, err)
-	vkey := l.Signing.Verifier
-	require.NoError(t, l.Close())
-	b := filepath.Join(t.TempDir(), "desk-b")
-	out, err := exec.Command("cp", "-a", a, b).CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	a, b, spec, vkey := twoDirectories(t, pgURL)
 
 	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
 	type archiver struct {
@@ -259,12 +259,7 @@ func TestSharedArchiverWithABadCursorFailsAtTheStart(t *testing.T) {
 	pgURL := backendtest.Postgres(t)
 	g := dingtalktest.New(dingtalktest.Config{})
 	defer g.Close()
-	dir := filepath.Join(t.TempDir(), "desk")
-	spec, err := backend.Parse(dir, pgURL, "")
-	require.NoError(t, err)
-	l, err := ledgerdir.OpenOn(ctx, dir, layout.DefaultOrigin, spec, ledger.Options{})
-	require.NoError(t, err)
-	require.NoError(t, l.Close())
+	dir, _, _, _ := twoDirectories(t, pgURL)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, layout.CursorFile), []byte("not a cursor"), 0o600))
 	env := envOf(map[string]string{"DINGTALK_CLIENT_ID": dingtalktest.DefaultClientID, "DINGTALK_CLIENT_SECRET": dingtalktest.DefaultClientSecret})
 	var stdout, stderr syncBuffer
