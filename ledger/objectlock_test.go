@@ -553,6 +553,21 @@ func TestLocksFollowHoldsChangedConcurrently(t *testing.T) {
 	}
 }
 
+// twoLockingWriters opens two writers of one shared, encrypted ledger in memory, with blobs as
+// their blob store and vault as their key vault, as two processes on one PostgreSQL ledger.
+func twoLockingWriters(t *testing.T, blobs store.Blobs, vault store.KeyVault) (a, b *ledger.Ledger) {
+	t.Helper()
+	st, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	open := func() *ledger.Ledger {
+		l, err := ledger.Open(context.Background(), st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour,
+			Blobs: blobs, Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	return open(), open()
+}
+
 // keysHook is a shared vault that runs a function once, at the first listing of its keys once
 // armed: a lock pass lists them after it has read the holds.
 type keysHook struct {
@@ -578,17 +593,8 @@ func (v *keysHook) Keys(ctx context.Context) iter.Seq2[store.WrappedKey, error] 
 // chain moved, a passes again and sets it back, so the held attachment ends held.
 func TestSharedLockPassFollowsAnotherWritersHold(t *testing.T) {
 	ctx := context.Background()
-	st, blobs, ring := memstore.New(), newLockingBlobs(time.Hour), sealtest.NewKeyring()
-	vault := &keysHook{KeyVault: &memstore.KeyVault{}}
-	keys := testKeys(t)
-	open := func() *ledger.Ledger {
-		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour, Blobs: blobs,
-			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
-		require.NoError(t, err)
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
-	a, b := open(), open()
+	blobs, vault := newLockingBlobs(time.Hour), &keysHook{KeyVault: &memstore.KeyVault{}}
+	a, b := twoLockingWriters(t, blobs, vault)
 	sum := attach(t, a, "cid-a", 1, thisMonth(), "attachment of A")
 	held := func() bool { _, h := blobs.lockOf(t, vault, sum); return h }
 	_, err := a.PlaceHold(ctx, ledger.Hold{ID: "h0", Tenant: "corp1", Conversation: "cid-a", Reason: "inquiry", By: "counsel"})
@@ -726,16 +732,8 @@ func (c *clearHook) SetLegalHold(ctx context.Context, sum store.Hash, on bool) e
 // just set on the attachment of a conversation b holds.
 func TestSharedBlobLockFollowsAnotherWritersHold(t *testing.T) {
 	ctx := context.Background()
-	st, blobs, ring := memstore.New(), &clearHook{lockingBlobs: newLockingBlobs(time.Hour)}, sealtest.NewKeyring()
-	vault, keys := &memstore.KeyVault{}, testKeys(t)
-	open := func() *ledger.Ledger {
-		l, err := ledger.Open(ctx, st, ledger.Options{Signing: keys, Shared: true, CheckpointInterval: time.Hour, Blobs: blobs,
-			Encryption: &ledger.Encryption{Keyring: ring, Vault: vault}})
-		require.NoError(t, err)
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
-	a, b := open(), open()
+	blobs, vault := &clearHook{lockingBlobs: newLockingBlobs(time.Hour)}, &memstore.KeyVault{}
+	a, b := twoLockingWriters(t, blobs, vault)
 	_, err := a.PlaceHold(ctx, ledger.Hold{ID: "h0", Tenant: "corp1", Conversation: "cid-a", Reason: "inquiry", By: "counsel"})
 	require.NoError(t, err)
 	sum := attach(t, a, "cid-a", 1, thisMonth(), "attachment of A")
