@@ -59,9 +59,14 @@ type keyScope struct {
 	Shredding *shredMark `json:"shredding,omitempty"`
 }
 
-// shredMark is what a key marked for shredding records: the attachments' keys that go with it.
+// shredMark is what a key marked for shredding records: a scope's key, the attachments' keys
+// that go with it; an attachment's key, the scope key it goes with.
 type shredMark struct {
 	Blobs []string `json:"blobs"`
+	// With is set on an attachment's key that goes with the shred of scope key With: while it
+	// is, no record ties the attachment to another scope (addBlobScope refuses), so it cannot
+	// become a live conversation's between the choice and the destruction.
+	With string `json:"with,omitempty"`
 	// At is when the mark was made (the machine's clock): a shared ledger leaves a mark without
 	// a sealed shred entry to the writer that made it until staleMark has passed.
 	At time.Time `json:"at,omitzero"`
@@ -595,23 +600,92 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 	}
 }
 
-// unmark clears the shredding mark of a key that a hold (or a new run) kept.
+// markBlobs marks the attachments' keys blobs to go with the shred of scope key scopeID
+// (shredMark.With), each only if it still goes with it: none of its scopes is live but
+// scopeID's (gone lists the destroyed ones). It returns those it marked, or found marked so
+// already: the attachments the shred entry may name. Each mark is one atomic update of the
+// vault, and addBlobScope's tie another, so of a tie and a mark that race, across processes,
+// the first wins: a blob tied first is not marked, one marked first is not tied.
+func (c *keyCache) markBlobs(ctx context.Context, scopeID string, blobs []string, gone map[string]bool) ([]string, error) {
+	var kept []string
+	for _, id := range blobs {
+		marked := false
+		err := c.withTie(ctx, id, func() error {
+			_, err := c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
+				switch {
+				case sc.Shredding != nil:
+					marked = sc.Shredding.With == scopeID // this shred's, from an earlier try
+					return false, nil
+				case !takesBlob(sc.Scopes, scopeID, gone):
+					return false, nil // tied to a live scope since it was chosen: it stays
+				}
+				sc.Shredding, marked = &shredMark{With: scopeID, At: time.Now().UTC()}, true
+				return true, nil
+			})
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, err
+		case marked:
+			kept = append(kept, id)
+		}
+	}
+	return kept, nil
+}
+
+// withTie runs f holding key id's slot and tieMu: the in-process order of ties and marks (a
+// vault that several processes share orders them itself, store.MetaUpdater).
+func (c *keyCache) withTie(ctx context.Context, id string, f func() error) error {
+	slot, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return err
+	}
+	defer c.release(id, slot)
+	c.tieMu.Lock()
+	defer c.tieMu.Unlock()
+	c.drop(id)
+	return f()
+}
+
+// unmark clears the shredding mark of a key that a hold (or a new run) kept, and, for a scope's
+// key, the marks of the attachments' keys that were to go with it.
 func (c *keyCache) unmark(ctx context.Context, id string) error {
 	f, _, err := c.acquire(ctx, id, false, "")
 	if err != nil {
 		return err
 	}
-	defer c.release(id, f)
+	var was *shredMark
 	c.drop(id)
 	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
-		changed := sc.Shredding != nil
+		was = sc.Shredding
 		sc.Shredding = nil
-		return changed, nil
+		return was != nil, nil
 	})
+	c.release(id, f)
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	return err
+	if err != nil || was == nil {
+		return err
+	}
+	for _, b := range was.Blobs {
+		err := c.withTie(ctx, b, func() error {
+			_, err := c.updateScope(ctx, b, func(sc *keyScope) (bool, error) {
+				if sc.Shredding == nil || sc.Shredding.With != id {
+					return false, nil
+				}
+				sc.Shredding = nil
+				return true, nil
+			})
+			return err
+		})
+		if err != nil && !errors.Is(err, store.ErrDestroyed) && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // forget drops a key from the cache (after it is destroyed), and keeps a get that is loading
@@ -641,6 +715,9 @@ func (c *keyCache) addBlobScope(ctx context.Context, sum [32]byte, scopeID strin
 	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
 		if slices.Contains(sc.Scopes, scopeID) {
 			return false, nil
+		}
+		if sc.Shredding != nil {
+			return false, fmt.Errorf("%w: attachment key %s goes with the shred of %s", ErrShredded, id, sc.Shredding.With)
 		}
 		sc.Scopes = append(sc.Scopes, scopeID)
 		return true, nil

@@ -657,7 +657,12 @@ func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolic
 	if err != nil || marked == nil {
 		return nil, err
 	}
-	s.Blobs = marked.Blobs
+	// The attachments chosen are marked too: from then on no record ties one to another scope,
+	// and one tied meanwhile (by another writer of a shared vault) stays out of the shred.
+	s.Blobs, err = l.dk.markBlobs(ctx, s.KeyID, marked.Blobs, inv.gone)
+	if err != nil {
+		return nil, err // the marks stay; the next run clears them (no entry was sealed)
+	}
 	// 2. Check the holds and seal the shred entry, under the holds' lock.
 	sealed, err := l.sealShred(ctx, &s)
 	if err != nil {
@@ -714,6 +719,22 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			orphans = append(orphans, listedKey{wk.ID, sc})
 		}
 		if sc.Shredding == nil {
+			continue
+		}
+		if with := sc.Shredding.With; with != "" {
+			// An attachment marked to go with a scope's shred: if that shred's entry is sealed
+			// and names it, it is destroyed with the scope (below, or as an orphan); else the
+			// mark is cleared as a scope's is.
+			s, err := l.sealedShred(ctx, with)
+			if err != nil {
+				return out, err
+			}
+			if s != nil && slices.Contains(s.Blobs, wk.ID) || l.shared != nil && time.Since(sc.Shredding.At) < staleMark {
+				continue
+			}
+			if err := l.dk.unmark(ctx, wk.ID); err != nil {
+				return out, err
+			}
 			continue
 		}
 		s, err := l.sealedShred(ctx, wk.ID)

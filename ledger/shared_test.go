@@ -731,3 +731,124 @@ func TestSharedOpenOnABusyLog(t *testing.T) {
 	require.NoError(t, err)
 	closeAndVerify(t, mem, keys, a, b)
 }
+
+// blobMarkHook is a shared vault that runs a function once, right after an attachment's key is
+// marked to go with a shred.
+type blobMarkHook struct {
+	*memstore.KeyVault
+	onMark func()
+}
+
+func (v *blobMarkHook) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	var marked bool
+	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
+		m, err := update(old)
+		marked = err == nil && strings.HasPrefix(id, "blob1.") && strings.Contains(string(m), `"with"`)
+		return m, err
+	})
+	if f := v.onMark; marked && f != nil {
+		v.onMark = nil
+		f()
+	}
+	return err
+}
+
+// TestSharedShredAndTieRace: writer a's retention run shreds an old conversation's key and
+// chooses its attachment to go with it, while writer b ties the same attachment to a live
+// conversation. Whichever of the tie and the attachment's mark comes first wins, and nothing
+// live is destroyed:
+//   - b ties first (between the scope's mark and the attachment's): the attachment stays out
+//     of the shred, and the live conversation keeps it; a's run used to destroy it;
+//   - a marks first: b's tie is refused with ErrShredded (its record is not sealed, so nothing
+//     refers to an attachment about to go), and the attachment goes with the shred its entry
+//     names.
+func TestSharedShredAndTieRace(t *testing.T) {
+	ctx := context.Background()
+	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet, shared by two desks"
+
+	// b ties first.
+	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
+	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	sum := attach(t, a, "cid-old", 1, old, content)
+	vault.onMark = func() { attach(t, b, "cid-live", 2, time.Now().UTC(), content) }
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a's job"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	require.Empty(t, shreds[0].Blobs, "the attachment tied to a live conversation stays out of the shred")
+	got, err := b.Access("officer", "live conversation").Blob(ctx, sum)
+	require.NoError(t, err, "the attachment of the live conversation was destroyed")
+	require.Equal(t, content, string(got))
+
+	// a marks first.
+	mem, ring, keys = memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	bvault := &blobMarkHook{KeyVault: &memstore.KeyVault{}}
+	a, b = openSharedEncrypted(t, mem, keys, ring, bvault), openSharedEncrypted(t, mem, keys, ring, bvault)
+	sum = attach(t, a, "cid-old", 1, old, content)
+	var tieErr error
+	bvault.onMark = func() {
+		m := secretMsg(2, "cid-live", time.Now().UTC(), "see the attachment")
+		_, err := b.Append(ctx, m)
+		require.NoError(t, err)
+		about := m.Identity()
+		body, _ := json.Marshal(map[string]any{"status": "stored", "sha256": fmt.Sprintf("%x", sum)})
+		_, tieErr = b.AppendRecord(ctx, &capture.Record{Kind: capture.RecordMedia, Platform: "dingtalk", Tenant: "corp1", ID: "media-live",
+			Conversation: m.Conversation, About: &about, At: m.SentAt, Body: body})
+	}
+	shreds, err = a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a's job"})
+	require.NoError(t, err)
+	require.ErrorIs(t, tieErr, ledger.ErrShredded, "a tie to an attachment marked to go is refused")
+	require.Len(t, shreds, 1)
+	require.Len(t, shreds[0].Blobs, 1, "the attachment goes with the shred")
+	_, err = b.Access("officer", "after").Blob(ctx, sum)
+	require.ErrorIs(t, err, ledger.ErrShredded)
+}
+
+// TestAttachmentMarksAreCleared: an attachment's mark to go with a shred is cleared with its
+// scope's mark when a hold stops the shred, and by the next run when a crashed run left it with
+// no sealed entry naming it; either way the attachment can be tied to a live conversation again.
+func TestAttachmentMarksAreCleared(t *testing.T) {
+	ctx := context.Background()
+	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
+	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	vault := &blobMarkHook{KeyVault: &memstore.KeyVault{}}
+	a := openSharedEncrypted(t, mem, keys, ring, vault)
+	sum := attach(t, a, "cid-old", 1, old, content)
+	blob := blobKey(sum)
+	markOf := func() string {
+		wk, err := vault.Key(ctx, blob)
+		require.NoError(t, err)
+		var sc struct{ Shredding *struct{ With string } }
+		require.NoError(t, json.Unmarshal(wk.Meta, &sc))
+		if sc.Shredding == nil {
+			return ""
+		}
+		return sc.Shredding.With
+	}
+	vault.onMark = func() {
+		require.NotEmpty(t, markOf(), "the attachment is marked")
+		_, err := a.PlaceHold(ctx, ledger.Hold{ID: "h", Tenant: "corp1", Conversation: "cid-old", Reason: "inquiry", By: "counsel"})
+		require.NoError(t, err)
+	}
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	require.Empty(t, shreds, "the hold stopped the shred")
+	require.Empty(t, markOf(), "the attachment's mark went with its scope's")
+	attach(t, a, "cid-live", 2, time.Now().UTC(), content) // tied again
+
+	// A mark a crashed run left (its scope's mark cleared, no entry sealed), older than staleMark.
+	require.NoError(t, vault.UpdateMeta(ctx, blob, func(meta []byte) ([]byte, error) {
+		var sc map[string]any
+		require.NoError(t, json.Unmarshal(meta, &sc))
+		sc["shredding"] = map[string]any{"blobs": []string{}, "with": "dk1.2023-02.gone", "at": time.Now().Add(-time.Hour)}
+		return json.Marshal(sc)
+	}))
+	_, err = a.ReleaseHold(ctx, "h", "counsel", "closed")
+	require.NoError(t, err)
+	_, err = a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "job"})
+	require.NoError(t, err)
+	got, err := a.Access("officer", "live").Blob(ctx, sum)
+	require.NoError(t, err, "the attachment of the live conversation stays")
+	require.Equal(t, content, string(got))
+	require.Empty(t, markOf(), "the stale mark was cleared")
+}
