@@ -441,7 +441,9 @@ const orphanRule = "attachment of shredded scopes"
 //
 // Each key goes in four durable steps: its metadata is marked "shredding" with the attachments
 // it takes along (from then on nothing new is encrypted under it, and its expiry is checked
-// again against the kinds it protects now); the active holds are read and, unless one covers
+// again against the kinds it protects now), and so is each of those attachments' keys, while
+// none of its scopes is live but this one (from then on no record ties it to another scope; one
+// tied first stays out); the active holds are read and, unless one covers
 // the scope, the shred entry is sealed, both under the lock that PlaceHold takes, so that a
 // hold sealed before the shred entry always wins (and clears the mark); the attachments' keys
 // are destroyed, then the scope's key. A run that stops part way is finished by the next one,
