@@ -635,6 +635,33 @@ func (c *keyCache) markBlobs(ctx context.Context, scopeID string, blobs []string
 	return kept, nil
 }
 
+// liveScope returns a live scope key, other than scopeID, that the attachment key id is tied
+// to, or "" if it has none (or is gone itself): the check made before an attachment is
+// destroyed with scopeID's shred.
+func (c *keyCache) liveScope(ctx context.Context, id, scopeID string) (string, error) {
+	sc, err := c.readScope(ctx, id)
+	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, s := range sc.Scopes {
+		if s == scopeID {
+			continue
+		}
+		_, err := c.readScope(ctx, s)
+		switch {
+		case errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return "", err
+		default:
+			return s, nil
+		}
+	}
+	return "", nil
+}
+
 // withTie runs f holding key id's slot and tieMu: the in-process order of ties and marks (a
 // vault that several processes share orders them itself, store.MetaUpdater).
 func (c *keyCache) withTie(ctx context.Context, id string, f func() error) error {

@@ -688,6 +688,18 @@ func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolic
 // scope's key last (whose mark keeps the job findable until then).
 func (l *Ledger) destroyShredded(ctx context.Context, s *Shred) error {
 	for _, id := range append(slices.Clone(s.Blobs), s.KeyID) {
+		if id != s.KeyID {
+			live, err := l.dk.liveScope(ctx, id, s.KeyID)
+			if err != nil {
+				return fmt.Errorf("ledger: checking %s, named by shred entry %d (the next run finishes it): %w", id, s.Index, err)
+			}
+			if live != "" {
+				// Tied to a live scope since the entry was sealed (its mark was cleared under
+				// it): the entry names more than goes, and the live conversation keeps it.
+				l.log.Error("ledger: an attachment named by a shred entry is tied to a live scope: kept", "key", id, "entry", s.Index, "live", live)
+				continue
+			}
+		}
 		if err := l.dk.enc.Vault.DestroyKey(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("ledger: destroying %s, named by shred entry %d (the next run finishes it): %w", id, s.Index, err)
 		}
@@ -773,6 +785,13 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			if s == nil || !slices.Contains(s.Blobs, b.id) {
 				continue
 			}
+			if live, err := l.dk.liveScope(ctx, b.id, scope); err != nil || live != "" {
+				if err != nil {
+					return out, err
+				}
+				l.log.Error("ledger: an attachment named by a shred entry is tied to a live scope: kept", "key", b.id, "entry", s.Index, "live", live)
+				break
+			}
 			if err := l.dk.enc.Vault.DestroyKey(ctx, b.id); err != nil {
 				return out, fmt.Errorf("ledger: destroying %s, named by shred entry %d: %w", b.id, s.Index, err)
 			}
@@ -822,6 +841,15 @@ func (l *Ledger) sealShred(ctx context.Context, s *Shred) (bool, error) {
 	defer l.holds.mu.Unlock()
 	sealed := false
 	err := afterLatestHold(ctx, func() error {
+		// A shred entry another run (another writer's) sealed already stands, whatever hold
+		// came after it: its run may be destroying what it names, so this one finishes it
+		// rather than clear the marks that keep those attachments from being tied again.
+		if done, err := l.sealedShred(ctx, s.KeyID); err != nil || done != nil {
+			if done != nil {
+				*s, sealed = *done, true
+			}
+			return err
+		}
 		holds, _, head, err := l.holdSets(ctx)
 		if err != nil {
 			return err

@@ -852,3 +852,94 @@ func TestAttachmentMarksAreCleared(t *testing.T) {
 	require.Equal(t, content, string(got))
 	require.Empty(t, markOf(), "the stale mark was cleared")
 }
+
+// failDestroy is a shared vault whose DestroyKey of one key fails once (a run that crashes after
+// sealing its shred entry), and that runs a function once after a scope key is marked.
+type failDestroy struct {
+	*memstore.KeyVault
+	fail   string
+	onMark func()
+}
+
+func (v *failDestroy) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
+	var marked bool
+	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
+		m, err := update(old)
+		marked = err == nil && strings.HasPrefix(id, "dk1.") && strings.Contains(string(m), `"shredding"`)
+		return m, err
+	})
+	if f := v.onMark; marked && f != nil {
+		v.onMark = nil
+		f()
+	}
+	return err
+}
+
+func (v *failDestroy) DestroyKey(ctx context.Context, id string) error {
+	if id == v.fail {
+		v.fail = ""
+		return errors.New("the run stops here")
+	}
+	return v.KeyVault.DestroyKey(ctx, id)
+}
+
+// TestSharedShredEntryStandsAgainstALaterHold: writer a's run seals a key's shred entry and
+// stops before destroying; then a hold covers the scope; writer b's run, which had marked the
+// key too, finds the entry and finishes it, as the entry was sealed before the hold. It used to
+// see the hold, call the shred off and clear the marks, leaving the attachment the entry names
+// free to be tied to a live conversation, and destroyed with it later. Now the content is gone
+// as named, and a live conversation that sends it again is told so (ErrShredded).
+func TestSharedShredEntryStandsAgainstALaterHold(t *testing.T) {
+	ctx := context.Background()
+	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
+	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	vault := &failDestroy{KeyVault: &memstore.KeyVault{}}
+	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	sum := attach(t, a, "cid-old", 1, old, content)
+	vault.onMark = func() { // b has marked the key; a's run seals the entry and stops
+		vault.fail = blobKey(sum)
+		_, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a"})
+		require.ErrorContains(t, err, "the run stops here")
+		_, err = a.PlaceHold(ctx, ledger.Hold{ID: "h", Tenant: "corp1", Conversation: "cid-old", Reason: "inquiry", By: "counsel"})
+		require.NoError(t, err)
+	}
+	shreds, err := b.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "b"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1)
+	require.True(t, shreds[0].Resumed, "b finished a's entry")
+	require.Equal(t, []string{blobKey(sum)}, shreds[0].Blobs)
+	_, err = b.Access("officer", "after").Blob(ctx, sum)
+	require.ErrorIs(t, err, ledger.ErrShredded)
+	_, err = b.PutBlob(ctx, []byte(content))
+	require.ErrorIs(t, err, ledger.ErrShredded, "the same content sent again is refused, not stored and lost later")
+}
+
+// TestANamedAttachmentTiedToALiveScopeIsKept: the last check before an attachment goes with a
+// scope's shred: one that a shred entry names but that a live scope references by then (its
+// mark was lost under it) is kept, and the scope's key still goes.
+func TestANamedAttachmentTiedToALiveScopeIsKept(t *testing.T) {
+	ctx := context.Background()
+	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
+	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	vault := &failDestroy{KeyVault: &memstore.KeyVault{}}
+	a := openSharedEncrypted(t, mem, keys, ring, vault)
+	sum := attach(t, a, "cid-old", 1, old, content)
+	vault.fail = blobKey(sum)
+	_, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a"})
+	require.ErrorContains(t, err, "the run stops here")
+	require.NoError(t, vault.UpdateMeta(ctx, blobKey(sum), func(meta []byte) ([]byte, error) { // the mark lost
+		var sc map[string]any
+		require.NoError(t, json.Unmarshal(meta, &sc))
+		delete(sc, "shredding")
+		return json.Marshal(sc)
+	}))
+	attach(t, a, "cid-live", 2, time.Now().UTC(), content)
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a"})
+	require.NoError(t, err)
+	require.Len(t, shreds, 1, "the interrupted shred is finished")
+	got, err := a.Access("officer", "live").Blob(ctx, sum)
+	require.NoError(t, err, "the live conversation's attachment was destroyed")
+	require.Equal(t, content, string(got))
+	_, err = a.Access("officer", "old").Get(ctx, 0)
+	require.ErrorIs(t, err, ledger.ErrShredded, "the old scope's key went")
+}
