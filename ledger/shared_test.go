@@ -366,17 +366,22 @@ func TestSharedShredYieldsToAnotherWritersHold(t *testing.T) {
 	require.NoError(t, b.Close())
 }
 
-// markHook runs onMark once, after a key's metadata is written with a shredding mark.
+// markHook is a shared vault that runs onMark once, right after a scope key's metadata is
+// written with a shredding mark (with blob set, an attachment key's, shredMark.With), and whose
+// DestroyKey of key fail fails once (a run that stops after sealing its shred entry).
 type markHook struct {
 	*memstore.KeyVault
 	onMark func()
+	blob   bool
+	fail   string
 }
 
 func (v *markHook) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
 	var marked bool
 	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
 		m, err := update(old)
-		marked = err == nil && strings.Contains(string(m), `"shredding"`)
+		marked = err == nil && strings.Contains(string(m), `"shredding"`) && strings.HasPrefix(id, "blob1.") == v.blob &&
+			(!v.blob || strings.Contains(string(m), `"with"`))
 		return m, err
 	})
 	if f := v.onMark; marked && f != nil {
@@ -384,6 +389,14 @@ func (v *markHook) UpdateMeta(ctx context.Context, id string, update func([]byte
 		f()
 	}
 	return err
+}
+
+func (v *markHook) DestroyKey(ctx context.Context, id string) error {
+	if id != "" && id == v.fail {
+		v.fail = ""
+		return errors.New("the run stops here")
+	}
+	return v.KeyVault.DestroyKey(ctx, id)
 }
 
 // holdsReadHook runs a function once, right after the first read of the hold chain's latest
@@ -732,27 +745,6 @@ func TestSharedOpenOnABusyLog(t *testing.T) {
 	closeAndVerify(t, mem, keys, a, b)
 }
 
-// blobMarkHook is a shared vault that runs a function once, right after an attachment's key is
-// marked to go with a shred.
-type blobMarkHook struct {
-	*memstore.KeyVault
-	onMark func()
-}
-
-func (v *blobMarkHook) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
-	var marked bool
-	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
-		m, err := update(old)
-		marked = err == nil && strings.HasPrefix(id, "blob1.") && strings.Contains(string(m), `"with"`)
-		return m, err
-	})
-	if f := v.onMark; marked && f != nil {
-		v.onMark = nil
-		f()
-	}
-	return err
-}
-
 // TestSharedShredAndTieRace: writer a's retention run shreds an old conversation's key and
 // chooses its attachment to go with it, while writer b ties the same attachment to a live
 // conversation. Whichever of the tie and the attachment's mark comes first wins, and nothing
@@ -782,7 +774,7 @@ func TestSharedShredAndTieRace(t *testing.T) {
 
 	// a marks first.
 	mem, ring, keys = memstore.New(), sealtest.NewKeyring(), testKeys(t)
-	bvault := &blobMarkHook{KeyVault: &memstore.KeyVault{}}
+	bvault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
 	a, b = openSharedEncrypted(t, mem, keys, ring, bvault), openSharedEncrypted(t, mem, keys, ring, bvault)
 	sum = attach(t, a, "cid-old", 1, old, content)
 	var tieErr error
@@ -811,7 +803,7 @@ func TestAttachmentMarksAreCleared(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
 	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
-	vault := &blobMarkHook{KeyVault: &memstore.KeyVault{}}
+	vault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
 	a := openSharedEncrypted(t, mem, keys, ring, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	blob := blobKey(sum)
@@ -853,36 +845,6 @@ func TestAttachmentMarksAreCleared(t *testing.T) {
 	require.Empty(t, markOf(), "the stale mark was cleared")
 }
 
-// failDestroy is a shared vault whose DestroyKey of one key fails once (a run that crashes after
-// sealing its shred entry), and that runs a function once after a scope key is marked.
-type failDestroy struct {
-	*memstore.KeyVault
-	fail   string
-	onMark func()
-}
-
-func (v *failDestroy) UpdateMeta(ctx context.Context, id string, update func([]byte) ([]byte, error)) error {
-	var marked bool
-	err := v.KeyVault.UpdateMeta(ctx, id, func(old []byte) ([]byte, error) {
-		m, err := update(old)
-		marked = err == nil && strings.HasPrefix(id, "dk1.") && strings.Contains(string(m), `"shredding"`)
-		return m, err
-	})
-	if f := v.onMark; marked && f != nil {
-		v.onMark = nil
-		f()
-	}
-	return err
-}
-
-func (v *failDestroy) DestroyKey(ctx context.Context, id string) error {
-	if id == v.fail {
-		v.fail = ""
-		return errors.New("the run stops here")
-	}
-	return v.KeyVault.DestroyKey(ctx, id)
-}
-
 // TestSharedShredEntryStandsAgainstALaterHold: writer a's run seals a key's shred entry and
 // stops before destroying; then a hold covers the scope; writer b's run, which had marked the
 // key too, finds the entry and finishes it, as the entry was sealed before the hold. It used to
@@ -893,7 +855,7 @@ func TestSharedShredEntryStandsAgainstALaterHold(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
 	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
-	vault := &failDestroy{KeyVault: &memstore.KeyVault{}}
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
 	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	vault.onMark = func() { // b has marked the key; a's run seals the entry and stops
@@ -921,7 +883,7 @@ func TestANamedAttachmentTiedToALiveScopeIsKept(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
 	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
-	vault := &failDestroy{KeyVault: &memstore.KeyVault{}}
+	vault := &markHook{KeyVault: &memstore.KeyVault{}}
 	a := openSharedEncrypted(t, mem, keys, ring, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	vault.fail = blobKey(sum)
