@@ -677,33 +677,23 @@ func (c *keyCache) withTie(ctx context.Context, id string, f func() error) error
 }
 
 // unmark clears the shredding mark of a key that a hold (or a new run) kept, and, for a scope's
-// key, the marks of the attachments' keys that were to go with it.
+// key, first the marks of the attachments' keys that were to go with it: a run that stops part
+// way leaves the scope's mark, which the next run finds and clears again.
 func (c *keyCache) unmark(ctx context.Context, id string) error {
-	f, _, err := c.acquire(ctx, id, false, "")
-	if err != nil {
-		return err
-	}
-	var was *shredMark
-	c.drop(id)
-	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
-		was = sc.Shredding
-		sc.Shredding = nil
-		return was != nil, nil
-	})
-	c.release(id, f)
+	sc, err := c.readScope(ctx, id)
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil || was == nil {
+	if err != nil || sc.Shredding == nil {
 		return err
 	}
-	for _, b := range was.Blobs {
+	for _, b := range sc.Shredding.Blobs {
 		err := c.withTie(ctx, b, func() error {
-			_, err := c.updateScope(ctx, b, func(sc *keyScope) (bool, error) {
-				if sc.Shredding == nil || sc.Shredding.With != id {
+			_, err := c.updateScope(ctx, b, func(bs *keyScope) (bool, error) {
+				if bs.Shredding == nil || bs.Shredding.With != id {
 					return false, nil
 				}
-				sc.Shredding = nil
+				bs.Shredding = nil
 				return true, nil
 			})
 			return err
@@ -712,7 +702,21 @@ func (c *keyCache) unmark(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	return nil
+	f, _, err := c.acquire(ctx, id, false, "")
+	if err != nil {
+		return err
+	}
+	defer c.release(id, f)
+	c.drop(id)
+	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
+		changed := sc.Shredding != nil
+		sc.Shredding = nil
+		return changed, nil
+	})
+	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // forget drops a key from the cache (after it is destroyed), and keeps a get that is loading

@@ -751,9 +751,9 @@ func TestSharedOpenOnABusyLog(t *testing.T) {
 // live is destroyed:
 //   - b ties first (between the scope's mark and the attachment's): the attachment stays out
 //     of the shred, and the live conversation keeps it; a's run used to destroy it;
-//   - a marks first: b's tie is refused with ErrShredded (its record is not sealed, so nothing
-//     refers to an attachment about to go), and the attachment goes with the shred its entry
-//     names.
+//   - a marks first: b's PutBlob of the content and its tie are refused with ErrShredded (its
+//     record is not sealed, so nothing refers to an attachment about to go), and the attachment
+//     goes with the shred its entry names.
 func TestSharedShredAndTieRace(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet, shared by two desks"
@@ -777,8 +777,9 @@ func TestSharedShredAndTieRace(t *testing.T) {
 	bvault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
 	a, b = openSharedEncrypted(t, mem, keys, ring, bvault), openSharedEncrypted(t, mem, keys, ring, bvault)
 	sum = attach(t, a, "cid-old", 1, old, content)
-	var tieErr error
+	var tieErr, putErr error
 	bvault.onMark = func() {
+		_, putErr = b.PutBlob(ctx, []byte(content))
 		m := secretMsg(2, "cid-live", time.Now().UTC(), "see the attachment")
 		_, err := b.Append(ctx, m)
 		require.NoError(t, err)
@@ -789,6 +790,7 @@ func TestSharedShredAndTieRace(t *testing.T) {
 	}
 	shreds, err = a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a's job"})
 	require.NoError(t, err)
+	require.ErrorIs(t, putErr, ledger.ErrShredded, "the content of an attachment marked to go is refused, not stored and lost")
 	require.ErrorIs(t, tieErr, ledger.ErrShredded, "a tie to an attachment marked to go is refused")
 	require.Len(t, shreds, 1)
 	require.Len(t, shreds[0].Blobs, 1, "the attachment goes with the shred")
