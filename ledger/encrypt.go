@@ -67,6 +67,9 @@ type shredMark struct {
 	// is, no record ties the attachment to another scope (addBlobScope refuses), so it cannot
 	// become a live conversation's between the choice and the destruction.
 	With string `json:"with,omitempty"`
+	// Run names the retention run that made the mark (or adopted it from one that stopped):
+	// only that run, or one that finds the mark stale under the same name, clears it.
+	Run string `json:"run,omitempty"`
 	// At is when the mark was made (the machine's clock): a shared ledger leaves a mark without
 	// a sealed shred entry to the writer that made it until staleMark has passed.
 	At time.Time `json:"at,omitzero"`
@@ -552,7 +555,7 @@ func (c *keyCache) readScope(ctx context.Context, id string) (keyScope, error) {
 // its slot and tieMu, so that no kind or attachment is added meanwhile) says it is still due and
 // which attachments go with it. It returns the mark, or nil if the key is no longer due or is
 // gone.
-func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) ([]string, bool, error)) (*shredMark, error) {
+func (c *keyCache) mark(ctx context.Context, id, run string, pick func(sc *keyScope) ([]string, bool, error)) (*shredMark, error) {
 	f, _, err := c.acquire(ctx, id, false, "")
 	if err != nil {
 		return nil, err
@@ -584,7 +587,7 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 				moved = true
 				return false, nil
 			}
-			cur.Shredding = &shredMark{Blobs: blobs, At: time.Now().UTC()}
+			cur.Shredding = &shredMark{Blobs: blobs, At: time.Now().UTC(), Run: run}
 			return true, nil
 		})
 		switch {
@@ -602,24 +605,25 @@ func (c *keyCache) mark(ctx context.Context, id string, pick func(sc *keyScope) 
 
 // markBlobs marks the attachments' keys blobs to go with the shred of scope key scopeID
 // (shredMark.With), each only if it still goes with it: none of its scopes is live but
-// scopeID's (gone lists the destroyed ones). It returns those it marked, or found marked so
-// already: the attachments the shred entry may name. Each mark is one atomic update of the
+// scopeID's (gone lists the destroyed ones), each mark named run. It returns those it marked,
+// or found marked so already (adopted, under run): the attachments the shred entry may name. Each mark is one atomic update of the
 // vault, and addBlobScope's tie another, so of a tie and a mark that race, across processes,
 // the first wins: a blob tied first is not marked, one marked first is not tied.
-func (c *keyCache) markBlobs(ctx context.Context, scopeID string, blobs []string, gone map[string]bool) ([]string, error) {
+func (c *keyCache) markBlobs(ctx context.Context, scopeID, run string, blobs []string, gone map[string]bool) ([]string, error) {
 	var kept []string
 	for _, id := range blobs {
 		marked := false
 		err := c.withTie(ctx, id, func() error {
 			_, err := c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
 				switch {
-				case sc.Shredding != nil:
-					marked = sc.Shredding.With == scopeID // this shred's, from an earlier try
-					return false, nil
-				case !takesBlob(sc.Scopes, scopeID, gone):
+				case sc.Shredding != nil && sc.Shredding.With != scopeID:
+					return false, nil // another shred's
+				case sc.Shredding == nil && !takesBlob(sc.Scopes, scopeID, gone):
 					return false, nil // tied to a live scope since it was chosen: it stays
 				}
-				sc.Shredding, marked = &shredMark{With: scopeID, At: time.Now().UTC()}, true
+				// Marked now, or adopted from an earlier try of this shred: renamed and dated
+				// anew, so that no run clears it for stale under the old name.
+				sc.Shredding, marked = &shredMark{With: scopeID, At: time.Now().UTC(), Run: run}, true
 				return true, nil
 			})
 			return err
@@ -676,21 +680,24 @@ func (c *keyCache) withTie(ctx context.Context, id string, f func() error) error
 	return f()
 }
 
-// unmark clears the shredding mark of a key that a hold (or a new run) kept, and, for a scope's
-// key, first the marks of the attachments' keys that were to go with it: a run that stops part
-// way leaves the scope's mark, which the next run finds and clears again.
-func (c *keyCache) unmark(ctx context.Context, id string) error {
+// unmark clears the shredding mark of a key that a hold (or a new run) kept, if run made it
+// (a run clears its own marks, or those it found stale under that name), and, for a scope's key,
+// first the marks of the attachments' keys that run made to go with it: a run that stops part
+// way leaves the scope's mark, which the next run finds and clears again. A mark that another
+// run has made or adopted since is left alone.
+func (c *keyCache) unmark(ctx context.Context, id, run string) error {
 	sc, err := c.readScope(ctx, id)
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil || sc.Shredding == nil {
+	if err != nil || sc.Shredding == nil || sc.Shredding.Run != run {
 		return err
 	}
+	ours := func(m *shredMark, with string) bool { return m != nil && m.With == with && m.Run == run }
 	for _, b := range sc.Shredding.Blobs {
 		err := c.withTie(ctx, b, func() error {
 			_, err := c.updateScope(ctx, b, func(bs *keyScope) (bool, error) {
-				if bs.Shredding == nil || bs.Shredding.With != id {
+				if !ours(bs.Shredding, id) {
 					return false, nil
 				}
 				bs.Shredding = nil
@@ -708,10 +715,12 @@ func (c *keyCache) unmark(ctx context.Context, id string) error {
 	}
 	defer c.release(id, f)
 	c.drop(id)
-	_, err = c.updateScope(ctx, id, func(sc *keyScope) (bool, error) {
-		changed := sc.Shredding != nil
-		sc.Shredding = nil
-		return changed, nil
+	_, err = c.updateScope(ctx, id, func(cur *keyScope) (bool, error) {
+		if !ours(cur.Shredding, sc.Shredding.With) {
+			return false, nil
+		}
+		cur.Shredding = nil
+		return true, nil
 	})
 	if errors.Is(err, store.ErrDestroyed) || errors.Is(err, store.ErrNotFound) {
 		return nil

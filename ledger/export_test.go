@@ -9,3 +9,6 @@ func (l *Ledger) WaitBlobLocks() {
 		l.blobLocks.wait()
 	}
 }
+
+// StaleMark is staleMark, for the external tests.
+const StaleMark = staleMark

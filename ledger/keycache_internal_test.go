@@ -67,7 +67,7 @@ func TestKeyBeingMarkedIsNotHandedToAnAppend(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	marked := make(chan error, 1)
 	go func() {
-		m, err := c.mark(ctx, id, func(sc *keyScope) ([]string, bool, error) {
+		m, err := c.mark(ctx, id, "run-1", func(sc *keyScope) ([]string, bool, error) {
 			close(entered)
 			<-release
 			return nil, true, nil
@@ -92,7 +92,10 @@ func TestKeyBeingMarkedIsNotHandedToAnAppend(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, dek, got, "a reader of a marked key")
 
-	require.NoError(t, c.unmark(ctx, id))
+	require.NoError(t, c.unmark(ctx, id, "run-2"))
+	_, err = c.get(ctx, id, sc, true, "message")
+	require.ErrorIs(t, err, ErrShredded, "another run left the mark alone")
+	require.NoError(t, c.unmark(ctx, id, "run-1"))
 	got, err = c.get(ctx, id, sc, true, "message")
 	require.NoError(t, err, "an append after the mark was cleared")
 	require.Equal(t, dek, got)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -506,8 +507,9 @@ func (l *Ledger) ApplyRetention(ctx context.Context, p RetentionPolicy, opts App
 		}
 		return due, nil
 	}
+	run := rand.Text() // names this run's shredding marks
 	for _, s := range due {
-		done, err := l.shred(ctx, inv, &p, s)
+		done, err := l.shred(ctx, inv, &p, s, run)
 		if err != nil {
 			return out, err
 		}
@@ -628,11 +630,11 @@ func takesBlob(scopes []string, id string, gone map[string]bool) bool {
 // shred takes one due key through its four steps (mark, check holds and seal, destroy the
 // attachments, destroy the key). It returns nil, and leaves the key unmarked, when the key is
 // no longer due (its kinds changed, it was destroyed) or a hold now covers it.
-func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolicy, s Shred) (*Shred, error) {
+func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolicy, s Shred, run string) (*Shred, error) {
 	// 1. Mark, checking while holding the key's slot in the cache (and tieMu, so that no
 	// attachment is tied meanwhile) that the key is still due with the kinds it protects now,
 	// and choosing the attachments that go with it from their current scopes.
-	marked, err := l.dk.mark(ctx, s.KeyID, func(sc *keyScope) ([]string, bool, error) {
+	marked, err := l.dk.mark(ctx, s.KeyID, run, func(sc *keyScope) ([]string, bool, error) {
 		if s.Rule == orphanRule {
 			return nil, len(sc.Scopes) > 0 && all(sc.Scopes, func(x string) bool { return inv.gone[x] }), nil
 		}
@@ -661,7 +663,7 @@ func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolic
 	}
 	// The attachments chosen are marked too: from then on no record ties one to another scope,
 	// and one tied meanwhile (by another writer of a shared vault) stays out of the shred.
-	s.Blobs, err = l.dk.markBlobs(ctx, s.KeyID, marked.Blobs, inv.gone)
+	s.Blobs, err = l.dk.markBlobs(ctx, s.KeyID, run, marked.Blobs, inv.gone)
 	if err != nil {
 		return nil, err // the marks stay; the next run clears them (no entry was sealed)
 	}
@@ -671,7 +673,7 @@ func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolic
 		return nil, err // the mark stays; the next run clears it (no entry was sealed)
 	}
 	if !sealed {
-		return nil, l.dk.unmark(ctx, s.KeyID)
+		return nil, l.dk.unmark(ctx, s.KeyID, run)
 	}
 	// 3 and 4. Destroy the attachments, then the key.
 	if err := l.destroyShredded(ctx, &s); err != nil {
@@ -746,7 +748,7 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			if s != nil && slices.Contains(s.Blobs, wk.ID) || l.shared != nil && time.Since(sc.Shredding.At) < staleMark {
 				continue
 			}
-			if err := l.dk.unmark(ctx, wk.ID); err != nil {
+			if err := l.dk.unmark(ctx, wk.ID, sc.Shredding.Run); err != nil { // the mark seen, and no other
 				return out, err
 			}
 			continue
@@ -759,7 +761,7 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			if l.shared != nil && time.Since(sc.Shredding.At) < staleMark {
 				continue // another writer's run, still going (a mark from before At: stale)
 			}
-			if err := l.dk.unmark(ctx, wk.ID); err != nil {
+			if err := l.dk.unmark(ctx, wk.ID, sc.Shredding.Run); err != nil { // the mark seen, and no other
 				return out, err
 			}
 			continue

@@ -907,3 +907,49 @@ func TestANamedAttachmentTiedToALiveScopeIsKept(t *testing.T) {
 	_, err = a.Access("officer", "old").Get(ctx, 0)
 	require.ErrorIs(t, err, ledger.ErrShredded, "the old scope's key went")
 }
+
+// TestAnAdoptedMarkIsRenamedAndDatedAnew: a run that finds an attachment marked for its scope's
+// shred by a run that stopped (here one nearly staleMark ago) adopts the mark under its own name
+// and date, so another writer's run does not take it for stale and clear it while the shred is
+// going on: the attachment stays untieable until it goes. Adopted as it was, the mark aged out
+// during the shred, the other run cleared it, and a live conversation could tie the attachment.
+func TestAnAdoptedMarkIsRenamedAndDatedAnew(t *testing.T) {
+	ctx := context.Background()
+	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
+	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	vault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
+	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	sum := attach(t, a, "cid-old", 1, old, content)
+	blob := blobKey(sum)
+	var scope string
+	for wk, err := range vault.Keys(ctx) {
+		require.NoError(t, err)
+		if wk.ID != blob {
+			scope = wk.ID
+		}
+	}
+	setMark := func(id string, m map[string]any) {
+		require.NoError(t, vault.KeyVault.UpdateMeta(ctx, id, func(meta []byte) ([]byte, error) {
+			var sc map[string]any
+			require.NoError(t, json.Unmarshal(meta, &sc))
+			sc["shredding"] = m
+			return json.Marshal(sc)
+		}))
+	}
+	// Marks a stopped run left, a second short of stale.
+	at := time.Now().Add(-ledger.StaleMark + time.Second).UTC()
+	setMark(scope, map[string]any{"blobs": []string{blob}, "at": at, "run": "stopped"})
+	setMark(blob, map[string]any{"blobs": []string{}, "with": scope, "at": at, "run": "stopped"})
+	var tieErr error
+	vault.onMark = func() { // a has adopted the attachment's mark; time passes, b's run resumes
+		time.Sleep(1500 * time.Millisecond)
+		_, err := b.ApplyRetention(ctx, ledger.RetentionPolicy{}, ledger.ApplyOptions{Authority: "b"})
+		require.NoError(t, err)
+		_, tieErr = b.PutBlob(ctx, []byte(content))
+	}
+	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a"})
+	require.NoError(t, err)
+	require.ErrorIs(t, tieErr, ledger.ErrShredded, "the attachment stayed marked while a's shred went on")
+	require.Len(t, shreds, 1)
+	require.Equal(t, []string{blob}, shreds[0].Blobs)
+}
