@@ -37,6 +37,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -115,6 +116,13 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.out == "" {
 		c.out = fmt.Sprintf("%s-bundle-%s", strings.TrimSuffix(c.dir, "/"), time.Now().UTC().Format("20060102T150405"))
+	}
+	// The bundle goes to a new or empty directory (ledger/export): found out now, not after
+	// the ledger is built.
+	if ents, err := os.ReadDir(c.out); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("-out %s is not empty: the bundle needs a new or empty directory", c.out)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("-out %s: %w", c.out, err)
 	}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stderr == os.Stderr {
 		c.progress = true

@@ -41,6 +41,8 @@ func TestDrillRefusesOtherLedgers(t *testing.T) {
 func TestDrillExitStatus(t *testing.T) {
 	notDir := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+	full := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(full, "x"), nil, 0o600))
 	for _, c := range []struct {
 		name string
 		dir  string
@@ -49,6 +51,8 @@ func TestDrillExitStatus(t *testing.T) {
 	}{
 		{"an unknown flag", t.TempDir(), []string{"-nosuchflag"}, 2},
 		{"a stray argument", t.TempDir(), []string{"stray"}, 2},
+		{"-out holds files: refused before the ledger is built", t.TempDir(), []string{"-out", full}, 2},
+		{"-out is a file", t.TempDir(), []string{"-out", notDir}, 2},
 		{"-dir is a file: the ledger cannot be built", notDir, nil, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
