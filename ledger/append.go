@@ -193,7 +193,8 @@ func jsonOf(v any) encoder {
 // submit seals the plaintext enc writes (about size bytes) into r's payload and commitment,
 // hands r to the pipeline and waits. A durable duplicate is answered at once.
 func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) (capture.Receipt, error) {
-	if r.identity != (seal.Hash{}) && l.shared == nil && !l.idx.batches() {
+	lookupLater := l.shared != nil || l.idx.batches()
+	if r.identity != (seal.Hash{}) && !lookupLater {
 		// A redelivery of a durable entry is answered here, off the pipeline. (A shared
 		// ledger looks each batch's identities up at once, in appendShared, and so does the
 		// pipeline of a store that takes many in one call, a round trip to a server: in
@@ -210,7 +211,7 @@ func (l *Ledger) submit(ctx context.Context, r *request, size int, enc encoder) 
 	rnd := l.rand()
 	err := l.seal(ctx, rnd, r, size, enc)
 	l.putRand(rnd)
-	if errors.Is(err, ErrShredded) && r.identity != (seal.Hash{}) {
+	if errors.Is(err, ErrShredded) && r.identity != (seal.Hash{}) && lookupLater {
 		// A redelivery of an entry whose key retention destroyed since cannot be sealed again,
 		// and need not be: where the lookup waits for the batch (above), it is made now.
 		if i, ok, lerr := l.idx.lookup(ctx, r.identity); lerr == nil && ok {

@@ -66,9 +66,8 @@ var (
 func (l *Ledger) putBlob(ctx context.Context, data []byte) ([32]byte, error) {
 	sum := sha256.Sum256(data)
 	id := blobKeyID(sum)
-	if wk, err := l.dk.enc.Vault.Key(ctx, id); err == nil {
-		var sc keyScope
-		if json.Unmarshal(wk.Meta, &sc) == nil && sc.Shredding != nil {
+	if sc, err := l.dk.readScope(ctx, id); err == nil {
+		if sc.Shredding != nil {
 			// Stored before, and going with a shred now: the record that would tie it is
 			// refused (addBlobScope), and so is the content, rather than stored and lost.
 			return sum, fmt.Errorf("%w: blob %x goes with the shred of %s", ErrShredded, sum[:8], sc.Shredding.With)
