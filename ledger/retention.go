@@ -691,14 +691,10 @@ func (l *Ledger) shred(ctx context.Context, inv *keyInventory, p *RetentionPolic
 func (l *Ledger) destroyShredded(ctx context.Context, s *Shred) error {
 	for _, id := range append(slices.Clone(s.Blobs), s.KeyID) {
 		if id != s.KeyID {
-			live, err := l.dk.liveScope(ctx, id, s.KeyID)
-			if err != nil {
-				return fmt.Errorf("ledger: checking %s, named by shred entry %d (the next run finishes it): %w", id, s.Index, err)
-			}
-			if live != "" {
-				// Tied to a live scope since the entry was sealed (its mark was cleared under
-				// it): the entry names more than goes, and the live conversation keeps it.
-				l.log.Error("ledger: an attachment named by a shred entry is tied to a live scope: kept", "key", id, "entry", s.Index, "live", live)
+			if kept, err := l.keptLive(ctx, id, s.KeyID, s.Index); err != nil || kept {
+				if err != nil {
+					return fmt.Errorf("ledger: checking %s, named by shred entry %d (the next run finishes it): %w", id, s.Index, err)
+				}
 				continue
 			}
 		}
@@ -708,6 +704,18 @@ func (l *Ledger) destroyShredded(ctx context.Context, s *Shred) error {
 		l.dk.forget(id)
 	}
 	return nil
+}
+
+// keptLive reports whether the attachment key id, named by the shred entry at index of scope
+// key scope, is tied to a live scope by now (its mark was cleared under it), and logs it: the
+// entry names more than goes, and the live conversation keeps it.
+func (l *Ledger) keptLive(ctx context.Context, id, scope string, index uint64) (bool, error) {
+	live, err := l.dk.liveScope(ctx, id, scope)
+	if err != nil || live == "" {
+		return false, err
+	}
+	l.log.Error("ledger: an attachment named by a shred entry is tied to a live scope: kept", "key", id, "entry", index, "live", live)
+	return true, nil
 }
 
 // resumeShreds finishes what interrupted runs left: every key marked "shredding" whose shred
@@ -787,11 +795,10 @@ func (l *Ledger) resumeShreds(ctx context.Context) ([]Shred, error) {
 			if s == nil || !slices.Contains(s.Blobs, b.id) {
 				continue
 			}
-			if live, err := l.dk.liveScope(ctx, b.id, scope); err != nil || live != "" {
+			if kept, err := l.keptLive(ctx, b.id, scope, s.Index); err != nil || kept {
 				if err != nil {
 					return out, err
 				}
-				l.log.Error("ledger: an attachment named by a shred entry is tied to a live scope: kept", "key", b.id, "entry", s.Index, "live", live)
 				break
 			}
 			if err := l.dk.enc.Vault.DestroyKey(ctx, b.id); err != nil {
