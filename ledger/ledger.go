@@ -182,9 +182,10 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{
 		st: st, opts: opts, log: opts.Logger, keys: opts.Signing,
-		reqs: make(chan *request),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		reqs:  make(chan *request),
+		holds: holdLog{lockMu: make(chan struct{}, 1)},
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 
 		randPool: randPool,
 	}

@@ -137,7 +137,7 @@ func (l *Ledger) ApplyLocks(ctx context.Context, p *RetentionPolicy) (LockReport
 	if err := l.holds.lockLocks(ctx); err != nil {
 		return LockReport{}, err
 	}
-	defer l.holds.lockMu.Unlock()
+	defer l.holds.unlockLocks()
 	if p != nil {
 		l.holds.locks.policy = &RetentionPolicy{Rules: slices.Clone(p.Rules)}
 	}
@@ -411,7 +411,7 @@ func (l *Ledger) lockBlob(ctx context.Context, sum [32]byte) error {
 	if err := l.holds.lockLocks(ctx); err != nil {
 		return err
 	}
-	defer l.holds.lockMu.Unlock()
+	defer l.holds.unlockLocks()
 	id := blobKeyID(sum)
 	bs, err := l.dk.readScope(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDestroyed) {

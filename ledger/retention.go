@@ -131,9 +131,9 @@ type holdEntry struct {
 // cache's locks while holding mu.
 type holdLog struct {
 	mu     sync.Mutex
-	runs   sync.Mutex // one ApplyRetention at a time (taken before lockMu and mu)
-	lockMu sync.Mutex
-	locks  objectLocks // guarded by lockMu
+	runs   sync.Mutex    // one ApplyRetention at a time (taken before lockMu and mu)
+	lockMu chan struct{} // the pass lock: a send takes it (lockLocks), a receive releases it
+	locks  objectLocks   // guarded by lockMu
 	// Ledgers written before holds were chained hold unchained hold entries; while the chain
 	// is empty their set is read from them, once per Open (this version never writes one, and
 	// one process at a time writes a ledger), and kept here.
@@ -145,15 +145,16 @@ type holdLog struct {
 
 // lockLocks takes lockMu, or returns ctx's error if ctx ends first.
 func (h *holdLog) lockLocks(ctx context.Context) error {
-	for !h.lockMu.TryLock() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ledger: waiting for the pass over the blob store's locks: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+	select {
+	case h.lockMu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ledger: waiting for the pass over the blob store's locks: %w", ctx.Err())
 	}
-	return nil
 }
+
+// unlockLocks releases lockMu.
+func (h *holdLog) unlockLocks() { <-h.lockMu }
 
 // PlaceHold seals a legal hold into the ledger and returns its entry's index. A hold placed
 // with the id of an active hold replaces it. With a blob store that locks objects, it then
@@ -170,7 +171,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, h Hold) (uint64, error) {
 	if err := l.holds.lockLocks(ctx); err != nil {
 		return 0, err
 	}
-	defer l.holds.lockMu.Unlock()
+	defer l.holds.unlockLocks()
 	i, err := l.placeHold(ctx, h)
 	if err != nil {
 		return i, err
@@ -243,7 +244,7 @@ func (l *Ledger) ReleaseHold(ctx context.Context, id, by, reason string) (uint64
 	if err := l.holds.lockLocks(ctx); err != nil {
 		return 0, err
 	}
-	defer l.holds.lockMu.Unlock()
+	defer l.holds.unlockLocks()
 	i, err := l.releaseHold(ctx, id, by, reason)
 	if err != nil {
 		return i, err
