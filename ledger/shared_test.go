@@ -94,6 +94,14 @@ func openSharedEncrypted(t testing.TB, st store.Store, keys *seal.SigningKey, ri
 	return l
 }
 
+// twoEncryptedWriters opens two writers of one shared, encrypted ledger in memory, with vault as
+// their key vault, as two processes on one PostgreSQL ledger.
+func twoEncryptedWriters(t testing.TB, vault store.KeyVault) (a, b *ledger.Ledger) {
+	t.Helper()
+	st, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
+	return openSharedEncrypted(t, st, keys, ring, vault), openSharedEncrypted(t, st, keys, ring, vault)
+}
+
 // Several ledgers on one store, as several processes on one PostgreSQL log: every message is
 // stored once whichever ledger took it (redeliveries go to any of them), indexes are dense, the
 // conversations they share chain across writers, and the whole log verifies.
@@ -525,9 +533,7 @@ func (w *lockWatch) AppendLocked(ctx context.Context, from uint64, build func(ui
 // is gone here too, although this writer still had the key cached.
 func TestSharedReadAfterAnotherWritersShred(t *testing.T) {
 	ctx := context.Background()
-	st, vault, ring := memstore.New(), &memstore.KeyVault{}, sealtest.NewKeyring()
-	keys := testKeys(t)
-	a, b := openSharedEncrypted(t, st, keys, ring, vault), openSharedEncrypted(t, st, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, &memstore.KeyVault{})
 	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
 	rc, err := a.Append(ctx, secretMsg(1, "cid-old", old, "an old order"))
 	require.NoError(t, err)
@@ -550,10 +556,8 @@ func TestSharedReadAfterAnotherWritersShred(t *testing.T) {
 // destroyed (a policy destroying more than it names).
 func TestSharedRetentionLeavesAnotherWritersMark(t *testing.T) {
 	ctx := context.Background()
-	mem, ring := memstore.New(), sealtest.NewKeyring()
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
-	keys := testKeys(t)
-	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, vault)
 	old := time.Date(2023, 5, 5, 0, 0, 0, 0, time.UTC)
 	m := secretMsg(1, "cid-x", old, "an old order")
 	_, err := a.Append(ctx, m)
@@ -679,10 +683,8 @@ func (ownerless) Claim() {}
 // destroying more than it names).
 func TestSharedShredTakesTheSealedEntry(t *testing.T) {
 	ctx := context.Background()
-	mem, ring := memstore.New(), sealtest.NewKeyring()
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
-	keys := testKeys(t)
-	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, vault)
 	content := "term sheet, shared by two desks"
 	sum := attach(t, a, "cid-old", 1, time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), content)
 	var bShreds []ledger.Shred
@@ -759,9 +761,8 @@ func TestSharedShredAndTieRace(t *testing.T) {
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet, shared by two desks"
 
 	// b ties first.
-	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
-	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	vault.onMark = func() { attach(t, b, "cid-live", 2, time.Now().UTC(), content) }
 	shreds, err := a.ApplyRetention(ctx, keepOneYear, ledger.ApplyOptions{Authority: "a's job"})
@@ -773,9 +774,8 @@ func TestSharedShredAndTieRace(t *testing.T) {
 	require.Equal(t, content, string(got))
 
 	// a marks first.
-	mem, ring, keys = memstore.New(), sealtest.NewKeyring(), testKeys(t)
 	bvault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
-	a, b = openSharedEncrypted(t, mem, keys, ring, bvault), openSharedEncrypted(t, mem, keys, ring, bvault)
+	a, b = twoEncryptedWriters(t, bvault)
 	sum = attach(t, a, "cid-old", 1, old, content)
 	var tieErr, putErr error
 	bvault.onMark = func() {
@@ -856,9 +856,8 @@ func TestAttachmentMarksAreCleared(t *testing.T) {
 func TestSharedShredEntryStandsAgainstALaterHold(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
-	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
 	vault := &markHook{KeyVault: &memstore.KeyVault{}}
-	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	vault.onMark = func() { // b has marked the key; a's run seals the entry and stops
 		vault.fail = blobKey(sum)
@@ -916,9 +915,8 @@ func TestANamedAttachmentTiedToALiveScopeIsKept(t *testing.T) {
 func TestAnAdoptedMarkIsRenamedAndDatedAnew(t *testing.T) {
 	ctx := context.Background()
 	old, content := time.Date(2023, 2, 3, 0, 0, 0, 0, time.UTC), "term sheet"
-	mem, ring, keys := memstore.New(), sealtest.NewKeyring(), testKeys(t)
 	vault := &markHook{KeyVault: &memstore.KeyVault{}, blob: true}
-	a, b := openSharedEncrypted(t, mem, keys, ring, vault), openSharedEncrypted(t, mem, keys, ring, vault)
+	a, b := twoEncryptedWriters(t, vault)
 	sum := attach(t, a, "cid-old", 1, old, content)
 	blob := blobKey(sum)
 	var scope string
