@@ -37,7 +37,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -52,6 +51,7 @@ import (
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
+	"github.com/commseal/commseal/ledger/export"
 	"github.com/commseal/commseal/ledger/search"
 )
 
@@ -119,10 +119,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	// The bundle goes to a new or empty directory (ledger/export): found out now, not after
 	// the ledger is built.
-	if ents, err := os.ReadDir(c.out); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("-out %s is not empty: the bundle needs a new or empty directory", c.out)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("-out %s: %w", c.out, err)
+	if err := export.CheckDir(c.out); err != nil {
+		return nil, fmt.Errorf("-out: %w", err)
 	}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stderr == os.Stderr {
 		c.progress = true

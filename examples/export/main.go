@@ -233,8 +233,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("give at least one of -conversation, -sender, -from, -to, -kind: export refuses to select everything")
 	}
 	if *apiURL != "" {
-		if ents, err := os.ReadDir(*out); err == nil && len(ents) > 0 {
-			return usage(fmt.Sprintf("-out %s is not empty", *out))
+		if err := export.CheckDir(*out); err != nil {
+			return usage(fmt.Sprintf("-out: %v", err))
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
@@ -251,9 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if inside(*dir, *out) {
 		return usage(fmt.Sprintf("-out %s is inside the ledger directory: the bundle holds plain text", *out))
 	}
-	if ents, err := os.ReadDir(*out); err == nil && len(ents) > 0 {
-		return usage(fmt.Sprintf("-out %s is not empty", *out))
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := export.CheckDir(*out); err != nil {
 		return usage(fmt.Sprintf("-out: %v", err))
 	}
 

@@ -160,7 +160,7 @@ func Write(ctx context.Context, l *ledger.Ledger, dir string, req Request) (*Sum
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDir(dir); err != nil {
+	if err := CheckDir(dir); err != nil {
 		return nil, err
 	}
 	pr := &progress{fn: req.Progress}
@@ -326,8 +326,10 @@ func check(l *ledger.Ledger, req Request) ([]uint64, error) {
 	return idx, nil
 }
 
-// checkDir checks that the bundle directory is absent or empty.
-func checkDir(dir string) error {
+// CheckDir reports whether dir can take a bundle, before anything is built: nil for a new or
+// empty directory, ErrNotEmpty (wrapped) for one that holds anything, and the error of reading
+// it otherwise (a file, a directory that cannot be read).
+func CheckDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
