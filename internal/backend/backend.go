@@ -471,7 +471,7 @@ func Recorded(dir string) (spec Spec, found bool, err error) {
 			return Spec{}, false, fmt.Errorf("%w: %s: its S3 settings (region %q, retention %q)", ErrCorruptRecord, filepath.Join(dir, layout.StoreFile), r.S3.Region, r.S3.Retention)
 		}
 		spec.Blobs.region, spec.Blobs.pathStyle, spec.Blobs.retention = r.S3.Region, r.S3.PathStyle, d
-		spec.Blobs.given, spec.Blobs.recorded = s3Given{true, true, true}, true
+		spec.Blobs.recorded = true
 	}
 	switch {
 	case spec.Store.Kind == File && filepath.IsAbs(spec.Store.Path),
@@ -596,7 +596,6 @@ func Settled(recorded, given Spec) Spec {
 	if !g.given.retention {
 		g.retention = r.retention
 	}
-	g.given = s3Given{true, true, true}
 	return given
 }
 
