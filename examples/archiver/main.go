@@ -525,7 +525,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		closeAlerts = notify.close
 		source := capture.PlatformDingTalk + "/" + c.id // the app this archiver captures
 		var monitor func() *surveil.Monitor
-		if leases, ok := l.Store.(store.Leases); ok && c.shared {
+		if c.shared {
+			leases, ok := l.Store.(store.Leases)
+			if !ok { // parse lets -shared through only for PostgreSQL, which grants leases
+				return fail("surveillance: -shared needs a store that grants leases; %T does not", l.Store)
+			}
 			if monitor, err = sv.startLeased(indexCtx, &wg, l.Ledger, leases, c.leaseEvery, c.dir, source, log, notify.onSealed); err != nil {
 				return fail("surveillance: %v", err)
 			}
@@ -536,9 +540,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			}
 			monitor = func() *surveil.Monitor { return m }
 		}
-		reconnects := func() int64 { return src.Health().Reconnects }
-		seen := reconnects()
-		wg.Go(func() { watchReconnects(indexCtx, reconnects, seen, monitor, source, log) })
+		if sv.rules != nil { // reconnect storms are a behaviour rule's
+			reconnects := func() int64 { return src.Health().Reconnects }
+			seen := reconnects()
+			wg.Go(func() { watchReconnects(indexCtx, reconnects, seen, monitor, source, log) })
+		}
 	}
 	wg.Go(func() { prepareMonths(indexCtx, l.Ledger, log, time.Now, prepareAhead) })
 	if anch != nil {

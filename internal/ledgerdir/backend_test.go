@@ -185,6 +185,7 @@ func TestTwoNewDirectoriesOnOneSchema(t *testing.T) {
 	_, err = ledgerdir.OpenOn(ctx, dirB, "", parse(t, dirB, pgURL, ""), ledger.Options{Shared: true})
 	require.ErrorIs(t, err, ledger.ErrOtherLedger)
 	require.ErrorContains(t, err, fmt.Sprintf("claimed by %s+%08x", a.Signing.Verifier.Name(), a.Signing.Verifier.KeyHash()))
+	require.Equal(t, ledgerdir.ExitRefused, ledgerdir.ExitCode(err), "a program exits 2")
 	require.NoDirExists(t, dirB, "the refused directory's new keys are not left behind")
 	_, err = a.Append(ctx, msg("m1"))
 	require.NoError(t, err)

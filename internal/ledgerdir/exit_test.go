@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/commseal/commseal/internal/backend"
-	"github.com/commseal/commseal/internal/backend/backendtest"
 	"github.com/commseal/commseal/internal/layout"
 	"github.com/commseal/commseal/internal/ledgerdir"
 	"github.com/commseal/commseal/ledger"
@@ -68,21 +67,6 @@ func TestExitCode(t *testing.T) {
 	require.ErrorIs(t, mismatch, backend.ErrMismatch)
 	require.ErrorIs(t, notEmpty, backend.ErrNotEmpty)
 	require.ErrorIs(t, corrupt, backend.ErrCorruptRecord)
-}
-
-// A second new ledger directory on a PostgreSQL schema that the first has claimed is refused
-// with ledger.ErrOtherLedger: exit status 2.
-func TestExitCodeOtherLedger(t *testing.T) {
-	ctx := context.Background()
-	t.Setenv(layout.PassphraseEnv, "")
-	pgURL := backendtest.Postgres(t)
-	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	a, err := ledgerdir.OpenOn(ctx, dirA, "", parse(t, dirA, pgURL, ""), ledger.Options{Shared: true})
-	require.NoError(t, err)
-	defer a.Close()
-	_, err = ledgerdir.OpenOn(ctx, dirB, "", parse(t, dirB, pgURL, ""), ledger.Options{Shared: true})
-	require.ErrorIs(t, err, ledger.ErrOtherLedger)
-	require.Equal(t, ledgerdir.ExitRefused, ledgerdir.ExitCode(err))
 }
 
 func ExampleExitCode() {
