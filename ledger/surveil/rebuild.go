@@ -187,6 +187,8 @@ type replayed struct {
 // nothing. It returns how many messages it replayed.
 func (m *Monitor) replay(ctx context.Context, sc *scan.Scanner, from, to uint64) (int, error) {
 	var items []replayed
+	d := m.opts.Behaviour
+	cats := d.UsesCategories() // else the lexicon need not run over the replay
 	err := m.d.Scan(ctx, from, to, func(e *ledger.Entry, err error) error {
 		switch {
 		case e.Leaf.Kind == seal.KindAnnotation:
@@ -204,23 +206,30 @@ func (m *Monitor) replay(ctx context.Context, sc *scan.Scanner, from, to uint64)
 			return fmt.Errorf("entry %d: %w", e.Index, err)
 		}
 		items = append(items, replayed{msg: e.Message})
-		m.batch.add(e.Index, e.Message)
+		if cats {
+			m.batch.add(e.Index, e.Message)
+		}
 		return nil
 	})
 	if err != nil {
 		m.batch.reset()
 		return 0, err
 	}
-	var cats [][]string
-	m.batch.scan(sc, func(_ uint64, _ *capture.Message, fs []Finding) { cats = append(cats, categories(fs)) })
-	d := m.opts.Behaviour
+	var found [][]string
+	if cats {
+		m.batch.scan(sc, func(_ uint64, _ *capture.Message, fs []Finding) { found = append(found, categories(fs)) })
+	}
 	n := 0
 	for _, it := range items {
 		if it.msg == nil {
 			d.Restore(*it.found)
 			continue
 		}
-		d.Observe(it.msg, cats[n]) // sealed and reported before the restart
+		var c []string
+		if cats {
+			c = found[n]
+		}
+		d.Observe(it.msg, c) // sealed and reported before the restart
 		n++
 	}
 	return n, nil

@@ -927,6 +927,10 @@ func burstMemory(alpha float64) int64 {
 	return int64(n)
 }
 
+// UsesCategories reports whether a loaded rule reads the lexicon categories Observe is given
+// (off_channel): without one, a caller may pass nil and skip scanning for them.
+func (d *Detector) UsesCategories() bool { return d.ocRules > 0 }
+
 // Memory returns how far back in message time the rules' state reaches, for a program that
 // rebuilds a detector by replaying messages (after a restart): replaying the messages of the
 // last window before where the original stopped gives the state the rules use. window is the
